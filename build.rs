@@ -1,0 +1,28 @@
+//! Refuses to build against the CURVE-less libzmq that `zmq-sys` bundles.
+//!
+//! `.cargo/config.toml` overrides zmq-sys's build script so that the system libzmq (built with
+//! libsodium) is linked, and adds the marker key `system = "1"`, which Cargo passes to the
+//! build scripts of zmq-sys's direct dependents as `DEP_ZMQ_SYSTEM`. Cargo ignores that file
+//! when it runs from another directory or when this crate is a dependency, and then silently
+//! builds a libzmq where CURVE fails at run time. An authenticator that cannot do CURVE must
+//! not build, so this script fails loudly and says how to fix it. Documentation builds
+//! (docs.rs sets `DOCS_RS`) link nothing and are let through.
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=DEP_ZMQ_SYSTEM");
+    println!("cargo:rerun-if-env-changed=DOCS_RS");
+    if std::env::var_os("DOCS_RS").is_some() || std::env::var_os("DEP_ZMQ_SYSTEM").is_some() {
+        return;
+    }
+    let target = std::env::var("TARGET").unwrap_or_else(|_| "<your target triple>".into());
+    panic!(
+        "\n\nactix-zap: zmq-sys is building its bundled libzmq, which has no CURVE support.\n\
+         Link the system libzmq instead (Debian/Ubuntu: `apt-get install libzmq3-dev`) by\n\
+         adding these lines to the `.cargo/config.toml` of the directory you run cargo from:\n\n\
+         [target.{target}.zmq]\n\
+         rustc-link-lib = [\"zmq\"]\n\
+         system = \"1\"\n\n\
+         Cargo reads that file from the current directory only, so run cargo from your\n\
+         project's root (not with --manifest-path from elsewhere).\n"
+    );
+}

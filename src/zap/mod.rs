@@ -1,0 +1,15 @@
+//! The ZAP wire format (RFC 27), sans-IO: requests in, replies out, ZMTP metadata.
+
+mod metadata;
+mod reply;
+mod request;
+
+pub use metadata::{
+    check_name as check_metadata_name, decode as decode_metadata, Metadata, MetadataError,
+    MAX_METADATA_BYTES, RESERVED_NAMES,
+};
+pub use reply::{Reply, StatusCode};
+pub use request::{Mechanism, Request, RequestError, ZAP_VERSION};
+
+/// The inproc endpoint libzmq asks for every handshake that needs authentication.
+pub const ZAP_ENDPOINT: &str = "inproc://zeromq.zap.01";

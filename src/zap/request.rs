@@ -289,7 +289,7 @@ mod tests {
 
     #[test]
     fn version_must_be_exactly_1_0() {
-        let mut f = frames(b"NULL", &[]);
+        let f = frames(b"NULL", &[]);
         f[0] = b"1.1";
         assert_eq!(Request::parse(f), Err(RequestError::InvalidVersion));
         f[0] = b"1.0\0";
@@ -322,7 +322,7 @@ mod tests {
 
     #[test]
     fn non_utf8_domain_and_address_are_replaced_not_rejected() {
-        let mut f = frames(b"NULL", &[]);
+        let f = frames(b"NULL", &[]);
         f[2] = b"d\xffm";
         let r = Request::parse(f).unwrap();
         assert_eq!(r.domain, "d\u{fffd}m");

@@ -1,0 +1,202 @@
+//! The typed messages that configure and query the [`PolicyActor`](super::PolicyActor).
+//!
+//! Every change to the policy is one of these, sent to the actor's address, so the policy
+//! needs no lock. Each returns `Result<_, ConfigError>`; a rejected message changes nothing.
+//!
+//! ```no_run
+//! # async fn demo(policy: actix::Addr<actix_zap::PolicyActor>) -> Result<(), Box<dyn std::error::Error>> {
+//! use actix_zap::{Allow, ConfigureCurve};
+//! policy.send(Allow::new(["127.0.0.1", "10.0.0.0/8"])?).await??;
+//! policy.send(ConfigureCurve::directory("*", "public_keys")).await??;
+//! # Ok(()) }
+//! ```
+
+use std::path::PathBuf;
+
+use actix::Message;
+
+use crate::certs::{CertStore, Layout, RejectedFile};
+use crate::error::ConfigError;
+use crate::policy::{AddressError, AddressPattern, AddressRules, GssapiPolicy, PasswordTable};
+use crate::policy::UserIdMapper;
+use crate::provider::Provider;
+use crate::zap::Reply;
+
+fn patterns<S: AsRef<str>>(
+    addresses: impl IntoIterator<Item = S>,
+) -> Result<Vec<AddressPattern>, AddressError> {
+    addresses.into_iter().map(|a| a.as_ref().parse()).collect()
+}
+
+/// Adds addresses or CIDR ranges to the allow-list (pyzmq's `allow`).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), ConfigError>")]
+pub struct Allow(pub Vec<AddressPattern>);
+
+impl Allow {
+    /// Parses each address; fails on the first that is not an address or range.
+    pub fn new<S: AsRef<str>>(addresses: impl IntoIterator<Item = S>) -> Result<Self, AddressError> {
+        patterns(addresses).map(Allow)
+    }
+}
+
+/// Adds addresses or CIDR ranges to the deny-list (pyzmq's `deny`).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), ConfigError>")]
+pub struct Deny(pub Vec<AddressPattern>);
+
+impl Deny {
+    /// Parses each address; fails on the first that is not an address or range.
+    pub fn new<S: AsRef<str>>(addresses: impl IntoIterator<Item = S>) -> Result<Self, AddressError> {
+        patterns(addresses).map(Deny)
+    }
+}
+
+/// Removes entries from the allow- or deny-list; answers how many were removed.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<usize, ConfigError>")]
+pub struct RemoveAddresses(pub Vec<AddressPattern>);
+
+/// Replaces the address rules as a whole (e.g. switch from an allow-list to a deny-list).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), ConfigError>")]
+pub struct SetAddressRules(pub AddressRules);
+
+/// Sets one domain's PLAIN users (`"*"` covers every domain without its own table).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), ConfigError>")]
+pub struct ConfigurePlain {
+    /// The ZAP domain, or `"*"`.
+    pub domain: String,
+    /// Usernames and passwords.
+    pub passwords: PasswordTable,
+}
+
+/// Where a domain's CURVE decision comes from.
+#[derive(Debug, Clone)]
+pub enum CurveSource {
+    /// Any client key (pyzmq's `CURVE_ALLOW_ANY`), for this domain only.
+    AllowAny,
+    /// The public certificates in a directory, read off the actix thread.
+    Directory {
+        /// The directory.
+        path: PathBuf,
+        /// pyzmq's (`*.key`, flat) or CZMQ's (recursive, all but `*_secret`) layout.
+        layout: Layout,
+    },
+    /// A key set loaded by the caller.
+    Keys(CertStore),
+}
+
+/// Sets one domain's CURVE policy, replacing that domain's previous one (keys, allow-any or
+/// provider) and no other domain's.
+///
+/// A directory is loaded on a blocking thread; the reply comes once it is installed. The
+/// domain then admits exactly the keys of the valid files; bad files are listed in the
+/// report. If the directory cannot be read at all, the domain refuses every CURVE client
+/// until a later configuration succeeds, and the error says why.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<CurveReport, ConfigError>")]
+pub struct ConfigureCurve {
+    /// The ZAP domain, or `"*"`.
+    pub domain: String,
+    /// Allow-any, a directory or a key set.
+    pub source: CurveSource,
+}
+
+impl ConfigureCurve {
+    /// Any key may connect in `domain`.
+    pub fn allow_any(domain: impl Into<String>) -> Self {
+        ConfigureCurve {
+            domain: domain.into(),
+            source: CurveSource::AllowAny,
+        }
+    }
+
+    /// The keys of the certificates in `path` (pyzmq layout: `*.key` files).
+    pub fn directory(domain: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        ConfigureCurve {
+            domain: domain.into(),
+            source: CurveSource::Directory {
+                path: path.into(),
+                layout: Layout::Pyzmq,
+            },
+        }
+    }
+}
+
+/// What a CURVE configuration installed.
+#[derive(Debug, Default)]
+pub struct CurveReport {
+    /// Keys now admitted in the domain (0 for allow-any).
+    pub keys: usize,
+    /// Certificate files that were skipped, each with its cause.
+    pub rejected: Vec<RejectedFile>,
+}
+
+/// Lets a provider decide the domain's CURVE keys (pyzmq's `configure_curve_callback`).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), ConfigError>")]
+pub struct ConfigureCurveCallback {
+    /// The ZAP domain, or `"*"`.
+    pub domain: String,
+    /// The provider, synchronous or asynchronous.
+    pub provider: Provider,
+}
+
+/// Sets one domain's GSSAPI policy.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), ConfigError>")]
+pub struct ConfigureGssapi {
+    /// The ZAP domain, or `"*"`.
+    pub domain: String,
+    /// Any principal, or a set of principals.
+    pub policy: GssapiPolicy,
+}
+
+/// Which mechanism's configuration to remove from a domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MechanismKind {
+    /// The domain's password table.
+    Plain,
+    /// The domain's keys, allow-any or provider.
+    Curve,
+    /// The domain's GSSAPI policy.
+    Gssapi,
+}
+
+/// Removes one mechanism's configuration from a domain; answers whether there was one.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<bool, ConfigError>")]
+pub struct Unconfigure {
+    /// The ZAP domain, or `"*"`.
+    pub domain: String,
+    /// The mechanism.
+    pub mechanism: MechanismKind,
+}
+
+/// Replaces the CURVE user-id mapping (`None`: the key's Z85 text, pyzmq's default).
+///
+/// The mapping runs on the actix thread for every admitted CURVE client: keep it quick. A
+/// mapping that panics gives the client a `500`.
+#[derive(Clone, Message)]
+#[rtype(result = "Result<(), ConfigError>")]
+pub struct SetCurveUserId(pub Option<UserIdMapper>);
+
+impl std::fmt::Debug for SetCurveUserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SetCurveUserId(custom: {})", self.0.is_some())
+    }
+}
+
+/// One ZAP request, as frames after the routing envelope. Answered with the reply to send,
+/// or `None` when the request cannot be answered (fewer than 2 frames).
+#[derive(Debug, Message)]
+#[rtype(result = "Option<Reply>")]
+pub struct Authenticate(pub Vec<Vec<u8>>);
+
+/// Stops the authenticator: answers what is in flight, unbinds, stops both actors.
+/// Sent to the [`ZapSocket`](super::ZapSocket).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Stop;

@@ -1,0 +1,10 @@
+//! The two actors: [`ZapSocket`] (socket I/O) and [`PolicyActor`] (state and decisions).
+
+pub mod messages;
+mod policy_actor;
+mod pool;
+mod zap_socket;
+
+pub use policy_actor::PolicyActor;
+pub(crate) use zap_socket::bind;
+pub use zap_socket::ZapSocket;

@@ -1,0 +1,330 @@
+//! `PolicyActor`: owns the [`Policy`], applies configuration messages, decides requests.
+//!
+//! Decisions that need no provider are answered inside the handler. Provider lookups run
+//! concurrently (asynchronous ones on this thread, synchronous ones on the bounded pool),
+//! each under the deadline and with panics caught, so one slow or broken provider delays
+//! only its own client.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use futures::future::{ready, LocalBoxFuture};
+use futures::FutureExt as _;
+use log::{debug, warn};
+
+use super::messages::*;
+use super::pool::{BlockingPool, JobError};
+use crate::certs::{load_directory, CertStore};
+use crate::error::ConfigError;
+use crate::policy::{Consultation, CurvePolicy, Decision, Policy, ProviderFailure};
+use crate::provider::{CurveVerdict, Provider};
+use crate::settings::Settings;
+use crate::zap::{Reply, Request};
+
+/// Fails unless the linked libzmq can do CURVE (`zmq::has("curve")`).
+pub(crate) fn require_curve(has_curve: Option<bool>) -> Result<(), ConfigError> {
+    match has_curve {
+        Some(true) => Ok(()),
+        _ => Err(ConfigError::NoCurveSupport),
+    }
+}
+
+/// The actor that owns the authentication policy. See the [module docs](self).
+pub struct PolicyActor {
+    policy: Policy,
+    settings: Settings,
+    pool: BlockingPool,
+    /// The latest CURVE configuration per domain; a directory load applies only if no later
+    /// configuration of its domain arrived while it was reading files.
+    curve_tickets: HashMap<String, u64>,
+    next_ticket: u64,
+}
+
+impl PolicyActor {
+    /// A policy actor with an empty policy (everything that needs a policy is refused).
+    pub fn new(settings: Settings) -> std::io::Result<Self> {
+        let pool = BlockingPool::new(settings.provider_threads, settings.provider_queue)?;
+        Ok(PolicyActor {
+            policy: Policy::default(),
+            settings,
+            pool,
+            curve_tickets: HashMap::new(),
+            next_ticket: 0,
+        })
+    }
+
+    fn curve_ticket(&mut self, domain: &str) -> u64 {
+        self.next_ticket += 1;
+        self.curve_tickets.insert(domain.to_owned(), self.next_ticket);
+        self.next_ticket
+    }
+
+    fn install_curve(&mut self, domain: &str, curve: CurvePolicy) -> Result<(), ConfigError> {
+        require_curve(zmq::has("curve"))?;
+        self.policy.configure_curve(domain, curve)?;
+        Ok(())
+    }
+
+    /// Runs a provider under the deadline, with panics caught, and builds the reply.
+    fn consult(&self, consultation: Consultation) -> impl Future<Output = Reply> {
+        let deadline = self.settings.provider_deadline;
+        let domain = consultation.domain.clone();
+        let key = consultation.public_key;
+        let outcome: LocalBoxFuture<'static, Result<CurveVerdict, ProviderFailure>> =
+            match &consultation.provider {
+                Provider::Blocking(provider) => {
+                    let provider = Arc::clone(provider);
+                    match self.pool.run(move || provider.check_curve(&domain, &key)) {
+                        Err(_) => Box::pin(ready(Err(ProviderFailure::Overloaded))),
+                        Ok(answer) => Box::pin(async move {
+                            match answer.await {
+                                Ok(Ok(Ok(verdict))) => Ok(verdict),
+                                Ok(Ok(Err(error))) => Err(ProviderFailure::Error(error)),
+                                Ok(Err(JobError::Overloaded)) => Err(ProviderFailure::Overloaded),
+                                Ok(Err(JobError::Panicked)) | Err(_) => {
+                                    Err(ProviderFailure::Panicked)
+                                }
+                            }
+                        }),
+                    }
+                }
+                Provider::Async(provider) => {
+                    match catch_unwind(AssertUnwindSafe(|| provider.check_curve(&domain, &key))) {
+                        Err(_) => Box::pin(ready(Err(ProviderFailure::Panicked))),
+                        Ok(future) => Box::pin(async move {
+                            match AssertUnwindSafe(future).catch_unwind().await {
+                                Ok(Ok(verdict)) => Ok(verdict),
+                                Ok(Err(error)) => Err(ProviderFailure::Error(error)),
+                                Err(_) => Err(ProviderFailure::Panicked),
+                            }
+                        }),
+                    }
+                }
+            };
+        async move {
+            let outcome = tokio::time::timeout(deadline, outcome)
+                .await
+                .unwrap_or(Err(ProviderFailure::TimedOut));
+            if let Err(failure) = &outcome {
+                warn!(
+                    target: "actix_zap::provider",
+                    "CURVE provider for domain {:?}, key {}: {failure}",
+                    consultation.domain, consultation.public_key
+                );
+            }
+            consultation.finish(outcome)
+        }
+    }
+}
+
+impl Actor for PolicyActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Requests arrive in bursts of up to `max_in_flight` (the ZapSocket's bound); room for
+        // all of them plus configuration messages means nobody waits for mailbox space.
+        ctx.set_mailbox_capacity(self.settings.max_in_flight.saturating_add(64));
+    }
+}
+
+fn log_decision(frames: &[Vec<u8>], reply: &Reply) {
+    if !log::log_enabled!(target: "actix_zap::decision", log::Level::Debug) {
+        return;
+    }
+    if let Ok(request) = Request::parse(frames) {
+        debug!(
+            target: "actix_zap::decision",
+            "{} {:?} domain={:?} address={} mechanism={} user_id={:?}",
+            reply.status,
+            reply.text,
+            request.domain,
+            request.address,
+            request.mechanism.name(),
+            reply.user_id
+        );
+    } else {
+        debug!(target: "actix_zap::decision", "{} {:?} for a malformed request", reply.status, reply.text);
+    }
+}
+
+impl Handler<Authenticate> for PolicyActor {
+    type Result = Response<Option<Reply>>;
+
+    fn handle(&mut self, Authenticate(frames): Authenticate, _: &mut Self::Context) -> Self::Result {
+        match self.policy.handle(&frames) {
+            Decision::Reply(reply) => {
+                log_decision(&frames, &reply);
+                Response::reply(Some(reply))
+            }
+            Decision::Drop(error) => {
+                warn!(target: "actix_zap::decision", "dropped a request: {error}");
+                Response::reply(None)
+            }
+            Decision::Consult(consultation) => {
+                let reply = self.consult(consultation);
+                Response::fut(async move {
+                    let reply = reply.await;
+                    log_decision(&frames, &reply);
+                    Some(reply)
+                })
+            }
+        }
+    }
+}
+
+impl Handler<Allow> for PolicyActor {
+    type Result = Result<(), ConfigError>;
+
+    fn handle(&mut self, Allow(patterns): Allow, _: &mut Self::Context) -> Self::Result {
+        debug!("allow {}", list(&patterns));
+        Ok(self.policy.allow(patterns)?)
+    }
+}
+
+impl Handler<Deny> for PolicyActor {
+    type Result = Result<(), ConfigError>;
+
+    fn handle(&mut self, Deny(patterns): Deny, _: &mut Self::Context) -> Self::Result {
+        debug!("deny {}", list(&patterns));
+        Ok(self.policy.deny(patterns)?)
+    }
+}
+
+fn list(patterns: &[impl std::fmt::Display]) -> String {
+    patterns.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+impl Handler<RemoveAddresses> for PolicyActor {
+    type Result = Result<usize, ConfigError>;
+
+    fn handle(&mut self, msg: RemoveAddresses, _: &mut Self::Context) -> Self::Result {
+        Ok(self.policy.remove_addresses(&msg.0))
+    }
+}
+
+impl Handler<SetAddressRules> for PolicyActor {
+    type Result = Result<(), ConfigError>;
+
+    fn handle(&mut self, msg: SetAddressRules, _: &mut Self::Context) -> Self::Result {
+        self.policy.set_address_rules(msg.0);
+        Ok(())
+    }
+}
+
+impl Handler<ConfigurePlain> for PolicyActor {
+    type Result = Result<(), ConfigError>;
+
+    fn handle(&mut self, msg: ConfigurePlain, _: &mut Self::Context) -> Self::Result {
+        debug!("configure PLAIN for domain {:?}: {} user(s)", msg.domain, msg.passwords.len());
+        Ok(self.policy.configure_plain(&msg.domain, msg.passwords)?)
+    }
+}
+
+impl Handler<ConfigureCurve> for PolicyActor {
+    type Result = ResponseActFuture<Self, Result<CurveReport, ConfigError>>;
+
+    fn handle(&mut self, msg: ConfigureCurve, _: &mut Self::Context) -> Self::Result {
+        let ConfigureCurve { domain, source } = msg;
+        let ticket = self.curve_ticket(&domain);
+        let mut installed = |curve, report| -> Self::Result {
+            Box::pin(fut::ready(self.install_curve(&domain, curve).map(|()| report)))
+        };
+        match source {
+            CurveSource::AllowAny => installed(CurvePolicy::AllowAny, CurveReport::default()),
+            CurveSource::Keys(store) => {
+                let report = CurveReport { keys: store.len(), rejected: Vec::new() };
+                installed(CurvePolicy::Keys(Arc::new(store)), report)
+            }
+            CurveSource::Directory { path, layout } => {
+                let load = tokio::task::spawn_blocking(move || load_directory(&path, layout));
+                Box::pin(load.into_actor(self).map(move |loaded, act, _| {
+                    if act.curve_tickets.get(&domain) != Some(&ticket) {
+                        debug!("CURVE directory for {domain:?} superseded by a later configuration");
+                        return Ok(CurveReport::default());
+                    }
+                    let error = match loaded {
+                        Ok(Ok(load)) => {
+                            let report = CurveReport { keys: load.store.len(), rejected: load.rejected };
+                            debug!("CURVE for domain {domain:?}: {} key(s)", report.keys);
+                            act.install_curve(&domain, CurvePolicy::Keys(Arc::new(load.store)))?;
+                            return Ok(report);
+                        }
+                        Ok(Err(error)) => ConfigError::from(error),
+                        Err(join) => ConfigError::LoadFailed(join.to_string()),
+                    };
+                    // Fail closed: an unreadable directory admits nobody in this domain.
+                    warn!("CURVE for domain {domain:?}: {error}; refusing every key");
+                    act.install_curve(&domain, CurvePolicy::Keys(Arc::new(CertStore::new())))?;
+                    Err(error)
+                }))
+            }
+        }
+    }
+}
+
+impl Handler<ConfigureCurveCallback> for PolicyActor {
+    type Result = Result<(), ConfigError>;
+
+    fn handle(&mut self, msg: ConfigureCurveCallback, _: &mut Self::Context) -> Self::Result {
+        self.curve_ticket(&msg.domain);
+        debug!("configure CURVE provider ({}) for domain {:?}", msg.provider.kind(), msg.domain);
+        self.install_curve(&msg.domain, CurvePolicy::Provider(msg.provider))
+    }
+}
+
+impl Handler<ConfigureGssapi> for PolicyActor {
+    type Result = Result<(), ConfigError>;
+
+    fn handle(&mut self, msg: ConfigureGssapi, _: &mut Self::Context) -> Self::Result {
+        Ok(self.policy.configure_gssapi(&msg.domain, msg.policy)?)
+    }
+}
+
+impl Handler<Unconfigure> for PolicyActor {
+    type Result = Result<bool, ConfigError>;
+
+    fn handle(&mut self, msg: Unconfigure, _: &mut Self::Context) -> Self::Result {
+        Ok(match msg.mechanism {
+            MechanismKind::Plain => self.policy.unconfigure_plain(&msg.domain),
+            MechanismKind::Curve => {
+                self.curve_ticket(&msg.domain);
+                self.policy.unconfigure_curve(&msg.domain)
+            }
+            MechanismKind::Gssapi => self.policy.unconfigure_gssapi(&msg.domain),
+        })
+    }
+}
+
+impl Handler<SetCurveUserId> for PolicyActor {
+    type Result = Result<(), ConfigError>;
+
+    fn handle(&mut self, msg: SetCurveUserId, _: &mut Self::Context) -> Self::Result {
+        self.policy.set_curve_user_id(msg.0);
+        Ok(())
+    }
+}
+
+impl Handler<Stop> for PolicyActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curve_configuration_needs_a_curve_capable_libzmq() {
+        assert!(require_curve(Some(true)).is_ok());
+        for missing in [Some(false), None] {
+            let error = require_curve(missing).unwrap_err();
+            assert!(error.to_string().contains("libzmq3-dev"), "{error}");
+        }
+    }
+}

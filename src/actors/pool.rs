@@ -1,0 +1,117 @@
+//! A small, bounded thread pool for synchronous credential providers.
+//!
+//! A blocking provider (a database driver, a file lookup) must never run on the actix thread:
+//! it would stall every other handshake. Jobs go to a fixed number of worker threads through
+//! a bounded queue; when the queue is full the job is refused at once (the client gets a
+//! `300` and retries), so memory stays bounded. A call that never returns occupies one worker
+//! for good; the caller's deadline still answers the client, and the remaining workers keep
+//! serving. Panics are caught in the worker, which lives on.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use futures::channel::oneshot;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Why a job did not produce a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JobError {
+    /// The queue was full.
+    Overloaded,
+    /// The job panicked.
+    Panicked,
+}
+
+/// Fixed worker threads fed by a bounded queue. Dropping the pool lets idle workers exit.
+pub(crate) struct BlockingPool {
+    queue: SyncSender<Job>,
+}
+
+impl BlockingPool {
+    /// Starts `workers` threads sharing a queue of `capacity` waiting jobs.
+    pub(crate) fn new(workers: usize, capacity: usize) -> std::io::Result<Self> {
+        let (queue, jobs) = sync_channel::<Job>(capacity);
+        // The queue's receiving end is shared by the workers; the lock is held only while
+        // taking the next job, never while running one. No policy state is behind it.
+        let jobs = Arc::new(Mutex::new(jobs));
+        for n in 0..workers.max(1) {
+            let jobs = Arc::clone(&jobs);
+            thread::Builder::new()
+                .name(format!("zap-provider-{n}"))
+                .spawn(move || work(&jobs))?;
+        }
+        Ok(BlockingPool { queue })
+    }
+
+    /// Queues `job`; the returned future resolves with its value.
+    pub(crate) fn run<T, F>(
+        &self,
+        job: F,
+    ) -> Result<oneshot::Receiver<Result<T, JobError>>, JobError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let wrapped: Job = Box::new(move || {
+            let result = catch_unwind(AssertUnwindSafe(job)).map_err(|_| JobError::Panicked);
+            let _ = tx.send(result);
+        });
+        match self.queue.try_send(wrapped) {
+            Ok(()) => Ok(rx),
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                Err(JobError::Overloaded)
+            }
+        }
+    }
+}
+
+fn work(jobs: &Mutex<Receiver<Job>>) {
+    loop {
+        let next = match jobs.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        match next {
+            Ok(job) => job(),
+            Err(_) => return, // the pool was dropped
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+
+    #[test]
+    fn runs_jobs_and_catches_panics() {
+        let pool = BlockingPool::new(2, 4).unwrap();
+        assert_eq!(block_on(pool.run(|| 41 + 1).unwrap()).unwrap(), Ok(42));
+        let panicked = block_on(pool.run(|| -> u8 { panic!("provider bug") }).unwrap()).unwrap();
+        assert_eq!(panicked, Err(JobError::Panicked));
+        assert_eq!(block_on(pool.run(|| 7).unwrap()).unwrap(), Ok(7));
+    }
+
+    #[test]
+    fn a_full_queue_refuses_at_once() {
+        let pool = BlockingPool::new(1, 1).unwrap();
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
+        let first = pool
+            .run(move || {
+                started_tx.send(()).unwrap();
+                blocked.recv().unwrap();
+            })
+            .unwrap();
+        started.recv().unwrap(); // the worker is busy now
+        let queued = pool.run(|| ()).unwrap();
+        assert_eq!(pool.run(|| ()).err(), Some(JobError::Overloaded));
+        release.send(()).unwrap();
+        assert_eq!(block_on(first).unwrap(), Ok(()));
+        assert_eq!(block_on(queued).unwrap(), Ok(()));
+    }
+}

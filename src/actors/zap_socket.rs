@@ -1,0 +1,229 @@
+//! `ZapSocket`: owns the ROUTER bound to `inproc://zeromq.zap.01` and carries requests to the
+//! [`PolicyActor`] and replies back, each with its routing envelope.
+//!
+//! libzmq signals a socket through `ZMQ_FD`, which behaves like an edge-triggered descriptor:
+//! it fires when the socket's state changed, not while a message is waiting, and any zmq call
+//! on the socket (including a send) may consume the signal. So the actor drains while
+//! `ZMQ_EVENTS` says `POLLIN`, re-checks after every send, and only then waits for the next
+//! edge. Requests are forwarded as they arrive and answered as their decisions complete, in
+//! any order: libzmq always uses request id `1`, the envelope is what routes a reply.
+
+use std::os::unix::io::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use actix::prelude::*;
+use futures::channel::oneshot;
+use log::{error, trace, warn};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use super::messages::{Authenticate, Stop};
+use super::policy_actor::PolicyActor;
+use crate::error::StartError;
+use crate::zap::{Reply, StatusCode, ZAP_ENDPOINT};
+
+/// The socket's `ZMQ_FD` number. Only the number is registered with the reactor: wrapping
+/// the `zmq::Socket` itself would make a failing `get_fd` during context termination panic
+/// inside a destructor.
+struct ZmqFd(RawFd);
+
+impl AsRawFd for ZmqFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// The actor that serves the ZAP endpoint. See the [module docs](self).
+pub struct ZapSocket {
+    // Field order is drop order: the reactor registration goes before the socket closes, so a
+    // reused descriptor number is never deregistered by mistake.
+    readiness: Option<AsyncFd<ZmqFd>>,
+    socket: Option<zmq::Socket>,
+    policy: Addr<PolicyActor>,
+    in_flight: usize,
+    max_in_flight: usize,
+    stopping: bool,
+    stop_waiters: Vec<oneshot::Sender<()>>,
+}
+
+/// Binds the ZAP endpoint on `context`. Synchronous: when this returns, libzmq routes every
+/// handshake of this context to the socket.
+pub(crate) fn bind(context: &zmq::Context) -> Result<zmq::Socket, StartError> {
+    let socket = context.socket(zmq::ROUTER)?;
+    // Replies to a session that went away must never hold up context termination.
+    socket.set_linger(0)?;
+    match socket.bind(ZAP_ENDPOINT) {
+        Ok(()) => Ok(socket),
+        Err(zmq::Error::EADDRINUSE) => Err(StartError::EndpointInUse),
+        Err(other) => Err(other.into()),
+    }
+}
+
+impl ZapSocket {
+    /// Wraps a bound socket. Must run inside the actix System that will run the actor.
+    pub(crate) fn new(
+        socket: zmq::Socket,
+        policy: Addr<PolicyActor>,
+        max_in_flight: usize,
+    ) -> Result<Self, StartError> {
+        let fd = socket.get_fd()?;
+        // SAFETY: the descriptor belongs to `socket`, which this actor owns and closes only
+        // after dropping `readiness` (see the field order and `finish_stop_when_idle`).
+        let readiness = unsafe { AsyncFd::register_with_interest(ZmqFd(fd), Interest::READABLE) }
+            .map_err(std::io::Error::from)?;
+        Ok(ZapSocket {
+            readiness: Some(readiness),
+            socket: Some(socket),
+            policy,
+            in_flight: 0,
+            max_in_flight,
+            stopping: false,
+            stop_waiters: Vec::new(),
+        })
+    }
+
+    /// Receives and dispatches every waiting request.
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        loop {
+            let Some(socket) = &self.socket else { return };
+            match socket.get_events() {
+                Ok(events) if events.contains(zmq::POLLIN) => {}
+                Ok(_) => return,
+                Err(e) => return error!("ZAP socket events: {e}"),
+            }
+            match socket.recv_multipart(zmq::DONTWAIT) {
+                Ok(frames) => self.dispatch(frames, ctx),
+                Err(zmq::Error::EAGAIN) => return,
+                Err(e) => return error!("ZAP socket receive: {e}"),
+            }
+        }
+    }
+
+    /// Splits off the routing envelope and sends the request to the policy.
+    fn dispatch(&mut self, mut frames: Vec<Vec<u8>>, ctx: &mut Context<Self>) {
+        let Some(delimiter) = frames.iter().position(|f| f.is_empty()) else {
+            return warn!("dropped a ZAP message without an envelope delimiter");
+        };
+        let request = frames.split_off(delimiter + 1);
+        let envelope = frames;
+        let Some(request_id) = request.get(1).cloned() else {
+            return warn!("dropped a ZAP message of {} frame(s): no request id", request.len());
+        };
+        if self.in_flight >= self.max_in_flight {
+            let reply = Reply::refusal(&request_id, StatusCode::TryLater, "Too many requests");
+            return self.write(&envelope, &reply);
+        }
+        self.in_flight += 1;
+        let decision = self.policy.send(Authenticate(request));
+        ctx.spawn(decision.into_actor(self).map(move |answer, act, ctx| {
+            act.in_flight -= 1;
+            let reply = match answer {
+                Ok(reply) => reply,
+                // Fail closed: no policy, no admission.
+                Err(_) => Some(Reply::refusal(
+                    &request_id,
+                    StatusCode::InternalError,
+                    "Policy unavailable",
+                )),
+            };
+            if let Some(reply) = reply {
+                act.write(&envelope, &reply);
+                // The send may have consumed the signal for a request that arrived meanwhile.
+                act.drain(ctx);
+            }
+            act.finish_stop_when_idle(ctx);
+        }));
+    }
+
+    fn write(&self, envelope: &[Vec<u8>], reply: &Reply) {
+        let Some(socket) = &self.socket else { return };
+        let frames = envelope.iter().map(Vec::as_slice).chain(reply.frames());
+        match socket.send_multipart(frames, zmq::DONTWAIT) {
+            Ok(()) => trace!("ZAP reply {} sent", reply.status),
+            Err(e) => warn!("ZAP reply {} not sent: {e}", reply.status),
+        }
+    }
+
+    fn finish_stop_when_idle(&mut self, ctx: &mut Context<Self>) {
+        if !self.stopping || self.in_flight > 0 {
+            return;
+        }
+        self.readiness = None;
+        self.socket = None;
+        let policy_stopped = self.policy.send(Stop);
+        let waiters = std::mem::take(&mut self.stop_waiters);
+        // Not spawned on this actor's context, which ends now.
+        actix::spawn(async move {
+            let _ = policy_stopped.await;
+            for waiter in waiters {
+                let _ = waiter.send(());
+            }
+        });
+        ctx.stop();
+    }
+}
+
+/// Waits for `ZMQ_FD` edges and drains after each, for as long as the socket is open.
+struct Readiness;
+
+impl ActorFuture<ZapSocket> for Readiness {
+    type Output = ();
+
+    fn poll(
+        self: Pin<&mut Self>,
+        act: &mut ZapSocket,
+        ctx: &mut Context<ZapSocket>,
+        task: &mut TaskContext<'_>,
+    ) -> Poll<()> {
+        loop {
+            let Some(readiness) = &act.readiness else {
+                return Poll::Ready(());
+            };
+            match readiness.poll_read_ready(task) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => {
+                    error!("ZAP socket readiness: {e}");
+                    return Poll::Ready(());
+                }
+                // Cleared before draining: an edge that comes during the drain sets it again.
+                Poll::Ready(Ok(mut guard)) => guard.clear_ready(),
+            }
+            act.drain(ctx);
+        }
+    }
+}
+
+impl Actor for ZapSocket {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.spawn(Readiness);
+        // Requests may have arrived between bind and now, their edge already spent.
+        self.drain(ctx);
+    }
+}
+
+impl Handler<Stop> for ZapSocket {
+    type Result = Response<()>;
+
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) -> Self::Result {
+        let (done, stopped) = oneshot::channel();
+        self.stop_waiters.push(done);
+        if !self.stopping {
+            self.stopping = true;
+            // Answer what already arrived, then leave the endpoint (synchronous for inproc,
+            // so a new authenticator can bind as soon as this returns).
+            self.drain(ctx);
+            if let Some(socket) = &self.socket {
+                if let Err(e) = socket.unbind(ZAP_ENDPOINT) {
+                    warn!("unbinding the ZAP endpoint: {e}");
+                }
+            }
+            self.finish_stop_when_idle(ctx);
+        }
+        Response::fut(async move {
+            let _ = stopped.await;
+        })
+    }
+}

@@ -1,0 +1,285 @@
+//! The handle users hold: start an authenticator on a context, configure it, stop it.
+//!
+//! [`Authenticator`] is for actix applications: its methods are `async` and send the typed
+//! messages of [`messages`](crate::messages). [`ThreadAuthenticator`](crate::ThreadAuthenticator)
+//! runs the same actors on a thread of their own for everyone else.
+
+use std::path::Path;
+
+use actix::dev::ToEnvelope;
+use actix::prelude::*;
+
+use crate::actors::messages::*;
+use crate::actors::{bind, PolicyActor, ZapSocket};
+use crate::certs::CertStore;
+use crate::error::{ConfigError, StartError};
+use crate::keys::CurvePublicKey;
+use crate::policy::{GssapiPolicy, PasswordTable};
+use crate::provider::Provider;
+use crate::settings::Settings;
+
+/// pyzmq's `CURVE_ALLOW_ANY`: pass it as the location to admit any CURVE key.
+pub const CURVE_ALLOW_ANY: &str = "*";
+
+/// The oldest libzmq without the pre-authentication overflow (CVE-2019-13132).
+const SAFE_LIBZMQ: (i32, i32, i32) = (4, 3, 2);
+
+/// Refuses a libzmq older than 4.3.2 unless the caller accepted it.
+pub(crate) fn check_libzmq_version(
+    version: (i32, i32, i32),
+    accept_vulnerable: bool,
+) -> Result<(), StartError> {
+    if version < SAFE_LIBZMQ && !accept_vulnerable {
+        let (major, minor, patch) = version;
+        return Err(StartError::VulnerableLibzmq(major, minor, patch));
+    }
+    Ok(())
+}
+
+/// Options for starting an authenticator.
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    settings: Settings,
+    accept_vulnerable_libzmq: bool,
+}
+
+impl Builder {
+    /// Replaces the [`Settings`] (deadlines and bounds).
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Starts even on a libzmq older than 4.3.2, for distributions that backported the fix
+    /// for CVE-2019-13132.
+    pub fn accept_vulnerable_libzmq(mut self) -> Self {
+        self.accept_vulnerable_libzmq = true;
+        self
+    }
+
+    /// Binds the ZAP endpoint on `context` and starts the actors in the current actix
+    /// System. When this returns, every handshake on `context` is decided by this
+    /// authenticator.
+    pub fn start(self, context: &zmq::Context) -> Result<Authenticator, StartError> {
+        check_libzmq_version(zmq::version(), self.accept_vulnerable_libzmq)?;
+        if tokio::runtime::Handle::try_current().is_err() || !System::is_registered() {
+            return Err(StartError::NoSystem);
+        }
+        let socket = bind(context)?;
+        let policy = PolicyActor::new(self.settings.clone())?.start();
+        let zap = ZapSocket::new(socket, policy.clone(), self.settings.max_in_flight)?.start();
+        log::debug!("authenticator started on {}", crate::zap::ZAP_ENDPOINT);
+        Ok(Authenticator { policy, zap })
+    }
+}
+
+/// A running authenticator: a cheap, cloneable handle to its two actors.
+///
+/// Dropping handles never stops authentication; only [`stop`](Self::stop) does.
+///
+/// ```no_run
+/// use actix_zap::Authenticator;
+///
+/// #[actix::main]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let context = zmq::Context::new();
+///     let auth = Authenticator::start(&context)?;
+///     auth.allow(["127.0.0.1"]).await?;
+///     auth.configure_curve("*", "public_keys").await?;
+///     // ... CURVE server sockets on `context` now admit only those keys ...
+///     auth.stop().await;
+///     Ok(())
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Authenticator {
+    policy: Addr<PolicyActor>,
+    zap: Addr<ZapSocket>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("running", &self.zap.connected())
+            .finish()
+    }
+}
+
+impl Authenticator {
+    /// Starts with default [`Settings`]; see [`Builder::start`].
+    pub fn start(context: &zmq::Context) -> Result<Self, StartError> {
+        Builder::default().start(context)
+    }
+
+    /// Options for starting.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The policy actor, for sending the typed messages directly.
+    pub fn policy(&self) -> &Addr<PolicyActor> {
+        &self.policy
+    }
+
+    /// The socket actor.
+    pub fn zap_socket(&self) -> &Addr<ZapSocket> {
+        &self.zap
+    }
+
+    /// Sends a configuration message and waits for its answer.
+    pub async fn send<M, T>(&self, message: M) -> Result<T, ConfigError>
+    where
+        M: Message<Result = Result<T, ConfigError>> + Send + 'static,
+        T: Send + 'static,
+        PolicyActor: Handler<M>,
+        <PolicyActor as Actor>::Context: ToEnvelope<PolicyActor, M>,
+    {
+        self.policy
+            .send(message)
+            .await
+            .map_err(|_| ConfigError::Stopped)?
+    }
+
+    /// Admits only these addresses or CIDR ranges (pyzmq's `allow`); exclusive with `deny`.
+    pub async fn allow<S: AsRef<str>>(
+        &self,
+        addresses: impl IntoIterator<Item = S>,
+    ) -> Result<(), ConfigError> {
+        self.send(Allow::new(addresses)?).await
+    }
+
+    /// Refuses these addresses or CIDR ranges (pyzmq's `deny`); exclusive with `allow`.
+    pub async fn deny<S: AsRef<str>>(
+        &self,
+        addresses: impl IntoIterator<Item = S>,
+    ) -> Result<(), ConfigError> {
+        self.send(Deny::new(addresses)?).await
+    }
+
+    /// Removes entries from the allow- or deny-list; returns how many were there.
+    pub async fn remove_addresses<S: AsRef<str>>(
+        &self,
+        addresses: impl IntoIterator<Item = S>,
+    ) -> Result<usize, ConfigError> {
+        self.send(RemoveAddresses(Allow::new(addresses)?.0)).await
+    }
+
+    /// Sets a domain's PLAIN users (`"*"`: every domain without its own table).
+    pub async fn configure_plain<U, P>(
+        &self,
+        domain: &str,
+        passwords: impl IntoIterator<Item = (U, P)>,
+    ) -> Result<(), ConfigError>
+    where
+        U: Into<Vec<u8>>,
+        P: Into<Vec<u8>>,
+    {
+        let passwords = PasswordTable::new(passwords);
+        let domain = domain.to_owned();
+        self.send(ConfigurePlain { domain, passwords }).await
+    }
+
+    /// Sets a domain's CURVE keys from a certificate directory (pyzmq layout, `*.key`), or
+    /// admits any key when `location` is [`CURVE_ALLOW_ANY`]. The directory is read off the
+    /// actix thread; the domain then admits exactly the keys of its valid files.
+    pub async fn configure_curve(
+        &self,
+        domain: &str,
+        location: impl AsRef<Path>,
+    ) -> Result<CurveReport, ConfigError> {
+        let location = location.as_ref();
+        let message = if location == Path::new(CURVE_ALLOW_ANY) {
+            ConfigureCurve::allow_any(domain)
+        } else {
+            ConfigureCurve::directory(domain, location)
+        };
+        self.send(message).await
+    }
+
+    /// Sets a domain's CURVE keys from a key set loaded by the caller.
+    pub async fn configure_curve_keys(
+        &self,
+        domain: &str,
+        keys: CertStore,
+    ) -> Result<CurveReport, ConfigError> {
+        let domain = domain.to_owned();
+        let source = CurveSource::Keys(keys);
+        self.send(ConfigureCurve { domain, source }).await
+    }
+
+    /// Lets `provider` decide a domain's CURVE keys (pyzmq's `configure_curve_callback`).
+    pub async fn configure_curve_callback(
+        &self,
+        domain: &str,
+        provider: Provider,
+    ) -> Result<(), ConfigError> {
+        let domain = domain.to_owned();
+        self.send(ConfigureCurveCallback { domain, provider }).await
+    }
+
+    /// Sets a domain's GSSAPI policy. libzmq 4.3.x lets GSSAPI peers in even when refused.
+    pub async fn configure_gssapi(
+        &self,
+        domain: &str,
+        policy: GssapiPolicy,
+    ) -> Result<(), ConfigError> {
+        let domain = domain.to_owned();
+        self.send(ConfigureGssapi { domain, policy }).await
+    }
+
+    /// Removes one mechanism's configuration from a domain; returns whether there was one.
+    pub async fn unconfigure(
+        &self,
+        domain: &str,
+        mechanism: MechanismKind,
+    ) -> Result<bool, ConfigError> {
+        let domain = domain.to_owned();
+        self.send(Unconfigure { domain, mechanism }).await
+    }
+
+    /// Replaces pyzmq's `curve_user_id`: the `User-Id` of admitted CURVE clients.
+    pub async fn set_curve_user_id<F>(&self, mapper: F) -> Result<(), ConfigError>
+    where
+        F: Fn(&CurvePublicKey) -> String + Send + Sync + 'static,
+    {
+        self.send(SetCurveUserId(Some(std::sync::Arc::new(mapper))))
+            .await
+    }
+
+    /// Restores the default `User-Id` of CURVE clients: the key's Z85 text.
+    pub async fn reset_curve_user_id(&self) -> Result<(), ConfigError> {
+        self.send(SetCurveUserId(None)).await
+    }
+
+    /// Answers what is in flight, unbinds the endpoint, stops both actors, and returns when
+    /// all of that is done. A new authenticator can then start on the same context.
+    ///
+    /// Server sockets built with [`ServerSocket`](crate::ServerSocket) refuse every
+    /// handshake from then on; others fall back to libzmq's behaviour without a handler
+    /// (CURVE and NULL admit anyone, PLAIN refuses).
+    pub async fn stop(&self) {
+        // An error means it was stopped already.
+        let _ = self.zap.send(Stop).await;
+    }
+
+    /// Whether the authenticator is still running.
+    pub fn is_running(&self) -> bool {
+        self.zap.connected()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libzmq_before_4_3_2_is_refused_unless_accepted() {
+        assert!(check_libzmq_version((4, 3, 4), false).is_ok());
+        assert!(check_libzmq_version((4, 3, 2), false).is_ok());
+        assert!(matches!(
+            check_libzmq_version((4, 3, 1), false),
+            Err(StartError::VulnerableLibzmq(4, 3, 1))
+        ));
+        assert!(check_libzmq_version((4, 2, 5), true).is_ok());
+    }
+}

@@ -1,0 +1,144 @@
+//! Errors of the certificate module: what is wrong inside a certificate, what went wrong with
+//! a file, and the path it happened to.
+//!
+//! No message ever contains a secret key: key errors report lengths only.
+
+use std::io;
+use std::path::PathBuf;
+
+use super::zpl::ZplError;
+use crate::keys::{CurvePublicKey, KeyError};
+use crate::zap::MetadataError;
+
+/// Why a certificate text cannot be read or written, pointing at the line when there is one,
+/// so a user can fix the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateError {
+    /// The text is not valid ZPL (tab indentation, missing quote, ...).
+    #[error(transparent)]
+    Syntax(#[from] ZplError),
+    /// The file is not UTF-8 text.
+    #[error("line {line}: not valid UTF-8")]
+    NotUtf8 {
+        /// The line holding the first invalid byte.
+        line: usize,
+    },
+    /// No `curve/public-key` entry: the file is not a certificate.
+    #[error("no curve/public-key entry")]
+    NoPublicKey,
+    /// The public key is not 40 characters of Z85.
+    #[error("line {line}: curve/public-key: {source}")]
+    PublicKey {
+        /// The line of the `public-key` entry.
+        line: usize,
+        /// What is wrong with the key text.
+        source: KeyError,
+    },
+    /// The secret key is not 40 characters of Z85 (the message never shows the key).
+    #[error("line {line}: curve/secret-key: {source}")]
+    SecretKey {
+        /// The line of the `secret-key` entry.
+        line: usize,
+        /// What is wrong with the key text.
+        source: KeyError,
+    },
+    /// The same section or key twice, which readers would resolve differently (CZMQ takes the
+    /// first, pyzmq the last), so it is refused.
+    #[error("line {line}: {path} already appears on line {first}")]
+    Duplicate {
+        /// The `/`-separated path, e.g. `curve/public-key`.
+        path: String,
+        /// The line of the second occurrence.
+        line: usize,
+        /// The line of the first occurrence.
+        first: usize,
+    },
+    /// A metadata entry that libzmq would not accept (bad or reserved name, duplicate name,
+    /// too large in total).
+    #[error("line {line}: {source}")]
+    Metadata {
+        /// The line of the offending entry.
+        line: usize,
+        /// What is wrong with it.
+        source: MetadataError,
+    },
+    /// Metadata that cannot be written (bad name, duplicate, too large).
+    #[error("cannot write metadata: {0}")]
+    InvalidMetadata(MetadataError),
+    /// A metadata value that ZPL cannot represent: it contains a line break or NUL, or needs
+    /// quoting and contains both quote characters.
+    #[error("metadata value of {name:?} cannot be written in ZPL (line break, NUL, or both quote characters)")]
+    UnwritableValue {
+        /// The entry's name (the value is not shown).
+        name: String,
+    },
+    /// A secret certificate was asked for, but the certificate has no secret key.
+    #[error("the certificate has no secret key")]
+    NoSecretKey,
+}
+
+/// What went wrong with one file or directory.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The file could not be opened or read.
+    #[error("cannot read: {0}")]
+    Read(#[source] io::Error),
+    /// The file could not be written.
+    #[error("cannot write: {0}")]
+    Write(#[source] io::Error),
+    /// The directory could not be listed.
+    #[error("cannot list directory: {0}")]
+    ListDirectory(#[source] io::Error),
+    /// A directory was expected.
+    #[error("not a directory")]
+    NotADirectory,
+    /// Larger than [`MAX_CERTIFICATE_BYTES`](super::MAX_CERTIFICATE_BYTES): not a certificate,
+    /// and not read into memory.
+    #[error(
+        "larger than {} bytes, not a certificate",
+        super::MAX_CERTIFICATE_BYTES
+    )]
+    TooLarge,
+    /// The file's content is not a valid certificate.
+    #[error("{0}")]
+    Certificate(#[source] CertificateError),
+    /// Another file, earlier in path order, already holds this public key.
+    #[error("public key {key} is already loaded from {}", first.display())]
+    DuplicateKey {
+        /// The public key both files hold.
+        key: CurvePublicKey,
+        /// The file that was loaded.
+        first: PathBuf,
+    },
+}
+
+/// Why a certificate operation failed, naming the file or directory involved.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    /// libzmq could not make a key pair (e.g. built without CURVE support).
+    #[error("cannot generate a CURVE key pair: {0}")]
+    Generate(#[source] zmq::Error),
+    /// A certificate name for [`create_certificates`](super::create_certificates) that is
+    /// empty, contains `/` or NUL, or starts with `.` (hidden files are never loaded).
+    #[error("invalid certificate name {0:?}: it must be non-empty, without '/' or NUL, and not start with '.'")]
+    InvalidName(String),
+    /// Reading, writing or understanding this file or directory failed.
+    #[error("{}: {cause}", path.display())]
+    File {
+        /// The file or directory.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        cause: FileError,
+    },
+}
+
+impl CertError {
+    /// Attaches a path to a cause.
+    pub(crate) fn file(path: impl Into<PathBuf>, cause: FileError) -> Self {
+        Self::File {
+            path: path.into(),
+            cause,
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! CURVE certificates: the key files pyzmq and CZMQ write, and the key set a CURVE policy
+//! allows.
+//!
+//! - [`Certificate`] parses and renders one certificate in either program's layout
+//!   ([`Flavour`]); [`zpl`] is the ZPL parser underneath.
+//! - [`create_certificates`], [`Certificate::save`] and [`load_certificate`] handle one
+//!   certificate's files (`NAME.key` and `NAME.key_secret`, the secret one owner-only).
+//! - [`load_directory`] turns a directory of public certificates ([`Layout`]) into a
+//!   [`CertStore`] plus the list of refused files, so every bad file is reported by name.
+//!
+//! Secret keys are never logged or displayed.
+
+mod certificate;
+mod directory;
+mod error;
+mod file;
+mod store;
+mod time;
+pub mod zpl;
+
+pub use certificate::{Certificate, Flavour};
+pub use directory::{load_directory, DirectoryLoad, Layout, RejectedFile};
+pub use error::{CertError, CertificateError, FileError};
+pub use file::{create_certificates, load_certificate, MAX_CERTIFICATE_BYTES};
+pub use store::CertStore;

@@ -1,0 +1,292 @@
+//! Decisions, sans-IO: the whole authentication state and the verdict for each request.
+//!
+//! [`Policy::handle`] is pyzmq's `handle_zap_message` without the socket: raw request frames
+//! in, reply frames out — or, for a domain whose CURVE keys are decided by a provider, a
+//! [`Consultation`] to run and then [`finish`](Consultation::finish). Tests, fuzzers and
+//! benchmarks drive it directly; the actors only carry frames to and from it.
+//!
+//! ```
+//! use actix_zap::policy::{Decision, PasswordTable, Policy};
+//! let mut policy = Policy::default();
+//! policy.configure_plain("*", PasswordTable::new([("admin", "secret")])).unwrap();
+//! let request: [&[u8]; 8] =
+//!     [b"1.0", b"1", b"global", b"127.0.0.1", b"", b"PLAIN", b"admin", b"secret"];
+//! let Decision::Reply(reply) = policy.handle(&request) else { unreachable!() };
+//! assert_eq!(reply.frames(), [&b"1.0"[..], b"1", b"200", b"OK", b"admin", b""]);
+//! ```
+//!
+//! The procedure and status texts are pyzmq's (reference C3), with this project's decisions:
+//! `'*'` is a per-mechanism fallback for every domain without its own entry; a domain's CURVE
+//! setting is exactly one of allow-any, a key set or a provider; unknown mechanisms are
+//! refused; refusals carry no user id.
+
+mod address;
+mod decision;
+mod plain;
+
+use std::collections::{HashMap, HashSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+pub use address::{AddressError, AddressPattern, AddressRules, AddressSet, AddressVerdict};
+pub use decision::{Consultation, Decision, ProviderFailure};
+pub use plain::{PasswordCheck, PasswordTable};
+
+use crate::certs::CertStore;
+use crate::keys::CurvePublicKey;
+use crate::provider::Provider;
+
+/// The domain key that covers every domain without an entry of its own (per mechanism).
+pub const ANY_DOMAIN: &str = "*";
+
+/// The longest ZAP domain libzmq lets a socket have.
+pub const MAX_DOMAIN_BYTES: usize = 255;
+
+/// Maps an admitted CURVE key to the `User-Id` the server application sees.
+pub type UserIdMapper = Arc<dyn Fn(&CurvePublicKey) -> String + Send + Sync>;
+
+/// How one domain decides on CURVE clients.
+#[derive(Clone)]
+pub enum CurvePolicy {
+    /// Any client key is admitted (pyzmq's `CURVE_ALLOW_ANY`), for this domain only.
+    AllowAny,
+    /// Only these keys; each key's certificate metadata goes into its `200` reply.
+    Keys(Arc<CertStore>),
+    /// A provider decides each key.
+    Provider(Provider),
+}
+
+impl std::fmt::Debug for CurvePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CurvePolicy::AllowAny => f.write_str("AllowAny"),
+            CurvePolicy::Keys(store) => write!(f, "Keys({} keys)", store.len()),
+            CurvePolicy::Provider(p) => write!(f, "{p:?}"),
+        }
+    }
+}
+
+/// How one domain decides on GSSAPI clients.
+///
+/// libzmq 4.3.x proceeds with a GSSAPI handshake even when the reply refuses it, so this
+/// decides the reply and the `User-Id`, but cannot keep a GSSAPI client out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GssapiPolicy {
+    /// Any authenticated principal.
+    AnyPrincipal,
+    /// Only these principals.
+    Principals(HashSet<String>),
+}
+
+/// A configuration that cannot be applied. The policy is left as it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// pyzmq's rule: an allow-list and a deny-list cannot both be in force.
+    #[error("only use allow or deny, not both: a {existing}-list is already configured")]
+    AllowAndDeny {
+        /// `"allow"` or `"deny"`, the list already in force.
+        existing: &'static str,
+    },
+    /// A domain longer than libzmq's `ZMQ_ZAP_DOMAIN` limit can never be requested.
+    #[error("ZAP domain is {0} bytes, libzmq allows at most 255")]
+    DomainTooLong(usize),
+    /// An empty table would silently refuse everyone; remove the domain instead.
+    #[error("password table for domain {0:?} is empty (use unconfigure to remove a domain)")]
+    EmptyPasswordTable(String),
+}
+
+fn check_domain(domain: &str) -> Result<(), PolicyError> {
+    if domain.len() > MAX_DOMAIN_BYTES {
+        return Err(PolicyError::DomainTooLong(domain.len()));
+    }
+    Ok(())
+}
+
+/// A domain's own entry, else the `'*'` entry.
+fn for_domain<'m, T>(map: &'m HashMap<String, T>, domain: &str) -> Option<&'m T> {
+    map.get(domain).or_else(|| map.get(ANY_DOMAIN))
+}
+
+/// The complete authentication state. Mutated only by its owner (the `PolicyActor`).
+#[derive(Clone, Default)]
+pub struct Policy {
+    addresses: AddressRules,
+    plain: HashMap<String, PasswordTable>,
+    curve: HashMap<String, CurvePolicy>,
+    gssapi: HashMap<String, GssapiPolicy>,
+    curve_user_id: Option<UserIdMapper>,
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("addresses", &self.addresses)
+            .field("plain", &self.plain)
+            .field("curve", &self.curve)
+            .field("gssapi", &self.gssapi)
+            .field("custom_curve_user_id", &self.curve_user_id.is_some())
+            .finish()
+    }
+}
+
+impl Policy {
+    /// Adds addresses to the allow-list (pyzmq's `allow`).
+    pub fn allow(
+        &mut self,
+        patterns: impl IntoIterator<Item = AddressPattern>,
+    ) -> Result<(), PolicyError> {
+        let set = match &mut self.addresses {
+            AddressRules::Deny(set) if !set.is_empty() => {
+                return Err(PolicyError::AllowAndDeny { existing: "deny" })
+            }
+            AddressRules::Allow(set) => set,
+            rules => {
+                *rules = AddressRules::Allow(AddressSet::default());
+                let AddressRules::Allow(set) = rules else { unreachable!() };
+                set
+            }
+        };
+        patterns.into_iter().for_each(|p| {
+            set.insert(p);
+        });
+        Ok(())
+    }
+
+    /// Adds addresses to the deny-list (pyzmq's `deny`).
+    pub fn deny(
+        &mut self,
+        patterns: impl IntoIterator<Item = AddressPattern>,
+    ) -> Result<(), PolicyError> {
+        let set = match &mut self.addresses {
+            AddressRules::Allow(set) if !set.is_empty() => {
+                return Err(PolicyError::AllowAndDeny { existing: "allow" })
+            }
+            AddressRules::Deny(set) => set,
+            rules => {
+                *rules = AddressRules::Deny(AddressSet::default());
+                let AddressRules::Deny(set) = rules else { unreachable!() };
+                set
+            }
+        };
+        patterns.into_iter().for_each(|p| {
+            set.insert(p);
+        });
+        Ok(())
+    }
+
+    /// Removes addresses from whichever list is in force; returns how many were removed.
+    /// When the list becomes empty, addresses are no longer filtered.
+    pub fn remove_addresses<'p>(
+        &mut self,
+        patterns: impl IntoIterator<Item = &'p AddressPattern>,
+    ) -> usize {
+        let removed = match &mut self.addresses {
+            AddressRules::Open => 0,
+            AddressRules::Allow(set) | AddressRules::Deny(set) => {
+                patterns.into_iter().filter(|p| set.remove(p)).count()
+            }
+        };
+        if matches!(&self.addresses, AddressRules::Allow(s) | AddressRules::Deny(s) if s.is_empty())
+        {
+            self.addresses = AddressRules::Open;
+        }
+        removed
+    }
+
+    /// Replaces the address rules as a whole (e.g. to switch from allow to deny).
+    pub fn set_address_rules(&mut self, rules: AddressRules) {
+        self.addresses = match rules {
+            AddressRules::Allow(s) | AddressRules::Deny(s) if s.is_empty() => AddressRules::Open,
+            rules => rules,
+        };
+    }
+
+    /// The address rules in force.
+    pub fn address_rules(&self) -> &AddressRules {
+        &self.addresses
+    }
+
+    /// Sets a domain's PLAIN users, replacing any previous table for that domain.
+    pub fn configure_plain(
+        &mut self,
+        domain: &str,
+        passwords: PasswordTable,
+    ) -> Result<(), PolicyError> {
+        check_domain(domain)?;
+        if passwords.is_empty() {
+            return Err(PolicyError::EmptyPasswordTable(domain.to_owned()));
+        }
+        self.plain.insert(domain.to_owned(), passwords);
+        Ok(())
+    }
+
+    /// Sets a domain's CURVE policy, replacing that domain's previous one only.
+    pub fn configure_curve(&mut self, domain: &str, curve: CurvePolicy) -> Result<(), PolicyError> {
+        check_domain(domain)?;
+        self.curve.insert(domain.to_owned(), curve);
+        Ok(())
+    }
+
+    /// Sets a domain's GSSAPI policy.
+    pub fn configure_gssapi(
+        &mut self,
+        domain: &str,
+        gssapi: GssapiPolicy,
+    ) -> Result<(), PolicyError> {
+        check_domain(domain)?;
+        self.gssapi.insert(domain.to_owned(), gssapi);
+        Ok(())
+    }
+
+    /// Removes a domain's PLAIN table; true if there was one.
+    pub fn unconfigure_plain(&mut self, domain: &str) -> bool {
+        self.plain.remove(domain).is_some()
+    }
+
+    /// Removes a domain's CURVE policy (keys, allow-any or provider); true if there was one.
+    pub fn unconfigure_curve(&mut self, domain: &str) -> bool {
+        self.curve.remove(domain).is_some()
+    }
+
+    /// Removes a domain's GSSAPI policy; true if there was one.
+    pub fn unconfigure_gssapi(&mut self, domain: &str) -> bool {
+        self.gssapi.remove(domain).is_some()
+    }
+
+    /// Replaces the CURVE user-id mapping; `None` restores the default (the key's Z85 text).
+    pub fn set_curve_user_id(&mut self, mapper: Option<UserIdMapper>) {
+        self.curve_user_id = mapper;
+    }
+
+    /// The PLAIN tables by domain (passwords stay hidden: see [`PasswordTable`]).
+    pub fn plain_domains(&self) -> &HashMap<String, PasswordTable> {
+        &self.plain
+    }
+
+    /// The CURVE policies by domain.
+    pub fn curve_domains(&self) -> &HashMap<String, CurvePolicy> {
+        &self.curve
+    }
+
+    /// The GSSAPI policies by domain.
+    pub fn gssapi_domains(&self) -> &HashMap<String, GssapiPolicy> {
+        &self.gssapi
+    }
+
+    /// Whether a custom CURVE user-id mapping is installed.
+    pub fn has_custom_curve_user_id(&self) -> bool {
+        self.curve_user_id.is_some()
+    }
+}
+
+/// The user id for an admitted CURVE key: the custom mapping (a panic in it is caught and
+/// reported as `None`), or the key's Z85 text.
+pub(crate) fn curve_user_id(mapper: Option<&UserIdMapper>, key: &CurvePublicKey) -> Option<String> {
+    match mapper {
+        None => Some(key.to_z85()),
+        Some(map) => catch_unwind(AssertUnwindSafe(|| map(key))).ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

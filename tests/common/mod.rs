@@ -1,0 +1,272 @@
+//! Test support: real libzmq handshakes over tcp on 127.0.0.1, judged by what happened
+//! (a message received with its properties, or the server's handshake-failure event with
+//! its status) — never by sleeping.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use actix_zap::certs::Certificate;
+use actix_zap::keys::{CurvePublicKey, CurveSecretKey};
+
+/// How long any single observation may take before the test fails (not a sleep: the wait
+/// ends as soon as the event arrives).
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A CURVE key pair for tests.
+#[derive(Clone)]
+pub struct Keys {
+    pub public: CurvePublicKey,
+    pub secret: CurveSecretKey,
+}
+
+impl Keys {
+    pub fn generate() -> Keys {
+        let cert = Certificate::generate().expect("CURVE key generation");
+        Keys {
+            public: cert.public_key,
+            secret: cert.secret_key.expect("generated certificates have a secret key"),
+        }
+    }
+}
+
+/// The server side's security.
+#[derive(Clone)]
+pub enum Server {
+    Null,
+    Plain,
+    Curve(Keys),
+}
+
+/// The client side's security.
+#[derive(Clone)]
+pub enum Client {
+    Null,
+    Plain(&'static str, &'static str),
+    /// Server public key, client keys.
+    Curve(CurvePublicKey, Keys),
+}
+
+/// What happened to one connection attempt.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The server received the client's message; its `User-Id` and other properties.
+    Admitted(zmq::Message),
+    /// `HANDSHAKE_FAILED_AUTH` on the server, with the ZAP status code.
+    Refused(u32),
+    /// Another handshake failure event (event id, value).
+    Failed(u16, u32),
+}
+
+impl Outcome {
+    pub fn user_id(&mut self) -> String {
+        match self {
+            Outcome::Admitted(msg) => msg.gets("User-Id").expect("User-Id").to_string(),
+            other => panic!("expected admission, got {other:?}"),
+        }
+    }
+
+    pub fn property(&mut self, name: &str) -> Option<String> {
+        match self {
+            Outcome::Admitted(msg) => msg.gets(name).map(str::to_string),
+            other => panic!("expected admission, got {other:?}"),
+        }
+    }
+
+    pub fn is_admitted(&self) -> bool {
+        matches!(self, Outcome::Admitted(_))
+    }
+
+    pub fn assert_admitted(mut self, user_id: &str) -> Outcome {
+        assert_eq!(self.user_id(), user_id);
+        self
+    }
+
+    pub fn assert_refused(&self, status: u32) {
+        match self {
+            Outcome::Refused(s) => assert_eq!(*s, status, "refused with another status"),
+            other => panic!("expected refusal {status}, got {other:?}"),
+        }
+    }
+}
+
+static MONITORS: AtomicUsize = AtomicUsize::new(0);
+
+/// A socket monitor drained on its own thread, connected before anything connects.
+pub struct Monitor {
+    events: Receiver<(u16, u32)>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Monitor {
+    pub fn attach(context: &zmq::Context, socket: &zmq::Socket) -> Monitor {
+        let endpoint = format!(
+            "inproc://test-monitor-{}-{}",
+            std::process::id(),
+            MONITORS.fetch_add(1, Ordering::Relaxed)
+        );
+        socket
+            .monitor(&endpoint, zmq::SocketEvent::ALL as i32)
+            .unwrap();
+        let pair = context.socket(zmq::PAIR).unwrap();
+        pair.set_linger(0).unwrap();
+        pair.set_rcvtimeo(50).unwrap();
+        pair.connect(&endpoint).unwrap();
+        let (tx, events) = channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                match pair.recv_multipart(0) {
+                    Ok(frames) if frames[0].len() >= 6 => {
+                        let f = &frames[0];
+                        let event = u16::from_ne_bytes([f[0], f[1]]);
+                        let value = u32::from_ne_bytes([f[2], f[3], f[4], f[5]]);
+                        let _ = tx.send((event, value));
+                    }
+                    _ => {}
+                }
+            }
+        });
+        Monitor {
+            events,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The first handshake event (success or failure).
+    pub fn next_handshake(&self) -> (u16, u32) {
+        let handshake_events = [
+            zmq::SocketEvent::HANDSHAKE_SUCCEEDED as u16,
+            zmq::SocketEvent::HANDSHAKE_FAILED_AUTH as u16,
+            zmq::SocketEvent::HANDSHAKE_FAILED_NO_DETAIL as u16,
+            zmq::SocketEvent::HANDSHAKE_FAILED_PROTOCOL as u16,
+        ];
+        loop {
+            let (event, value) = self
+                .events
+                .recv_timeout(PATIENCE)
+                .expect("no handshake event in time");
+            if handshake_events.contains(&event) {
+                return (event, value);
+            }
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Builds a PULL server socket for `server`, with `domain` as its ZAP domain.
+pub fn server_socket(context: &zmq::Context, server: &Server, domain: Option<&str>) -> zmq::Socket {
+    let socket = context.socket(zmq::PULL).unwrap();
+    socket.set_linger(0).unwrap();
+    socket.set_rcvtimeo(PATIENCE.as_millis() as i32).unwrap();
+    if let Some(domain) = domain {
+        socket.set_zap_domain(domain).unwrap();
+    }
+    match server {
+        Server::Null => {}
+        Server::Plain => socket.set_plain_server(true).unwrap(),
+        Server::Curve(keys) => {
+            socket.set_curve_server(true).unwrap();
+            socket.set_curve_secretkey(keys.secret.as_bytes()).unwrap();
+        }
+    }
+    socket
+}
+
+/// Builds a PUSH client socket for `client`.
+pub fn client_socket(context: &zmq::Context, client: &Client) -> zmq::Socket {
+    let socket = context.socket(zmq::PUSH).unwrap();
+    socket.set_linger(0).unwrap();
+    match client {
+        Client::Null => {}
+        Client::Plain(user, password) => {
+            socket.set_plain_username(Some(user)).unwrap();
+            socket.set_plain_password(Some(password)).unwrap();
+        }
+        Client::Curve(server_public, keys) => {
+            socket.set_curve_serverkey(server_public.as_bytes()).unwrap();
+            socket.set_curve_publickey(keys.public.as_bytes()).unwrap();
+            socket.set_curve_secretkey(keys.secret.as_bytes()).unwrap();
+        }
+    }
+    socket
+}
+
+/// A bound server with its monitor; clients connect to `endpoint`.
+pub struct Listening {
+    pub socket: zmq::Socket,
+    pub monitor: Monitor,
+    pub endpoint: String,
+}
+
+impl Listening {
+    pub fn new(context: &zmq::Context, server: &Server, domain: Option<&str>) -> Listening {
+        let socket = server_socket(context, server, domain);
+        let monitor = Monitor::attach(context, &socket);
+        socket.bind("tcp://127.0.0.1:0").unwrap();
+        let endpoint = socket.get_last_endpoint().unwrap().unwrap();
+        Listening {
+            socket,
+            monitor,
+            endpoint,
+        }
+    }
+
+    /// Waits for the next handshake on this server; on success, receives one message.
+    pub fn outcome(&self) -> Outcome {
+        let (event, value) = self.monitor.next_handshake();
+        if event == zmq::SocketEvent::HANDSHAKE_SUCCEEDED as u16 {
+            let mut message = zmq::Message::new();
+            self.socket.recv(&mut message, 0).expect("message after handshake");
+            Outcome::Admitted(message)
+        } else if event == zmq::SocketEvent::HANDSHAKE_FAILED_AUTH as u16 {
+            Outcome::Refused(value)
+        } else {
+            Outcome::Failed(event, value)
+        }
+    }
+
+    /// Connects a client that sends one message, and reports what happened to it.
+    pub fn attempt(&self, context: &zmq::Context, client: &Client) -> Outcome {
+        let socket = self.connect(context, client);
+        let outcome = self.outcome();
+        drop(socket);
+        outcome
+    }
+
+    /// Connects a client that sends one message once connected; keep it to keep it up.
+    pub fn connect(&self, context: &zmq::Context, client: &Client) -> zmq::Socket {
+        let socket = client_socket(context, client);
+        socket.connect(&self.endpoint).unwrap();
+        socket.send("hello", 0).unwrap();
+        socket
+    }
+}
+
+/// One server, one client, one outcome.
+pub fn handshake(
+    context: &zmq::Context,
+    server: &Server,
+    domain: Option<&str>,
+    client: &Client,
+) -> Outcome {
+    Listening::new(context, server, domain).attempt(context, client)
+}
+
+pub fn init_logging() {
+    let _ = env_logger::builder().is_test(true).try_init();
+}

@@ -38,7 +38,9 @@ pub enum StartError {
     #[error("another ZAP handler is already bound on this zmq::Context")]
     EndpointInUse,
     /// `start` was called outside a running actix System (use `ThreadAuthenticator` there).
-    #[error("Authenticator::start must run inside an actix System; use ThreadAuthenticator otherwise")]
+    #[error(
+        "Authenticator::start must run inside an actix System; use ThreadAuthenticator otherwise"
+    )]
     NoSystem,
     /// The linked libzmq predates 4.3.2 (CVE-2019-13132) and the caller did not accept it.
     #[error(

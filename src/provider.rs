@@ -191,15 +191,24 @@ mod tests {
     #[test]
     fn closures_are_providers_of_both_kinds() {
         let key = CurvePublicKey::from_bytes([9; 32]);
-        let sync = Provider::from_fn(move |d: &str, k: &CurvePublicKey| Ok((d == "a" && *k == key).into()));
-        let Provider::Blocking(p) = sync else { panic!("kind") };
+        let sync =
+            Provider::from_fn(
+                move |d: &str, k: &CurvePublicKey| Ok((d == "a" && *k == key).into()),
+            );
+        let Provider::Blocking(p) = sync else {
+            panic!("kind")
+        };
         assert_eq!(p.check_curve("a", &key).unwrap(), CurveVerdict::admit());
         assert_eq!(p.check_curve("b", &key).unwrap(), CurveVerdict::Refuse);
 
         let asynchronous =
-            Provider::from_async_fn(|d: String, _k| async move { Ok(CurveVerdict::from(d == "a")) });
+            Provider::from_async_fn(
+                |d: String, _k| async move { Ok(CurveVerdict::from(d == "a")) },
+            );
         assert_eq!(asynchronous.kind(), "async");
-        let Provider::Async(p) = asynchronous else { panic!("kind") };
+        let Provider::Async(p) = asynchronous else {
+            panic!("kind")
+        };
         let verdict = futures::executor::block_on(p.check_curve("a", &key)).unwrap();
         assert_eq!(verdict, CurveVerdict::admit());
     }

@@ -64,7 +64,8 @@ fn null_with_domain_follows_deny_list() {
 #[test]
 fn plain_checks_passwords_users_and_domains() {
     let (ctx, auth) = started();
-    auth.configure_plain("global", [("admin", "secret")]).unwrap();
+    auth.configure_plain("global", [("admin", "secret")])
+        .unwrap();
     let server = Listening::new(&ctx, &Server::Plain, Some("global"));
     server
         .attempt(&ctx, &Client::Plain("admin", "secret"))
@@ -88,13 +89,28 @@ fn plain_star_covers_every_domain_without_its_own_table() {
     auth.configure_plain("*", [("guest", "guest")]).unwrap();
     auth.configure_plain("vip", [("boss", "1234")]).unwrap();
     for domain in [None, Some("global"), Some("anything")] {
-        handshake(&ctx, &Server::Plain, domain, &Client::Plain("guest", "guest"))
-            .assert_admitted("guest");
+        handshake(
+            &ctx,
+            &Server::Plain,
+            domain,
+            &Client::Plain("guest", "guest"),
+        )
+        .assert_admitted("guest");
     }
-    handshake(&ctx, &Server::Plain, Some("vip"), &Client::Plain("boss", "1234"))
-        .assert_admitted("boss");
-    handshake(&ctx, &Server::Plain, Some("vip"), &Client::Plain("guest", "guest"))
-        .assert_refused(400);
+    handshake(
+        &ctx,
+        &Server::Plain,
+        Some("vip"),
+        &Client::Plain("boss", "1234"),
+    )
+    .assert_admitted("boss");
+    handshake(
+        &ctx,
+        &Server::Plain,
+        Some("vip"),
+        &Client::Plain("guest", "guest"),
+    )
+    .assert_refused(400);
     auth.stop();
 }
 
@@ -112,14 +128,20 @@ fn curve_directory_admits_known_keys_and_a_reload_drops_removed_ones() {
     let as_alice = Client::Curve(server_keys.public, alice.clone());
     let as_bob = Client::Curve(server_keys.public, bob.clone());
     let stranger = Client::Curve(server_keys.public, Keys::generate());
-    server.attempt(&ctx, &as_alice).assert_admitted(&alice.public.to_z85());
-    server.attempt(&ctx, &as_bob).assert_admitted(&bob.public.to_z85());
+    server
+        .attempt(&ctx, &as_alice)
+        .assert_admitted(&alice.public.to_z85());
+    server
+        .attempt(&ctx, &as_bob)
+        .assert_admitted(&bob.public.to_z85());
     server.attempt(&ctx, &stranger).assert_refused(400);
 
     std::fs::remove_file(dir.path().join("bob.key")).unwrap();
     assert_eq!(auth.configure_curve("*", dir.path()).unwrap().keys, 1);
     server.attempt(&ctx, &as_bob).assert_refused(400);
-    server.attempt(&ctx, &as_alice).assert_admitted(&alice.public.to_z85());
+    server
+        .attempt(&ctx, &as_alice)
+        .assert_admitted(&alice.public.to_z85());
     auth.stop();
 }
 
@@ -262,7 +284,8 @@ fn gssapi_is_decided_per_domain_through_the_policy() {
     // No Kerberos here: the policy's decisions are covered in src/policy/tests.rs; this
     // checks the message reaches the actor and is validated.
     let (_ctx, auth) = started();
-    auth.configure_gssapi("*", GssapiPolicy::AnyPrincipal).unwrap();
+    auth.configure_gssapi("*", GssapiPolicy::AnyPrincipal)
+        .unwrap();
     let long = "d".repeat(300);
     assert!(matches!(
         auth.configure_gssapi(&long, GssapiPolicy::AnyPrincipal),
@@ -381,11 +404,19 @@ async fn the_actix_handle_configures_and_serves_from_inside_a_system() {
     let ctx = zmq::Context::new();
     let auth = actix_zap::Authenticator::start(&ctx).unwrap();
     auth.allow(["127.0.0.1"]).await.unwrap();
-    auth.configure_plain("*", [("admin", "secret")]).await.unwrap();
+    auth.configure_plain("*", [("admin", "secret")])
+        .await
+        .unwrap();
     // Blocking zmq calls must not run on the actix thread, which serves the ZAP socket.
     let c = ctx.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        handshake(&c, &Server::Plain, Some("global"), &Client::Plain("admin", "secret")).user_id()
+        handshake(
+            &c,
+            &Server::Plain,
+            Some("global"),
+            &Client::Plain("admin", "secret"),
+        )
+        .user_id()
     })
     .await
     .unwrap();

@@ -17,8 +17,8 @@ use actix::Message;
 
 use crate::certs::{CertStore, Layout, RejectedFile};
 use crate::error::ConfigError;
-use crate::policy::{AddressError, AddressPattern, AddressRules, GssapiPolicy, PasswordTable};
 use crate::policy::UserIdMapper;
+use crate::policy::{AddressError, AddressPattern, AddressRules, GssapiPolicy, PasswordTable};
 use crate::provider::Provider;
 use crate::zap::Reply;
 
@@ -35,7 +35,9 @@ pub struct Allow(pub Vec<AddressPattern>);
 
 impl Allow {
     /// Parses each address; fails on the first that is not an address or range.
-    pub fn new<S: AsRef<str>>(addresses: impl IntoIterator<Item = S>) -> Result<Self, AddressError> {
+    pub fn new<S: AsRef<str>>(
+        addresses: impl IntoIterator<Item = S>,
+    ) -> Result<Self, AddressError> {
         patterns(addresses).map(Allow)
     }
 }
@@ -47,7 +49,9 @@ pub struct Deny(pub Vec<AddressPattern>);
 
 impl Deny {
     /// Parses each address; fails on the first that is not an address or range.
-    pub fn new<S: AsRef<str>>(addresses: impl IntoIterator<Item = S>) -> Result<Self, AddressError> {
+    pub fn new<S: AsRef<str>>(
+        addresses: impl IntoIterator<Item = S>,
+    ) -> Result<Self, AddressError> {
         patterns(addresses).map(Deny)
     }
 }

@@ -58,7 +58,8 @@ impl PolicyActor {
 
     fn curve_ticket(&mut self, domain: &str) -> u64 {
         self.next_ticket += 1;
-        self.curve_tickets.insert(domain.to_owned(), self.next_ticket);
+        self.curve_tickets
+            .insert(domain.to_owned(), self.next_ticket);
         self.next_ticket
     }
 
@@ -153,7 +154,11 @@ fn log_decision(frames: &[Vec<u8>], reply: &Reply) {
 impl Handler<Authenticate> for PolicyActor {
     type Result = Response<Option<Reply>>;
 
-    fn handle(&mut self, Authenticate(frames): Authenticate, _: &mut Self::Context) -> Self::Result {
+    fn handle(
+        &mut self,
+        Authenticate(frames): Authenticate,
+        _: &mut Self::Context,
+    ) -> Self::Result {
         match self.policy.handle(&frames) {
             Decision::Reply(reply) => {
                 log_decision(&frames, &reply);
@@ -194,7 +199,11 @@ impl Handler<Deny> for PolicyActor {
 }
 
 fn list(patterns: &[impl std::fmt::Display]) -> String {
-    patterns.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+    patterns
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Handler<RemoveAddresses> for PolicyActor {
@@ -218,7 +227,11 @@ impl Handler<ConfigurePlain> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
     fn handle(&mut self, msg: ConfigurePlain, _: &mut Self::Context) -> Self::Result {
-        debug!("configure PLAIN for domain {:?}: {} user(s)", msg.domain, msg.passwords.len());
+        debug!(
+            "configure PLAIN for domain {:?}: {} user(s)",
+            msg.domain,
+            msg.passwords.len()
+        );
         Ok(self.policy.configure_plain(&msg.domain, msg.passwords)?)
     }
 }
@@ -230,24 +243,34 @@ impl Handler<ConfigureCurve> for PolicyActor {
         let ConfigureCurve { domain, source } = msg;
         let ticket = self.curve_ticket(&domain);
         let mut installed = |curve, report| -> Self::Result {
-            Box::pin(fut::ready(self.install_curve(&domain, curve).map(|()| report)))
+            Box::pin(fut::ready(
+                self.install_curve(&domain, curve).map(|()| report),
+            ))
         };
         match source {
             CurveSource::AllowAny => installed(CurvePolicy::AllowAny, CurveReport::default()),
             CurveSource::Keys(store) => {
-                let report = CurveReport { keys: store.len(), rejected: Vec::new() };
+                let report = CurveReport {
+                    keys: store.len(),
+                    rejected: Vec::new(),
+                };
                 installed(CurvePolicy::Keys(Arc::new(store)), report)
             }
             CurveSource::Directory { path, layout } => {
                 let load = tokio::task::spawn_blocking(move || load_directory(&path, layout));
                 Box::pin(load.into_actor(self).map(move |loaded, act, _| {
                     if act.curve_tickets.get(&domain) != Some(&ticket) {
-                        debug!("CURVE directory for {domain:?} superseded by a later configuration");
+                        debug!(
+                            "CURVE directory for {domain:?} superseded by a later configuration"
+                        );
                         return Ok(CurveReport::default());
                     }
                     let error = match loaded {
                         Ok(Ok(load)) => {
-                            let report = CurveReport { keys: load.store.len(), rejected: load.rejected };
+                            let report = CurveReport {
+                                keys: load.store.len(),
+                                rejected: load.rejected,
+                            };
                             debug!("CURVE for domain {domain:?}: {} key(s)", report.keys);
                             act.install_curve(&domain, CurvePolicy::Keys(Arc::new(load.store)))?;
                             return Ok(report);
@@ -270,7 +293,11 @@ impl Handler<ConfigureCurveCallback> for PolicyActor {
 
     fn handle(&mut self, msg: ConfigureCurveCallback, _: &mut Self::Context) -> Self::Result {
         self.curve_ticket(&msg.domain);
-        debug!("configure CURVE provider ({}) for domain {:?}", msg.provider.kind(), msg.domain);
+        debug!(
+            "configure CURVE provider ({}) for domain {:?}",
+            msg.provider.kind(),
+            msg.domain
+        );
         self.install_curve(&msg.domain, CurvePolicy::Provider(msg.provider))
     }
 }

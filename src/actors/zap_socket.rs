@@ -108,7 +108,10 @@ impl ZapSocket {
         let request = frames.split_off(delimiter + 1);
         let envelope = frames;
         let Some(request_id) = request.get(1).cloned() else {
-            return warn!("dropped a ZAP message of {} frame(s): no request id", request.len());
+            return warn!(
+                "dropped a ZAP message of {} frame(s): no request id",
+                request.len()
+            );
         };
         if self.in_flight >= self.max_in_flight {
             let reply = Reply::refusal(&request_id, StatusCode::TryLater, "Too many requests");

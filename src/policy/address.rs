@@ -45,8 +45,7 @@ fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
             IpAddr::V4(Ipv4Addr::from(bits))
         }
         IpAddr::V6(v6) => {
-            let bits =
-                u128::from(v6) & u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            let bits = u128::from(v6) & u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
             IpAddr::V6(Ipv6Addr::from(bits))
         }
     }
@@ -72,7 +71,10 @@ impl FromStr for AddressPattern {
             Some((addr, prefix)) => (addr, Some(prefix)),
             None => (text, None),
         };
-        let parsed: IpAddr = addr.trim().parse().map_err(|_| error("not an IP address"))?;
+        let parsed: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| error("not an IP address"))?;
         let mapped = matches!(parsed, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some());
         let ip = canonical(parsed);
         let width: u8 = if ip.is_ipv4() { 32 } else { 128 };
@@ -81,7 +83,11 @@ impl FromStr for AddressPattern {
             Some(p) => {
                 let p: u8 = p.trim().parse().map_err(|_| error("bad prefix length"))?;
                 // A mapped range like ::ffff:10.0.0.0/104 means 10.0.0.0/8.
-                let p = if mapped { p.checked_sub(96).ok_or(error("bad prefix length"))? } else { p };
+                let p = if mapped {
+                    p.checked_sub(96).ok_or(error("bad prefix length"))?
+                } else {
+                    p
+                };
                 if p > width {
                     return Err(error("prefix longer than the address"));
                 }
@@ -117,7 +123,11 @@ impl AddressSet {
     /// Adds a rule; false if it was already there.
     pub fn insert(&mut self, pattern: AddressPattern) -> bool {
         let group = (pattern.network.is_ipv4(), pattern.prefix);
-        let added = self.by_prefix.entry(group).or_default().insert(pattern.network);
+        let added = self
+            .by_prefix
+            .entry(group)
+            .or_default()
+            .insert(pattern.network);
         self.len += usize::from(added);
         added
     }
@@ -169,7 +179,8 @@ impl AddressSet {
             .by_prefix
             .iter()
             .flat_map(|(&(_, prefix), set)| {
-                set.iter().map(move |&network| AddressPattern { network, prefix })
+                set.iter()
+                    .map(move |&network| AddressPattern { network, prefix })
             })
             .collect();
         all.sort();
@@ -255,7 +266,14 @@ mod tests {
 
     #[test]
     fn bad_rules_are_typed_errors() {
-        for bad in ["", "localhost", "10.0.0.0/33", "::/129", "1.2.3.4/x", "::ffff:1.2.3.4/95"] {
+        for bad in [
+            "",
+            "localhost",
+            "10.0.0.0/33",
+            "::/129",
+            "1.2.3.4/x",
+            "::ffff:1.2.3.4/95",
+        ] {
             assert!(bad.parse::<AddressPattern>().is_err(), "{bad}");
         }
     }
@@ -273,12 +291,24 @@ mod tests {
     fn allow_and_deny_give_pyzmq_texts() {
         let allow = AddressRules::Allow(set(&["127.0.0.1"]));
         assert_eq!(allow.check("127.0.0.1"), AddressVerdict::Allowed);
-        assert_eq!(allow.check("127.0.0.2"), AddressVerdict::Refused("Address not allowed"));
-        assert_eq!(allow.check("not-an-ip"), AddressVerdict::Refused("Address not allowed"));
+        assert_eq!(
+            allow.check("127.0.0.2"),
+            AddressVerdict::Refused("Address not allowed")
+        );
+        assert_eq!(
+            allow.check("not-an-ip"),
+            AddressVerdict::Refused("Address not allowed")
+        );
         let deny = AddressRules::Deny(set(&["127.0.0.1"]));
-        assert_eq!(deny.check("127.0.0.1"), AddressVerdict::Refused("Address denied"));
+        assert_eq!(
+            deny.check("127.0.0.1"),
+            AddressVerdict::Refused("Address denied")
+        );
         assert_eq!(deny.check("127.0.0.2"), AddressVerdict::NotFiltered);
-        assert_eq!(AddressRules::Open.check("1.2.3.4"), AddressVerdict::NotFiltered);
+        assert_eq!(
+            AddressRules::Open.check("1.2.3.4"),
+            AddressVerdict::NotFiltered
+        );
     }
 
     #[test]

@@ -70,7 +70,12 @@ impl Consultation {
         match outcome {
             Ok(CurveVerdict::Admit(admission)) => match admission.user_id {
                 Some(user_id) => Reply::ok(id, user_id, admission.metadata),
-                None => curve_admission(id, self.user_id.as_ref(), &self.public_key, admission.metadata),
+                None => curve_admission(
+                    id,
+                    self.user_id.as_ref(),
+                    &self.public_key,
+                    admission.metadata,
+                ),
             },
             Ok(CurveVerdict::Refuse) => Reply::refusal(id, StatusCode::Denied, "Unknown key"),
             Ok(CurveVerdict::TryLater) => {
@@ -131,7 +136,9 @@ impl Policy {
         let domain: &str = &request.domain;
         let reply = match &request.mechanism {
             Mechanism::Null => Reply::ok(id, ANONYMOUS, Metadata::empty()),
-            Mechanism::Plain { username, password } => self.decide_plain(id, domain, username, password),
+            Mechanism::Plain { username, password } => {
+                self.decide_plain(id, domain, username, password)
+            }
             Mechanism::Curve { public_key } => return self.decide_curve(id, domain, public_key),
             Mechanism::Gssapi { principal } => self.decide_gssapi(id, domain, principal),
             Mechanism::Unknown { .. } => denied(id, "Unsupported mechanism"),

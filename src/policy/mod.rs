@@ -142,7 +142,9 @@ impl Policy {
             AddressRules::Allow(set) => set,
             rules => {
                 *rules = AddressRules::Allow(AddressSet::default());
-                let AddressRules::Allow(set) = rules else { unreachable!() };
+                let AddressRules::Allow(set) = rules else {
+                    unreachable!()
+                };
                 set
             }
         };
@@ -164,7 +166,9 @@ impl Policy {
             AddressRules::Deny(set) => set,
             rules => {
                 *rules = AddressRules::Deny(AddressSet::default());
-                let AddressRules::Deny(set) = rules else { unreachable!() };
+                let AddressRules::Deny(set) = rules else {
+                    unreachable!()
+                };
                 set
             }
         };

@@ -29,7 +29,10 @@ impl PasswordTable {
         P: Into<Vec<u8>>,
     {
         PasswordTable {
-            users: users.into_iter().map(|(u, p)| (u.into(), p.into())).collect(),
+            users: users
+                .into_iter()
+                .map(|(u, p)| (u.into(), p.into()))
+                .collect(),
         }
     }
 
@@ -84,8 +87,14 @@ mod tests {
     fn checks_users_and_passwords() {
         let table = PasswordTable::new([("admin", "secret")]);
         assert_eq!(table.check(b"admin", b"secret"), PasswordCheck::Valid);
-        assert_eq!(table.check(b"admin", b"secre"), PasswordCheck::WrongPassword);
-        assert_eq!(table.check(b"admin", b"secreT"), PasswordCheck::WrongPassword);
+        assert_eq!(
+            table.check(b"admin", b"secre"),
+            PasswordCheck::WrongPassword
+        );
+        assert_eq!(
+            table.check(b"admin", b"secreT"),
+            PasswordCheck::WrongPassword
+        );
         assert_eq!(table.check(b"root", b"secret"), PasswordCheck::UnknownUser);
     }
 

@@ -36,7 +36,12 @@ fn null(domain: &str, address: &str) -> Vec<Vec<u8>> {
 }
 
 fn plain(domain: &str, user: &str, password: &str) -> Vec<Vec<u8>> {
-    request(domain, "127.0.0.1", "PLAIN", &[user.as_bytes(), password.as_bytes()])
+    request(
+        domain,
+        "127.0.0.1",
+        "PLAIN",
+        &[user.as_bytes(), password.as_bytes()],
+    )
 }
 
 fn curve(domain: &str, z85: &str) -> Vec<Vec<u8>> {
@@ -115,7 +120,10 @@ fn wrong_credential_counts_get_400_invalid_credentials() {
 
 #[test]
 fn null_is_admitted_as_anonymous_without_rules() {
-    assert_ok(&reply(&Policy::default(), &null("global", "10.1.1.1")), "anonymous");
+    assert_ok(
+        &reply(&Policy::default(), &null("global", "10.1.1.1")),
+        "anonymous",
+    );
 }
 
 #[test]
@@ -123,14 +131,20 @@ fn allow_list_admits_listed_and_refuses_others() {
     let mut policy = Policy::default();
     policy.allow(patterns(&["127.0.0.1"])).unwrap();
     assert_ok(&reply(&policy, &null("global", "127.0.0.1")), "anonymous");
-    assert_denied(&reply(&policy, &null("global", "127.0.0.2")), "Address not allowed");
+    assert_denied(
+        &reply(&policy, &null("global", "127.0.0.2")),
+        "Address not allowed",
+    );
 }
 
 #[test]
 fn deny_list_refuses_listed_and_admits_others() {
     let mut policy = Policy::default();
     policy.deny(patterns(&["127.0.0.1"])).unwrap();
-    assert_denied(&reply(&policy, &null("global", "127.0.0.1")), "Address denied");
+    assert_denied(
+        &reply(&policy, &null("global", "127.0.0.1")),
+        "Address denied",
+    );
     assert_ok(&reply(&policy, &null("global", "127.0.0.2")), "anonymous");
 }
 
@@ -156,7 +170,10 @@ fn allow_and_deny_together_is_a_typed_error_and_changes_nothing() {
 fn removing_the_last_rule_opens_the_filter_so_the_other_list_can_be_used() {
     let mut policy = Policy::default();
     policy.allow(patterns(&["127.0.0.1"])).unwrap();
-    assert_eq!(policy.remove_addresses(&patterns(&["127.0.0.1", "1.1.1.1"])), 1);
+    assert_eq!(
+        policy.remove_addresses(&patterns(&["127.0.0.1", "1.1.1.1"])),
+        1
+    );
     assert_eq!(policy.address_rules(), &AddressRules::Open);
     policy.deny(patterns(&["127.0.0.1"])).unwrap();
 }
@@ -165,8 +182,13 @@ fn removing_the_last_rule_opens_the_filter_so_the_other_list_can_be_used() {
 fn an_allowed_address_must_still_authenticate_plain_and_curve() {
     let mut policy = Policy::default();
     policy.allow(patterns(&["127.0.0.1"])).unwrap();
-    policy.configure_plain("*", PasswordTable::new([("admin", "secret")])).unwrap();
-    assert_denied(&reply(&policy, &plain("", "admin", "wrong")), "Invalid password");
+    policy
+        .configure_plain("*", PasswordTable::new([("admin", "secret")]))
+        .unwrap();
+    assert_denied(
+        &reply(&policy, &plain("", "admin", "wrong")),
+        "Invalid password",
+    );
     assert_denied(&reply(&policy, &curve("", CLIENT)), "Unknown domain");
 }
 
@@ -174,8 +196,13 @@ fn an_allowed_address_must_still_authenticate_plain_and_curve() {
 fn a_denied_address_is_refused_before_credentials_are_checked() {
     let mut policy = Policy::default();
     policy.deny(patterns(&["127.0.0.1"])).unwrap();
-    policy.configure_plain("*", PasswordTable::new([("admin", "secret")])).unwrap();
-    assert_denied(&reply(&policy, &plain("", "admin", "secret")), "Address denied");
+    policy
+        .configure_plain("*", PasswordTable::new([("admin", "secret")]))
+        .unwrap();
+    assert_denied(
+        &reply(&policy, &plain("", "admin", "secret")),
+        "Address denied",
+    );
 }
 
 // C3 PLAIN branch and E3.
@@ -183,24 +210,48 @@ fn a_denied_address_is_refused_before_credentials_are_checked() {
 #[test]
 fn plain_texts_follow_pyzmq() {
     let mut policy = Policy::default();
-    assert_denied(&reply(&policy, &plain("", "admin", "secret")), "No passwords defined");
-    policy.configure_plain("global", PasswordTable::new([("admin", "secret")])).unwrap();
-    assert_ok(&reply(&policy, &plain("global", "admin", "secret")), "admin");
-    assert_denied(&reply(&policy, &plain("other", "admin", "secret")), "Invalid domain");
-    assert_denied(&reply(&policy, &plain("global", "root", "secret")), "Invalid username");
-    assert_denied(&reply(&policy, &plain("global", "admin", "secreT")), "Invalid password");
+    assert_denied(
+        &reply(&policy, &plain("", "admin", "secret")),
+        "No passwords defined",
+    );
+    policy
+        .configure_plain("global", PasswordTable::new([("admin", "secret")]))
+        .unwrap();
+    assert_ok(
+        &reply(&policy, &plain("global", "admin", "secret")),
+        "admin",
+    );
+    assert_denied(
+        &reply(&policy, &plain("other", "admin", "secret")),
+        "Invalid domain",
+    );
+    assert_denied(
+        &reply(&policy, &plain("global", "root", "secret")),
+        "Invalid username",
+    );
+    assert_denied(
+        &reply(&policy, &plain("global", "admin", "secreT")),
+        "Invalid password",
+    );
 }
 
 #[test]
 fn star_is_the_plain_fallback_for_every_domain_without_its_own_table() {
     let mut policy = Policy::default();
-    policy.configure_plain("*", PasswordTable::new([("any", "1")])).unwrap();
-    policy.configure_plain("special", PasswordTable::new([("own", "2")])).unwrap();
+    policy
+        .configure_plain("*", PasswordTable::new([("any", "1")]))
+        .unwrap();
+    policy
+        .configure_plain("special", PasswordTable::new([("own", "2")]))
+        .unwrap();
     assert_ok(&reply(&policy, &plain("", "any", "1")), "any");
     assert_ok(&reply(&policy, &plain("global", "any", "1")), "any");
     assert_ok(&reply(&policy, &plain("special", "own", "2")), "own");
     // A domain with its own table does not fall back.
-    assert_denied(&reply(&policy, &plain("special", "any", "1")), "Invalid username");
+    assert_denied(
+        &reply(&policy, &plain("special", "any", "1")),
+        "Invalid username",
+    );
 }
 
 #[test]
@@ -235,7 +286,10 @@ fn curve_with_keys_admits_known_and_refuses_unknown() {
 
 #[test]
 fn curve_without_configuration_is_unknown_domain() {
-    assert_denied(&reply(&Policy::default(), &curve("", CLIENT)), "Unknown domain");
+    assert_denied(
+        &reply(&Policy::default(), &curve("", CLIENT)),
+        "Unknown domain",
+    );
     let mut policy = Policy::default();
     policy.configure_curve("a", CurvePolicy::AllowAny).unwrap();
     assert_denied(&reply(&policy, &curve("b", CLIENT)), "Unknown domain");
@@ -244,8 +298,12 @@ fn curve_without_configuration_is_unknown_domain() {
 #[test]
 fn allow_any_is_per_domain_and_does_not_leak() {
     let mut policy = Policy::default();
-    policy.configure_curve("open", CurvePolicy::AllowAny).unwrap();
-    policy.configure_curve("closed", curve_keys(&[SERVER])).unwrap();
+    policy
+        .configure_curve("open", CurvePolicy::AllowAny)
+        .unwrap();
+    policy
+        .configure_curve("closed", curve_keys(&[SERVER]))
+        .unwrap();
     assert_ok(&reply(&policy, &curve("open", CLIENT)), CLIENT);
     assert_denied(&reply(&policy, &curve("closed", CLIENT)), "Unknown key");
 }
@@ -254,11 +312,18 @@ fn allow_any_is_per_domain_and_does_not_leak() {
 fn a_provider_in_one_domain_leaves_other_domains_key_sets_in_force() {
     let mut policy = Policy::default();
     let provider = Provider::from_fn(|_: &str, _: &CurvePublicKey| Ok(true.into()));
-    policy.configure_curve("db", CurvePolicy::Provider(provider)).unwrap();
-    policy.configure_curve("files", curve_keys(&[CLIENT])).unwrap();
+    policy
+        .configure_curve("db", CurvePolicy::Provider(provider))
+        .unwrap();
+    policy
+        .configure_curve("files", curve_keys(&[CLIENT]))
+        .unwrap();
     assert_ok(&reply(&policy, &curve("files", CLIENT)), CLIENT);
     assert_denied(&reply(&policy, &curve("files", SERVER)), "Unknown key");
-    assert!(matches!(policy.handle(&curve("db", SERVER)), Decision::Consult(_)));
+    assert!(matches!(
+        policy.handle(&curve("db", SERVER)),
+        Decision::Consult(_)
+    ));
 }
 
 #[test]
@@ -279,7 +344,9 @@ fn certificate_metadata_goes_into_the_reply() {
     let mut store = CertStore::default();
     store.insert(key(CLIENT), meta.clone());
     let mut policy = Policy::default();
-    policy.configure_curve("*", CurvePolicy::Keys(Arc::new(store))).unwrap();
+    policy
+        .configure_curve("*", CurvePolicy::Keys(Arc::new(store)))
+        .unwrap();
     let r = reply(&policy, &curve("", CLIENT));
     assert_ok(&r, CLIENT);
     assert_eq!(r.metadata, meta);
@@ -303,7 +370,9 @@ fn the_user_id_mapping_is_replaceable_and_a_panicking_one_gives_500() {
 fn provider_answers_map_to_status_codes() {
     let mut policy = Policy::default();
     let provider = Provider::from_fn(|_: &str, _: &CurvePublicKey| Ok(true.into()));
-    policy.configure_curve("*", CurvePolicy::Provider(provider)).unwrap();
+    policy
+        .configure_curve("*", CurvePolicy::Provider(provider))
+        .unwrap();
     let consult = || match policy.handle(&curve("dom", CLIENT)) {
         Decision::Consult(c) => c,
         other => panic!("{other:?}"),
@@ -318,14 +387,29 @@ fn provider_answers_map_to_status_codes() {
     });
     let r = consult().finish(Ok(named));
     assert_ok(&r, "alice");
-    assert_eq!(r.metadata.pairs(), vec![("Role".to_string(), b"admin".to_vec())]);
+    assert_eq!(
+        r.metadata.pairs(),
+        vec![("Role".to_string(), b"admin".to_vec())]
+    );
     assert_denied(&consult().finish(Ok(CurveVerdict::Refuse)), "Unknown key");
     let status = |outcome| consult().finish(outcome).status;
     assert_eq!(status(Ok(CurveVerdict::TryLater)), StatusCode::TryLater);
-    assert_eq!(status(Err(ProviderFailure::Overloaded)), StatusCode::TryLater);
-    assert_eq!(status(Err(ProviderFailure::Error("db down".into()))), StatusCode::InternalError);
-    assert_eq!(status(Err(ProviderFailure::Panicked)), StatusCode::InternalError);
-    assert_eq!(status(Err(ProviderFailure::TimedOut)), StatusCode::InternalError);
+    assert_eq!(
+        status(Err(ProviderFailure::Overloaded)),
+        StatusCode::TryLater
+    );
+    assert_eq!(
+        status(Err(ProviderFailure::Error("db down".into()))),
+        StatusCode::InternalError
+    );
+    assert_eq!(
+        status(Err(ProviderFailure::Panicked)),
+        StatusCode::InternalError
+    );
+    assert_eq!(
+        status(Err(ProviderFailure::TimedOut)),
+        StatusCode::InternalError
+    );
     for outcome in [Err(ProviderFailure::TimedOut), Ok(CurveVerdict::TryLater)] {
         assert_eq!(consult().finish(outcome).user_id, "");
     }
@@ -338,10 +422,14 @@ fn gssapi_needs_configuration_and_checks_principals() {
     let gss = |domain: &str, p: &str| request(domain, "127.0.0.1", "GSSAPI", &[p.as_bytes()]);
     let mut policy = Policy::default();
     assert_denied(&reply(&policy, &gss("", "alice@R")), "Unknown domain");
-    policy.configure_gssapi("*", GssapiPolicy::AnyPrincipal).unwrap();
+    policy
+        .configure_gssapi("*", GssapiPolicy::AnyPrincipal)
+        .unwrap();
     assert_ok(&reply(&policy, &gss("", "alice@R")), "alice@R");
     let only_bob: HashSet<String> = ["bob@R".to_string()].into();
-    policy.configure_gssapi("k", GssapiPolicy::Principals(only_bob)).unwrap();
+    policy
+        .configure_gssapi("k", GssapiPolicy::Principals(only_bob))
+        .unwrap();
     assert_ok(&reply(&policy, &gss("k", "bob@R")), "bob@R");
     assert_denied(&reply(&policy, &gss("k", "alice@R")), "Unknown principal");
     let bad = request("", "127.0.0.1", "GSSAPI", &[b"\xff\xfe"]);

@@ -112,7 +112,7 @@ impl Metadata {
     }
 
     /// Re-encodes decoded pairs without validating names (for reading other handlers' replies).
-    pub(crate) fn from_raw_pairs(pairs: Vec<(&[u8], &[u8])>) -> Self {
+    pub(crate) fn from_raw_pairs(pairs: Vec<Property<'_>>) -> Self {
         let mut encoded = Vec::new();
         for (name, value) in pairs {
             encoded.push(name.len() as u8);
@@ -165,11 +165,14 @@ impl std::fmt::Debug for Metadata {
     }
 }
 
+/// One decoded property: (name, value), borrowed from the encoded block.
+pub type Property<'a> = (&'a [u8], &'a [u8]);
+
 /// Decodes a ZMTP property list into (name, value) pairs, borrowing from the input.
 ///
 /// Only the framing is checked (as libzmq does when it reads a reply); names are not
 /// validated, so this also reads what other handlers send.
-pub fn decode(mut bytes: &[u8]) -> Result<Vec<(&[u8], &[u8])>, MetadataError> {
+pub fn decode(mut bytes: &[u8]) -> Result<Vec<Property<'_>>, MetadataError> {
     let total = bytes.len();
     let mut pairs = Vec::new();
     while let Some((&name_len, rest)) = bytes.split_first() {

@@ -6,7 +6,7 @@ mod request;
 
 pub use metadata::{
     check_name as check_metadata_name, decode as decode_metadata, Metadata, MetadataError,
-    MAX_METADATA_BYTES, RESERVED_NAMES,
+    Property, MAX_METADATA_BYTES, RESERVED_NAMES,
 };
 pub use reply::{Reply, StatusCode};
 pub use request::{Mechanism, Request, RequestError, ZAP_VERSION};

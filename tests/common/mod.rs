@@ -3,9 +3,8 @@
 //! its status) — never by sleeping.
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -28,7 +27,9 @@ impl Keys {
         let cert = Certificate::generate().expect("CURVE key generation");
         Keys {
             public: cert.public_key,
-            secret: cert.secret_key.expect("generated certificates have a secret key"),
+            secret: cert
+                .secret_key
+                .expect("generated certificates have a secret key"),
         }
     }
 }
@@ -97,8 +98,7 @@ static MONITORS: AtomicUsize = AtomicUsize::new(0);
 
 /// A socket monitor drained on its own thread, connected before anything connects.
 pub struct Monitor {
-    events: Receiver<(u16, u32)>,
-    stop: Arc<AtomicBool>,
+    pub events: Receiver<(u16, u32)>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -114,27 +114,27 @@ impl Monitor {
             .unwrap();
         let pair = context.socket(zmq::PAIR).unwrap();
         pair.set_linger(0).unwrap();
-        pair.set_rcvtimeo(50).unwrap();
         pair.connect(&endpoint).unwrap();
         let (tx, events) = channel();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            while !stopping.load(Ordering::Relaxed) {
-                match pair.recv_multipart(0) {
-                    Ok(frames) if frames[0].len() >= 6 => {
-                        let f = &frames[0];
-                        let event = u16::from_ne_bytes([f[0], f[1]]);
-                        let value = u32::from_ne_bytes([f[2], f[3], f[4], f[5]]);
-                        let _ = tx.send((event, value));
-                    }
-                    _ => {}
-                }
+        // Blocking reads; the loop ends with MONITOR_STOPPED, which libzmq sends when the
+        // monitored socket closes.
+        let thread = std::thread::spawn(move || loop {
+            let Ok(frames) = pair.recv_multipart(0) else {
+                return;
+            };
+            let f = &frames[0];
+            if f.len() < 6 {
+                continue;
             }
+            let event = u16::from_ne_bytes([f[0], f[1]]);
+            let value = u32::from_ne_bytes([f[2], f[3], f[4], f[5]]);
+            if event == zmq::SocketEvent::MONITOR_STOPPED as u16 {
+                return;
+            }
+            let _ = tx.send((event, value));
         });
         Monitor {
             events,
-            stop,
             thread: Some(thread),
         }
     }
@@ -147,21 +147,22 @@ impl Monitor {
             zmq::SocketEvent::HANDSHAKE_FAILED_NO_DETAIL as u16,
             zmq::SocketEvent::HANDSHAKE_FAILED_PROTOCOL as u16,
         ];
+        let mut seen = Vec::new();
         loop {
-            let (event, value) = self
-                .events
-                .recv_timeout(PATIENCE)
-                .expect("no handshake event in time");
+            let Ok((event, value)) = self.events.recv_timeout(PATIENCE) else {
+                panic!("no handshake event in time; events seen: {seen:x?}");
+            };
             if handshake_events.contains(&event) {
                 return (event, value);
             }
+            seen.push((event, value));
         }
     }
 }
 
 impl Drop for Monitor {
+    /// Runs after the monitored socket was dropped (see field order in `Listening`).
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -198,7 +199,9 @@ pub fn client_socket(context: &zmq::Context, client: &Client) -> zmq::Socket {
             socket.set_plain_password(Some(password)).unwrap();
         }
         Client::Curve(server_public, keys) => {
-            socket.set_curve_serverkey(server_public.as_bytes()).unwrap();
+            socket
+                .set_curve_serverkey(server_public.as_bytes())
+                .unwrap();
             socket.set_curve_publickey(keys.public.as_bytes()).unwrap();
             socket.set_curve_secretkey(keys.secret.as_bytes()).unwrap();
         }
@@ -231,7 +234,9 @@ impl Listening {
         let (event, value) = self.monitor.next_handshake();
         if event == zmq::SocketEvent::HANDSHAKE_SUCCEEDED as u16 {
             let mut message = zmq::Message::new();
-            self.socket.recv(&mut message, 0).expect("message after handshake");
+            self.socket
+                .recv(&mut message, 0)
+                .expect("message after handshake");
             Outcome::Admitted(message)
         } else if event == zmq::SocketEvent::HANDSHAKE_FAILED_AUTH as u16 {
             Outcome::Refused(value)

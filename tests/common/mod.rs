@@ -218,7 +218,13 @@ pub struct Listening {
 
 impl Listening {
     pub fn new(context: &zmq::Context, server: &Server, domain: Option<&str>) -> Listening {
-        let socket = server_socket(context, server, domain);
+        Listening::from_socket(context, server_socket(context, server, domain))
+    }
+
+    /// Monitors and binds a configured server socket.
+    pub fn from_socket(context: &zmq::Context, socket: zmq::Socket) -> Listening {
+        socket.set_linger(0).unwrap();
+        socket.set_rcvtimeo(PATIENCE.as_millis() as i32).unwrap();
         let monitor = Monitor::attach(context, &socket);
         socket.bind("tcp://127.0.0.1:0").unwrap();
         let endpoint = socket.get_last_endpoint().unwrap().unwrap();

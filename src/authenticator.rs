@@ -237,13 +237,13 @@ impl Authenticator {
         self.send(Unconfigure { domain, mechanism }).await
     }
 
-    /// Replaces pyzmq's `curve_user_id`: the `User-Id` of admitted CURVE clients.
+    /// Replaces pyzmq's `curve_user_id`: the `User-Id` of admitted CURVE clients. The
+    /// mapping runs on the provider pool under the provider deadline.
     pub async fn set_curve_user_id<F>(&self, mapper: F) -> Result<(), ConfigError>
     where
         F: Fn(&CurvePublicKey) -> String + Send + Sync + 'static,
     {
-        self.send(SetCurveUserId(Some(std::sync::Arc::new(mapper))))
-            .await
+        self.send(SetCurveUserId::infallible(mapper)).await
     }
 
     /// Restores the default `User-Id` of CURVE clients: the key's Z85 text.

@@ -181,11 +181,21 @@ pub struct Unconfigure {
 
 /// Replaces the CURVE user-id mapping (`None`: the key's Z85 text, pyzmq's default).
 ///
-/// The mapping runs on the actix thread for every admitted CURVE client: keep it quick. A
-/// mapping that panics gives the client a `500`.
+/// The mapping runs like a synchronous provider: on the provider pool, under the provider
+/// deadline. One that returns an error, panics or hangs gives its client a `500`.
 #[derive(Clone, Message)]
 #[rtype(result = "Result<(), ConfigError>")]
 pub struct SetCurveUserId(pub Option<UserIdMapper>);
+
+impl SetCurveUserId {
+    /// A mapping that cannot fail.
+    pub fn infallible<F>(mapper: F) -> Self
+    where
+        F: Fn(&crate::keys::CurvePublicKey) -> String + Send + Sync + 'static,
+    {
+        SetCurveUserId(Some(std::sync::Arc::new(move |key: &_| Ok(mapper(key)))))
+    }
+}
 
 impl std::fmt::Debug for SetCurveUserId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -20,7 +20,7 @@ use super::pool::{BlockingPool, JobError};
 use crate::certs::{load_directory, CertStore};
 use crate::error::ConfigError;
 use crate::policy::{Consultation, CurvePolicy, Decision, Policy, ProviderFailure};
-use crate::provider::{CurveVerdict, Provider};
+use crate::provider::{CurveVerdict, Provider, ProviderError};
 use crate::settings::Settings;
 use crate::zap::{Reply, Request};
 
@@ -69,30 +69,19 @@ impl PolicyActor {
         Ok(())
     }
 
-    /// Runs a provider under the deadline, with panics caught, and builds the reply.
+    /// Runs the provider and then the user-id mapping (whichever the consultation needs),
+    /// together under one deadline, with panics caught, and builds the reply.
     fn consult(&self, consultation: Consultation) -> impl Future<Output = Reply> {
-        let deadline = self.settings.provider_deadline;
-        let domain = consultation.domain.clone();
-        let key = consultation.public_key;
-        let outcome: LocalBoxFuture<'static, Result<CurveVerdict, ProviderFailure>> =
+        let deadline = tokio::time::Instant::now() + self.settings.provider_deadline;
+        let (domain, key) = (consultation.domain.clone(), consultation.public_key);
+        let verdict: LocalBoxFuture<'static, Result<CurveVerdict, ProviderFailure>> =
             match &consultation.provider {
-                Provider::Blocking(provider) => {
+                None => Box::pin(ready(Ok(consultation.admitted_without_provider()))),
+                Some(Provider::Blocking(provider)) => {
                     let provider = Arc::clone(provider);
-                    match self.pool.run(move || provider.check_curve(&domain, &key)) {
-                        Err(_) => Box::pin(ready(Err(ProviderFailure::Overloaded))),
-                        Ok(answer) => Box::pin(async move {
-                            match answer.await {
-                                Ok(Ok(Ok(verdict))) => Ok(verdict),
-                                Ok(Ok(Err(error))) => Err(ProviderFailure::Error(error)),
-                                Ok(Err(JobError::Overloaded)) => Err(ProviderFailure::Overloaded),
-                                Ok(Err(JobError::Panicked)) | Err(_) => {
-                                    Err(ProviderFailure::Panicked)
-                                }
-                            }
-                        }),
-                    }
+                    on_pool(&self.pool, move || provider.check_curve(&domain, &key))
                 }
-                Provider::Async(provider) => {
+                Some(Provider::Async(provider)) => {
                     match catch_unwind(AssertUnwindSafe(|| provider.check_curve(&domain, &key))) {
                         Err(_) => Box::pin(ready(Err(ProviderFailure::Panicked))),
                         Ok(future) => Box::pin(async move {
@@ -105,19 +94,56 @@ impl PolicyActor {
                     }
                 }
             };
+        let pool = self.pool.clone();
         async move {
-            let outcome = tokio::time::timeout(deadline, outcome)
-                .await
-                .unwrap_or(Err(ProviderFailure::TimedOut));
-            if let Err(failure) = &outcome {
+            let mut verdict = within(deadline, verdict).await;
+            if let (Ok(CurveVerdict::Admit(admission)), Some(map)) =
+                (&mut verdict, consultation.user_id_mapper.clone())
+            {
+                if admission.user_id.is_none() {
+                    match within(deadline, on_pool(&pool, move || map(&key))).await {
+                        Ok(user_id) => admission.user_id = Some(user_id),
+                        Err(failure) => verdict = Err(failure),
+                    }
+                }
+            }
+            if let Err(failure) = &verdict {
                 warn!(
                     target: "actix_zap::provider",
-                    "CURVE provider for domain {:?}, key {}: {failure}",
+                    "CURVE provider or user-id mapping for domain {:?}, key {}: {failure}",
                     consultation.domain, consultation.public_key
                 );
             }
-            consultation.finish(outcome)
+            consultation.finish(verdict)
         }
+    }
+}
+
+/// `future`'s answer, or `TimedOut` at the deadline.
+async fn within<T>(
+    deadline: tokio::time::Instant,
+    future: impl Future<Output = Result<T, ProviderFailure>>,
+) -> Result<T, ProviderFailure> {
+    tokio::time::timeout_at(deadline, future)
+        .await
+        .unwrap_or(Err(ProviderFailure::TimedOut))
+}
+
+/// Runs user code on the pool; a full queue is `Overloaded`, a panic `Panicked`.
+fn on_pool<T: Send + 'static>(
+    pool: &BlockingPool,
+    job: impl FnOnce() -> Result<T, ProviderError> + Send + 'static,
+) -> LocalBoxFuture<'static, Result<T, ProviderFailure>> {
+    match pool.run(job) {
+        Err(_) => Box::pin(ready(Err(ProviderFailure::Overloaded))),
+        Ok(answer) => Box::pin(async move {
+            match answer.await {
+                Ok(Ok(Ok(value))) => Ok(value),
+                Ok(Ok(Err(error))) => Err(ProviderFailure::Error(error)),
+                Ok(Err(JobError::Overloaded)) => Err(ProviderFailure::Overloaded),
+                Ok(Err(JobError::Panicked)) | Err(_) => Err(ProviderFailure::Panicked),
+            }
+        }),
     }
 }
 

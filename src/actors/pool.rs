@@ -25,7 +25,9 @@ pub(crate) enum JobError {
     Panicked,
 }
 
-/// Fixed worker threads fed by a bounded queue. Dropping the pool lets idle workers exit.
+/// Fixed worker threads fed by a bounded queue. Clones share the workers; when the last clone
+/// is dropped, idle workers exit.
+#[derive(Clone)]
 pub(crate) struct BlockingPool {
     queue: SyncSender<Job>,
 }

@@ -4,10 +4,12 @@
 
 use std::borrow::Cow;
 
-use super::{curve_user_id, for_domain, CurvePolicy, GssapiPolicy, Policy, UserIdMapper};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::{for_domain, CurvePolicy, GssapiPolicy, Policy, UserIdMapper};
 use super::{AddressVerdict, PasswordCheck};
 use crate::keys::CurvePublicKey;
-use crate::provider::{CurveVerdict, Provider, ProviderError};
+use crate::provider::{Admission, CurveVerdict, Provider, ProviderError};
 use crate::zap::{Mechanism, Metadata, Reply, Request, RequestError, StatusCode};
 
 /// The user id of admitted NULL clients and of clients admitted by address alone (pyzmq's).
@@ -24,88 +26,120 @@ pub enum Decision {
     Consult(Consultation),
 }
 
-/// A CURVE key that a provider must decide on before the reply can be made.
+/// A CURVE request that needs user code before it can be answered: a provider's verdict,
+/// a custom user-id mapping, or both (provider first).
+///
+/// The actors run these off the decision path, concurrently and under a deadline;
+/// [`resolve_blocking`](Self::resolve_blocking) runs them inline for sans-IO users.
 pub struct Consultation {
-    /// The provider registered for the domain (or for `'*'`).
-    pub provider: Provider,
     /// The request's ZAP domain, as the server socket set it.
     pub domain: String,
     /// The client's key.
     pub public_key: CurvePublicKey,
+    /// The provider registered for the domain (or for `'*'`); `None` when the key is
+    /// already admitted and only the user-id mapping remains.
+    pub provider: Option<Provider>,
+    /// The custom user-id mapping, if one is configured.
+    pub user_id_mapper: Option<UserIdMapper>,
+    metadata: Metadata,
     request_id: Vec<u8>,
-    user_id: Option<UserIdMapper>,
 }
 
 impl std::fmt::Debug for Consultation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Consultation")
-            .field("provider", &self.provider)
             .field("domain", &self.domain)
             .field("public_key", &self.public_key)
+            .field("provider", &self.provider)
+            .field("custom_user_id", &self.user_id_mapper.is_some())
             .finish()
     }
 }
 
-/// Why a provider gave no verdict. Each becomes a `500` (or `300` when overloaded).
+/// Why user code gave no answer. Each becomes a `500` (or `300` when overloaded).
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderFailure {
-    /// The provider returned an error.
-    #[error("provider failed: {0}")]
+    /// The provider or mapping returned an error.
+    #[error("failed: {0}")]
     Error(ProviderError),
-    /// The provider panicked; the panic was caught.
-    #[error("provider panicked")]
+    /// The provider or mapping panicked; the panic was caught.
+    #[error("panicked")]
     Panicked,
-    /// The provider did not answer before the deadline.
-    #[error("provider did not answer in time")]
+    /// No answer before the deadline.
+    #[error("did not answer in time")]
     TimedOut,
-    /// Too many provider calls are already waiting; the client should retry.
-    #[error("too many provider calls in flight")]
+    /// Too many calls are already waiting; the client should retry.
+    #[error("too many calls in flight")]
     Overloaded,
 }
 
 impl Consultation {
-    /// Turns the provider's answer into the reply.
+    /// The verdict to start from when no provider is involved: admitted, user id to map.
+    pub fn admitted_without_provider(&self) -> CurveVerdict {
+        CurveVerdict::Admit(Admission {
+            user_id: None,
+            metadata: self.metadata.clone(),
+        })
+    }
+
+    /// Turns the final answer into the reply. An admission without a user id gets the key's
+    /// Z85 text: run the custom mapping (if any) before calling this.
     pub fn finish(self, outcome: Result<CurveVerdict, ProviderFailure>) -> Reply {
         let id = &self.request_id;
         match outcome {
-            Ok(CurveVerdict::Admit(admission)) => match admission.user_id {
-                Some(user_id) => Reply::ok(id, user_id, admission.metadata),
-                None => curve_admission(
-                    id,
-                    self.user_id.as_ref(),
-                    &self.public_key,
-                    admission.metadata,
-                ),
-            },
-            Ok(CurveVerdict::Refuse) => Reply::refusal(id, StatusCode::Denied, "Unknown key"),
+            Ok(CurveVerdict::Admit(Admission { user_id, metadata })) => {
+                let user_id = user_id.unwrap_or_else(|| self.public_key.to_z85());
+                Reply::ok(id, user_id, metadata)
+            }
+            Ok(CurveVerdict::Refuse) => denied(id, "Unknown key"),
             Ok(CurveVerdict::TryLater) => {
                 Reply::refusal(id, StatusCode::TryLater, "Try again later")
             }
-            Err(ProviderFailure::Overloaded) => {
-                Reply::refusal(id, StatusCode::TryLater, "Provider overloaded")
-            }
-            Err(ProviderFailure::Error(_)) => {
-                Reply::refusal(id, StatusCode::InternalError, "Provider failed")
-            }
-            Err(ProviderFailure::Panicked) => {
-                Reply::refusal(id, StatusCode::InternalError, "Provider panicked")
-            }
-            Err(ProviderFailure::TimedOut) => {
-                Reply::refusal(id, StatusCode::InternalError, "Provider timed out")
+            Err(failure) => {
+                let (status, text) = match failure {
+                    ProviderFailure::Overloaded => (StatusCode::TryLater, "Provider overloaded"),
+                    ProviderFailure::Error(_) => (StatusCode::InternalError, "Provider failed"),
+                    ProviderFailure::Panicked => (StatusCode::InternalError, "Provider panicked"),
+                    ProviderFailure::TimedOut => (StatusCode::InternalError, "Provider timed out"),
+                };
+                Reply::refusal(id, status, text)
             }
         }
     }
+
+    /// Runs the provider and the mapping on this thread (an async provider with
+    /// `futures::executor::block_on`), with panics caught but no deadline. For tests,
+    /// fuzzers and tools; the actors never block like this.
+    pub fn resolve_blocking(self) -> Reply {
+        let verdict = match &self.provider {
+            None => Ok(self.admitted_without_provider()),
+            Some(provider) => caught(|| match provider {
+                Provider::Blocking(p) => p.check_curve(&self.domain, &self.public_key),
+                Provider::Async(p) => {
+                    futures::executor::block_on(p.check_curve(&self.domain, &self.public_key))
+                }
+            }),
+        };
+        let verdict = match (verdict, &self.user_id_mapper) {
+            (Ok(CurveVerdict::Admit(admission)), Some(map)) if admission.user_id.is_none() => {
+                caught(|| map(&self.public_key)).map(|user_id| {
+                    CurveVerdict::Admit(Admission {
+                        user_id: Some(user_id),
+                        metadata: admission.metadata,
+                    })
+                })
+            }
+            (verdict, _) => verdict,
+        };
+        self.finish(verdict)
+    }
 }
 
-fn curve_admission(
-    id: &[u8],
-    mapper: Option<&UserIdMapper>,
-    key: &CurvePublicKey,
-    metadata: Metadata,
-) -> Reply {
-    match curve_user_id(mapper, key) {
-        Some(user_id) => Reply::ok(id, user_id, metadata),
-        None => Reply::refusal(id, StatusCode::InternalError, "User id mapping failed"),
+fn caught<T>(call: impl FnOnce() -> Result<T, ProviderError>) -> Result<T, ProviderFailure> {
+    match catch_unwind(AssertUnwindSafe(call)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(ProviderFailure::Error(error)),
+        Err(_) => Err(ProviderFailure::Panicked),
     }
 }
 
@@ -163,25 +197,27 @@ impl Policy {
     }
 
     fn decide_curve(&self, id: &[u8], domain: &str, key: &CurvePublicKey) -> Decision {
-        let mapper = self.curve_user_id.as_ref();
-        let reply = match for_domain(&self.curve, domain) {
-            None => denied(id, "Unknown domain"),
-            Some(CurvePolicy::AllowAny) => curve_admission(id, mapper, key, Metadata::empty()),
+        let (provider, metadata) = match for_domain(&self.curve, domain) {
+            None => return Decision::Reply(denied(id, "Unknown domain")),
+            Some(CurvePolicy::AllowAny) => (None, Metadata::empty()),
             Some(CurvePolicy::Keys(store)) => match store.get(key) {
-                Some(metadata) => curve_admission(id, mapper, key, metadata.clone()),
-                None => denied(id, "Unknown key"),
+                Some(metadata) => (None, metadata.clone()),
+                None => return Decision::Reply(denied(id, "Unknown key")),
             },
-            Some(CurvePolicy::Provider(provider)) => {
-                return Decision::Consult(Consultation {
-                    provider: provider.clone(),
-                    domain: domain.to_owned(),
-                    public_key: *key,
-                    request_id: id.to_vec(),
-                    user_id: self.curve_user_id.clone(),
-                })
-            }
+            Some(CurvePolicy::Provider(provider)) => (Some(provider.clone()), Metadata::empty()),
         };
-        Decision::Reply(reply)
+        if provider.is_none() && self.curve_user_id.is_none() {
+            // The common case: admitted, default user id, no user code to run.
+            return Decision::Reply(Reply::ok(id, key.to_z85(), metadata));
+        }
+        Decision::Consult(Consultation {
+            domain: domain.to_owned(),
+            public_key: *key,
+            provider,
+            user_id_mapper: self.curve_user_id.clone(),
+            metadata,
+            request_id: id.to_vec(),
+        })
     }
 
     fn decide_gssapi(&self, id: &[u8], domain: &str, principal: &[u8]) -> Reply {

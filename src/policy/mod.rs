@@ -25,11 +25,10 @@ mod decision;
 mod plain;
 
 use std::collections::{HashMap, HashSet};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 pub use address::{AddressError, AddressPattern, AddressRules, AddressSet, AddressVerdict};
-pub use decision::{Consultation, Decision, ProviderFailure};
+pub use decision::{Consultation, Decision, ProviderFailure, ANONYMOUS};
 pub use plain::{PasswordCheck, PasswordTable};
 
 use crate::certs::CertStore;
@@ -43,7 +42,11 @@ pub const ANY_DOMAIN: &str = "*";
 pub const MAX_DOMAIN_BYTES: usize = 255;
 
 /// Maps an admitted CURVE key to the `User-Id` the server application sees.
-pub type UserIdMapper = Arc<dyn Fn(&CurvePublicKey) -> String + Send + Sync>;
+///
+/// Runs like a synchronous provider (on the authenticator's pool, under its deadline), so a
+/// mapping that fails, panics or hangs costs its own client a `500` and nobody else anything.
+pub type UserIdMapper =
+    Arc<dyn Fn(&CurvePublicKey) -> Result<String, crate::provider::ProviderError> + Send + Sync>;
 
 /// How one domain decides on CURVE clients.
 #[derive(Clone)]
@@ -280,15 +283,6 @@ impl Policy {
     /// Whether a custom CURVE user-id mapping is installed.
     pub fn has_custom_curve_user_id(&self) -> bool {
         self.curve_user_id.is_some()
-    }
-}
-
-/// The user id for an admitted CURVE key: the custom mapping (a panic in it is caught and
-/// reported as `None`), or the key's Z85 text.
-pub(crate) fn curve_user_id(mapper: Option<&UserIdMapper>, key: &CurvePublicKey) -> Option<String> {
-    match mapper {
-        None => Some(key.to_z85()),
-        Some(map) => catch_unwind(AssertUnwindSafe(|| map(key))).ok(),
     }
 }
 

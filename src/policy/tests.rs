@@ -352,18 +352,58 @@ fn certificate_metadata_goes_into_the_reply() {
     assert_eq!(r.metadata, meta);
 }
 
+fn consult(policy: &Policy, frames: &[Vec<u8>]) -> Consultation {
+    match policy.handle(frames) {
+        Decision::Consult(c) => c,
+        other => panic!("expected a consultation, got {other:?}"),
+    }
+}
+
 #[test]
-fn the_user_id_mapping_is_replaceable_and_a_panicking_one_gives_500() {
+fn a_custom_user_id_mapping_is_consulted_and_its_failures_give_500() {
     let mut policy = Policy::default();
     policy.configure_curve("*", CurvePolicy::AllowAny).unwrap();
-    policy.set_curve_user_id(Some(Arc::new(|_: &CurvePublicKey| "custom".to_string())));
-    assert_ok(&reply(&policy, &curve("", CLIENT)), "custom");
+    policy.set_curve_user_id(Some(Arc::new(
+        |_: &CurvePublicKey| Ok("custom".to_string()),
+    )));
+    let c = consult(&policy, &curve("", CLIENT));
+    assert!(c.provider.is_none() && c.user_id_mapper.is_some());
+    assert_ok(&c.resolve_blocking(), "custom");
+    // Refusals never reach the mapping.
+    policy.configure_curve("*", curve_keys(&[SERVER])).unwrap();
+    assert_denied(&reply(&policy, &curve("", CLIENT)), "Unknown key");
+
+    policy.configure_curve("*", CurvePolicy::AllowAny).unwrap();
     policy.set_curve_user_id(Some(Arc::new(|_: &CurvePublicKey| panic!("mapper bug"))));
-    let r = reply(&policy, &curve("", CLIENT));
+    let r = consult(&policy, &curve("", CLIENT)).resolve_blocking();
+    assert_eq!(
+        (r.status, r.user_id.as_str()),
+        (StatusCode::InternalError, "")
+    );
+    policy.set_curve_user_id(Some(Arc::new(|_: &CurvePublicKey| {
+        Err("no such user".into())
+    })));
+    let r = consult(&policy, &curve("", CLIENT)).resolve_blocking();
     assert_eq!(r.status, StatusCode::InternalError);
-    assert_eq!(r.user_id, "");
+
     policy.set_curve_user_id(None);
     assert_ok(&reply(&policy, &curve("", CLIENT)), CLIENT);
+}
+
+#[test]
+fn a_provider_admission_without_user_id_goes_through_the_mapping() {
+    let mut policy = Policy::default();
+    let provider = Provider::from_fn(|_: &str, _: &CurvePublicKey| Ok(true.into()));
+    policy
+        .configure_curve("*", CurvePolicy::Provider(provider))
+        .unwrap();
+    policy.set_curve_user_id(Some(Arc::new(|k: &CurvePublicKey| {
+        Ok(format!("u-{}", &k.to_z85()[..4]))
+    })));
+    assert_ok(
+        &consult(&policy, &curve("", CLIENT)).resolve_blocking(),
+        "u-Yne@",
+    );
 }
 
 #[test]
@@ -373,12 +413,10 @@ fn provider_answers_map_to_status_codes() {
     policy
         .configure_curve("*", CurvePolicy::Provider(provider))
         .unwrap();
-    let consult = || match policy.handle(&curve("dom", CLIENT)) {
-        Decision::Consult(c) => c,
-        other => panic!("{other:?}"),
-    };
+    let consult = || consult(&policy, &curve("dom", CLIENT));
     let c = consult();
     assert_eq!((c.domain.as_str(), c.public_key), ("dom", key(CLIENT)));
+    assert_ok(&c.resolve_blocking(), CLIENT);
 
     assert_ok(&consult().finish(Ok(CurveVerdict::admit())), CLIENT);
     let named = CurveVerdict::Admit(Admission {

@@ -1,0 +1,185 @@
+//! Fault injection: providers and user-id mappings that fail, panic or never answer, and the
+//! in-flight bound. Each faulty client gets its status; everyone else keeps being served.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_zap::keys::CurvePublicKey;
+use actix_zap::provider::{CurveVerdict, Provider};
+use actix_zap::{Builder, Settings, ThreadAuthenticator, CURVE_ALLOW_ANY};
+use common::*;
+
+/// A short deadline keeps these tests quick; the default is 5 s.
+fn started(settings: Settings) -> (zmq::Context, ThreadAuthenticator) {
+    init_logging();
+    let context = zmq::Context::new();
+    let builder = Builder::default().settings(settings);
+    let auth = ThreadAuthenticator::start_with(builder, &context).unwrap();
+    (context, auth)
+}
+
+fn quick() -> Settings {
+    Settings {
+        provider_deadline: Duration::from_millis(300),
+        ..Settings::default()
+    }
+}
+
+#[test]
+fn providers_that_never_answer_give_500_at_the_deadline_and_others_are_served() {
+    let (ctx, auth) = started(quick());
+    let server_keys = Keys::generate();
+    auth.configure_curve_callback(
+        "async-hang",
+        Provider::from_async_fn(|_, _| futures::future::pending()),
+    )
+    .unwrap();
+    // Blocks its worker for good: the documented cost of a stuck synchronous call.
+    let (_never_sent, never) = std::sync::mpsc::channel::<()>();
+    let never = std::sync::Mutex::new(never);
+    auth.configure_curve_callback(
+        "sync-hang",
+        Provider::from_fn(move |_: &str, _: &CurvePublicKey| {
+            let _ = never.lock().unwrap().recv();
+            Ok(CurveVerdict::admit())
+        }),
+    )
+    .unwrap();
+    auth.configure_curve("fine", CURVE_ALLOW_ANY).unwrap();
+    let server = Server::Curve(server_keys.clone());
+    let client = Client::Curve(server_keys.public, Keys::generate());
+    handshake(&ctx, &server, Some("async-hang"), &client).assert_refused(500);
+    handshake(&ctx, &server, Some("sync-hang"), &client).assert_refused(500);
+    assert!(handshake(&ctx, &server, Some("fine"), &client).is_admitted());
+    auth.stop();
+}
+
+#[test]
+fn a_user_id_mapping_that_fails_panics_or_hangs_gives_500() {
+    let (ctx, auth) = started(quick());
+    let server_keys = Keys::generate();
+    auth.configure_curve("*", CURVE_ALLOW_ANY).unwrap();
+    let server = Listening::new(&ctx, &Server::Curve(server_keys.clone()), Some("global"));
+    let client = Client::Curve(server_keys.public, Keys::generate());
+    let policy = auth.handle().policy().clone();
+    let set = |mapper: actix_zap::policy::UserIdMapper| {
+        futures::executor::block_on(policy.send(actix_zap::SetCurveUserId(Some(mapper))))
+            .unwrap()
+            .unwrap()
+    };
+
+    set(Arc::new(|_: &CurvePublicKey| Err("directory down".into())));
+    server.attempt(&ctx, &client).assert_refused(500);
+    set(Arc::new(|_: &CurvePublicKey| panic!("mapper bug")));
+    server.attempt(&ctx, &client).assert_refused(500);
+    set(Arc::new(|_: &CurvePublicKey| loop {
+        std::thread::park();
+    }));
+    server.attempt(&ctx, &client).assert_refused(500);
+    auth.set_curve_user_id(|_| "fine".into()).unwrap();
+    server.attempt(&ctx, &client).assert_admitted("fine");
+    auth.stop();
+}
+
+#[test]
+fn beyond_the_in_flight_bound_requests_get_a_prompt_300_and_retry_later() {
+    let settings = Settings {
+        max_in_flight: 1,
+        ..Settings::default()
+    };
+    let (ctx, auth) = started(settings);
+    let server_keys = Keys::generate();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let asked = Arc::new(AtomicUsize::new(0));
+    let (gate, counter) = (Arc::clone(&release), Arc::clone(&asked));
+    auth.configure_curve_callback(
+        "held",
+        Provider::from_async_fn(move |_, _| {
+            let (gate, counter) = (Arc::clone(&gate), Arc::clone(&counter));
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                gate.notified().await;
+                Ok(CurveVerdict::admit())
+            }
+        }),
+    )
+    .unwrap();
+    auth.configure_curve("other", CURVE_ALLOW_ANY).unwrap();
+    let client = Client::Curve(server_keys.public, Keys::generate());
+    let held = Listening::new(&ctx, &Server::Curve(server_keys.clone()), Some("held"));
+    // After a 300, libzmq 4.3 leaves the connection half-open until the handshake interval
+    // runs out; only then does the client reconnect and ask again. Shorten it for the test.
+    let other_socket = server_socket(&ctx, &Server::Curve(server_keys), Some("other"));
+    other_socket.set_handshake_ivl(300).unwrap();
+    let other = Listening::from_socket(&ctx, other_socket);
+
+    let _waiting = held.connect(&ctx, &client);
+    while asked.load(Ordering::SeqCst) == 0 {
+        std::thread::yield_now();
+    }
+    // The one in-flight slot is taken: the other client is told to come back later...
+    let _retrying = other.connect(&ctx, &client);
+    other.outcome().assert_refused(300);
+    release.notify_one();
+    assert!(held.outcome().is_admitted());
+    // ...and, reconnecting by itself, gets in once the slot is free.
+    loop {
+        match other.outcome() {
+            Outcome::Refused(300) => continue, // retried while the slot was still taken
+            Outcome::Failed(event, _)
+                if event == zmq::SocketEvent::HANDSHAKE_FAILED_NO_DETAIL as u16 =>
+            {
+                continue; // the half-open connection timing out
+            }
+            outcome => break assert!(outcome.is_admitted(), "{outcome:?}"),
+        }
+    }
+    auth.stop();
+}
+
+#[test]
+fn a_full_provider_queue_answers_300_instead_of_growing() {
+    let settings = Settings {
+        provider_threads: 1,
+        provider_queue: 1,
+        provider_deadline: Duration::from_secs(10),
+        ..Settings::default()
+    };
+    let (ctx, auth) = started(settings);
+    let server_keys = Keys::generate();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = std::sync::Mutex::new(release_rx);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    auth.configure_curve_callback(
+        "*",
+        Provider::from_fn(move |_: &str, _: &CurvePublicKey| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let _ = release_rx.lock().unwrap().recv();
+            Ok(CurveVerdict::admit())
+        }),
+    )
+    .unwrap();
+    let client = Client::Curve(server_keys.public, Keys::generate());
+    let servers: Vec<Listening> = (0..3)
+        .map(|_| Listening::new(&ctx, &Server::Curve(server_keys.clone()), Some("d")))
+        .collect();
+    // First call occupies the only worker, second waits in the queue, third is refused.
+    let _first = servers[0].connect(&ctx, &client);
+    while calls.load(Ordering::SeqCst) == 0 {
+        std::thread::yield_now();
+    }
+    let _second = servers[1].connect(&ctx, &client);
+    let _third = servers[2].connect(&ctx, &client);
+    // The second is still queued, so the third finds the queue full.
+    servers[2].outcome().assert_refused(300);
+    release_tx.send(()).unwrap();
+    release_tx.send(()).unwrap();
+    assert!(servers[0].outcome().is_admitted());
+    assert!(servers[1].outcome().is_admitted());
+    drop(release_tx);
+    auth.stop();
+}

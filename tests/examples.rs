@@ -1,0 +1,201 @@
+//! Runs every example and checks its exit status and what it reports.
+//!
+//! The examples are brought up to date once with `cargo build --examples` (a no-op after a
+//! plain `cargo test`, which builds them; `cargo test --test examples` alone does not), then
+//! run from the target directory next to this test's own binary. If a binary is still not
+//! there (an unusual target layout), the test falls back to `cargo run --example`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use actix_zap::certs::load_certificate;
+
+/// A cargo command run from the manifest directory, so that .cargo/config.toml (the system
+/// libzmq with CURVE) applies.
+fn cargo(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO"));
+    command.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    command
+}
+
+/// `target/<profile>/examples`, after building the examples once.
+fn examples_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // This test runs as target/<profile>/deps/examples-<hash>.
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+        let mut build = cargo(&["build", "--quiet", "--examples"]);
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let output = build.output().expect("cargo runs");
+        assert!(
+            output.status.success(),
+            "cargo build --examples failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        profile_dir.join("examples")
+    })
+}
+
+fn run_example(name: &str, args: &[&str]) -> Output {
+    let binary = examples_dir().join(name);
+    let mut command = if binary.is_file() {
+        Command::new(binary)
+    } else {
+        cargo(&["run", "--quiet", "--example", name, "--"])
+    };
+    command
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run example {name}: {e}"))
+}
+
+/// Runs an example that must succeed and print each of `expected`; returns its stdout.
+fn check(name: &str, expected: &[&str]) -> String {
+    let output = run_example(name, &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{name} failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    for text in expected {
+        assert!(
+            stdout.contains(text),
+            "{name} did not print {text:?}:\n{stdout}"
+        );
+    }
+    stdout
+}
+
+#[test]
+fn grasslands_serves_anyone_and_only_a_mechanism_mismatch_fails() {
+    check(
+        "grasslands",
+        &[
+            "admitted:",
+            "failed:",
+            "not an authenticator",
+            "Grasslands OK",
+        ],
+    );
+}
+
+#[test]
+fn strawhouse_follows_the_allow_list_then_the_deny_list() {
+    check(
+        "strawhouse",
+        &["admitted:", "refused:", "ZAP status 400", "Strawhouse OK"],
+    );
+}
+
+#[test]
+fn woodhouse_checks_the_password() {
+    let out = check(
+        "woodhouse",
+        &["admitted:", "refused:", "ZAP status 400", "Woodhouse OK"],
+    );
+    assert!(
+        out.contains("\"World, admin\""),
+        "User-Id not shown:\n{out}"
+    );
+}
+
+#[test]
+fn stonehouse_admits_any_key_and_only_a_wrong_server_key_fails() {
+    check(
+        "stonehouse",
+        &[
+            "admitted:",
+            "failed:",
+            "not the authenticator",
+            "Stonehouse OK",
+        ],
+    );
+}
+
+#[test]
+fn ironhouse_admits_the_trusted_client_and_refuses_the_stranger() {
+    check(
+        "ironhouse",
+        &["admitted:", "refused:", "ZAP status 400", "Ironhouse OK"],
+    );
+}
+
+#[test]
+fn reconfigure_admits_refuses_and_revokes_at_runtime() {
+    let out = check(
+        "reconfigure",
+        &[
+            "admitted:",
+            "refused:",
+            "new handshakes only",
+            "Reconfigure OK",
+        ],
+    );
+    assert_eq!(out.matches("admitted:").count(), 2, "{out}");
+    assert_eq!(out.matches("refused:").count(), 2, "{out}");
+    assert!(
+        out.contains("still up and gets \"World, newcomer\""),
+        "{out}"
+    );
+}
+
+#[test]
+fn credentials_db_follows_the_table() {
+    let out = check(
+        "credentials_db",
+        &[
+            "admitted:",
+            "refused:",
+            "User-Id=alice Role=admin",
+            "Credentials database OK",
+        ],
+    );
+    assert_eq!(out.matches("refused:").count(), 2, "{out}");
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn generate_certificates_writes_loadable_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("keys");
+    let output = run_example("generate_certificates", &[base.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for name in ["server", "client"] {
+        let public = base.join("public_keys").join(format!("{name}.key"));
+        let secret = base.join("private_keys").join(format!("{name}.key_secret"));
+        let public_cert = load_certificate(&public).unwrap();
+        let secret_cert = load_certificate(&secret).unwrap();
+        assert!(
+            public_cert.secret_key.is_none(),
+            "{name}.key holds a secret"
+        );
+        assert!(secret_cert.secret_key.is_some());
+        assert_eq!(public_cert.public_key, secret_cert.public_key);
+        assert_eq!(mode(&secret), 0o600, "{name}.key_secret mode");
+    }
+    assert!(
+        !base.join("certificates").exists(),
+        "temporary directory left"
+    );
+}
+
+#[test]
+fn generate_certificates_without_a_directory_is_a_usage_error() {
+    let output = run_example("generate_certificates", &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("usage:"));
+}

@@ -1,0 +1,103 @@
+//! No password and no secret key ever reaches a log line, at any level, through a full PLAIN
+//! and CURVE run (admitted and refused). A binary of its own: it owns the global logger.
+
+mod common;
+
+use std::sync::Mutex;
+
+use actix_zap::certs::{create_certificates, load_certificate, Flavour};
+use actix_zap::ThreadAuthenticator;
+use common::*;
+
+static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let line = format!("{} {} {}", record.level(), record.target(), record.args());
+        LINES.lock().unwrap().push(line);
+    }
+
+    fn flush(&self) {}
+}
+
+#[test]
+fn passwords_and_secret_keys_never_appear_in_logs() {
+    log::set_logger(&Capture).unwrap();
+    log::set_max_level(log::LevelFilter::Trace);
+
+    const PASSWORD: &str = "correct-horse-battery-staple";
+    const WRONG_PASSWORD: &str = "tr0ub4dor-and-3";
+    let ctx = zmq::Context::new();
+    let auth = ThreadAuthenticator::start(&ctx).unwrap();
+    auth.configure_plain("*", [("admin", PASSWORD)]).unwrap();
+    handshake(
+        &ctx,
+        &Server::Plain,
+        Some("d"),
+        &Client::Plain("admin", PASSWORD),
+    )
+    .assert_admitted("admin");
+    handshake(
+        &ctx,
+        &Server::Plain,
+        Some("d"),
+        &Client::Plain("admin", WRONG_PASSWORD),
+    )
+    .assert_refused(400);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (client_public, client_secret) =
+        create_certificates(dir.path(), "client", &[], Flavour::Pyzmq).unwrap();
+    let client_cert = load_certificate(&client_secret).unwrap();
+    std::fs::remove_file(&client_secret).unwrap(); // only public keys in the trusted dir
+    let server_keys = Keys::generate();
+    auth.configure_curve("*", dir.path()).unwrap();
+    let client_keys = Keys {
+        public: client_cert.public_key,
+        secret: client_cert.secret_key.clone().unwrap(),
+    };
+    let client = Client::Curve(server_keys.public, client_keys);
+    handshake(
+        &ctx,
+        &Server::Curve(server_keys.clone()),
+        Some("d"),
+        &client,
+    )
+    .assert_admitted(&client_cert.public_key.to_z85());
+    let stranger = Client::Curve(server_keys.public, Keys::generate());
+    handshake(
+        &ctx,
+        &Server::Curve(server_keys.clone()),
+        Some("d"),
+        &stranger,
+    )
+    .assert_refused(400);
+    auth.stop();
+    assert!(client_public.exists());
+
+    let lines = LINES.lock().unwrap();
+    assert!(
+        lines.iter().any(|l| l.contains("actix_zap")),
+        "the capture saw the authenticator's logs"
+    );
+    let secrets = [
+        PASSWORD.to_string(),
+        WRONG_PASSWORD.to_string(),
+        client_cert.secret_key.unwrap().to_z85(),
+        server_keys.secret.to_z85(),
+    ];
+    for line in lines.iter() {
+        for secret in &secrets {
+            assert!(
+                !line.contains(secret.as_str()),
+                "secret in log line: {line}"
+            );
+        }
+    }
+}

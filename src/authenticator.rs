@@ -11,10 +11,11 @@ use actix::prelude::*;
 
 use crate::actors::messages::*;
 use crate::actors::{bind, PolicyActor, ZapSocket};
+use crate::actors::{DecisionEvent, Stats, Subscriber, SubscriptionId};
 use crate::certs::CertStore;
 use crate::error::{ConfigError, StartError};
 use crate::keys::CurvePublicKey;
-use crate::policy::{GssapiPolicy, PasswordTable};
+use crate::policy::{GssapiPolicy, PasswordTable, PolicySnapshot};
 use crate::provider::Provider;
 use crate::settings::Settings;
 
@@ -156,12 +157,30 @@ impl Authenticator {
         self.send(Deny::new(addresses)?).await
     }
 
-    /// Removes entries from the allow- or deny-list; returns how many were there.
+    /// Admits only these addresses or ranges to `domain` (on top of the global rules).
+    pub async fn allow_in<S: AsRef<str>>(
+        &self,
+        domain: &str,
+        addresses: impl IntoIterator<Item = S>,
+    ) -> Result<(), ConfigError> {
+        self.send(Allow::new(addresses)?.in_domain(domain)).await
+    }
+
+    /// Refuses these addresses or ranges in `domain` (on top of the global rules).
+    pub async fn deny_in<S: AsRef<str>>(
+        &self,
+        domain: &str,
+        addresses: impl IntoIterator<Item = S>,
+    ) -> Result<(), ConfigError> {
+        self.send(Deny::new(addresses)?.in_domain(domain)).await
+    }
+
+    /// Removes entries from the global allow- or deny-list; returns how many were there.
     pub async fn remove_addresses<S: AsRef<str>>(
         &self,
         addresses: impl IntoIterator<Item = S>,
     ) -> Result<usize, ConfigError> {
-        self.send(RemoveAddresses(Allow::new(addresses)?.0)).await
+        self.send(RemoveAddresses::new(addresses)?).await
     }
 
     /// Sets a domain's PLAIN users (`"*"`: every domain without its own table).
@@ -249,6 +268,40 @@ impl Authenticator {
     /// Restores the default `User-Id` of CURVE clients: the key's Z85 text.
     pub async fn reset_curve_user_id(&self) -> Result<(), ConfigError> {
         self.send(SetCurveUserId(None)).await
+    }
+
+    /// The policy in force, passwords redacted (pyzmq's `allow_any`, `certs`, `passwords`,
+    /// `credentials_providers`, in one consistent picture).
+    pub async fn inspect(&self) -> Result<PolicySnapshot, ConfigError> {
+        self.send(Inspect).await
+    }
+
+    /// Counters per mechanism and status, and the requests in flight now.
+    pub async fn stats(&self) -> Result<Stats, ConfigError> {
+        self.zap
+            .send(GetStats)
+            .await
+            .map_err(|_| ConfigError::Stopped)?
+    }
+
+    /// Sends every decision to `subscriber` (an actor's `Recipient<DecisionEvent>` or a
+    /// callback) until [`unsubscribe`](Self::unsubscribe).
+    pub async fn subscribe(&self, subscriber: Subscriber) -> Result<SubscriptionId, ConfigError> {
+        self.send(Subscribe(subscriber)).await
+    }
+
+    /// Calls `callback` for every decision, on the authenticator's thread (keep it quick).
+    pub async fn on_decision<F>(&self, callback: F) -> Result<SubscriptionId, ConfigError>
+    where
+        F: Fn(&DecisionEvent) + Send + Sync + 'static,
+    {
+        self.subscribe(Subscriber::Callback(std::sync::Arc::new(callback)))
+            .await
+    }
+
+    /// Ends a subscription; returns whether it existed.
+    pub async fn unsubscribe(&self, id: SubscriptionId) -> Result<bool, ConfigError> {
+        self.send(Unsubscribe(id)).await
     }
 
     /// Answers what is in flight, unbinds the endpoint, stops both actors, and returns when

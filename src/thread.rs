@@ -10,10 +10,11 @@ use actix::System;
 use futures::executor::block_on;
 
 use crate::actors::messages::{CurveReport, MechanismKind};
+use crate::actors::{DecisionEvent, Stats, SubscriptionId};
 use crate::authenticator::{Authenticator, Builder};
 use crate::error::{ConfigError, StartError};
 use crate::keys::CurvePublicKey;
-use crate::policy::GssapiPolicy;
+use crate::policy::{GssapiPolicy, PolicySnapshot};
 use crate::provider::Provider;
 
 /// An authenticator running on its own thread. Its methods block until the policy actor
@@ -151,6 +152,24 @@ impl ThreadAuthenticator {
         F: Fn(&CurvePublicKey) -> String + Send + Sync + 'static,
     {
         block_on(self.handle.set_curve_user_id(mapper))
+    }
+
+    /// See [`Authenticator::inspect`].
+    pub fn inspect(&self) -> Result<PolicySnapshot, ConfigError> {
+        block_on(self.handle.inspect())
+    }
+
+    /// See [`Authenticator::stats`].
+    pub fn stats(&self) -> Result<Stats, ConfigError> {
+        block_on(self.handle.stats())
+    }
+
+    /// See [`Authenticator::on_decision`].
+    pub fn on_decision<F>(&self, callback: F) -> Result<SubscriptionId, ConfigError>
+    where
+        F: Fn(&DecisionEvent) + Send + Sync + 'static,
+    {
+        block_on(self.handle.on_decision(callback))
     }
 
     /// Stops the authenticator (see [`Authenticator::stop`]) and its thread; returns when

@@ -15,10 +15,13 @@ use std::path::PathBuf;
 
 use actix::Message;
 
+use super::observe::{Stats, Subscriber, SubscriptionId};
 use crate::certs::{CertStore, Layout, RejectedFile};
 use crate::error::ConfigError;
 use crate::policy::UserIdMapper;
-use crate::policy::{AddressError, AddressPattern, AddressRules, GssapiPolicy, PasswordTable};
+use crate::policy::{
+    AddressError, AddressPattern, AddressRules, GssapiPolicy, PasswordTable, PolicySnapshot, Scope,
+};
 use crate::provider::Provider;
 use crate::zap::Reply;
 
@@ -28,43 +31,81 @@ fn patterns<S: AsRef<str>>(
     addresses.into_iter().map(|a| a.as_ref().parse()).collect()
 }
 
-/// Adds addresses or CIDR ranges to the allow-list (pyzmq's `allow`).
+/// Adds addresses or CIDR ranges to the allow-list (pyzmq's `allow`): globally, or for one
+/// domain (whose requests must then pass both the global and their own rules).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), ConfigError>")]
-pub struct Allow(pub Vec<AddressPattern>);
-
-impl Allow {
-    /// Parses each address; fails on the first that is not an address or range.
-    pub fn new<S: AsRef<str>>(
-        addresses: impl IntoIterator<Item = S>,
-    ) -> Result<Self, AddressError> {
-        patterns(addresses).map(Allow)
-    }
+pub struct Allow {
+    /// Addresses and ranges.
+    pub addresses: Vec<AddressPattern>,
+    /// Global, or one domain.
+    pub scope: Scope,
 }
 
-/// Adds addresses or CIDR ranges to the deny-list (pyzmq's `deny`).
+/// Adds addresses or CIDR ranges to the deny-list (pyzmq's `deny`), globally or for one
+/// domain.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), ConfigError>")]
-pub struct Deny(pub Vec<AddressPattern>);
-
-impl Deny {
-    /// Parses each address; fails on the first that is not an address or range.
-    pub fn new<S: AsRef<str>>(
-        addresses: impl IntoIterator<Item = S>,
-    ) -> Result<Self, AddressError> {
-        patterns(addresses).map(Deny)
-    }
+pub struct Deny {
+    /// Addresses and ranges.
+    pub addresses: Vec<AddressPattern>,
+    /// Global, or one domain.
+    pub scope: Scope,
 }
 
-/// Removes entries from the allow- or deny-list; answers how many were removed.
+/// Removes entries from the allow- or deny-list of a scope; answers how many were removed.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<usize, ConfigError>")]
-pub struct RemoveAddresses(pub Vec<AddressPattern>);
+pub struct RemoveAddresses {
+    /// Addresses and ranges, as they were added.
+    pub addresses: Vec<AddressPattern>,
+    /// Global, or one domain.
+    pub scope: Scope,
+}
 
-/// Replaces the address rules as a whole (e.g. switch from an allow-list to a deny-list).
+macro_rules! address_message {
+    ($message:ident) => {
+        impl $message {
+            /// Parses each address or range (global scope); fails on the first bad one.
+            pub fn new<S: AsRef<str>>(
+                addresses: impl IntoIterator<Item = S>,
+            ) -> Result<Self, AddressError> {
+                Ok($message {
+                    addresses: patterns(addresses)?,
+                    scope: Scope::Global,
+                })
+            }
+
+            /// The same entries, for one domain's own rules instead.
+            pub fn in_domain(self, domain: impl Into<String>) -> Self {
+                $message {
+                    scope: Scope::Domain(domain.into()),
+                    ..self
+                }
+            }
+        }
+    };
+}
+
+address_message!(Allow);
+address_message!(Deny);
+address_message!(RemoveAddresses);
+
+/// Replaces the global address rules as a whole (e.g. switch from an allow-list to a
+/// deny-list).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), ConfigError>")]
 pub struct SetAddressRules(pub AddressRules);
+
+/// Replaces one domain's own address rules as a whole (`AddressRules::Open` removes them).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), ConfigError>")]
+pub struct SetDomainAddressRules {
+    /// The ZAP domain.
+    pub domain: String,
+    /// Its rules.
+    pub rules: AddressRules,
+}
 
 /// Sets one domain's PLAIN users (`"*"` covers every domain without its own table).
 #[derive(Debug, Clone, Message)]
@@ -202,6 +243,27 @@ impl std::fmt::Debug for SetCurveUserId {
         write!(f, "SetCurveUserId(custom: {})", self.0.is_some())
     }
 }
+
+/// Asks for the policy in force (passwords redacted).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<PolicySnapshot, ConfigError>")]
+pub struct Inspect;
+
+/// Subscribes to decision events (an actor's `Recipient` or a callback).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<SubscriptionId, ConfigError>")]
+pub struct Subscribe(pub Subscriber);
+
+/// Ends a subscription; answers whether it existed.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<bool, ConfigError>")]
+pub struct Unsubscribe(pub SubscriptionId);
+
+/// Asks for the counters. Sent to the [`ZapSocket`](super::ZapSocket), it also fills in the
+/// requests in flight; the [`PolicyActor`](super::PolicyActor) alone leaves that at 0.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<Stats, ConfigError>")]
+pub struct GetStats;
 
 /// One ZAP request, as frames after the routing envelope. Answered with the reply to send,
 /// or `None` when the request cannot be answered (fewer than 2 frames).

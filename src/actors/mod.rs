@@ -1,10 +1,12 @@
 //! The two actors: [`ZapSocket`] (socket I/O) and [`PolicyActor`] (state and decisions).
 
 pub mod messages;
+mod observe;
 mod policy_actor;
 mod pool;
 mod zap_socket;
 
+pub use observe::{DecisionEvent, Stats, Subscriber, SubscriptionId};
 pub use policy_actor::PolicyActor;
 pub(crate) use zap_socket::bind;
 pub use zap_socket::ZapSocket;

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 use futures::future::{ready, LocalBoxFuture};
@@ -16,10 +17,13 @@ use futures::FutureExt as _;
 use log::{debug, warn};
 
 use super::messages::*;
+use super::observe::{Observers, Stats, SubscriptionId};
 use super::pool::{BlockingPool, JobError};
 use crate::certs::{load_directory, CertStore};
 use crate::error::ConfigError;
-use crate::policy::{Consultation, CurvePolicy, Decision, Policy, ProviderFailure};
+use crate::policy::{
+    Consultation, CurvePolicy, Decision, ListKind, Policy, PolicySnapshot, ProviderFailure, Scope,
+};
 use crate::provider::{CurveVerdict, Provider, ProviderError};
 use crate::settings::Settings;
 use crate::zap::{Reply, Request};
@@ -41,6 +45,7 @@ pub struct PolicyActor {
     /// configuration of its domain arrived while it was reading files.
     curve_tickets: HashMap<String, u64>,
     next_ticket: u64,
+    observers: Observers,
 }
 
 impl PolicyActor {
@@ -53,6 +58,7 @@ impl PolicyActor {
             pool,
             curve_tickets: HashMap::new(),
             next_ticket: 0,
+            observers: Observers::default(),
         })
     }
 
@@ -177,50 +183,94 @@ fn log_decision(frames: &[Vec<u8>], reply: &Reply) {
     }
 }
 
+impl PolicyActor {
+    fn decided(&mut self, frames: &[Vec<u8>], reply: &Reply, received: Instant) {
+        log_decision(frames, reply);
+        self.observers.record(frames, reply, received.elapsed());
+    }
+}
+
 impl Handler<Authenticate> for PolicyActor {
-    type Result = Response<Option<Reply>>;
+    type Result = ActorResponse<Self, Option<Reply>>;
 
     fn handle(
         &mut self,
         Authenticate(frames): Authenticate,
         _: &mut Self::Context,
     ) -> Self::Result {
+        let received = Instant::now();
         match self.policy.handle(&frames) {
             Decision::Reply(reply) => {
-                log_decision(&frames, &reply);
-                Response::reply(Some(reply))
+                self.decided(&frames, &reply, received);
+                ActorResponse::reply(Some(reply))
             }
             Decision::Drop(error) => {
                 warn!(target: "actix_zap::decision", "dropped a request: {error}");
-                Response::reply(None)
+                self.observers.dropped();
+                ActorResponse::reply(None)
             }
             Decision::Consult(consultation) => {
                 let reply = self.consult(consultation);
-                Response::fut(async move {
-                    let reply = reply.await;
-                    log_decision(&frames, &reply);
+                ActorResponse::r#async(reply.into_actor(self).map(move |reply, act, _| {
+                    act.decided(&frames, &reply, received);
                     Some(reply)
-                })
+                }))
             }
         }
+    }
+}
+
+impl Handler<Inspect> for PolicyActor {
+    type Result = Result<PolicySnapshot, ConfigError>;
+
+    fn handle(&mut self, _: Inspect, _: &mut Self::Context) -> Self::Result {
+        Ok(self.policy.snapshot())
+    }
+}
+
+impl Handler<Subscribe> for PolicyActor {
+    type Result = Result<SubscriptionId, ConfigError>;
+
+    fn handle(&mut self, msg: Subscribe, _: &mut Self::Context) -> Self::Result {
+        Ok(self.observers.subscribe(msg.0))
+    }
+}
+
+impl Handler<Unsubscribe> for PolicyActor {
+    type Result = Result<bool, ConfigError>;
+
+    fn handle(&mut self, msg: Unsubscribe, _: &mut Self::Context) -> Self::Result {
+        Ok(self.observers.unsubscribe(msg.0))
+    }
+}
+
+impl Handler<GetStats> for PolicyActor {
+    type Result = Result<Stats, ConfigError>;
+
+    fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
+        Ok(self.observers.stats())
     }
 }
 
 impl Handler<Allow> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, Allow(patterns): Allow, _: &mut Self::Context) -> Self::Result {
-        debug!("allow {}", list(&patterns));
-        Ok(self.policy.allow(patterns)?)
+    fn handle(&mut self, msg: Allow, _: &mut Self::Context) -> Self::Result {
+        debug!("allow {} ({:?})", list(&msg.addresses), msg.scope);
+        Ok(self
+            .policy
+            .add_addresses(&msg.scope, ListKind::Allow, msg.addresses)?)
     }
 }
 
 impl Handler<Deny> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, Deny(patterns): Deny, _: &mut Self::Context) -> Self::Result {
-        debug!("deny {}", list(&patterns));
-        Ok(self.policy.deny(patterns)?)
+    fn handle(&mut self, msg: Deny, _: &mut Self::Context) -> Self::Result {
+        debug!("deny {} ({:?})", list(&msg.addresses), msg.scope);
+        Ok(self
+            .policy
+            .add_addresses(&msg.scope, ListKind::Deny, msg.addresses)?)
     }
 }
 
@@ -236,7 +286,7 @@ impl Handler<RemoveAddresses> for PolicyActor {
     type Result = Result<usize, ConfigError>;
 
     fn handle(&mut self, msg: RemoveAddresses, _: &mut Self::Context) -> Self::Result {
-        Ok(self.policy.remove_addresses(&msg.0))
+        Ok(self.policy.remove_addresses(&msg.scope, &msg.addresses))
     }
 }
 
@@ -244,8 +294,16 @@ impl Handler<SetAddressRules> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
     fn handle(&mut self, msg: SetAddressRules, _: &mut Self::Context) -> Self::Result {
-        self.policy.set_address_rules(msg.0);
-        Ok(())
+        Ok(self.policy.set_address_rules(&Scope::Global, msg.0)?)
+    }
+}
+
+impl Handler<SetDomainAddressRules> for PolicyActor {
+    type Result = Result<(), ConfigError>;
+
+    fn handle(&mut self, msg: SetDomainAddressRules, _: &mut Self::Context) -> Self::Result {
+        let scope = Scope::Domain(msg.domain);
+        Ok(self.policy.set_address_rules(&scope, msg.rules)?)
     }
 }
 

@@ -18,9 +18,10 @@ use log::{error, trace, warn};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use super::messages::{Authenticate, Stop};
+use super::messages::{Authenticate, GetStats, Stop};
+use super::observe::Stats;
 use super::policy_actor::PolicyActor;
-use crate::error::StartError;
+use crate::error::{ConfigError, StartError};
 use crate::zap::{Reply, StatusCode, ZAP_ENDPOINT};
 
 /// The socket's `ZMQ_FD` number. Only the number is registered with the reactor: wrapping
@@ -204,6 +205,19 @@ impl Actor for ZapSocket {
         ctx.spawn(Readiness);
         // Requests may have arrived between bind and now, their edge already spent.
         self.drain(ctx);
+    }
+}
+
+impl Handler<GetStats> for ZapSocket {
+    type Result = ResponseActFuture<Self, Result<Stats, ConfigError>>;
+
+    fn handle(&mut self, msg: GetStats, _: &mut Self::Context) -> Self::Result {
+        let counters = self.policy.send(msg);
+        Box::pin(counters.into_actor(self).map(|answer, act, _| {
+            let mut stats = answer.map_err(|_| ConfigError::Stopped)??;
+            stats.in_flight = act.in_flight;
+            Ok(stats)
+        }))
     }
 }
 

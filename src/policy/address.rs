@@ -10,6 +10,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
+use super::PolicyError;
+
 /// Why a text is not an address rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{text:?} is not an IP address or CIDR range ({why})")]
@@ -200,6 +202,79 @@ pub enum AddressRules {
     Allow(AddressSet),
     /// These addresses get `400 Address denied`; others may try.
     Deny(AddressSet),
+}
+
+/// Which kind of list an address goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    /// Only listed addresses may authenticate.
+    Allow,
+    /// Listed addresses may not.
+    Deny,
+}
+
+/// Where address rules apply.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Every request (pyzmq's behaviour).
+    Global,
+    /// Requests of this ZAP domain, in addition to the global rules.
+    Domain(String),
+}
+
+impl AddressRules {
+    /// Adds patterns to the list of `kind`; an error if the other kind is in force.
+    pub fn add(
+        &mut self,
+        kind: ListKind,
+        patterns: impl IntoIterator<Item = AddressPattern>,
+    ) -> Result<(), PolicyError> {
+        let set = match (kind, &mut *self) {
+            (ListKind::Allow, AddressRules::Deny(s)) if !s.is_empty() => {
+                return Err(PolicyError::AllowAndDeny { existing: "deny" })
+            }
+            (ListKind::Deny, AddressRules::Allow(s)) if !s.is_empty() => {
+                return Err(PolicyError::AllowAndDeny { existing: "allow" })
+            }
+            (ListKind::Allow, AddressRules::Allow(set))
+            | (ListKind::Deny, AddressRules::Deny(set)) => set,
+            (kind, rules) => {
+                *rules = match kind {
+                    ListKind::Allow => AddressRules::Allow(AddressSet::default()),
+                    ListKind::Deny => AddressRules::Deny(AddressSet::default()),
+                };
+                match rules {
+                    AddressRules::Allow(set) | AddressRules::Deny(set) => set,
+                    AddressRules::Open => unreachable!("just set"),
+                }
+            }
+        };
+        for pattern in patterns {
+            set.insert(pattern);
+        }
+        *self = std::mem::take(self).normalized();
+        Ok(())
+    }
+
+    /// Removes patterns from whichever list is in force; returns how many were there.
+    pub fn remove<'p>(&mut self, patterns: impl IntoIterator<Item = &'p AddressPattern>) -> usize {
+        let removed = match self {
+            AddressRules::Open => 0,
+            AddressRules::Allow(set) | AddressRules::Deny(set) => {
+                patterns.into_iter().filter(|p| set.remove(p)).count()
+            }
+        };
+        *self = std::mem::take(self).normalized();
+        removed
+    }
+
+    /// An empty list filters nothing: it becomes `Open`.
+    pub fn normalized(self) -> Self {
+        match self {
+            AddressRules::Allow(s) | AddressRules::Deny(s) if s.is_empty() => AddressRules::Open,
+            rules => rules,
+        }
+    }
 }
 
 /// What the address rules say about a peer.

@@ -163,11 +163,15 @@ impl Policy {
     /// Decides on a parsed request.
     pub fn decide(&self, request: &Request<'_>) -> Decision {
         let id = request.request_id;
-        let by_address = self.addresses.check(&request.address);
-        if let AddressVerdict::Refused(text) = by_address {
+        let domain: &str = &request.domain;
+        if let AddressVerdict::Refused(text) = self.addresses.check(&request.address) {
             return Decision::Reply(denied(id, text));
         }
-        let domain: &str = &request.domain;
+        if let Some(rules) = self.domain_addresses.get(domain) {
+            if let AddressVerdict::Refused(text) = rules.check(&request.address) {
+                return Decision::Reply(denied(id, text));
+            }
+        }
         let reply = match &request.mechanism {
             Mechanism::Null => Reply::ok(id, ANONYMOUS, Metadata::empty()),
             Mechanism::Plain { username, password } => {

@@ -22,13 +22,17 @@
 
 mod address;
 mod decision;
+mod inspect;
 mod plain;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-pub use address::{AddressError, AddressPattern, AddressRules, AddressSet, AddressVerdict};
+pub use address::{
+    AddressError, AddressPattern, AddressRules, AddressSet, AddressVerdict, ListKind, Scope,
+};
 pub use decision::{Consultation, Decision, ProviderFailure, ANONYMOUS};
+pub use inspect::{CurveSummary, PolicySnapshot};
 pub use plain::{PasswordCheck, PasswordTable};
 
 use crate::certs::CertStore;
@@ -114,6 +118,7 @@ fn for_domain<'m, T>(map: &'m HashMap<String, T>, domain: &str) -> Option<&'m T>
 #[derive(Clone, Default)]
 pub struct Policy {
     addresses: AddressRules,
+    domain_addresses: HashMap<String, AddressRules>,
     plain: HashMap<String, PasswordTable>,
     curve: HashMap<String, CurvePolicy>,
     gssapi: HashMap<String, GssapiPolicy>,
@@ -124,6 +129,7 @@ impl std::fmt::Debug for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Policy")
             .field("addresses", &self.addresses)
+            .field("domain_addresses", &self.domain_addresses)
             .field("plain", &self.plain)
             .field("curve", &self.curve)
             .field("gssapi", &self.gssapi)
@@ -133,84 +139,84 @@ impl std::fmt::Debug for Policy {
 }
 
 impl Policy {
-    /// Adds addresses to the allow-list (pyzmq's `allow`).
+    /// Adds addresses to the global allow-list (pyzmq's `allow`).
     pub fn allow(
         &mut self,
         patterns: impl IntoIterator<Item = AddressPattern>,
     ) -> Result<(), PolicyError> {
-        let set = match &mut self.addresses {
-            AddressRules::Deny(set) if !set.is_empty() => {
-                return Err(PolicyError::AllowAndDeny { existing: "deny" })
-            }
-            AddressRules::Allow(set) => set,
-            rules => {
-                *rules = AddressRules::Allow(AddressSet::default());
-                let AddressRules::Allow(set) = rules else {
-                    unreachable!()
-                };
-                set
-            }
-        };
-        patterns.into_iter().for_each(|p| {
-            set.insert(p);
-        });
-        Ok(())
+        self.addresses.add(ListKind::Allow, patterns)
     }
 
-    /// Adds addresses to the deny-list (pyzmq's `deny`).
+    /// Adds addresses to the global deny-list (pyzmq's `deny`).
     pub fn deny(
         &mut self,
         patterns: impl IntoIterator<Item = AddressPattern>,
     ) -> Result<(), PolicyError> {
-        let set = match &mut self.addresses {
-            AddressRules::Allow(set) if !set.is_empty() => {
-                return Err(PolicyError::AllowAndDeny { existing: "allow" })
-            }
-            AddressRules::Deny(set) => set,
-            rules => {
-                *rules = AddressRules::Deny(AddressSet::default());
-                let AddressRules::Deny(set) = rules else {
-                    unreachable!()
-                };
-                set
-            }
-        };
-        patterns.into_iter().for_each(|p| {
-            set.insert(p);
-        });
-        Ok(())
+        self.addresses.add(ListKind::Deny, patterns)
     }
 
-    /// Removes addresses from whichever list is in force; returns how many were removed.
-    /// When the list becomes empty, addresses are no longer filtered.
+    /// Adds addresses to a list of `scope` (global, or one domain's own rules, which apply
+    /// to that domain's requests in addition to the global ones).
+    pub fn add_addresses(
+        &mut self,
+        scope: &Scope,
+        kind: ListKind,
+        patterns: impl IntoIterator<Item = AddressPattern>,
+    ) -> Result<(), PolicyError> {
+        let result = self.rules_mut(scope)?.add(kind, patterns);
+        self.forget_open_domains();
+        result
+    }
+
+    /// Removes addresses from whichever list `scope` has; returns how many were removed.
+    /// When a list becomes empty, that scope no longer filters addresses.
     pub fn remove_addresses<'p>(
         &mut self,
+        scope: &Scope,
         patterns: impl IntoIterator<Item = &'p AddressPattern>,
     ) -> usize {
-        let removed = match &mut self.addresses {
-            AddressRules::Open => 0,
-            AddressRules::Allow(set) | AddressRules::Deny(set) => {
-                patterns.into_iter().filter(|p| set.remove(p)).count()
-            }
+        let removed = match self.rules_mut(scope) {
+            Ok(rules) => rules.remove(patterns),
+            Err(_) => 0,
         };
-        if matches!(&self.addresses, AddressRules::Allow(s) | AddressRules::Deny(s) if s.is_empty())
-        {
-            self.addresses = AddressRules::Open;
-        }
+        self.forget_open_domains();
         removed
     }
 
-    /// Replaces the address rules as a whole (e.g. to switch from allow to deny).
-    pub fn set_address_rules(&mut self, rules: AddressRules) {
-        self.addresses = match rules {
-            AddressRules::Allow(s) | AddressRules::Deny(s) if s.is_empty() => AddressRules::Open,
-            rules => rules,
-        };
+    /// Replaces the address rules of `scope` as a whole (e.g. to switch allow to deny).
+    pub fn set_address_rules(
+        &mut self,
+        scope: &Scope,
+        rules: AddressRules,
+    ) -> Result<(), PolicyError> {
+        *self.rules_mut(scope)? = rules.normalized();
+        self.forget_open_domains();
+        Ok(())
     }
 
-    /// The address rules in force.
+    /// The global address rules.
     pub fn address_rules(&self) -> &AddressRules {
         &self.addresses
+    }
+
+    /// Each domain's own address rules.
+    pub fn domain_address_rules(&self) -> &HashMap<String, AddressRules> {
+        &self.domain_addresses
+    }
+
+    fn rules_mut(&mut self, scope: &Scope) -> Result<&mut AddressRules, PolicyError> {
+        match scope {
+            Scope::Global => Ok(&mut self.addresses),
+            Scope::Domain(domain) => {
+                check_domain(domain)?;
+                Ok(self.domain_addresses.entry(domain.clone()).or_default())
+            }
+        }
+    }
+
+    fn forget_open_domains(&mut self) {
+        self.domain_addresses
+            .retain(|_, rules| *rules != AddressRules::Open);
     }
 
     /// Sets a domain's PLAIN users, replacing any previous table for that domain.

@@ -171,11 +171,52 @@ fn removing_the_last_rule_opens_the_filter_so_the_other_list_can_be_used() {
     let mut policy = Policy::default();
     policy.allow(patterns(&["127.0.0.1"])).unwrap();
     assert_eq!(
-        policy.remove_addresses(&patterns(&["127.0.0.1", "1.1.1.1"])),
+        policy.remove_addresses(&Scope::Global, &patterns(&["127.0.0.1", "1.1.1.1"])),
         1
     );
     assert_eq!(policy.address_rules(), &AddressRules::Open);
     policy.deny(patterns(&["127.0.0.1"])).unwrap();
+}
+
+#[test]
+fn domain_rules_apply_to_their_domain_on_top_of_global_rules() {
+    let mut policy = Policy::default();
+    let internal = Scope::Domain("internal".into());
+    policy
+        .add_addresses(&internal, ListKind::Allow, patterns(&["10.0.0.0/8"]))
+        .unwrap();
+    assert_ok(&reply(&policy, &null("internal", "10.1.2.3")), "anonymous");
+    assert_denied(
+        &reply(&policy, &null("internal", "192.168.0.1")),
+        "Address not allowed",
+    );
+    // Other domains are not affected by internal's rules...
+    assert_ok(&reply(&policy, &null("public", "192.168.0.1")), "anonymous");
+    // ...but every domain is by the global ones.
+    policy.deny(patterns(&["10.9.0.0/16"])).unwrap();
+    assert_denied(
+        &reply(&policy, &null("internal", "10.9.1.1")),
+        "Address denied",
+    );
+    // A domain may deny while the global scope allows, and the other way round.
+    let public = Scope::Domain("public".into());
+    policy
+        .add_addresses(&public, ListKind::Deny, patterns(&["192.168.0.0/16"]))
+        .unwrap();
+    assert_denied(
+        &reply(&policy, &null("public", "192.168.0.1")),
+        "Address denied",
+    );
+    // Removing the last entry of a domain drops its rules.
+    assert_eq!(
+        policy.remove_addresses(&public, &patterns(&["192.168.0.0/16"])),
+        1
+    );
+    assert!(!policy.domain_address_rules().contains_key("public"));
+    let long = Scope::Domain("x".repeat(256));
+    assert!(policy
+        .add_addresses(&long, ListKind::Allow, patterns(&["1.1.1.1"]))
+        .is_err());
 }
 
 #[test]

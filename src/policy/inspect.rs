@@ -1,0 +1,105 @@
+//! A read-only picture of the policy in force, with passwords redacted: what pyzmq exposes as
+//! `allow_any`, `certs`, `passwords` and `credentials_providers`, so an operator can see what
+//! was configured and undo it.
+
+use std::collections::BTreeMap;
+
+use super::{AddressRules, CurvePolicy, GssapiPolicy, Policy};
+
+/// How one domain decides CURVE clients, as inspected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CurveSummary {
+    /// Any key.
+    AllowAny,
+    /// These keys (Z85 text, sorted).
+    Keys(Vec<String>),
+    /// A provider (`"blocking"` or `"async"`).
+    Provider(&'static str),
+}
+
+/// The policy in force. Passwords never appear: PLAIN domains list usernames only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySnapshot {
+    /// The global address rules.
+    pub addresses: AddressRules,
+    /// Each domain's own address rules.
+    pub domain_addresses: BTreeMap<String, AddressRules>,
+    /// PLAIN usernames per domain (passwords redacted).
+    pub plain: BTreeMap<String, Vec<String>>,
+    /// CURVE setting per domain.
+    pub curve: BTreeMap<String, CurveSummary>,
+    /// GSSAPI setting per domain.
+    pub gssapi: BTreeMap<String, GssapiPolicy>,
+    /// Whether a custom CURVE user-id mapping is installed.
+    pub custom_curve_user_id: bool,
+}
+
+impl Policy {
+    /// The policy in force, for inspection.
+    pub fn snapshot(&self) -> PolicySnapshot {
+        let curve = |policy: &CurvePolicy| match policy {
+            CurvePolicy::AllowAny => CurveSummary::AllowAny,
+            CurvePolicy::Keys(store) => {
+                let mut keys: Vec<String> = store.keys().map(|k| k.to_z85()).collect();
+                keys.sort();
+                CurveSummary::Keys(keys)
+            }
+            CurvePolicy::Provider(provider) => CurveSummary::Provider(provider.kind()),
+        };
+        PolicySnapshot {
+            addresses: self.addresses.clone(),
+            domain_addresses: self.domain_addresses.clone().into_iter().collect(),
+            plain: self
+                .plain
+                .iter()
+                .map(|(domain, table)| (domain.clone(), table.usernames()))
+                .collect(),
+            curve: self
+                .curve
+                .iter()
+                .map(|(d, p)| (d.clone(), curve(p)))
+                .collect(),
+            gssapi: self.gssapi.clone().into_iter().collect(),
+            custom_curve_user_id: self.curve_user_id.is_some(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::CurvePublicKey;
+    use crate::policy::{ListKind, PasswordTable, Scope};
+    use std::sync::Arc;
+
+    #[test]
+    fn shows_everything_configured_but_never_a_password() {
+        let mut policy = Policy::default();
+        policy.allow(["10.0.0.0/8".parse().unwrap()]).unwrap();
+        let scope = Scope::Domain("d".into());
+        policy
+            .add_addresses(&scope, ListKind::Deny, ["10.1.0.0/16".parse().unwrap()])
+            .unwrap();
+        policy
+            .configure_plain("*", PasswordTable::new([("admin", "hunter2")]))
+            .unwrap();
+        let key = CurvePublicKey::from_bytes([3; 32]);
+        let store = [key].into_iter().collect();
+        policy
+            .configure_curve("files", CurvePolicy::Keys(Arc::new(store)))
+            .unwrap();
+        policy
+            .configure_curve("open", CurvePolicy::AllowAny)
+            .unwrap();
+        let snapshot = policy.snapshot();
+        assert!(matches!(snapshot.addresses, AddressRules::Allow(ref s) if s.len() == 1));
+        assert!(snapshot.domain_addresses.contains_key("d"));
+        assert_eq!(snapshot.plain["*"], ["admin"]);
+        assert_eq!(
+            snapshot.curve["files"],
+            CurveSummary::Keys(vec![key.to_z85()])
+        );
+        assert_eq!(snapshot.curve["open"], CurveSummary::AllowAny);
+        assert!(!format!("{snapshot:?}").contains("hunter2"));
+    }
+}

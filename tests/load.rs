@@ -28,7 +28,7 @@ fn run_round(ctx: &zmq::Context, servers: &Servers, trusted: &[Keys], round: usi
     let mut expected_plain = HashSet::new();
     let mut expected_curve = HashSet::new();
     let mut clients = Vec::with_capacity(CLIENTS_PER_ROUND);
-    for i in 0..quarter {
+    for (i, trusted_keys) in trusted.iter().enumerate().take(quarter) {
         let name = format!("r{round}-plain-{i}");
         clients.push(connect(
             ctx,
@@ -46,7 +46,7 @@ fn run_round(ctx: &zmq::Context, servers: &Servers, trusted: &[Keys], round: usi
         ));
 
         let name = format!("r{round}-curve-{i}");
-        let known = Client::Curve(servers.curve_keys.public, trusted[i].clone());
+        let known = Client::Curve(servers.curve_keys.public, trusted_keys.clone());
         clients.push(connect(ctx, &servers.curve, &known, &name));
         expected_curve.insert(name);
         let name = format!("r{round}-curve-bad-{i}");

@@ -11,7 +11,9 @@ use actix::prelude::*;
 
 use crate::actors::messages::*;
 use crate::actors::{bind, PolicyActor, ZapSocket};
-use crate::actors::{DecisionEvent, Stats, Subscriber, SubscriptionId};
+use crate::actors::{
+    DecisionEvent, Reloaded, Stats, Subscriber, SubscriptionId, Unwatch, Watch, Watches,
+};
 use crate::certs::CertStore;
 use crate::error::{ConfigError, StartError};
 use crate::keys::CurvePublicKey;
@@ -268,6 +270,36 @@ impl Authenticator {
     /// Restores the default `User-Id` of CURVE clients: the key's Z85 text.
     pub async fn reset_curve_user_id(&self) -> Result<(), ConfigError> {
         self.send(SetCurveUserId(None)).await
+    }
+
+    /// Follows a certificate directory or password file from now on (see [`Watch`]):
+    /// changes apply by themselves, debounced and atomically; a source that cannot be read
+    /// leaves its domain refusing that mechanism. Answers with the first load.
+    ///
+    /// ```no_run
+    /// # async fn demo(auth: actix_zap::Authenticator) -> Result<(), actix_zap::ConfigError> {
+    /// use actix_zap::Watch;
+    /// auth.watch(Watch::curve("*", "public_keys")).await?;
+    /// auth.watch(Watch::plain("global", "passwords.txt").on_reload(|r| println!("{r:?}"))).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn watch(&self, watch: Watch) -> Result<Reloaded, ConfigError> {
+        self.send(watch).await
+    }
+
+    /// Stops following a domain's source; returns whether there was a watch.
+    pub async fn unwatch(
+        &self,
+        domain: &str,
+        mechanism: MechanismKind,
+    ) -> Result<bool, ConfigError> {
+        let domain = domain.to_owned();
+        self.send(Unwatch { domain, mechanism }).await
+    }
+
+    /// The latest reload of every watch.
+    pub async fn watches(&self) -> Result<Vec<Reloaded>, ConfigError> {
+        self.send(Watches).await
     }
 
     /// The policy in force, passwords redacted (pyzmq's `allow_any`, `certs`, `passwords`,

@@ -50,7 +50,10 @@ pub mod zap;
 
 pub use actors::messages;
 pub use actors::messages::*;
-pub use actors::{DecisionEvent, PolicyActor, Stats, Subscriber, SubscriptionId, ZapSocket};
+pub use actors::{
+    DecisionEvent, PolicyActor, ReloadCallback, Reloaded, Stats, Subscriber, SubscriptionId,
+    Unwatch, Watch, WatchSource, Watches, ZapSocket,
+};
 pub use authenticator::{Authenticator, Builder, CURVE_ALLOW_ANY};
 pub use error::{ConfigError, StartError};
 pub use server::{ServerMechanism, ServerSocket, ServerSocketError};

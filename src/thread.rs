@@ -10,7 +10,7 @@ use actix::System;
 use futures::executor::block_on;
 
 use crate::actors::messages::{CurveReport, MechanismKind};
-use crate::actors::{DecisionEvent, Stats, SubscriptionId};
+use crate::actors::{DecisionEvent, Reloaded, Stats, SubscriptionId, Watch};
 use crate::authenticator::{Authenticator, Builder};
 use crate::error::{ConfigError, StartError};
 use crate::keys::CurvePublicKey;
@@ -152,6 +152,29 @@ impl ThreadAuthenticator {
         F: Fn(&CurvePublicKey) -> String + Send + Sync + 'static,
     {
         block_on(self.handle.set_curve_user_id(mapper))
+    }
+
+    /// See [`Authenticator::watch`].
+    pub fn watch(&self, watch: Watch) -> Result<Reloaded, ConfigError> {
+        block_on(self.handle.watch(watch))
+    }
+
+    /// See [`Authenticator::allow_in`].
+    pub fn allow_in<S: AsRef<str>>(
+        &self,
+        domain: &str,
+        addresses: impl IntoIterator<Item = S>,
+    ) -> Result<(), ConfigError> {
+        block_on(self.handle.allow_in(domain, addresses))
+    }
+
+    /// See [`Authenticator::deny_in`].
+    pub fn deny_in<S: AsRef<str>>(
+        &self,
+        domain: &str,
+        addresses: impl IntoIterator<Item = S>,
+    ) -> Result<(), ConfigError> {
+        block_on(self.handle.deny_in(domain, addresses))
     }
 
     /// See [`Authenticator::inspect`].

@@ -200,7 +200,7 @@ pub struct ConfigureGssapi {
 }
 
 /// Which mechanism's configuration to remove from a domain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MechanismKind {
     /// The domain's password table.
     Plain,

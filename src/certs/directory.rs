@@ -201,6 +201,27 @@ fn candidates(
     Ok(files)
 }
 
+/// A cheap summary of the certificate files under `dir` (paths, sizes, modification times),
+/// for noticing changes without reading any file. Equal fingerprints mean nothing a load
+/// would see has changed (short of a same-size rewrite within the same timestamp tick).
+pub fn fingerprint(dir: impl AsRef<Path>, layout: Layout) -> Result<u64, CertError> {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
+    let dir = dir.as_ref();
+    let mut ignored = Vec::new();
+    let mut paths = candidates(dir, layout, &mut ignored)?;
+    paths.sort_unstable();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for path in &paths {
+        path.hash(&mut hasher);
+        if let Ok(meta) = fs::metadata(path) {
+            (meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ino()).hash(&mut hasher);
+        }
+    }
+    ignored.len().hash(&mut hasher);
+    Ok(hasher.finish())
+}
+
 /// Loads the public keys of every certificate in `dir` (with their metadata) and lists every
 /// file that was refused, so one bad file never hides the good ones or goes unnoticed.
 ///

@@ -102,7 +102,7 @@ pub enum PolicyError {
     EmptyPasswordTable(String),
 }
 
-fn check_domain(domain: &str) -> Result<(), PolicyError> {
+pub(crate) fn check_domain(domain: &str) -> Result<(), PolicyError> {
     if domain.len() > MAX_DOMAIN_BYTES {
         return Err(PolicyError::DomainTooLong(domain.len()));
     }
@@ -231,6 +231,12 @@ impl Policy {
         }
         self.plain.insert(domain.to_owned(), passwords);
         Ok(())
+    }
+
+    /// Installs a domain's table even when empty (a watched file that is gone or empty:
+    /// the domain then refuses every PLAIN client rather than falling back to `'*'`).
+    pub(crate) fn replace_plain(&mut self, domain: &str, passwords: PasswordTable) {
+        self.plain.insert(domain.to_owned(), passwords);
     }
 
     /// Sets a domain's CURVE policy, replacing that domain's previous one only.

@@ -36,6 +36,29 @@ impl PasswordTable {
         }
     }
 
+    /// Reads CZMQ's password file format: one `name=password` per line, split at the first
+    /// `=`; lines starting with `#`, lines without `=` and lines starting with `=` are
+    /// skipped. Nothing is trimmed but the line ending, as in CZMQ (`zhashx_load`).
+    ///
+    /// ```
+    /// use actix_zap::policy::{PasswordCheck, PasswordTable};
+    /// let table = PasswordTable::parse_password_file("# users\nadmin=s3cret\nguest=\n");
+    /// assert_eq!(table.check(b"admin", b"s3cret"), PasswordCheck::Valid);
+    /// assert_eq!(table.check(b"guest", b""), PasswordCheck::Valid);
+    /// ```
+    pub fn parse_password_file(text: &str) -> Self {
+        let users = text
+            .lines()
+            .map(|line| line.strip_suffix('\r').unwrap_or(line))
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| line.split_once('='))
+            .filter(|(name, _)| !name.is_empty())
+            .map(|(name, password)| (name.as_bytes().to_vec(), password.as_bytes().to_vec()));
+        PasswordTable {
+            users: users.collect(),
+        }
+    }
+
     /// Checks a username and password. The password comparison takes the same time wherever
     /// the first differing byte is.
     pub fn check(&self, username: &[u8], password: &[u8]) -> PasswordCheck {
@@ -96,6 +119,16 @@ mod tests {
             PasswordCheck::WrongPassword
         );
         assert_eq!(table.check(b"root", b"secret"), PasswordCheck::UnknownUser);
+    }
+
+    #[test]
+    fn password_files_follow_czmq() {
+        let text = "# comment\nadmin=pa=ss\n=nobody\nno-equals\n spaced = x \r\n";
+        let table = PasswordTable::parse_password_file(text);
+        assert_eq!(table.usernames(), [" spaced ", "admin"]);
+        assert_eq!(table.check(b"admin", b"pa=ss"), PasswordCheck::Valid);
+        assert_eq!(table.check(b" spaced ", b" x "), PasswordCheck::Valid);
+        assert!(PasswordTable::parse_password_file("# only comments\n").is_empty());
     }
 
     #[test]

@@ -1,0 +1,286 @@
+//! What pyzmq and CZMQ users ask for, end to end: IPv6 and per-domain address rules, live
+//! reload of certificate directories and password files, decision events and counters,
+//! and inspecting and undoing the policy.
+
+mod common;
+
+use std::path::Path;
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use actix_zap::certs::{Certificate, Flavour};
+use actix_zap::policy::{AddressRules, CurveSummary};
+use actix_zap::zap::StatusCode;
+use actix_zap::{
+    DecisionEvent, MechanismKind, Reloaded, ThreadAuthenticator, Watch, CURVE_ALLOW_ANY,
+};
+use common::*;
+
+fn started() -> (zmq::Context, ThreadAuthenticator) {
+    init_logging();
+    let context = zmq::Context::new();
+    let auth = ThreadAuthenticator::start(&context).unwrap();
+    (context, auth)
+}
+
+fn write_public(dir: &Path, name: &str, keys: &Keys) {
+    let cert = Certificate {
+        public_key: keys.public,
+        secret_key: None,
+        metadata: vec![],
+    };
+    cert.save_public(dir.join(name), Flavour::Pyzmq).unwrap();
+}
+
+/// A watch whose reloads arrive on a channel, so tests wait for the real signal.
+fn reload_channel() -> (
+    impl Fn(&Reloaded) + Send + Sync + 'static,
+    Receiver<Reloaded>,
+) {
+    let (tx, rx) = channel();
+    let tx = Mutex::new(tx);
+    (
+        move |r: &Reloaded| {
+            let _ = tx.lock().unwrap().send(r.clone());
+        },
+        rx,
+    )
+}
+
+#[test]
+fn ipv6_peers_and_ipv4_mapped_peers_match_their_rules() {
+    let (ctx, auth) = started();
+    auth.allow(["::1", "127.0.0.0/8"]).unwrap();
+    // An IPv6 client over ::1.
+    let socket = server_socket(&ctx, &Server::Null, Some("v6"));
+    socket.set_ipv6(true).unwrap();
+    let monitor = Monitor::attach(&ctx, &socket);
+    socket.bind("tcp://[::1]:0").unwrap();
+    let endpoint = socket.get_last_endpoint().unwrap().unwrap();
+    let v6 = Listening {
+        socket,
+        monitor,
+        endpoint,
+    };
+    let client = client_socket(&ctx, &Client::Null);
+    client.set_ipv6(true).unwrap();
+    client.connect(&v6.endpoint).unwrap();
+    client.send("hi", 0).unwrap();
+    v6.outcome().assert_admitted("anonymous");
+
+    // A dual-stack listener reports an IPv4 client as ::ffff:127.0.0.1.
+    let socket = server_socket(&ctx, &Server::Null, Some("mapped"));
+    socket.set_ipv6(true).unwrap();
+    let monitor = Monitor::attach(&ctx, &socket);
+    socket.bind("tcp://*:0").unwrap();
+    let port = socket
+        .get_last_endpoint()
+        .unwrap()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let mapped = Listening {
+        socket,
+        monitor,
+        endpoint: format!("tcp://127.0.0.1:{port}"),
+    };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    auth.on_decision(move |e| sink.lock().unwrap().push(e.address.clone()))
+        .unwrap();
+    mapped
+        .attempt(&ctx, &Client::Null)
+        .assert_admitted("anonymous");
+    assert_eq!(seen.lock().unwrap().as_slice(), ["::ffff:127.0.0.1"]);
+    auth.stop();
+}
+
+#[test]
+fn per_domain_rules_refuse_in_their_domain_only_and_can_be_removed() {
+    let (ctx, auth) = started();
+    auth.deny_in("guarded", ["127.0.0.1"]).unwrap();
+    handshake(&ctx, &Server::Null, Some("guarded"), &Client::Null).assert_refused(400);
+    handshake(&ctx, &Server::Null, Some("open"), &Client::Null).assert_admitted("anonymous");
+    let removed = futures::executor::block_on(
+        auth.handle().send(
+            actix_zap::RemoveAddresses::new(["127.0.0.1"])
+                .unwrap()
+                .in_domain("guarded"),
+        ),
+    )
+    .unwrap();
+    assert_eq!(removed, 1);
+    handshake(&ctx, &Server::Null, Some("guarded"), &Client::Null).assert_admitted("anonymous");
+    auth.stop();
+}
+
+#[test]
+fn a_watched_directory_admits_new_keys_and_refuses_deleted_ones_by_itself() {
+    let (ctx, auth) = started();
+    let dir = tempfile::tempdir().unwrap();
+    let (server_keys, alice, bob) = (Keys::generate(), Keys::generate(), Keys::generate());
+    write_public(dir.path(), "bob.key", &bob);
+    let (on_reload, reloads) = reload_channel();
+    let first = auth
+        .watch(Watch::curve("*", dir.path()).on_reload(on_reload))
+        .unwrap();
+    assert_eq!(first.entries, 1);
+    let _ = reloads.recv_timeout(PATIENCE).unwrap(); // the first load
+    let server = Listening::new(&ctx, &Server::Curve(server_keys.clone()), Some("d"));
+    let as_alice = Client::Curve(server_keys.public, alice.clone());
+    let as_bob = Client::Curve(server_keys.public, bob.clone());
+    server.attempt(&ctx, &as_alice).assert_refused(400);
+
+    let changed = Instant::now();
+    write_public(dir.path(), "alice.key", &alice);
+    let reloaded = reloads.recv_timeout(PATIENCE).expect("a reload");
+    println!("new key applied after {:?}", changed.elapsed());
+    assert_eq!(reloaded.entries, 2);
+    server
+        .attempt(&ctx, &as_alice)
+        .assert_admitted(&alice.public.to_z85());
+
+    // Bob's key is deleted while another file is broken: Bob is refused, Alice stays.
+    std::fs::remove_file(dir.path().join("bob.key")).unwrap();
+    std::fs::write(
+        dir.path().join("broken.key"),
+        "curve\n\tpublic-key = \"x\"\n",
+    )
+    .unwrap();
+    let reloaded = reloads.recv_timeout(PATIENCE).expect("a reload");
+    assert_eq!(reloaded.entries, 1);
+    assert_eq!(reloaded.rejected.len(), 1, "{:?}", reloaded.rejected);
+    server.attempt(&ctx, &as_bob).assert_refused(400);
+    server
+        .attempt(&ctx, &as_alice)
+        .assert_admitted(&alice.public.to_z85());
+
+    // The directory disappears: everyone is refused, and it is reported.
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    let reloaded = reloads.recv_timeout(PATIENCE).expect("a reload");
+    assert!(reloaded.error.is_some());
+    server.attempt(&ctx, &as_alice).assert_refused(400);
+    assert!(auth.handle().is_running());
+    auth.stop();
+}
+
+#[test]
+fn a_watched_password_file_applies_changes_and_fails_closed_when_removed() {
+    let (ctx, auth) = started();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("passwords");
+    std::fs::write(&file, "# users\nadmin=one\n").unwrap();
+    auth.configure_plain("*", [("admin", "fallback")]).unwrap();
+    let (on_reload, reloads) = reload_channel();
+    auth.watch(Watch::plain("global", &file).on_reload(on_reload))
+        .unwrap();
+    let _ = reloads.recv_timeout(PATIENCE).unwrap();
+    let server = Listening::new(&ctx, &Server::Plain, Some("global"));
+    server
+        .attempt(&ctx, &Client::Plain("admin", "one"))
+        .assert_admitted("admin");
+
+    std::fs::write(&file, "admin=two\n").unwrap();
+    assert_eq!(reloads.recv_timeout(PATIENCE).unwrap().entries, 1);
+    server
+        .attempt(&ctx, &Client::Plain("admin", "one"))
+        .assert_refused(400);
+    server
+        .attempt(&ctx, &Client::Plain("admin", "two"))
+        .assert_admitted("admin");
+
+    std::fs::remove_file(&file).unwrap();
+    assert!(reloads.recv_timeout(PATIENCE).unwrap().error.is_some());
+    // No fallback to "*": the watched domain refuses everyone until the file is back.
+    server
+        .attempt(&ctx, &Client::Plain("admin", "fallback"))
+        .assert_refused(400);
+    let watches = futures::executor::block_on(auth.handle().watches()).unwrap();
+    assert!(watches[0].error.is_some());
+    // An explicit configuration replaces the watch.
+    auth.configure_plain("global", [("admin", "three")])
+        .unwrap();
+    assert!(futures::executor::block_on(auth.handle().watches())
+        .unwrap()
+        .is_empty());
+    auth.stop();
+}
+
+#[test]
+fn decision_events_and_counters_describe_every_decision_without_secrets() {
+    let (ctx, auth) = started();
+    auth.configure_plain("*", [("admin", "s3cr3t-pw")]).unwrap();
+    let events: Arc<Mutex<Vec<DecisionEvent>>> = Arc::default();
+    let sink = Arc::clone(&events);
+    let id = auth
+        .on_decision(move |e| sink.lock().unwrap().push(e.clone()))
+        .unwrap();
+    let server = Listening::new(&ctx, &Server::Plain, Some("global"));
+    server
+        .attempt(&ctx, &Client::Plain("admin", "s3cr3t-pw"))
+        .assert_admitted("admin");
+    server
+        .attempt(&ctx, &Client::Plain("admin", "wrong-pw"))
+        .assert_refused(400);
+
+    let stats = auth.stats().unwrap();
+    assert_eq!(stats.replies[&("PLAIN".to_string(), StatusCode::Ok)], 1);
+    assert_eq!(stats.replies[&("PLAIN".to_string(), StatusCode::Denied)], 1);
+    assert_eq!(stats.in_flight, 0);
+    {
+        let events = events.lock().unwrap();
+        assert_eq!(events.len(), 2);
+        let (ok, no) = (&events[0], &events[1]);
+        assert_eq!(
+            (
+                ok.domain.as_str(),
+                ok.address.as_str(),
+                ok.mechanism.as_str()
+            ),
+            ("global", "127.0.0.1", "PLAIN")
+        );
+        assert_eq!((ok.status, ok.user_id.as_str()), (StatusCode::Ok, "admin"));
+        assert_eq!(
+            (no.status, no.reason.as_str()),
+            (StatusCode::Denied, "Invalid password")
+        );
+        assert_eq!(no.user_id, "");
+        let shown = format!("{events:?}");
+        assert!(!shown.contains("s3cr3t-pw") && !shown.contains("wrong-pw"));
+    }
+    assert!(futures::executor::block_on(auth.handle().unsubscribe(id)).unwrap());
+    server
+        .attempt(&ctx, &Client::Plain("admin", "s3cr3t-pw"))
+        .assert_admitted("admin");
+    assert_eq!(
+        events.lock().unwrap().len(),
+        2,
+        "no events after unsubscribing"
+    );
+    auth.stop();
+}
+
+#[test]
+fn the_policy_can_be_inspected_and_undone() {
+    let (ctx, auth) = started();
+    let server_keys = Keys::generate();
+    auth.allow(["127.0.0.1"]).unwrap();
+    auth.configure_plain("*", [("admin", "hunter2")]).unwrap();
+    auth.configure_curve("open", CURVE_ALLOW_ANY).unwrap();
+    let snapshot = auth.inspect().unwrap();
+    assert!(matches!(snapshot.addresses, AddressRules::Allow(_)));
+    assert_eq!(snapshot.plain["*"], ["admin"]);
+    assert_eq!(snapshot.curve["open"], CurveSummary::AllowAny);
+    assert!(!format!("{snapshot:?}").contains("hunter2"));
+
+    let client = Client::Curve(server_keys.public, Keys::generate());
+    let server = Server::Curve(server_keys);
+    assert!(handshake(&ctx, &server, Some("open"), &client).is_admitted());
+    assert!(auth.unconfigure("open", MechanismKind::Curve).unwrap());
+    handshake(&ctx, &server, Some("open"), &client).assert_refused(400);
+    assert!(auth.inspect().unwrap().curve.is_empty());
+    auth.stop();
+}

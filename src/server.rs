@@ -127,6 +127,18 @@ fn check_domain(domain: &str) -> Result<(), ServerSocketError> {
     Ok(())
 }
 
+/// A CURVE server needs a libzmq that can do CURVE (`has_curve` is `zmq::has("curve")`).
+fn check_mechanism(
+    mechanism: &ServerMechanism,
+    has_curve: Option<bool>,
+) -> Result<(), ServerSocketError> {
+    match (mechanism, has_curve) {
+        (ServerMechanism::Curve(_), Some(true))
+        | (ServerMechanism::Null | ServerMechanism::Plain, _) => Ok(()),
+        (ServerMechanism::Curve(_), _) => Err(ServerSocketError::NoCurveSupport),
+    }
+}
+
 fn enforce_domain(socket: &mut zmq::Socket) -> Result<(), ServerSocketError> {
     let on: i32 = 1;
     // SAFETY: the socket pointer is live for the duration of the call (we hold `&mut`), and
@@ -163,6 +175,17 @@ mod tests {
             Err(ServerSocketError::DomainTooLong(256))
         ));
         assert!(check_domain("global").is_ok());
+    }
+
+    #[test]
+    fn a_curve_server_needs_curve_support_and_says_how_to_fix_it() {
+        let curve = ServerMechanism::Curve(CurveSecretKey::from_bytes([1; 32]));
+        assert!(check_mechanism(&curve, Some(true)).is_ok());
+        for missing in [Some(false), None] {
+            let error = check_mechanism(&curve, missing).unwrap_err();
+            assert!(error.to_string().contains("libzmq3-dev"), "{error}");
+        }
+        assert!(check_mechanism(&ServerMechanism::Plain, Some(false)).is_ok());
     }
 
     #[test]

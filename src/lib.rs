@@ -59,3 +59,8 @@ pub use error::{ConfigError, StartError};
 pub use server::{ServerMechanism, ServerSocket, ServerSocketError};
 pub use settings::Settings;
 pub use thread::ThreadAuthenticator;
+
+/// Compiles the README's examples as doc tests, so they cannot drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

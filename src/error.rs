@@ -3,6 +3,10 @@
 use crate::certs::CertError;
 use crate::policy::{AddressError, PolicyError};
 
+/// What to do when the linked libzmq cannot do CURVE.
+pub(crate) const NO_CURVE_SUPPORT: &str = "the linked libzmq has no CURVE support: install a \
+    libzmq built with libsodium (Debian: libzmq3-dev) and link it as the README describes";
+
 /// A configuration message was not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -21,10 +25,7 @@ pub enum ConfigError {
     #[error("loading certificates failed: {0}")]
     LoadFailed(String),
     /// The linked libzmq cannot do CURVE, so a CURVE policy would never be used.
-    #[error(
-        "the linked libzmq has no CURVE support: install a libzmq built with libsodium \
-         (Debian: libzmq3-dev) and link it as the README describes"
-    )]
+    #[error("{}", NO_CURVE_SUPPORT)]
     NoCurveSupport,
     /// The authenticator was stopped; start a new one.
     #[error("the authenticator is stopped")]

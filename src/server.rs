@@ -24,10 +24,7 @@ pub enum ServerSocketError {
     #[error("ZAP domain is {0} bytes, libzmq allows at most 255")]
     DomainTooLong(usize),
     /// The linked libzmq cannot do CURVE.
-    #[error(
-        "the linked libzmq has no CURVE support: install a libzmq built with libsodium \
-         (Debian: libzmq3-dev) and link it as the README describes"
-    )]
+    #[error("{}", crate::error::NO_CURVE_SUPPORT)]
     NoCurveSupport,
     /// The linked libzmq does not know `ZMQ_ZAP_ENFORCE_DOMAIN` (older than 4.3.0).
     #[error("the linked libzmq does not support ZMQ_ZAP_ENFORCE_DOMAIN (needs 4.3.0 or later)")]
@@ -101,9 +98,7 @@ impl ServerSocket {
     /// Sets the options on an existing socket that is not bound yet.
     pub fn apply(&self, socket: &mut zmq::Socket) -> Result<(), ServerSocketError> {
         check_domain(&self.domain)?;
-        if matches!(self.mechanism, ServerMechanism::Curve(_)) && zmq::has("curve") != Some(true) {
-            return Err(ServerSocketError::NoCurveSupport);
-        }
+        check_mechanism(&self.mechanism, zmq::has("curve"))?;
         socket.set_zap_domain(&self.domain)?;
         match &self.mechanism {
             ServerMechanism::Null => {}

@@ -198,10 +198,6 @@ impl ThreadAuthenticator {
     /// Stops the authenticator (see [`Authenticator::stop`]) and its thread; returns when
     /// both are gone.
     pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
         block_on(self.handle.stop());
         self.system.stop();
         if let Some(thread) = self.thread.take() {

@@ -4,28 +4,10 @@
 
 mod common;
 
-use std::path::Path;
-
-use actix_zap::certs::{CertError, Certificate, FileError, Flavour};
+use actix_zap::certs::{CertError, FileError};
 use actix_zap::policy::PolicyError;
-use actix_zap::{ConfigError, ThreadAuthenticator};
+use actix_zap::ConfigError;
 use common::*;
-
-fn started() -> (zmq::Context, ThreadAuthenticator) {
-    init_logging();
-    let context = zmq::Context::new();
-    let auth = ThreadAuthenticator::start(&context).unwrap();
-    (context, auth)
-}
-
-fn write_public(dir: &Path, name: &str, keys: &Keys) {
-    let cert = Certificate {
-        public_key: keys.public,
-        secret_key: None,
-        metadata: vec![],
-    };
-    cert.save_public(dir.join(name), Flavour::Pyzmq).unwrap();
-}
 
 const GOOD_KEY: &str = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID";
 

@@ -4,34 +4,14 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use actix_zap::certs::{Certificate, Flavour};
 use actix_zap::policy::{AddressRules, CurveSummary};
 use actix_zap::zap::StatusCode;
-use actix_zap::{
-    DecisionEvent, MechanismKind, Reloaded, ThreadAuthenticator, Watch, CURVE_ALLOW_ANY,
-};
+use actix_zap::{DecisionEvent, MechanismKind, Reloaded, Watch, CURVE_ALLOW_ANY};
 use common::*;
-
-fn started() -> (zmq::Context, ThreadAuthenticator) {
-    init_logging();
-    let context = zmq::Context::new();
-    let auth = ThreadAuthenticator::start(&context).unwrap();
-    (context, auth)
-}
-
-fn write_public(dir: &Path, name: &str, keys: &Keys) {
-    let cert = Certificate {
-        public_key: keys.public,
-        secret_key: None,
-        metadata: vec![],
-    };
-    cert.save_public(dir.join(name), Flavour::Pyzmq).unwrap();
-}
 
 /// A watch whose reloads arrive on a channel, so tests wait for the real signal.
 fn reload_channel() -> (

@@ -92,21 +92,8 @@ fn beyond_the_in_flight_bound_requests_get_a_prompt_300_and_retry_later() {
     };
     let (ctx, auth) = started(settings);
     let server_keys = Keys::generate();
-    let release = Arc::new(tokio::sync::Notify::new());
-    let asked = Arc::new(AtomicUsize::new(0));
-    let (gate, counter) = (Arc::clone(&release), Arc::clone(&asked));
-    auth.configure_curve_callback(
-        "held",
-        Provider::from_async_fn(move |_, _| {
-            let (gate, counter) = (Arc::clone(&gate), Arc::clone(&counter));
-            async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                gate.notified().await;
-                Ok(CurveVerdict::admit())
-            }
-        }),
-    )
-    .unwrap();
+    let (provider, release, asked) = held_provider();
+    auth.configure_curve_callback("held", provider).unwrap();
     auth.configure_curve("other", CURVE_ALLOW_ANY).unwrap();
     let client = Client::Curve(server_keys.public, Keys::generate());
     let held = Listening::new(&ctx, &Server::Curve(server_keys.clone()), Some("held"));
@@ -117,9 +104,7 @@ fn beyond_the_in_flight_bound_requests_get_a_prompt_300_and_retry_later() {
     let other = Listening::from_socket(&ctx, other_socket);
 
     let _waiting = held.connect(&ctx, &client);
-    while asked.load(Ordering::SeqCst) == 0 {
-        std::thread::yield_now();
-    }
+    wait_for(&asked);
     // The one in-flight slot is taken: the other client is told to come back later...
     let _retrying = other.connect(&ctx, &client);
     other.outcome().assert_refused(300);
@@ -169,9 +154,7 @@ fn a_full_provider_queue_answers_300_instead_of_growing() {
         .collect();
     // First call occupies the only worker, second waits in the queue, third is refused.
     let _first = servers[0].connect(&ctx, &client);
-    while calls.load(Ordering::SeqCst) == 0 {
-        std::thread::yield_now();
-    }
+    wait_for(&calls);
     let _second = servers[1].connect(&ctx, &client);
     let _third = servers[2].connect(&ctx, &client);
     // The second is still queued, so the third finds the queue full.

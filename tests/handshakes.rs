@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
 use actix_zap::certs::{Certificate, Flavour};
 use actix_zap::keys::CurvePublicKey;
 use actix_zap::policy::GssapiPolicy;
@@ -13,23 +10,6 @@ use actix_zap::provider::{Admission, CurveVerdict, Provider};
 use actix_zap::zap::Metadata;
 use actix_zap::{ConfigError, StartError, ThreadAuthenticator, CURVE_ALLOW_ANY};
 use common::*;
-
-fn started() -> (zmq::Context, ThreadAuthenticator) {
-    init_logging();
-    let context = zmq::Context::new();
-    let auth = ThreadAuthenticator::start(&context).expect("authenticator starts");
-    (context, auth)
-}
-
-fn write_public(dir: &std::path::Path, name: &str, keys: &Keys) {
-    let cert = Certificate {
-        public_key: keys.public,
-        secret_key: None,
-        metadata: vec![],
-    };
-    cert.save_public(dir.join(format!("{name}.key")), Flavour::Pyzmq)
-        .unwrap();
-}
 
 #[test]
 fn linked_libzmq_has_curve() {
@@ -119,8 +99,8 @@ fn curve_directory_admits_known_keys_and_a_reload_drops_removed_ones() {
     let (ctx, auth) = started();
     let dir = tempfile::tempdir().unwrap();
     let (server_keys, alice, bob) = (Keys::generate(), Keys::generate(), Keys::generate());
-    write_public(dir.path(), "alice", &alice);
-    write_public(dir.path(), "bob", &bob);
+    write_public(dir.path(), "alice.key", &alice);
+    write_public(dir.path(), "bob.key", &bob);
     let report = auth.configure_curve("*", dir.path()).unwrap();
     assert_eq!(report.keys, 2);
 
@@ -365,21 +345,8 @@ fn dropping_the_handle_does_not_stop_authentication() {
 fn a_slow_provider_does_not_stall_other_handshakes() {
     let (ctx, auth) = started();
     let server_keys = Keys::generate();
-    let release = Arc::new(tokio::sync::Notify::new());
-    let asked = Arc::new(AtomicUsize::new(0));
-    let (gate, counter) = (Arc::clone(&release), Arc::clone(&asked));
-    auth.configure_curve_callback(
-        "slow",
-        Provider::from_async_fn(move |_, _| {
-            let (gate, counter) = (Arc::clone(&gate), Arc::clone(&counter));
-            async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                gate.notified().await;
-                Ok(CurveVerdict::admit())
-            }
-        }),
-    )
-    .unwrap();
+    let (provider, release, asked) = held_provider();
+    auth.configure_curve_callback("slow", provider).unwrap();
     auth.configure_curve("fast", CURVE_ALLOW_ANY).unwrap();
 
     let client = Client::Curve(server_keys.public, Keys::generate());
@@ -387,9 +354,7 @@ fn a_slow_provider_does_not_stall_other_handshakes() {
     let fast = Listening::new(&ctx, &Server::Curve(server_keys), Some("fast"));
     let waiting = slow.connect(&ctx, &client);
     // The slow client's request is in flight, held by the provider...
-    while asked.load(Ordering::SeqCst) == 0 {
-        std::thread::yield_now();
-    }
+    wait_for(&asked);
     // ...and another domain's client gets in meanwhile.
     assert!(fast.attempt(&ctx, &client).is_admitted());
     release.notify_one();

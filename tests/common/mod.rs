@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -276,6 +277,58 @@ pub fn handshake(
     client: &Client,
 ) -> Outcome {
     Listening::new(context, server, domain).attempt(context, client)
+}
+
+/// A fresh context with a `ThreadAuthenticator` on it.
+pub fn started() -> (zmq::Context, actix_zap::ThreadAuthenticator) {
+    init_logging();
+    let context = zmq::Context::new();
+    let auth = actix_zap::ThreadAuthenticator::start(&context).expect("authenticator starts");
+    (context, auth)
+}
+
+/// Writes `keys`' public certificate (pyzmq layout) as `dir/name`.
+pub fn write_public(dir: &std::path::Path, name: &str, keys: &Keys) {
+    let cert = Certificate {
+        public_key: keys.public,
+        secret_key: None,
+        metadata: vec![],
+    };
+    cert.save_public(dir.join(name), actix_zap::certs::Flavour::Pyzmq)
+        .unwrap();
+}
+
+/// An async provider that admits once `release` is notified; `asked` counts its calls, so a
+/// test knows a request is in flight without sleeping.
+pub fn held_provider() -> (
+    actix_zap::provider::Provider,
+    Arc<tokio::sync::Notify>,
+    Arc<AtomicUsize>,
+) {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let asked = Arc::new(AtomicUsize::new(0));
+    let (gate, counter) = (Arc::clone(&release), Arc::clone(&asked));
+    let provider = actix_zap::provider::Provider::from_async_fn(move |_, _| {
+        let (gate, counter) = (Arc::clone(&gate), Arc::clone(&counter));
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            gate.notified().await;
+            Ok(actix_zap::provider::CurveVerdict::admit())
+        }
+    });
+    (provider, release, asked)
+}
+
+/// Waits until `counter` is non-zero (the event it counts happened on another thread).
+pub fn wait_for(counter: &AtomicUsize) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while counter.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing happened in time"
+        );
+        std::thread::yield_now();
+    }
 }
 
 pub fn init_logging() {

@@ -107,7 +107,7 @@ fn trusted_directory(dir: &Path, count: usize) -> Vec<Keys> {
         .collect()
 }
 
-fn run(rounds: usize) {
+fn run(rounds: usize, report: impl Fn(usize)) {
     init_logging();
     let ctx = zmq::Context::new();
     let auth = ThreadAuthenticator::start(&ctx).unwrap();
@@ -132,6 +132,7 @@ fn run(rounds: usize) {
     };
     for round in 0..rounds {
         run_round(&ctx, &servers, &trusted, round);
+        report(round);
     }
     drop(servers);
     auth.stop();
@@ -139,16 +140,26 @@ fn run(rounds: usize) {
 
 #[test]
 fn five_thousand_mixed_handshakes_from_200_concurrent_clients() {
-    run(5_000 / CLIENTS_PER_ROUND);
+    run(5_000 / CLIENTS_PER_ROUND, |_| {});
 }
 
 #[test]
 #[ignore = "soak: 50,000 handshakes; run with --release -- --ignored"]
 fn soak_fifty_thousand_handshakes() {
     let before = open_descriptors();
-    run(50_000 / CLIENTS_PER_ROUND);
+    let started = std::time::Instant::now();
+    run(50_000 / CLIENTS_PER_ROUND, |round| {
+        if (round + 1) % 25 == 0 {
+            println!(
+                "{:>6} handshakes  {:>6.1} s  resident {:>6} kB  descriptors {}",
+                (round + 1) * CLIENTS_PER_ROUND,
+                started.elapsed().as_secs_f64(),
+                resident_kb(),
+                open_descriptors()
+            );
+        }
+    });
     println!("descriptors before {before}, after {}", open_descriptors());
-    println!("resident memory after: {} kB", resident_kb());
 }
 
 fn open_descriptors() -> usize {

@@ -1,5 +1,7 @@
 //! The two actors: [`ZapSocket`] (socket I/O) and [`PolicyActor`] (state and decisions).
 
+mod configure;
+mod live_reload;
 pub mod messages;
 mod observe;
 mod policy_actor;

@@ -19,12 +19,9 @@ use log::{debug, warn};
 use super::messages::*;
 use super::observe::{Observers, Stats, SubscriptionId};
 use super::pool::{BlockingPool, JobError};
-use super::watch::{self, source_fingerprint, Loaded, Reloaded, Unwatch, Watch, Watches, Watching};
-use crate::certs::{load_directory, CertStore};
+use super::watch::Watching;
 use crate::error::ConfigError;
-use crate::policy::{
-    Consultation, CurvePolicy, Decision, ListKind, Policy, PolicySnapshot, ProviderFailure, Scope,
-};
+use crate::policy::{Consultation, CurvePolicy, Decision, Policy, PolicySnapshot, ProviderFailure};
 use crate::provider::{CurveVerdict, Provider, ProviderError};
 use crate::settings::Settings;
 use crate::zap::{Reply, Request};
@@ -39,15 +36,15 @@ pub(crate) fn require_curve(has_curve: Option<bool>) -> Result<(), ConfigError> 
 
 /// The actor that owns the authentication policy. See the [module docs](self).
 pub struct PolicyActor {
-    policy: Policy,
+    pub(super) policy: Policy,
     settings: Settings,
     pool: BlockingPool,
     /// The latest CURVE configuration per domain; a directory load applies only if no later
     /// configuration of its domain arrived while it was reading files.
-    curve_tickets: HashMap<String, u64>,
+    pub(super) curve_tickets: HashMap<String, u64>,
     next_ticket: u64,
     observers: Observers,
-    watches: HashMap<(String, MechanismKind), Watching>,
+    pub(super) watches: HashMap<(String, MechanismKind), Watching>,
 }
 
 impl PolicyActor {
@@ -65,14 +62,18 @@ impl PolicyActor {
         })
     }
 
-    fn curve_ticket(&mut self, domain: &str) -> u64 {
+    pub(super) fn curve_ticket(&mut self, domain: &str) -> u64 {
         self.next_ticket += 1;
         self.curve_tickets
             .insert(domain.to_owned(), self.next_ticket);
         self.next_ticket
     }
 
-    fn install_curve(&mut self, domain: &str, curve: CurvePolicy) -> Result<(), ConfigError> {
+    pub(super) fn install_curve(
+        &mut self,
+        domain: &str,
+        curve: CurvePolicy,
+    ) -> Result<(), ConfigError> {
         require_curve(zmq::has("curve"))?;
         self.policy.configure_curve(domain, curve)?;
         Ok(())
@@ -255,364 +256,11 @@ impl Handler<GetStats> for PolicyActor {
     }
 }
 
-impl Handler<Allow> for PolicyActor {
-    type Result = Result<(), ConfigError>;
-
-    fn handle(&mut self, msg: Allow, _: &mut Self::Context) -> Self::Result {
-        debug!("allow {} ({:?})", list(&msg.addresses), msg.scope);
-        Ok(self
-            .policy
-            .add_addresses(&msg.scope, ListKind::Allow, msg.addresses)?)
-    }
-}
-
-impl Handler<Deny> for PolicyActor {
-    type Result = Result<(), ConfigError>;
-
-    fn handle(&mut self, msg: Deny, _: &mut Self::Context) -> Self::Result {
-        debug!("deny {} ({:?})", list(&msg.addresses), msg.scope);
-        Ok(self
-            .policy
-            .add_addresses(&msg.scope, ListKind::Deny, msg.addresses)?)
-    }
-}
-
-fn list(patterns: &[impl std::fmt::Display]) -> String {
-    patterns
-        .iter()
-        .map(|p| p.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-impl Handler<RemoveAddresses> for PolicyActor {
-    type Result = Result<usize, ConfigError>;
-
-    fn handle(&mut self, msg: RemoveAddresses, _: &mut Self::Context) -> Self::Result {
-        Ok(self.policy.remove_addresses(&msg.scope, &msg.addresses))
-    }
-}
-
-impl Handler<SetAddressRules> for PolicyActor {
-    type Result = Result<(), ConfigError>;
-
-    fn handle(&mut self, msg: SetAddressRules, _: &mut Self::Context) -> Self::Result {
-        Ok(self.policy.set_address_rules(&Scope::Global, msg.0)?)
-    }
-}
-
-impl Handler<SetDomainAddressRules> for PolicyActor {
-    type Result = Result<(), ConfigError>;
-
-    fn handle(&mut self, msg: SetDomainAddressRules, _: &mut Self::Context) -> Self::Result {
-        let scope = Scope::Domain(msg.domain);
-        Ok(self.policy.set_address_rules(&scope, msg.rules)?)
-    }
-}
-
-impl Handler<ConfigurePlain> for PolicyActor {
-    type Result = Result<(), ConfigError>;
-
-    fn handle(&mut self, msg: ConfigurePlain, ctx: &mut Self::Context) -> Self::Result {
-        self.stop_watch(&msg.domain, MechanismKind::Plain, ctx);
-        debug!(
-            "configure PLAIN for domain {:?}: {} user(s)",
-            msg.domain,
-            msg.passwords.len()
-        );
-        Ok(self.policy.configure_plain(&msg.domain, msg.passwords)?)
-    }
-}
-
-impl Handler<ConfigureCurve> for PolicyActor {
-    type Result = ResponseActFuture<Self, Result<CurveReport, ConfigError>>;
-
-    fn handle(&mut self, msg: ConfigureCurve, ctx: &mut Self::Context) -> Self::Result {
-        let ConfigureCurve { domain, source } = msg;
-        self.stop_watch(&domain, MechanismKind::Curve, ctx);
-        let ticket = self.curve_ticket(&domain);
-        let mut installed = |curve, report| -> Self::Result {
-            Box::pin(fut::ready(
-                self.install_curve(&domain, curve).map(|()| report),
-            ))
-        };
-        match source {
-            CurveSource::AllowAny => installed(CurvePolicy::AllowAny, CurveReport::default()),
-            CurveSource::Keys(store) => {
-                let report = CurveReport {
-                    keys: store.len(),
-                    rejected: Vec::new(),
-                };
-                installed(CurvePolicy::Keys(Arc::new(store)), report)
-            }
-            CurveSource::Directory { path, layout } => {
-                let load = tokio::task::spawn_blocking(move || load_directory(&path, layout));
-                Box::pin(load.into_actor(self).map(move |loaded, act, _| {
-                    if act.curve_tickets.get(&domain) != Some(&ticket) {
-                        debug!(
-                            "CURVE directory for {domain:?} superseded by a later configuration"
-                        );
-                        return Ok(CurveReport::default());
-                    }
-                    let error = match loaded {
-                        Ok(Ok(load)) => {
-                            let report = CurveReport {
-                                keys: load.store.len(),
-                                rejected: load.rejected,
-                            };
-                            debug!("CURVE for domain {domain:?}: {} key(s)", report.keys);
-                            act.install_curve(&domain, CurvePolicy::Keys(Arc::new(load.store)))?;
-                            return Ok(report);
-                        }
-                        Ok(Err(error)) => ConfigError::from(error),
-                        Err(join) => ConfigError::LoadFailed(join.to_string()),
-                    };
-                    // Fail closed: an unreadable directory admits nobody in this domain.
-                    warn!("CURVE for domain {domain:?}: {error}; refusing every key");
-                    act.install_curve(&domain, CurvePolicy::Keys(Arc::new(CertStore::new())))?;
-                    Err(error)
-                }))
-            }
-        }
-    }
-}
-
-impl Handler<ConfigureCurveCallback> for PolicyActor {
-    type Result = Result<(), ConfigError>;
-
-    fn handle(&mut self, msg: ConfigureCurveCallback, ctx: &mut Self::Context) -> Self::Result {
-        self.stop_watch(&msg.domain, MechanismKind::Curve, ctx);
-        self.curve_ticket(&msg.domain);
-        debug!(
-            "configure CURVE provider ({}) for domain {:?}",
-            msg.provider.kind(),
-            msg.domain
-        );
-        self.install_curve(&msg.domain, CurvePolicy::Provider(msg.provider))
-    }
-}
-
-impl Handler<ConfigureGssapi> for PolicyActor {
-    type Result = Result<(), ConfigError>;
-
-    fn handle(&mut self, msg: ConfigureGssapi, _: &mut Self::Context) -> Self::Result {
-        Ok(self.policy.configure_gssapi(&msg.domain, msg.policy)?)
-    }
-}
-
-impl Handler<Unconfigure> for PolicyActor {
-    type Result = Result<bool, ConfigError>;
-
-    fn handle(&mut self, msg: Unconfigure, ctx: &mut Self::Context) -> Self::Result {
-        self.stop_watch(&msg.domain, msg.mechanism, ctx);
-        Ok(match msg.mechanism {
-            MechanismKind::Plain => self.policy.unconfigure_plain(&msg.domain),
-            MechanismKind::Curve => {
-                self.curve_ticket(&msg.domain);
-                self.policy.unconfigure_curve(&msg.domain)
-            }
-            MechanismKind::Gssapi => self.policy.unconfigure_gssapi(&msg.domain),
-        })
-    }
-}
-
-impl Handler<SetCurveUserId> for PolicyActor {
-    type Result = Result<(), ConfigError>;
-
-    fn handle(&mut self, msg: SetCurveUserId, _: &mut Self::Context) -> Self::Result {
-        self.policy.set_curve_user_id(msg.0);
-        Ok(())
-    }
-}
-
 impl Handler<Stop> for PolicyActor {
     type Result = ();
 
     fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
         ctx.stop();
-    }
-}
-
-impl PolicyActor {
-    /// Ends the watch of a domain's mechanism (an explicit configuration replaces it).
-    fn stop_watch(
-        &mut self,
-        domain: &str,
-        mechanism: MechanismKind,
-        ctx: &mut Context<Self>,
-    ) -> bool {
-        match self.watches.remove(&(domain.to_owned(), mechanism)) {
-            Some(watching) => {
-                ctx.cancel_future(watching.timer);
-                debug!(
-                    "stopped watching {} for domain {domain:?}",
-                    watching.source_path()
-                );
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Reads the source off the actix thread, then installs what it holds.
-    fn reload(
-        &mut self,
-        key: (String, MechanismKind),
-    ) -> ResponseActFuture<Self, Result<Reloaded, ConfigError>> {
-        let Some(watching) = self.watches.get_mut(&key) else {
-            return Box::pin(fut::ready(Err(ConfigError::Stopped)));
-        };
-        watching.busy = true;
-        let source = watching.source.clone();
-        let domain = key.0.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            let fingerprint = source_fingerprint(&source);
-            let (loaded, report) = watch::load(&domain, &source);
-            (fingerprint, loaded, report)
-        });
-        Box::pin(read.into_actor(self).map(move |read, act, _| {
-            let (fingerprint, loaded, report) =
-                read.map_err(|join| ConfigError::LoadFailed(join.to_string()))?;
-            act.install_watched(&key, fingerprint, loaded, report)
-        }))
-    }
-
-    fn install_watched(
-        &mut self,
-        key: &(String, MechanismKind),
-        fingerprint: u64,
-        loaded: Loaded,
-        report: Reloaded,
-    ) -> Result<Reloaded, ConfigError> {
-        let Some(watching) = self.watches.get_mut(key) else {
-            return Err(ConfigError::Stopped); // unwatched meanwhile: leave the policy alone
-        };
-        watching.applied = fingerprint;
-        watching.seen = fingerprint;
-        watching.busy = false;
-        watching.last = report.clone();
-        let on_reload = watching.on_reload.clone();
-        let domain = &key.0;
-        match loaded {
-            Loaded::Curve(store) => {
-                self.install_curve(domain, CurvePolicy::Keys(Arc::new(store)))?
-            }
-            Loaded::Plain(table) => self.policy.replace_plain(domain, table),
-        }
-        match &report.error {
-            Some(error) => warn!("reload for domain {domain:?}: {error}; refusing everyone"),
-            None => debug!(
-                "reloaded {} for domain {domain:?}: {} entries",
-                report.path.display(),
-                report.entries
-            ),
-        }
-        for rejected in &report.rejected {
-            warn!("reload for domain {domain:?}: skipped {rejected}");
-        }
-        if let Some(callback) = on_reload {
-            if catch_unwind(AssertUnwindSafe(|| callback(&report))).is_err() {
-                warn!("a reload callback panicked");
-            }
-        }
-        Ok(report)
-    }
-
-    /// One look at a watched source: reload once a change has held still for an interval.
-    fn look(&mut self, key: &(String, MechanismKind), ctx: &mut Context<Self>) {
-        let Some(watching) = self.watches.get_mut(key) else {
-            return;
-        };
-        if watching.busy {
-            return;
-        }
-        watching.busy = true;
-        let source = watching.source.clone();
-        let key = key.clone();
-        let fingerprint = tokio::task::spawn_blocking(move || source_fingerprint(&source));
-        ctx.spawn(
-            fingerprint
-                .into_actor(self)
-                .map(move |fingerprint, act, ctx| {
-                    let Some(watching) = act.watches.get_mut(&key) else {
-                        return;
-                    };
-                    let fingerprint = fingerprint.unwrap_or(0);
-                    let settled = fingerprint == watching.seen;
-                    watching.seen = fingerprint;
-                    if fingerprint == watching.applied || !settled {
-                        watching.busy = false;
-                        return;
-                    }
-                    let reload = act.reload(key);
-                    ctx.spawn(reload.map(|_, _, _| ()));
-                }),
-        );
-    }
-}
-
-impl Handler<Watch> for PolicyActor {
-    type Result = ResponseActFuture<Self, Result<Reloaded, ConfigError>>;
-
-    fn handle(&mut self, msg: Watch, ctx: &mut Self::Context) -> Self::Result {
-        let Watch {
-            domain,
-            source,
-            interval,
-            on_reload,
-        } = msg;
-        let mechanism = source.mechanism();
-        let checked = match mechanism {
-            MechanismKind::Curve => require_curve(zmq::has("curve")),
-            _ => Ok(()),
-        }
-        .and_then(|()| Ok(crate::policy::check_domain(&domain)?));
-        if let Err(error) = checked {
-            return Box::pin(fut::ready(Err(error)));
-        }
-        self.stop_watch(&domain, mechanism, ctx);
-        if mechanism == MechanismKind::Curve {
-            self.curve_ticket(&domain);
-        }
-        let key = (domain.clone(), mechanism);
-        let looked_at = key.clone();
-        let timer = ctx.run_interval(interval, move |act, ctx| act.look(&looked_at, ctx));
-        let last = Reloaded {
-            domain,
-            path: source.path().to_owned(),
-            entries: 0,
-            error: Some("not loaded yet".into()),
-            rejected: Vec::new(),
-        };
-        let watching = Watching {
-            source,
-            on_reload,
-            timer,
-            applied: 0,
-            seen: 0,
-            busy: true,
-            last,
-        };
-        self.watches.insert(key.clone(), watching);
-        self.reload(key)
-    }
-}
-
-impl Handler<Unwatch> for PolicyActor {
-    type Result = Result<bool, ConfigError>;
-
-    fn handle(&mut self, msg: Unwatch, ctx: &mut Self::Context) -> Self::Result {
-        Ok(self.stop_watch(&msg.domain, msg.mechanism, ctx))
-    }
-}
-
-impl Handler<Watches> for PolicyActor {
-    type Result = Result<Vec<Reloaded>, ConfigError>;
-
-    fn handle(&mut self, _: Watches, _: &mut Self::Context) -> Self::Result {
-        let mut all: Vec<Reloaded> = self.watches.values().map(|w| w.last.clone()).collect();
-        all.sort_by(|a, b| (&a.domain, &a.path).cmp(&(&b.domain, &b.path)));
-        Ok(all)
     }
 }
 

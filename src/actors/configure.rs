@@ -1,0 +1,184 @@
+//! The configuration messages' handlers: each change to the policy is one message, applied
+//! whole or not at all. An explicit configuration of a domain's mechanism replaces a watch
+//! of it (see `live_reload`).
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use log::{debug, warn};
+
+use super::messages::*;
+use super::policy_actor::PolicyActor;
+use crate::certs::{load_directory, CertStore};
+use crate::error::ConfigError;
+use crate::policy::{CurvePolicy, ListKind, Scope};
+
+impl Handler<Allow> for PolicyActor {
+    type Result = Result<(), ConfigError>;
+
+    fn handle(&mut self, msg: Allow, _: &mut Self::Context) -> Self::Result {
+        debug!("allow {} ({:?})", list(&msg.addresses), msg.scope);
+        Ok(self
+            .policy
+            .add_addresses(&msg.scope, ListKind::Allow, msg.addresses)?)
+    }
+}
+
+impl Handler<Deny> for PolicyActor {
+    type Result = Result<(), ConfigError>;
+
+    fn handle(&mut self, msg: Deny, _: &mut Self::Context) -> Self::Result {
+        debug!("deny {} ({:?})", list(&msg.addresses), msg.scope);
+        Ok(self
+            .policy
+            .add_addresses(&msg.scope, ListKind::Deny, msg.addresses)?)
+    }
+}
+
+fn list(patterns: &[impl std::fmt::Display]) -> String {
+    patterns
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Handler<RemoveAddresses> for PolicyActor {
+    type Result = Result<usize, ConfigError>;
+
+    fn handle(&mut self, msg: RemoveAddresses, _: &mut Self::Context) -> Self::Result {
+        Ok(self.policy.remove_addresses(&msg.scope, &msg.addresses))
+    }
+}
+
+impl Handler<SetAddressRules> for PolicyActor {
+    type Result = Result<(), ConfigError>;
+
+    fn handle(&mut self, msg: SetAddressRules, _: &mut Self::Context) -> Self::Result {
+        Ok(self.policy.set_address_rules(&Scope::Global, msg.0)?)
+    }
+}
+
+impl Handler<SetDomainAddressRules> for PolicyActor {
+    type Result = Result<(), ConfigError>;
+
+    fn handle(&mut self, msg: SetDomainAddressRules, _: &mut Self::Context) -> Self::Result {
+        let scope = Scope::Domain(msg.domain);
+        Ok(self.policy.set_address_rules(&scope, msg.rules)?)
+    }
+}
+
+impl Handler<ConfigurePlain> for PolicyActor {
+    type Result = Result<(), ConfigError>;
+
+    fn handle(&mut self, msg: ConfigurePlain, ctx: &mut Self::Context) -> Self::Result {
+        self.stop_watch(&msg.domain, MechanismKind::Plain, ctx);
+        debug!(
+            "configure PLAIN for domain {:?}: {} user(s)",
+            msg.domain,
+            msg.passwords.len()
+        );
+        Ok(self.policy.configure_plain(&msg.domain, msg.passwords)?)
+    }
+}
+
+impl Handler<ConfigureCurve> for PolicyActor {
+    type Result = ResponseActFuture<Self, Result<CurveReport, ConfigError>>;
+
+    fn handle(&mut self, msg: ConfigureCurve, ctx: &mut Self::Context) -> Self::Result {
+        let ConfigureCurve { domain, source } = msg;
+        self.stop_watch(&domain, MechanismKind::Curve, ctx);
+        let ticket = self.curve_ticket(&domain);
+        let mut installed = |curve, report| -> Self::Result {
+            Box::pin(fut::ready(
+                self.install_curve(&domain, curve).map(|()| report),
+            ))
+        };
+        match source {
+            CurveSource::AllowAny => installed(CurvePolicy::AllowAny, CurveReport::default()),
+            CurveSource::Keys(store) => {
+                let report = CurveReport {
+                    keys: store.len(),
+                    rejected: Vec::new(),
+                };
+                installed(CurvePolicy::Keys(Arc::new(store)), report)
+            }
+            CurveSource::Directory { path, layout } => {
+                let load = tokio::task::spawn_blocking(move || load_directory(&path, layout));
+                Box::pin(load.into_actor(self).map(move |loaded, act, _| {
+                    if act.curve_tickets.get(&domain) != Some(&ticket) {
+                        debug!(
+                            "CURVE directory for {domain:?} superseded by a later configuration"
+                        );
+                        return Ok(CurveReport::default());
+                    }
+                    let error = match loaded {
+                        Ok(Ok(load)) => {
+                            let report = CurveReport {
+                                keys: load.store.len(),
+                                rejected: load.rejected,
+                            };
+                            debug!("CURVE for domain {domain:?}: {} key(s)", report.keys);
+                            act.install_curve(&domain, CurvePolicy::Keys(Arc::new(load.store)))?;
+                            return Ok(report);
+                        }
+                        Ok(Err(error)) => ConfigError::from(error),
+                        Err(join) => ConfigError::LoadFailed(join.to_string()),
+                    };
+                    // Fail closed: an unreadable directory admits nobody in this domain.
+                    warn!("CURVE for domain {domain:?}: {error}; refusing every key");
+                    act.install_curve(&domain, CurvePolicy::Keys(Arc::new(CertStore::new())))?;
+                    Err(error)
+                }))
+            }
+        }
+    }
+}
+
+impl Handler<ConfigureCurveCallback> for PolicyActor {
+    type Result = Result<(), ConfigError>;
+
+    fn handle(&mut self, msg: ConfigureCurveCallback, ctx: &mut Self::Context) -> Self::Result {
+        self.stop_watch(&msg.domain, MechanismKind::Curve, ctx);
+        self.curve_ticket(&msg.domain);
+        debug!(
+            "configure CURVE provider ({}) for domain {:?}",
+            msg.provider.kind(),
+            msg.domain
+        );
+        self.install_curve(&msg.domain, CurvePolicy::Provider(msg.provider))
+    }
+}
+
+impl Handler<ConfigureGssapi> for PolicyActor {
+    type Result = Result<(), ConfigError>;
+
+    fn handle(&mut self, msg: ConfigureGssapi, _: &mut Self::Context) -> Self::Result {
+        Ok(self.policy.configure_gssapi(&msg.domain, msg.policy)?)
+    }
+}
+
+impl Handler<Unconfigure> for PolicyActor {
+    type Result = Result<bool, ConfigError>;
+
+    fn handle(&mut self, msg: Unconfigure, ctx: &mut Self::Context) -> Self::Result {
+        self.stop_watch(&msg.domain, msg.mechanism, ctx);
+        Ok(match msg.mechanism {
+            MechanismKind::Plain => self.policy.unconfigure_plain(&msg.domain),
+            MechanismKind::Curve => {
+                self.curve_ticket(&msg.domain);
+                self.policy.unconfigure_curve(&msg.domain)
+            }
+            MechanismKind::Gssapi => self.policy.unconfigure_gssapi(&msg.domain),
+        })
+    }
+}
+
+impl Handler<SetCurveUserId> for PolicyActor {
+    type Result = Result<(), ConfigError>;
+
+    fn handle(&mut self, msg: SetCurveUserId, _: &mut Self::Context) -> Self::Result {
+        self.policy.set_curve_user_id(msg.0);
+        Ok(())
+    }
+}

@@ -403,3 +403,36 @@ fn start_outside_a_system_is_a_typed_error() {
     // Nothing was bound: a handler can still start.
     ThreadAuthenticator::start(&ctx).unwrap().stop();
 }
+
+#[test]
+fn stop_answers_requests_in_flight_before_it_returns() {
+    let (ctx, auth) = started();
+    let server_keys = Keys::generate();
+    let (provider, release, asked) = held_provider();
+    auth.configure_curve_callback("*", provider).unwrap();
+    let server = Listening::new(&ctx, &Server::Curve(server_keys.clone()), Some("d"));
+    let _client = server.connect(&ctx, &Client::Curve(server_keys.public, Keys::generate()));
+    wait_for(&asked);
+    let handle = auth.handle().clone();
+    let stopping = std::thread::spawn(move || futures::executor::block_on(handle.stop()));
+    // Stop has begun once the endpoint is free (it unbinds first)...
+    let probe = ctx.socket(zmq::REP).unwrap();
+    probe.set_linger(0).unwrap();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while probe.bind("inproc://zeromq.zap.01").is_err() {
+        assert!(std::time::Instant::now() < deadline, "stop never unbound");
+        std::thread::yield_now();
+    }
+    probe.unbind("inproc://zeromq.zap.01").unwrap();
+    drop(probe);
+    assert!(
+        !stopping.is_finished(),
+        "stop waits for the request in flight"
+    );
+    // ...and the request in flight is still answered (not dropped) once its provider is.
+    release.notify_one();
+    assert!(server.outcome().is_admitted());
+    stopping.join().unwrap();
+    assert!(!auth.handle().is_running());
+    auth.stop();
+}

@@ -1,1 +1,224 @@
-fn main() {}
+//! The sans-IO decision: raw ZAP request frames in, reply frames out, on one core.
+//!
+//! `Policy::handle(&frames)` followed by `reply.frames()`, for NULL with an allow-list,
+//! PLAIN, CURVE with a certificate set, CURVE allow-any and refused requests; PLAIN and CURVE
+//! with 1, 10,000 and 1,000,000 known users / keys. Large sets are probed two ways:
+//! `hot` asks for the same known key every time (the entry stays in cache), `spread` cycles
+//! through 4,096 known keys picked at random (cache misses, like real traffic).
+//!
+//! Run: `cargo bench --bench decision -- --warm-up-time 1 --measurement-time 3`
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use actix_zap::certs::CertStore;
+use actix_zap::keys::CurvePublicKey;
+use actix_zap::policy::{AddressPattern, CurvePolicy, Decision, PasswordTable, Policy};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::sync::Arc;
+
+/// Key / user counts of the scaling benchmarks.
+const SIZES: [usize; 3] = [1, 10_000, 1_000_000];
+/// Distinct known keys a `spread` benchmark cycles through.
+const PROBES: usize = 4096;
+
+/// A tiny deterministic generator (xorshift64*): no `rand` dependency.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn key(&mut self) -> [u8; 32] {
+        let mut bytes = [0u8; 32];
+        for chunk in bytes.chunks_mut(8) {
+            chunk.copy_from_slice(&self.next().to_le_bytes());
+        }
+        bytes
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// A request as the policy actor sees it (after the routing envelope).
+fn request(domain: &[u8], mechanism: &[u8], credentials: &[&[u8]]) -> Vec<Vec<u8>> {
+    let mut frames: Vec<Vec<u8>> = vec![
+        b"1.0".to_vec(),
+        b"1".to_vec(),
+        domain.to_vec(),
+        b"127.0.0.1".to_vec(),
+        Vec::new(),
+        mechanism.to_vec(),
+    ];
+    frames.extend(credentials.iter().map(|c| c.to_vec()));
+    frames
+}
+
+/// One decision, as the actor does it: handle, then borrow the reply's frames.
+#[inline(never)] // a stable symbol for profilers (callgrind --toggle-collect=*decision::decide*)
+fn decide(policy: &Policy, frames: &[Vec<u8>]) -> usize {
+    match policy.handle(black_box(frames)) {
+        Decision::Reply(reply) => {
+            let out = reply.frames();
+            black_box(&out);
+            out[2].len()
+        }
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+fn expect_status(policy: &Policy, frames: &[Vec<u8>], status: &[u8]) {
+    match policy.handle(frames) {
+        Decision::Reply(reply) => assert_eq!(reply.frames()[2], status, "{:?}", reply.text),
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+fn allow_localhost(policy: &mut Policy) {
+    let pattern: AddressPattern = "127.0.0.1".parse().unwrap();
+    policy.allow([pattern]).unwrap();
+}
+
+fn mechanisms(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decision");
+    group.throughput(Throughput::Elements(1));
+
+    // NULL with an allow-list (the domain makes libzmq ask).
+    let mut null = Policy::default();
+    allow_localhost(&mut null);
+    let frames = request(b"global", b"NULL", &[]);
+    expect_status(&null, &frames, b"200");
+    group.bench_function("null_allow_list", |b| b.iter(|| decide(&null, &frames)));
+
+    // PLAIN, one user.
+    let mut plain = Policy::default();
+    plain
+        .configure_plain("*", PasswordTable::new([("admin", "secret")]))
+        .unwrap();
+    let frames = request(b"global", b"PLAIN", &[b"admin", b"secret"]);
+    expect_status(&plain, &frames, b"200");
+    group.bench_function("plain", |b| b.iter(|| decide(&plain, &frames)));
+
+    // CURVE with a certificate set of one key.
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let key = rng.key();
+    let mut curve = Policy::default();
+    let store: CertStore = [CurvePublicKey::from_bytes(key)].into_iter().collect();
+    curve
+        .configure_curve("*", CurvePolicy::Keys(Arc::new(store)))
+        .unwrap();
+    let frames = request(b"global", b"CURVE", &[&key]);
+    expect_status(&curve, &frames, b"200");
+    group.bench_function("curve_certs", |b| b.iter(|| decide(&curve, &frames)));
+
+    // CURVE allow-any.
+    let mut any = Policy::default();
+    any.configure_curve("*", CurvePolicy::AllowAny).unwrap();
+    let frames = request(b"global", b"CURVE", &[&rng.key()]);
+    expect_status(&any, &frames, b"200");
+    group.bench_function("curve_any", |b| b.iter(|| decide(&any, &frames)));
+
+    // Refusals: unknown CURVE key, wrong PLAIN password, address not on the allow-list.
+    let frames = request(b"global", b"CURVE", &[&rng.key()]);
+    expect_status(&curve, &frames, b"400");
+    group.bench_function("refused_curve_unknown_key", |b| {
+        b.iter(|| decide(&curve, &frames))
+    });
+    let frames = request(b"global", b"PLAIN", &[b"admin", b"wrong"]);
+    expect_status(&plain, &frames, b"400");
+    group.bench_function("refused_plain_wrong_password", |b| {
+        b.iter(|| decide(&plain, &frames))
+    });
+    let mut frames = request(b"global", b"NULL", &[]);
+    frames[3] = b"10.1.2.3".to_vec();
+    expect_status(&null, &frames, b"400");
+    group.bench_function("refused_null_address", |b| {
+        b.iter(|| decide(&null, &frames))
+    });
+    group.finish();
+}
+
+/// Cycles through `requests`, one decision per iteration.
+fn cycle<'a>(policy: &'a Policy, requests: &'a [Vec<Vec<u8>>]) -> impl FnMut() -> usize + 'a {
+    let mut i = 0;
+    move || {
+        i = (i + 1) % requests.len();
+        decide(policy, &requests[i])
+    }
+}
+
+fn scaling(c: &mut Criterion) {
+    let mut rng = XorShift(0xD1B5_4A32_D192_ED03);
+
+    let mut group = c.benchmark_group("curve_keys");
+    group.throughput(Throughput::Elements(1));
+    for &n in &SIZES {
+        let keys: Vec<[u8; 32]> = (0..n).map(|_| rng.key()).collect();
+        let store: CertStore = keys
+            .iter()
+            .map(|k| CurvePublicKey::from_bytes(*k))
+            .collect();
+        let mut policy = Policy::default();
+        policy
+            .configure_curve("*", CurvePolicy::Keys(Arc::new(store)))
+            .unwrap();
+        let hot = request(b"global", b"CURVE", &[&keys[n / 2]]);
+        expect_status(&policy, &hot, b"200");
+        let spread: Vec<_> = (0..PROBES.min(n))
+            .map(|_| request(b"global", b"CURVE", &[&keys[rng.below(n)]]))
+            .collect();
+        group.bench_function(BenchmarkId::new("hot", n), |b| {
+            b.iter(|| decide(&policy, &hot))
+        });
+        group.bench_function(BenchmarkId::new("spread", n), |b| {
+            b.iter(cycle(&policy, &spread))
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("plain_users");
+    group.throughput(Throughput::Elements(1));
+    for &n in &SIZES {
+        let users: Vec<(String, String)> = (0..n)
+            .map(|i| (format!("user{i:07}"), format!("{:016x}", rng.next())))
+            .collect();
+        let mut policy = Policy::default();
+        policy
+            .configure_plain("*", PasswordTable::new(users.iter().cloned()))
+            .unwrap();
+        let ask =
+            |(u, p): &(String, String)| request(b"global", b"PLAIN", &[u.as_bytes(), p.as_bytes()]);
+        let hot = ask(&users[n / 2]);
+        expect_status(&policy, &hot, b"200");
+        let spread: Vec<_> = (0..PROBES.min(n))
+            .map(|_| ask(&users[rng.below(n)]))
+            .collect();
+        group.bench_function(BenchmarkId::new("hot", n), |b| {
+            b.iter(|| decide(&policy, &hot))
+        });
+        group.bench_function(BenchmarkId::new("spread", n), |b| {
+            b.iter(cycle(&policy, &spread))
+        });
+    }
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = mechanisms, scaling
+}
+criterion_main!(benches);

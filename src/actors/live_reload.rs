@@ -43,7 +43,7 @@ impl PolicyActor {
             return Box::pin(fut::ready(Err(ConfigError::Stopped)));
         };
         watching.busy = true;
-        let source = watching.source.clone();
+        let (source, generation) = (watching.source.clone(), watching.generation);
         let domain = key.0.clone();
         let read = tokio::task::spawn_blocking(move || {
             let fingerprint = source_fingerprint(&source);
@@ -53,19 +53,25 @@ impl PolicyActor {
         Box::pin(read.into_actor(self).map(move |read, act, _| {
             let (fingerprint, loaded, report) =
                 read.map_err(|join| ConfigError::LoadFailed(join.to_string()))?;
-            act.install_watched(&key, fingerprint, loaded, report)
+            act.install_watched(&key, generation, fingerprint, loaded, report)
         }))
     }
 
     fn install_watched(
         &mut self,
         key: &(String, MechanismKind),
+        generation: u64,
         fingerprint: u64,
         loaded: Loaded,
         report: Reloaded,
     ) -> Result<Reloaded, ConfigError> {
-        let Some(watching) = self.watches.get_mut(key) else {
-            return Err(ConfigError::Stopped); // unwatched meanwhile: leave the policy alone
+        // Unwatched or replaced meanwhile: this read is stale, leave the policy alone.
+        let Some(watching) = self
+            .watches
+            .get_mut(key)
+            .filter(|w| w.generation == generation)
+        else {
+            return Err(ConfigError::Stopped);
         };
         watching.applied = fingerprint;
         watching.seen = fingerprint;
@@ -165,6 +171,7 @@ impl Handler<Watch> for PolicyActor {
             rejected: Vec::new(),
         };
         let watching = Watching {
+            generation: self.next_generation(),
             source,
             on_reload,
             timer,

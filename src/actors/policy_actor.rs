@@ -62,11 +62,16 @@ impl PolicyActor {
         })
     }
 
-    pub(super) fn curve_ticket(&mut self, domain: &str) -> u64 {
+    /// A number never handed out before, to tell stale asynchronous results from current ones.
+    pub(super) fn next_generation(&mut self) -> u64 {
         self.next_ticket += 1;
-        self.curve_tickets
-            .insert(domain.to_owned(), self.next_ticket);
         self.next_ticket
+    }
+
+    pub(super) fn curve_ticket(&mut self, domain: &str) -> u64 {
+        let ticket = self.next_generation();
+        self.curve_tickets.insert(domain.to_owned(), ticket);
+        ticket
     }
 
     pub(super) fn install_curve(

@@ -219,6 +219,8 @@ pub(crate) fn source_fingerprint(source: &WatchSource) -> u64 {
 
 /// A running watch, owned by the policy actor.
 pub(crate) struct Watching {
+    /// Tells this watch's reads from those of a watch it replaced.
+    pub(crate) generation: u64,
     pub(crate) source: WatchSource,
     pub(crate) on_reload: Option<ReloadCallback>,
     pub(crate) timer: SpawnHandle,

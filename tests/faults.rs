@@ -156,6 +156,12 @@ fn a_full_provider_queue_answers_300_instead_of_growing() {
     let _first = servers[0].connect(&ctx, &client);
     wait_for(&calls);
     let _second = servers[1].connect(&ctx, &client);
+    // Connections race: let the second request be in flight before the third connects.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while auth.stats().unwrap().in_flight < 2 {
+        assert!(std::time::Instant::now() < deadline, "second request never arrived");
+        std::thread::yield_now();
+    }
     let _third = servers[2].connect(&ctx, &client);
     // The second is still queued, so the third finds the queue full.
     servers[2].outcome().assert_refused(300);

@@ -1,12 +1,4 @@
 //! `ServerSocket`: server sockets that refuse every handshake when no ZAP handler answers.
-//!
-//! By default libzmq lets CURVE and NULL-with-domain peers in *unauthenticated* when nothing
-//! is bound to the ZAP endpoint — before the authenticator starts, after it stops, or if it
-//! never started. `ZMQ_ZAP_ENFORCE_DOMAIN` (option 93, a draft option the `zmq` crate does not
-//! wrap) turns that into a refusal, but only together with a non-empty ZAP domain: with an
-//! empty domain a CURVE server skips ZAP altogether and a PLAIN server aborts the process
-//! (libzmq 4.3.4). This builder therefore requires a domain and sets, in this order and before
-//! the caller binds: the domain, the mechanism with its keys, and the enforce flag.
 
 use crate::keys::CurveSecretKey;
 use crate::policy::MAX_DOMAIN_BYTES;
@@ -45,7 +37,15 @@ pub enum ServerMechanism {
     Curve(CurveSecretKey),
 }
 
-/// A recipe for server sockets that fail closed. See the [module docs](self).
+/// A recipe for server sockets that fail closed.
+///
+/// By default libzmq lets CURVE and NULL-with-domain peers in *unauthenticated* when nothing
+/// is bound to the ZAP endpoint — before the authenticator starts, after it stops, or if it
+/// never started. `ZMQ_ZAP_ENFORCE_DOMAIN` (option 93, a draft option the `zmq` crate does not
+/// wrap) turns that into a refusal, but only together with a non-empty ZAP domain: with an
+/// empty domain a CURVE server skips ZAP altogether and a PLAIN server aborts the process
+/// (libzmq 4.3.4). This builder therefore requires a domain and sets, in this order and before
+/// the caller binds: the domain, the mechanism with its keys, and the enforce flag.
 ///
 /// ```no_run
 /// use actix_zap::ServerSocket;

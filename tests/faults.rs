@@ -159,7 +159,10 @@ fn a_full_provider_queue_answers_300_instead_of_growing() {
     // Connections race: let the second request be in flight before the third connects.
     let deadline = std::time::Instant::now() + PATIENCE;
     while auth.stats().unwrap().in_flight < 2 {
-        assert!(std::time::Instant::now() < deadline, "second request never arrived");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "second request never arrived"
+        );
         std::thread::yield_now();
     }
     let _third = servers[2].connect(&ctx, &client);

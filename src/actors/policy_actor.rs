@@ -1,9 +1,4 @@
 //! `PolicyActor`: owns the [`Policy`], applies configuration messages, decides requests.
-//!
-//! Decisions that need no provider are answered inside the handler. Provider lookups run
-//! concurrently (asynchronous ones on this thread, synchronous ones on the bounded pool),
-//! each under the deadline and with panics caught, so one slow or broken provider delays
-//! only its own client.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -34,7 +29,12 @@ pub(crate) fn require_curve(has_curve: Option<bool>) -> Result<(), ConfigError> 
     }
 }
 
-/// The actor that owns the authentication policy. See the [module docs](self).
+/// The actor that owns the authentication policy.
+///
+/// Decisions that need no provider are answered inside the handler. Provider lookups run
+/// concurrently (asynchronous ones on this thread, synchronous ones on the bounded pool),
+/// each under the deadline and with panics caught, so one slow or broken provider delays
+/// only its own client.
 pub struct PolicyActor {
     pub(super) policy: Policy,
     settings: Settings,

@@ -1,12 +1,4 @@
 //! `ZapSocket`: owns the ROUTER bound to `inproc://zeromq.zap.01` and carries requests to the
-//! [`PolicyActor`] and replies back, each with its routing envelope.
-//!
-//! libzmq signals a socket through `ZMQ_FD`, which behaves like an edge-triggered descriptor:
-//! it fires when the socket's state changed, not while a message is waiting, and any zmq call
-//! on the socket (including a send) may consume the signal. So the actor drains while
-//! `ZMQ_EVENTS` says `POLLIN`, re-checks after every send, and only then waits for the next
-//! edge. Requests are forwarded as they arrive and answered as their decisions complete, in
-//! any order: libzmq always uses request id `1`, the envelope is what routes a reply.
 
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::pin::Pin;
@@ -35,7 +27,15 @@ impl AsRawFd for ZmqFd {
     }
 }
 
-/// The actor that serves the ZAP endpoint. See the [module docs](self).
+/// The actor that serves the ZAP endpoint.
+///
+///
+/// libzmq signals a socket through `ZMQ_FD`, which behaves like an edge-triggered descriptor:
+/// it fires when the socket's state changed, not while a message is waiting, and any zmq call
+/// on the socket (including a send) may consume the signal. So the actor drains while
+/// `ZMQ_EVENTS` says `POLLIN`, re-checks after every send, and only then waits for the next
+/// edge. Requests are forwarded as they arrive and answered as their decisions complete, in
+/// any order: libzmq always uses request id `1`, the envelope is what routes a reply.
 pub struct ZapSocket {
     // Field order is drop order: the reactor registration goes before the socket closes, so a
     // reused descriptor number is never deregistered by mistake.

@@ -85,6 +85,8 @@ fn when_the_policy_actor_is_gone_requests_get_500_not_silence() {
     server
         .attempt(&context, &Client::Plain("u", "p"))
         .assert_refused(500);
+    let stats = auth.stats().unwrap();
+    assert_eq!(stats.count(actix_zap::zap::StatusCode::InternalError), 1);
     auth.stop();
 }
 

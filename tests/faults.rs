@@ -108,6 +108,9 @@ fn beyond_the_in_flight_bound_requests_get_a_prompt_300_and_retry_later() {
     // The one in-flight slot is taken: the other client is told to come back later...
     let _retrying = other.connect(&ctx, &client);
     other.outcome().assert_refused(300);
+    let stats = auth.stats().unwrap();
+    assert_eq!(stats.count(actix_zap::zap::StatusCode::TryLater), 1);
+    assert_eq!(stats.in_flight, 1);
     release.notify_one();
     assert!(held.outcome().is_admitted());
     // ...and, reconnecting by itself, gets in once the slot is free.

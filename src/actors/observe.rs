@@ -69,6 +69,14 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Counts one reply.
+    pub(crate) fn count_reply(&mut self, mechanism: &str, status: StatusCode) {
+        *self
+            .replies
+            .entry((mechanism.to_owned(), status))
+            .or_default() += 1;
+    }
+
     /// Replies with this status, over all mechanisms.
     pub fn count(&self, status: StatusCode) -> u64 {
         self.replies
@@ -124,11 +132,7 @@ impl Observers {
     /// Counts the reply and tells the subscribers.
     pub(crate) fn record(&mut self, frames: &[Vec<u8>], reply: &Reply, latency: Duration) {
         let label = mechanism_label(frames);
-        *self
-            .stats
-            .replies
-            .entry((label.to_owned(), reply.status))
-            .or_default() += 1;
+        self.stats.count_reply(label, reply.status);
         if self.subscribers.is_empty() {
             return;
         }

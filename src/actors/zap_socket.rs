@@ -11,7 +11,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use super::messages::{Authenticate, GetStats, Stop};
-use super::observe::Stats;
+use super::observe::{mechanism_label, Stats};
 use super::policy_actor::PolicyActor;
 use crate::error::{ConfigError, StartError};
 use crate::zap::{Reply, StatusCode, ZAP_ENDPOINT};
@@ -46,6 +46,8 @@ pub struct ZapSocket {
     max_in_flight: usize,
     stopping: bool,
     stop_waiters: Vec<oneshot::Sender<()>>,
+    /// Replies this actor made itself (overload, policy gone), counted into `Stats`.
+    own_replies: Stats,
 }
 
 /// Binds the ZAP endpoint on `context`. Synchronous: when this returns, libzmq routes every
@@ -81,6 +83,7 @@ impl ZapSocket {
             max_in_flight,
             stopping: false,
             stop_waiters: Vec::new(),
+            own_replies: Stats::default(),
         })
     }
 
@@ -116,8 +119,11 @@ impl ZapSocket {
         };
         if self.in_flight >= self.max_in_flight {
             let reply = Reply::refusal(&request_id, StatusCode::TryLater, "Too many requests");
+            self.own_replies
+                .count_reply(mechanism_label(&request), reply.status);
             return self.write(&envelope, &reply);
         }
+        let label = mechanism_label(&request);
         self.in_flight += 1;
         let decision = self.policy.send(Authenticate(request));
         ctx.spawn(decision.into_actor(self).map(move |answer, act, ctx| {
@@ -125,11 +131,15 @@ impl ZapSocket {
             let reply = match answer {
                 Ok(reply) => reply,
                 // Fail closed: no policy, no admission.
-                Err(_) => Some(Reply::refusal(
-                    &request_id,
-                    StatusCode::InternalError,
-                    "Policy unavailable",
-                )),
+                Err(_) => {
+                    act.own_replies
+                        .count_reply(label, StatusCode::InternalError);
+                    Some(Reply::refusal(
+                        &request_id,
+                        StatusCode::InternalError,
+                        "Policy unavailable",
+                    ))
+                }
             };
             if let Some(reply) = reply {
                 act.write(&envelope, &reply);
@@ -214,7 +224,14 @@ impl Handler<GetStats> for ZapSocket {
     fn handle(&mut self, msg: GetStats, _: &mut Self::Context) -> Self::Result {
         let counters = self.policy.send(msg);
         Box::pin(counters.into_actor(self).map(|answer, act, _| {
-            let mut stats = answer.map_err(|_| ConfigError::Stopped)??;
+            // With the policy actor gone, this actor's own counts are all there is.
+            let mut stats = match answer {
+                Ok(Ok(stats)) => stats,
+                _ => Stats::default(),
+            };
+            for (key, count) in &act.own_replies.replies {
+                *stats.replies.entry(key.clone()).or_default() += count;
+            }
             stats.in_flight = act.in_flight;
             Ok(stats)
         }))

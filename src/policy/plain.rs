@@ -1,13 +1,89 @@
 //! PLAIN password tables: usernames to passwords, compared in constant time.
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 
 use subtle::ConstantTimeEq;
 
+/// One user: username and password in one allocation, so that a lookup in a table of a
+/// million users touches one heap block instead of two. Hashed and compared by username.
+#[derive(Clone)]
+struct User {
+    bytes: Box<[u8]>,
+    name_len: usize,
+}
+
+impl User {
+    fn new(name: Vec<u8>, password: Vec<u8>) -> Self {
+        let name_len = name.len();
+        let mut bytes = name;
+        bytes.extend_from_slice(&password);
+        User {
+            bytes: bytes.into_boxed_slice(),
+            name_len,
+        }
+    }
+
+    fn name(&self) -> &[u8] {
+        &self.bytes[..self.name_len]
+    }
+
+    fn password(&self) -> &[u8] {
+        &self.bytes[self.name_len..]
+    }
+}
+
+impl Borrow<[u8]> for User {
+    fn borrow(&self) -> &[u8] {
+        self.name()
+    }
+}
+
+impl Hash for User {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name().hash(state)
+    }
+}
+
+impl PartialEq for User {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for User {}
+
 /// One domain's PLAIN users. `Debug` shows usernames only.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct PasswordTable {
-    users: HashMap<Vec<u8>, Vec<u8>>,
+    users: HashSet<User>,
+}
+
+/// Equal when the same users have the same passwords.
+impl PartialEq for PasswordTable {
+    fn eq(&self, other: &Self) -> bool {
+        self.users.len() == other.users.len()
+            && self.users.iter().all(|user| {
+                other
+                    .users
+                    .get(user.name())
+                    .is_some_and(|theirs| theirs.bytes == user.bytes)
+            })
+    }
+}
+
+impl Eq for PasswordTable {}
+
+impl FromIterator<(Vec<u8>, Vec<u8>)> for PasswordTable {
+    /// A later entry for the same username replaces an earlier one.
+    fn from_iter<I: IntoIterator<Item = (Vec<u8>, Vec<u8>)>>(entries: I) -> Self {
+        let mut users = HashSet::new();
+        for (name, password) in entries {
+            users.replace(User::new(name, password));
+        }
+        PasswordTable { users }
+    }
 }
 
 /// What a password check found.
@@ -28,12 +104,10 @@ impl PasswordTable {
         U: Into<Vec<u8>>,
         P: Into<Vec<u8>>,
     {
-        PasswordTable {
-            users: users
-                .into_iter()
-                .map(|(u, p)| (u.into(), p.into()))
-                .collect(),
-        }
+        users
+            .into_iter()
+            .map(|(u, p)| (u.into(), p.into()))
+            .collect()
     }
 
     /// Reads CZMQ's password file format: one `name=password` per line, split at the first
@@ -54,9 +128,7 @@ impl PasswordTable {
             .filter_map(|line| line.split_once('='))
             .filter(|(name, _)| !name.is_empty())
             .map(|(name, password)| (name.as_bytes().to_vec(), password.as_bytes().to_vec()));
-        PasswordTable {
-            users: users.collect(),
-        }
+        users.collect()
     }
 
     /// Checks a username and password. The password comparison takes the same time wherever
@@ -64,9 +136,7 @@ impl PasswordTable {
     pub fn check(&self, username: &[u8], password: &[u8]) -> PasswordCheck {
         match self.users.get(username) {
             None => PasswordCheck::UnknownUser,
-            Some(expected) if bool::from(expected.as_slice().ct_eq(password)) => {
-                PasswordCheck::Valid
-            }
+            Some(user) if bool::from(user.password().ct_eq(password)) => PasswordCheck::Valid,
             Some(_) => PasswordCheck::WrongPassword,
         }
     }
@@ -85,8 +155,8 @@ impl PasswordTable {
     pub fn usernames(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .users
-            .keys()
-            .map(|u| String::from_utf8_lossy(u).into_owned())
+            .iter()
+            .map(|u| String::from_utf8_lossy(u.name()).into_owned())
             .collect();
         names.sort();
         names
@@ -129,6 +199,20 @@ mod tests {
         assert_eq!(table.check(b"admin", b"pa=ss"), PasswordCheck::Valid);
         assert_eq!(table.check(b" spaced ", b" x "), PasswordCheck::Valid);
         assert!(PasswordTable::parse_password_file("# only comments\n").is_empty());
+    }
+
+    #[test]
+    fn later_entries_replace_earlier_ones_and_equality_sees_passwords() {
+        let table = PasswordTable::new([("a", "1"), ("a", "2")]);
+        assert_eq!(table.len(), 1);
+        assert_eq!(table.check(b"a", b"2"), PasswordCheck::Valid);
+        assert_eq!(table, PasswordTable::new([("a", "2")]));
+        assert_ne!(table, PasswordTable::new([("a", "1")]));
+        // A username that is a prefix of another user's name-and-password is still distinct.
+        let tricky = PasswordTable::new([("ab", "c"), ("a", "bc")]);
+        assert_eq!(tricky.check(b"a", b"bc"), PasswordCheck::Valid);
+        assert_eq!(tricky.check(b"ab", b"c"), PasswordCheck::Valid);
+        assert_eq!(tricky.check(b"a", b"c"), PasswordCheck::WrongPassword);
     }
 
     #[test]

@@ -31,9 +31,12 @@
 //! 0) and handler; only the handshakes are timed.
 #![allow(dead_code)]
 
+#[path = "support/monitor.rs"]
+mod monitor;
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -312,32 +315,12 @@ struct Monitor {
 
 impl Monitor {
     fn attach(context: &zmq::Context, socket: &zmq::Socket) -> Monitor {
-        let endpoint = "inproc://handshake-rate-monitor";
         let mask = zmq::SocketEvent::HANDSHAKE_SUCCEEDED as i32
             | zmq::SocketEvent::HANDSHAKE_FAILED_AUTH as i32
             | zmq::SocketEvent::HANDSHAKE_FAILED_NO_DETAIL as i32
-            | zmq::SocketEvent::HANDSHAKE_FAILED_PROTOCOL as i32
-            | zmq::SocketEvent::MONITOR_STOPPED as i32;
-        socket.monitor(endpoint, mask).unwrap();
-        let pair = context.socket(zmq::PAIR).unwrap();
-        pair.set_linger(0).unwrap();
-        pair.connect(endpoint).unwrap();
-        let (tx, events) = channel();
-        let thread = std::thread::spawn(move || loop {
-            let Ok(frames) = pair.recv_multipart(0) else {
-                return;
-            };
-            let f = &frames[0];
-            if f.len() < 6 {
-                continue;
-            }
-            let event = u16::from_ne_bytes([f[0], f[1]]);
-            let value = u32::from_ne_bytes([f[2], f[3], f[4], f[5]]);
-            if event == zmq::SocketEvent::MONITOR_STOPPED as u16 {
-                return;
-            }
-            let _ = tx.send((event, value));
-        });
+            | zmq::SocketEvent::HANDSHAKE_FAILED_PROTOCOL as i32;
+        let (events, thread) =
+            monitor::spawn(context, socket, "inproc://handshake-rate-monitor", mask).unwrap();
         Monitor {
             events,
             thread: Some(thread),

@@ -11,9 +11,11 @@
 //! wait is bounded by [`PATIENCE`] (a failure guard, never a way to synchronise).
 #![allow(dead_code)]
 
+mod monitor;
+
 use std::error::Error;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -276,27 +278,10 @@ fn protocol_error(value: u32) -> &'static str {
     }
 }
 
-/// Starts a monitor on `socket`, read on its own thread with blocking receives, and returns
-/// the (event, value) pairs. The thread ends when the socket is closed.
+/// Starts a monitor on `socket` (see `monitor.rs`) and returns the (event, value) pairs.
 fn watch(context: &zmq::Context, socket: &zmq::Socket) -> Result<Receiver<(u16, u32)>> {
     let endpoint = unique("monitor");
-    socket.monitor(&endpoint, zmq::SocketEvent::ALL as i32)?;
-    let pair = context.socket(zmq::PAIR)?;
-    pair.set_linger(0)?;
-    pair.connect(&endpoint)?;
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        while let Ok(frames) = pair.recv_multipart(0) {
-            let Some(f) = frames.first().filter(|f| f.len() >= 6) else {
-                continue;
-            };
-            let event = u16::from_ne_bytes([f[0], f[1]]);
-            let value = u32::from_ne_bytes([f[2], f[3], f[4], f[5]]);
-            if event == zmq::SocketEvent::MONITOR_STOPPED as u16 {
-                return;
-            }
-            let _ = tx.send((event, value));
-        }
-    });
-    Ok(rx)
+    let (events, _thread) =
+        monitor::spawn(context, socket, &endpoint, zmq::SocketEvent::ALL as i32)?;
+    Ok(events)
 }

@@ -3,8 +3,11 @@
 //! its status) — never by sleeping.
 #![allow(dead_code)]
 
+#[path = "../../examples/support/monitor.rs"]
+mod monitor;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -110,30 +113,8 @@ impl Monitor {
             std::process::id(),
             MONITORS.fetch_add(1, Ordering::Relaxed)
         );
-        socket
-            .monitor(&endpoint, zmq::SocketEvent::ALL as i32)
-            .unwrap();
-        let pair = context.socket(zmq::PAIR).unwrap();
-        pair.set_linger(0).unwrap();
-        pair.connect(&endpoint).unwrap();
-        let (tx, events) = channel();
-        // Blocking reads; the loop ends with MONITOR_STOPPED, which libzmq sends when the
-        // monitored socket closes.
-        let thread = std::thread::spawn(move || loop {
-            let Ok(frames) = pair.recv_multipart(0) else {
-                return;
-            };
-            let f = &frames[0];
-            if f.len() < 6 {
-                continue;
-            }
-            let event = u16::from_ne_bytes([f[0], f[1]]);
-            let value = u32::from_ne_bytes([f[2], f[3], f[4], f[5]]);
-            if event == zmq::SocketEvent::MONITOR_STOPPED as u16 {
-                return;
-            }
-            let _ = tx.send((event, value));
-        });
+        let all = zmq::SocketEvent::ALL as i32;
+        let (events, thread) = monitor::spawn(context, socket, &endpoint, all).unwrap();
         Monitor {
             events,
             thread: Some(thread),

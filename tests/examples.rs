@@ -199,3 +199,49 @@ fn generate_certificates_without_a_directory_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("usage:"));
 }
+
+/// The measurement tools must keep working too: a tiny run of each, judged by its one line.
+fn measurement_line(name: &str, args: &[&str]) -> String {
+    let output = run_example(name, args);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{name} failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn handshake_rate_measures_ours_the_minimal_responder_and_no_handler() {
+    let line = measurement_line(
+        "handshake_rate",
+        &[
+            "--scenario",
+            "null-domain",
+            "--clients",
+            "8",
+            "--handshakes",
+            "100",
+            "--rounds",
+            "1",
+        ],
+    );
+    for field in [
+        "scenario=null-domain",
+        "handshakes_per_s=",
+        "minimal_per_s=",
+        "ratio=",
+        "unexpected=0",
+    ] {
+        assert!(line.contains(field), "{field} missing from: {line}");
+    }
+}
+
+#[test]
+fn load_certs_reports_time_and_memory_per_key() {
+    let line = measurement_line("load_certs", &["--count", "200", "--loads", "1"]);
+    for field in ["count=200", "load_s=", "bytes_per_key="] {
+        assert!(line.contains(field), "{field} missing from: {line}");
+    }
+}

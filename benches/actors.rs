@@ -14,9 +14,13 @@
 //!
 //! Run: `cargo bench --bench actors -- --warm-up-time 1 --measurement-time 3`
 
+#[path = "../examples/support/xorshift.rs"]
+mod xorshift;
+
 use std::cell::RefCell;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use xorshift::XorShift;
 
 use actix_zap::certs::{CertStore, Certificate, Flavour};
 use actix_zap::keys::CurvePublicKey;
@@ -35,22 +39,6 @@ const WINDOW: usize = 64;
 /// One request in this many is a probe for the configuration change.
 const PROBE_EVERY: u64 = 16;
 const DIRECTORY_KEYS: usize = 10_000;
-
-/// A tiny deterministic generator (xorshift64*): no `rand` dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn key(&mut self) -> [u8; 32] {
-        let mut bytes = [0u8; 32];
-        for chunk in bytes.chunks_mut(8) {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            chunk.copy_from_slice(&self.0.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-        }
-        bytes
-    }
-}
 
 /// A request as libzmq's DEALER-side ZAP client would send it: delimiter, then the frames.
 fn request(id: &[u8], domain: &[u8], address: &[u8], mech: &[u8], creds: &[&[u8]]) -> Vec<Vec<u8>> {

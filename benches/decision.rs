@@ -8,8 +8,12 @@
 //!
 //! Run: `cargo bench --bench decision -- --warm-up-time 1 --measurement-time 3`
 
+#[path = "../examples/support/xorshift.rs"]
+mod xorshift;
+
 use std::hint::black_box;
 use std::time::Duration;
+use xorshift::XorShift;
 
 use actix_zap::certs::CertStore;
 use actix_zap::keys::CurvePublicKey;
@@ -21,30 +25,6 @@ use std::sync::Arc;
 const SIZES: [usize; 3] = [1, 10_000, 1_000_000];
 /// Distinct known keys a `spread` benchmark cycles through.
 const PROBES: usize = 4096;
-
-/// A tiny deterministic generator (xorshift64*): no `rand` dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn key(&mut self) -> [u8; 32] {
-        let mut bytes = [0u8; 32];
-        for chunk in bytes.chunks_mut(8) {
-            chunk.copy_from_slice(&self.next().to_le_bytes());
-        }
-        bytes
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// A request as the policy actor sees it (after the routing envelope).
 fn request(domain: &[u8], mechanism: &[u8], credentials: &[&[u8]]) -> Vec<Vec<u8>> {

@@ -14,8 +14,12 @@
 //!
 //! Prints ONE line: `count=... load_s=... (median of the warm loads) ... bytes_per_key=...`.
 
+#[path = "support/xorshift.rs"]
+mod xorshift;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use xorshift::XorShift;
 
 use actix_zap::certs::{load_directory, Certificate, DirectoryLoad, Flavour, Layout};
 use actix_zap::keys::CurvePublicKey;
@@ -45,22 +49,6 @@ fn rss_bytes() -> u64 {
         .and_then(|n| n.parse().ok())
         .expect("VmRSS value");
     kib * 1024
-}
-
-/// A tiny deterministic generator (xorshift64*): no `rand` dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn key(&mut self) -> [u8; 32] {
-        let mut bytes = [0u8; 32];
-        for chunk in bytes.chunks_mut(8) {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            chunk.copy_from_slice(&self.0.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-        }
-        bytes
-    }
 }
 
 /// Writes `count` public certificate files (plain writes, no fsync: a benchmark fixture).

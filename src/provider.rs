@@ -184,6 +184,33 @@ impl std::fmt::Debug for Provider {
     }
 }
 
+/// User code panicked; the panic was caught and the authenticator lives on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Panicked;
+
+/// Runs user code (a provider, a mapping, a callback) so that a panic becomes a value.
+///
+/// The one place where the crate catches panics of code it did not write; every call of user
+/// code goes through this or [`poll_guarded`].
+pub(crate) fn call_guarded<T>(call: impl FnOnce() -> T) -> Result<T, Panicked> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).map_err(|_| Panicked)
+}
+
+/// Creates and polls a future of user code so that a panic, while creating it or while
+/// polling it, becomes a value.
+pub(crate) fn poll_guarded<T: 'static>(
+    make: impl FnOnce() -> LocalBoxFuture<'static, T>,
+) -> LocalBoxFuture<'static, Result<T, Panicked>> {
+    match call_guarded(make) {
+        Err(panicked) => Box::pin(futures::future::ready(Err(panicked))),
+        Ok(future) => Box::pin(
+            std::panic::AssertUnwindSafe(future)
+                .catch_unwind()
+                .map(|polled| polled.map_err(|_| Panicked)),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,6 @@
 //! the user id of an admitted client.
 
 use std::collections::BTreeMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -66,6 +65,9 @@ pub struct Stats {
     pub dropped: u64,
     /// Requests received and not yet answered, right now.
     pub in_flight: usize,
+    /// Answers discarded because a newer request of the same session (routing id) arrived
+    /// before them: a server socket that connects out reuses its session across reconnects.
+    pub superseded: u64,
 }
 
 impl Stats {
@@ -160,7 +162,7 @@ impl Observers {
                 recipient.connected()
             }
             Subscriber::Callback(callback) => {
-                if catch_unwind(AssertUnwindSafe(|| callback(&event))).is_err() {
+                if crate::provider::call_guarded(|| callback(&event)).is_err() {
                     log::warn!("a decision-event callback panicked");
                 }
                 true

@@ -2,13 +2,10 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
 use futures::future::{ready, LocalBoxFuture};
-use futures::FutureExt as _;
 use log::{debug, warn};
 
 use super::messages::*;
@@ -16,8 +13,8 @@ use super::observe::{Observers, Stats, SubscriptionId};
 use super::pool::{BlockingPool, JobError};
 use super::watch::Watching;
 use crate::error::ConfigError;
-use crate::policy::{Consultation, CurvePolicy, Decision, Policy, PolicySnapshot, ProviderFailure};
-use crate::provider::{CurveVerdict, Provider, ProviderError};
+use crate::policy::{BlockingCall, BlockingRunner, Consultation, CurvePolicy, Decision, Policy};
+use crate::policy::{PolicySnapshot, ProviderFailure};
 use crate::settings::Settings;
 use crate::zap::{Reply, Request};
 
@@ -83,53 +80,27 @@ impl PolicyActor {
         self.policy.configure_curve(domain, curve)?;
         Ok(())
     }
+}
 
-    /// Runs the provider and then the user-id mapping (whichever the consultation needs),
-    /// together under one deadline, with panics caught, and builds the reply.
-    fn consult(&self, consultation: Consultation) -> impl Future<Output = Reply> {
-        let deadline = tokio::time::Instant::now() + self.settings.provider_deadline;
-        let (domain, key) = (consultation.domain.clone(), consultation.public_key);
-        let verdict: LocalBoxFuture<'static, Result<CurveVerdict, ProviderFailure>> =
-            match &consultation.provider {
-                None => Box::pin(ready(Ok(consultation.admitted_without_provider()))),
-                Some(Provider::Blocking(provider)) => {
-                    let provider = Arc::clone(provider);
-                    on_pool(&self.pool, move || provider.check_curve(&domain, &key))
+/// Blocking user code runs on the authenticator's bounded pool: a full queue is
+/// `Overloaded`, a panic `Panicked`.
+#[derive(Clone)]
+struct OnPool(BlockingPool);
+
+impl BlockingRunner for OnPool {
+    fn run<T: Send + 'static>(
+        &self,
+        call: BlockingCall<T>,
+    ) -> LocalBoxFuture<'static, Result<T, ProviderFailure>> {
+        match self.0.run(call) {
+            Err(_) => Box::pin(ready(Err(ProviderFailure::Overloaded))),
+            Ok(answer) => Box::pin(async move {
+                match answer.await {
+                    Ok(Ok(answer)) => ProviderFailure::from_guarded(Ok(answer)),
+                    Ok(Err(JobError::Overloaded)) => Err(ProviderFailure::Overloaded),
+                    Ok(Err(JobError::Panicked)) | Err(_) => Err(ProviderFailure::Panicked),
                 }
-                Some(Provider::Async(provider)) => {
-                    match catch_unwind(AssertUnwindSafe(|| provider.check_curve(&domain, &key))) {
-                        Err(_) => Box::pin(ready(Err(ProviderFailure::Panicked))),
-                        Ok(future) => Box::pin(async move {
-                            match AssertUnwindSafe(future).catch_unwind().await {
-                                Ok(Ok(verdict)) => Ok(verdict),
-                                Ok(Err(error)) => Err(ProviderFailure::Error(error)),
-                                Err(_) => Err(ProviderFailure::Panicked),
-                            }
-                        }),
-                    }
-                }
-            };
-        let pool = self.pool.clone();
-        async move {
-            let mut verdict = within(deadline, verdict).await;
-            if let (Ok(CurveVerdict::Admit(admission)), Some(map)) =
-                (&mut verdict, consultation.user_id_mapper.clone())
-            {
-                if admission.user_id.is_none() {
-                    match within(deadline, on_pool(&pool, move || map(&key))).await {
-                        Ok(user_id) => admission.user_id = Some(user_id),
-                        Err(failure) => verdict = Err(failure),
-                    }
-                }
-            }
-            if let Err(failure) = &verdict {
-                warn!(
-                    target: "actix_zap::provider",
-                    "CURVE provider or user-id mapping for domain {:?}, key {}: {failure}",
-                    consultation.domain, consultation.public_key
-                );
-            }
-            consultation.finish(verdict)
+            }),
         }
     }
 }
@@ -144,21 +115,60 @@ async fn within<T>(
         .unwrap_or(Err(ProviderFailure::TimedOut))
 }
 
-/// Runs user code on the pool; a full queue is `Overloaded`, a panic `Panicked`.
-fn on_pool<T: Send + 'static>(
-    pool: &BlockingPool,
-    job: impl FnOnce() -> Result<T, ProviderError> + Send + 'static,
-) -> LocalBoxFuture<'static, Result<T, ProviderFailure>> {
-    match pool.run(job) {
-        Err(_) => Box::pin(ready(Err(ProviderFailure::Overloaded))),
-        Ok(answer) => Box::pin(async move {
-            match answer.await {
-                Ok(Ok(Ok(value))) => Ok(value),
-                Ok(Ok(Err(error))) => Err(ProviderFailure::Error(error)),
-                Ok(Err(JobError::Overloaded)) => Err(ProviderFailure::Overloaded),
-                Ok(Err(JobError::Panicked)) | Err(_) => Err(ProviderFailure::Panicked),
+/// A request whose decision needs user code, on its way through the actor.
+struct Pending {
+    frames: Vec<Vec<u8>>,
+    received: Instant,
+    /// Set when the request arrived; a decision taken again keeps it.
+    deadline: tokio::time::Instant,
+}
+
+impl PolicyActor {
+    /// Runs the consultation's user code under the request's deadline; when it answers,
+    /// sends the answer only if the policy is still the one it was asked under. Otherwise
+    /// the request is decided again from its frames under the policy in force, so an
+    /// acknowledged narrowing also decides the requests that were already waiting.
+    fn consult(
+        &mut self,
+        consultation: Consultation,
+        pending: Pending,
+    ) -> ResponseActFuture<Self, Option<Reply>> {
+        let asked = within(
+            pending.deadline,
+            consultation.ask(OnPool(self.pool.clone())),
+        );
+        Box::pin(asked.into_actor(self).then(move |verdict, act, _| {
+            if act.policy.epoch() != consultation.epoch() {
+                debug!(
+                    target: "actix_zap::decision",
+                    "the policy changed while user code ran for domain {:?}; deciding again",
+                    consultation.domain
+                );
+                return act.decide(pending);
             }
-        }),
+            if let Err(failure) = &verdict {
+                warn!(
+                    target: "actix_zap::provider",
+                    "CURVE provider or user-id mapping for domain {:?}, key {}: {failure}",
+                    consultation.domain, consultation.public_key
+                );
+            }
+            let reply = consultation.finish(verdict);
+            act.decided(&pending.frames, &reply, pending.received);
+            Box::pin(fut::ready(Some(reply)))
+        }))
+    }
+
+    /// Decides a request again (see [`consult`](Self::consult)).
+    fn decide(&mut self, pending: Pending) -> ResponseActFuture<Self, Option<Reply>> {
+        match self.policy.handle(&pending.frames) {
+            Decision::Consult(consultation) => self.consult(consultation, pending),
+            Decision::Reply(reply) => {
+                self.decided(&pending.frames, &reply, pending.received);
+                Box::pin(fut::ready(Some(reply)))
+            }
+            Decision::Drop(_) => Box::pin(fut::ready(None)),
+        }
     }
 }
 
@@ -219,11 +229,13 @@ impl Handler<Authenticate> for PolicyActor {
                 ActorResponse::reply(None)
             }
             Decision::Consult(consultation) => {
-                let reply = self.consult(consultation);
-                ActorResponse::r#async(reply.into_actor(self).map(move |reply, act, _| {
-                    act.decided(&frames, &reply, received);
-                    Some(reply)
-                }))
+                let deadline = tokio::time::Instant::now() + self.settings.provider_deadline;
+                let pending = Pending {
+                    frames,
+                    received,
+                    deadline,
+                };
+                ActorResponse::r#async(self.consult(consultation, pending))
             }
         }
     }

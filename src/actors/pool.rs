@@ -7,12 +7,13 @@
 //! for good; the caller's deadline still answers the client, and the remaining workers keep
 //! serving. Panics are caught in the worker, which lives on.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
 use futures::channel::oneshot;
+
+use crate::provider::call_guarded;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -59,7 +60,7 @@ impl BlockingPool {
     {
         let (tx, rx) = oneshot::channel();
         let wrapped: Job = Box::new(move || {
-            let result = catch_unwind(AssertUnwindSafe(job)).map_err(|_| JobError::Panicked);
+            let result = call_guarded(job).map_err(|_| JobError::Panicked);
             let _ = tx.send(result);
         });
         match self.queue.try_send(wrapped) {

@@ -1,12 +1,15 @@
-//! `ZapSocket`: owns the ROUTER bound to `inproc://zeromq.zap.01` and carries requests to the
+//! `ZapSocket`: owns the ROUTER bound to `inproc://zeromq.zap.01`, carries each request to the
+//! policy actor and writes each reply back with its routing envelope, in whatever order the
+//! decisions complete.
 
+use std::collections::HashMap;
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use actix::prelude::*;
 use futures::channel::oneshot;
-use log::{error, trace, warn};
+use log::{debug, error, trace, warn};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
@@ -48,6 +51,13 @@ pub struct ZapSocket {
     stop_waiters: Vec<oneshot::Sender<()>>,
     /// Replies this actor made itself (overload, policy gone), counted into `Stats`.
     own_replies: Stats,
+    /// The newest request of each routing id that is still being decided. A server socket
+    /// that connects out keeps its session — and its ZAP pipe — across reconnects, and
+    /// libzmq takes the next message in that pipe as the answer to the handshake in
+    /// progress; an answer to an older request of the same routing id would decide the
+    /// newer handshake. Such answers are discarded.
+    newest: HashMap<Vec<Vec<u8>>, u64>,
+    next_request: u64,
 }
 
 /// Binds the ZAP endpoint on `context`. Synchronous: when this returns, libzmq routes every
@@ -84,6 +94,8 @@ impl ZapSocket {
             stopping: false,
             stop_waiters: Vec::new(),
             own_replies: Stats::default(),
+            newest: HashMap::new(),
+            next_request: 0,
         })
     }
 
@@ -125,9 +137,23 @@ impl ZapSocket {
         }
         let label = mechanism_label(&request);
         self.in_flight += 1;
+        self.next_request += 1;
+        let sequence = self.next_request;
+        if self.newest.insert(envelope.clone(), sequence).is_some() {
+            debug!("a newer ZAP request from the same session supersedes one in flight");
+        }
         let decision = self.policy.send(Authenticate(request));
         ctx.spawn(decision.into_actor(self).map(move |answer, act, ctx| {
             act.in_flight -= 1;
+            if act.newest.get(&envelope) != Some(&sequence) {
+                warn!(
+                    "discarded the answer to a superseded ZAP request (its session asked \
+                     again since); the newer request is answered on its own"
+                );
+                act.own_replies.superseded += 1;
+                return act.finish_stop_when_idle(ctx);
+            }
+            act.newest.remove(&envelope);
             let reply = match answer {
                 Ok(reply) => reply,
                 // Fail closed: no policy, no admission.
@@ -233,6 +259,7 @@ impl Handler<GetStats> for ZapSocket {
                 *stats.replies.entry(key.clone()).or_default() += count;
             }
             stats.in_flight = act.in_flight;
+            stats.superseded = act.own_replies.superseded;
             Ok(stats)
         }))
     }

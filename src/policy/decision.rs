@@ -3,12 +3,15 @@
 //! Every status code and status text the authenticator sends is chosen in this file.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use futures::future::{ready, LocalBoxFuture};
+use futures::FutureExt as _;
 
 use super::{for_domain, CurvePolicy, GssapiPolicy, Policy, UserIdMapper};
 use super::{AddressVerdict, PasswordCheck};
 use crate::keys::CurvePublicKey;
+use crate::provider::{call_guarded, poll_guarded, Panicked};
 use crate::provider::{Admission, CurveVerdict, Provider, ProviderError};
 use crate::zap::{Mechanism, Metadata, Reply, Request, RequestError, StatusCode};
 
@@ -29,8 +32,11 @@ pub enum Decision {
 /// A CURVE request that needs user code before it can be answered: a provider's verdict,
 /// a custom user-id mapping, or both (provider first).
 ///
-/// The actors run these off the decision path, concurrently and under a deadline;
-/// [`resolve_blocking`](Self::resolve_blocking) runs them inline for sans-IO users.
+/// [`ask`](Self::ask) runs that user code — the one place where the provider → mapping
+/// sequence exists — and [`finish`](Self::finish) turns its answer into the reply. The answer
+/// belongs to the policy [`epoch`](Self::epoch) the request was decided under: when the
+/// policy has changed since ([`Policy::epoch`]), the answer must not be sent; decide the
+/// request again instead (the actors do).
 pub struct Consultation {
     /// The request's ZAP domain, as the server socket set it.
     pub domain: String,
@@ -43,6 +49,7 @@ pub struct Consultation {
     pub user_id_mapper: Option<UserIdMapper>,
     metadata: Metadata,
     request_id: Vec<u8>,
+    epoch: u64,
 }
 
 impl std::fmt::Debug for Consultation {
@@ -52,6 +59,7 @@ impl std::fmt::Debug for Consultation {
             .field("public_key", &self.public_key)
             .field("provider", &self.provider)
             .field("custom_user_id", &self.user_id_mapper.is_some())
+            .field("epoch", &self.epoch)
             .finish()
     }
 }
@@ -73,17 +81,94 @@ pub enum ProviderFailure {
     Overloaded,
 }
 
+impl ProviderFailure {
+    /// Folds a guarded call of user code into one result.
+    pub(crate) fn from_guarded<T>(
+        outcome: Result<Result<T, ProviderError>, Panicked>,
+    ) -> Result<T, ProviderFailure> {
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(ProviderFailure::Error(error)),
+            Err(Panicked) => Err(ProviderFailure::Panicked),
+        }
+    }
+}
+
+/// A blocking call of user code (a synchronous provider or a user-id mapping).
+pub type BlockingCall<T> = Box<dyn FnOnce() -> Result<T, ProviderError> + Send>;
+
+/// Where blocking user code runs: [`Inline`] for sans-IO users, the authenticator's bounded
+/// pool for the actors. Implementations catch panics and report them as
+/// [`ProviderFailure::Panicked`].
+pub trait BlockingRunner {
+    /// Runs `call` and resolves with its answer.
+    fn run<T: Send + 'static>(
+        &self,
+        call: BlockingCall<T>,
+    ) -> LocalBoxFuture<'static, Result<T, ProviderFailure>>;
+}
+
+/// Runs blocking user code on the calling thread, at once (tests, fuzzers, tools).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Inline;
+
+impl BlockingRunner for Inline {
+    fn run<T: Send + 'static>(
+        &self,
+        call: BlockingCall<T>,
+    ) -> LocalBoxFuture<'static, Result<T, ProviderFailure>> {
+        Box::pin(ready(ProviderFailure::from_guarded(call_guarded(call))))
+    }
+}
+
 impl Consultation {
-    /// The verdict to start from when no provider is involved: admitted, user id to map.
-    pub fn admitted_without_provider(&self) -> CurveVerdict {
-        CurveVerdict::Admit(Admission {
-            user_id: None,
-            metadata: self.metadata.clone(),
+    /// The policy epoch this request was decided under.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Runs the provider (blocking ones through `runner`, asynchronous ones polled by the
+    /// returned future), then — for an admission without a user id — the custom mapping,
+    /// with every panic caught. No deadline: the caller puts one around the future.
+    pub fn ask<R: BlockingRunner + 'static>(
+        &self,
+        runner: R,
+    ) -> LocalBoxFuture<'static, Result<CurveVerdict, ProviderFailure>> {
+        let (domain, key) = (self.domain.clone(), self.public_key);
+        let verdict = match &self.provider {
+            None => Box::pin(ready(Ok(CurveVerdict::Admit(Admission {
+                user_id: None,
+                metadata: self.metadata.clone(),
+            })))),
+            Some(Provider::Blocking(provider)) => {
+                let provider = Arc::clone(provider);
+                runner.run(Box::new(move || provider.check_curve(&domain, &key)))
+            }
+            Some(Provider::Async(provider)) => {
+                let provider = Arc::clone(provider);
+                Box::pin(
+                    poll_guarded(move || provider.check_curve(&domain, &key))
+                        .map(ProviderFailure::from_guarded),
+                )
+            }
+        };
+        let mapper = self.user_id_mapper.clone();
+        Box::pin(async move {
+            let mut verdict = verdict.await;
+            if let (Ok(CurveVerdict::Admit(admission)), Some(map)) = (&mut verdict, mapper) {
+                if admission.user_id.is_none() {
+                    match runner.run(Box::new(move || map(&key))).await {
+                        Ok(user_id) => admission.user_id = Some(user_id),
+                        Err(failure) => verdict = Err(failure),
+                    }
+                }
+            }
+            verdict
         })
     }
 
     /// Turns the final answer into the reply. An admission without a user id gets the key's
-    /// Z85 text: run the custom mapping (if any) before calling this.
+    /// Z85 text: [`ask`](Self::ask) has already run the custom mapping, if any.
     pub fn finish(self, outcome: Result<CurveVerdict, ProviderFailure>) -> Reply {
         let id = &self.request_id;
         match outcome {
@@ -107,39 +192,12 @@ impl Consultation {
         }
     }
 
-    /// Runs the provider and the mapping on this thread (an async provider with
-    /// `futures::executor::block_on`), with panics caught but no deadline. For tests,
-    /// fuzzers and tools; the actors never block like this.
+    /// Asks on this thread ([`Inline`]; an async provider with
+    /// `futures::executor::block_on`) and finishes, with panics caught but no deadline. For
+    /// tests, fuzzers and tools; the actors never block like this.
     pub fn resolve_blocking(self) -> Reply {
-        let verdict = match &self.provider {
-            None => Ok(self.admitted_without_provider()),
-            Some(provider) => caught(|| match provider {
-                Provider::Blocking(p) => p.check_curve(&self.domain, &self.public_key),
-                Provider::Async(p) => {
-                    futures::executor::block_on(p.check_curve(&self.domain, &self.public_key))
-                }
-            }),
-        };
-        let verdict = match (verdict, &self.user_id_mapper) {
-            (Ok(CurveVerdict::Admit(admission)), Some(map)) if admission.user_id.is_none() => {
-                caught(|| map(&self.public_key)).map(|user_id| {
-                    CurveVerdict::Admit(Admission {
-                        user_id: Some(user_id),
-                        metadata: admission.metadata,
-                    })
-                })
-            }
-            (verdict, _) => verdict,
-        };
+        let verdict = futures::executor::block_on(self.ask(Inline));
         self.finish(verdict)
-    }
-}
-
-fn caught<T>(call: impl FnOnce() -> Result<T, ProviderError>) -> Result<T, ProviderFailure> {
-    match catch_unwind(AssertUnwindSafe(call)) {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(ProviderFailure::Error(error)),
-        Err(_) => Err(ProviderFailure::Panicked),
     }
 }
 
@@ -221,6 +279,7 @@ impl Policy {
             user_id_mapper: self.curve_user_id.clone(),
             metadata,
             request_id: id.to_vec(),
+            epoch: self.epoch,
         })
     }
 

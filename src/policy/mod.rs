@@ -31,7 +31,9 @@ use std::sync::Arc;
 pub use address::{
     AddressError, AddressPattern, AddressRules, AddressSet, AddressVerdict, ListKind, Scope,
 };
-pub use decision::{Consultation, Decision, ProviderFailure, ANONYMOUS};
+pub use decision::{
+    BlockingCall, BlockingRunner, Consultation, Decision, Inline, ProviderFailure, ANONYMOUS,
+};
 pub use inspect::{CurveSummary, PolicySnapshot};
 pub use plain::{PasswordCheck, PasswordTable};
 
@@ -123,6 +125,9 @@ pub struct Policy {
     curve: HashMap<String, CurvePolicy>,
     gssapi: HashMap<String, GssapiPolicy>,
     curve_user_id: Option<UserIdMapper>,
+    /// Bumped by every accepted change: answers of user code computed under an older epoch
+    /// are never sent as they are (see [`Consultation`]).
+    epoch: u64,
 }
 
 impl std::fmt::Debug for Policy {
@@ -134,17 +139,30 @@ impl std::fmt::Debug for Policy {
             .field("curve", &self.curve)
             .field("gssapi", &self.gssapi)
             .field("custom_curve_user_id", &self.curve_user_id.is_some())
+            .field("epoch", &self.epoch)
             .finish()
     }
 }
 
 impl Policy {
+    /// The number of accepted changes so far. A change — any replace or remove, and any
+    /// addition — bumps it, so an answer computed under an older epoch may rest on a policy
+    /// that no longer holds (e.g. a key that was revoked while its provider was asked).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Records an accepted change.
+    fn changed(&mut self) {
+        self.epoch += 1;
+    }
+
     /// Adds addresses to the global allow-list (pyzmq's `allow`).
     pub fn allow(
         &mut self,
         patterns: impl IntoIterator<Item = AddressPattern>,
     ) -> Result<(), PolicyError> {
-        self.addresses.add(ListKind::Allow, patterns)
+        self.add_addresses(&Scope::Global, ListKind::Allow, patterns)
     }
 
     /// Adds addresses to the global deny-list (pyzmq's `deny`).
@@ -152,7 +170,7 @@ impl Policy {
         &mut self,
         patterns: impl IntoIterator<Item = AddressPattern>,
     ) -> Result<(), PolicyError> {
-        self.addresses.add(ListKind::Deny, patterns)
+        self.add_addresses(&Scope::Global, ListKind::Deny, patterns)
     }
 
     /// Adds addresses to a list of `scope` (global, or one domain's own rules, which apply
@@ -165,6 +183,7 @@ impl Policy {
     ) -> Result<(), PolicyError> {
         let result = self.rules_mut(scope)?.add(kind, patterns);
         self.forget_open_domains();
+        self.changed();
         result
     }
 
@@ -180,6 +199,7 @@ impl Policy {
             Err(_) => 0,
         };
         self.forget_open_domains();
+        self.changed();
         removed
     }
 
@@ -191,6 +211,7 @@ impl Policy {
     ) -> Result<(), PolicyError> {
         *self.rules_mut(scope)? = rules.normalized();
         self.forget_open_domains();
+        self.changed();
         Ok(())
     }
 
@@ -230,6 +251,7 @@ impl Policy {
             return Err(PolicyError::EmptyPasswordTable(domain.to_owned()));
         }
         self.plain.insert(domain.to_owned(), passwords);
+        self.changed();
         Ok(())
     }
 
@@ -237,12 +259,14 @@ impl Policy {
     /// the domain then refuses every PLAIN client rather than falling back to `'*'`).
     pub(crate) fn replace_plain(&mut self, domain: &str, passwords: PasswordTable) {
         self.plain.insert(domain.to_owned(), passwords);
+        self.changed();
     }
 
     /// Sets a domain's CURVE policy, replacing that domain's previous one only.
     pub fn configure_curve(&mut self, domain: &str, curve: CurvePolicy) -> Result<(), PolicyError> {
         check_domain(domain)?;
         self.curve.insert(domain.to_owned(), curve);
+        self.changed();
         Ok(())
     }
 
@@ -254,27 +278,32 @@ impl Policy {
     ) -> Result<(), PolicyError> {
         check_domain(domain)?;
         self.gssapi.insert(domain.to_owned(), gssapi);
+        self.changed();
         Ok(())
     }
 
     /// Removes a domain's PLAIN table; true if there was one.
     pub fn unconfigure_plain(&mut self, domain: &str) -> bool {
+        self.changed();
         self.plain.remove(domain).is_some()
     }
 
     /// Removes a domain's CURVE policy (keys, allow-any or provider); true if there was one.
     pub fn unconfigure_curve(&mut self, domain: &str) -> bool {
+        self.changed();
         self.curve.remove(domain).is_some()
     }
 
     /// Removes a domain's GSSAPI policy; true if there was one.
     pub fn unconfigure_gssapi(&mut self, domain: &str) -> bool {
+        self.changed();
         self.gssapi.remove(domain).is_some()
     }
 
     /// Replaces the CURVE user-id mapping; `None` restores the default (the key's Z85 text).
     pub fn set_curve_user_id(&mut self, mapper: Option<UserIdMapper>) {
         self.curve_user_id = mapper;
+        self.changed();
     }
 
     /// The PLAIN tables by domain (passwords stay hidden: see [`PasswordTable`]).

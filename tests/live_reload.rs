@@ -409,7 +409,11 @@ fn a_fifo_in_place_of_a_watched_file_is_refused_and_reported() {
     std::fs::rename(&fifo, &file).unwrap();
     let report = reload_where(&reloads, |r| r.error.is_some());
     assert!(
-        report.error.as_deref().unwrap().contains("not a regular file"),
+        report
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("not a regular file"),
         "{report:?}"
     );
     server.attempt(&ctx, &admin).assert_refused(400);
@@ -523,7 +527,11 @@ fn deletion_to_refusal_latency() {
             reload_where(&reloads, |r| r.entries == FILES - 1);
         }
         took.sort();
-        let mode = if polling { "polling 250 ms" } else { "notifications" };
+        let mode = if polling {
+            "polling 250 ms"
+        } else {
+            "notifications"
+        };
         println!(
             "{mode}, {FILES} files, {TRIALS} trials: p50 {:?}, p99 {:?}, max {:?}",
             took[TRIALS / 2],

@@ -7,9 +7,9 @@ mod policy_actor;
 mod pool;
 mod zap_socket;
 
+pub use crate::sources::{ReloadCallback, Reloaded, Unwatch, Watch, WatchSource, Watches};
 pub use observe::{DecisionEvent, Stats, Subscriber, SubscriptionId};
 pub(crate) use policy_actor::require_curve;
 pub use policy_actor::PolicyActor;
-pub use crate::sources::{ReloadCallback, Reloaded, Unwatch, Watch, WatchSource, Watches};
 pub(crate) use zap_socket::bind;
 pub use zap_socket::ZapSocket;

@@ -245,8 +245,7 @@ impl PolicyActor {
         match config {
             Config::Curve(store) => {
                 // Checked when the watch started; failing here leaves the previous keys.
-                if let Err(error) = self.install_curve(domain, CurvePolicy::Keys(Arc::new(store)))
-                {
+                if let Err(error) = self.install_curve(domain, CurvePolicy::Keys(Arc::new(store))) {
                     warn!("reload for domain {domain:?}: {error}");
                 }
             }

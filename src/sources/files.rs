@@ -240,7 +240,10 @@ impl Files {
                     (path.clone(), cert)
                 });
                 let (store, refused) = assemble(source, files, |key, first| {
-                    format!("public key {key} is already loaded from {}", first.display())
+                    format!(
+                        "public key {key} is already loaded from {}",
+                        first.display()
+                    )
                 });
                 rejected.extend(
                     refused
@@ -377,7 +380,9 @@ mod tests {
         assert_eq!(closed.read, [PathBuf::from("a")]);
         // A file still being written restarts its settle time at every change.
         look(&mut files, &[("a", stamp(1, 4))], &[], t, |_| key(4));
-        let again = look(&mut files, &[("a", stamp(1, 5))], &[], t + SETTLE, |_| key(5));
+        let again = look(&mut files, &[("a", stamp(1, 5))], &[], t + SETTLE, |_| {
+            key(5)
+        });
         assert!(again.is_empty());
     }
 
@@ -408,7 +413,12 @@ mod tests {
         let t = Instant::now();
         look(&mut files, &[("a", stamp(1, 1))], &[], t, |_| key(1));
         let error = files
-            .observe(Listing::Unreadable("gone".into()), &BTreeSet::new(), t, SETTLE)
+            .observe(
+                Listing::Unreadable("gone".into()),
+                &BTreeSet::new(),
+                t,
+                SETTLE,
+            )
             .unwrap_err();
         assert!(files.fail(&error));
         assert!(!files.fail(&error), "a lasting failure is news once");

@@ -149,11 +149,17 @@ mod tests {
     fn notifications_say_gone_settled_or_changed() {
         let p = |s: &str| PathBuf::from(s);
         let close = EventKind::Access(AccessKind::Close(AccessMode::Write));
-        assert_eq!(touches(&notice(close, &["/d/a"])), [Touch::Settled(p("/d/a"))]);
+        assert_eq!(
+            touches(&notice(close, &["/d/a"])),
+            [Touch::Settled(p("/d/a"))]
+        );
         let read = EventKind::Access(AccessKind::Close(AccessMode::Read));
         assert!(touches(&notice(read, &["/d/a"])).is_empty());
         let removed = EventKind::Remove(RemoveKind::File);
-        assert_eq!(touches(&notice(removed, &["/d/a"])), [Touch::Gone(p("/d/a"))]);
+        assert_eq!(
+            touches(&notice(removed, &["/d/a"])),
+            [Touch::Gone(p("/d/a"))]
+        );
         let both = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
         assert_eq!(
             touches(&notice(both, &["/d/a", "/d/b"])),
@@ -162,9 +168,15 @@ mod tests {
         let to = EventKind::Modify(ModifyKind::Name(RenameMode::To));
         assert_eq!(touches(&notice(to, &["/d/b"])), [Touch::Settled(p("/d/b"))]);
         let written = EventKind::Modify(ModifyKind::Data(DataChange::Any));
-        assert_eq!(touches(&notice(written, &["/d/a"])), [Touch::Changed(p("/d/a"))]);
+        assert_eq!(
+            touches(&notice(written, &["/d/a"])),
+            [Touch::Changed(p("/d/a"))]
+        );
         let created = EventKind::Create(CreateKind::File);
-        assert_eq!(touches(&notice(created, &["/d/a"])), [Touch::Changed(p("/d/a"))]);
+        assert_eq!(
+            touches(&notice(created, &["/d/a"])),
+            [Touch::Changed(p("/d/a"))]
+        );
         let lost = Notice(Err(notify::Error::generic("overflow")));
         assert_eq!(touches(&lost), [Touch::Everything]);
     }

@@ -40,9 +40,7 @@ pub(crate) struct Looked {
 
 /// Runs `look` on a new thread; the answer arrives on the receiver, or never (a hung read).
 /// A panic arrives as `Err`.
-pub(crate) fn spawn(
-    look: Look,
-) -> std::io::Result<oneshot::Receiver<std::thread::Result<Looked>>> {
+pub(crate) fn spawn(look: Look) -> std::io::Result<oneshot::Receiver<std::thread::Result<Looked>>> {
     let (answer, answered) = oneshot::channel();
     std::thread::Builder::new()
         .name("zap-reload".into())
@@ -77,9 +75,7 @@ pub(crate) fn run(look: Look) -> Looked {
     let changes: Changes = match files.observe(listing, &closed, Instant::now(), settle) {
         Ok(changes) => changes,
         Err(error) => {
-            let install = files
-                .fail(&error)
-                .then(|| Install::refuse_all(kind, error));
+            let install = files.fail(&error).then(|| Install::refuse_all(kind, error));
             return Looked { files, install };
         }
     };
@@ -119,7 +115,9 @@ fn list(source: &WatchSource, hook: Option<&ReadHook>) -> Listing {
                     Ok(meta) if meta.is_file() => {
                         files.insert(path, Stamp::of(&meta, None));
                     }
-                    Ok(_) => skipped.push(format!("{}: not a regular file; skipped", path.display())),
+                    Ok(_) => {
+                        skipped.push(format!("{}: not a regular file; skipped", path.display()))
+                    }
                     Err(error) => skipped.push(format!("{}: cannot read: {error}", path.display())),
                 }
             }
@@ -142,13 +140,11 @@ fn read(kind: Kind, path: &Path, hook: Option<&ReadHook>) -> Content {
             read_regular(path, Some(MAX_CERTIFICATE_BYTES), hook)
                 .and_then(|(_, bytes)| parse_cert_file(&bytes).map_err(|e| e.to_string())),
         ),
-        Kind::Plain => Content::Passwords(
-            read_regular(path, None, hook).and_then(|(_, bytes)| {
-                String::from_utf8(bytes)
-                    .map(|text| PasswordTable::parse_password_file(&text))
-                    .map_err(|_| "not valid UTF-8".to_owned())
-            }),
-        ),
+        Kind::Plain => Content::Passwords(read_regular(path, None, hook).and_then(|(_, bytes)| {
+            String::from_utf8(bytes)
+                .map(|text| PasswordTable::parse_password_file(&text))
+                .map_err(|_| "not valid UTF-8".to_owned())
+        })),
     }
 }
 
@@ -240,7 +236,11 @@ mod tests {
         };
         let install = look(&source, Files::default()).install.unwrap();
         assert_eq!(install.entries, 0);
-        assert!(install.rejected[0].contains("not a regular file"), "{:?}", install.rejected);
+        assert!(
+            install.rejected[0].contains("not a regular file"),
+            "{:?}",
+            install.rejected
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! One vocabulary throughout:
 //! - a **source** ([`WatchSource`]) is what a watch follows: a directory or a password file;
-//! - a **look** lists the source and takes each file's [`Stamp`](files::Stamp) — identity,
+//! - a **look** lists the source and takes each file's *stamp* — identity,
 //!   change time, size (and, for a password file, a hash of its content): what user space
 //!   cannot set back, unlike a modification time;
 //! - a file's changes are **settled** once it was closed after writing (inotify
@@ -13,7 +13,7 @@
 //!   the files hold now, through the same [`Policy`](crate::policy::Policy) methods as an
 //!   explicit configuration; every install is a [`Reloaded`] report.
 //!
-//! [`files`] is the sans-IO core (per-file state, what changed, what to install);
+//! `files` is the sans-IO core (per-file state, what changed, what to install);
 //! `reader` does the file I/O on a thread of its own per look, under a deadline; `notifier`
 //! turns kernel notifications (the `notify` crate: inotify on Linux) into looks; `actor` is
 //! the thin glue in the policy actor.

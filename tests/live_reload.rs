@@ -469,6 +469,7 @@ fn a_watch_interval_below_the_floor_is_refused_and_changes_nothing() {
     let (on_reload, reloads) = reload_channel();
     auth.watch(Watch::plain("global", &file).on_reload(on_reload))
         .unwrap();
+    let _ = reloads.recv_timeout(PATIENCE).unwrap(); // the first load
     for interval in [Duration::ZERO, Duration::from_millis(9)] {
         let refused = auth.watch(Watch::plain("global", &file).every(interval));
         assert!(

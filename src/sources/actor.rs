@@ -326,6 +326,10 @@ impl StreamHandler<Notice> for PolicyActor {
                     (Touch::Settled(_), Some(path)) => {
                         watching.closed.insert(path);
                     }
+                    // Written again after it was closed: not settled any more.
+                    (Touch::Changed(_), Some(path)) => {
+                        watching.closed.remove(&path);
+                    }
                     // The followed directory itself went away: follow it again once a look
                     // finds it back.
                     (Touch::Gone(p), _) if *p == followed.dir && followed.registered => {

@@ -88,7 +88,11 @@ pub(crate) fn run(look: Look) -> Looked {
     let read: Vec<_> = changes
         .read
         .iter()
-        .map(|path| (path.clone(), stamps[path], read(kind, path, hook.as_ref())))
+        .filter_map(|path| {
+            let listed = stamps[path];
+            let content = read(kind, path, listed, hook.as_ref())?;
+            Some((path.clone(), listed, content))
+        })
         .collect();
     files.apply(&changes, read);
     let install = Some(files.install(kind, source.path()));
@@ -125,8 +129,8 @@ fn list(source: &WatchSource, hook: Option<&ReadHook>) -> Listing {
             Listing::Files { files, skipped }
         }
         WatchSource::PlainFile { path } => match read_regular(path, None, hook) {
-            Ok((meta, bytes)) => Listing::Files {
-                files: BTreeMap::from([(path.clone(), Stamp::of(&meta, Some(&bytes)))]),
+            Ok(read) => Listing::Files {
+                files: BTreeMap::from([(path.clone(), Stamp::of(&read.opened, Some(&read.bytes)))]),
                 skipped: Vec::new(),
             },
             Err(error) => Listing::Unreadable(format!("{}: {error}", path.display())),
@@ -134,18 +138,43 @@ fn list(source: &WatchSource, hook: Option<&ReadHook>) -> Listing {
     }
 }
 
-fn read(kind: Kind, path: &Path, hook: Option<&ReadHook>) -> Content {
-    match kind {
+/// Reads a file the listing chose. `None` if it is no longer the version listed, or changed
+/// while being read (a writer is at work): it stays unsettled, and keeps its previous
+/// content until it settles, rather than being installed half-written.
+fn read(kind: Kind, path: &Path, listed: Stamp, hook: Option<&ReadHook>) -> Option<Content> {
+    let limit = (kind == Kind::Curve).then_some(MAX_CERTIFICATE_BYTES);
+    let bytes = match read_regular(path, limit, hook) {
+        Ok(Steady {
+            opened,
+            bytes,
+            steady,
+        }) => {
+            let hashed = listed.content.is_some().then_some(&bytes[..]);
+            if !steady || Stamp::of(&opened, hashed) != listed {
+                return None;
+            }
+            Ok(bytes)
+        }
+        Err(error) => Err(error),
+    };
+    Some(match kind {
         Kind::Curve => Content::Cert(
-            read_regular(path, Some(MAX_CERTIFICATE_BYTES), hook)
-                .and_then(|(_, bytes)| parse_cert_file(&bytes).map_err(|e| e.to_string())),
+            bytes.and_then(|bytes| parse_cert_file(&bytes).map_err(|e| e.to_string())),
         ),
-        Kind::Plain => Content::Passwords(read_regular(path, None, hook).and_then(|(_, bytes)| {
+        Kind::Plain => Content::Passwords(bytes.and_then(|bytes| {
             String::from_utf8(bytes)
                 .map(|text| PasswordTable::parse_password_file(&text))
                 .map_err(|_| "not valid UTF-8".to_owned())
         })),
-    }
+    })
+}
+
+/// A file's content with its metadata when opened, and whether it was unchanged by the end
+/// of the read.
+struct Steady {
+    opened: std::fs::Metadata,
+    bytes: Vec<u8>,
+    steady: bool,
 }
 
 /// Reads a regular file, refusing anything else. The file is opened without blocking and
@@ -154,32 +183,46 @@ fn read_regular(
     path: &Path,
     limit: Option<u64>,
     hook: Option<&ReadHook>,
-) -> Result<(std::fs::Metadata, Vec<u8>), String> {
+) -> Result<Steady, String> {
+    let cannot = |e: std::io::Error| format!("cannot read: {e}");
     if let Some(hook) = hook {
-        let bytes = hook(path).map_err(|e| format!("cannot read: {e}"))?;
-        let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-        return Ok((meta, bytes));
+        let opened = std::fs::metadata(path).map_err(cannot)?;
+        let bytes = hook(path).map_err(cannot)?;
+        let after = std::fs::metadata(path).map_err(cannot)?;
+        let steady = Stamp::of(&opened, None) == Stamp::of(&after, None);
+        return Ok(Steady {
+            opened,
+            bytes,
+            steady,
+        });
     }
-    let file: File = OpenOptions::new()
+    let mut file: File = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
-    if !meta.is_file() {
+        .map_err(cannot)?;
+    let opened = file.metadata().map_err(cannot)?;
+    if !opened.is_file() {
         return Err("not a regular file; skipped".to_owned());
     }
-    let mut bytes = Vec::with_capacity(meta.len().min(1 << 20) as usize);
+    let mut bytes = Vec::with_capacity(opened.len().min(1 << 20) as usize);
     let cap = limit.map_or(u64::MAX, |limit| limit + 1);
-    file.take(cap)
+    (&mut file)
+        .take(cap)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read: {e}"))?;
+        .map_err(cannot)?;
     if let Some(limit) = limit {
         if bytes.len() as u64 > limit {
             return Err(format!("larger than {limit} bytes, not a certificate"));
         }
     }
-    Ok((meta, bytes))
+    let after = file.metadata().map_err(cannot)?;
+    let steady = Stamp::of(&opened, None) == Stamp::of(&after, None);
+    Ok(Steady {
+        opened,
+        bytes,
+        steady,
+    })
 }
 
 #[cfg(test)]
@@ -241,6 +284,17 @@ mod tests {
             "{:?}",
             install.rejected
         );
+    }
+
+    #[test]
+    fn a_file_that_is_not_the_version_listed_is_left_unsettled() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.key");
+        std::fs::write(&file, "first").unwrap();
+        let listed = Stamp::of(&std::fs::metadata(&file).unwrap(), None);
+        assert!(read(Kind::Curve, &file, listed, None).is_some());
+        std::fs::write(&file, "second, longer").unwrap();
+        assert!(read(Kind::Curve, &file, listed, None).is_none());
     }
 
     #[test]

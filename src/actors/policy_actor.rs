@@ -63,16 +63,12 @@ impl PolicyActor {
         })
     }
 
-    /// A number never handed out before, to tell stale asynchronous results from current ones.
-    pub(super) fn next_generation(&mut self) -> u64 {
-        self.next_ticket += 1;
-        self.next_ticket
-    }
-
+    /// A ticket never handed out before for the latest CURVE configuration of `domain`, to
+    /// tell a stale directory load from the current one.
     pub(crate) fn curve_ticket(&mut self, domain: &str) -> u64 {
-        let ticket = self.next_generation();
-        self.curve_tickets.insert(domain.to_owned(), ticket);
-        ticket
+        self.next_ticket += 1;
+        self.curve_tickets.insert(domain.to_owned(), self.next_ticket);
+        self.next_ticket
     }
 
     pub(crate) fn install_curve(

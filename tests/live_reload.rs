@@ -342,7 +342,7 @@ fn a_hanging_or_panicking_read_fails_closed_and_stop_still_returns() {
     let (on_reload, reloads) = reload_channel();
     let watch = Watch::plain("global", &file)
         .every(Duration::from_millis(20))
-        .read_deadline(Duration::from_millis(500))
+        .read_deadline(Duration::from_secs(1))
         .on_reload(on_reload)
         .read_through(move |path| match reading.load(Ordering::SeqCst) {
             HANG => {

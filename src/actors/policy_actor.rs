@@ -67,7 +67,8 @@ impl PolicyActor {
     /// tell a stale directory load from the current one.
     pub(crate) fn curve_ticket(&mut self, domain: &str) -> u64 {
         self.next_ticket += 1;
-        self.curve_tickets.insert(domain.to_owned(), self.next_ticket);
+        self.curve_tickets
+            .insert(domain.to_owned(), self.next_ticket);
         self.next_ticket
     }
 

@@ -57,6 +57,8 @@ struct Watching {
     /// The look outstanding, if any; `overdue` once it passed its deadline.
     look: Option<u64>,
     overdue: bool,
+    /// The outstanding look's deadline timer.
+    deadline: Option<SpawnHandle>,
     /// Look again as soon as the outstanding look is back.
     again: bool,
     /// Files closed after writing (or renamed into place) since the last look started.
@@ -162,7 +164,7 @@ impl PolicyActor {
         watching.overdue = false;
         let key = key.clone();
         let overdue = key.clone();
-        ctx.run_later(deadline, move |act, _| act.overdue(&overdue, id));
+        watching.deadline = Some(ctx.run_later(deadline, move |act, _| act.overdue(&overdue, id)));
         ctx.spawn(answered.into_actor(self).map(move |answer, act, ctx| {
             act.looked(&key, id, answer, ctx);
         }));
@@ -185,11 +187,14 @@ impl PolicyActor {
             return; // unwatched or replaced meanwhile: this look is stale
         };
         watching.look = None;
+        if let Some(deadline) = watching.deadline.take() {
+            ctx.cancel_future(deadline);
+        }
         let overdue = std::mem::take(&mut watching.overdue);
         let again = std::mem::take(&mut watching.again) || overdue;
         match answer {
             // Past its deadline the domain already failed closed: start afresh.
-            _ if overdue => {}
+            Ok(Ok(_)) if overdue => {}
             Ok(Ok(Looked { files, install })) => {
                 watching.files = Some(files);
                 if let Some(install) = install {
@@ -413,6 +418,7 @@ impl Handler<Watch> for PolicyActor {
             files: None,
             look: None,
             overdue: false,
+            deadline: None,
             again: false,
             closed: BTreeSet::new(),
             last,

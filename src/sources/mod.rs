@@ -119,8 +119,10 @@ pub struct Watch {
     pub source: WatchSource,
     /// How often to poll for changes (default 250 ms, at least [`MIN_INTERVAL`]).
     pub interval: Duration,
-    /// How long one look at the source may take (default 5 s, at least [`MIN_INTERVAL`]);
-    /// past it the domain refuses everyone of that mechanism and the failure is reported.
+    /// How long one look at the source may take (default 5 s, at least [`MIN_INTERVAL`]).
+    /// Past it the domain refuses everyone of that mechanism and the failure is reported; the
+    /// watch looks again as soon as the hung read returns (never two reads at once), and
+    /// stopping the authenticator never waits for it. A read that panics is handled alike.
     pub read_deadline: Duration,
     /// Poll only, without kernel notifications.
     pub polling_only: bool,

@@ -270,7 +270,7 @@ fn flow(
     let mut sent = 0u64;
     let mut send = |rig: &Rig| {
         sent += 1;
-        rig.send(if sent % PROBE_EVERY == 0 {
+        rig.send(if sent.is_multiple_of(PROBE_EVERY) {
             probe
         } else {
             normal

@@ -273,8 +273,9 @@ impl Authenticator {
     }
 
     /// Follows a certificate directory or password file from now on (see [`Watch`]):
-    /// changes apply by themselves, debounced and atomically; a source that cannot be read
-    /// leaves its domain refusing that mechanism. Answers with the first load.
+    /// deletions apply at once, other changes per file once settled, atomically; a source
+    /// that cannot be read (or whose read hangs past its deadline) leaves its domain refusing
+    /// that mechanism. Answers with the first load.
     ///
     /// ```no_run
     /// # async fn demo(auth: actix_zap::Authenticator) -> Result<(), actix_zap::ConfigError> {

@@ -2,6 +2,7 @@
 
 use crate::certs::CertError;
 use crate::policy::{AddressError, PolicyError};
+use crate::sources::WatchError;
 
 /// What to do when the linked libzmq cannot do CURVE.
 pub(crate) const NO_CURVE_SUPPORT: &str = "the linked libzmq has no CURVE support: install a \
@@ -24,6 +25,9 @@ pub enum ConfigError {
     /// was cancelled). The domain refuses every CURVE client, as for an unreadable directory.
     #[error("loading certificates failed: {0}")]
     LoadFailed(String),
+    /// A [`Watch`](crate::Watch) asked for something refused (an interval below the floor).
+    #[error(transparent)]
+    Watch(#[from] WatchError),
     /// The linked libzmq cannot do CURVE, so a CURVE policy would never be used.
     #[error("{}", NO_CURVE_SUPPORT)]
     NoCurveSupport,

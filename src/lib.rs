@@ -9,6 +9,7 @@
 //! - [`keys`]: CURVE keys and their Z85 text.
 //! - [`provider`]: credential providers, synchronous and asynchronous.
 //! - [`actors`]: [`ZapSocket`] owns the socket, [`PolicyActor`] owns the policy.
+//! - [`sources`]: live reload of certificate directories and password files ([`Watch`]).
 //! - [`messages`]: the typed messages that configure the policy.
 //! - [`Authenticator`] and [`ThreadAuthenticator`]: the handles users hold.
 //! - [`ServerSocket`]: server sockets that refuse every handshake when no handler answers.
@@ -45,6 +46,7 @@ pub mod policy;
 pub mod provider;
 mod server;
 mod settings;
+pub mod sources;
 mod thread;
 pub mod zap;
 
@@ -58,6 +60,7 @@ pub use authenticator::{Authenticator, Builder, CURVE_ALLOW_ANY};
 pub use error::{ConfigError, StartError};
 pub use server::{ServerMechanism, ServerSocket, ServerSocketError};
 pub use settings::Settings;
+pub use sources::WatchError;
 pub use thread::ThreadAuthenticator;
 
 /// Compiles the README's examples as doc tests, so they cannot drift from the API.

@@ -1,32 +1,15 @@
-//! What pyzmq and CZMQ users ask for, end to end: IPv6 and per-domain address rules, live
-//! reload of certificate directories and password files, decision events and counters,
-//! and inspecting and undoing the policy.
+//! What pyzmq and CZMQ users ask for, end to end: IPv6 and per-domain address rules,
+//! decision events and counters, and inspecting and undoing the policy (live reload has its
+//! own file, `live_reload.rs`).
 
 mod common;
 
-use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use actix_zap::policy::{AddressRules, CurveSummary};
 use actix_zap::zap::StatusCode;
-use actix_zap::{DecisionEvent, MechanismKind, Reloaded, Watch, CURVE_ALLOW_ANY};
+use actix_zap::{DecisionEvent, MechanismKind, CURVE_ALLOW_ANY};
 use common::*;
-
-/// A watch whose reloads arrive on a channel, so tests wait for the real signal.
-fn reload_channel() -> (
-    impl Fn(&Reloaded) + Send + Sync + 'static,
-    Receiver<Reloaded>,
-) {
-    let (tx, rx) = channel();
-    let tx = Mutex::new(tx);
-    (
-        move |r: &Reloaded| {
-            let _ = tx.lock().unwrap().send(r.clone());
-        },
-        rx,
-    )
-}
 
 #[test]
 fn ipv6_peers_and_ipv4_mapped_peers_match_their_rules() {
@@ -94,98 +77,6 @@ fn per_domain_rules_refuse_in_their_domain_only_and_can_be_removed() {
     .unwrap();
     assert_eq!(removed, 1);
     handshake(&ctx, &Server::Null, Some("guarded"), &Client::Null).assert_admitted("anonymous");
-    auth.stop();
-}
-
-#[test]
-fn a_watched_directory_admits_new_keys_and_refuses_deleted_ones_by_itself() {
-    let (ctx, auth) = started();
-    let dir = tempfile::tempdir().unwrap();
-    let (server_keys, alice, bob) = (Keys::generate(), Keys::generate(), Keys::generate());
-    write_public(dir.path(), "bob.key", &bob);
-    let (on_reload, reloads) = reload_channel();
-    let first = auth
-        .watch(Watch::curve("*", dir.path()).on_reload(on_reload))
-        .unwrap();
-    assert_eq!(first.entries, 1);
-    let _ = reloads.recv_timeout(PATIENCE).unwrap(); // the first load
-    let server = Listening::new(&ctx, &Server::Curve(server_keys.clone()), Some("d"));
-    let as_alice = Client::Curve(server_keys.public, alice.clone());
-    let as_bob = Client::Curve(server_keys.public, bob.clone());
-    server.attempt(&ctx, &as_alice).assert_refused(400);
-
-    let changed = Instant::now();
-    write_public(dir.path(), "alice.key", &alice);
-    let reloaded = reloads.recv_timeout(PATIENCE).expect("a reload");
-    println!("new key applied after {:?}", changed.elapsed());
-    assert_eq!(reloaded.entries, 2);
-    server
-        .attempt(&ctx, &as_alice)
-        .assert_admitted(&alice.public.to_z85());
-
-    // Bob's key is deleted while another file is broken: Bob is refused, Alice stays.
-    std::fs::remove_file(dir.path().join("bob.key")).unwrap();
-    std::fs::write(
-        dir.path().join("broken.key"),
-        "curve\n\tpublic-key = \"x\"\n",
-    )
-    .unwrap();
-    let reloaded = reloads.recv_timeout(PATIENCE).expect("a reload");
-    assert_eq!(reloaded.entries, 1);
-    assert_eq!(reloaded.rejected.len(), 1, "{:?}", reloaded.rejected);
-    server.attempt(&ctx, &as_bob).assert_refused(400);
-    server
-        .attempt(&ctx, &as_alice)
-        .assert_admitted(&alice.public.to_z85());
-
-    // The directory disappears: everyone is refused, and it is reported.
-    std::fs::remove_dir_all(dir.path()).unwrap();
-    let reloaded = reloads.recv_timeout(PATIENCE).expect("a reload");
-    assert!(reloaded.error.is_some());
-    server.attempt(&ctx, &as_alice).assert_refused(400);
-    assert!(auth.handle().is_running());
-    auth.stop();
-}
-
-#[test]
-fn a_watched_password_file_applies_changes_and_fails_closed_when_removed() {
-    let (ctx, auth) = started();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("passwords");
-    std::fs::write(&file, "# users\nadmin=one\n").unwrap();
-    auth.configure_plain("*", [("admin", "fallback")]).unwrap();
-    let (on_reload, reloads) = reload_channel();
-    auth.watch(Watch::plain("global", &file).on_reload(on_reload))
-        .unwrap();
-    let _ = reloads.recv_timeout(PATIENCE).unwrap();
-    let server = Listening::new(&ctx, &Server::Plain, Some("global"));
-    server
-        .attempt(&ctx, &Client::Plain("admin", "one"))
-        .assert_admitted("admin");
-
-    std::fs::write(&file, "admin=two\n").unwrap();
-    assert_eq!(reloads.recv_timeout(PATIENCE).unwrap().entries, 1);
-    server
-        .attempt(&ctx, &Client::Plain("admin", "one"))
-        .assert_refused(400);
-    server
-        .attempt(&ctx, &Client::Plain("admin", "two"))
-        .assert_admitted("admin");
-
-    std::fs::remove_file(&file).unwrap();
-    assert!(reloads.recv_timeout(PATIENCE).unwrap().error.is_some());
-    // No fallback to "*": the watched domain refuses everyone until the file is back.
-    server
-        .attempt(&ctx, &Client::Plain("admin", "fallback"))
-        .assert_refused(400);
-    let watches = futures::executor::block_on(auth.handle().watches()).unwrap();
-    assert!(watches[0].error.is_some());
-    // An explicit configuration replaces the watch.
-    auth.configure_plain("global", [("admin", "three")])
-        .unwrap();
-    assert!(futures::executor::block_on(auth.handle().watches())
-        .unwrap()
-        .is_empty());
     auth.stop();
 }
 

@@ -1,6 +1,7 @@
 //! The configuration messages' handlers: each change to the policy is one message, applied
 //! whole or not at all. An explicit configuration of a domain's mechanism replaces a watch
-//! of it (see `live_reload`).
+//! of it (see [`crate::sources`]), once the message has been validated: a refused message
+//! changes nothing, not even the watch.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use actix::prelude::*;
 use log::{debug, warn};
 
 use super::messages::*;
-use super::policy_actor::PolicyActor;
+use super::policy_actor::{require_curve, PolicyActor};
 use crate::certs::{load_directory, CertStore};
 use crate::error::ConfigError;
 use crate::policy::{CurvePolicy, ListKind, Scope};
@@ -72,13 +73,15 @@ impl Handler<ConfigurePlain> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
     fn handle(&mut self, msg: ConfigurePlain, ctx: &mut Self::Context) -> Self::Result {
-        self.stop_watch(&msg.domain, MechanismKind::Plain, ctx);
         debug!(
             "configure PLAIN for domain {:?}: {} user(s)",
             msg.domain,
             msg.passwords.len()
         );
-        Ok(self.policy.configure_plain(&msg.domain, msg.passwords)?)
+        // Validated and applied first: a refused table leaves the domain's watch running.
+        self.policy.configure_plain(&msg.domain, msg.passwords)?;
+        self.stop_watch(&msg.domain, MechanismKind::Plain, ctx);
+        Ok(())
     }
 }
 
@@ -87,6 +90,12 @@ impl Handler<ConfigureCurve> for PolicyActor {
 
     fn handle(&mut self, msg: ConfigureCurve, ctx: &mut Self::Context) -> Self::Result {
         let ConfigureCurve { domain, source } = msg;
+        // Validate before anything changes: a refused message leaves the watch running.
+        let checked = require_curve(zmq::has("curve"))
+            .and_then(|()| Ok(crate::policy::check_domain(&domain)?));
+        if let Err(error) = checked {
+            return Box::pin(fut::ready(Err(error)));
+        }
         self.stop_watch(&domain, MechanismKind::Curve, ctx);
         let ticket = self.curve_ticket(&domain);
         let mut installed = |curve, report| -> Self::Result {
@@ -139,14 +148,16 @@ impl Handler<ConfigureCurveCallback> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
     fn handle(&mut self, msg: ConfigureCurveCallback, ctx: &mut Self::Context) -> Self::Result {
-        self.stop_watch(&msg.domain, MechanismKind::Curve, ctx);
-        self.curve_ticket(&msg.domain);
         debug!(
             "configure CURVE provider ({}) for domain {:?}",
             msg.provider.kind(),
             msg.domain
         );
-        self.install_curve(&msg.domain, CurvePolicy::Provider(msg.provider))
+        // Applied first: a refused message leaves the watch running.
+        self.install_curve(&msg.domain, CurvePolicy::Provider(msg.provider))?;
+        self.stop_watch(&msg.domain, MechanismKind::Curve, ctx);
+        self.curve_ticket(&msg.domain);
+        Ok(())
     }
 }
 

@@ -11,11 +11,11 @@ use log::{debug, warn};
 use super::messages::*;
 use super::observe::{Observers, Stats, SubscriptionId};
 use super::pool::{BlockingPool, JobError};
-use super::watch::Watching;
 use crate::error::ConfigError;
 use crate::policy::{BlockingCall, BlockingRunner, Consultation, CurvePolicy, Decision, Policy};
 use crate::policy::{PolicySnapshot, ProviderFailure};
 use crate::settings::Settings;
+use crate::sources::Sources;
 use crate::zap::{Reply, Request};
 
 /// Fails unless the linked libzmq can do CURVE (`zmq::has("curve")`).
@@ -33,7 +33,7 @@ pub(crate) fn require_curve(has_curve: Option<bool>) -> Result<(), ConfigError> 
 /// each under the deadline and with panics caught, so one slow or broken provider delays
 /// only its own client.
 pub struct PolicyActor {
-    pub(super) policy: Policy,
+    pub(crate) policy: Policy,
     settings: Settings,
     pool: BlockingPool,
     /// The latest CURVE configuration per domain; a directory load applies only if no later
@@ -41,7 +41,8 @@ pub struct PolicyActor {
     pub(super) curve_tickets: HashMap<String, u64>,
     next_ticket: u64,
     observers: Observers,
-    pub(super) watches: HashMap<(String, MechanismKind), Watching>,
+    /// Live reload: every watch and their shared notifier.
+    pub(crate) sources: Sources,
 }
 
 impl PolicyActor {
@@ -55,23 +56,20 @@ impl PolicyActor {
             curve_tickets: HashMap::new(),
             next_ticket: 0,
             observers: Observers::default(),
-            watches: HashMap::new(),
+            sources: Sources::default(),
         })
     }
 
-    /// A number never handed out before, to tell stale asynchronous results from current ones.
-    pub(super) fn next_generation(&mut self) -> u64 {
+    /// A ticket never handed out before for the latest CURVE configuration of `domain`, to
+    /// tell a stale directory load from the current one.
+    pub(crate) fn curve_ticket(&mut self, domain: &str) -> u64 {
         self.next_ticket += 1;
+        self.curve_tickets
+            .insert(domain.to_owned(), self.next_ticket);
         self.next_ticket
     }
 
-    pub(super) fn curve_ticket(&mut self, domain: &str) -> u64 {
-        let ticket = self.next_generation();
-        self.curve_tickets.insert(domain.to_owned(), ticket);
-        ticket
-    }
-
-    pub(super) fn install_curve(
+    pub(crate) fn install_curve(
         &mut self,
         domain: &str,
         curve: CurvePolicy,

@@ -52,12 +52,13 @@ const PARALLEL_THRESHOLD: usize = 512;
 /// Reading is bound by system calls; a few threads are enough to hide their latency.
 const MAX_THREADS: usize = 8;
 
-/// What loading one file yields: its key, its metadata, and whether it holds a secret key.
-type Loaded = Result<(CurvePublicKey, Metadata, bool), FileError>;
+/// What reading one certificate file yields: its key, its metadata, and whether it holds a
+/// secret key.
+pub(crate) type CertFile = Result<(CurvePublicKey, Metadata, bool), FileError>;
 
-fn load_one(path: &Path, buf: &mut Vec<u8>) -> Loaded {
-    read_into(path, buf)?;
-    let parsed = text_of(buf)
+/// Parses one certificate file's bytes (live reload reads files itself, then parses here).
+pub(crate) fn parse_cert_file(bytes: &[u8]) -> CertFile {
+    let parsed = text_of(bytes)
         .and_then(parse_parts)
         .map_err(FileError::Certificate)?;
     Ok((
@@ -67,13 +68,18 @@ fn load_one(path: &Path, buf: &mut Vec<u8>) -> Loaded {
     ))
 }
 
-fn load_chunk(paths: &[PathBuf]) -> Vec<Loaded> {
+fn load_one(path: &Path, buf: &mut Vec<u8>) -> CertFile {
+    read_into(path, buf)?;
+    parse_cert_file(buf)
+}
+
+fn load_chunk(paths: &[PathBuf]) -> Vec<CertFile> {
     let mut buf = Vec::with_capacity(4096);
     paths.iter().map(|p| load_one(p, &mut buf)).collect()
 }
 
 /// Loads every file, in parallel for large directories; results are in `paths` order.
-fn load_all(paths: &[PathBuf]) -> Vec<Loaded> {
+fn load_all(paths: &[PathBuf]) -> Vec<CertFile> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(MAX_THREADS);
@@ -107,7 +113,9 @@ fn load_all(paths: &[PathBuf]) -> Vec<Loaded> {
 }
 
 /// Lists the candidate files under `dir`; only a failure to list `dir` itself is an error.
-fn candidates(
+/// FIFOs, sockets and devices (and links to them) are never opened — a FIFO would block the
+/// reader — and are reported in `rejected`.
+pub(crate) fn candidates(
     dir: &Path,
     layout: Layout,
     rejected: &mut Vec<RejectedFile>,
@@ -185,15 +193,26 @@ fn candidates(
             if kind.is_symlink() {
                 // Links to files are followed; links to directories are not (no loops), and
                 // a dangling link is kept so that reading it reports the problem.
-                if fs::metadata(&path).is_ok_and(|target| !target.is_file()) {
-                    log::debug!(
-                        "certificates: skipping {} (not a regular file)",
-                        path.display()
-                    );
-                    continue;
+                match fs::metadata(&path) {
+                    Ok(target) if target.is_dir() => {
+                        log::debug!("certificates: skipping {} (a directory)", path.display());
+                        continue;
+                    }
+                    Ok(target) if !target.is_file() => {
+                        rejected.push(RejectedFile {
+                            path,
+                            cause: FileError::NotARegularFile,
+                        });
+                        continue;
+                    }
+                    _ => {}
                 }
             } else if !kind.is_file() {
-                continue; // FIFOs, sockets, devices: never opened (a FIFO would block)
+                rejected.push(RejectedFile {
+                    path,
+                    cause: FileError::NotARegularFile,
+                });
+                continue;
             }
             files.push(path);
         }
@@ -201,25 +220,44 @@ fn candidates(
     Ok(files)
 }
 
-/// A cheap summary of the certificate files under `dir` (paths, sizes, modification times),
-/// for noticing changes without reading any file. Equal fingerprints mean nothing a load
-/// would see has changed (short of a same-size rewrite within the same timestamp tick).
-pub fn fingerprint(dir: impl AsRef<Path>, layout: Layout) -> Result<u64, CertError> {
-    use std::hash::{Hash, Hasher};
-    use std::os::unix::fs::MetadataExt;
-    let dir = dir.as_ref();
-    let mut ignored = Vec::new();
-    let mut paths = candidates(dir, layout, &mut ignored)?;
-    paths.sort_unstable();
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    for path in &paths {
-        path.hash(&mut hasher);
-        if let Ok(meta) = fs::metadata(path) {
-            (meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ino()).hash(&mut hasher);
-        }
+/// Builds the key set from files read in path order: a key already loaded from an earlier file
+/// refuses the later file (`duplicate(key, first file)` says why). Returns the store and the
+/// refused files, for [`load_directory`] and for live reload, which keeps files it has read.
+pub(crate) fn assemble<E>(
+    dir: &Path,
+    files: impl IntoIterator<Item = (PathBuf, Result<(CurvePublicKey, Metadata, bool), E>)>,
+    duplicate: impl Fn(CurvePublicKey, PathBuf) -> E,
+) -> (CertStore, Vec<(PathBuf, E)>) {
+    // Key -> (metadata, the first file holding it), to name it on duplicates.
+    let mut first: HashMap<CurvePublicKey, (Metadata, PathBuf)> = HashMap::new();
+    let mut refused = Vec::new();
+    for (path, result) in files {
+        let cause = match result {
+            Ok((key, metadata, has_secret)) => {
+                if has_secret {
+                    log::warn!(
+                        "certificates: {} holds a secret key; only public certificates belong in {}",
+                        path.display(),
+                        dir.display()
+                    );
+                }
+                match first.get(&key) {
+                    None => {
+                        first.insert(key, (metadata, path));
+                        continue;
+                    }
+                    Some((_, earlier)) => duplicate(key, earlier.clone()),
+                }
+            }
+            Err(cause) => cause,
+        };
+        refused.push((path, cause));
     }
-    ignored.len().hash(&mut hasher);
-    Ok(hasher.finish())
+    let mut store = CertStore::with_capacity(first.len());
+    for (key, (metadata, _)) in first {
+        store.insert(key, metadata);
+    }
+    (store, refused)
 }
 
 /// Loads the public keys of every certificate in `dir` (with their metadata) and lists every
@@ -254,40 +292,16 @@ pub fn load_directory(dir: impl AsRef<Path>, layout: Layout) -> Result<Directory
     paths.sort_unstable();
     let loaded = load_all(&paths);
 
-    // Key -> (metadata, index of the first file holding it), to name it on duplicates.
-    let mut first: HashMap<CurvePublicKey, (Metadata, usize)> = HashMap::with_capacity(paths.len());
-    for (index, (path, result)) in paths.iter().zip(loaded).enumerate() {
-        let cause = match result {
-            Ok((key, metadata, has_secret)) => {
-                if has_secret {
-                    log::warn!(
-                        "certificates: {} holds a secret key; only public certificates belong in {}",
-                        path.display(),
-                        dir.display()
-                    );
-                }
-                match first.get(&key) {
-                    None => {
-                        first.insert(key, (metadata, index));
-                        continue;
-                    }
-                    Some(&(_, earlier)) => FileError::DuplicateKey {
-                        key,
-                        first: paths.get(earlier).cloned().unwrap_or_default(),
-                    },
-                }
-            }
-            Err(cause) => cause,
-        };
-        rejected.push(RejectedFile {
-            path: path.clone(),
-            cause,
-        });
-    }
-    let mut store = CertStore::with_capacity(first.len());
-    for (key, (metadata, _)) in first {
-        store.insert(key, metadata);
-    }
+    let files = paths.into_iter().zip(loaded);
+    let (store, refused) = assemble(dir, files, |key, first| FileError::DuplicateKey {
+        key,
+        first,
+    });
+    rejected.extend(
+        refused
+            .into_iter()
+            .map(|(path, cause)| RejectedFile { path, cause }),
+    );
     rejected.sort_by(|a, b| a.path.cmp(&b.path));
     for file in &rejected {
         log::warn!(

@@ -92,6 +92,9 @@ pub enum FileError {
     /// A directory was expected.
     #[error("not a directory")]
     NotADirectory,
+    /// A FIFO, socket or device: never opened (reading a FIFO would block the reader).
+    #[error("not a regular file; skipped")]
+    NotARegularFile,
     /// Larger than [`MAX_CERTIFICATE_BYTES`](super::MAX_CERTIFICATE_BYTES): not a certificate,
     /// and not read into memory.
     #[error(

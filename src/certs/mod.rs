@@ -19,7 +19,8 @@ mod time;
 pub mod zpl;
 
 pub use certificate::{Certificate, Flavour};
-pub use directory::{fingerprint, load_directory, DirectoryLoad, Layout, RejectedFile};
+pub(crate) use directory::{assemble, candidates, parse_cert_file};
+pub use directory::{load_directory, DirectoryLoad, Layout, RejectedFile};
 pub use error::{CertError, CertificateError, FileError};
 pub use file::{create_certificates, load_certificate, MAX_CERTIFICATE_BYTES};
 pub use store::CertStore;

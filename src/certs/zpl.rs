@@ -159,7 +159,7 @@ fn parse_line(line: &str) -> Result<(usize, &str, &str), ZplErrorKind> {
     if indent.contains('\t') {
         return Err(ZplErrorKind::Tab);
     }
-    if indent.len() % 4 != 0 {
+    if !indent.len().is_multiple_of(4) {
         return Err(ZplErrorKind::Indentation);
     }
     let name_end = body.find(|c| !is_name_char(c)).unwrap_or(body.len());

@@ -1,0 +1,459 @@
+//! The sans-IO core of live reload: what a source holds, the state of each file, what changed
+//! since the last look, and what to install.
+//!
+//! A look hands [`Files::observe`] a [`Listing`] (every file with its [`Stamp`]); it answers
+//! with the [`Changes`] to make: files to drop at once (removed) and files to read (settled).
+//! After the reads, [`Files::apply`] records what they hold and [`Files::install`] builds the
+//! configuration to install. Nothing here touches the filesystem or a clock.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::certs::{assemble, CertStore};
+use crate::keys::CurvePublicKey;
+use crate::policy::PasswordTable;
+use crate::zap::Metadata;
+
+/// One version of a file, told by what user space cannot set back: the inode, the change
+/// time (`touch -r`, `cp -p` and `rsync -t` restore the modification time, never the change
+/// time), the size and, where the look read the file, a hash of its content (for
+/// filesystems whose change time is coarse).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) size: u64,
+    pub(crate) ctime: (i64, i64),
+    pub(crate) mtime: (i64, i64),
+    pub(crate) content: Option<u64>,
+}
+
+impl Stamp {
+    /// The stamp of a file with this metadata and, when it was read, this content.
+    pub(crate) fn of(meta: &std::fs::Metadata, content: Option<&[u8]>) -> Stamp {
+        use std::hash::{Hash, Hasher};
+        use std::os::unix::fs::MetadataExt;
+        let content = content.map(|bytes| {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            bytes.hash(&mut hasher);
+            hasher.finish()
+        });
+        Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            content,
+        }
+    }
+}
+
+/// What one look found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Listing {
+    /// The files to load, and the files skipped with their cause (not regular files,
+    /// unlistable subdirectories, dangling links).
+    Files {
+        files: BTreeMap<PathBuf, Stamp>,
+        skipped: Vec<String>,
+    },
+    /// The source itself cannot be read: the domain refuses that mechanism.
+    Unreadable(String),
+}
+
+/// What one file holds, as read; an error names the file's problem.
+#[derive(Debug, Clone)]
+pub(crate) enum Content {
+    /// A certificate: its key, metadata, and whether it (wrongly) holds a secret key.
+    Cert(Result<(CurvePublicKey, Metadata, bool), String>),
+    /// A password file.
+    Passwords(Result<PasswordTable, String>),
+}
+
+/// What a look asks for: drop these files now, read those.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Changes {
+    /// Files that are gone: their entries are dropped at once.
+    pub(crate) removed: Vec<PathBuf>,
+    /// New or edited files that have settled: read them now.
+    pub(crate) read: Vec<PathBuf>,
+    /// Something to install even if no file changed (the first look, a recovery, a change in
+    /// the skipped files).
+    pub(crate) reinstall: bool,
+}
+
+impl Changes {
+    /// Whether nothing needs installing.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.removed.is_empty() && self.read.is_empty() && !self.reinstall
+    }
+}
+
+/// What to install for the domain, with its report fields.
+#[derive(Debug, Clone)]
+pub(crate) struct Install {
+    pub(crate) config: Config,
+    pub(crate) entries: usize,
+    pub(crate) error: Option<String>,
+    pub(crate) rejected: Vec<String>,
+}
+
+/// The configuration a source yields.
+#[derive(Debug, Clone)]
+pub(crate) enum Config {
+    Curve(CertStore),
+    Plain(PasswordTable),
+}
+
+/// Which mechanism a source configures, for building an empty (refuse-all) configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Curve,
+    Plain,
+}
+
+impl Install {
+    /// Refuse everyone of that mechanism, saying why.
+    pub(crate) fn refuse_all(kind: Kind, error: String) -> Install {
+        Install {
+            config: match kind {
+                Kind::Curve => Config::Curve(CertStore::new()),
+                Kind::Plain => Config::Plain(PasswordTable::default()),
+            },
+            entries: 0,
+            error: Some(error),
+            rejected: Vec::new(),
+        }
+    }
+}
+
+/// The state of a watched source's files: what is installed (per file, with the stamp it was
+/// read at) and what changed but has not settled yet.
+#[derive(Debug, Default)]
+pub(crate) struct Files {
+    /// Each installed file's stamp and content.
+    held: BTreeMap<PathBuf, (Stamp, Content)>,
+    /// Changed files not yet read: the stamp seen, and when it was first seen.
+    unsettled: BTreeMap<PathBuf, (Stamp, Instant)>,
+    /// Skipped files, as last reported.
+    skipped: Vec<String>,
+    /// Whether the held files are installed (false at first and after a failure: then every
+    /// file is read at once).
+    loaded: bool,
+    /// The failure last installed, so a lasting failure is reported once.
+    failure: Option<String>,
+}
+
+impl Files {
+    /// Compares a listing with what is held. A removed file is dropped at once; a new or
+    /// edited file is read once settled: named in `closed` (closed after writing or renamed
+    /// into place) or seen with the same stamp at least `settle` ago. A file still changing
+    /// never delays another.
+    pub(crate) fn observe(
+        &mut self,
+        listing: Listing,
+        closed: &BTreeSet<PathBuf>,
+        now: Instant,
+        settle: Duration,
+    ) -> Result<Changes, String> {
+        let (listed, skipped) = match listing {
+            Listing::Files { files, skipped } => (files, skipped),
+            Listing::Unreadable(error) => return Err(error),
+        };
+        let mut changes = Changes {
+            reinstall: !self.loaded || skipped != self.skipped,
+            ..Changes::default()
+        };
+        self.skipped = skipped;
+        changes.removed = self
+            .held
+            .keys()
+            .filter(|path| !listed.contains_key(*path))
+            .cloned()
+            .collect();
+        self.unsettled.retain(|path, _| listed.contains_key(path));
+        for (path, stamp) in listed {
+            if self.held.get(&path).map(|(held, _)| held) == Some(&stamp) {
+                self.unsettled.remove(&path);
+                continue;
+            }
+            let settled = !self.loaded
+                || closed.contains(&path)
+                || self.unsettled.get(&path).is_some_and(|(seen, since)| {
+                    *seen == stamp && now.saturating_duration_since(*since) >= settle
+                });
+            if settled {
+                changes.read.push(path);
+            } else if self.unsettled.get(&path).map(|(seen, _)| seen) != Some(&stamp) {
+                self.unsettled.insert(path, (stamp, now));
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Records a look's changes: drops removed files and holds what the read ones contain,
+    /// each with the stamp of the listing that chose it (a file that changed while it was
+    /// read differs from that stamp at the next look, and is read again).
+    pub(crate) fn apply(
+        &mut self,
+        changes: &Changes,
+        read: impl IntoIterator<Item = (PathBuf, Stamp, Content)>,
+    ) {
+        for path in &changes.removed {
+            self.held.remove(path);
+        }
+        for (path, stamp, content) in read {
+            self.unsettled.remove(&path);
+            self.held.insert(path, (stamp, content));
+        }
+        self.loaded = true;
+        self.failure = None;
+    }
+
+    /// Forgets every file after a failure; returns whether this failure is news (a failure
+    /// that lasts is installed and reported once).
+    pub(crate) fn fail(&mut self, error: &str) -> bool {
+        self.held.clear();
+        self.unsettled.clear();
+        self.skipped.clear();
+        self.loaded = false;
+        let news = self.failure.as_deref() != Some(error);
+        self.failure = Some(error.to_owned());
+        news
+    }
+
+    /// The configuration the held files make: exactly their valid entries (a broken file's
+    /// key is never admitted), in path order, a key held by an earlier file refusing a later
+    /// one. No entries at all is reported as an error: the domain refuses everyone.
+    pub(crate) fn install(&self, kind: Kind, source: &Path) -> Install {
+        let mut rejected = self.skipped.clone();
+        let mut error = None;
+        let config = match kind {
+            Kind::Curve => {
+                let files = self.held.iter().map(|(path, (_, content))| {
+                    let cert = match content {
+                        Content::Cert(cert) => cert.clone(),
+                        Content::Passwords(_) => Err("not a certificate".to_owned()),
+                    };
+                    (path.clone(), cert)
+                });
+                let (store, refused) = assemble(source, files, |key, first| {
+                    format!(
+                        "public key {key} is already loaded from {}",
+                        first.display()
+                    )
+                });
+                rejected.extend(
+                    refused
+                        .into_iter()
+                        .map(|(path, cause)| format!("{}: {cause}", path.display())),
+                );
+                rejected.sort();
+                Config::Curve(store)
+            }
+            Kind::Plain => {
+                let mut table = PasswordTable::default();
+                for (path, (_, content)) in &self.held {
+                    match content {
+                        Content::Passwords(Ok(held)) => table = held.clone(),
+                        Content::Passwords(Err(cause)) => {
+                            error = Some(format!("{}: {cause}", path.display()))
+                        }
+                        Content::Cert(_) => {}
+                    }
+                }
+                Config::Plain(table)
+            }
+        };
+        let entries = match &config {
+            Config::Curve(store) => store.len(),
+            Config::Plain(table) => table.len(),
+        };
+        if entries == 0 && error.is_none() {
+            error = Some(format!("{} has no entries", source.display()));
+        }
+        Install {
+            config,
+            entries,
+            error,
+            rejected,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(ino: u64, ctime: i64) -> Stamp {
+        Stamp {
+            dev: 1,
+            ino,
+            size: 10,
+            ctime: (ctime, 0),
+            mtime: (0, 0),
+            content: None,
+        }
+    }
+
+    fn listing(files: &[(&str, Stamp)]) -> Listing {
+        Listing::Files {
+            files: files.iter().map(|(p, s)| (PathBuf::from(p), *s)).collect(),
+            skipped: Vec::new(),
+        }
+    }
+
+    fn key(byte: u8) -> Content {
+        Content::Cert(Ok((
+            CurvePublicKey::from_bytes([byte; 32]),
+            Metadata::empty(),
+            false,
+        )))
+    }
+
+    const SETTLE: Duration = Duration::from_millis(100);
+
+    /// Observes and applies, reading each chosen file as `content(path)`.
+    fn look(
+        files: &mut Files,
+        list: &[(&str, Stamp)],
+        closed: &[&str],
+        now: Instant,
+        content: impl Fn(&Path) -> Content,
+    ) -> Changes {
+        let closed = closed.iter().map(PathBuf::from).collect();
+        let changes = files.observe(listing(list), &closed, now, SETTLE).unwrap();
+        let stamps: BTreeMap<_, _> = list.iter().map(|(p, s)| (PathBuf::from(p), *s)).collect();
+        let read: Vec<_> = changes
+            .read
+            .iter()
+            .map(|p| (p.clone(), stamps[p], content(p)))
+            .collect();
+        files.apply(&changes, read);
+        changes
+    }
+
+    #[test]
+    fn the_first_look_reads_everything_at_once() {
+        let mut files = Files::default();
+        let t = Instant::now();
+        let changes = look(&mut files, &[("a", stamp(1, 1))], &[], t, |_| key(1));
+        assert_eq!(changes.read, [PathBuf::from("a")]);
+        assert!(changes.reinstall);
+        assert_eq!(files.install(Kind::Curve, Path::new("d")).entries, 1);
+    }
+
+    #[test]
+    fn a_removal_applies_at_once_while_another_file_keeps_changing() {
+        let mut files = Files::default();
+        let t = Instant::now();
+        look(
+            &mut files,
+            &[("busy", stamp(1, 1)), ("gone", stamp(2, 1))],
+            &[],
+            t,
+            |p| key(if p.ends_with("busy") { 1 } else { 2 }),
+        );
+        // "busy" changes at every look; "gone" is deleted: dropped at the first look after.
+        let changes = look(&mut files, &[("busy", stamp(1, 2))], &[], t, |_| key(9));
+        assert_eq!(changes.removed, [PathBuf::from("gone")]);
+        assert!(changes.read.is_empty(), "busy has not settled");
+        let install = files.install(Kind::Curve, Path::new("d"));
+        assert_eq!(install.entries, 1, "busy keeps its previous content");
+    }
+
+    #[test]
+    fn an_edit_settles_when_closed_or_unchanged_for_the_settle_time() {
+        let mut files = Files::default();
+        let t = Instant::now();
+        look(&mut files, &[("a", stamp(1, 1))], &[], t, |_| key(1));
+        let edited = [("a", stamp(1, 2))];
+        assert!(look(&mut files, &edited, &[], t, |_| key(2)).is_empty());
+        let early = t + SETTLE / 2;
+        assert!(look(&mut files, &edited, &[], early, |_| key(2)).is_empty());
+        let later = look(&mut files, &edited, &[], t + SETTLE, |_| key(2));
+        assert_eq!(later.read, [PathBuf::from("a")]);
+        // Closed after writing (or renamed into place): read at once.
+        let closed = look(&mut files, &[("a", stamp(1, 3))], &["a"], t, |_| key(3));
+        assert_eq!(closed.read, [PathBuf::from("a")]);
+        // A file still being written restarts its settle time at every change.
+        look(&mut files, &[("a", stamp(1, 4))], &[], t, |_| key(4));
+        let again = look(&mut files, &[("a", stamp(1, 5))], &[], t + SETTLE, |_| {
+            key(5)
+        });
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn a_same_size_rewrite_with_the_old_mtime_is_a_change() {
+        let mut files = Files::default();
+        let t = Instant::now();
+        let before = stamp(1, 1);
+        look(&mut files, &[("pw", before)], &[], t, |_| key(1));
+        // Same inode, size and mtime; only the change time (or the content hash) differs.
+        let after = Stamp {
+            ctime: (1, 5),
+            ..before
+        };
+        let hashed = Stamp {
+            content: Some(7),
+            ..before
+        };
+        for changed in [after, hashed] {
+            let changes = look(&mut files, &[("pw", changed)], &["pw"], t, |_| key(2));
+            assert_eq!(changes.read, [PathBuf::from("pw")]);
+        }
+    }
+
+    #[test]
+    fn failures_refuse_everyone_and_are_reported_once_then_everything_is_read_again() {
+        let mut files = Files::default();
+        let t = Instant::now();
+        look(&mut files, &[("a", stamp(1, 1))], &[], t, |_| key(1));
+        let error = files
+            .observe(
+                Listing::Unreadable("gone".into()),
+                &BTreeSet::new(),
+                t,
+                SETTLE,
+            )
+            .unwrap_err();
+        assert!(files.fail(&error));
+        assert!(!files.fail(&error), "a lasting failure is news once");
+        let refused = Install::refuse_all(Kind::Curve, error);
+        assert_eq!(refused.entries, 0);
+        let back = look(&mut files, &[("a", stamp(1, 1))], &[], t, |_| key(1));
+        assert_eq!(back.read, [PathBuf::from("a")]);
+        assert_eq!(files.install(Kind::Curve, Path::new("d")).entries, 1);
+    }
+
+    #[test]
+    fn installs_hold_exactly_the_valid_files_and_report_the_rest() {
+        let mut files = Files::default();
+        let t = Instant::now();
+        look(
+            &mut files,
+            &[("a", stamp(1, 1)), ("b", stamp(2, 1)), ("c", stamp(3, 1))],
+            &[],
+            t,
+            |p| match p.to_str() {
+                Some("c") => Content::Cert(Err("broken".into())),
+                _ => key(1),
+            },
+        );
+        let install = files.install(Kind::Curve, Path::new("d"));
+        assert_eq!(install.entries, 1);
+        assert_eq!(install.rejected.len(), 2, "{:?}", install.rejected);
+        assert!(install.rejected[0].contains("already loaded from a"));
+        assert_eq!(install.error, None);
+
+        let mut plain = Files::default();
+        look(&mut plain, &[("pw", stamp(1, 1))], &[], t, |_| {
+            Content::Passwords(Ok(PasswordTable::default()))
+        });
+        let install = plain.install(Kind::Plain, Path::new("pw"));
+        assert_eq!((install.entries, install.error.is_some()), (0, true));
+    }
+}

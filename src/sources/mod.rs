@@ -1,0 +1,295 @@
+//! Live reload: follow a CURVE certificate directory or a PLAIN password file and apply its
+//! changes by themselves — per file, atomically, and failing closed.
+//!
+//! One vocabulary throughout:
+//! - a **source** ([`WatchSource`]) is what a watch follows: a directory or a password file;
+//! - a **look** lists the source and takes each file's *stamp* — identity,
+//!   change time, size (and, for a password file, a hash of its content): what user space
+//!   cannot set back, unlike a modification time;
+//! - a file's changes are **settled** once it was closed after writing (inotify
+//!   `CLOSE_WRITE`), renamed into place, or unchanged since the previous look at least half
+//!   an interval earlier; a **removal** is applied at once;
+//! - an **install** replaces the domain's configuration of that mechanism with exactly what
+//!   the files hold now, through the same [`Policy`](crate::policy::Policy) methods as an
+//!   explicit configuration; every install is a [`Reloaded`] report.
+//!
+//! `files` is the sans-IO core (per-file state, what changed, what to install);
+//! `reader` does the file I/O on a thread of its own per look, under a deadline; `notifier`
+//! turns kernel notifications (the `notify` crate: inotify on Linux) into looks; `actor` is
+//! the thin glue in the policy actor.
+
+mod actor;
+pub(crate) mod files;
+mod notifier;
+mod reader;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+pub(crate) use actor::Sources;
+pub(crate) use reader::ReadHook;
+
+use crate::actors::messages::MechanismKind;
+use crate::certs::Layout;
+use crate::error::ConfigError;
+
+/// Called after every (re)load of a watched source, on the authenticator's thread.
+pub type ReloadCallback = Arc<dyn Fn(&Reloaded) + Send + Sync>;
+
+/// The shortest [`Watch::every`] interval and [`Watch::read_deadline`] accepted: 10 ms.
+/// Shorter ones would spend the authenticator's thread on looking at files.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+
+/// What a watch follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchSource {
+    /// A directory of public certificates, for the domain's CURVE keys.
+    CurveDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// pyzmq's or CZMQ's layout.
+        layout: Layout,
+    },
+    /// A CZMQ-format password file (`name=password` per line), for the domain's PLAIN users.
+    PlainFile {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+impl WatchSource {
+    /// The mechanism the source configures.
+    pub fn mechanism(&self) -> MechanismKind {
+        match self {
+            WatchSource::CurveDirectory { .. } => MechanismKind::Curve,
+            WatchSource::PlainFile { .. } => MechanismKind::Plain,
+        }
+    }
+
+    /// The directory or file.
+    pub fn path(&self) -> &Path {
+        match self {
+            WatchSource::CurveDirectory { path, .. } | WatchSource::PlainFile { path } => path,
+        }
+    }
+}
+
+/// A [`Watch`] that cannot be started; nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WatchError {
+    /// [`Watch::every`] below [`MIN_INTERVAL`].
+    #[error("watch interval {interval:?} is below the floor of {floor:?}")]
+    IntervalTooShort {
+        /// The interval asked for.
+        interval: Duration,
+        /// [`MIN_INTERVAL`].
+        floor: Duration,
+    },
+    /// [`Watch::read_deadline`] below [`MIN_INTERVAL`].
+    #[error("watch read deadline {deadline:?} is below the floor of {floor:?}")]
+    DeadlineTooShort {
+        /// The deadline asked for.
+        deadline: Duration,
+        /// [`MIN_INTERVAL`].
+        floor: Duration,
+    },
+}
+
+/// Starts watching a source for one domain; replaces an earlier watch or configuration of
+/// that domain's mechanism. Answers with the first load. If that fails, the watch stays and
+/// the domain refuses everyone of that mechanism until the source is fixed.
+///
+/// Changes are noticed through kernel notifications (inotify on Linux), with polling every
+/// [`interval`](Self::every) as the fallback and safety net; [`polling_only`](Self::polling_only)
+/// skips notifications (e.g. for NFS, where changes made on other machines raise none).
+/// A deleted file is applied at once; a created or edited file once it has settled (closed
+/// after writing, renamed into place, or unchanged for an interval), each file on its own.
+///
+/// A message that is refused (bad domain, interval or deadline below [`MIN_INTERVAL`], no
+/// CURVE support) changes nothing: an existing watch or configuration stays.
+#[derive(Clone, Message)]
+#[rtype(result = "Result<Reloaded, ConfigError>")]
+pub struct Watch {
+    /// The ZAP domain, or `"*"`.
+    pub domain: String,
+    /// What to follow.
+    pub source: WatchSource,
+    /// How often to poll for changes (default 250 ms, at least [`MIN_INTERVAL`]).
+    pub interval: Duration,
+    /// How long one look at the source may take (default 5 s, at least [`MIN_INTERVAL`]).
+    /// Past it the domain refuses everyone of that mechanism and the failure is reported; the
+    /// watch looks again as soon as the hung read returns (never two reads at once), and
+    /// stopping the authenticator never waits for it. A read that panics is handled alike.
+    pub read_deadline: Duration,
+    /// Poll only, without kernel notifications.
+    pub polling_only: bool,
+    /// Told about every reload, successful or not.
+    pub on_reload: Option<ReloadCallback>,
+    /// Replaces file reads, for tests of hanging or panicking reads.
+    reader: Option<ReadHook>,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch")
+            .field("domain", &self.domain)
+            .field("source", &self.source)
+            .field("interval", &self.interval)
+            .field("read_deadline", &self.read_deadline)
+            .field("polling_only", &self.polling_only)
+            .finish()
+    }
+}
+
+impl Watch {
+    const DEFAULT_INTERVAL: Duration = Duration::from_millis(250);
+    const DEFAULT_READ_DEADLINE: Duration = Duration::from_secs(5);
+
+    /// Follow a certificate directory (pyzmq layout) for `domain`'s CURVE keys.
+    pub fn curve(domain: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        let source = WatchSource::CurveDirectory {
+            path: path.into(),
+            layout: Layout::Pyzmq,
+        };
+        Self::new(domain, source)
+    }
+
+    /// Follow a CZMQ password file for `domain`'s PLAIN users.
+    pub fn plain(domain: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        Self::new(domain, WatchSource::PlainFile { path: path.into() })
+    }
+
+    /// Follow any source.
+    pub fn new(domain: impl Into<String>, source: WatchSource) -> Self {
+        Watch {
+            domain: domain.into(),
+            source,
+            interval: Self::DEFAULT_INTERVAL,
+            read_deadline: Self::DEFAULT_READ_DEADLINE,
+            polling_only: false,
+            on_reload: None,
+            reader: None,
+        }
+    }
+
+    /// Poll for changes this often. Each poll lists the directory and takes every file's
+    /// identity, size and times off the actix thread (a password file is also read, to hash
+    /// its content); for directories of tens of thousands of files, a longer interval keeps
+    /// that cheap. An interval below [`MIN_INTERVAL`] (10 ms) is refused with
+    /// [`WatchError::IntervalTooShort`] when the message is handled.
+    pub fn every(self, interval: Duration) -> Self {
+        Watch { interval, ..self }
+    }
+
+    /// Give each look at the source this long before failing closed (see the field).
+    pub fn read_deadline(self, read_deadline: Duration) -> Self {
+        Watch {
+            read_deadline,
+            ..self
+        }
+    }
+
+    /// Poll only; no kernel notifications (as on network filesystems, where changes made by
+    /// other machines raise none). Deletions then apply within one interval.
+    pub fn polling_only(self) -> Self {
+        Watch {
+            polling_only: true,
+            ..self
+        }
+    }
+
+    /// Be told about every reload.
+    pub fn on_reload(self, callback: impl Fn(&Reloaded) + Send + Sync + 'static) -> Self {
+        Watch {
+            on_reload: Some(Arc::new(callback)),
+            ..self
+        }
+    }
+
+    /// Reads every file through `read` instead of the filesystem (its metadata still comes
+    /// from the filesystem): for tests of reads that hang or panic. Not a stable API.
+    #[doc(hidden)]
+    pub fn read_through(
+        self,
+        read: impl Fn(&Path) -> std::io::Result<Vec<u8>> + Send + Sync + 'static,
+    ) -> Self {
+        Watch {
+            reader: Some(Arc::new(read)),
+            ..self
+        }
+    }
+
+    /// Refuses what cannot be started, before anything is changed.
+    pub(crate) fn check(&self) -> Result<(), WatchError> {
+        if self.interval < MIN_INTERVAL {
+            return Err(WatchError::IntervalTooShort {
+                interval: self.interval,
+                floor: MIN_INTERVAL,
+            });
+        }
+        if self.read_deadline < MIN_INTERVAL {
+            return Err(WatchError::DeadlineTooShort {
+                deadline: self.read_deadline,
+                floor: MIN_INTERVAL,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Stops watching a domain's source; its last loaded configuration stays in force.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<bool, ConfigError>")]
+pub struct Unwatch {
+    /// The ZAP domain, or `"*"`.
+    pub domain: String,
+    /// Which mechanism's watch.
+    pub mechanism: MechanismKind,
+}
+
+/// Asks for the latest reload of every watch.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<Vec<Reloaded>, ConfigError>")]
+pub struct Watches;
+
+/// The outcome of one (re)load of a watched source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// The domain.
+    pub domain: String,
+    /// The file or directory.
+    pub path: PathBuf,
+    /// Keys or users now in force (0 after a failure: everyone is refused).
+    pub entries: usize,
+    /// Why the source could not be read, if it could not.
+    pub error: Option<String>,
+    /// Files that were skipped, each with its cause.
+    pub rejected: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_and_deadlines_below_the_floor_are_refused() {
+        let ok = Watch::plain("d", "/pw").every(MIN_INTERVAL);
+        assert_eq!(ok.check(), Ok(()));
+        for short in [Duration::ZERO, Duration::from_millis(9)] {
+            assert_eq!(
+                Watch::plain("d", "/pw").every(short).check(),
+                Err(WatchError::IntervalTooShort {
+                    interval: short,
+                    floor: MIN_INTERVAL
+                })
+            );
+            assert!(matches!(
+                Watch::plain("d", "/pw").read_deadline(short).check(),
+                Err(WatchError::DeadlineTooShort { .. })
+            ));
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! A read-only picture of the policy in force, with passwords redacted: what pyzmq exposes as
 //! `allow_any`, `certs`, `passwords` and `credentials_providers`, so an operator can see what
-//! was configured and undo it.
+//! was configured and take it back.
 
 use std::collections::BTreeMap;
 

@@ -31,10 +31,17 @@ pub struct Zone {
 
 impl Zone {
     /// The longest zone kept: an interface name of `IFNAMSIZ - 1` bytes.
-    pub(crate) const MAX: usize = 15;
+    pub const MAX: usize = 15;
 
-    /// A zone from its text; `None` when empty, too long, or holding a separator.
-    pub(crate) fn new(text: &str) -> Option<Zone> {
+    /// A zone from its text; `None` when empty, longer than 15 bytes, or holding anything
+    /// but printable ASCII other than `%` and `/`.
+    ///
+    /// ```
+    /// use actix_zap::policy::Zone;
+    /// assert_eq!(Zone::new("eth0").unwrap().as_str(), "eth0");
+    /// assert!(Zone::new("").is_none());
+    /// ```
+    pub fn new(text: &str) -> Option<Zone> {
         let ok = |b: u8| b.is_ascii_graphic() && b != b'%' && b != b'/';
         if text.is_empty() || text.len() > Zone::MAX || !text.bytes().all(ok) {
             return None;

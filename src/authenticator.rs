@@ -17,7 +17,7 @@ use crate::actors::{
 use crate::certs::CertStore;
 use crate::error::{ConfigError, StartError};
 use crate::keys::CurvePublicKey;
-use crate::policy::{GssapiPolicy, PasswordTable, PolicySnapshot};
+use crate::policy::{GssapiPolicy, IpcRule, PasswordTable, PolicySnapshot, Scope};
 use crate::provider::Provider;
 use crate::settings::Settings;
 
@@ -144,6 +144,9 @@ impl Authenticator {
     }
 
     /// Admits only these addresses or CIDR ranges (pyzmq's `allow`); exclusive with `deny`.
+    ///
+    /// While any address list is in force, `ipc://` peers are refused unless
+    /// [`allow_ipc`](Self::allow_ipc) admits them.
     pub async fn allow<S: AsRef<str>>(
         &self,
         addresses: impl IntoIterator<Item = S>,
@@ -160,6 +163,7 @@ impl Authenticator {
     }
 
     /// Admits only these addresses or ranges to `domain` (on top of the global rules).
+    /// `"*"` is refused: the global rules already cover every domain.
     pub async fn allow_in<S: AsRef<str>>(
         &self,
         domain: &str,
@@ -169,6 +173,7 @@ impl Authenticator {
     }
 
     /// Refuses these addresses or ranges in `domain` (on top of the global rules).
+    /// `"*"` is refused: the global rules already cover every domain.
     pub async fn deny_in<S: AsRef<str>>(
         &self,
         domain: &str,
@@ -178,11 +183,91 @@ impl Authenticator {
     }
 
     /// Removes entries from the global allow- or deny-list; returns how many were there.
+    ///
+    /// This only narrows: an allow-list emptied this way refuses every address until
+    /// [`clear_addresses`](Self::clear_addresses).
     pub async fn remove_addresses<S: AsRef<str>>(
         &self,
         addresses: impl IntoIterator<Item = S>,
     ) -> Result<usize, ConfigError> {
         self.send(RemoveAddresses::new(addresses)?).await
+    }
+
+    /// Removes entries from `domain`'s own allow- or deny-list; returns how many were there.
+    /// An allow-list emptied this way refuses every address in that domain.
+    pub async fn remove_addresses_in<S: AsRef<str>>(
+        &self,
+        domain: &str,
+        addresses: impl IntoIterator<Item = S>,
+    ) -> Result<usize, ConfigError> {
+        self.send(RemoveAddresses::new(addresses)?.in_domain(domain))
+            .await
+    }
+
+    /// Drops every global address rule (IP and IPC): the explicit way back to no global
+    /// address filtering.
+    pub async fn clear_addresses(&self) -> Result<(), ConfigError> {
+        self.send(ClearAddressRules::global()).await
+    }
+
+    /// Drops every address rule of `domain` (IP and IPC).
+    pub async fn clear_addresses_in(&self, domain: &str) -> Result<(), ConfigError> {
+        self.send(ClearAddressRules::in_domain(domain)).await
+    }
+
+    /// Admits `ipc://` peers matching one of these rules (see [`AllowIpc`]).
+    ///
+    /// ```no_run
+    /// # async fn demo(auth: actix_zap::Authenticator) -> Result<(), actix_zap::ConfigError> {
+    /// use actix_zap::policy::IpcRule;
+    /// auth.deny(["0.0.0.0/0", "::/0"]).await?;           // no network peers (IPC refused too)
+    /// auth.allow_ipc([IpcRule::Uid(1000)]).await?;       // but local user 1000 over ipc://
+    /// # Ok(()) }
+    /// ```
+    pub async fn allow_ipc(
+        &self,
+        rules: impl IntoIterator<Item = IpcRule>,
+    ) -> Result<(), ConfigError> {
+        self.send(AllowIpc::new(rules)).await
+    }
+
+    /// Admits `ipc://` peers of `domain` matching one of these rules.
+    pub async fn allow_ipc_in(
+        &self,
+        domain: &str,
+        rules: impl IntoIterator<Item = IpcRule>,
+    ) -> Result<(), ConfigError> {
+        self.send(AllowIpc::new(rules).in_domain(domain)).await
+    }
+
+    /// Removes global IPC rules; returns how many were there. An emptied IPC list refuses
+    /// every IPC peer until [`clear_ipc`](Self::clear_ipc).
+    pub async fn remove_ipc(
+        &self,
+        rules: impl IntoIterator<Item = IpcRule>,
+    ) -> Result<usize, ConfigError> {
+        self.send(RemoveIpc::new(rules)).await
+    }
+
+    /// Removes IPC rules of `domain`; returns how many were there.
+    pub async fn remove_ipc_in(
+        &self,
+        domain: &str,
+        rules: impl IntoIterator<Item = IpcRule>,
+    ) -> Result<usize, ConfigError> {
+        self.send(RemoveIpc::new(rules).in_domain(domain)).await
+    }
+
+    /// Drops the global IPC allow-list.
+    pub async fn clear_ipc(&self) -> Result<(), ConfigError> {
+        let scope = Scope::Global;
+        self.send(ClearIpcRules { scope }).await
+    }
+
+    /// Drops `domain`'s IPC allow-list.
+    pub async fn clear_ipc_in(&self, domain: &str) -> Result<(), ConfigError> {
+        let scope = Scope::Domain(domain.to_owned());
+        self.send(ClearIpcRules { scope }).await
     }
 
     /// Sets a domain's PLAIN users (`"*"`: every domain without its own table).

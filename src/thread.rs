@@ -14,7 +14,7 @@ use crate::actors::{DecisionEvent, Reloaded, Stats, SubscriptionId, Watch};
 use crate::authenticator::{Authenticator, Builder};
 use crate::error::{ConfigError, StartError};
 use crate::keys::CurvePublicKey;
-use crate::policy::{GssapiPolicy, PolicySnapshot};
+use crate::policy::{GssapiPolicy, IpcRule, PolicySnapshot};
 use crate::provider::Provider;
 
 /// An authenticator running on its own thread. Its methods block until the policy actor
@@ -175,6 +175,74 @@ impl ThreadAuthenticator {
         addresses: impl IntoIterator<Item = S>,
     ) -> Result<(), ConfigError> {
         block_on(self.handle.deny_in(domain, addresses))
+    }
+
+    /// See [`Authenticator::remove_addresses`].
+    pub fn remove_addresses<S: AsRef<str>>(
+        &self,
+        addresses: impl IntoIterator<Item = S>,
+    ) -> Result<usize, ConfigError> {
+        block_on(self.handle.remove_addresses(addresses))
+    }
+
+    /// See [`Authenticator::remove_addresses_in`].
+    pub fn remove_addresses_in<S: AsRef<str>>(
+        &self,
+        domain: &str,
+        addresses: impl IntoIterator<Item = S>,
+    ) -> Result<usize, ConfigError> {
+        block_on(self.handle.remove_addresses_in(domain, addresses))
+    }
+
+    /// See [`Authenticator::clear_addresses`].
+    pub fn clear_addresses(&self) -> Result<(), ConfigError> {
+        block_on(self.handle.clear_addresses())
+    }
+
+    /// See [`Authenticator::clear_addresses_in`].
+    pub fn clear_addresses_in(&self, domain: &str) -> Result<(), ConfigError> {
+        block_on(self.handle.clear_addresses_in(domain))
+    }
+
+    /// See [`Authenticator::allow_ipc`].
+    pub fn allow_ipc(&self, rules: impl IntoIterator<Item = IpcRule>) -> Result<(), ConfigError> {
+        block_on(self.handle.allow_ipc(rules))
+    }
+
+    /// See [`Authenticator::allow_ipc_in`].
+    pub fn allow_ipc_in(
+        &self,
+        domain: &str,
+        rules: impl IntoIterator<Item = IpcRule>,
+    ) -> Result<(), ConfigError> {
+        block_on(self.handle.allow_ipc_in(domain, rules))
+    }
+
+    /// See [`Authenticator::remove_ipc`].
+    pub fn remove_ipc(
+        &self,
+        rules: impl IntoIterator<Item = IpcRule>,
+    ) -> Result<usize, ConfigError> {
+        block_on(self.handle.remove_ipc(rules))
+    }
+
+    /// See [`Authenticator::remove_ipc_in`].
+    pub fn remove_ipc_in(
+        &self,
+        domain: &str,
+        rules: impl IntoIterator<Item = IpcRule>,
+    ) -> Result<usize, ConfigError> {
+        block_on(self.handle.remove_ipc_in(domain, rules))
+    }
+
+    /// See [`Authenticator::clear_ipc`].
+    pub fn clear_ipc(&self) -> Result<(), ConfigError> {
+        block_on(self.handle.clear_ipc())
+    }
+
+    /// See [`Authenticator::clear_ipc_in`].
+    pub fn clear_ipc_in(&self, domain: &str) -> Result<(), ConfigError> {
+        block_on(self.handle.clear_ipc_in(domain))
     }
 
     /// See [`Authenticator::inspect`].

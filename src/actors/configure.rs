@@ -48,7 +48,48 @@ impl Handler<RemoveAddresses> for PolicyActor {
     type Result = Result<usize, ConfigError>;
 
     fn handle(&mut self, msg: RemoveAddresses, _: &mut Self::Context) -> Self::Result {
-        Ok(self.policy.remove_addresses(&msg.scope, &msg.addresses))
+        debug!(
+            "remove addresses {} ({:?})",
+            list(&msg.addresses),
+            msg.scope
+        );
+        Ok(self.policy.remove_addresses(&msg.scope, &msg.addresses)?)
+    }
+}
+
+impl Handler<ClearAddressRules> for PolicyActor {
+    type Result = Result<(), ConfigError>;
+
+    fn handle(&mut self, msg: ClearAddressRules, _: &mut Self::Context) -> Self::Result {
+        debug!("clear address rules ({:?})", msg.scope);
+        Ok(self.policy.clear_address_rules(&msg.scope)?)
+    }
+}
+
+impl Handler<AllowIpc> for PolicyActor {
+    type Result = Result<(), ConfigError>;
+
+    fn handle(&mut self, msg: AllowIpc, _: &mut Self::Context) -> Self::Result {
+        debug!("allow {} ({:?})", list(&msg.rules), msg.scope);
+        Ok(self.policy.allow_ipc(&msg.scope, msg.rules)?)
+    }
+}
+
+impl Handler<RemoveIpc> for PolicyActor {
+    type Result = Result<usize, ConfigError>;
+
+    fn handle(&mut self, msg: RemoveIpc, _: &mut Self::Context) -> Self::Result {
+        debug!("remove {} ({:?})", list(&msg.rules), msg.scope);
+        Ok(self.policy.remove_ipc(&msg.scope, &msg.rules)?)
+    }
+}
+
+impl Handler<ClearIpcRules> for PolicyActor {
+    type Result = Result<(), ConfigError>;
+
+    fn handle(&mut self, msg: ClearIpcRules, _: &mut Self::Context) -> Self::Result {
+        debug!("clear IPC rules ({:?})", msg.scope);
+        Ok(self.policy.clear_ipc_rules(&msg.scope)?)
     }
 }
 

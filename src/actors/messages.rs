@@ -20,7 +20,8 @@ use crate::certs::{CertStore, Layout, RejectedFile};
 use crate::error::ConfigError;
 use crate::policy::UserIdMapper;
 use crate::policy::{
-    AddressError, AddressPattern, AddressRules, GssapiPolicy, PasswordTable, PolicySnapshot, Scope,
+    AddressError, AddressPattern, AddressRules, GssapiPolicy, IpcRule, PasswordTable,
+    PolicySnapshot, Scope,
 };
 use crate::provider::Provider;
 use crate::zap::Reply;
@@ -33,6 +34,10 @@ fn patterns<S: AsRef<str>>(
 
 /// Adds addresses or CIDR ranges to the allow-list (pyzmq's `allow`): globally, or for one
 /// domain (whose requests must then pass both the global and their own rules).
+///
+/// While an IP list is in force, `ipc://` peers are refused unless an IPC rule admits them
+/// (see [`AllowIpc`]), and so is any address that is not an IP. The domain `"*"` is refused
+/// ([`PolicyError::AnyDomainAddressRules`](crate::policy::PolicyError)).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), ConfigError>")]
 pub struct Allow {
@@ -54,6 +59,10 @@ pub struct Deny {
 }
 
 /// Removes entries from the allow- or deny-list of a scope; answers how many were removed.
+///
+/// Removal only narrows: an allow-list whose last entry is removed stays in force and
+/// refuses every address (`400 Address not allowed`) until [`ClearAddressRules`]; a
+/// deny-list whose last entry is removed is dropped.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<usize, ConfigError>")]
 pub struct RemoveAddresses {
@@ -91,13 +100,15 @@ address_message!(Allow);
 address_message!(Deny);
 address_message!(RemoveAddresses);
 
-/// Replaces the global address rules as a whole (e.g. switch from an allow-list to a
-/// deny-list).
+/// Replaces the global IP list as a whole (e.g. switch from an allow-list to a deny-list).
+///
+/// `AddressRules::Allow` with an empty set refuses every address; `AddressRules::Open` stops
+/// IP filtering (IPC rules, if any, stay: [`ClearAddressRules`] drops both).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), ConfigError>")]
 pub struct SetAddressRules(pub AddressRules);
 
-/// Replaces one domain's own address rules as a whole (`AddressRules::Open` removes them).
+/// Replaces one domain's own IP list as a whole, as [`SetAddressRules`] does globally.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), ConfigError>")]
 pub struct SetDomainAddressRules {
@@ -105,6 +116,99 @@ pub struct SetDomainAddressRules {
     pub domain: String,
     /// Its rules.
     pub rules: AddressRules,
+}
+
+/// Drops every address rule of a scope, IP and IPC: the explicit way back to no address
+/// filtering (removing entries never gets there for an allow-list).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), ConfigError>")]
+pub struct ClearAddressRules {
+    /// Global, or one domain (never `"*"`).
+    pub scope: Scope,
+}
+
+impl ClearAddressRules {
+    /// Clears the global rules.
+    pub fn global() -> Self {
+        ClearAddressRules {
+            scope: Scope::Global,
+        }
+    }
+
+    /// Clears one domain's own rules.
+    pub fn in_domain(domain: impl Into<String>) -> Self {
+        ClearAddressRules {
+            scope: Scope::Domain(domain.into()),
+        }
+    }
+}
+
+/// Admits `ipc://` peers whose credentials match one of these rules, globally or for one
+/// domain.
+///
+/// libzmq identifies an IPC peer by its kernel-checked user and group (`SO_PEERCRED`), not by
+/// an IP address, so IP lists cannot judge it: while a scope has an IP list and no IPC rule,
+/// it refuses IPC peers. Once a scope has IPC rules, an IPC peer passes that scope only if
+/// one matches (an emptied IPC list refuses every IPC peer until [`ClearIpcRules`]).
+///
+/// ```no_run
+/// # async fn demo(policy: actix::Addr<actix_zap::PolicyActor>) -> Result<(), Box<dyn std::error::Error>> {
+/// use actix_zap::{policy::IpcRule, AllowIpc, Deny};
+/// policy.send(Deny::new(["0.0.0.0/0", "::/0"])?).await??; // no network peers...
+/// policy.send(AllowIpc::new([IpcRule::Uid(1000)])).await??; // ...only local user 1000
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), ConfigError>")]
+pub struct AllowIpc {
+    /// The rules.
+    pub rules: Vec<IpcRule>,
+    /// Global, or one domain (never `"*"`).
+    pub scope: Scope,
+}
+
+/// Removes rules from a scope's IPC allow-list; answers how many were there.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<usize, ConfigError>")]
+pub struct RemoveIpc {
+    /// The rules.
+    pub rules: Vec<IpcRule>,
+    /// Global, or one domain (never `"*"`).
+    pub scope: Scope,
+}
+
+macro_rules! ipc_message {
+    ($message:ident) => {
+        impl $message {
+            /// These rules, in the global scope.
+            pub fn new(rules: impl IntoIterator<Item = IpcRule>) -> Self {
+                $message {
+                    rules: rules.into_iter().collect(),
+                    scope: Scope::Global,
+                }
+            }
+
+            /// The same rules, for one domain's own rules instead.
+            pub fn in_domain(self, domain: impl Into<String>) -> Self {
+                $message {
+                    scope: Scope::Domain(domain.into()),
+                    ..self
+                }
+            }
+        }
+    };
+}
+
+ipc_message!(AllowIpc);
+ipc_message!(RemoveIpc);
+
+/// Drops a scope's IPC allow-list: IPC peers are then refused there while an IP list is in
+/// force, and admitted otherwise.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), ConfigError>")]
+pub struct ClearIpcRules {
+    /// Global, or one domain (never `"*"`).
+    pub scope: Scope,
 }
 
 /// Sets one domain's PLAIN users (`"*"` covers every domain without its own table).

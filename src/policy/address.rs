@@ -2,14 +2,22 @@
 //!
 //! Entries are single addresses or CIDR ranges, IPv4 or IPv6. An IPv4-mapped IPv6 address
 //! (`::ffff:10.0.0.1`, what an IPv6 listener reports for an IPv4 client) is treated as the
-//! IPv4 address, in rules and in requests alike. Matching costs one hash lookup per distinct
+//! IPv4 address, in rules and in requests alike. An IPv6 link-local entry may name a zone
+//! (`fe80::1%eth0`, `fe80::%eth0/64`): it then matches peers on that interface only, while
+//! an entry without a zone matches every zone. Matching costs one hash lookup per distinct
 //! prefix length in use, so thousands of ranges cost no more than a handful.
+//!
+//! An allow-list stays in force when its last entry is removed, and then refuses every
+//! address: removing entries never widens access beyond what the remaining list says. Only
+//! an explicit reset (`ClearAddressRules`, or setting the rules to [`AddressRules::Open`])
+//! stops the filtering. An emptied deny-list denies nothing, so it becomes `Open`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
+use super::peer::{split_zone, Zone};
 use super::PolicyError;
 
 /// Why a text is not an address rule.
@@ -22,11 +30,13 @@ pub struct AddressError {
     pub why: &'static str,
 }
 
-/// One address rule: an address and a prefix length (32 or 128 for a single address).
+/// One address rule: an address, a prefix length (32 or 128 for a single address) and, for
+/// IPv6 link-local ranges only, an optional zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AddressPattern {
     network: IpAddr,
     prefix: u8,
+    zone: Option<Zone>,
 }
 
 /// Maps `::ffff:a.b.c.d` to `a.b.c.d`; leaves everything else alone.
@@ -46,24 +56,46 @@ fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
             let bits = u32::from(v4) & u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
             IpAddr::V4(Ipv4Addr::from(bits))
         }
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V6(Ipv6Addr::from(bits))
-        }
+        IpAddr::V6(v6) => IpAddr::V6(mask_v6(v6, prefix)),
     }
 }
 
+fn mask_v6(v6: Ipv6Addr, prefix: u8) -> Ipv6Addr {
+    let bits = u128::from(v6) & u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+    Ipv6Addr::from(bits)
+}
+
+/// Whether a masked network lies inside `fe80::/10`, where zones mean something.
+fn is_link_local(network: IpAddr, prefix: u8) -> bool {
+    matches!(network, IpAddr::V6(v6) if prefix >= 10 && u128::from(v6) >> 118 == 0x3fa)
+}
+
 impl AddressPattern {
-    /// Whether `ip` falls inside this rule.
+    /// Whether `ip`, a peer address without a zone, falls inside this rule. A rule with a
+    /// zone matches only peers with that zone, so never this.
     pub fn matches(&self, ip: IpAddr) -> bool {
+        self.matches_zoned(ip, None)
+    }
+
+    /// Whether `ip`, arriving with `zone`, falls inside this rule: a rule without a zone
+    /// matches every zone, a rule with a zone only that zone.
+    pub fn matches_zoned(&self, ip: IpAddr, zone: Option<Zone>) -> bool {
         let ip = canonical(ip);
-        ip.is_ipv4() == self.network.is_ipv4() && mask(ip, self.prefix) == self.network
+        let zone_ok = self.zone.is_none() || self.zone == zone;
+        zone_ok && ip.is_ipv4() == self.network.is_ipv4() && mask(ip, self.prefix) == self.network
+    }
+
+    /// The zone this rule is limited to, if any.
+    pub fn zone(&self) -> Option<&str> {
+        self.zone.as_ref().map(Zone::as_str)
     }
 }
 
 impl FromStr for AddressPattern {
     type Err = AddressError;
 
+    /// Parses `address`, `address/prefix`, and for IPv6 link-local `address%zone` and
+    /// `address%zone/prefix`.
     fn from_str(text: &str) -> Result<Self, AddressError> {
         let error = |why| AddressError {
             text: text.to_owned(),
@@ -73,10 +105,16 @@ impl FromStr for AddressPattern {
             Some((addr, prefix)) => (addr, Some(prefix)),
             None => (text, None),
         };
-        let parsed: IpAddr = addr
-            .trim()
-            .parse()
-            .map_err(|_| error("not an IP address"))?;
+        if prefix.is_some_and(|p| p.contains('%')) {
+            return Err(error(
+                "the zone goes before the prefix length: fe80::%eth0/64",
+            ));
+        }
+        let (addr, zone) = split_zone(addr.trim());
+        let zone = zone
+            .transpose()
+            .map_err(|()| error("bad zone: an interface name or index of 1 to 15 bytes"))?;
+        let parsed: IpAddr = addr.parse().map_err(|_| error("not an IP address"))?;
         let mapped = matches!(parsed, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some());
         let ip = canonical(parsed);
         let width: u8 = if ip.is_ipv4() { 32 } else { 128 };
@@ -96,9 +134,18 @@ impl FromStr for AddressPattern {
                 p
             }
         };
+        let network = mask(ip, prefix);
+        // libzmq reports a zone only for link-local peers; a zone anywhere else would make a
+        // rule that silently never matches (a deny-list entry that denies nothing).
+        if zone.is_some() && !is_link_local(network, prefix) {
+            return Err(error(
+                "a zone only goes with IPv6 link-local addresses (inside fe80::/10)",
+            ));
+        }
         Ok(AddressPattern {
-            network: mask(ip, prefix),
+            network,
             prefix,
+            zone,
         })
     }
 }
@@ -106,63 +153,104 @@ impl FromStr for AddressPattern {
 impl fmt::Display for AddressPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let width = if self.network.is_ipv4() { 32 } else { 128 };
-        if self.prefix == width {
-            write!(f, "{}", self.network)
-        } else {
-            write!(f, "{}/{}", self.network, self.prefix)
+        write!(f, "{}", self.network)?;
+        if let Some(zone) = &self.zone {
+            write!(f, "%{}", zone.as_str())?;
         }
+        if self.prefix != width {
+            write!(f, "/{}", self.prefix)?;
+        }
+        Ok(())
     }
 }
 
 /// A set of address rules with lookups grouped by prefix length.
+///
+/// Rules with a zone sit in groups of their own, consulted only for peers that arrive with
+/// a zone, so the common case costs exactly what it did without zones.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AddressSet {
     by_prefix: BTreeMap<(bool, u8), HashSet<IpAddr>>,
+    zoned: BTreeMap<u8, HashSet<(Ipv6Addr, Zone)>>,
     len: usize,
+}
+
+/// The network of a zoned pattern (always IPv6: see `FromStr`).
+fn zoned_key(pattern: &AddressPattern, zone: Zone) -> Option<(Ipv6Addr, Zone)> {
+    match pattern.network {
+        IpAddr::V6(v6) => Some((v6, zone)),
+        IpAddr::V4(_) => None,
+    }
 }
 
 impl AddressSet {
     /// Adds a rule; false if it was already there.
     pub fn insert(&mut self, pattern: AddressPattern) -> bool {
-        let group = (pattern.network.is_ipv4(), pattern.prefix);
-        let added = self
-            .by_prefix
-            .entry(group)
-            .or_default()
-            .insert(pattern.network);
+        let added = match pattern.zone {
+            None => self
+                .by_prefix
+                .entry((pattern.network.is_ipv4(), pattern.prefix))
+                .or_default()
+                .insert(pattern.network),
+            Some(zone) => zoned_key(&pattern, zone)
+                .is_some_and(|key| self.zoned.entry(pattern.prefix).or_default().insert(key)),
+        };
         self.len += usize::from(added);
         added
     }
 
     /// Removes a rule; false if it was not there.
     pub fn remove(&mut self, pattern: &AddressPattern) -> bool {
-        let group = (pattern.network.is_ipv4(), pattern.prefix);
-        let Some(set) = self.by_prefix.get_mut(&group) else {
-            return false;
+        let removed = match pattern.zone {
+            None => remove_from(
+                &mut self.by_prefix,
+                (pattern.network.is_ipv4(), pattern.prefix),
+                &pattern.network,
+            ),
+            Some(zone) => zoned_key(pattern, zone)
+                .is_some_and(|key| remove_from(&mut self.zoned, pattern.prefix, &key)),
         };
-        let removed = set.remove(&pattern.network);
-        if set.is_empty() {
-            self.by_prefix.remove(&group);
-        }
         self.len -= usize::from(removed);
         removed
     }
 
     /// Whether a rule equals `pattern`.
     pub fn contains(&self, pattern: &AddressPattern) -> bool {
-        let group = (pattern.network.is_ipv4(), pattern.prefix);
-        self.by_prefix
-            .get(&group)
-            .is_some_and(|set| set.contains(&pattern.network))
+        match pattern.zone {
+            None => self
+                .by_prefix
+                .get(&(pattern.network.is_ipv4(), pattern.prefix))
+                .is_some_and(|set| set.contains(&pattern.network)),
+            Some(zone) => zoned_key(pattern, zone).is_some_and(|key| {
+                self.zoned
+                    .get(&pattern.prefix)
+                    .is_some_and(|set| set.contains(&key))
+            }),
+        }
     }
 
-    /// Whether any rule covers `ip`.
+    /// Whether any rule covers `ip`, a peer address without a zone.
     pub fn matches(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.by_prefix
             .iter()
             .filter(|((v4, _), _)| *v4 == ip.is_ipv4())
             .any(|((_, prefix), set)| set.contains(&mask(ip, *prefix)))
+    }
+
+    /// Whether any rule covers `ip` arriving with `zone`: rules without a zone cover every
+    /// zone, rules with one only their own.
+    pub fn matches_zoned(&self, ip: IpAddr, zone: Option<Zone>) -> bool {
+        if self.matches(ip) {
+            return true;
+        }
+        match (canonical(ip), zone) {
+            (IpAddr::V6(v6), Some(zone)) => self
+                .zoned
+                .iter()
+                .any(|(prefix, set)| set.contains(&(mask_v6(v6, *prefix), zone))),
+            _ => false,
+        }
     }
 
     /// Number of rules.
@@ -177,28 +265,53 @@ impl AddressSet {
 
     /// The rules, sorted.
     pub fn patterns(&self) -> Vec<AddressPattern> {
-        let mut all: Vec<AddressPattern> = self
-            .by_prefix
-            .iter()
-            .flat_map(|(&(_, prefix), set)| {
-                set.iter()
-                    .map(move |&network| AddressPattern { network, prefix })
+        let plain = self.by_prefix.iter().flat_map(|(&(_, prefix), set)| {
+            set.iter().map(move |&network| AddressPattern {
+                network,
+                prefix,
+                zone: None,
             })
-            .collect();
+        });
+        let zoned = self.zoned.iter().flat_map(|(&prefix, set)| {
+            set.iter().map(move |&(network, zone)| AddressPattern {
+                network: IpAddr::V6(network),
+                prefix,
+                zone: Some(zone),
+            })
+        });
+        let mut all: Vec<AddressPattern> = plain.chain(zoned).collect();
         all.sort();
         all
     }
 }
 
+/// Removes `item` from the group `key`, dropping the group when it empties.
+fn remove_from<K: Ord, T: std::hash::Hash + Eq>(
+    groups: &mut BTreeMap<K, HashSet<T>>,
+    key: K,
+    item: &T,
+) -> bool {
+    let Some(set) = groups.get_mut(&key) else {
+        return false;
+    };
+    let removed = set.remove(item);
+    if set.is_empty() {
+        groups.remove(&key);
+    }
+    removed
+}
+
 /// Whether peers are filtered by an allow-list, a deny-list, or not at all.
 ///
 /// Allow and deny are mutually exclusive, as in pyzmq: mixing them is a configuration error.
+/// Unlike pyzmq, an empty allow-list is in force and refuses everyone (see the module
+/// documentation).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum AddressRules {
-    /// Every address may try to authenticate.
+    /// No IP filtering: every address may try to authenticate.
     #[default]
     Open,
-    /// Only these addresses may; others get `400 Address not allowed`.
+    /// Only these addresses may; others get `400 Address not allowed`. Empty: nobody may.
     Allow(AddressSet),
     /// These addresses get `400 Address denied`; others may try.
     Deny(AddressSet),
@@ -218,12 +331,23 @@ pub enum ListKind {
 pub enum Scope {
     /// Every request (pyzmq's behaviour).
     Global,
-    /// Requests of this ZAP domain, in addition to the global rules.
+    /// Requests of this ZAP domain, in addition to the global rules. Never `"*"`: the
+    /// global rules already cover every domain.
     Domain(String),
 }
 
+/// The refusal for an address outside an allow-list, and for peers no rule can judge.
+pub(crate) const NOT_ALLOWED: &str = "Address not allowed";
+/// The refusal for an address on a deny-list.
+pub(crate) const DENIED: &str = "Address denied";
+
 impl AddressRules {
     /// Adds patterns to the list of `kind`; an error if the other kind is in force.
+    ///
+    /// An allow-list counts as in force even when empty (it refuses everyone), so a deny
+    /// sent to it is refused; an empty deny-list is `Open` and may become an allow-list.
+    /// Adding no patterns to `Open` still puts the list in force: `allow([])` refuses
+    /// everyone.
     pub fn add(
         &mut self,
         kind: ListKind,
@@ -233,7 +357,7 @@ impl AddressRules {
             (ListKind::Allow, AddressRules::Deny(s)) if !s.is_empty() => {
                 return Err(PolicyError::AllowAndDeny { existing: "deny" })
             }
-            (ListKind::Deny, AddressRules::Allow(s)) if !s.is_empty() => {
+            (ListKind::Deny, AddressRules::Allow(_)) => {
                 return Err(PolicyError::AllowAndDeny { existing: "allow" })
             }
             (ListKind::Allow, AddressRules::Allow(set))
@@ -257,6 +381,9 @@ impl AddressRules {
     }
 
     /// Removes patterns from whichever list is in force; returns how many were there.
+    ///
+    /// An allow-list whose last entry goes stays in force and refuses everyone; a deny-list
+    /// whose last entry goes becomes `Open`.
     pub fn remove<'p>(&mut self, patterns: impl IntoIterator<Item = &'p AddressPattern>) -> usize {
         let removed = match self {
             AddressRules::Open => 0,
@@ -268,11 +395,44 @@ impl AddressRules {
         removed
     }
 
-    /// An empty list filters nothing: it becomes `Open`.
+    /// An empty deny-list denies nothing: it becomes `Open`. An empty allow-list stays: it
+    /// refuses every address, which is what it says.
     pub fn normalized(self) -> Self {
         match self {
-            AddressRules::Allow(s) | AddressRules::Deny(s) if s.is_empty() => AddressRules::Open,
+            AddressRules::Deny(s) if s.is_empty() => AddressRules::Open,
             rules => rules,
+        }
+    }
+
+    /// Whether no IP list is in force.
+    pub fn is_open(&self) -> bool {
+        matches!(self, AddressRules::Open)
+    }
+
+    /// The verdict for an IP peer (with its zone, if it arrived with one).
+    pub fn check_ip(&self, ip: IpAddr, zone: Option<Zone>) -> AddressVerdict {
+        match self {
+            AddressRules::Open => AddressVerdict::NotFiltered,
+            AddressRules::Allow(set) if set.matches_zoned(ip, zone) => AddressVerdict::Allowed,
+            AddressRules::Allow(_) => AddressVerdict::Refused(NOT_ALLOWED),
+            AddressRules::Deny(set) if set.matches_zoned(ip, zone) => {
+                AddressVerdict::Refused(DENIED)
+            }
+            AddressRules::Deny(_) => AddressVerdict::NotFiltered,
+        }
+    }
+
+    /// Applies the IP list alone to a request's address frame. An address that is not an
+    /// IP (an IPC peer, an empty or unknown frame) is refused while a list is in force; see
+    /// [`AddressFilter::check`](super::AddressFilter::check) for the full filter with IPC
+    /// rules.
+    pub fn check(&self, address: &str) -> AddressVerdict {
+        if self.is_open() {
+            return AddressVerdict::NotFiltered;
+        }
+        match super::Peer::parse(address) {
+            super::Peer::Ip { ip, zone } => self.check_ip(ip, zone),
+            _ => AddressVerdict::Refused(NOT_ALLOWED),
         }
     }
 }
@@ -280,30 +440,12 @@ impl AddressRules {
 /// What the address rules say about a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressVerdict {
-    /// On the allow-list: NULL passes on this alone.
+    /// On an allow-list (or admitted by an IPC rule).
     Allowed,
     /// No allow-list says yes, no deny-list says no.
     NotFiltered,
     /// Refused, with the pyzmq status text.
     Refused(&'static str),
-}
-
-impl AddressRules {
-    /// Applies the rules to a request's address frame.
-    ///
-    /// An address that is not an IP (e.g. over IPC) matches no rule: with an allow-list it is
-    /// refused, with a deny-list it passes the filter.
-    pub fn check(&self, address: &str) -> AddressVerdict {
-        // Parse only when a list is in force: most policies have none.
-        let listed = |set: &AddressSet| address.parse().is_ok_and(|ip| set.matches(ip));
-        match self {
-            AddressRules::Open => AddressVerdict::NotFiltered,
-            AddressRules::Allow(set) if listed(set) => AddressVerdict::Allowed,
-            AddressRules::Allow(_) => AddressVerdict::Refused("Address not allowed"),
-            AddressRules::Deny(set) if listed(set) => AddressVerdict::Refused("Address denied"),
-            AddressRules::Deny(_) => AddressVerdict::NotFiltered,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -384,6 +526,151 @@ mod tests {
             AddressRules::Open.check("1.2.3.4"),
             AddressVerdict::NotFiltered
         );
+    }
+
+    fn zone(text: &str) -> Option<Zone> {
+        Some(Zone::new(text).unwrap())
+    }
+
+    #[test]
+    fn link_local_rules_may_name_a_zone() {
+        for (text, shown) in [
+            ("fe80::1%eth0", "fe80::1%eth0"),
+            ("fe80::1:2%eth0/64", "fe80::%eth0/64"),
+            ("FE80::%veth-b1/10", "fe80::%veth-b1/10"),
+            ("fe80::1%7", "fe80::1%7"),
+            ("fe80::1", "fe80::1"),
+        ] {
+            let pattern: AddressPattern = text.parse().unwrap();
+            assert_eq!(pattern.to_string(), shown);
+            assert_eq!(shown.parse::<AddressPattern>().unwrap(), pattern);
+        }
+        assert_eq!(
+            "fe80::1%eth0".parse::<AddressPattern>().unwrap().zone(),
+            Some("eth0")
+        );
+    }
+
+    #[test]
+    fn zones_outside_link_local_or_misplaced_are_typed_errors() {
+        for bad in [
+            "10.0.0.1%eth0",
+            "::ffff:10.0.0.1%eth0",
+            "2001:db8::1%eth0",
+            "::%eth0/0",
+            "fe80::%eth0/9",
+            "fe80::1%",
+            "fe80::1%this-is-too-long",
+            "fe80::/64%eth0",
+            "fe80::1%eth0%1",
+        ] {
+            assert!(bad.parse::<AddressPattern>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_rule_without_zone_matches_every_zone_and_a_zoned_rule_only_its_own() {
+        let ip: IpAddr = "fe80::2".parse().unwrap();
+        let any = set(&["fe80::/10"]);
+        assert!(any.matches_zoned(ip, zone("eth0")));
+        assert!(any.matches_zoned(ip, zone("3")));
+        assert!(any.matches_zoned(ip, None));
+
+        let eth0 = set(&["fe80::%eth0/64"]);
+        assert!(eth0.matches_zoned(ip, zone("eth0")));
+        assert!(!eth0.matches_zoned(ip, zone("eth1")));
+        assert!(!eth0.matches_zoned(ip, None));
+        assert!(!eth0.matches(ip));
+        assert!(!eth0.matches_zoned("fe81::2".parse().unwrap(), zone("eth0")));
+
+        let pattern: AddressPattern = "fe80::2%eth0".parse().unwrap();
+        assert!(pattern.matches_zoned(ip, zone("eth0")));
+        assert!(!pattern.matches_zoned(ip, zone("eth1")));
+        assert!(!pattern.matches(ip));
+    }
+
+    #[test]
+    fn zoned_and_plain_rules_are_kept_and_removed_apart() {
+        let mut s = set(&["fe80::/64", "fe80::%eth0/64", "fe80::%eth1/64"]);
+        assert_eq!(s.len(), 3);
+        assert_eq!(
+            s.patterns()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["fe80::/64", "fe80::%eth0/64", "fe80::%eth1/64"]
+        );
+        assert!(s.remove(&"fe80::/64".parse().unwrap()));
+        let ip: IpAddr = "fe80::9".parse().unwrap();
+        assert!(!s.matches_zoned(ip, zone("eth2")));
+        assert!(s.matches_zoned(ip, zone("eth1")));
+        assert!(s.contains(&"fe80::%eth0/64".parse().unwrap()));
+        assert!(s.remove(&"fe80::%eth0/64".parse().unwrap()));
+        assert!(!s.remove(&"fe80::%eth0/64".parse().unwrap()));
+        assert!(!s.matches_zoned(ip, zone("eth0")));
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn zoned_peers_are_checked_against_both_kinds_of_list() {
+        let deny = AddressRules::Deny(set(&["fe80::/10"]));
+        assert_eq!(
+            deny.check("fe80::1%eth0"),
+            AddressVerdict::Refused("Address denied")
+        );
+        let allow = AddressRules::Allow(set(&["fe80::%eth0/64"]));
+        assert_eq!(allow.check("fe80::1%eth0"), AddressVerdict::Allowed);
+        assert_eq!(
+            allow.check("fe80::1%eth1"),
+            AddressVerdict::Refused("Address not allowed")
+        );
+    }
+
+    #[test]
+    fn an_emptied_allow_list_stays_in_force_and_an_emptied_deny_list_opens() {
+        let one: AddressPattern = "10.0.0.5".parse().unwrap();
+        let mut allow = AddressRules::Open;
+        allow.add(ListKind::Allow, [one]).unwrap();
+        assert_eq!(allow.remove([&one]), 1);
+        assert_eq!(allow, AddressRules::Allow(AddressSet::default()));
+        assert_eq!(
+            allow.check("10.0.0.5"),
+            AddressVerdict::Refused("Address not allowed")
+        );
+        assert_eq!(
+            allow.add(ListKind::Deny, [one]),
+            Err(PolicyError::AllowAndDeny { existing: "allow" })
+        );
+        assert_eq!(allow, AddressRules::Allow(AddressSet::default()));
+
+        let mut deny = AddressRules::Open;
+        deny.add(ListKind::Deny, [one]).unwrap();
+        assert_eq!(deny.remove([&one]), 1);
+        assert_eq!(deny, AddressRules::Open);
+        deny.add(ListKind::Allow, [one]).unwrap();
+
+        assert_eq!(
+            AddressRules::Allow(AddressSet::default()).normalized(),
+            AddressRules::Allow(AddressSet::default())
+        );
+        assert_eq!(
+            AddressRules::Deny(AddressSet::default()).normalized(),
+            AddressRules::Open
+        );
+        let mut nothing = AddressRules::Open;
+        nothing.add(ListKind::Allow, []).unwrap();
+        assert_eq!(
+            nothing.check("127.0.0.1"),
+            AddressVerdict::Refused("Address not allowed")
+        );
+    }
+
+    #[test]
+    fn the_mixing_error_reads_well() {
+        let allow = PolicyError::AllowAndDeny { existing: "allow" }.to_string();
+        assert!(allow.contains("an allow-list"), "{allow}");
+        let deny = PolicyError::AllowAndDeny { existing: "deny" }.to_string();
+        assert!(deny.contains("a deny-list"), "{deny}");
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! A read-only picture of the policy in force, with passwords redacted: what pyzmq exposes as
 //! `allow_any`, `certs`, `passwords` and `credentials_providers`, so an operator can see what
-//! was configured and undo it.
+//! was configured and take it back.
 
 use std::collections::BTreeMap;
 
-use super::{AddressRules, CurvePolicy, GssapiPolicy, Policy};
+use super::{AddressRules, CurvePolicy, GssapiPolicy, IpcRules, Policy};
 
 /// How one domain decides CURVE clients, as inspected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,10 +20,14 @@ pub enum CurveSummary {
 /// The policy in force. Passwords never appear: PLAIN domains list usernames only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicySnapshot {
-    /// The global address rules.
+    /// The global IP address list.
     pub addresses: AddressRules,
-    /// Each domain's own address rules.
+    /// Each domain's own IP address list (domains with IPC rules only show `Open`).
     pub domain_addresses: BTreeMap<String, AddressRules>,
+    /// The global IPC allow-list, if one is in force.
+    pub ipc: Option<IpcRules>,
+    /// Each domain's own IPC allow-list, where one is in force.
+    pub domain_ipc: BTreeMap<String, IpcRules>,
     /// PLAIN usernames per domain (passwords redacted).
     pub plain: BTreeMap<String, Vec<String>>,
     /// CURVE setting per domain.
@@ -47,8 +51,18 @@ impl Policy {
             CurvePolicy::Provider(provider) => CurveSummary::Provider(provider.kind()),
         };
         PolicySnapshot {
-            addresses: self.addresses.clone(),
-            domain_addresses: self.domain_addresses.clone().into_iter().collect(),
+            addresses: self.addresses.ip().clone(),
+            domain_addresses: self
+                .domain_addresses
+                .iter()
+                .map(|(domain, filter)| (domain.clone(), filter.ip().clone()))
+                .collect(),
+            ipc: self.addresses.ipc().cloned(),
+            domain_ipc: self
+                .domain_addresses
+                .iter()
+                .filter_map(|(domain, filter)| Some((domain.clone(), filter.ipc()?.clone())))
+                .collect(),
             plain: self
                 .plain
                 .iter()

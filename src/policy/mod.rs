@@ -22,7 +22,10 @@
 
 mod address;
 mod decision;
+mod filter;
 mod inspect;
+mod ipc;
+mod peer;
 mod plain;
 
 use std::collections::{HashMap, HashSet};
@@ -34,7 +37,10 @@ pub use address::{
 pub use decision::{
     BlockingCall, BlockingRunner, Consultation, Decision, Inline, ProviderFailure, ANONYMOUS,
 };
+pub use filter::AddressFilter;
 pub use inspect::{CurveSummary, PolicySnapshot};
+pub use ipc::{IpcRule, IpcRules};
+pub use peer::{IpcPeer, Peer, Zone};
 pub use plain::{PasswordCheck, PasswordTable};
 
 use crate::certs::CertStore;
@@ -90,12 +96,22 @@ pub enum GssapiPolicy {
 /// A configuration that cannot be applied. The policy is left as it was.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
-    /// pyzmq's rule: an allow-list and a deny-list cannot both be in force.
-    #[error("only use allow or deny, not both: a {existing}-list is already configured")]
+    /// pyzmq's rule: an allow-list and a deny-list cannot both be in force. An emptied
+    /// allow-list is still in force (it refuses everyone): clear it first.
+    #[error(
+        "only use allow or deny, not both: {} {existing}-list is already configured",
+        if *.existing == "allow" { "an" } else { "a" }
+    )]
     AllowAndDeny {
         /// `"allow"` or `"deny"`, the list already in force.
         existing: &'static str,
     },
+    /// Address rules were sent for the domain `"*"`, which is not a fallback for them.
+    #[error(
+        "address rules cannot be set for domain \"*\": the global rules already cover every \
+         domain (send them without a domain)"
+    )]
+    AnyDomainAddressRules,
     /// A domain longer than libzmq's `ZMQ_ZAP_DOMAIN` limit can never be requested.
     #[error("ZAP domain is {0} bytes, libzmq allows at most 255")]
     DomainTooLong(usize),
@@ -119,8 +135,8 @@ fn for_domain<'m, T>(map: &'m HashMap<String, T>, domain: &str) -> Option<&'m T>
 /// The complete authentication state. Mutated only by its owner (the `PolicyActor`).
 #[derive(Clone, Default)]
 pub struct Policy {
-    addresses: AddressRules,
-    domain_addresses: HashMap<String, AddressRules>,
+    addresses: AddressFilter,
+    domain_addresses: HashMap<String, AddressFilter>,
     plain: HashMap<String, PasswordTable>,
     curve: HashMap<String, CurvePolicy>,
     gssapi: HashMap<String, GssapiPolicy>,
@@ -181,63 +197,112 @@ impl Policy {
         kind: ListKind,
         patterns: impl IntoIterator<Item = AddressPattern>,
     ) -> Result<(), PolicyError> {
-        let result = self.rules_mut(scope)?.add(kind, patterns);
-        self.forget_open_domains();
-        self.changed();
-        result
+        self.change_rules(scope, |rules| rules.add(kind, patterns))
     }
 
     /// Removes addresses from whichever list `scope` has; returns how many were removed.
-    /// When a list becomes empty, that scope no longer filters addresses.
+    ///
+    /// Removal only ever narrows: an allow-list emptied this way stays in force and refuses
+    /// every address (use [`clear_address_rules`](Self::clear_address_rules) to stop
+    /// filtering); a deny-list emptied this way denies nothing and is dropped.
     pub fn remove_addresses<'p>(
         &mut self,
         scope: &Scope,
         patterns: impl IntoIterator<Item = &'p AddressPattern>,
-    ) -> usize {
-        let removed = match self.rules_mut(scope) {
-            Ok(rules) => rules.remove(patterns),
-            Err(_) => 0,
-        };
-        self.forget_open_domains();
-        self.changed();
-        removed
+    ) -> Result<usize, PolicyError> {
+        self.change_rules(scope, |rules| Ok(rules.remove(patterns)))
     }
 
-    /// Replaces the address rules of `scope` as a whole (e.g. to switch allow to deny).
+    /// Replaces the IP list of `scope` as a whole (e.g. to switch allow to deny). An empty
+    /// allow-list refuses every address; `Open` or an empty deny-list stops IP filtering.
+    /// The scope's IPC rules are kept.
     pub fn set_address_rules(
         &mut self,
         scope: &Scope,
         rules: AddressRules,
     ) -> Result<(), PolicyError> {
-        *self.rules_mut(scope)? = rules.normalized();
-        self.forget_open_domains();
-        self.changed();
-        Ok(())
+        self.change_rules(scope, |filter| Ok(filter.set(rules)))
     }
 
-    /// The global address rules.
+    /// Drops every address rule of `scope`, IP and IPC: the one explicit way back to no
+    /// address filtering there.
+    pub fn clear_address_rules(&mut self, scope: &Scope) -> Result<(), PolicyError> {
+        self.change_rules(scope, |rules| Ok(rules.clear()))
+    }
+
+    /// Adds rules to the IPC allow-list of `scope`, putting it in force.
+    pub fn allow_ipc(
+        &mut self,
+        scope: &Scope,
+        rules: impl IntoIterator<Item = IpcRule>,
+    ) -> Result<(), PolicyError> {
+        self.change_rules(scope, |filter| Ok(filter.allow_ipc(rules)))
+    }
+
+    /// Removes rules from the IPC allow-list of `scope`; returns how many were there. An
+    /// emptied IPC list stays in force and refuses every IPC peer.
+    pub fn remove_ipc<'r>(
+        &mut self,
+        scope: &Scope,
+        rules: impl IntoIterator<Item = &'r IpcRule>,
+    ) -> Result<usize, PolicyError> {
+        self.change_rules(scope, |filter| Ok(filter.remove_ipc(rules)))
+    }
+
+    /// Drops the IPC allow-list of `scope` (IPC peers are then refused while an IP list is
+    /// in force there, and admitted otherwise).
+    pub fn clear_ipc_rules(&mut self, scope: &Scope) -> Result<(), PolicyError> {
+        self.change_rules(scope, |rules| Ok(rules.clear_ipc()))
+    }
+
+    /// The global IP list.
     pub fn address_rules(&self) -> &AddressRules {
+        self.addresses.ip()
+    }
+
+    /// The global address filter (IP list and IPC rules).
+    pub fn address_filter(&self) -> &AddressFilter {
         &self.addresses
     }
 
-    /// Each domain's own address rules.
-    pub fn domain_address_rules(&self) -> &HashMap<String, AddressRules> {
+    /// Each domain's own address filter.
+    pub fn domain_address_rules(&self) -> &HashMap<String, AddressFilter> {
         &self.domain_addresses
     }
 
-    fn rules_mut(&mut self, scope: &Scope) -> Result<&mut AddressRules, PolicyError> {
+    /// The rules of `scope`; `"*"` is refused, as it would be a fallback that a domain's own
+    /// entry could escape, while the global rules already apply to every domain.
+    fn rules_mut(&mut self, scope: &Scope) -> Result<&mut AddressFilter, PolicyError> {
         match scope {
             Scope::Global => Ok(&mut self.addresses),
             Scope::Domain(domain) => {
                 check_domain(domain)?;
+                if domain == ANY_DOMAIN {
+                    return Err(PolicyError::AnyDomainAddressRules);
+                }
                 Ok(self.domain_addresses.entry(domain.clone()).or_default())
             }
         }
     }
 
+    /// Applies one change to the rules of `scope`; an accepted change bumps the epoch, a
+    /// refused one leaves everything as it was.
+    fn change_rules<T>(
+        &mut self,
+        scope: &Scope,
+        change: impl FnOnce(&mut AddressFilter) -> Result<T, PolicyError>,
+    ) -> Result<T, PolicyError> {
+        let result = change(self.rules_mut(scope)?);
+        self.forget_open_domains();
+        if result.is_ok() {
+            self.changed();
+        }
+        result
+    }
+
+    /// Drops domains whose filter has no rule left (an emptied allow-list is a rule).
     fn forget_open_domains(&mut self) {
-        self.domain_addresses
-            .retain(|_, rules| *rules != AddressRules::Open);
+        self.domain_addresses.retain(|_, rules| !rules.is_open());
     }
 
     /// Sets a domain's PLAIN users, replacing any previous table for that domain.

@@ -167,15 +167,136 @@ fn allow_and_deny_together_is_a_typed_error_and_changes_nothing() {
 }
 
 #[test]
-fn removing_the_last_rule_opens_the_filter_so_the_other_list_can_be_used() {
+fn removing_the_last_allowed_address_refuses_everyone_until_cleared() {
     let mut policy = Policy::default();
     policy.allow(patterns(&["127.0.0.1"])).unwrap();
     assert_eq!(
         policy.remove_addresses(&Scope::Global, &patterns(&["127.0.0.1", "1.1.1.1"])),
-        1
+        Ok(1)
+    );
+    assert_eq!(
+        policy.address_rules(),
+        &AddressRules::Allow(Default::default())
+    );
+    assert_denied(
+        &reply(&policy, &null("global", "127.0.0.1")),
+        "Address not allowed",
+    );
+    // Still an allow-list: a deny-list cannot be mixed in, and nothing changes.
+    assert_eq!(
+        policy.deny(patterns(&["127.0.0.2"])),
+        Err(PolicyError::AllowAndDeny { existing: "allow" })
+    );
+    assert_denied(
+        &reply(&policy, &null("global", "127.0.0.3")),
+        "Address not allowed",
+    );
+    policy.clear_address_rules(&Scope::Global).unwrap();
+    assert_ok(&reply(&policy, &null("global", "127.0.0.1")), "anonymous");
+    policy.deny(patterns(&["127.0.0.1"])).unwrap();
+}
+
+#[test]
+fn removing_the_last_denied_address_stops_filtering() {
+    let mut policy = Policy::default();
+    policy.deny(patterns(&["127.0.0.1"])).unwrap();
+    assert_eq!(
+        policy.remove_addresses(&Scope::Global, &patterns(&["127.0.0.1"])),
+        Ok(1)
     );
     assert_eq!(policy.address_rules(), &AddressRules::Open);
-    policy.deny(patterns(&["127.0.0.1"])).unwrap();
+    assert_ok(&reply(&policy, &null("global", "127.0.0.1")), "anonymous");
+}
+
+#[test]
+fn an_empty_allow_list_set_as_a_whole_refuses_everyone() {
+    let mut policy = Policy::default();
+    let domain = Scope::Domain("d".into());
+    for scope in [&Scope::Global, &domain] {
+        policy
+            .set_address_rules(scope, AddressRules::Allow(Default::default()))
+            .unwrap();
+    }
+    assert_denied(
+        &reply(&policy, &null("d", "127.0.0.1")),
+        "Address not allowed",
+    );
+    policy.clear_address_rules(&Scope::Global).unwrap();
+    assert_denied(
+        &reply(&policy, &null("d", "127.0.0.1")),
+        "Address not allowed",
+    );
+    assert_ok(&reply(&policy, &null("other", "127.0.0.1")), "anonymous");
+    policy
+        .set_address_rules(&domain, AddressRules::Open)
+        .unwrap();
+    assert!(policy.domain_address_rules().is_empty());
+    assert_ok(&reply(&policy, &null("d", "127.0.0.1")), "anonymous");
+}
+
+#[test]
+fn address_rules_for_the_any_domain_are_a_typed_error_and_change_nothing() {
+    let mut policy = Policy::default();
+    let any = Scope::Domain("*".into());
+    let list = patterns(&["127.0.0.1"]);
+    let error = Err(PolicyError::AnyDomainAddressRules);
+    assert_eq!(
+        policy.add_addresses(&any, ListKind::Allow, list.clone()),
+        error
+    );
+    assert_eq!(
+        policy.add_addresses(&any, ListKind::Deny, list.clone()),
+        error
+    );
+    assert_eq!(
+        policy.remove_addresses(&any, &list),
+        Err(PolicyError::AnyDomainAddressRules)
+    );
+    assert_eq!(policy.set_address_rules(&any, AddressRules::Open), error);
+    assert_eq!(policy.clear_address_rules(&any), error);
+    assert_eq!(policy.allow_ipc(&any, [IpcRule::Any]), error);
+    assert_eq!(
+        policy.remove_ipc(&any, &[IpcRule::Any]),
+        Err(PolicyError::AnyDomainAddressRules)
+    );
+    assert_eq!(policy.clear_ipc_rules(&any), error);
+    assert!(policy.domain_address_rules().is_empty());
+    assert_eq!(policy.address_rules(), &AddressRules::Open);
+    assert!(PolicyError::AnyDomainAddressRules
+        .to_string()
+        .contains("global rules already cover every domain"));
+}
+
+#[test]
+fn ipc_peers_pass_without_rules_and_need_an_ipc_rule_once_a_list_is_in_force() {
+    let ipc = "localhost:1000:1000:77";
+    let mut policy = Policy::default();
+    assert_ok(&reply(&policy, &null("d", ipc)), "anonymous");
+    policy.deny(patterns(&["0.0.0.0/0", "::/0"])).unwrap();
+    assert_denied(&reply(&policy, &null("d", ipc)), "Address not allowed");
+    policy
+        .allow_ipc(&Scope::Global, [IpcRule::Uid(1000)])
+        .unwrap();
+    assert_ok(&reply(&policy, &null("d", ipc)), "anonymous");
+    assert_denied(
+        &reply(&policy, &null("d", "localhost:0:0:1")),
+        "Address not allowed",
+    );
+    // A domain's own IPC rules narrow further.
+    let d = Scope::Domain("d".into());
+    policy.allow_ipc(&d, [IpcRule::Gid(5)]).unwrap();
+    assert_denied(&reply(&policy, &null("d", ipc)), "Address not allowed");
+    assert_ok(&reply(&policy, &null("e", ipc)), "anonymous");
+    // Emptied, the domain's IPC list still refuses; cleared, it is gone.
+    assert_eq!(policy.remove_ipc(&d, &[IpcRule::Gid(5)]), Ok(1));
+    assert!(policy.domain_address_rules().contains_key("d"));
+    assert_denied(
+        &reply(&policy, &null("d", "localhost:5:5:1")),
+        "Address not allowed",
+    );
+    policy.clear_ipc_rules(&d).unwrap();
+    assert!(policy.domain_address_rules().is_empty());
+    assert_ok(&reply(&policy, &null("d", ipc)), "anonymous");
 }
 
 #[test]
@@ -207,12 +328,24 @@ fn domain_rules_apply_to_their_domain_on_top_of_global_rules() {
         &reply(&policy, &null("public", "192.168.0.1")),
         "Address denied",
     );
-    // Removing the last entry of a domain drops its rules.
+    // Removing the last entry of a domain's deny-list drops its rules...
     assert_eq!(
         policy.remove_addresses(&public, &patterns(&["192.168.0.0/16"])),
-        1
+        Ok(1)
     );
     assert!(!policy.domain_address_rules().contains_key("public"));
+    // ...while an emptied allow-list stays and refuses everyone in that domain.
+    assert_eq!(
+        policy.remove_addresses(&internal, &patterns(&["10.0.0.0/8"])),
+        Ok(1)
+    );
+    assert_denied(
+        &reply(&policy, &null("internal", "10.1.2.3")),
+        "Address not allowed",
+    );
+    policy.clear_address_rules(&internal).unwrap();
+    assert!(policy.domain_address_rules().is_empty());
+    assert_ok(&reply(&policy, &null("internal", "10.1.2.3")), "anonymous");
     let long = Scope::Domain("x".repeat(256));
     assert!(policy
         .add_addresses(&long, ListKind::Allow, patterns(&["1.1.1.1"]))

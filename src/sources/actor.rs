@@ -3,7 +3,6 @@
 //! brings back, and report.
 
 use std::collections::{BTreeSet, HashMap};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -175,7 +174,7 @@ impl PolicyActor {
         &mut self,
         key: &Key,
         id: u64,
-        answer: Result<std::thread::Result<Looked>, oneshot::Canceled>,
+        answer: Result<Result<Looked, crate::provider::Panicked>, oneshot::Canceled>,
         ctx: &mut Context<Self>,
     ) {
         let Some(watching) = self
@@ -282,7 +281,7 @@ impl PolicyActor {
             let _ = first.send(report.clone());
         }
         if let Some(callback) = watching.on_reload.clone() {
-            if catch_unwind(AssertUnwindSafe(|| callback(&report))).is_err() {
+            if crate::provider::call_guarded(|| callback(&report)).is_err() {
                 warn!("a reload callback panicked");
             }
         }

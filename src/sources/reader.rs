@@ -3,11 +3,11 @@
 //! block the authenticator nor its shutdown (tokio's blocking pool would: runtime shutdown
 //! waits for its tasks).
 
+use crate::provider::{call_guarded, Panicked};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,12 +40,12 @@ pub(crate) struct Looked {
 
 /// Runs `look` on a new thread; the answer arrives on the receiver, or never (a hung read).
 /// A panic arrives as `Err`.
-pub(crate) fn spawn(look: Look) -> std::io::Result<oneshot::Receiver<std::thread::Result<Looked>>> {
+pub(crate) fn spawn(look: Look) -> std::io::Result<oneshot::Receiver<Result<Looked, Panicked>>> {
     let (answer, answered) = oneshot::channel();
     std::thread::Builder::new()
         .name("zap-reload".into())
         .spawn(move || {
-            let _ = answer.send(catch_unwind(AssertUnwindSafe(|| run(look))));
+            let _ = answer.send(call_guarded(|| run(look)));
         })?;
     Ok(answered)
 }

@@ -45,11 +45,13 @@ struct Cli {
 enum Command {
     /// Connect to an endpoint and report how the security handshake ended
     #[command(after_help = EXIT_CODES)]
-#[command(long_about = "Connect to ENDPOINT as a client, watch the security handshake and \
+    #[command(
+        long_about = "Connect to ENDPOINT as a client, watch the security handshake and \
         say in one line how it ended and what to change. Nothing is sent or received.\n\n\
         The PLAIN password is read from the environment variable ZAPCTL_PASSWORD, or else from \
         the first line of standard input; never from an argument (arguments are visible to \
-        every user of the machine).")]
+        every user of the machine)."
+    )]
     Probe(probe::ProbeArgs),
     /// Make, show and check CURVE certificates (pyzmq and CZMQ layouts)
     #[command(subcommand)]

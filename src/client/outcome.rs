@@ -38,8 +38,10 @@ pub enum HandshakeOutcome {
     },
     /// The server closed connections during the handshake without a failure reason
     /// (`HANDSHAKE_FAILED_NO_DETAIL` right after `CONNECTED`, again and again). Most likely a
-    /// wrong CURVE server key: the server cannot decrypt the client's HELLO and hangs up. This
-    /// is a likely cause, not a certainty.
+    /// wrong CURVE server key: the server cannot decrypt the client's HELLO and hangs up. The
+    /// other cause seen is a socket-type mismatch (a DEALER client to a PULL server): the
+    /// server refuses the peer's `Socket-Type` without telling it why. Likely causes, not
+    /// certainties.
     Dropped {
         /// Connections dropped that way.
         attempts: u32,
@@ -114,8 +116,9 @@ impl fmt::Display for HandshakeOutcome {
             HandshakeOutcome::Dropped { attempts } => write!(
                 f,
                 "dropped during the handshake ({attempts} time(s)) with no reason given: most \
-                 likely a wrong CURVE server key (check --server-key / ZMQ_CURVE_SERVERKEY \
-                 against the server's public key); a likely cause, not a certainty"
+                 likely a wrong CURVE server key (check ZMQ_CURVE_SERVERKEY against the \
+                 server's public key), or socket types that cannot talk (e.g. DEALER to a PULL \
+                 server); likely causes, not certainties"
             ),
             HandshakeOutcome::ProtocolError { code } => write!(
                 f,

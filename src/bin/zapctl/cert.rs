@@ -38,10 +38,12 @@ pub enum CertCommand {
         secret: bool,
     },
     /// Report what an authenticator would load from a directory of public certificates
-    #[command(long_about = "Report what an authenticator would load from DIR: the keys, \
+    #[command(
+        long_about = "Report what an authenticator would load from DIR: the keys, \
         every refused file with the reason, duplicate keys, files the layout ignores, and a \
         warning when DIR or a secret file in it is readable or writable by group or others. \
-        Exits 1 when anything was refused or warned about.")]
+        Exits 1 when anything was refused or warned about."
+    )]
     Check {
         /// The directory an authenticator would be pointed at
         dir: PathBuf,
@@ -61,7 +63,9 @@ pub fn run(command: CertCommand) -> u8 {
             czmq,
         } => new(&name, &dir, &meta, flavour(czmq)),
         CertCommand::Show { file, secret } => show(&file, secret),
-        CertCommand::Check { dir, czmq } => check(&dir, if czmq { Layout::Czmq } else { Layout::Pyzmq }),
+        CertCommand::Check { dir, czmq } => {
+            check(&dir, if czmq { Layout::Czmq } else { Layout::Pyzmq })
+        }
     };
     match result {
         Ok(code) => code,
@@ -159,7 +163,11 @@ fn check(dir: &Path, layout: Layout) -> Result<u8, String> {
 
     let mut keys: Vec<String> = load.store.keys().map(ToString::to_string).collect();
     keys.sort();
-    println!("loaded {} key(s) from {} ({layout:?} layout):", keys.len(), dir.display());
+    println!(
+        "loaded {} key(s) from {} ({layout:?} layout):",
+        keys.len(),
+        dir.display()
+    );
     for key in &keys {
         println!("  key {key}");
     }

@@ -38,6 +38,10 @@ pub struct ProbeArgs {
     /// The client's certificate with its secret key (NAME.key_secret)
     #[arg(long, value_name = "CLIENT.key_secret", requires = "curve")]
     cert: Option<PathBuf>,
+    /// The client's socket type: it must be able to talk to the server's (REP/ROUTER:
+    /// dealer or req; PULL: push; PUB/XPUB: sub; PAIR: pair), or the server drops it
+    #[arg(long, value_enum, value_name = "TYPE", default_value = "dealer")]
+    socket_type: SocketType,
     /// How long to wait for an outcome: 5s, 1500ms, 2.5 (seconds)
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     timeout: Duration,
@@ -49,11 +53,39 @@ pub struct ProbeArgs {
     verbose: bool,
 }
 
+/// Client socket types worth probing with.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SocketType {
+    Dealer,
+    Req,
+    Push,
+    Sub,
+    Pair,
+}
+
+impl SocketType {
+    fn zmq(self) -> zmq::SocketType {
+        match self {
+            SocketType::Dealer => zmq::DEALER,
+            SocketType::Req => zmq::REQ,
+            SocketType::Push => zmq::PUSH,
+            SocketType::Sub => zmq::SUB,
+            SocketType::Pair => zmq::PAIR,
+        }
+    }
+}
+
 /// The client's security, ready to set on a socket.
 enum Security {
     Null,
-    Plain { user: String, password: String },
-    Curve { server: CurvePublicKey, client: actix_zap::certs::Certificate },
+    Plain {
+        user: String,
+        password: String,
+    },
+    Curve {
+        server: CurvePublicKey,
+        client: actix_zap::certs::Certificate,
+    },
 }
 
 pub fn run(args: ProbeArgs) -> u8 {
@@ -65,7 +97,7 @@ pub fn run(args: ProbeArgs) -> u8 {
         }
     };
     let context = zmq::Context::new();
-    let mut socket = match client_socket(&context, &security) {
+    let mut socket = match client_socket(&context, args.socket_type.zmq(), &security) {
         Ok(socket) => socket,
         Err(message) => {
             eprintln!("zapctl probe: {message}");
@@ -82,7 +114,11 @@ pub fn run(args: ProbeArgs) -> u8 {
     };
     if args.verbose {
         for (at, event, value) in &report.events {
-            eprintln!("{:>6} ms  {}  {value:#x}", at.as_millis(), event_name(*event));
+            eprintln!(
+                "{:>6} ms  {}  {value:#x}",
+                at.as_millis(),
+                event_name(*event)
+            );
         }
     }
     let outcome = &report.outcome;
@@ -129,7 +165,9 @@ fn security(args: &ProbeArgs) -> Result<Security, String> {
         return Ok(Security::Null);
     }
     if zmq::has("curve") != Some(true) {
-        return Err("the linked libzmq cannot do CURVE (install libzmq3-dev built with libsodium)".into());
+        return Err(
+            "the linked libzmq cannot do CURVE (install libzmq3-dev built with libsodium)".into(),
+        );
     }
     let (Some(key), Some(cert)) = (&args.server_key, &args.cert) else {
         return Err("--curve needs --server-key and --cert".into());
@@ -154,7 +192,11 @@ fn server_key(text: &str) -> Result<CurvePublicKey, String> {
     }
     load_certificate(text)
         .map(|cert| cert.public_key)
-        .map_err(|e| format!("--server-key is neither a 40-character Z85 key nor a readable certificate: {e}"))
+        .map_err(|e| {
+            format!(
+                "--server-key is neither a 40-character Z85 key nor a readable certificate: {e}"
+            )
+        })
 }
 
 /// `ZAPCTL_PASSWORD`, or else the first line of stdin (prompted for on a terminal).
@@ -188,8 +230,12 @@ fn non_empty(password: String) -> Result<String, String> {
     }
 }
 
-fn client_socket(context: &zmq::Context, security: &Security) -> Result<zmq::Socket, String> {
-    let socket = context.socket(zmq::DEALER).map_err(|e| e.to_string())?;
+fn client_socket(
+    context: &zmq::Context,
+    socket_type: zmq::SocketType,
+    security: &Security,
+) -> Result<zmq::Socket, String> {
+    let socket = context.socket(socket_type).map_err(|e| e.to_string())?;
     let set = || -> zmq::Result<()> {
         socket.set_linger(0)?;
         match security {
@@ -253,7 +299,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("{text:?} is not a duration (try 5s or 1500ms)"))?;
     let seconds = value * scale;
     if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0) {
-        return Err(format!("{text:?}: the timeout must be above 0 and at most an hour"));
+        return Err(format!(
+            "{text:?}: the timeout must be above 0 and at most an hour"
+        ));
     }
     Ok(Duration::from_secs_f64(seconds))
 }
@@ -277,7 +325,9 @@ mod tests {
             HandshakeOutcome::Admitted,
             HandshakeOutcome::Refused { status: 400 },
             HandshakeOutcome::AuthenticatorError { status: 500 },
-            HandshakeOutcome::Stalled { waited: Duration::ZERO },
+            HandshakeOutcome::Stalled {
+                waited: Duration::ZERO,
+            },
             HandshakeOutcome::ProtocolError { code: 1 },
             HandshakeOutcome::Dropped { attempts: 3 },
             HandshakeOutcome::Unreachable { attempts: 1 },

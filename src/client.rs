@@ -60,7 +60,6 @@ mod outcome;
 
 use std::time::{Duration, Instant};
 
-#[allow(unused_imports)] // used by the server-side helper
 pub(crate) use outcome::conclusive;
 pub use outcome::{
     protocol_error_name, Classifier, HandshakeOutcome, DROPS_TO_CONCLUDE, STALL_THRESHOLD,

@@ -60,7 +60,9 @@ pub use actors::{
 pub use authenticator::{Authenticator, Builder, CURVE_ALLOW_ANY};
 pub use client::{HandshakeCheck, HandshakeOutcome, HandshakeReport};
 pub use error::{ConfigError, StartError};
-pub use server::{ServerMechanism, ServerSocket, ServerSocketError};
+pub use server::{
+    HandshakeWatch, ServerHandshake, ServerMechanism, ServerSocket, ServerSocketError,
+};
 pub use settings::Settings;
 pub use thread::ThreadAuthenticator;
 

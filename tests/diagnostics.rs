@@ -256,3 +256,120 @@ async fn the_async_check_runs_beside_an_actix_authenticator() {
         .unwrap();
     auth.stop().await;
 }
+
+/// A CURVE PULL server built by `ServerSocket`, watched, with a short handshake interval.
+fn watched_server(
+    context: &zmq::Context,
+    keys: &Keys,
+) -> (zmq::Socket, actix_zap::HandshakeWatch, String) {
+    let socket = actix_zap::ServerSocket::curve("global", keys.secret.clone())
+        .build(context, zmq::PULL)
+        .unwrap();
+    socket.set_linger(0).unwrap();
+    socket.set_handshake_ivl(HANDSHAKE_IVL_MS).unwrap();
+    let watch = actix_zap::ServerSocket::watch_handshakes(context, &socket).unwrap();
+    socket.bind("tcp://127.0.0.1:0").unwrap();
+    let endpoint = socket.get_last_endpoint().unwrap().unwrap();
+    (socket, watch, endpoint)
+}
+
+fn server_sees(watch: &actix_zap::HandshakeWatch) -> actix_zap::ServerHandshake {
+    watch
+        .next(PATIENCE)
+        .expect("a handshake event on the server")
+}
+
+#[test]
+fn the_server_watch_names_admissions_refusals_and_protocol_errors() {
+    let (ctx, auth) = authenticator();
+    let server_keys = Keys::generate();
+    let trusted = Keys::generate();
+    trusting(&auth, "global", trusted.public);
+    let (socket, watch, endpoint) = watched_server(&ctx, &server_keys);
+
+    let admitted = check(
+        &ctx,
+        &Client::Curve(server_keys.public, trusted.clone()),
+        &endpoint,
+    );
+    assert_eq!(admitted.outcome, HandshakeOutcome::Admitted);
+    assert_eq!(server_sees(&watch).outcome, HandshakeOutcome::Admitted);
+
+    let stranger = Client::Curve(server_keys.public, Keys::generate());
+    check(&ctx, &stranger, &endpoint);
+    assert_eq!(
+        server_sees(&watch).outcome,
+        HandshakeOutcome::Refused { status: 400 }
+    );
+
+    // What the client can only guess (a drop), the server knows: the HELLO did not decrypt.
+    let wrong_server_key = Client::Curve(Keys::generate().public, trusted.clone());
+    let guessed = check(&ctx, &wrong_server_key, &endpoint);
+    assert!(matches!(guessed.outcome, HandshakeOutcome::Dropped { .. }));
+    let known = server_sees(&watch);
+    assert_eq!(
+        known.outcome,
+        HandshakeOutcome::ProtocolError { code: 0x1100_0001 },
+        "{known:?}"
+    );
+    assert!(known.outcome.to_string().contains("ZMTP_CRYPTOGRAPHIC"));
+
+    check(&ctx, &Client::Null, &endpoint);
+    let cryptographic = HandshakeOutcome::ProtocolError { code: 0x1100_0001 };
+    let next = loop {
+        // The wrong-key client's retries may still be in the queue.
+        let seen = server_sees(&watch).outcome;
+        if seen != cryptographic {
+            break seen;
+        }
+    };
+    assert_eq!(next, HandshakeOutcome::ProtocolError { code: 0x1100_0002 });
+    // A DEALER cannot talk to this PULL server: the client sees drops, the server nothing.
+    let mut dealer = ctx.socket(zmq::DEALER).unwrap();
+    dealer.set_linger(0).unwrap();
+    dealer
+        .set_curve_serverkey(server_keys.public.as_bytes())
+        .unwrap();
+    dealer
+        .set_curve_publickey(trusted.public.as_bytes())
+        .unwrap();
+    dealer
+        .set_curve_secretkey(trusted.secret.as_bytes())
+        .unwrap();
+    let guessed = HandshakeCheck::new(&endpoint)
+        .deadline(DEADLINE)
+        .run(&ctx, &mut dealer)
+        .unwrap();
+    assert!(
+        matches!(guessed.outcome, HandshakeOutcome::Dropped { .. }),
+        "{guessed:?}"
+    );
+    drop(dealer);
+    // The server reports no handshake event for it at all: the next one is this admission.
+    let admitted = check(&ctx, &Client::Curve(server_keys.public, trusted), &endpoint);
+    assert_eq!(admitted.outcome, HandshakeOutcome::Admitted);
+    assert_eq!(server_sees(&watch).outcome, HandshakeOutcome::Admitted);
+    drop(socket);
+    auth.stop();
+}
+
+#[test]
+fn the_server_watch_reports_a_handshake_the_authenticator_never_answered_as_stalled() {
+    init_logging();
+    let ctx = zmq::Context::new();
+    let mute = ctx.socket(zmq::ROUTER).unwrap();
+    mute.set_linger(0).unwrap();
+    mute.bind("inproc://zeromq.zap.01").unwrap();
+    let server_keys = Keys::generate();
+    let (socket, watch, endpoint) = watched_server(&ctx, &server_keys);
+    let client = Client::Curve(server_keys.public, Keys::generate());
+    let report = check(&ctx, &client, &endpoint);
+    assert!(matches!(report.outcome, HandshakeOutcome::Stalled { .. }));
+    let seen = server_sees(&watch);
+    assert!(
+        matches!(seen.outcome, HandshakeOutcome::Stalled { .. }),
+        "{seen:?}"
+    );
+    drop(mute);
+    drop(socket);
+}

@@ -373,3 +373,15 @@ fn the_server_watch_reports_a_handshake_the_authenticator_never_answered_as_stal
     drop(mute);
     drop(socket);
 }
+
+#[test]
+fn a_connection_that_never_starts_passes_the_deadline() {
+    let ctx = zmq::Context::new();
+    // Nobody binds this inproc name: the connect neither succeeds nor fails.
+    let mut socket = client_socket(&ctx, &Client::Null);
+    let report = HandshakeCheck::new("inproc://nobody-binds-this")
+        .deadline(Duration::from_millis(200))
+        .run(&ctx, &mut socket)
+        .unwrap();
+    assert_eq!(report.outcome, HandshakeOutcome::DeadlinePassed);
+}

@@ -164,7 +164,8 @@ impl HandshakeCheck {
     }
 
     /// Runs the check on a thread of its own and awaits it: usable from actix (any executor)
-    /// without blocking it. The socket is moved in and handed back with the report.
+    /// without blocking it. The socket is moved in and handed back with the report (`None`
+    /// only with [`CheckError::Interrupted`]: no thread could be started, or it died).
     pub async fn run_async(
         self,
         context: zmq::Context,

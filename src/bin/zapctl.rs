@@ -27,6 +27,11 @@ Exit codes of `zapctl probe`, one per outcome:
 `zapctl cert` exits 0 on success, 1 when a file cannot be written or read or `cert check`
 finds a problem, 2 on a usage error.";
 
+/// The exit codes of `zapctl cert`.
+const CERT_EXIT_CODES: &str = "\
+Exit codes: 0 success; 1 a file cannot be written or read, or `cert check` found a refused
+file, a duplicate key or a permission problem; 2 usage error.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "zapctl",
@@ -54,7 +59,7 @@ enum Command {
     )]
     Probe(probe::ProbeArgs),
     /// Make, show and check CURVE certificates (pyzmq and CZMQ layouts)
-    #[command(subcommand)]
+    #[command(subcommand, after_help = CERT_EXIT_CODES)]
     Cert(cert::CertCommand),
 }
 

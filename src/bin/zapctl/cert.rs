@@ -129,8 +129,8 @@ fn read_by(layout: Layout, name: &str) -> bool {
     }
 }
 
-/// Group and other permission bits.
-const NOT_OWNER_ONLY: u32 = 0o077;
+/// Read and write permission for group and others.
+const GROUP_OR_OTHER_RW: u32 = 0o066;
 
 fn check(dir: &Path, layout: Layout) -> Result<u8, String> {
     let load = load_directory(dir, layout).map_err(|e| e.to_string())?;
@@ -140,7 +140,7 @@ fn check(dir: &Path, layout: Layout) -> Result<u8, String> {
         println!("warning: {text}");
     };
     let mode = fs::metadata(dir).map_err(|e| e.to_string())?.mode();
-    if mode & NOT_OWNER_ONLY & 0o066 != 0 {
+    if mode & GROUP_OR_OTHER_RW != 0 {
         warn(format!(
             "{} is readable or writable by group or others (mode {:o}): chmod go-rw {}",
             dir.display(),
@@ -150,9 +150,9 @@ fn check(dir: &Path, layout: Layout) -> Result<u8, String> {
     }
     let mut ignored = Vec::new();
     let mut secrets = Vec::new();
-    list(dir, layout, true, &mut ignored, &mut secrets);
+    list(dir, layout, &mut ignored, &mut secrets);
     for (path, mode) in &secrets {
-        if mode & 0o066 != 0 {
+        if mode & GROUP_OR_OTHER_RW != 0 {
             warn(format!(
                 "secret file {} is readable or writable by group or others (mode {:o}): chmod 600 it, and keep secret files out of certificate directories",
                 path.display(),
@@ -198,7 +198,6 @@ fn check(dir: &Path, layout: Layout) -> Result<u8, String> {
 fn list(
     dir: &Path,
     layout: Layout,
-    top: bool,
     ignored: &mut Vec<(PathBuf, &'static str)>,
     secrets: &mut Vec<(PathBuf, u32)>,
 ) {
@@ -221,7 +220,7 @@ fn list(
         } else if meta.is_dir() {
             match layout {
                 Layout::Czmq if !meta.file_type().is_symlink() => {
-                    list(&path, layout, false, ignored, secrets)
+                    list(&path, layout, ignored, secrets)
                 }
                 _ => ignored.push((path, "a subdirectory (not read by this layout)")),
             }
@@ -234,5 +233,4 @@ fn list(
             ignored.push((path, why));
         }
     }
-    let _ = top;
 }

@@ -33,13 +33,15 @@
 //! | [`Refused`](HandshakeOutcome::Refused) | `CONNECTED`, `HANDSHAKE_FAILED_AUTH` (400), `DISCONNECTED` | wrong password, unknown user, unknown CURVE key and denied address are indistinguishable: the client gets the code, never the text. No reconnect follows. |
 //! | [`AuthenticatorError`](HandshakeOutcome::AuthenticatorError) | `CONNECTED`, `HANDSHAKE_FAILED_AUTH` (500), `DISCONNECTED` | a failing or timed-out provider on the server. No reconnect follows. |
 //! | [`Stalled`](HandshakeOutcome::Stalled) | `CONNECTED`, then nothing until the server's `ZMQ_HANDSHAKE_IVL`, then `HANDSHAKE_FAILED_NO_DETAIL` (32, `EPIPE`), `DISCONNECTED`, `CONNECT_RETRIED`, and again | a `300` and an authenticator that never answers look exactly alike. A `300` does **not** reach the client as `HANDSHAKE_FAILED_AUTH` (libzmq closes silently, as CurveZMQ says), and about one attempt in three was instead dropped at once, like a wrong server key; so one quick drop alone is not taken as the answer. |
-//! | [`Dropped`](HandshakeOutcome::Dropped) | `CONNECTED`, `HANDSHAKE_FAILED_NO_DETAIL` (32) within a few ms, `DISCONNECTED`, `CONNECT_RETRIED`, repeated every ~100-200 ms | a wrong CURVE server key: the server cannot decrypt HELLO and hangs up (the *server* sees `HANDSHAKE_FAILED_PROTOCOL` `ZMTP_CRYPTOGRAPHIC`). Socket types that cannot talk (a DEALER client to a PULL server) look the same, and win over the credentials: such a CURVE client is dropped before its key is even asked about. The client is told nothing more, so this is a heuristic: three such drops in a row conclude it. |
-//! | [`ProtocolError`](HandshakeOutcome::ProtocolError) | `CONNECTED`, `HANDSHAKE_FAILED_PROTOCOL` (`0x11000002` for a mechanism mismatch), `DISCONNECTED` | PLAIN→CURVE and NULL→PLAIN alike. |
+//! | [`Dropped`](HandshakeOutcome::Dropped) | `CONNECTED`, `HANDSHAKE_FAILED_NO_DETAIL` (32) within a few ms, `DISCONNECTED`, `CONNECT_RETRIED`, repeated every ~100-200 ms | a wrong CURVE server key: the server cannot decrypt HELLO and hangs up (the *server* sees `HANDSHAKE_FAILED_PROTOCOL` `ZMTP_CRYPTOGRAPHIC`). Socket types that cannot talk (a DEALER client to a PULL server) look the same, and win over the credentials: such a CURVE client is dropped before its key is even asked about. The client is told nothing more, so this is a heuristic, reported at the deadline: until then libzmq keeps retrying, and any attempt that ends otherwise decides. |
+//! | [`ProtocolError`](HandshakeOutcome::ProtocolError) | `CONNECTED`, `HANDSHAKE_FAILED_PROTOCOL` (`0x11000002` for a mechanism mismatch), `DISCONNECTED` | PLAIN→CURVE and NULL→PLAIN alike. A race in libzmq: when the server reads the client's whole greeting at once, it closes before its own greeting is flushed, and that attempt looks like a drop (seen in 20-80% of attempts between two processes, rarely within one). libzmq retries, so within a deadline of a second or more some attempt reports the mismatch; a drop is therefore never concluded before the deadline. |
 //! | [`Unreachable`](HandshakeOutcome::Unreachable) | `CONNECT_DELAYED`, `CLOSED`, `CONNECT_RETRIED` (the reconnect interval), repeated | nothing listening; concluded at the first retry. |
 //! | [`DeadlinePassed`](HandshakeOutcome::DeadlinePassed) | none of the above | e.g. a TCP connect that neither succeeds nor fails. |
 //!
 //! A connection that stays up longer than [`STALL_THRESHOLD`] without an outcome counts as
-//! stalling; a stall is only reported at the deadline (a slow authenticator may still answer).
+//! stalling. Stalls and drops are only reported at the deadline (a slow authenticator may
+//! still answer, a later attempt may still say more); every other outcome as soon as it
+//! shows. A deadline of a few seconds (the default is 5 s) gives libzmq's reconnects room.
 //!
 //! # What the check does to the socket
 //! - It **owns the socket's monitor** while it runs: a socket has exactly one, so a monitor
@@ -61,9 +63,7 @@ mod outcome;
 use std::time::{Duration, Instant};
 
 pub(crate) use outcome::conclusive;
-pub use outcome::{
-    protocol_error_name, Classifier, HandshakeOutcome, DROPS_TO_CONCLUDE, STALL_THRESHOLD,
-};
+pub use outcome::{protocol_error_name, Classifier, HandshakeOutcome, STALL_THRESHOLD};
 
 /// The default deadline of a check.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);

@@ -225,7 +225,10 @@ fn the_check_replaces_the_applications_monitor_and_removes_its_own() {
     assert_eq!(report.outcome, HandshakeOutcome::Admitted);
     // libzmq stopped the application's monitor when the check set its own...
     application_reader.join().unwrap();
-    // ...and the check removed its own: a new one can be set, and sees the socket close.
+    // ...and removed its own before returning (it joins the reader, which ends only at
+    // MONITOR_STOPPED). The application can set one again (a fresh name: inproc names are
+    // released asynchronously), and it sees the socket close.
+    let endpoint = monitor::unique_endpoint("application-monitor");
     let (_events, reader) = monitor::spawn(&ctx, &socket, &endpoint, all).unwrap();
     drop(socket);
     reader.join().unwrap();

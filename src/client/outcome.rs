@@ -36,12 +36,12 @@ pub enum HandshakeOutcome {
         /// The longest time one connection stayed up without an outcome.
         waited: Duration,
     },
-    /// The server closed connections during the handshake without a failure reason
-    /// (`HANDSHAKE_FAILED_NO_DETAIL` right after `CONNECTED`, again and again). Most likely a
-    /// wrong CURVE server key: the server cannot decrypt the client's HELLO and hangs up. The
+    /// The server closed every connection during the handshake without a failure reason
+    /// (`HANDSHAKE_FAILED_NO_DETAIL` right after `CONNECTED`, until the deadline). Most likely
+    /// a wrong CURVE server key: the server cannot decrypt the client's HELLO and hangs up. The
     /// other cause seen is a socket-type mismatch (a DEALER client to a PULL server): the
     /// server refuses the peer's `Socket-Type` without telling it why. Likely causes, not
-    /// certainties.
+    /// certainties; reported only at the deadline.
     Dropped {
         /// Connections dropped that way.
         attempts: u32,
@@ -182,9 +182,6 @@ fn protocol_error_advice(code: u32) -> &'static str {
 /// A hang-up after a failed decryption comes within a local round trip (a few ms measured).
 pub const STALL_THRESHOLD: Duration = Duration::from_millis(250);
 
-/// Quick drops in a row that make the drop the answer (one alone is seen after a `300` too).
-pub const DROPS_TO_CONCLUDE: u32 = 3;
-
 /// libzmq's event ids as `u16`.
 pub(crate) mod event {
     use zmq::SocketEvent as E;
@@ -222,8 +219,7 @@ pub(crate) fn conclusive(event_id: u16, value: u32) -> Option<HandshakeOutcome> 
 pub struct Classifier {
     connected_at: Option<Duration>,
     ever_connected: bool,
-    quick_drops: u32,
-    total_drops: u32,
+    drops: u32,
     longest_stall: Option<Duration>,
     failed_connects: u32,
 }
@@ -248,17 +244,12 @@ impl Classifier {
                 // NO_DETAIL comes first, then DISCONNECTED: count the connection once.
                 if let Some(since) = self.connected_at.take() {
                     let lived = at.saturating_sub(since);
+                    // Never concluded here: a mechanism mismatch ends some attempts this way
+                    // too (a race in libzmq), and a later attempt may still report it.
                     if lived < STALL_THRESHOLD {
-                        self.quick_drops += 1;
-                        self.total_drops += 1;
-                        if self.quick_drops >= DROPS_TO_CONCLUDE {
-                            return Some(HandshakeOutcome::Dropped {
-                                attempts: self.total_drops,
-                            });
-                        }
+                        self.drops += 1;
                     } else {
                         // The server's handshake interval ended a stalled connection.
-                        self.quick_drops = 0;
                         self.note_stall(lived);
                     }
                 }
@@ -288,9 +279,9 @@ impl Classifier {
         }
         if let Some(waited) = self.longest_stall {
             HandshakeOutcome::Stalled { waited }
-        } else if self.total_drops > 0 {
+        } else if self.drops > 0 {
             HandshakeOutcome::Dropped {
-                attempts: self.total_drops,
+                attempts: self.drops,
             }
         } else if self.failed_connects > 0 {
             HandshakeOutcome::Unreachable {
@@ -331,7 +322,7 @@ mod tests {
     }
 
     #[test]
-    fn a_wrong_server_key_is_three_quick_drops() {
+    fn a_wrong_server_key_is_quick_drops_until_the_deadline() {
         let mut events = vec![];
         for i in 0..3 {
             events.push((i * 100, CONNECTED, 9));

@@ -13,6 +13,8 @@
 //! - [`messages`]: the typed messages that configure the policy.
 //! - [`Authenticator`] and [`ThreadAuthenticator`]: the handles users hold.
 //! - [`ServerSocket`]: server sockets that refuse every handshake when no handler answers.
+//! - [`client`]: why a connection failed — [`HandshakeCheck`] reports how a client's
+//!   handshake ended ([`HandshakeOutcome`]); the `zapctl probe` command runs it.
 //!
 //! # Quick start (actix)
 //! ```no_run
@@ -40,6 +42,7 @@
 pub mod actors;
 mod authenticator;
 pub mod certs;
+pub mod client;
 mod error;
 pub mod keys;
 pub mod policy;
@@ -57,8 +60,11 @@ pub use actors::{
     Unwatch, Watch, WatchSource, Watches, ZapSocket,
 };
 pub use authenticator::{Authenticator, Builder, CURVE_ALLOW_ANY};
+pub use client::{HandshakeCheck, HandshakeOutcome, HandshakeReport};
 pub use error::{ConfigError, StartError};
-pub use server::{ServerMechanism, ServerSocket, ServerSocketError};
+pub use server::{
+    HandshakeWatch, ServerHandshake, ServerMechanism, ServerSocket, ServerSocketError,
+};
 pub use settings::Settings;
 pub use sources::WatchError;
 pub use thread::ThreadAuthenticator;

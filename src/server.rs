@@ -1,5 +1,11 @@
-//! `ServerSocket`: server sockets that refuse every handshake when no ZAP handler answers.
+//! `ServerSocket`: server sockets that refuse every handshake when no ZAP handler answers,
+//! and an opt-in watch over a server socket's handshakes.
 
+use std::sync::mpsc::Receiver;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::client::{monitor, HandshakeOutcome};
 use crate::keys::CurveSecretKey;
 use crate::policy::MAX_DOMAIN_BYTES;
 
@@ -112,6 +118,128 @@ impl ServerSocket {
     }
 }
 
+impl ServerSocket {
+    /// Opt-in: watches `socket`'s handshakes and reports each as a [`HandshakeOutcome`], the
+    /// same vocabulary as the client-side [`HandshakeCheck`](crate::HandshakeCheck).
+    ///
+    /// Call it before `bind`, so that no handshake is missed. The watch **owns the socket's
+    /// monitor** (a socket has one; this replaces any other) and drains it on a thread of its
+    /// own into an unbounded queue, so an unread (or dropped) watch never stalls libzmq; the
+    /// thread ends when the socket closes or another monitor replaces this one. `context` must
+    /// be the socket's context.
+    ///
+    /// # Who was refused, and why: the authenticator's decision events
+    /// Refusals are best seen where they are decided: [`Authenticator::subscribe`] /
+    /// [`on_decision`](crate::Authenticator::on_decision) deliver a
+    /// [`DecisionEvent`](crate::DecisionEvent) per request with the peer's address, the
+    /// domain, the mechanism, the user id, the status *and the reason text*. Use this watch for
+    /// what only the server socket knows: protocol errors and handshakes that never finished.
+    ///
+    /// # What a bound socket's events can and cannot tell (libzmq 4.3.4, no draft API)
+    /// Each event carries an id, a value and the **local** endpoint the socket is bound to,
+    /// never the peer's address; events of concurrent handshakes cannot be told apart.
+    ///
+    /// | event | outcome | value | tells | cannot tell |
+    /// |---|---|---|---|---|
+    /// | `HANDSHAKE_SUCCEEDED` | [`Admitted`](HandshakeOutcome::Admitted) | 0 | a peer got in | who (read `User-Id` on its messages) |
+    /// | `HANDSHAKE_FAILED_AUTH` | [`Refused`](HandshakeOutcome::Refused) / [`AuthenticatorError`](HandshakeOutcome::AuthenticatorError) / [`Stalled`](HandshakeOutcome::Stalled) | ZAP status 400 / 500 / 300 | the authenticator's answer | who, and why (the decision event says) |
+    /// | `HANDSHAKE_FAILED_PROTOCOL` | [`ProtocolError`](HandshakeOutcome::ProtocolError) | `ZMQ_PROTOCOL_ERROR_*` | e.g. `0x11000001` ZMTP_CRYPTOGRAPHIC: a CURVE client that expects another server key; `0x11000002` a mechanism mismatch | which client |
+    /// | `HANDSHAKE_FAILED_NO_DETAIL` | [`Stalled`](HandshakeOutcome::Stalled) for `EAGAIN` (11, measured), else [`Dropped`](HandshakeOutcome::Dropped) | errno | a handshake never finished: the handshake interval ran out (after a 300, a silent authenticator, or a client that stopped talking), or the peer was cut off | which peer |
+    /// | none | not reported | | a socket-type mismatch (a DEALER client to a PULL server) raises no handshake event on the server; the client sees [`Dropped`](HandshakeOutcome::Dropped) | that it happened at all |
+    /// | `ACCEPTED`, `DISCONNECTED` | not reported | file descriptor | connections come and go | the address behind the descriptor |
+    ///
+    /// [`Authenticator::subscribe`]: crate::Authenticator::subscribe
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use actix_zap::ServerSocket;
+    ///
+    /// let context = zmq::Context::new();
+    /// let server = ServerSocket::plain("global").build(&context, zmq::ROUTER)?;
+    /// let watch = ServerSocket::watch_handshakes(&context, &server)?;
+    /// server.bind("tcp://127.0.0.1:5557")?;
+    /// while let Some(handshake) = watch.next(Duration::from_secs(60)) {
+    ///     println!("{}", handshake.outcome);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn watch_handshakes(
+        context: &zmq::Context,
+        socket: &zmq::Socket,
+    ) -> Result<HandshakeWatch, ServerSocketError> {
+        let endpoint = monitor::unique_endpoint("actix-zap-server-watch");
+        let mask = zmq::SocketEvent::HANDSHAKE_SUCCEEDED as i32
+            | zmq::SocketEvent::HANDSHAKE_FAILED_AUTH as i32
+            | zmq::SocketEvent::HANDSHAKE_FAILED_PROTOCOL as i32
+            | zmq::SocketEvent::HANDSHAKE_FAILED_NO_DETAIL as i32;
+        let (events, thread) = monitor::spawn(context, socket, &endpoint, mask)?;
+        Ok(HandshakeWatch {
+            events,
+            _reader: thread,
+        })
+    }
+}
+
+/// One handshake's end, as a server socket's monitor reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerHandshake {
+    /// The outcome, in the client check's words.
+    pub outcome: HandshakeOutcome,
+    /// libzmq's `ZMQ_EVENT_*` id.
+    pub event: u16,
+    /// The event's value (ZAP status, protocol error code or errno).
+    pub value: u32,
+}
+
+/// The handshakes of one server socket; see [`ServerSocket::watch_handshakes`].
+#[derive(Debug)]
+pub struct HandshakeWatch {
+    events: Receiver<(u16, u32)>,
+    /// Detached on drop: it keeps draining until `MONITOR_STOPPED`.
+    _reader: JoinHandle<()>,
+}
+
+impl HandshakeWatch {
+    /// The next handshake's end, waiting at most `wait`; `None` when `wait` passes or the
+    /// socket closed.
+    pub fn next(&self, wait: Duration) -> Option<ServerHandshake> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let (event, value) = self.events.recv_timeout(left).ok()?;
+            if let Some(outcome) = server_outcome(event, value) {
+                return Some(ServerHandshake {
+                    outcome,
+                    event,
+                    value,
+                });
+            }
+        }
+    }
+
+    /// Every handshake reported so far, without waiting.
+    pub fn drain(&self) -> Vec<ServerHandshake> {
+        std::iter::from_fn(|| self.next(Duration::ZERO)).collect()
+    }
+}
+
+/// `EAGAIN`: the errno libzmq 4.3.4 reports on a server whose handshake interval ran out.
+const EAGAIN: u32 = 11;
+
+/// A server socket's handshake event in the client check's words.
+fn server_outcome(event: u16, value: u32) -> Option<HandshakeOutcome> {
+    if event == zmq::SocketEvent::HANDSHAKE_FAILED_NO_DETAIL as u16 {
+        return Some(if value == EAGAIN {
+            HandshakeOutcome::Stalled {
+                waited: Duration::ZERO,
+            }
+        } else {
+            HandshakeOutcome::Dropped { attempts: 1 }
+        });
+    }
+    crate::client::conclusive(event, value)
+}
+
 fn check_domain(domain: &str) -> Result<(), ServerSocketError> {
     if domain.is_empty() {
         return Err(ServerSocketError::EmptyDomain);
@@ -158,6 +286,25 @@ fn enforce_domain(socket: &mut zmq::Socket) -> Result<(), ServerSocketError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_events_use_the_client_vocabulary() {
+        use zmq::SocketEvent as E;
+        let no_detail = E::HANDSHAKE_FAILED_NO_DETAIL as u16;
+        assert_eq!(
+            server_outcome(E::HANDSHAKE_FAILED_AUTH as u16, 400),
+            Some(HandshakeOutcome::Refused { status: 400 })
+        );
+        assert!(matches!(
+            server_outcome(no_detail, EAGAIN),
+            Some(HandshakeOutcome::Stalled { .. })
+        ));
+        assert!(matches!(
+            server_outcome(no_detail, 32),
+            Some(HandshakeOutcome::Dropped { .. })
+        ));
+        assert_eq!(server_outcome(E::ACCEPTED as u16, 7), None);
+    }
 
     #[test]
     fn domains_are_required_and_bounded() {

@@ -1,0 +1,73 @@
+//! `zapctl`: the operator's command for ZeroMQ security — say why a connection fails
+//! (`probe`) and make or inspect CURVE certificates (`cert`).
+
+#[path = "zapctl/cert.rs"]
+mod cert;
+#[path = "zapctl/json.rs"]
+mod json;
+#[path = "zapctl/probe.rs"]
+mod probe;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// What `zapctl` prints after `--help`: the exit codes every script needs.
+const EXIT_CODES: &str = "\
+Exit codes of `zapctl probe`, one per outcome:
+  0  admitted              the handshake succeeded
+  2  usage error           bad arguments, unreadable key or certificate, no password
+  3  refused               the authenticator said 400 (credentials, key or address)
+  4  authenticator error   the authenticator said 500 (a server-side failure)
+  5  stalled               connected, no outcome: a 300 (try later) or no answer at all
+  6  protocol error        e.g. the client and server mechanisms differ
+  7  dropped               hung up during the handshake: most likely a wrong server key
+  8  unreachable           nothing listening, connection refused and retried
+  9  deadline passed       nothing conclusive before --timeout
+`zapctl cert` exits 0 on success, 1 when a file cannot be written or read or `cert check`
+finds a problem, 2 on a usage error.";
+
+/// The exit codes of `zapctl cert`.
+const CERT_EXIT_CODES: &str = "\
+Exit codes: 0 success; 1 a file cannot be written or read, or `cert check` found a refused
+file, a duplicate key or a permission problem; 2 usage error.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "zapctl",
+    version,
+    about = "Say why a ZeroMQ connection fails, and manage CURVE certificates",
+    long_about = "Say why a ZeroMQ connection fails (`zapctl probe`), and make or inspect the \
+                  CURVE certificates a ZAP authenticator loads (`zapctl cert`).",
+    after_help = EXIT_CODES
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Connect to an endpoint and report how the security handshake ended
+    #[command(after_help = EXIT_CODES)]
+    #[command(
+        long_about = "Connect to ENDPOINT as a client, watch the security handshake and \
+        say in one line how it ended and what to change. Nothing is sent or received.\n\n\
+        The PLAIN password is read from the environment variable ZAPCTL_PASSWORD, or else from \
+        the first line of standard input; never from an argument (arguments are visible to \
+        every user of the machine)."
+    )]
+    Probe(probe::ProbeArgs),
+    /// Make, show and check CURVE certificates (pyzmq and CZMQ layouts)
+    #[command(subcommand, after_help = CERT_EXIT_CODES)]
+    Cert(cert::CertCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Probe(args) => probe::run(args),
+        Command::Cert(command) => cert::run(command),
+    };
+    ExitCode::from(code)
+}

@@ -1,0 +1,390 @@
+//! The client-side handshake check on real sockets: every outcome produced for real, with a
+//! short handshake interval on the servers so that stalls end in a second.
+
+mod common;
+
+use std::time::Duration;
+
+use actix_zap::certs::CertStore;
+use actix_zap::client::monitor;
+use actix_zap::keys::CurvePublicKey;
+use actix_zap::provider::{CurveVerdict, Provider};
+use actix_zap::{
+    Builder, HandshakeCheck, HandshakeOutcome, HandshakeReport, Settings, ThreadAuthenticator,
+};
+use common::*;
+
+/// The servers give up on an unfinished handshake after this long (libzmq's default: 30 s).
+const HANDSHAKE_IVL_MS: i32 = 500;
+/// Long enough to see a stall end once; the stall is reported at the deadline.
+const DEADLINE: Duration = Duration::from_millis(1500);
+
+fn authenticator() -> (zmq::Context, ThreadAuthenticator) {
+    init_logging();
+    let context = zmq::Context::new();
+    let settings = Settings {
+        provider_deadline: Duration::from_millis(300),
+        ..Settings::default()
+    };
+    let auth = ThreadAuthenticator::start_with(Builder::default().settings(settings), &context)
+        .expect("authenticator starts");
+    (context, auth)
+}
+
+fn listening(context: &zmq::Context, server: &Server, domain: &str) -> Listening {
+    let socket = server_socket(context, server, Some(domain));
+    socket.set_handshake_ivl(HANDSHAKE_IVL_MS).unwrap();
+    Listening::from_socket(context, socket)
+}
+
+fn check(context: &zmq::Context, client: &Client, endpoint: &str) -> HandshakeReport {
+    let mut socket = client_socket(context, client);
+    HandshakeCheck::new(endpoint)
+        .deadline(DEADLINE)
+        .run(context, &mut socket)
+        .expect("the check runs")
+}
+
+fn trusting(auth: &ThreadAuthenticator, domain: &str, key: CurvePublicKey) {
+    let mut keys = CertStore::new();
+    keys.insert(key, Default::default());
+    futures::executor::block_on(auth.handle().configure_curve_keys(domain, keys)).unwrap();
+}
+
+#[test]
+fn a_client_with_the_right_password_is_admitted_and_keeps_its_connection() {
+    let (ctx, auth) = authenticator();
+    auth.configure_plain("global", [("admin", "secret")])
+        .unwrap();
+    let server = listening(&ctx, &Server::Plain, "global");
+    let mut socket = client_socket(&ctx, &Client::Plain("admin", "secret"));
+    let report = HandshakeCheck::new(&server.endpoint)
+        .deadline(DEADLINE)
+        .run(&ctx, &mut socket)
+        .unwrap();
+    assert_eq!(report.outcome, HandshakeOutcome::Admitted, "{report:?}");
+    // The check read nothing and left the connection up: the application's message arrives.
+    socket.send("after the check", 0).unwrap();
+    let mut outcome = server.outcome();
+    assert_eq!(outcome.user_id(), "admin");
+    drop(socket);
+    drop(server);
+    auth.stop();
+}
+
+#[test]
+fn a_wrong_password_is_refused_with_400() {
+    let (ctx, auth) = authenticator();
+    auth.configure_plain("global", [("admin", "secret")])
+        .unwrap();
+    let server = listening(&ctx, &Server::Plain, "global");
+    let report = check(&ctx, &Client::Plain("admin", "wrong"), &server.endpoint);
+    assert_eq!(report.outcome, HandshakeOutcome::Refused { status: 400 });
+    assert!(report.outcome.to_string().contains("password"));
+    drop(server);
+    auth.stop();
+}
+
+#[test]
+fn an_unknown_curve_key_is_refused_with_400() {
+    let (ctx, auth) = authenticator();
+    let server_keys = Keys::generate();
+    trusting(&auth, "global", Keys::generate().public);
+    let server = listening(&ctx, &Server::Curve(server_keys.clone()), "global");
+    let client = Client::Curve(server_keys.public, Keys::generate());
+    let report = check(&ctx, &client, &server.endpoint);
+    assert_eq!(report.outcome, HandshakeOutcome::Refused { status: 400 });
+    drop(server);
+    auth.stop();
+}
+
+#[test]
+fn a_failing_provider_is_an_authenticator_error_500() {
+    let (ctx, auth) = authenticator();
+    let server_keys = Keys::generate();
+    let failing = Provider::from_fn(|_: &str, _: &CurvePublicKey| Err("database down".into()));
+    auth.configure_curve_callback("global", failing).unwrap();
+    let server = listening(&ctx, &Server::Curve(server_keys.clone()), "global");
+    let client = Client::Curve(server_keys.public, Keys::generate());
+    let report = check(&ctx, &client, &server.endpoint);
+    assert_eq!(
+        report.outcome,
+        HandshakeOutcome::AuthenticatorError { status: 500 }
+    );
+    assert!(report.outcome.to_string().contains("not your credentials"));
+    drop(server);
+    auth.stop();
+}
+
+#[test]
+fn a_try_later_from_the_provider_is_a_stall() {
+    let (ctx, auth) = authenticator();
+    let server_keys = Keys::generate();
+    let later = Provider::from_fn(|_: &str, _: &CurvePublicKey| Ok(CurveVerdict::TryLater));
+    auth.configure_curve_callback("global", later).unwrap();
+    let server = listening(&ctx, &Server::Curve(server_keys.clone()), "global");
+    let client = Client::Curve(server_keys.public, Keys::generate());
+    let report = check(&ctx, &client, &server.endpoint);
+    assert!(
+        matches!(report.outcome, HandshakeOutcome::Stalled { .. }),
+        "{report:?}"
+    );
+    assert!(report.outcome.to_string().contains("300"));
+    drop(server);
+    auth.stop();
+}
+
+#[test]
+fn an_authenticator_that_never_answers_is_a_stall() {
+    init_logging();
+    let ctx = zmq::Context::new();
+    // Something holds the ZAP endpoint and never replies.
+    let mute = ctx.socket(zmq::ROUTER).unwrap();
+    mute.set_linger(0).unwrap();
+    mute.bind("inproc://zeromq.zap.01").unwrap();
+    let server_keys = Keys::generate();
+    let server = listening(&ctx, &Server::Curve(server_keys.clone()), "global");
+    let client = Client::Curve(server_keys.public, Keys::generate());
+    let report = check(&ctx, &client, &server.endpoint);
+    assert!(
+        matches!(report.outcome, HandshakeOutcome::Stalled { .. }),
+        "{report:?}"
+    );
+    // The mute handler goes first: the server's close waits for its ZAP pipe to be released.
+    drop(mute);
+    drop(server);
+}
+
+#[test]
+fn a_wrong_server_key_is_dropped_during_the_handshake() {
+    let (ctx, auth) = authenticator();
+    let client_keys = Keys::generate();
+    trusting(&auth, "global", client_keys.public);
+    let server = listening(&ctx, &Server::Curve(Keys::generate()), "global");
+    let client = Client::Curve(Keys::generate().public, client_keys);
+    let report = check(&ctx, &client, &server.endpoint);
+    assert!(
+        matches!(report.outcome, HandshakeOutcome::Dropped { attempts } if attempts >= 3),
+        "{report:?}"
+    );
+    assert!(report.outcome.to_string().contains("likely"));
+    drop(server);
+    auth.stop();
+}
+
+#[test]
+fn a_mechanism_mismatch_is_a_protocol_error_with_the_zmtp_code() {
+    let (ctx, auth) = authenticator();
+    let server = listening(&ctx, &Server::Curve(Keys::generate()), "global");
+    let report = check(&ctx, &Client::Plain("admin", "secret"), &server.endpoint);
+    assert_eq!(
+        report.outcome,
+        HandshakeOutcome::ProtocolError { code: 0x1100_0002 }
+    );
+    assert!(report.outcome.to_string().contains("MECHANISM_MISMATCH"));
+    drop(server);
+    auth.stop();
+}
+
+#[test]
+fn nothing_listening_is_unreachable() {
+    init_logging();
+    let ctx = zmq::Context::new();
+    let port = {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        free.local_addr().unwrap().port()
+    };
+    let report = check(&ctx, &Client::Null, &format!("tcp://127.0.0.1:{port}"));
+    assert!(
+        matches!(report.outcome, HandshakeOutcome::Unreachable { .. }),
+        "{report:?}"
+    );
+}
+
+#[test]
+fn a_malformed_endpoint_is_an_error_not_an_outcome() {
+    let ctx = zmq::Context::new();
+    let mut socket = client_socket(&ctx, &Client::Null);
+    let result = HandshakeCheck::new("tcp://nowhere").run(&ctx, &mut socket);
+    assert!(result.is_err());
+}
+
+#[test]
+fn the_check_replaces_the_applications_monitor_and_removes_its_own() {
+    let (ctx, auth) = authenticator();
+    auth.configure_plain("global", [("admin", "secret")])
+        .unwrap();
+    let server = listening(&ctx, &Server::Plain, "global");
+    let mut socket = client_socket(&ctx, &Client::Plain("admin", "secret"));
+    let endpoint = monitor::unique_endpoint("application-monitor");
+    let all = zmq::SocketEvent::ALL as i32;
+    let (_events, application_reader) = monitor::spawn(&ctx, &socket, &endpoint, all).unwrap();
+    let report = HandshakeCheck::new(&server.endpoint)
+        .run(&ctx, &mut socket)
+        .unwrap();
+    assert_eq!(report.outcome, HandshakeOutcome::Admitted);
+    // libzmq stopped the application's monitor when the check set its own...
+    application_reader.join().unwrap();
+    // ...and removed its own before returning (it joins the reader, which ends only at
+    // MONITOR_STOPPED). The application can set one again (a fresh name: inproc names are
+    // released asynchronously), and it sees the socket close.
+    let endpoint = monitor::unique_endpoint("application-monitor");
+    let (_events, reader) = monitor::spawn(&ctx, &socket, &endpoint, all).unwrap();
+    drop(socket);
+    reader.join().unwrap();
+    drop(server);
+    auth.stop();
+}
+
+#[actix_rt::test]
+async fn the_async_check_runs_beside_an_actix_authenticator() {
+    let context = zmq::Context::new();
+    let auth = actix_zap::Authenticator::start(&context).unwrap();
+    auth.configure_plain("global", [("admin", "secret")])
+        .await
+        .unwrap();
+    let server = listening(&context, &Server::Plain, "global");
+    let socket = client_socket(&context, &Client::Plain("admin", "wrong"));
+    let (socket, report) = HandshakeCheck::new(server.endpoint.clone())
+        .deadline(DEADLINE)
+        .run_async(context.clone(), socket)
+        .await;
+    assert_eq!(
+        report.unwrap().outcome,
+        HandshakeOutcome::Refused { status: 400 }
+    );
+    // Closing the server waits for its ZAP pipe, which the actix thread serves: off-thread.
+    tokio::task::spawn_blocking(move || drop((socket, server)))
+        .await
+        .unwrap();
+    auth.stop().await;
+}
+
+/// A CURVE PULL server built by `ServerSocket`, watched, with a short handshake interval.
+fn watched_server(
+    context: &zmq::Context,
+    keys: &Keys,
+) -> (zmq::Socket, actix_zap::HandshakeWatch, String) {
+    let socket = actix_zap::ServerSocket::curve("global", keys.secret.clone())
+        .build(context, zmq::PULL)
+        .unwrap();
+    socket.set_linger(0).unwrap();
+    socket.set_handshake_ivl(HANDSHAKE_IVL_MS).unwrap();
+    let watch = actix_zap::ServerSocket::watch_handshakes(context, &socket).unwrap();
+    socket.bind("tcp://127.0.0.1:0").unwrap();
+    let endpoint = socket.get_last_endpoint().unwrap().unwrap();
+    (socket, watch, endpoint)
+}
+
+fn server_sees(watch: &actix_zap::HandshakeWatch) -> actix_zap::ServerHandshake {
+    watch
+        .next(PATIENCE)
+        .expect("a handshake event on the server")
+}
+
+#[test]
+fn the_server_watch_names_admissions_refusals_and_protocol_errors() {
+    let (ctx, auth) = authenticator();
+    let server_keys = Keys::generate();
+    let trusted = Keys::generate();
+    trusting(&auth, "global", trusted.public);
+    let (socket, watch, endpoint) = watched_server(&ctx, &server_keys);
+
+    let admitted = check(
+        &ctx,
+        &Client::Curve(server_keys.public, trusted.clone()),
+        &endpoint,
+    );
+    assert_eq!(admitted.outcome, HandshakeOutcome::Admitted);
+    assert_eq!(server_sees(&watch).outcome, HandshakeOutcome::Admitted);
+
+    let stranger = Client::Curve(server_keys.public, Keys::generate());
+    check(&ctx, &stranger, &endpoint);
+    assert_eq!(
+        server_sees(&watch).outcome,
+        HandshakeOutcome::Refused { status: 400 }
+    );
+
+    // What the client can only guess (a drop), the server knows: the HELLO did not decrypt.
+    let wrong_server_key = Client::Curve(Keys::generate().public, trusted.clone());
+    let guessed = check(&ctx, &wrong_server_key, &endpoint);
+    assert!(matches!(guessed.outcome, HandshakeOutcome::Dropped { .. }));
+    let known = server_sees(&watch);
+    assert_eq!(
+        known.outcome,
+        HandshakeOutcome::ProtocolError { code: 0x1100_0001 },
+        "{known:?}"
+    );
+    assert!(known.outcome.to_string().contains("ZMTP_CRYPTOGRAPHIC"));
+
+    check(&ctx, &Client::Null, &endpoint);
+    let cryptographic = HandshakeOutcome::ProtocolError { code: 0x1100_0001 };
+    let next = loop {
+        // The wrong-key client's retries may still be in the queue.
+        let seen = server_sees(&watch).outcome;
+        if seen != cryptographic {
+            break seen;
+        }
+    };
+    assert_eq!(next, HandshakeOutcome::ProtocolError { code: 0x1100_0002 });
+    // A DEALER cannot talk to this PULL server: the client sees drops, the server nothing.
+    let mut dealer = ctx.socket(zmq::DEALER).unwrap();
+    dealer.set_linger(0).unwrap();
+    dealer
+        .set_curve_serverkey(server_keys.public.as_bytes())
+        .unwrap();
+    dealer
+        .set_curve_publickey(trusted.public.as_bytes())
+        .unwrap();
+    dealer
+        .set_curve_secretkey(trusted.secret.as_bytes())
+        .unwrap();
+    let guessed = HandshakeCheck::new(&endpoint)
+        .deadline(DEADLINE)
+        .run(&ctx, &mut dealer)
+        .unwrap();
+    assert!(
+        matches!(guessed.outcome, HandshakeOutcome::Dropped { .. }),
+        "{guessed:?}"
+    );
+    drop(dealer);
+    // The server reports no handshake event for it at all: the next one is this admission.
+    let admitted = check(&ctx, &Client::Curve(server_keys.public, trusted), &endpoint);
+    assert_eq!(admitted.outcome, HandshakeOutcome::Admitted);
+    assert_eq!(server_sees(&watch).outcome, HandshakeOutcome::Admitted);
+    drop(socket);
+    auth.stop();
+}
+
+#[test]
+fn the_server_watch_reports_a_handshake_the_authenticator_never_answered_as_stalled() {
+    init_logging();
+    let ctx = zmq::Context::new();
+    let mute = ctx.socket(zmq::ROUTER).unwrap();
+    mute.set_linger(0).unwrap();
+    mute.bind("inproc://zeromq.zap.01").unwrap();
+    let server_keys = Keys::generate();
+    let (socket, watch, endpoint) = watched_server(&ctx, &server_keys);
+    let client = Client::Curve(server_keys.public, Keys::generate());
+    let report = check(&ctx, &client, &endpoint);
+    assert!(matches!(report.outcome, HandshakeOutcome::Stalled { .. }));
+    let seen = server_sees(&watch);
+    assert!(
+        matches!(seen.outcome, HandshakeOutcome::Stalled { .. }),
+        "{seen:?}"
+    );
+    drop(mute);
+    drop(socket);
+}
+
+#[test]
+fn a_connection_that_never_starts_passes_the_deadline() {
+    let ctx = zmq::Context::new();
+    // Nobody binds this inproc name: the connect neither succeeds nor fails.
+    let mut socket = client_socket(&ctx, &Client::Null);
+    let report = HandshakeCheck::new("inproc://nobody-binds-this")
+        .deadline(Duration::from_millis(200))
+        .run(&ctx, &mut socket)
+        .unwrap();
+    assert_eq!(report.outcome, HandshakeOutcome::DeadlinePassed);
+}

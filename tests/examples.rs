@@ -245,3 +245,24 @@ fn load_certs_reports_time_and_memory_per_key() {
         assert!(line.contains(field), "{field} missing from: {line}");
     }
 }
+
+#[test]
+fn revocation_latency_reports_every_case_and_nothing_admitted_after_a_message() {
+    let text = measurement_line(
+        "revocation_latency",
+        &["--trials", "3", "--files", "20", "--case", "all"],
+    );
+    for case in ["message", "unlink", "unlink-polling", "rewrite"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("case={case} ")))
+            .unwrap_or_else(|| panic!("no line for {case}: {text}"));
+        assert!(
+            line.contains("trials=3") && line.contains("p99_ms="),
+            "{line}"
+        );
+        if case == "message" {
+            assert!(line.ends_with("admitted_after=0"), "{line}");
+        }
+    }
+}

@@ -65,81 +65,120 @@ fn wait_until(counter: &AtomicUsize, n: usize) {
     }
 }
 
+/// A CURVE client whose handshake waits on a held provider that will admit it.
+struct Waiting {
+    auth: actix_zap::ThreadAuthenticator,
+    server: Listening,
+    gate: Gate,
+    _client: zmq::Socket,
+    _context: zmq::Context,
+}
+
+impl Waiting {
+    fn start(before: impl FnOnce(&actix_zap::ThreadAuthenticator)) -> Waiting {
+        let (context, auth) = started();
+        let server_keys = Keys::generate();
+        let gate = gate(|_| CurveVerdict::admit());
+        auth.configure_curve_callback("*", gate.provider.clone())
+            .unwrap();
+        before(&auth);
+        let server = Listening::new(&context, &Server::Curve(server_keys.clone()), Some("d"));
+        let client = server.connect(
+            &context,
+            &Client::Curve(server_keys.public, Keys::generate()),
+        );
+        wait_for(&gate.asked);
+        Waiting {
+            auth,
+            server,
+            gate,
+            _client: client,
+            _context: context,
+        }
+    }
+
+    /// Lets the provider's first answer ("admit") come, and reports the handshake.
+    fn released(&self) -> Outcome {
+        self.gate.release.notify_one();
+        self.server.outcome()
+    }
+}
+
 #[test]
 fn a_key_revoked_while_its_provider_is_asked_is_refused() {
-    let (ctx, auth) = started();
-    let server_keys = Keys::generate();
-    let client = Keys::generate();
-    let gate = gate(|_| CurveVerdict::admit());
-    auth.configure_curve_callback("*", gate.provider.clone())
-        .unwrap();
-    let server = Listening::new(&ctx, &Server::Curve(server_keys.clone()), Some("d"));
-    let _waiting = server.connect(&ctx, &Client::Curve(server_keys.public, client.clone()));
-    wait_for(&gate.asked);
+    let waiting = Waiting::start(|_| {});
     // Narrowed to a key set without this key; the call has returned...
     let other = Keys::generate();
-    block_on(auth.handle().configure_curve_keys("*", keys_of(&[&other]))).unwrap();
+    block_on(
+        waiting
+            .auth
+            .handle()
+            .configure_curve_keys("*", keys_of(&[&other])),
+    )
+    .unwrap();
     // ...so the provider's late "admit" must not be what decides.
-    gate.release.notify_one();
-    server.outcome().assert_refused(400);
-    auth.stop();
+    waiting.released().assert_refused(400);
+    waiting.auth.stop();
 }
 
 #[test]
 fn a_provider_replaced_while_asked_gives_way_to_the_new_one() {
-    let (ctx, auth) = started();
-    let server_keys = Keys::generate();
-    let gate = gate(|_| CurveVerdict::admit());
-    auth.configure_curve_callback("*", gate.provider.clone())
-        .unwrap();
-    let server = Listening::new(&ctx, &Server::Curve(server_keys.clone()), Some("d"));
-    let client = Client::Curve(server_keys.public, Keys::generate());
-    let _waiting = server.connect(&ctx, &client);
-    wait_for(&gate.asked);
+    let waiting = Waiting::start(|_| {});
     let refusing = Provider::from_fn(|_: &str, _: &CurvePublicKey| Ok(CurveVerdict::Refuse));
-    auth.configure_curve_callback("*", refusing).unwrap();
-    gate.release.notify_one();
-    server.outcome().assert_refused(400);
-    auth.stop();
+    waiting
+        .auth
+        .configure_curve_callback("*", refusing)
+        .unwrap();
+    waiting.released().assert_refused(400);
+    waiting.auth.stop();
 }
 
 #[test]
 fn an_address_denied_while_a_provider_is_asked_is_refused() {
-    let (ctx, auth) = started();
-    let server_keys = Keys::generate();
-    let gate = gate(|_| CurveVerdict::admit());
-    auth.configure_curve_callback("*", gate.provider.clone())
-        .unwrap();
-    let server = Listening::new(&ctx, &Server::Curve(server_keys.clone()), Some("d"));
-    let client = Client::Curve(server_keys.public, Keys::generate());
-    let _waiting = server.connect(&ctx, &client);
-    wait_for(&gate.asked);
-    auth.deny(["127.0.0.1"]).unwrap();
-    gate.release.notify_one();
-    server.outcome().assert_refused(400);
-    auth.stop();
+    let waiting = Waiting::start(|_| {});
+    waiting.auth.deny(["127.0.0.1"]).unwrap();
+    waiting.released().assert_refused(400);
+    waiting.auth.stop();
 }
 
 #[test]
 fn a_user_id_mapping_replaced_while_a_provider_is_asked_names_the_client() {
-    let (ctx, auth) = started();
-    let server_keys = Keys::generate();
-    let gate = gate(|_| CurveVerdict::admit());
-    auth.configure_curve_callback("*", gate.provider.clone())
+    let waiting = Waiting::start(|auth| {
+        auth.set_curve_user_id(|_| "old-mapping".to_string())
+            .unwrap()
+    });
+    waiting
+        .auth
+        .set_curve_user_id(|_| "new-mapping".to_string())
         .unwrap();
-    auth.set_curve_user_id(|_| "old-mapping".to_string())
-        .unwrap();
-    let server = Listening::new(&ctx, &Server::Curve(server_keys.clone()), Some("d"));
-    let client = Client::Curve(server_keys.public, Keys::generate());
-    let _waiting = server.connect(&ctx, &client);
-    wait_for(&gate.asked);
-    auth.set_curve_user_id(|_| "new-mapping".to_string())
-        .unwrap();
-    gate.release.notify_one();
     // Decided again under the new policy: the provider is asked again, then the new mapping.
-    server.outcome().assert_admitted("new-mapping");
-    assert_eq!(gate.asked.load(Ordering::SeqCst), 2);
-    auth.stop();
+    waiting.released().assert_admitted("new-mapping");
+    assert_eq!(waiting.gate.asked.load(Ordering::SeqCst), 2);
+    waiting.auth.stop();
+}
+
+#[test]
+fn many_changes_while_a_provider_is_asked_end_in_the_last_one() {
+    let waiting = Waiting::start(|_| {});
+    let client = Keys::generate();
+    for _ in 0..50 {
+        block_on(
+            waiting
+                .auth
+                .handle()
+                .configure_curve_keys("*", keys_of(&[&client])),
+        )
+        .unwrap();
+    }
+    block_on(
+        waiting
+            .auth
+            .handle()
+            .configure_curve_keys("*", CertStore::new()),
+    )
+    .unwrap();
+    waiting.released().assert_refused(400);
+    waiting.auth.stop();
 }
 
 #[test]
@@ -286,24 +325,4 @@ fn a_late_answer_for_a_session_that_reconnected_is_discarded() {
 struct Connecting {
     socket: zmq::Socket,
     monitor: Monitor,
-}
-
-#[test]
-fn many_changes_while_a_provider_is_asked_end_in_the_last_one() {
-    let (ctx, auth) = started();
-    let server_keys = Keys::generate();
-    let gate = gate(|_| CurveVerdict::admit());
-    auth.configure_curve_callback("*", gate.provider.clone())
-        .unwrap();
-    let server = Listening::new(&ctx, &Server::Curve(server_keys.clone()), Some("d"));
-    let client = Keys::generate();
-    let _waiting = server.connect(&ctx, &Client::Curve(server_keys.public, client.clone()));
-    wait_for(&gate.asked);
-    for _ in 0..50 {
-        block_on(auth.handle().configure_curve_keys("*", keys_of(&[&client]))).unwrap();
-    }
-    block_on(auth.handle().configure_curve_keys("*", CertStore::new())).unwrap();
-    gate.release.notify_one();
-    server.outcome().assert_refused(400);
-    auth.stop();
 }

@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use crate::client::{monitor, HandshakeOutcome};
 use crate::keys::CurveSecretKey;
-use crate::policy::MAX_DOMAIN_BYTES;
+use crate::error::NoCurveSupport;
+use crate::policy::check_domain;
 
 /// libzmq's `ZMQ_ZAP_ENFORCE_DOMAIN` (draft API, present in 4.3.x builds).
 const ZMQ_ZAP_ENFORCE_DOMAIN: i32 = 93;
 
 /// Why a hardened server socket could not be made.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServerSocketError {
     /// An empty domain would disable the enforcement (and abort PLAIN servers).
     #[error("a hardened server socket needs a non-empty ZAP domain")]
@@ -22,8 +24,8 @@ pub enum ServerSocketError {
     #[error("ZAP domain is {0} bytes, libzmq allows at most 255")]
     DomainTooLong(usize),
     /// The linked libzmq cannot do CURVE.
-    #[error("{}", crate::error::NO_CURVE_SUPPORT)]
-    NoCurveSupport,
+    #[error(transparent)]
+    NoCurveSupport(#[from] NoCurveSupport),
     /// The linked libzmq does not know `ZMQ_ZAP_ENFORCE_DOMAIN` (older than 4.3.0).
     #[error("the linked libzmq does not support ZMQ_ZAP_ENFORCE_DOMAIN (needs 4.3.0 or later)")]
     EnforceUnsupported,
@@ -34,6 +36,7 @@ pub enum ServerSocketError {
 
 /// The security mechanism of a hardened server.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum ServerMechanism {
     /// NULL: every client is decided by address rules (the domain makes libzmq ask).
     Null,
@@ -103,7 +106,7 @@ impl ServerSocket {
 
     /// Sets the options on an existing socket that is not bound yet.
     pub fn apply(&self, socket: &mut zmq::Socket) -> Result<(), ServerSocketError> {
-        check_domain(&self.domain)?;
+        check_server_domain(&self.domain)?;
         check_mechanism(&self.mechanism, zmq::has("curve"))?;
         socket.set_zap_domain(&self.domain)?;
         match &self.mechanism {
@@ -240,14 +243,12 @@ fn server_outcome(event: u16, value: u32) -> Option<HandshakeOutcome> {
     crate::client::conclusive(event, value)
 }
 
-fn check_domain(domain: &str) -> Result<(), ServerSocketError> {
+/// A server needs a domain (empty disables the enforcement); its length is the policy's rule.
+fn check_server_domain(domain: &str) -> Result<(), ServerSocketError> {
     if domain.is_empty() {
         return Err(ServerSocketError::EmptyDomain);
     }
-    if domain.len() > MAX_DOMAIN_BYTES {
-        return Err(ServerSocketError::DomainTooLong(domain.len()));
-    }
-    Ok(())
+    check_domain(domain).map_err(|_| ServerSocketError::DomainTooLong(domain.len()))
 }
 
 /// A CURVE server needs a libzmq that can do CURVE (`has_curve` is `zmq::has("curve")`).
@@ -258,7 +259,7 @@ fn check_mechanism(
     match (mechanism, has_curve) {
         (ServerMechanism::Curve(_), Some(true))
         | (ServerMechanism::Null | ServerMechanism::Plain, _) => Ok(()),
-        (ServerMechanism::Curve(_), _) => Err(ServerSocketError::NoCurveSupport),
+        (ServerMechanism::Curve(_), _) => Err(NoCurveSupport.into()),
     }
 }
 
@@ -309,14 +310,14 @@ mod tests {
     #[test]
     fn domains_are_required_and_bounded() {
         assert!(matches!(
-            check_domain(""),
+            check_server_domain(""),
             Err(ServerSocketError::EmptyDomain)
         ));
         assert!(matches!(
-            check_domain(&"x".repeat(256)),
+            check_server_domain(&"x".repeat(256)),
             Err(ServerSocketError::DomainTooLong(256))
         ));
-        assert!(check_domain("global").is_ok());
+        assert!(check_server_domain("global").is_ok());
     }
 
     #[test]

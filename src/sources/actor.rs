@@ -15,7 +15,7 @@ use super::files::{Config, Files, Install};
 use super::notifier::{touches, Notice, Notifier, Touch};
 use super::reader::{self, kind_of, Look, Looked, ReadHook};
 use super::{ReloadCallback, Reloaded, Unwatch, Watch, WatchSource, Watches};
-use crate::actors::messages::MechanismKind;
+use crate::messages::MechanismKind;
 use crate::actors::{require_curve, PolicyActor};
 use crate::certs::Layout;
 use crate::error::ConfigError;
@@ -428,7 +428,9 @@ impl Handler<Watch> for PolicyActor {
         self.follow(&key);
         self.look(&key, ctx);
         Box::pin(fut::wrap_future(async move {
-            loaded.await.map_err(|_| ConfigError::Stopped)
+            // The answer is dropped unsent when a later message replaced (or ended) this watch
+            // before its first load, or when the authenticator stopped.
+            loaded.await.map_err(|_| ConfigError::Superseded)
         }))
     }
 }
@@ -442,7 +444,7 @@ impl Handler<Unwatch> for PolicyActor {
 }
 
 impl Handler<Watches> for PolicyActor {
-    type Result = Result<Vec<Reloaded>, ConfigError>;
+    type Result = MessageResult<Watches>;
 
     fn handle(&mut self, _: Watches, _: &mut Self::Context) -> Self::Result {
         let mut all: Vec<Reloaded> = self
@@ -452,6 +454,6 @@ impl Handler<Watches> for PolicyActor {
             .map(|w| w.last.clone())
             .collect();
         all.sort_by(|a, b| (&a.domain, &a.path).cmp(&(&b.domain, &b.path)));
-        Ok(all)
+        MessageResult(all)
     }
 }

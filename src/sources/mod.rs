@@ -32,7 +32,7 @@ use actix::prelude::*;
 pub(crate) use actor::Sources;
 pub(crate) use reader::ReadHook;
 
-use crate::actors::messages::MechanismKind;
+use crate::messages::MechanismKind;
 use crate::certs::Layout;
 use crate::error::ConfigError;
 
@@ -252,7 +252,7 @@ pub struct Unwatch {
 
 /// Asks for the latest reload of every watch.
 #[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Result<Vec<Reloaded>, ConfigError>")]
+#[rtype(result = "Vec<Reloaded>")]
 pub struct Watches;
 
 /// The outcome of one (re)load of a watched source.

@@ -424,6 +424,13 @@ impl Authenticator {
         let _ = self.zap.send(Stop).await;
     }
 
+    /// Stops the policy actor alone, leaving the socket actor serving: for tests of what
+    /// clients get when the policy is gone (a `500`). Not a stable API; never needed.
+    #[doc(hidden)]
+    pub async fn stop_policy_actor_for_tests(&self) {
+        let _ = self.policy.send(Stop).await;
+    }
+
     /// Whether the authenticator is still running.
     pub fn is_running(&self) -> bool {
         self.zap.connected()

@@ -41,7 +41,7 @@ pub type ReloadCallback = Arc<dyn Fn(&Reloaded) + Send + Sync>;
 
 /// The shortest [`Watch::every`] interval and [`Watch::read_deadline`] accepted: 10 ms.
 /// Shorter ones would spend the authenticator's thread on looking at files.
-pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// What a watch follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,20 +80,20 @@ impl WatchSource {
 /// A [`Watch`] that cannot be started; nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WatchError {
-    /// [`Watch::every`] below [`MIN_INTERVAL`].
+    /// [`Watch::every`] below [`Watch::MIN_INTERVAL`].
     #[error("watch interval {interval:?} is below the floor of {floor:?}")]
     IntervalTooShort {
         /// The interval asked for.
         interval: Duration,
-        /// [`MIN_INTERVAL`].
+        /// [`Watch::MIN_INTERVAL`].
         floor: Duration,
     },
-    /// [`Watch::read_deadline`] below [`MIN_INTERVAL`].
+    /// [`Watch::read_deadline`] below [`Watch::MIN_INTERVAL`].
     #[error("watch read deadline {deadline:?} is below the floor of {floor:?}")]
     DeadlineTooShort {
         /// The deadline asked for.
         deadline: Duration,
-        /// [`MIN_INTERVAL`].
+        /// [`Watch::MIN_INTERVAL`].
         floor: Duration,
     },
 }
@@ -108,7 +108,7 @@ pub enum WatchError {
 /// A deleted file is applied at once; a created or edited file once it has settled (closed
 /// after writing, renamed into place, or unchanged for an interval), each file on its own.
 ///
-/// A message that is refused (bad domain, interval or deadline below [`MIN_INTERVAL`], no
+/// A message that is refused (bad domain, interval or deadline below [`Watch::MIN_INTERVAL`], no
 /// CURVE support) changes nothing: an existing watch or configuration stays.
 #[derive(Clone, Message)]
 #[rtype(result = "Result<Reloaded, ConfigError>")]
@@ -117,9 +117,9 @@ pub struct Watch {
     pub domain: String,
     /// What to follow.
     pub source: WatchSource,
-    /// How often to poll for changes (default 250 ms, at least [`MIN_INTERVAL`]).
+    /// How often to poll for changes (default 250 ms, at least [`Watch::MIN_INTERVAL`]).
     pub interval: Duration,
-    /// How long one look at the source may take (default 5 s, at least [`MIN_INTERVAL`]).
+    /// How long one look at the source may take (default 5 s, at least [`Watch::MIN_INTERVAL`]).
     /// Past it the domain refuses everyone of that mechanism and the failure is reported; the
     /// watch looks again as soon as the hung read returns (never two reads at once), and
     /// stopping the authenticator never waits for it. A read that panics is handled alike.
@@ -145,6 +145,10 @@ impl std::fmt::Debug for Watch {
 }
 
 impl Watch {
+    /// The shortest [`every`](Self::every) interval and [`read_deadline`](Self::read_deadline)
+    /// accepted: 10 ms. Shorter ones would spend the authenticator's thread on looking at
+    /// files.
+    pub const MIN_INTERVAL: Duration = MIN_INTERVAL;
     const DEFAULT_INTERVAL: Duration = Duration::from_millis(250);
     const DEFAULT_READ_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -178,7 +182,7 @@ impl Watch {
     /// Poll for changes this often. Each poll lists the directory and takes every file's
     /// identity, size and times off the actix thread (a password file is also read, to hash
     /// its content); for directories of tens of thousands of files, a longer interval keeps
-    /// that cheap. An interval below [`MIN_INTERVAL`] (10 ms) is refused with
+    /// that cheap. An interval below [`Watch::MIN_INTERVAL`] (10 ms) is refused with
     /// [`WatchError::IntervalTooShort`] when the message is handled.
     pub fn every(self, interval: Duration) -> Self {
         Watch { interval, ..self }

@@ -464,8 +464,9 @@ mod tests {
         let client_key = CurvePublicKey::from_z85(CLIENT_PUBLIC).unwrap();
         assert_eq!(load.store.len(), 2, "{:?}", load.rejected);
         assert!(load.store.contains(&client_key));
-        // pyzmq puts metadata only in the secret file, which this layout never reads.
-        assert_eq!(load.store.get(&alice_key), Some(&Metadata::empty()));
+        // The public file carries the metadata too (pyzmq's own writer would drop it).
+        let hello = Metadata::from_pairs([("Hello", "World")]).unwrap();
+        assert_eq!(load.store.get(&alice_key), Some(&hello));
         assert!(!load
             .store
             .contains(&CurvePublicKey::from_z85(SERVER_PUBLIC).unwrap()));

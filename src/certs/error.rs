@@ -72,6 +72,16 @@ pub enum CertificateError {
         /// The entry's name (the value is not shown).
         name: String,
     },
+    /// A metadata name that pyzmq's `load_certificate` would take for a key line
+    /// (`public-key...`, `secret-key...`), so it cannot be written in pyzmq's flavour.
+    #[error(
+        "metadata name {name:?} would be read as a key by pyzmq's loader; rename it or write \
+         the CZMQ flavour"
+    )]
+    UnwritableName {
+        /// The entry's name.
+        name: String,
+    },
     /// A secret certificate was asked for, but the certificate has no secret key.
     #[error("the certificate has no secret key")]
     NoSecretKey,

@@ -11,8 +11,8 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use actix_zap::policy::{AddressRules, AddressSet};
 use actix_zap::messages::SetAddressRules;
+use actix_zap::policy::{AddressRules, AddressSet};
 use actix_zap::{ServerSocket, ThreadAuthenticator};
 use support::{fail, null_client, Outcome, Server};
 

@@ -6,8 +6,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::client::{monitor, HandshakeOutcome};
-use crate::keys::CurveSecretKey;
 use crate::error::NoCurveSupport;
+use crate::keys::CurveSecretKey;
 use crate::policy::check_domain;
 
 /// libzmq's `ZMQ_ZAP_ENFORCE_DOMAIN` (draft API, present in 4.3.x builds).

@@ -11,10 +11,10 @@ use std::process::Command;
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::Mutex;
 
-use actix_zap::policy::{AddressRules, AddressSet, IpcRule, PolicyError};
 use actix_zap::messages::{
     ClearAddressRules, DecisionEvent, RemoveAddresses, SetAddressRules, SetDomainAddressRules,
 };
+use actix_zap::policy::{AddressRules, AddressSet, IpcRule, PolicyError};
 use actix_zap::{ConfigError, ThreadAuthenticator};
 use common::*;
 

@@ -6,9 +6,9 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
+use actix_zap::messages::{DecisionEvent, MechanismKind};
 use actix_zap::policy::{AddressRules, CurveSummary};
 use actix_zap::zap::StatusCode;
-use actix_zap::messages::{DecisionEvent, MechanismKind};
 use actix_zap::CURVE_ALLOW_ANY;
 use common::*;
 

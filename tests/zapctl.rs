@@ -67,7 +67,9 @@ fn authenticator() -> (zmq::Context, ThreadAuthenticator) {
         provider_deadline: Duration::from_millis(300),
         ..Settings::default()
     };
-    let auth = Authenticator::builder().settings(settings).start_thread(&context)
+    let auth = Authenticator::builder()
+        .settings(settings)
+        .start_thread(&context)
         .expect("authenticator starts");
     (context, auth)
 }

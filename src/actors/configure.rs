@@ -8,10 +8,10 @@ use std::sync::Arc;
 use actix::prelude::*;
 use log::{debug, warn};
 
-use crate::messages::*;
 use super::policy_actor::{require_curve, PolicyActor};
 use crate::certs::{load_directory, CertStore};
 use crate::error::ConfigError;
+use crate::messages::*;
 use crate::policy::{CurvePolicy, ListKind, Scope};
 
 impl Handler<Allow> for PolicyActor {

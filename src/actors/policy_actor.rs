@@ -8,12 +8,12 @@ use actix::prelude::*;
 use futures::future::{ready, LocalBoxFuture};
 use log::{debug, warn};
 
-use crate::messages::*;
 use super::observe::Observers;
 use super::pool::{BlockingPool, JobError};
 use crate::error::ConfigError;
-use crate::policy::{BlockingCall, BlockingRunner, Consultation, CurvePolicy, Decision, Policy};
+use crate::messages::*;
 use crate::policy::ProviderFailure;
+use crate::policy::{BlockingCall, BlockingRunner, Consultation, CurvePolicy, Decision, Policy};
 use crate::settings::Settings;
 use crate::sources::Sources;
 use crate::zap::{Reply, Request};

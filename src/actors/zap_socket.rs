@@ -13,10 +13,10 @@ use log::{debug, error, trace, warn};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use crate::messages::{Authenticate, GetStats, Stop};
 use super::observe::{mechanism_label, Stats};
 use super::policy_actor::PolicyActor;
 use crate::error::StartError;
+use crate::messages::{Authenticate, GetStats, Stop};
 use crate::zap::{Reply, StatusCode, ZAP_ENDPOINT};
 
 /// The socket's `ZMQ_FD` number. Only the number is registered with the reactor: wrapping

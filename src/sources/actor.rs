@@ -15,10 +15,10 @@ use super::files::{Config, Files, Install};
 use super::notifier::{touches, Notice, Notifier, Touch};
 use super::reader::{self, kind_of, Look, Looked, ReadHook};
 use super::{ReloadCallback, Reloaded, Unwatch, Watch, WatchSource, Watches};
-use crate::messages::MechanismKind;
 use crate::actors::{require_curve, PolicyActor};
 use crate::certs::Layout;
 use crate::error::ConfigError;
+use crate::messages::MechanismKind;
 use crate::policy::CurvePolicy;
 
 type Key = (String, MechanismKind);

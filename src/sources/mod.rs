@@ -32,9 +32,9 @@ use actix::prelude::*;
 pub(crate) use actor::Sources;
 pub(crate) use reader::ReadHook;
 
-use crate::messages::MechanismKind;
 use crate::certs::Layout;
 use crate::error::ConfigError;
+use crate::messages::MechanismKind;
 
 /// Called after every (re)load of a watched source, on the authenticator's thread.
 pub type ReloadCallback = Arc<dyn Fn(&Reloaded) + Send + Sync>;

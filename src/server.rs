@@ -123,7 +123,7 @@ impl ServerSocket {
 
 impl ServerSocket {
     /// Opt-in: watches `socket`'s handshakes and reports each as a [`HandshakeOutcome`], the
-    /// same vocabulary as the client-side [`HandshakeCheck`](crate::HandshakeCheck).
+    /// same vocabulary as the client-side [`HandshakeCheck`](crate::client::HandshakeCheck).
     ///
     /// Call it before `bind`, so that no handshake is missed. The watch **owns the socket's
     /// monitor** (a socket has one; this replaces any other) and drains it on a thread of its
@@ -134,7 +134,7 @@ impl ServerSocket {
     /// # Who was refused, and why: the authenticator's decision events
     /// Refusals are best seen where they are decided: [`Authenticator::subscribe`] /
     /// [`on_decision`](crate::Authenticator::on_decision) deliver a
-    /// [`DecisionEvent`](crate::DecisionEvent) per request with the peer's address, the
+    /// [`DecisionEvent`](crate::messages::DecisionEvent) per request with the peer's address, the
     /// domain, the mechanism, the user id, the status *and the reason text*. Use this watch for
     /// what only the server socket knows: protocol errors and handshakes that never finished.
     ///

@@ -251,10 +251,7 @@ impl Handler<GetStats> for ZapSocket {
         let counters = self.policy.send(msg);
         Box::pin(counters.into_actor(self).map(|answer, act, _| {
             // With the policy actor gone, this actor's own counts are all there is.
-            let mut stats = match answer {
-                Ok(stats) => stats,
-                Err(_) => Stats::default(),
-            };
+            let mut stats: Stats = answer.unwrap_or_default();
             for (key, count) in &act.own_replies.replies {
                 *stats.replies.entry(key.clone()).or_default() += count;
             }

@@ -105,7 +105,7 @@ pub use server::{
     HandshakeWatch, ServerHandshake, ServerMechanism, ServerSocket, ServerSocketError,
 };
 pub use settings::Settings;
-pub use sources::WatchError;
+pub use sources::{ReloadError, WatchError};
 
 /// Compiles the README's examples as doc tests, so they cannot drift from the API.
 #[doc = include_str!("../README.md")]

@@ -325,7 +325,10 @@ const HANG: u8 = 1;
 const PANIC: u8 = 2;
 
 fn error_says(reloaded: &Reloaded, words: &str) -> bool {
-    reloaded.error.as_deref().is_some_and(|e| e.contains(words))
+    reloaded
+        .error
+        .as_ref()
+        .is_some_and(|e| e.to_string().contains(words))
 }
 
 /// Item d: a read that hangs or panics fails the domain closed, is reported, does not wedge
@@ -412,8 +415,9 @@ fn a_fifo_in_place_of_a_watched_file_is_refused_and_reported() {
     assert!(
         report
             .error
-            .as_deref()
+            .as_ref()
             .unwrap()
+            .to_string()
             .contains("not a regular file"),
         "{report:?}"
     );

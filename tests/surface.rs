@@ -13,7 +13,7 @@ use actix_zap::certs::{CertStore, Certificate, Flavour};
 use actix_zap::messages::{
     Allow, ConfigureCurve, ConfigurePlain, DecisionEvent, Inspect, MechanismKind, StatusCode, Watch,
 };
-use actix_zap::{ConfigError, ThreadAuthenticator, Unavailable};
+use actix_zap::{ConfigError, ReloadError, ThreadAuthenticator, Unavailable};
 use common::*;
 
 fn null_server(context: &zmq::Context) -> Listening {
@@ -276,4 +276,31 @@ fn both_handles_can_be_cloned_and_shared_across_threads() {
     fn shareable<T: Send + Sync + Clone + 'static>() {}
     shareable::<ThreadAuthenticator>();
     shareable::<actix_zap::Authenticator>();
+}
+
+#[test]
+fn reload_reports_carry_typed_errors_that_name_the_path() {
+    let (_context, auth) = started();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let first = auth.watch(Watch::curve("a", &missing)).unwrap();
+    assert!(
+        matches!(&first.error, Some(ReloadError::Unreadable { path, .. }) if *path == missing),
+        "{first:?}"
+    );
+    let first = auth.watch(Watch::curve("b", dir.path())).unwrap();
+    assert!(
+        matches!(&first.error, Some(ReloadError::NoEntries { path }) if path == dir.path()),
+        "{first:?}"
+    );
+    let broken = dir.path().join("broken.key");
+    std::fs::write(&broken, "not a certificate").unwrap();
+    write_public(dir.path(), "ok.key", &Keys::generate());
+    let first = auth.watch(Watch::curve("c", dir.path())).unwrap();
+    assert_eq!((first.entries, &first.error), (1, &None));
+    assert!(
+        matches!(&first.rejected[..], [ReloadError::InvalidFile { path, .. }] if *path == broken),
+        "{first:?}"
+    );
+    auth.stop();
 }

@@ -14,7 +14,7 @@ use log::{debug, warn};
 use super::files::{Config, Files, Install};
 use super::notifier::{touches, Notice, Notifier, Touch};
 use super::reader::{self, kind_of, Look, Looked, ReadHook};
-use super::{ReloadCallback, Reloaded, Unwatch, Watch, WatchSource, Watches};
+use super::{ReloadCallback, ReloadError, Reloaded, Unwatch, Watch, WatchSource, Watches};
 use crate::actors::{require_curve, PolicyActor};
 use crate::certs::Layout;
 use crate::error::ConfigError;
@@ -155,8 +155,8 @@ impl PolicyActor {
         let answered = match reader::spawn(look) {
             Ok(answered) => answered,
             Err(error) => {
-                let error = format!("cannot start a thread to read the source: {error}");
-                return self.fail(key, error);
+                let cause = error.to_string();
+                return self.fail(key, ReloadError::NoThread { cause });
             }
         };
         watching.look = Some(id);
@@ -201,7 +201,8 @@ impl PolicyActor {
                 }
             }
             Ok(Err(_)) | Err(_) => {
-                self.fail(key, "reading the source panicked; refusing everyone".into());
+                let path = watching.source.path().to_owned();
+                self.fail(key, ReloadError::Panicked { path });
             }
         }
         if again {
@@ -219,16 +220,15 @@ impl PolicyActor {
             return;
         }
         watching.overdue = true;
-        let error = format!(
-            "reading {} took longer than {:?}; refusing everyone until it can be read",
-            watching.source.path().display(),
-            watching.read_deadline
-        );
+        let error = ReloadError::TimedOut {
+            path: watching.source.path().to_owned(),
+            deadline: watching.read_deadline,
+        };
         self.fail(key, error);
     }
 
     /// Refuses everyone of the watch's mechanism, and says why.
-    fn fail(&mut self, key: &Key, error: String) {
+    fn fail(&mut self, key: &Key, error: ReloadError) {
         let Some(watching) = self.sources.watches.get_mut(key) else {
             return;
         };
@@ -403,7 +403,7 @@ impl Handler<Watch> for PolicyActor {
             domain,
             path: source.path().to_owned(),
             entries: 0,
-            error: Some("not loaded yet".into()),
+            error: Some(ReloadError::NotLoadedYet),
             rejected: Vec::new(),
         };
         let watching = Watching {

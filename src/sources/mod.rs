@@ -261,6 +261,7 @@ pub struct Watches;
 
 /// The outcome of one (re)load of a watched source.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Reloaded {
     /// The domain.
     pub domain: String,
@@ -268,10 +269,69 @@ pub struct Reloaded {
     pub path: PathBuf,
     /// Keys or users now in force (0 after a failure: everyone is refused).
     pub entries: usize,
-    /// Why the source could not be read, if it could not.
-    pub error: Option<String>,
-    /// Files that were skipped, each with its cause.
-    pub rejected: Vec<String>,
+    /// Why the domain now refuses everyone of that mechanism, if it does.
+    pub error: Option<ReloadError>,
+    /// Files that were skipped, each with its cause (the rest was installed).
+    pub rejected: Vec<ReloadError>,
+}
+
+/// Why a watched source, or one of its files, was not loaded.
+///
+/// As [`Reloaded::error`] the domain refuses everyone of that mechanism until a later
+/// reload succeeds (fail closed); as an entry of [`Reloaded::rejected`], only that file was
+/// skipped. The text of an I/O or parse failure is kept as `cause`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// The watch has started and its first load has not finished.
+    #[error("not loaded yet")]
+    NotLoadedYet,
+    /// The directory (or a subdirectory) cannot be listed, or a file cannot be read.
+    #[error("{}: {cause}", path.display())]
+    Unreadable {
+        /// The directory or file.
+        path: PathBuf,
+        /// The failure, as the system reported it.
+        cause: String,
+    },
+    /// A file holds no valid entry: a broken certificate, a duplicate key, a password file
+    /// that is not UTF-8, or not a regular file at all.
+    #[error("{}: {cause}", path.display())]
+    InvalidFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        cause: String,
+    },
+    /// The source holds no entries at all, so the domain would refuse everyone.
+    #[error("{} has no entries", path.display())]
+    NoEntries {
+        /// The directory or file.
+        path: PathBuf,
+    },
+    /// One look at the source took longer than [`Watch::read_deadline`].
+    #[error(
+        "reading {} took longer than {deadline:?}; refusing everyone until it can be read",
+        path.display()
+    )]
+    TimedOut {
+        /// The directory or file.
+        path: PathBuf,
+        /// The deadline it passed.
+        deadline: Duration,
+    },
+    /// Reading the source panicked.
+    #[error("reading {} panicked; refusing everyone", path.display())]
+    Panicked {
+        /// The directory or file.
+        path: PathBuf,
+    },
+    /// No thread could be started to read the source.
+    #[error("cannot start a thread to read the source: {cause}")]
+    NoThread {
+        /// The failure, as the system reported it.
+        cause: String,
+    },
 }
 
 #[cfg(test)]

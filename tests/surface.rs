@@ -160,6 +160,9 @@ fn a_czmq_certificate_store_admits_keys_from_any_file_name_and_the_pyzmq_layout_
     assert!(admitted.is_admitted());
     assert_eq!(admitted.property("team").as_deref(), Some("ops"));
 
+    // Followed live, alike.
+    let reloaded = auth.watch(Watch::czmq("*", store.path())).unwrap();
+    assert_eq!((reloaded.entries, reloaded.error), (2, None));
     // The same directory read in pyzmq's layout (`*.key` only) admits nobody, and says so.
     let report = auth.configure_curve("*", store.path()).unwrap();
     assert_eq!(report.keys, 0);

@@ -79,6 +79,7 @@ impl WatchSource {
 
 /// A [`Watch`] that cannot be started; nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WatchError {
     /// [`Watch::every`] below [`Watch::MIN_INTERVAL`].
     #[error("watch interval {interval:?} is below the floor of {floor:?}")]
@@ -152,11 +153,22 @@ impl Watch {
     const DEFAULT_INTERVAL: Duration = Duration::from_millis(250);
     const DEFAULT_READ_DEADLINE: Duration = Duration::from_secs(5);
 
-    /// Follow a certificate directory (pyzmq layout) for `domain`'s CURVE keys.
+    /// Follow a certificate directory (pyzmq layout: the `*.key` files directly in it) for
+    /// `domain`'s CURVE keys.
     pub fn curve(domain: impl Into<String>, path: impl Into<PathBuf>) -> Self {
         let source = WatchSource::CurveDirectory {
             path: path.into(),
             layout: Layout::Pyzmq,
+        };
+        Self::new(domain, source)
+    }
+
+    /// Follow a CZMQ certificate store (every file in the directory and its subdirectories,
+    /// whatever its name, except `*_secret`) for `domain`'s CURVE keys.
+    pub fn czmq(domain: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        let source = WatchSource::CurveDirectory {
+            path: path.into(),
+            layout: Layout::Czmq,
         };
         Self::new(domain, source)
     }

@@ -2,11 +2,12 @@
 //!
 //! `.cargo/config.toml` overrides zmq-sys's build script so that the system libzmq (built with
 //! libsodium) is linked, and adds the marker key `system = "1"`, which Cargo passes to the
-//! build scripts of zmq-sys's direct dependents as `DEP_ZMQ_SYSTEM`. Cargo ignores that file
-//! when it runs from another directory or when this crate is a dependency, and then silently
-//! builds a libzmq where CURVE fails at run time. An authenticator that cannot do CURVE must
-//! not build, so this script fails loudly and says how to fix it. Documentation builds
-//! (docs.rs sets `DOCS_RS`) link nothing and are let through.
+//! build scripts of zmq-sys's direct dependents as `DEP_ZMQ_SYSTEM`. Cargo reads that file
+//! from the directory it runs in and from each parent, never from a dependency's directory:
+//! run from elsewhere, or with this crate as a dependency of a project without those lines,
+//! it silently builds a libzmq where CURVE fails at run time. An authenticator that cannot do
+//! CURVE must not build, so this script fails loudly and says how to fix it. Documentation
+//! builds (docs.rs sets `DOCS_RS`) link nothing and are let through.
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_ZMQ_SYSTEM");
@@ -18,11 +19,13 @@ fn main() {
     panic!(
         "\n\nactix-zap: zmq-sys is building its bundled libzmq, which has no CURVE support.\n\
          Link the system libzmq instead (Debian/Ubuntu: `apt-get install libzmq3-dev`) by\n\
-         adding these lines to the `.cargo/config.toml` of the directory you run cargo from:\n\n\
+         adding these lines to a `.cargo/config.toml` in the directory you run cargo from\n\
+         or in one of its parents (e.g. your project's or workspace's root):\n\n\
          [target.{target}.zmq]\n\
          rustc-link-lib = [\"zmq\"]\n\
          system = \"1\"\n\n\
-         Cargo reads that file from the current directory only, so run cargo from your\n\
-         project's root (not with --manifest-path from elsewhere).\n"
+         Cargo reads that file from the current directory and its parents (never from a\n\
+         dependency's directory), so run cargo from inside your project (not with\n\
+         --manifest-path from elsewhere).\n"
     );
 }

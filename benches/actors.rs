@@ -24,9 +24,10 @@ use xorshift::XorShift;
 
 use actix_zap::certs::{CertStore, Certificate, Flavour};
 use actix_zap::keys::CurvePublicKey;
+use actix_zap::messages::{Allow, ConfigureCurve, SetAddressRules};
 use actix_zap::policy::{AddressRules, AddressSet};
 use actix_zap::provider::{CurveVerdict, Provider};
-use actix_zap::{Allow, ConfigureCurve, SetAddressRules, ThreadAuthenticator, CURVE_ALLOW_ANY};
+use actix_zap::{ThreadAuthenticator, CURVE_ALLOW_ANY};
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };

@@ -20,8 +20,9 @@ use std::sync::Arc;
 
 use actix_zap::certs::{CertStore, Certificate};
 use actix_zap::keys::CurvePublicKey;
+use actix_zap::messages::{Allow, ConfigureCurve, CurveSource};
 use actix_zap::zap::Metadata;
-use actix_zap::{Allow, Authenticator, ConfigureCurve, CurveSource, ServerSocket};
+use actix_zap::{Authenticator, ServerSocket};
 use support::{curve_client, fail, off_thread, Connection, Outcome, Server};
 
 /// The message that makes `global` admit exactly these keys.

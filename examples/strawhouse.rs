@@ -11,8 +11,9 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use actix_zap::messages::SetAddressRules;
 use actix_zap::policy::{AddressRules, AddressSet};
-use actix_zap::{ServerSocket, SetAddressRules, ThreadAuthenticator};
+use actix_zap::{ServerSocket, ThreadAuthenticator};
 use support::{fail, null_client, Outcome, Server};
 
 fn main() -> support::Result<()> {

@@ -4,12 +4,47 @@ use crate::certs::CertError;
 use crate::policy::{AddressError, PolicyError};
 use crate::sources::WatchError;
 
-/// What to do when the linked libzmq cannot do CURVE.
-pub(crate) const NO_CURVE_SUPPORT: &str = "the linked libzmq has no CURVE support: install a \
-    libzmq built with libsodium (Debian: libzmq3-dev) and link it as the README describes";
+/// The linked libzmq cannot do CURVE (`zmq::has("curve")` is not true), so a CURVE policy
+/// or a CURVE server socket would never work: the one error for it, wherever it is found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the linked libzmq has no CURVE support: install a libzmq built with libsodium \
+     (Debian: libzmq3-dev) and link it as the README describes"
+)]
+pub struct NoCurveSupport;
 
-/// A configuration message was not applied.
+impl NoCurveSupport {
+    /// Fails unless the linked libzmq can do CURVE (`has_curve` is `zmq::has("curve")`).
+    pub(crate) fn check(has_curve: Option<bool>) -> Result<(), NoCurveSupport> {
+        match has_curve {
+            Some(true) => Ok(()),
+            _ => Err(NoCurveSupport),
+        }
+    }
+}
+
+/// Why a handle could not ask its authenticator at all. Queries that cannot fail
+/// (`inspect`, `stats`, `watches`, `subscribe`, `unsubscribe`) fail only with this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unavailable {
+    /// The authenticator was stopped; start a new one.
+    #[error("the authenticator is stopped")]
+    Stopped,
+    /// A blocking [`ThreadAuthenticator`](crate::ThreadAuthenticator) method was called on
+    /// the authenticator's own thread (in an `on_decision` or `on_reload` callback, say).
+    /// Waiting there would deadlock: the thread would wait for itself. Never returned by the
+    /// async [`Authenticator`](crate::Authenticator).
+    #[error(
+        "a blocking ThreadAuthenticator method was called on the authenticator's own thread \
+         (e.g. in a callback), where it would wait for itself; nothing was done"
+    )]
+    OwnThread,
+}
+
+/// A configuration message was not applied; nothing changed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The policy refused it (allow and deny together, an empty table, a long domain).
     #[error(transparent)]
@@ -25,19 +60,52 @@ pub enum ConfigError {
     /// was cancelled). The domain refuses every CURVE client, as for an unreadable directory.
     #[error("loading certificates failed: {0}")]
     LoadFailed(String),
-    /// A [`Watch`](crate::Watch) asked for something refused (an interval below the floor).
+    /// A [`Watch`](crate::messages::Watch) asked for something refused (an interval below the floor).
     #[error(transparent)]
     Watch(#[from] WatchError),
     /// The linked libzmq cannot do CURVE, so a CURVE policy would never be used.
-    #[error("{}", NO_CURVE_SUPPORT)]
-    NoCurveSupport,
+    #[error(transparent)]
+    NoCurveSupport(#[from] NoCurveSupport),
     /// The authenticator was stopped; start a new one.
     #[error("the authenticator is stopped")]
     Stopped,
+    /// A [`Watch`](crate::messages::Watch) was replaced before its first load finished: a
+    /// later configuration, watch or unwatch of the same domain and mechanism came first,
+    /// and that one is in force.
+    #[error("superseded by a later configuration of the same domain and mechanism before the first load")]
+    Superseded,
+    /// A blocking method was called on the authenticator's own thread (see
+    /// [`Unavailable::OwnThread`]); nothing was done.
+    #[error("{}", Unavailable::OwnThread)]
+    OwnThread,
+    /// The message was sent with a timeout (`Addr::send(..).timeout(..)`) that passed before
+    /// the answer came; the message may still be applied.
+    #[error("no answer within the timeout given to send")]
+    TimedOut,
+}
+
+impl From<Unavailable> for ConfigError {
+    fn from(unavailable: Unavailable) -> Self {
+        match unavailable {
+            Unavailable::Stopped => ConfigError::Stopped,
+            Unavailable::OwnThread => ConfigError::OwnThread,
+        }
+    }
+}
+
+/// So that `auth.policy().send(message).await??` works with `ConfigError` as the error type.
+impl From<actix::MailboxError> for ConfigError {
+    fn from(error: actix::MailboxError) -> Self {
+        match error {
+            actix::MailboxError::Closed => ConfigError::Stopped,
+            actix::MailboxError::Timeout => ConfigError::TimedOut,
+        }
+    }
 }
 
 /// The authenticator could not start. Nothing is bound and nothing runs.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// Another ZAP handler already owns `inproc://zeromq.zap.01` on this context.
     #[error("another ZAP handler is already bound on this zmq::Context")]

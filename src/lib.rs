@@ -1,24 +1,41 @@
 //! A ZeroMQ authenticator (ZAP, RFC 27) built as actix actors on the `zmq` crate: what
 //! pyzmq's `zmq.auth` and CZMQ's `zauth` do, reconfigurable at runtime by typed messages.
 //!
-//! # Module map
-//! - [`zap`]: the wire format, sans-IO — parse requests, encode replies and metadata.
-//! - [`policy`]: the decisions, sans-IO — [`Policy::handle`](policy::Policy::handle) is
-//!   pyzmq's `handle_zap_message` without a socket.
-//! - [`certs`]: CURVE certificate files (pyzmq and CZMQ flavours) and key sets.
-//! - [`keys`]: CURVE keys and their Z85 text.
-//! - [`provider`]: credential providers, synchronous and asynchronous.
-//! - [`actors`]: [`ZapSocket`] owns the socket, [`PolicyActor`] owns the policy.
-//! - [`sources`]: live reload of certificate directories and password files ([`Watch`]).
-//! - [`messages`]: the typed messages that configure the policy.
-//! - [`Authenticator`] and [`ThreadAuthenticator`]: the handles users hold.
-//! - [`ServerSocket`]: server sockets that refuse every handshake when no handler answers.
-//! - [`client`]: why a connection failed — [`HandshakeCheck`] reports how a client's
-//!   handshake ended ([`HandshakeOutcome`]); the `zapctl probe` command runs it.
+//! Start an [`Authenticator`] on your `zmq::Context` and every handshake on that context
+//! (NULL, PLAIN, CURVE, GSSAPI) is decided by the policy you give it: address allow- and
+//! deny-lists, passwords, CURVE keys (from certificate directories, kept up to date if you
+//! [`watch`](Authenticator::watch) them), or your own credential
+//! [`Provider`](provider::Provider). Changes apply while it runs, and narrowing is
+//! fail-closed: once a call that removes access has returned `Ok`, no handshake decided
+//! afterwards is admitted under the older, wider policy.
+//!
+//! # Linking a libzmq with CURVE
+//! The `zmq` crate builds its own libzmq without CURVE unless told otherwise. Link the system
+//! libzmq (Debian/Ubuntu: `apt install libzmq3-dev`, built with libsodium) by putting this in
+//! `.cargo/config.toml` of your project (use your target triple):
+//!
+//! ```toml
+//! [target.x86_64-unknown-linux-gnu.zmq]
+//! rustc-link-lib = ["zmq"]
+//! system = "1"
+//! ```
+//!
+//! Cargo reads `.cargo/config.toml` from the directory it runs in and from each of its
+//! parent directories (and `$CARGO_HOME/config.toml`), so a workspace member is covered by
+//! the workspace root's file; it does not read the file of a dependency. Without the
+//! override the build fails with an error that says so, rather than producing an
+//! authenticator without CURVE.
 //!
 //! # Quick start (actix)
+//! ```toml
+//! [dependencies]
+//! actix-zap = "0.1"
+//! actix = "0.13"  # or use actix_zap::actix
+//! zmq = "0.10"    # or use actix_zap::zmq: the same version the authenticator links
+//! ```
+//!
 //! ```no_run
-//! use actix_zap::Authenticator;
+//! use actix_zap::{Authenticator, ServerSocket};
 //!
 //! #[actix::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,46 +45,67 @@
 //!     auth.allow(["127.0.0.1"]).await?;
 //!     auth.configure_plain("*", [("admin", "secret")]).await?;
 //!
-//!     let server = context.socket(zmq::REP)?;
-//!     server.set_plain_server(true)?;
-//!     server.set_zap_domain("global")?;
+//!     // A server socket that refuses every handshake when no authenticator answers.
+//!     let server = ServerSocket::plain("global").build(&context, zmq::REP)?;
 //!     server.bind("tcp://127.0.0.1:5555")?;
-//!     // ... serve; clients with admin/secret get in, others are refused ...
+//!     // ... serve; clients with admin/secret get in, others are refused. Never block
+//!     // this thread: the authenticator runs on it (see `Authenticator`) ...
 //!     # drop(server);
 //!     auth.stop().await;
 //!     Ok(())
 //! }
 //! ```
+//!
+//! Not an actix application? [`ThreadAuthenticator`] runs the same authenticator on a thread
+//! of its own, with blocking methods of the same names.
+//!
+//! # Where things are
+//! At the root: the handles ([`Authenticator`], [`ThreadAuthenticator`]), their
+//! [`AuthenticatorBuilder`] and [`Settings`], [`ServerSocket`] with its companions, the
+//! error types, and [`CURVE_ALLOW_ANY`]. Everything else lives in one module each:
+//!
+//! - [`messages`]: the typed messages every handle method sends, for applications that
+//!   talk to the actors directly; decision events ([`DecisionEvent`](messages::DecisionEvent))
+//!   and live reload ([`Watch`](messages::Watch)) are there too.
+//! - [`actors`]: [`PolicyActor`](actors::PolicyActor) owns the policy,
+//!   [`ZapSocket`](actors::ZapSocket) the ZAP socket.
+//! - [`policy`]: the decisions, sans-IO — [`Policy::handle`](policy::Policy::handle) is
+//!   pyzmq's `handle_zap_message` without a socket — and their vocabulary (address patterns,
+//!   password tables, snapshots).
+//! - [`certs`]: CURVE certificate files (pyzmq and CZMQ flavours) and key sets.
+//! - [`keys`]: CURVE keys and their Z85 text.
+//! - [`provider`]: credential providers, synchronous and asynchronous.
+//! - [`zap`]: the wire format, sans-IO — parse requests, encode replies and metadata.
+//! - [`client`]: why a client's connection failed — [`HandshakeCheck`](client::HandshakeCheck)
+//!   reports how its handshake ended; the `zapctl probe` command runs it.
+//!
+//! [`zmq`] and [`actix`] are re-exported, so an application can use exactly the versions
+//! this crate was built with.
 
 pub mod actors;
-mod authenticator;
 pub mod certs;
 pub mod client;
 mod error;
+mod handle;
 pub mod keys;
+pub mod messages;
 pub mod policy;
 pub mod provider;
 mod server;
 mod settings;
-pub mod sources;
-mod thread;
+pub(crate) mod sources;
 pub mod zap;
 
-pub use actors::messages;
-pub use actors::messages::*;
-pub use actors::{
-    DecisionEvent, PolicyActor, ReloadCallback, Reloaded, Stats, Subscriber, SubscriptionId,
-    Unwatch, Watch, WatchSource, Watches, ZapSocket,
-};
-pub use authenticator::{Authenticator, Builder, CURVE_ALLOW_ANY};
-pub use client::{HandshakeCheck, HandshakeOutcome, HandshakeReport};
-pub use error::{ConfigError, StartError};
+pub use actix;
+pub use zmq;
+
+pub use error::{ConfigError, NoCurveSupport, StartError, Unavailable};
+pub use handle::{Authenticator, AuthenticatorBuilder, ThreadAuthenticator, CURVE_ALLOW_ANY};
 pub use server::{
     HandshakeWatch, ServerHandshake, ServerMechanism, ServerSocket, ServerSocketError,
 };
 pub use settings::Settings;
-pub use sources::WatchError;
-pub use thread::ThreadAuthenticator;
+pub use sources::{ReloadError, WatchError};
 
 /// Compiles the README's examples as doc tests, so they cannot drift from the API.
 #[doc = include_str!("../README.md")]

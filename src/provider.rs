@@ -35,6 +35,7 @@ pub type ProviderError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What a provider decided about a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CurveVerdict {
     /// Admit the client (`200`).
     Admit(Admission),

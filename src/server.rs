@@ -6,14 +6,16 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::client::{monitor, HandshakeOutcome};
+use crate::error::NoCurveSupport;
 use crate::keys::CurveSecretKey;
-use crate::policy::MAX_DOMAIN_BYTES;
+use crate::policy::check_domain;
 
 /// libzmq's `ZMQ_ZAP_ENFORCE_DOMAIN` (draft API, present in 4.3.x builds).
 const ZMQ_ZAP_ENFORCE_DOMAIN: i32 = 93;
 
 /// Why a hardened server socket could not be made.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServerSocketError {
     /// An empty domain would disable the enforcement (and abort PLAIN servers).
     #[error("a hardened server socket needs a non-empty ZAP domain")]
@@ -22,8 +24,8 @@ pub enum ServerSocketError {
     #[error("ZAP domain is {0} bytes, libzmq allows at most 255")]
     DomainTooLong(usize),
     /// The linked libzmq cannot do CURVE.
-    #[error("{}", crate::error::NO_CURVE_SUPPORT)]
-    NoCurveSupport,
+    #[error(transparent)]
+    NoCurveSupport(#[from] NoCurveSupport),
     /// The linked libzmq does not know `ZMQ_ZAP_ENFORCE_DOMAIN` (older than 4.3.0).
     #[error("the linked libzmq does not support ZMQ_ZAP_ENFORCE_DOMAIN (needs 4.3.0 or later)")]
     EnforceUnsupported,
@@ -34,6 +36,7 @@ pub enum ServerSocketError {
 
 /// The security mechanism of a hardened server.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum ServerMechanism {
     /// NULL: every client is decided by address rules (the domain makes libzmq ask).
     Null,
@@ -103,7 +106,7 @@ impl ServerSocket {
 
     /// Sets the options on an existing socket that is not bound yet.
     pub fn apply(&self, socket: &mut zmq::Socket) -> Result<(), ServerSocketError> {
-        check_domain(&self.domain)?;
+        check_server_domain(&self.domain)?;
         check_mechanism(&self.mechanism, zmq::has("curve"))?;
         socket.set_zap_domain(&self.domain)?;
         match &self.mechanism {
@@ -120,7 +123,7 @@ impl ServerSocket {
 
 impl ServerSocket {
     /// Opt-in: watches `socket`'s handshakes and reports each as a [`HandshakeOutcome`], the
-    /// same vocabulary as the client-side [`HandshakeCheck`](crate::HandshakeCheck).
+    /// same vocabulary as the client-side [`HandshakeCheck`](crate::client::HandshakeCheck).
     ///
     /// Call it before `bind`, so that no handshake is missed. The watch **owns the socket's
     /// monitor** (a socket has one; this replaces any other) and drains it on a thread of its
@@ -131,7 +134,7 @@ impl ServerSocket {
     /// # Who was refused, and why: the authenticator's decision events
     /// Refusals are best seen where they are decided: [`Authenticator::subscribe`] /
     /// [`on_decision`](crate::Authenticator::on_decision) deliver a
-    /// [`DecisionEvent`](crate::DecisionEvent) per request with the peer's address, the
+    /// [`DecisionEvent`](crate::messages::DecisionEvent) per request with the peer's address, the
     /// domain, the mechanism, the user id, the status *and the reason text*. Use this watch for
     /// what only the server socket knows: protocol errors and handshakes that never finished.
     ///
@@ -240,14 +243,12 @@ fn server_outcome(event: u16, value: u32) -> Option<HandshakeOutcome> {
     crate::client::conclusive(event, value)
 }
 
-fn check_domain(domain: &str) -> Result<(), ServerSocketError> {
+/// A server needs a domain (empty disables the enforcement); its length is the policy's rule.
+fn check_server_domain(domain: &str) -> Result<(), ServerSocketError> {
     if domain.is_empty() {
         return Err(ServerSocketError::EmptyDomain);
     }
-    if domain.len() > MAX_DOMAIN_BYTES {
-        return Err(ServerSocketError::DomainTooLong(domain.len()));
-    }
-    Ok(())
+    check_domain(domain).map_err(|_| ServerSocketError::DomainTooLong(domain.len()))
 }
 
 /// A CURVE server needs a libzmq that can do CURVE (`has_curve` is `zmq::has("curve")`).
@@ -258,7 +259,7 @@ fn check_mechanism(
     match (mechanism, has_curve) {
         (ServerMechanism::Curve(_), Some(true))
         | (ServerMechanism::Null | ServerMechanism::Plain, _) => Ok(()),
-        (ServerMechanism::Curve(_), _) => Err(ServerSocketError::NoCurveSupport),
+        (ServerMechanism::Curve(_), _) => Err(NoCurveSupport.into()),
     }
 }
 
@@ -309,14 +310,14 @@ mod tests {
     #[test]
     fn domains_are_required_and_bounded() {
         assert!(matches!(
-            check_domain(""),
+            check_server_domain(""),
             Err(ServerSocketError::EmptyDomain)
         ));
         assert!(matches!(
-            check_domain(&"x".repeat(256)),
+            check_server_domain(&"x".repeat(256)),
             Err(ServerSocketError::DomainTooLong(256))
         ));
-        assert!(check_domain("global").is_ok());
+        assert!(check_server_domain("global").is_ok());
     }
 
     #[test]

@@ -11,11 +11,11 @@ use std::process::Command;
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::Mutex;
 
-use actix_zap::policy::{AddressRules, AddressSet, IpcRule, PolicyError};
-use actix_zap::{
-    ClearAddressRules, ConfigError, DecisionEvent, RemoveAddresses, SetAddressRules,
-    SetDomainAddressRules, ThreadAuthenticator,
+use actix_zap::messages::{
+    ClearAddressRules, DecisionEvent, RemoveAddresses, SetAddressRules, SetDomainAddressRules,
 };
+use actix_zap::policy::{AddressRules, AddressSet, IpcRule, PolicyError};
+use actix_zap::{ConfigError, ThreadAuthenticator};
 use common::*;
 
 /// Every decision of one authenticator, in order, to read the status text of each attempt.
@@ -61,7 +61,7 @@ fn send<M, T>(auth: &ThreadAuthenticator, message: M) -> Result<T, ConfigError>
 where
     M: actix::Message<Result = Result<T, ConfigError>> + Send + 'static,
     T: Send + 'static,
-    actix_zap::PolicyActor: actix::Handler<M>,
+    actix_zap::actors::PolicyActor: actix::Handler<M>,
 {
     futures::executor::block_on(auth.handle().send(message))
 }

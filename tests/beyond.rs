@@ -6,9 +6,10 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
+use actix_zap::messages::{DecisionEvent, MechanismKind};
 use actix_zap::policy::{AddressRules, CurveSummary};
 use actix_zap::zap::StatusCode;
-use actix_zap::{DecisionEvent, MechanismKind, CURVE_ALLOW_ANY};
+use actix_zap::CURVE_ALLOW_ANY;
 use common::*;
 
 #[test]
@@ -69,7 +70,7 @@ fn per_domain_rules_refuse_in_their_domain_only_and_can_be_removed() {
     handshake(&ctx, &Server::Null, Some("open"), &Client::Null).assert_admitted("anonymous");
     let removed = futures::executor::block_on(
         auth.handle().send(
-            actix_zap::RemoveAddresses::new(["127.0.0.1"])
+            actix_zap::messages::RemoveAddresses::new(["127.0.0.1"])
                 .unwrap()
                 .in_domain("guarded"),
         ),

@@ -10,7 +10,8 @@ use actix_zap::client::monitor;
 use actix_zap::keys::CurvePublicKey;
 use actix_zap::provider::{CurveVerdict, Provider};
 use actix_zap::{
-    Builder, HandshakeCheck, HandshakeOutcome, HandshakeReport, Settings, ThreadAuthenticator,
+    client::{HandshakeCheck, HandshakeOutcome, HandshakeReport},
+    Authenticator, Settings, ThreadAuthenticator,
 };
 use common::*;
 
@@ -26,7 +27,9 @@ fn authenticator() -> (zmq::Context, ThreadAuthenticator) {
         provider_deadline: Duration::from_millis(300),
         ..Settings::default()
     };
-    let auth = ThreadAuthenticator::start_with(Builder::default().settings(settings), &context)
+    let auth = Authenticator::builder()
+        .settings(settings)
+        .start_thread(&context)
         .expect("authenticator starts");
     (context, auth)
 }

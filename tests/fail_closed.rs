@@ -3,7 +3,7 @@
 
 mod common;
 
-use actix_zap::{ServerSocket, StartError, Stop, ThreadAuthenticator, CURVE_ALLOW_ANY};
+use actix_zap::{ServerSocket, StartError, ThreadAuthenticator, CURVE_ALLOW_ANY};
 use common::*;
 
 const HANDSHAKE_FAILED_NO_DETAIL: u16 = zmq::SocketEvent::HANDSHAKE_FAILED_NO_DETAIL as u16;
@@ -80,7 +80,7 @@ fn when_the_policy_actor_is_gone_requests_get_500_not_silence() {
     let context = zmq::Context::new();
     let auth = ThreadAuthenticator::start(&context).unwrap();
     auth.configure_plain("*", [("u", "p")]).unwrap();
-    futures::executor::block_on(auth.handle().policy().send(Stop)).unwrap();
+    futures::executor::block_on(auth.handle().stop_policy_actor_for_tests());
     let server = Listening::new(&context, &Server::Plain, Some("global"));
     server
         .attempt(&context, &Client::Plain("u", "p"))

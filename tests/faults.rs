@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use actix_zap::keys::CurvePublicKey;
 use actix_zap::provider::{CurveVerdict, Provider};
-use actix_zap::{Builder, Settings, ThreadAuthenticator, CURVE_ALLOW_ANY};
+use actix_zap::{Authenticator, Settings, ThreadAuthenticator, CURVE_ALLOW_ANY};
 use common::*;
 
 /// A short deadline keeps these tests quick; the default is 5 s.
 fn started(settings: Settings) -> (zmq::Context, ThreadAuthenticator) {
     init_logging();
     let context = zmq::Context::new();
-    let builder = Builder::default().settings(settings);
-    let auth = ThreadAuthenticator::start_with(builder, &context).unwrap();
+    let builder = Authenticator::builder().settings(settings);
+    let auth = builder.start_thread(&context).unwrap();
     (context, auth)
 }
 
@@ -66,7 +66,7 @@ fn a_user_id_mapping_that_fails_panics_or_hangs_gives_500() {
     let client = Client::Curve(server_keys.public, Keys::generate());
     let policy = auth.handle().policy().clone();
     let set = |mapper: actix_zap::policy::UserIdMapper| {
-        futures::executor::block_on(policy.send(actix_zap::SetCurveUserId(Some(mapper))))
+        futures::executor::block_on(policy.send(actix_zap::messages::SetCurveUserId(Some(mapper))))
             .unwrap()
             .unwrap()
     };

@@ -11,7 +11,8 @@ use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_zap::{ConfigError, Reloaded, Watch, WatchError, Watches};
+use actix_zap::messages::{Reloaded, Watch};
+use actix_zap::{ConfigError, WatchError};
 use common::*;
 
 /// A watch whose reloads arrive on a channel, so tests wait for the real signal.
@@ -44,7 +45,7 @@ fn reload_where(reloads: &Receiver<Reloaded>, wanted: impl Fn(&Reloaded) -> bool
 }
 
 fn watches(auth: &actix_zap::ThreadAuthenticator) -> Vec<Reloaded> {
-    futures::executor::block_on(auth.handle().send(Watches)).unwrap()
+    auth.watches().unwrap()
 }
 
 /// Stops the authenticator on another thread; fails the test if that does not return.
@@ -324,7 +325,10 @@ const HANG: u8 = 1;
 const PANIC: u8 = 2;
 
 fn error_says(reloaded: &Reloaded, words: &str) -> bool {
-    reloaded.error.as_deref().is_some_and(|e| e.contains(words))
+    reloaded
+        .error
+        .as_ref()
+        .is_some_and(|e| e.to_string().contains(words))
 }
 
 /// Item d: a read that hangs or panics fails the domain closed, is reported, does not wedge
@@ -411,8 +415,9 @@ fn a_fifo_in_place_of_a_watched_file_is_refused_and_reported() {
     assert!(
         report
             .error
-            .as_deref()
+            .as_ref()
             .unwrap()
+            .to_string()
             .contains("not a regular file"),
         "{report:?}"
     );
@@ -476,7 +481,7 @@ fn a_watch_interval_below_the_floor_is_refused_and_changes_nothing() {
             matches!(
                 refused,
                 Err(ConfigError::Watch(WatchError::IntervalTooShort { interval: i, floor }))
-                    if i == interval && floor == actix_zap::sources::MIN_INTERVAL
+                    if i == interval && floor == Watch::MIN_INTERVAL
             ),
             "{refused:?}"
         );

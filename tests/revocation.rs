@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use actix_zap::certs::CertStore;
 use actix_zap::keys::CurvePublicKey;
+use actix_zap::messages::MechanismKind;
 use actix_zap::provider::{CurveVerdict, Provider};
 use actix_zap::zap::Metadata;
-use actix_zap::{MechanismKind, ServerSocket};
+use actix_zap::ServerSocket;
 use common::*;
 use futures::executor::block_on;
 use tokio::sync::Notify;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use actix_zap::certs::{load_certificate, load_directory, Certificate, Flavour, Layout};
 use actix_zap::keys::CurvePublicKey;
 use actix_zap::provider::{CurveVerdict, Provider};
-use actix_zap::{Builder, Settings, ThreadAuthenticator};
+use actix_zap::{Authenticator, Settings, ThreadAuthenticator};
 use common::*;
 
 const HANDSHAKE_IVL_MS: i32 = 500;
@@ -67,7 +67,9 @@ fn authenticator() -> (zmq::Context, ThreadAuthenticator) {
         provider_deadline: Duration::from_millis(300),
         ..Settings::default()
     };
-    let auth = ThreadAuthenticator::start_with(Builder::default().settings(settings), &context)
+    let auth = Authenticator::builder()
+        .settings(settings)
+        .start_thread(&context)
         .expect("authenticator starts");
     (context, auth)
 }

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use actix::prelude::*;
 use log::{debug, warn};
 
-use super::messages::*;
 use super::policy_actor::{require_curve, PolicyActor};
 use crate::certs::{load_directory, CertStore};
 use crate::error::ConfigError;
+use crate::messages::*;
 use crate::policy::{CurvePolicy, ListKind, Scope};
 
 impl Handler<Allow> for PolicyActor {
@@ -150,6 +150,7 @@ impl Handler<ConfigureCurve> for PolicyActor {
                 let report = CurveReport {
                     keys: store.len(),
                     rejected: Vec::new(),
+                    warning: None,
                 };
                 installed(CurvePolicy::Keys(Arc::new(store)), report)
             }
@@ -167,6 +168,7 @@ impl Handler<ConfigureCurve> for PolicyActor {
                             let report = CurveReport {
                                 keys: load.store.len(),
                                 rejected: load.rejected,
+                                warning: load.warning,
                             };
                             debug!("CURVE for domain {domain:?}: {} key(s)", report.keys);
                             act.install_curve(&domain, CurvePolicy::Keys(Arc::new(load.store)))?;

@@ -1,14 +1,16 @@
 //! The two actors: [`ZapSocket`] (socket I/O) and [`PolicyActor`] (state and decisions).
+//!
+//! Most applications never name them: the handles hold their addresses
+//! ([`Authenticator::policy`](crate::Authenticator::policy),
+//! [`Authenticator::zap_socket`](crate::Authenticator::zap_socket)). The messages they
+//! understand are in [`messages`](crate::messages).
 
 mod configure;
-pub mod messages;
-mod observe;
+pub(crate) mod observe;
 mod policy_actor;
 mod pool;
 mod zap_socket;
 
-pub use crate::sources::{ReloadCallback, Reloaded, Unwatch, Watch, WatchSource, Watches};
-pub use observe::{DecisionEvent, Stats, Subscriber, SubscriptionId};
 pub(crate) use policy_actor::require_curve;
 pub use policy_actor::PolicyActor;
 pub(crate) use zap_socket::bind;

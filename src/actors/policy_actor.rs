@@ -8,22 +8,19 @@ use actix::prelude::*;
 use futures::future::{ready, LocalBoxFuture};
 use log::{debug, warn};
 
-use super::messages::*;
-use super::observe::{Observers, Stats, SubscriptionId};
+use super::observe::Observers;
 use super::pool::{BlockingPool, JobError};
 use crate::error::ConfigError;
+use crate::messages::*;
+use crate::policy::ProviderFailure;
 use crate::policy::{BlockingCall, BlockingRunner, Consultation, CurvePolicy, Decision, Policy};
-use crate::policy::{PolicySnapshot, ProviderFailure};
 use crate::settings::Settings;
 use crate::sources::Sources;
 use crate::zap::{Reply, Request};
 
 /// Fails unless the linked libzmq can do CURVE (`zmq::has("curve")`).
 pub(crate) fn require_curve(has_curve: Option<bool>) -> Result<(), ConfigError> {
-    match has_curve {
-        Some(true) => Ok(()),
-        _ => Err(ConfigError::NoCurveSupport),
-    }
+    Ok(crate::error::NoCurveSupport::check(has_curve)?)
 }
 
 /// The actor that owns the authentication policy.
@@ -240,34 +237,34 @@ impl Handler<Authenticate> for PolicyActor {
 }
 
 impl Handler<Inspect> for PolicyActor {
-    type Result = Result<PolicySnapshot, ConfigError>;
+    type Result = MessageResult<Inspect>;
 
     fn handle(&mut self, _: Inspect, _: &mut Self::Context) -> Self::Result {
-        Ok(self.policy.snapshot())
+        MessageResult(self.policy.snapshot())
     }
 }
 
 impl Handler<Subscribe> for PolicyActor {
-    type Result = Result<SubscriptionId, ConfigError>;
+    type Result = MessageResult<Subscribe>;
 
     fn handle(&mut self, msg: Subscribe, _: &mut Self::Context) -> Self::Result {
-        Ok(self.observers.subscribe(msg.0))
+        MessageResult(self.observers.subscribe(msg.0))
     }
 }
 
 impl Handler<Unsubscribe> for PolicyActor {
-    type Result = Result<bool, ConfigError>;
+    type Result = bool;
 
     fn handle(&mut self, msg: Unsubscribe, _: &mut Self::Context) -> Self::Result {
-        Ok(self.observers.unsubscribe(msg.0))
+        self.observers.unsubscribe(msg.0)
     }
 }
 
 impl Handler<GetStats> for PolicyActor {
-    type Result = Result<Stats, ConfigError>;
+    type Result = MessageResult<GetStats>;
 
     fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
-        Ok(self.observers.stats())
+        MessageResult(self.observers.stats())
     }
 }
 

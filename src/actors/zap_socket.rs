@@ -13,10 +13,10 @@ use log::{debug, error, trace, warn};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use super::messages::{Authenticate, GetStats, Stop};
 use super::observe::{mechanism_label, Stats};
 use super::policy_actor::PolicyActor;
-use crate::error::{ConfigError, StartError};
+use crate::error::StartError;
+use crate::messages::{Authenticate, GetStats, Stop};
 use crate::zap::{Reply, StatusCode, ZAP_ENDPOINT};
 
 /// The socket's `ZMQ_FD` number. Only the number is registered with the reactor: wrapping
@@ -245,22 +245,19 @@ impl Actor for ZapSocket {
 }
 
 impl Handler<GetStats> for ZapSocket {
-    type Result = ResponseActFuture<Self, Result<Stats, ConfigError>>;
+    type Result = ResponseActFuture<Self, Stats>;
 
     fn handle(&mut self, msg: GetStats, _: &mut Self::Context) -> Self::Result {
         let counters = self.policy.send(msg);
         Box::pin(counters.into_actor(self).map(|answer, act, _| {
             // With the policy actor gone, this actor's own counts are all there is.
-            let mut stats = match answer {
-                Ok(Ok(stats)) => stats,
-                _ => Stats::default(),
-            };
+            let mut stats: Stats = answer.unwrap_or_default();
             for (key, count) in &act.own_replies.replies {
                 *stats.replies.entry(key.clone()).or_default() += count;
             }
             stats.in_flight = act.in_flight;
             stats.superseded = act.own_replies.superseded;
-            Ok(stats)
+            stats
         }))
     }
 }

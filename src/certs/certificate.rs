@@ -13,7 +13,13 @@ use crate::zap::{check_metadata_name, Metadata, MetadataError, MAX_METADATA_BYTE
 /// like the ones the other side of a deployment already handles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Flavour {
-    /// pyzmq's `create_certificates`: metadata entries unquoted, and only in the secret file.
+    /// pyzmq's `create_certificates`: metadata entries unquoted. pyzmq itself writes
+    /// metadata only into the secret file; this crate writes it into the public file as well,
+    /// so a server loading the public file sees it. pyzmq's `load_certificate` reads only the
+    /// `public-key` and `secret-key` lines and skips the rest, so it loads these files
+    /// unchanged (a metadata name starting with `public-key` or `secret-key` would mislead
+    /// it, and is refused). A certificate without metadata is byte for byte what pyzmq
+    /// writes.
     Pyzmq,
     /// CZMQ's `zcert_save` (and JeroMQ): metadata entries quoted, in both files.
     Czmq,
@@ -155,6 +161,12 @@ pub(crate) fn parse_parts(text: &str) -> Result<Parsed<'_>, CertificateError> {
     })
 }
 
+/// pyzmq's `load_certificate` takes any line starting with `public-key` or `secret-key` (after
+/// leading blanks) as that key, whatever section it is in.
+fn misleads_pyzmq(name: &str) -> bool {
+    name.starts_with("public-key") || name.starts_with("secret-key")
+}
+
 /// Chooses how to write one metadata value, or refuses it.
 fn quoted_value(name: &str, value: &str, flavour: Flavour) -> Result<String, CertificateError> {
     if value.contains(['\n', '\r', '\0']) {
@@ -255,14 +267,15 @@ impl Certificate {
         text.push_str("  ****\n");
         text.push_str(if secret { SECRET_BANNER } else { PUBLIC_BANNER });
         text.push_str("metadata\n");
-        if secret || flavour == Flavour::Czmq {
-            for (name, value) in &self.metadata {
-                text.push_str("    ");
-                text.push_str(name);
-                text.push_str(" = ");
-                text.push_str(&quoted_value(name, value, flavour)?);
-                text.push('\n');
+        for (name, value) in &self.metadata {
+            if flavour == Flavour::Pyzmq && misleads_pyzmq(name) {
+                return Err(CertificateError::UnwritableName { name: name.clone() });
             }
+            text.push_str("    ");
+            text.push_str(name);
+            text.push_str(" = ");
+            text.push_str(&quoted_value(name, value, flavour)?);
+            text.push('\n');
         }
         text.push_str("curve\n    public-key = \"");
         text.push_str(&self.public_key.to_z85());
@@ -355,7 +368,11 @@ pub(crate) mod tests {
     fn pyzmq_flavour_is_byte_exact() {
         let cert = client();
         let public = cert.render(Flavour::Pyzmq, false, when()).unwrap();
-        assert_eq!(public, pyzmq_public_text(CLIENT_PUBLIC));
+        let with_metadata = pyzmq_public_text(CLIENT_PUBLIC).replace(
+            "metadata\n",
+            "metadata\n    name = Pieter Hintjens\n    email = ph@imatix.com\n",
+        );
+        assert_eq!(public, with_metadata);
         let secret = cert.render(Flavour::Pyzmq, true, when()).unwrap();
         assert_eq!(
             secret,
@@ -368,8 +385,15 @@ pub(crate) mod tests {
                  curve\n    public-key = \"{CLIENT_PUBLIC}\"\n    secret-key = \"{CLIENT_SECRET}\"\n"
             )
         );
+        // The public file keeps the metadata (pyzmq's own writer drops it, its loader skips it).
         let loaded = Certificate::parse(&public).unwrap();
-        assert!(loaded.metadata.is_empty() && loaded.secret_key.is_none());
+        assert!(loaded.metadata == cert.metadata && loaded.secret_key.is_none());
+        let bare = Certificate {
+            metadata: Vec::new(),
+            ..cert.clone()
+        };
+        let bare_public = bare.render(Flavour::Pyzmq, false, when()).unwrap();
+        assert_eq!(bare_public, pyzmq_public_text(CLIENT_PUBLIC));
         assert_eq!(Certificate::parse(&secret).unwrap(), cert);
     }
 
@@ -583,8 +607,7 @@ pub(crate) mod tests {
             chars.splice(at..end, insert.chars());
             let mutated: String = chars.into_iter().collect();
             if let Ok(cert) = Certificate::parse(&mutated) {
-                // Whatever parses must render and parse back to the same certificate (the
-                // pyzmq public file drops metadata by design, so check the CZMQ layout).
+                // Whatever parses must render and parse back to the same certificate.
                 let secret = cert.secret_key.is_some();
                 if let Ok(again) = cert.render(Flavour::Czmq, secret, when()) {
                     proptest::prop_assert_eq!(Certificate::parse(&again).unwrap(), cert);

@@ -45,6 +45,10 @@ pub struct DirectoryLoad {
     pub store: CertStore,
     /// Every refused file, in path order.
     pub rejected: Vec<RejectedFile>,
+    /// Set when the directory holds files but none is a certificate in the layout asked for
+    /// (e.g. CZMQ's `*.cert` files read in pyzmq's layout, which takes only `*.key`): no key
+    /// is admitted, and this says why instead of an empty set passing silently.
+    pub warning: Option<String>,
 }
 
 /// Files below this count are read on the calling thread; spawning threads would cost more.
@@ -316,7 +320,44 @@ pub fn load_directory(dir: impl AsRef<Path>, layout: Layout) -> Result<Directory
         dir.display(),
         rejected.len()
     );
-    Ok(DirectoryLoad { store, rejected })
+    let warning = if store.is_empty() && rejected.is_empty() {
+        nothing_matched(dir, layout)
+    } else {
+        None
+    };
+    if let Some(warning) = &warning {
+        log::warn!("certificates: {warning}");
+    }
+    Ok(DirectoryLoad {
+        store,
+        rejected,
+        warning,
+    })
+}
+
+/// Says why a directory that holds files yielded no certificate candidate at all, if it
+/// does hold files (hidden ones aside, as the load skips them).
+fn nothing_matched(dir: &Path, layout: Layout) -> Option<String> {
+    let files = fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|entry| !entry.file_name().as_bytes().starts_with(b"."))
+        .filter(|entry| entry.file_type().is_ok_and(|kind| !kind.is_dir()))
+        .count();
+    if files == 0 {
+        return None;
+    }
+    let expected = match layout {
+        Layout::Pyzmq => {
+            "pyzmq's layout reads only NAME.key files directly in it; for a CZMQ \
+             certificate store (any file name, subdirectories) use the CZMQ layout"
+        }
+        Layout::Czmq => "CZMQ's layout skips every NAME_secret file",
+    };
+    Some(format!(
+        "{} holds {files} file(s) but no public certificate: {expected}; no key is admitted",
+        dir.display()
+    ))
 }
 
 #[cfg(test)]
@@ -423,8 +464,9 @@ mod tests {
         let client_key = CurvePublicKey::from_z85(CLIENT_PUBLIC).unwrap();
         assert_eq!(load.store.len(), 2, "{:?}", load.rejected);
         assert!(load.store.contains(&client_key));
-        // pyzmq puts metadata only in the secret file, which this layout never reads.
-        assert_eq!(load.store.get(&alice_key), Some(&Metadata::empty()));
+        // The public file carries the metadata too (pyzmq's own writer would drop it).
+        let hello = Metadata::from_pairs([("Hello", "World")]).unwrap();
+        assert_eq!(load.store.get(&alice_key), Some(&hello));
         assert!(!load
             .store
             .contains(&CurvePublicKey::from_z85(SERVER_PUBLIC).unwrap()));

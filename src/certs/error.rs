@@ -13,6 +13,7 @@ use crate::zap::MetadataError;
 /// Why a certificate text cannot be read or written, pointing at the line when there is one,
 /// so a user can fix the file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CertificateError {
     /// The text is not valid ZPL (tab indentation, missing quote, ...).
     #[error(transparent)]
@@ -72,6 +73,16 @@ pub enum CertificateError {
         /// The entry's name (the value is not shown).
         name: String,
     },
+    /// A metadata name that pyzmq's `load_certificate` would take for a key line
+    /// (`public-key...`, `secret-key...`), so it cannot be written in pyzmq's flavour.
+    #[error(
+        "metadata name {name:?} would be read as a key by pyzmq's loader; rename it or write \
+         the CZMQ flavour"
+    )]
+    UnwritableName {
+        /// The entry's name.
+        name: String,
+    },
     /// A secret certificate was asked for, but the certificate has no secret key.
     #[error("the certificate has no secret key")]
     NoSecretKey,
@@ -79,6 +90,7 @@ pub enum CertificateError {
 
 /// What went wrong with one file or directory.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FileError {
     /// The file could not be opened or read.
     #[error("cannot read: {0}")]
@@ -117,6 +129,7 @@ pub enum FileError {
 
 /// Why a certificate operation failed, naming the file or directory involved.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CertError {
     /// libzmq could not make a key pair (e.g. built without CURVE support).
     #[error("cannot generate a CURVE key pair: {0}")]

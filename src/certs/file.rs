@@ -7,7 +7,7 @@
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -148,8 +148,9 @@ impl Certificate {
 /// Generates a key pair and writes `dir/NAME.key` and `dir/NAME.key_secret` (mode 0600), like
 /// pyzmq's `create_certificates`; returns (public path, secret path).
 ///
-/// The metadata goes where the flavour puts it (see [`Flavour`]). Existing files of that name
-/// are replaced.
+/// The metadata goes into both files (see [`Flavour`]). Existing files of that name are
+/// replaced. A missing `dir` is created, with its missing parents, owner-only (mode 0700):
+/// it holds a secret key. An existing directory keeps its permissions.
 ///
 /// ```
 /// use actix_zap::certs::{create_certificates, load_certificate, Flavour};
@@ -180,6 +181,13 @@ pub fn create_certificates(
         .map(|&(n, v)| (n.to_owned(), v.to_owned()))
         .collect();
     let dir = dir.as_ref();
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| CertError::file(dir, FileError::Write(e)))?;
+    }
     let public = dir.join(format!("{name}.key"));
     let secret = dir.join(format!("{name}.key_secret"));
     cert.save(&public, &secret, flavour)?;
@@ -210,18 +218,28 @@ mod tests {
                 .collect();
             assert_eq!(full.metadata, expected);
             assert!(full.secret_key.is_some());
-            // The public file alone: same public key; metadata only in the CZMQ flavour.
+            // The public file alone: same public key, and the metadata in both flavours
+            // (never dropped silently: a server loading public files sees it).
             std::fs::remove_file(&secret).unwrap();
             let public_only = load_certificate(&public).unwrap();
             assert_eq!(public_only.public_key, full.public_key);
             assert_eq!(public_only.secret_key, None);
-            let public_meta = if flavour == Flavour::Czmq {
-                expected
-            } else {
-                vec![]
-            };
-            assert_eq!(public_only.metadata, public_meta);
+            assert_eq!(public_only.metadata, expected);
         }
+    }
+
+    #[test]
+    fn a_missing_directory_is_created_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path().join("new").join("certs");
+        let (public, _) = create_certificates(&certs, "c", &[], Flavour::Pyzmq).unwrap();
+        assert!(public.exists());
+        assert_eq!(mode(&certs), 0o700);
+        assert_eq!(mode(&dir.path().join("new")), 0o700);
+        // An existing directory keeps its permissions.
+        std::fs::set_permissions(&certs, std::fs::Permissions::from_mode(0o750)).unwrap();
+        create_certificates(&certs, "d", &[], Flavour::Pyzmq).unwrap();
+        assert_eq!(mode(&certs), 0o750);
     }
 
     #[test]
@@ -294,7 +312,8 @@ mod tests {
                 Err(CertError::InvalidName(_))
             ));
         }
-        let err = create_certificates(dir.path().join("nope"), "x", &[], Flavour::Pyzmq);
+        // A directory that cannot be created (under a regular file).
+        let err = create_certificates(public.join("nope"), "x", &[], Flavour::Pyzmq);
         assert!(matches!(
             err,
             Err(CertError::File {

@@ -95,6 +95,7 @@ pub enum GssapiPolicy {
 
 /// A configuration that cannot be applied. The policy is left as it was.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PolicyError {
     /// pyzmq's rule: an allow-list and a deny-list cannot both be in force. An emptied
     /// allow-list is still in force (it refuses everyone): clear it first.

@@ -86,6 +86,22 @@ impl FromIterator<(Vec<u8>, Vec<u8>)> for PasswordTable {
     }
 }
 
+impl<'a> FromIterator<(&'a str, &'a str)> for PasswordTable {
+    /// `[("admin", "secret")].into_iter().collect()`; a later entry for the same username
+    /// replaces an earlier one.
+    fn from_iter<I: IntoIterator<Item = (&'a str, &'a str)>>(entries: I) -> Self {
+        PasswordTable::new(entries)
+    }
+}
+
+impl FromIterator<(String, String)> for PasswordTable {
+    /// Owned pairs, e.g. read from a database; a later entry for the same username replaces
+    /// an earlier one.
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(entries: I) -> Self {
+        PasswordTable::new(entries)
+    }
+}
+
 /// What a password check found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PasswordCheck {
@@ -175,6 +191,17 @@ impl std::fmt::Debug for PasswordTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_collect_from_str_and_string_pairs() {
+        let borrowed: PasswordTable = [("admin", "secret"), ("ops", "x")].into_iter().collect();
+        let owned: PasswordTable = [("admin".to_owned(), "secret".to_owned())]
+            .into_iter()
+            .chain([("ops".to_owned(), "x".to_owned())])
+            .collect();
+        assert_eq!(borrowed, owned);
+        assert_eq!(borrowed.check(b"admin", b"secret"), PasswordCheck::Valid);
+    }
 
     #[test]
     fn checks_users_and_passwords() {

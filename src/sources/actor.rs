@@ -14,11 +14,11 @@ use log::{debug, warn};
 use super::files::{Config, Files, Install};
 use super::notifier::{touches, Notice, Notifier, Touch};
 use super::reader::{self, kind_of, Look, Looked, ReadHook};
-use super::{ReloadCallback, Reloaded, Unwatch, Watch, WatchSource, Watches};
-use crate::actors::messages::MechanismKind;
+use super::{ReloadCallback, ReloadError, Reloaded, Unwatch, Watch, WatchSource, Watches};
 use crate::actors::{require_curve, PolicyActor};
 use crate::certs::Layout;
 use crate::error::ConfigError;
+use crate::messages::MechanismKind;
 use crate::policy::CurvePolicy;
 
 type Key = (String, MechanismKind);
@@ -155,8 +155,8 @@ impl PolicyActor {
         let answered = match reader::spawn(look) {
             Ok(answered) => answered,
             Err(error) => {
-                let error = format!("cannot start a thread to read the source: {error}");
-                return self.fail(key, error);
+                let cause = error.to_string();
+                return self.fail(key, ReloadError::NoThread { cause });
             }
         };
         watching.look = Some(id);
@@ -201,7 +201,8 @@ impl PolicyActor {
                 }
             }
             Ok(Err(_)) | Err(_) => {
-                self.fail(key, "reading the source panicked; refusing everyone".into());
+                let path = watching.source.path().to_owned();
+                self.fail(key, ReloadError::Panicked { path });
             }
         }
         if again {
@@ -219,16 +220,15 @@ impl PolicyActor {
             return;
         }
         watching.overdue = true;
-        let error = format!(
-            "reading {} took longer than {:?}; refusing everyone until it can be read",
-            watching.source.path().display(),
-            watching.read_deadline
-        );
+        let error = ReloadError::TimedOut {
+            path: watching.source.path().to_owned(),
+            deadline: watching.read_deadline,
+        };
         self.fail(key, error);
     }
 
     /// Refuses everyone of the watch's mechanism, and says why.
-    fn fail(&mut self, key: &Key, error: String) {
+    fn fail(&mut self, key: &Key, error: ReloadError) {
         let Some(watching) = self.sources.watches.get_mut(key) else {
             return;
         };
@@ -403,7 +403,7 @@ impl Handler<Watch> for PolicyActor {
             domain,
             path: source.path().to_owned(),
             entries: 0,
-            error: Some("not loaded yet".into()),
+            error: Some(ReloadError::NotLoadedYet),
             rejected: Vec::new(),
         };
         let watching = Watching {
@@ -428,7 +428,9 @@ impl Handler<Watch> for PolicyActor {
         self.follow(&key);
         self.look(&key, ctx);
         Box::pin(fut::wrap_future(async move {
-            loaded.await.map_err(|_| ConfigError::Stopped)
+            // The answer is dropped unsent when a later message replaced (or ended) this watch
+            // before its first load, or when the authenticator stopped.
+            loaded.await.map_err(|_| ConfigError::Superseded)
         }))
     }
 }
@@ -442,7 +444,7 @@ impl Handler<Unwatch> for PolicyActor {
 }
 
 impl Handler<Watches> for PolicyActor {
-    type Result = Result<Vec<Reloaded>, ConfigError>;
+    type Result = MessageResult<Watches>;
 
     fn handle(&mut self, _: Watches, _: &mut Self::Context) -> Self::Result {
         let mut all: Vec<Reloaded> = self
@@ -452,6 +454,6 @@ impl Handler<Watches> for PolicyActor {
             .map(|w| w.last.clone())
             .collect();
         all.sort_by(|a, b| (&a.domain, &a.path).cmp(&(&b.domain, &b.path)));
-        Ok(all)
+        MessageResult(all)
     }
 }

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::ReloadError;
 use crate::certs::{assemble, CertStore};
 use crate::keys::CurvePublicKey;
 use crate::policy::PasswordTable;
@@ -57,10 +58,10 @@ pub(crate) enum Listing {
     /// unlistable subdirectories, dangling links).
     Files {
         files: BTreeMap<PathBuf, Stamp>,
-        skipped: Vec<String>,
+        skipped: Vec<ReloadError>,
     },
     /// The source itself cannot be read: the domain refuses that mechanism.
-    Unreadable(String),
+    Unreadable(ReloadError),
 }
 
 /// What one file holds, as read; an error names the file's problem.
@@ -96,8 +97,8 @@ impl Changes {
 pub(crate) struct Install {
     pub(crate) config: Config,
     pub(crate) entries: usize,
-    pub(crate) error: Option<String>,
-    pub(crate) rejected: Vec<String>,
+    pub(crate) error: Option<ReloadError>,
+    pub(crate) rejected: Vec<ReloadError>,
 }
 
 /// The configuration a source yields.
@@ -116,7 +117,7 @@ pub(crate) enum Kind {
 
 impl Install {
     /// Refuse everyone of that mechanism, saying why.
-    pub(crate) fn refuse_all(kind: Kind, error: String) -> Install {
+    pub(crate) fn refuse_all(kind: Kind, error: ReloadError) -> Install {
         Install {
             config: match kind {
                 Kind::Curve => Config::Curve(CertStore::new()),
@@ -138,12 +139,12 @@ pub(crate) struct Files {
     /// Changed files not yet read: the stamp seen, and when it was first seen.
     unsettled: BTreeMap<PathBuf, (Stamp, Instant)>,
     /// Skipped files, as last reported.
-    skipped: Vec<String>,
+    skipped: Vec<ReloadError>,
     /// Whether the held files are installed (false at first and after a failure: then every
     /// file is read at once).
     loaded: bool,
     /// The failure last installed, so a lasting failure is reported once.
-    failure: Option<String>,
+    failure: Option<ReloadError>,
 }
 
 impl Files {
@@ -157,7 +158,7 @@ impl Files {
         closed: &BTreeSet<PathBuf>,
         now: Instant,
         settle: Duration,
-    ) -> Result<Changes, String> {
+    ) -> Result<Changes, ReloadError> {
         let (listed, skipped) = match listing {
             Listing::Files { files, skipped } => (files, skipped),
             Listing::Unreadable(error) => return Err(error),
@@ -214,13 +215,13 @@ impl Files {
 
     /// Forgets every file after a failure; returns whether this failure is news (a failure
     /// that lasts is installed and reported once).
-    pub(crate) fn fail(&mut self, error: &str) -> bool {
+    pub(crate) fn fail(&mut self, error: &ReloadError) -> bool {
         self.held.clear();
         self.unsettled.clear();
         self.skipped.clear();
         self.loaded = false;
-        let news = self.failure.as_deref() != Some(error);
-        self.failure = Some(error.to_owned());
+        let news = self.failure.as_ref() != Some(error);
+        self.failure = Some(error.clone());
         news
     }
 
@@ -248,9 +249,9 @@ impl Files {
                 rejected.extend(
                     refused
                         .into_iter()
-                        .map(|(path, cause)| format!("{}: {cause}", path.display())),
+                        .map(|(path, cause)| ReloadError::InvalidFile { path, cause }),
                 );
-                rejected.sort();
+                rejected.sort_by_cached_key(ToString::to_string);
                 Config::Curve(store)
             }
             Kind::Plain => {
@@ -259,7 +260,10 @@ impl Files {
                     match content {
                         Content::Passwords(Ok(held)) => table = held.clone(),
                         Content::Passwords(Err(cause)) => {
-                            error = Some(format!("{}: {cause}", path.display()))
+                            error = Some(ReloadError::InvalidFile {
+                                path: path.clone(),
+                                cause: cause.clone(),
+                            })
                         }
                         Content::Cert(_) => {}
                     }
@@ -272,7 +276,9 @@ impl Files {
             Config::Plain(table) => table.len(),
         };
         if entries == 0 && error.is_none() {
-            error = Some(format!("{} has no entries", source.display()));
+            error = Some(ReloadError::NoEntries {
+                path: source.to_path_buf(),
+            });
         }
         Install {
             config,
@@ -414,7 +420,10 @@ mod tests {
         look(&mut files, &[("a", stamp(1, 1))], &[], t, |_| key(1));
         let error = files
             .observe(
-                Listing::Unreadable("gone".into()),
+                Listing::Unreadable(ReloadError::Unreadable {
+                    path: "d".into(),
+                    cause: "gone".into(),
+                }),
                 &BTreeSet::new(),
                 t,
                 SETTLE,
@@ -446,7 +455,9 @@ mod tests {
         let install = files.install(Kind::Curve, Path::new("d"));
         assert_eq!(install.entries, 1);
         assert_eq!(install.rejected.len(), 2, "{:?}", install.rejected);
-        assert!(install.rejected[0].contains("already loaded from a"));
+        assert!(install.rejected[0]
+            .to_string()
+            .contains("already loaded from a"));
         assert_eq!(install.error, None);
 
         let mut plain = Files::default();

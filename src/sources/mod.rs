@@ -32,16 +32,16 @@ use actix::prelude::*;
 pub(crate) use actor::Sources;
 pub(crate) use reader::ReadHook;
 
-use crate::actors::messages::MechanismKind;
 use crate::certs::Layout;
 use crate::error::ConfigError;
+use crate::messages::MechanismKind;
 
 /// Called after every (re)load of a watched source, on the authenticator's thread.
 pub type ReloadCallback = Arc<dyn Fn(&Reloaded) + Send + Sync>;
 
 /// The shortest [`Watch::every`] interval and [`Watch::read_deadline`] accepted: 10 ms.
 /// Shorter ones would spend the authenticator's thread on looking at files.
-pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// What a watch follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,21 +79,22 @@ impl WatchSource {
 
 /// A [`Watch`] that cannot be started; nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WatchError {
-    /// [`Watch::every`] below [`MIN_INTERVAL`].
+    /// [`Watch::every`] below [`Watch::MIN_INTERVAL`].
     #[error("watch interval {interval:?} is below the floor of {floor:?}")]
     IntervalTooShort {
         /// The interval asked for.
         interval: Duration,
-        /// [`MIN_INTERVAL`].
+        /// [`Watch::MIN_INTERVAL`].
         floor: Duration,
     },
-    /// [`Watch::read_deadline`] below [`MIN_INTERVAL`].
+    /// [`Watch::read_deadline`] below [`Watch::MIN_INTERVAL`].
     #[error("watch read deadline {deadline:?} is below the floor of {floor:?}")]
     DeadlineTooShort {
         /// The deadline asked for.
         deadline: Duration,
-        /// [`MIN_INTERVAL`].
+        /// [`Watch::MIN_INTERVAL`].
         floor: Duration,
     },
 }
@@ -108,7 +109,7 @@ pub enum WatchError {
 /// A deleted file is applied at once; a created or edited file once it has settled (closed
 /// after writing, renamed into place, or unchanged for an interval), each file on its own.
 ///
-/// A message that is refused (bad domain, interval or deadline below [`MIN_INTERVAL`], no
+/// A message that is refused (bad domain, interval or deadline below [`Watch::MIN_INTERVAL`], no
 /// CURVE support) changes nothing: an existing watch or configuration stays.
 #[derive(Clone, Message)]
 #[rtype(result = "Result<Reloaded, ConfigError>")]
@@ -117,9 +118,9 @@ pub struct Watch {
     pub domain: String,
     /// What to follow.
     pub source: WatchSource,
-    /// How often to poll for changes (default 250 ms, at least [`MIN_INTERVAL`]).
+    /// How often to poll for changes (default 250 ms, at least [`Watch::MIN_INTERVAL`]).
     pub interval: Duration,
-    /// How long one look at the source may take (default 5 s, at least [`MIN_INTERVAL`]).
+    /// How long one look at the source may take (default 5 s, at least [`Watch::MIN_INTERVAL`]).
     /// Past it the domain refuses everyone of that mechanism and the failure is reported; the
     /// watch looks again as soon as the hung read returns (never two reads at once), and
     /// stopping the authenticator never waits for it. A read that panics is handled alike.
@@ -145,14 +146,29 @@ impl std::fmt::Debug for Watch {
 }
 
 impl Watch {
+    /// The shortest [`every`](Self::every) interval and [`read_deadline`](Self::read_deadline)
+    /// accepted: 10 ms. Shorter ones would spend the authenticator's thread on looking at
+    /// files.
+    pub const MIN_INTERVAL: Duration = MIN_INTERVAL;
     const DEFAULT_INTERVAL: Duration = Duration::from_millis(250);
     const DEFAULT_READ_DEADLINE: Duration = Duration::from_secs(5);
 
-    /// Follow a certificate directory (pyzmq layout) for `domain`'s CURVE keys.
+    /// Follow a certificate directory (pyzmq layout: the `*.key` files directly in it) for
+    /// `domain`'s CURVE keys.
     pub fn curve(domain: impl Into<String>, path: impl Into<PathBuf>) -> Self {
         let source = WatchSource::CurveDirectory {
             path: path.into(),
             layout: Layout::Pyzmq,
+        };
+        Self::new(domain, source)
+    }
+
+    /// Follow a CZMQ certificate store (every file in the directory and its subdirectories,
+    /// whatever its name, except `*_secret`) for `domain`'s CURVE keys.
+    pub fn czmq(domain: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        let source = WatchSource::CurveDirectory {
+            path: path.into(),
+            layout: Layout::Czmq,
         };
         Self::new(domain, source)
     }
@@ -178,7 +194,7 @@ impl Watch {
     /// Poll for changes this often. Each poll lists the directory and takes every file's
     /// identity, size and times off the actix thread (a password file is also read, to hash
     /// its content); for directories of tens of thousands of files, a longer interval keeps
-    /// that cheap. An interval below [`MIN_INTERVAL`] (10 ms) is refused with
+    /// that cheap. An interval below [`Watch::MIN_INTERVAL`] (10 ms) is refused with
     /// [`WatchError::IntervalTooShort`] when the message is handled.
     pub fn every(self, interval: Duration) -> Self {
         Watch { interval, ..self }
@@ -252,11 +268,12 @@ pub struct Unwatch {
 
 /// Asks for the latest reload of every watch.
 #[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Result<Vec<Reloaded>, ConfigError>")]
+#[rtype(result = "Vec<Reloaded>")]
 pub struct Watches;
 
 /// The outcome of one (re)load of a watched source.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Reloaded {
     /// The domain.
     pub domain: String,
@@ -264,10 +281,69 @@ pub struct Reloaded {
     pub path: PathBuf,
     /// Keys or users now in force (0 after a failure: everyone is refused).
     pub entries: usize,
-    /// Why the source could not be read, if it could not.
-    pub error: Option<String>,
-    /// Files that were skipped, each with its cause.
-    pub rejected: Vec<String>,
+    /// Why the domain now refuses everyone of that mechanism, if it does.
+    pub error: Option<ReloadError>,
+    /// Files that were skipped, each with its cause (the rest was installed).
+    pub rejected: Vec<ReloadError>,
+}
+
+/// Why a watched source, or one of its files, was not loaded.
+///
+/// As [`Reloaded::error`] the domain refuses everyone of that mechanism until a later
+/// reload succeeds (fail closed); as an entry of [`Reloaded::rejected`], only that file was
+/// skipped. The text of an I/O or parse failure is kept as `cause`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// The watch has started and its first load has not finished.
+    #[error("not loaded yet")]
+    NotLoadedYet,
+    /// The directory (or a subdirectory) cannot be listed, or a file cannot be read.
+    #[error("{}: {cause}", path.display())]
+    Unreadable {
+        /// The directory or file.
+        path: PathBuf,
+        /// The failure, as the system reported it.
+        cause: String,
+    },
+    /// A file holds no valid entry: a broken certificate, a duplicate key, a password file
+    /// that is not UTF-8, or not a regular file at all.
+    #[error("{}: {cause}", path.display())]
+    InvalidFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        cause: String,
+    },
+    /// The source holds no entries at all, so the domain would refuse everyone.
+    #[error("{} has no entries", path.display())]
+    NoEntries {
+        /// The directory or file.
+        path: PathBuf,
+    },
+    /// One look at the source took longer than [`Watch::read_deadline`].
+    #[error(
+        "reading {} took longer than {deadline:?}; refusing everyone until it can be read",
+        path.display()
+    )]
+    TimedOut {
+        /// The directory or file.
+        path: PathBuf,
+        /// The deadline it passed.
+        deadline: Duration,
+    },
+    /// Reading the source panicked.
+    #[error("reading {} panicked; refusing everyone", path.display())]
+    Panicked {
+        /// The directory or file.
+        path: PathBuf,
+    },
+    /// No thread could be started to read the source.
+    #[error("cannot start a thread to read the source: {cause}")]
+    NoThread {
+        /// The failure, as the system reported it.
+        cause: String,
+    },
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use futures::channel::oneshot;
 
 use super::files::{Changes, Content, Files, Install, Kind, Listing, Stamp};
-use super::WatchSource;
-use crate::certs::{candidates, parse_cert_file, MAX_CERTIFICATE_BYTES};
+use super::{ReloadError, WatchSource};
+use crate::certs::{candidates, parse_cert_file, CertError, FileError, MAX_CERTIFICATE_BYTES};
 use crate::policy::PasswordTable;
 
 /// Replaces file reads (tests make reads hang or panic with it).
@@ -106,11 +106,27 @@ fn list(source: &WatchSource, hook: Option<&ReadHook>) -> Listing {
             let mut rejected = Vec::new();
             let paths = match candidates(path, *layout, &mut rejected) {
                 Ok(paths) => paths,
-                Err(error) => return Listing::Unreadable(error.to_string()),
+                Err(CertError::File { path, cause }) => {
+                    let cause = cause.to_string();
+                    return Listing::Unreadable(ReloadError::Unreadable { path, cause });
+                }
+                Err(error) => {
+                    let (path, cause) = (path.clone(), error.to_string());
+                    return Listing::Unreadable(ReloadError::Unreadable { path, cause });
+                }
             };
-            let mut skipped: Vec<String> = rejected
-                .iter()
-                .map(|r| format!("{}: {}", r.path.display(), r.cause))
+            let mut skipped: Vec<ReloadError> = rejected
+                .into_iter()
+                .map(|r| match r.cause {
+                    FileError::ListDirectory(_) | FileError::Read(_) => ReloadError::Unreadable {
+                        path: r.path,
+                        cause: r.cause.to_string(),
+                    },
+                    _ => ReloadError::InvalidFile {
+                        path: r.path,
+                        cause: r.cause.to_string(),
+                    },
+                })
                 .collect();
             let mut files = BTreeMap::new();
             for path in paths {
@@ -119,13 +135,17 @@ fn list(source: &WatchSource, hook: Option<&ReadHook>) -> Listing {
                     Ok(meta) if meta.is_file() => {
                         files.insert(path, Stamp::of(&meta, None));
                     }
-                    Ok(_) => {
-                        skipped.push(format!("{}: not a regular file; skipped", path.display()))
-                    }
-                    Err(error) => skipped.push(format!("{}: cannot read: {error}", path.display())),
+                    Ok(_) => skipped.push(ReloadError::InvalidFile {
+                        path,
+                        cause: FileError::NotARegularFile.to_string(),
+                    }),
+                    Err(error) => skipped.push(ReloadError::Unreadable {
+                        path,
+                        cause: format!("cannot read: {error}"),
+                    }),
                 }
             }
-            skipped.sort();
+            skipped.sort_by_cached_key(ToString::to_string);
             Listing::Files { files, skipped }
         }
         WatchSource::PlainFile { path } => match read_regular(path, None, hook) {
@@ -133,7 +153,10 @@ fn list(source: &WatchSource, hook: Option<&ReadHook>) -> Listing {
                 files: BTreeMap::from([(path.clone(), Stamp::of(&read.opened, Some(&read.bytes)))]),
                 skipped: Vec::new(),
             },
-            Err(error) => Listing::Unreadable(format!("{}: {error}", path.display())),
+            Err(cause) => Listing::Unreadable(ReloadError::Unreadable {
+                path: path.clone(),
+                cause,
+            }),
         },
     }
 }
@@ -254,7 +277,7 @@ mod tests {
             let looked = look(&source, Files::default());
             let install = looked.install.unwrap();
             assert_eq!(install.entries, 0);
-            assert!(install.error.unwrap().contains("/nonexistent/"));
+            assert!(install.error.unwrap().to_string().contains("/nonexistent/"));
             // The same failure again is not news.
             assert!(look(&source, looked.files).install.is_none());
         }
@@ -271,7 +294,11 @@ mod tests {
         assert!(made.success());
         let source = WatchSource::PlainFile { path: fifo.clone() };
         let install = look(&source, Files::default()).install.unwrap();
-        assert!(install.error.unwrap().contains("not a regular file"));
+        assert!(install
+            .error
+            .unwrap()
+            .to_string()
+            .contains("not a regular file"));
         std::fs::rename(&fifo, dir.path().join("x.key")).unwrap();
         let source = WatchSource::CurveDirectory {
             path: dir.path().into(),
@@ -280,7 +307,9 @@ mod tests {
         let install = look(&source, Files::default()).install.unwrap();
         assert_eq!(install.entries, 0);
         assert!(
-            install.rejected[0].contains("not a regular file"),
+            install.rejected[0]
+                .to_string()
+                .contains("not a regular file"),
             "{:?}",
             install.rejected
         );

@@ -5,9 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use actix_zap::certs::load_certificate;
-use actix_zap::client::HandshakeCheck;
+use actix_zap::client::{HandshakeCheck, HandshakeOutcome};
 use actix_zap::keys::CurvePublicKey;
-use actix_zap::HandshakeOutcome;
 use clap::{ArgGroup, Args};
 
 use crate::json;

@@ -1,84 +1,39 @@
-//! The handle users hold: start an authenticator on a context, configure it, stop it.
-//!
-//! [`Authenticator`] is for actix applications: its methods are `async` and send the typed
-//! messages of [`messages`](crate::messages). [`ThreadAuthenticator`](crate::ThreadAuthenticator)
-//! runs the same actors on a thread of their own for everyone else.
+//! [`Authenticator`]: the async handle of an authenticator running in the caller's actix
+//! System; each method sends one typed message of [`messages`](crate::messages).
 
 use std::path::Path;
 
-use actix::dev::ToEnvelope;
 use actix::prelude::*;
 
-use crate::actors::messages::*;
-use crate::actors::{bind, PolicyActor, ZapSocket};
-use crate::actors::{
-    DecisionEvent, Reloaded, Stats, Subscriber, SubscriptionId, Unwatch, Watch, Watches,
-};
+use super::AuthenticatorBuilder;
+use crate::actors::{PolicyActor, ZapSocket};
 use crate::certs::CertStore;
-use crate::error::{ConfigError, StartError};
+use crate::error::{ConfigError, StartError, Unavailable};
 use crate::keys::CurvePublicKey;
-use crate::policy::{GssapiPolicy, IpcRule, PasswordTable, PolicySnapshot, Scope};
+use crate::messages::*;
+use crate::policy::{GssapiPolicy, IpcRule, PolicySnapshot, Scope};
 use crate::provider::Provider;
-use crate::settings::Settings;
 
 /// pyzmq's `CURVE_ALLOW_ANY`: pass it as the location to admit any CURVE key.
 pub const CURVE_ALLOW_ANY: &str = "*";
 
-/// The oldest libzmq without the pre-authentication overflow (CVE-2019-13132).
-const SAFE_LIBZMQ: (i32, i32, i32) = (4, 3, 2);
-
-/// Refuses a libzmq older than 4.3.2 unless the caller accepted it.
-pub(crate) fn check_libzmq_version(
-    version: (i32, i32, i32),
-    accept_vulnerable: bool,
-) -> Result<(), StartError> {
-    if version < SAFE_LIBZMQ && !accept_vulnerable {
-        let (major, minor, patch) = version;
-        return Err(StartError::VulnerableLibzmq(major, minor, patch));
-    }
-    Ok(())
-}
-
-/// Options for starting an authenticator.
-#[derive(Debug, Clone, Default)]
-pub struct Builder {
-    settings: Settings,
-    accept_vulnerable_libzmq: bool,
-}
-
-impl Builder {
-    /// Replaces the [`Settings`] (deadlines and bounds).
-    pub fn settings(mut self, settings: Settings) -> Self {
-        self.settings = settings;
-        self
-    }
-
-    /// Starts even on a libzmq older than 4.3.2, for distributions that backported the fix
-    /// for CVE-2019-13132.
-    pub fn accept_vulnerable_libzmq(mut self) -> Self {
-        self.accept_vulnerable_libzmq = true;
-        self
-    }
-
-    /// Binds the ZAP endpoint on `context` and starts the actors in the current actix
-    /// System. When this returns, every handshake on `context` is decided by this
-    /// authenticator.
-    pub fn start(self, context: &zmq::Context) -> Result<Authenticator, StartError> {
-        check_libzmq_version(zmq::version(), self.accept_vulnerable_libzmq)?;
-        if tokio::runtime::Handle::try_current().is_err() || !System::is_registered() {
-            return Err(StartError::NoSystem);
-        }
-        let socket = bind(context)?;
-        let policy = PolicyActor::new(self.settings.clone())?.start();
-        let zap = ZapSocket::new(socket, policy.clone(), self.settings.max_in_flight)?.start();
-        log::debug!("authenticator started on {}", crate::zap::ZAP_ENDPOINT);
-        Ok(Authenticator { policy, zap })
-    }
-}
-
 /// A running authenticator: a cheap, cloneable handle to its two actors.
 ///
 /// Dropping handles never stops authentication; only [`stop`](Self::stop) does.
+///
+/// Every method except [`stop`](Self::stop) and [`stats`](Self::stats) sends one message of
+/// [`messages`](crate::messages) to the [`PolicyActor`] and waits for its answer; send your
+/// own with [`send`](Self::send). Configuration methods fail with a [`ConfigError`] (and
+/// then changed nothing); queries that cannot fail (`inspect`, `stats`, `watches`,
+/// `subscribe`, `unsubscribe`) fail only when the authenticator is stopped
+/// ([`Unavailable::Stopped`]).
+///
+/// # Never block its thread
+/// The actors run on the actix thread that called [`start`](Self::start). Blocking that
+/// thread (a blocking zmq `recv`, `std::thread::sleep`, a synchronous database call inside
+/// `#[actix::main]`) stalls every handshake on the context until it returns. Do blocking
+/// work in `tokio::task::spawn_blocking` (or `actix_web::web::block`), or run the
+/// authenticator on a thread of its own with [`ThreadAuthenticator`](crate::ThreadAuthenticator).
 ///
 /// ```no_run
 /// use actix_zap::Authenticator;
@@ -96,8 +51,8 @@ impl Builder {
 /// ```
 #[derive(Clone)]
 pub struct Authenticator {
-    policy: Addr<PolicyActor>,
-    zap: Addr<ZapSocket>,
+    pub(super) policy: Addr<PolicyActor>,
+    pub(super) zap: Addr<ZapSocket>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -109,38 +64,60 @@ impl std::fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
-    /// Starts with default [`Settings`]; see [`Builder::start`].
+    /// Starts with default [`Settings`](crate::Settings) in the current actix System; see
+    /// [`AuthenticatorBuilder::start`].
     pub fn start(context: &zmq::Context) -> Result<Self, StartError> {
-        Builder::default().start(context)
+        AuthenticatorBuilder::default().start(context)
     }
 
-    /// Options for starting.
-    pub fn builder() -> Builder {
-        Builder::default()
+    /// Options for starting, here or on a thread of its own.
+    pub fn builder() -> AuthenticatorBuilder {
+        AuthenticatorBuilder::default()
     }
 
-    /// The policy actor, for sending the typed messages directly.
+    /// The policy actor, for sending the typed messages directly:
+    /// `auth.policy().send(message).await??` (the outer error is the mailbox's, which
+    /// converts into [`ConfigError::Stopped`]).
     pub fn policy(&self) -> &Addr<PolicyActor> {
         &self.policy
     }
 
-    /// The socket actor.
+    /// The socket actor: [`GetStats`] sent here includes the requests in flight.
     pub fn zap_socket(&self) -> &Addr<ZapSocket> {
         &self.zap
     }
 
-    /// Sends a configuration message and waits for its answer.
+    /// Sends any configuration message of [`messages`](crate::messages) to the policy actor
+    /// and waits for its answer, with one error type for both a stopped authenticator and a
+    /// refused message.
+    ///
+    /// ```no_run
+    /// # async fn demo(auth: actix_zap::Authenticator) -> Result<(), actix_zap::ConfigError> {
+    /// use actix_zap::messages::{ConfigurePlain, RemoveAddresses};
+    /// auth.send(ConfigurePlain::new("global", [("admin", "secret")])).await?;
+    /// let removed: usize = auth.send(RemoveAddresses::new(["10.0.0.7"])?).await?;
+    /// # let _ = removed; Ok(()) }
+    /// ```
     pub async fn send<M, T>(&self, message: M) -> Result<T, ConfigError>
     where
         M: Message<Result = Result<T, ConfigError>> + Send + 'static,
         T: Send + 'static,
         PolicyActor: Handler<M>,
-        <PolicyActor as Actor>::Context: ToEnvelope<PolicyActor, M>,
+    {
+        self.policy.send(message).await?
+    }
+
+    /// Sends a query that cannot fail and waits for its answer.
+    async fn ask<M>(&self, message: M) -> Result<M::Result, Unavailable>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        PolicyActor: Handler<M>,
     {
         self.policy
             .send(message)
             .await
-            .map_err(|_| ConfigError::Stopped)?
+            .map_err(|_| Unavailable::Stopped)
     }
 
     /// Admits only these addresses or CIDR ranges (pyzmq's `allow`); exclusive with `deny`.
@@ -280,9 +257,7 @@ impl Authenticator {
         U: Into<Vec<u8>>,
         P: Into<Vec<u8>>,
     {
-        let passwords = PasswordTable::new(passwords);
-        let domain = domain.to_owned();
-        self.send(ConfigurePlain { domain, passwords }).await
+        self.send(ConfigurePlain::new(domain, passwords)).await
     }
 
     /// Sets a domain's CURVE keys from a certificate directory (pyzmq layout, `*.key`), or
@@ -302,15 +277,26 @@ impl Authenticator {
         self.send(message).await
     }
 
+    /// Sets a domain's CURVE keys from a CZMQ certificate store (`zcertstore`): every file
+    /// in `directory` and its subdirectories, whatever its name, except `*_secret` files.
+    /// Read off the actix thread, like [`configure_curve`](Self::configure_curve).
+    pub async fn configure_curve_czmq(
+        &self,
+        domain: &str,
+        directory: impl AsRef<Path>,
+    ) -> Result<CurveReport, ConfigError> {
+        let directory = directory.as_ref();
+        self.send(ConfigureCurve::czmq_directory(domain, directory))
+            .await
+    }
+
     /// Sets a domain's CURVE keys from a key set loaded by the caller.
     pub async fn configure_curve_keys(
         &self,
         domain: &str,
         keys: CertStore,
     ) -> Result<CurveReport, ConfigError> {
-        let domain = domain.to_owned();
-        let source = CurveSource::Keys(keys);
-        self.send(ConfigureCurve { domain, source }).await
+        self.send(ConfigureCurve::keys(domain, keys)).await
     }
 
     /// Lets `provider` decide a domain's CURVE keys (pyzmq's `configure_curve_callback`).
@@ -364,7 +350,7 @@ impl Authenticator {
     ///
     /// ```no_run
     /// # async fn demo(auth: actix_zap::Authenticator) -> Result<(), actix_zap::ConfigError> {
-    /// use actix_zap::Watch;
+    /// use actix_zap::messages::Watch;
     /// auth.watch(Watch::curve("*", "public_keys")).await?;
     /// auth.watch(Watch::plain("global", "passwords.txt").on_reload(|r| println!("{r:?}"))).await?;
     /// # Ok(()) }
@@ -384,32 +370,36 @@ impl Authenticator {
     }
 
     /// The latest reload of every watch.
-    pub async fn watches(&self) -> Result<Vec<Reloaded>, ConfigError> {
-        self.send(Watches).await
+    pub async fn watches(&self) -> Result<Vec<Reloaded>, Unavailable> {
+        self.ask(Watches).await
     }
 
     /// The policy in force, passwords redacted (pyzmq's `allow_any`, `certs`, `passwords`,
     /// `credentials_providers`, in one consistent picture).
-    pub async fn inspect(&self) -> Result<PolicySnapshot, ConfigError> {
-        self.send(Inspect).await
+    pub async fn inspect(&self) -> Result<PolicySnapshot, Unavailable> {
+        self.ask(Inspect).await
     }
 
-    /// Counters per mechanism and status, and the requests in flight now.
-    pub async fn stats(&self) -> Result<Stats, ConfigError> {
+    /// Counters per mechanism and status, and the requests in flight now. Asks the
+    /// [`ZapSocket`], which adds its own counts to the policy actor's.
+    pub async fn stats(&self) -> Result<Stats, Unavailable> {
         self.zap
             .send(GetStats)
             .await
-            .map_err(|_| ConfigError::Stopped)?
+            .map_err(|_| Unavailable::Stopped)
     }
 
-    /// Sends every decision to `subscriber` (an actor's `Recipient<DecisionEvent>` or a
-    /// callback) until [`unsubscribe`](Self::unsubscribe).
-    pub async fn subscribe(&self, subscriber: Subscriber) -> Result<SubscriptionId, ConfigError> {
-        self.send(Subscribe(subscriber)).await
+    /// Sends every decision to `subscriber` until [`unsubscribe`](Self::unsubscribe): an
+    /// actor's `Recipient<DecisionEvent>` (pass it as it is) or a [`Subscriber`].
+    pub async fn subscribe(
+        &self,
+        subscriber: impl Into<Subscriber>,
+    ) -> Result<SubscriptionId, Unavailable> {
+        self.ask(Subscribe(subscriber.into())).await
     }
 
     /// Calls `callback` for every decision, on the authenticator's thread (keep it quick).
-    pub async fn on_decision<F>(&self, callback: F) -> Result<SubscriptionId, ConfigError>
+    pub async fn on_decision<F>(&self, callback: F) -> Result<SubscriptionId, Unavailable>
     where
         F: Fn(&DecisionEvent) + Send + Sync + 'static,
     {
@@ -418,12 +408,13 @@ impl Authenticator {
     }
 
     /// Ends a subscription; returns whether it existed.
-    pub async fn unsubscribe(&self, id: SubscriptionId) -> Result<bool, ConfigError> {
-        self.send(Unsubscribe(id)).await
+    pub async fn unsubscribe(&self, id: SubscriptionId) -> Result<bool, Unavailable> {
+        self.ask(Unsubscribe(id)).await
     }
 
     /// Answers what is in flight, unbinds the endpoint, stops both actors, and returns when
-    /// all of that is done. A new authenticator can then start on the same context.
+    /// all of that is done. A new authenticator can then start on the same context. Calling
+    /// it again, from any clone, returns at once.
     ///
     /// Server sockets built with [`ServerSocket`](crate::ServerSocket) refuse every
     /// handshake from then on; others fall back to libzmq's behaviour without a handler
@@ -433,24 +424,15 @@ impl Authenticator {
         let _ = self.zap.send(Stop).await;
     }
 
+    /// Stops the policy actor alone, leaving the socket actor serving: for tests of what
+    /// clients get when the policy is gone (a `500`). Not a stable API; never needed.
+    #[doc(hidden)]
+    pub async fn stop_policy_actor_for_tests(&self) {
+        let _ = self.policy.send(Stop).await;
+    }
+
     /// Whether the authenticator is still running.
     pub fn is_running(&self) -> bool {
         self.zap.connected()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn libzmq_before_4_3_2_is_refused_unless_accepted() {
-        assert!(check_libzmq_version((4, 3, 4), false).is_ok());
-        assert!(check_libzmq_version((4, 3, 2), false).is_ok());
-        assert!(matches!(
-            check_libzmq_version((4, 3, 1), false),
-            Err(StartError::VulnerableLibzmq(4, 3, 1))
-        ));
-        assert!(check_libzmq_version((4, 2, 5), true).is_ok());
     }
 }

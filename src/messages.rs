@@ -1,21 +1,32 @@
-//! The typed messages that configure and query the [`PolicyActor`](super::PolicyActor).
+//! The typed messages that configure and query the authenticator, and what they carry.
 //!
-//! Every change to the policy is one of these, sent to the actor's address, so the policy
-//! needs no lock. Each returns `Result<_, ConfigError>`; a rejected message changes nothing.
+//! Every change to the policy is one of these, sent to the
+//! [`PolicyActor`](crate::actors::PolicyActor)'s address, so the policy needs no lock. Every
+//! method of [`Authenticator`](crate::Authenticator) except `stop` and `stats` sends one of
+//! them to the policy actor (`stats` sends [`GetStats`] to the
+//! [`ZapSocket`](crate::actors::ZapSocket), which adds the requests in flight; `stop` is the
+//! handle's alone). Configuration messages answer `Result<_, ConfigError>`, and a rejected
+//! message changes nothing; queries ([`Inspect`], [`GetStats`], [`Subscribe`],
+//! [`Unsubscribe`], [`Watches`]) cannot fail and answer their value directly.
 //!
 //! ```no_run
-//! # async fn demo(policy: actix::Addr<actix_zap::PolicyActor>) -> Result<(), Box<dyn std::error::Error>> {
-//! use actix_zap::{Allow, ConfigureCurve};
-//! policy.send(Allow::new(["127.0.0.1", "10.0.0.0/8"])?).await??;
-//! policy.send(ConfigureCurve::directory("*", "public_keys")).await??;
-//! # Ok(()) }
+//! # async fn demo(auth: actix_zap::Authenticator) -> Result<(), actix_zap::ConfigError> {
+//! use actix_zap::messages::{Allow, ConfigureCurve, Inspect};
+//! // Through the handle: one `?`, the error is a `ConfigError`.
+//! auth.send(Allow::new(["127.0.0.1", "10.0.0.0/8"])?).await?;
+//! // Or to the actor's address: the outer `?` is the mailbox, the inner one the answer.
+//! auth.policy().send(ConfigureCurve::directory("*", "public_keys")).await??;
+//! let snapshot = auth.policy().send(Inspect).await?;
+//! # let _ = snapshot; Ok(()) }
 //! ```
+//!
+//! Subscribers receive [`DecisionEvent`]s; their [`StatusCode`] is re-exported here so an
+//! event handler needs no other import.
 
 use std::path::PathBuf;
 
 use actix::Message;
 
-use super::observe::{Stats, Subscriber, SubscriptionId};
 use crate::certs::{CertStore, Layout, RejectedFile};
 use crate::error::ConfigError;
 use crate::policy::UserIdMapper;
@@ -25,6 +36,10 @@ use crate::policy::{
 };
 use crate::provider::Provider;
 use crate::zap::Reply;
+
+pub use crate::actors::observe::{DecisionEvent, Stats, Subscriber, SubscriptionId};
+pub use crate::sources::{ReloadCallback, Reloaded, Unwatch, Watch, WatchSource, Watches};
+pub use crate::zap::StatusCode;
 
 fn patterns<S: AsRef<str>>(
     addresses: impl IntoIterator<Item = S>,
@@ -152,8 +167,8 @@ impl ClearAddressRules {
 /// one matches (an emptied IPC list refuses every IPC peer until [`ClearIpcRules`]).
 ///
 /// ```no_run
-/// # async fn demo(policy: actix::Addr<actix_zap::PolicyActor>) -> Result<(), Box<dyn std::error::Error>> {
-/// use actix_zap::{policy::IpcRule, AllowIpc, Deny};
+/// # async fn demo(policy: actix::Addr<actix_zap::actors::PolicyActor>) -> Result<(), actix_zap::ConfigError> {
+/// use actix_zap::{messages::{AllowIpc, Deny}, policy::IpcRule};
 /// policy.send(Deny::new(["0.0.0.0/0", "::/0"])?).await??; // no network peers...
 /// policy.send(AllowIpc::new([IpcRule::Uid(1000)])).await??; // ...only local user 1000
 /// # Ok(()) }
@@ -221,8 +236,25 @@ pub struct ConfigurePlain {
     pub passwords: PasswordTable,
 }
 
-/// Where a domain's CURVE decision comes from.
+impl ConfigurePlain {
+    /// These users for `domain`:
+    /// `ConfigurePlain::new("global", [("admin", "secret")])`.
+    pub fn new<U, P>(domain: impl Into<String>, passwords: impl IntoIterator<Item = (U, P)>) -> Self
+    where
+        U: Into<Vec<u8>>,
+        P: Into<Vec<u8>>,
+    {
+        ConfigurePlain {
+            domain: domain.into(),
+            passwords: PasswordTable::new(passwords),
+        }
+    }
+}
+
+/// Where a domain's CURVE decision comes from (the named constructors of
+/// [`ConfigureCurve`] build each).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum CurveSource {
     /// Any client key (pyzmq's `CURVE_ALLOW_ANY`), for this domain only.
     AllowAny,
@@ -262,25 +294,55 @@ impl ConfigureCurve {
         }
     }
 
-    /// The keys of the certificates in `path` (pyzmq layout: `*.key` files).
+    /// The keys of the certificates in `path`, pyzmq's layout: the `*.key` files directly in
+    /// it (pyzmq's `load_certificates`).
     pub fn directory(domain: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        Self::directory_in_layout(domain, path, Layout::Pyzmq)
+    }
+
+    /// The keys of a CZMQ certificate store (`zcertstore`): every file in `path` and its
+    /// subdirectories, whatever its name, except `*_secret` files.
+    pub fn czmq_directory(domain: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        Self::directory_in_layout(domain, path, Layout::Czmq)
+    }
+
+    /// The keys of the certificates in `path`, in either layout.
+    pub fn directory_in_layout(
+        domain: impl Into<String>,
+        path: impl Into<PathBuf>,
+        layout: Layout,
+    ) -> Self {
         ConfigureCurve {
             domain: domain.into(),
             source: CurveSource::Directory {
                 path: path.into(),
-                layout: Layout::Pyzmq,
+                layout,
             },
+        }
+    }
+
+    /// Exactly the keys of a set the caller loaded (e.g. with
+    /// [`load_directory`](crate::certs::load_directory) or built key by key).
+    pub fn keys(domain: impl Into<String>, keys: CertStore) -> Self {
+        ConfigureCurve {
+            domain: domain.into(),
+            source: CurveSource::Keys(keys),
         }
     }
 }
 
 /// What a CURVE configuration installed.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct CurveReport {
     /// Keys now admitted in the domain (0 for allow-any).
     pub keys: usize,
     /// Certificate files that were skipped, each with its cause.
     pub rejected: Vec<RejectedFile>,
+    /// Set when a directory holds files but none of them was a certificate in the layout
+    /// asked for (e.g. `*.cert` files read in pyzmq's layout, which takes only `*.key`): the
+    /// domain then admits no key, and this says why.
+    pub warning: Option<String>,
 }
 
 /// Lets a provider decide the domain's CURVE keys (pyzmq's `configure_curve_callback`).
@@ -305,6 +367,7 @@ pub struct ConfigureGssapi {
 
 /// Which mechanism's configuration to remove from a domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum MechanismKind {
     /// The domain's password table.
     Plain,
@@ -348,35 +411,56 @@ impl std::fmt::Debug for SetCurveUserId {
     }
 }
 
-/// Asks for the policy in force (passwords redacted).
+/// Asks for the policy in force (passwords redacted). Cannot fail.
 #[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Result<PolicySnapshot, ConfigError>")]
+#[rtype(result = "PolicySnapshot")]
 pub struct Inspect;
 
-/// Subscribes to decision events (an actor's `Recipient` or a callback).
+/// Subscribes to decision events (an actor's `Recipient` or a callback). Cannot fail.
+///
+/// ```no_run
+/// # fn demo(recipient: actix::Recipient<actix_zap::messages::DecisionEvent>) {
+/// use actix_zap::messages::Subscribe;
+/// let message = Subscribe(recipient.into());
+/// # }
+/// ```
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<SubscriptionId, ConfigError>")]
+#[rtype(result = "SubscriptionId")]
 pub struct Subscribe(pub Subscriber);
 
-/// Ends a subscription; answers whether it existed.
+/// Ends a subscription; answers whether it existed. Cannot fail.
 #[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Result<bool, ConfigError>")]
+#[rtype(result = "bool")]
 pub struct Unsubscribe(pub SubscriptionId);
 
-/// Asks for the counters. Sent to the [`ZapSocket`](super::ZapSocket), it also fills in the
-/// requests in flight; the [`PolicyActor`](super::PolicyActor) alone leaves that at 0.
+/// Asks for the counters. Cannot fail.
+///
+/// Send it to the [`ZapSocket`](crate::actors::ZapSocket) (as
+/// [`Authenticator::stats`](crate::Authenticator::stats) does): it adds the requests in flight
+/// and its own replies (overload, superseded) to the policy actor's counters. Sent to the
+/// [`PolicyActor`](crate::actors::PolicyActor), it answers that actor's counters alone, with
+/// `in_flight` always 0.
 #[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Result<Stats, ConfigError>")]
+#[rtype(result = "Stats")]
 pub struct GetStats;
 
 /// One ZAP request, as frames after the routing envelope. Answered with the reply to send,
-/// or `None` when the request cannot be answered (fewer than 2 frames).
+/// or `None` when the request cannot be answered (fewer than 2 frames). Only the
+/// [`ZapSocket`](crate::actors::ZapSocket) sends it.
 #[derive(Debug, Message)]
 #[rtype(result = "Option<Reply>")]
-pub struct Authenticate(pub Vec<Vec<u8>>);
+pub(crate) struct Authenticate(pub Vec<Vec<u8>>);
 
-/// Stops the authenticator: answers what is in flight, unbinds, stops both actors.
-/// Sent to the [`ZapSocket`](super::ZapSocket).
+/// Stops an actor. The [`ZapSocket`](crate::actors::ZapSocket) answers what is in flight,
+/// unbinds, then stops the policy actor with it; only the handles' `stop` sends it, so the
+/// two actors and the handle can never disagree about whether the authenticator runs.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
-pub struct Stop;
+pub(crate) struct Stop;
+
+impl From<actix::Recipient<DecisionEvent>> for Subscriber {
+    /// An actor's recipient: `auth.subscribe(addr.recipient())`.
+    fn from(recipient: actix::Recipient<DecisionEvent>) -> Self {
+        Subscriber::Actor(recipient)
+    }
+}

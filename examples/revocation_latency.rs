@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 
 use actix_zap::certs::{CertStore, Certificate, Flavour};
 use actix_zap::keys::CurvePublicKey;
+use actix_zap::messages::Watch;
 use actix_zap::zap::Metadata;
-use actix_zap::{ThreadAuthenticator, Watch};
-use futures::executor::block_on;
+use actix_zap::ThreadAuthenticator;
 use support::{curve_client, fail, plain_client, Outcome, Result, Server, PATIENCE};
 use xorshift::XorShift;
 
@@ -134,15 +134,9 @@ fn message_case(context: &zmq::Context, auth: &ThreadAuthenticator, trials: usiz
     let client = || curve_client(context, &server_cert.public_key, &client_cert);
     let mut samples = Samples::default();
     for _ in 0..trials {
-        block_on(
-            auth.handle()
-                .configure_curve_keys("*", keys(&[&client_cert])),
-        )?;
+        auth.configure_curve_keys("*", keys(&[&client_cert]))?;
         until_admitted(&server, &client);
-        block_on(
-            auth.handle()
-                .configure_curve_keys("*", keys(&[&server_cert])),
-        )?;
+        auth.configure_curve_keys("*", keys(&[&server_cert]))?;
         until_refused(&server, &client, Instant::now(), &mut samples);
     }
     samples.report("message", 0);

@@ -14,7 +14,6 @@ use actix_zap::provider::{CurveVerdict, Provider};
 use actix_zap::zap::Metadata;
 use actix_zap::ServerSocket;
 use common::*;
-use futures::executor::block_on;
 use tokio::sync::Notify;
 
 /// An async provider that holds every key's first call until `release` is notified, then
@@ -110,13 +109,10 @@ fn a_key_revoked_while_its_provider_is_asked_is_refused() {
     let waiting = Waiting::start(|_| {});
     // Narrowed to a key set without this key; the call has returned...
     let other = Keys::generate();
-    block_on(
-        waiting
-            .auth
-            .handle()
-            .configure_curve_keys("*", keys_of(&[&other])),
-    )
-    .unwrap();
+    waiting
+        .auth
+        .configure_curve_keys("*", keys_of(&[&other]))
+        .unwrap();
     // ...so the provider's late "admit" must not be what decides.
     waiting.released().assert_refused(400);
     waiting.auth.stop();
@@ -163,21 +159,15 @@ fn many_changes_while_a_provider_is_asked_end_in_the_last_one() {
     let waiting = Waiting::start(|_| {});
     let client = Keys::generate();
     for _ in 0..50 {
-        block_on(
-            waiting
-                .auth
-                .handle()
-                .configure_curve_keys("*", keys_of(&[&client])),
-        )
-        .unwrap();
-    }
-    block_on(
         waiting
             .auth
-            .handle()
-            .configure_curve_keys("*", CertStore::new()),
-    )
-    .unwrap();
+            .configure_curve_keys("*", keys_of(&[&client]))
+            .unwrap();
+    }
+    waiting
+        .auth
+        .configure_curve_keys("*", CertStore::new())
+        .unwrap();
     waiting.released().assert_refused(400);
     waiting.auth.stop();
 }
@@ -187,16 +177,10 @@ fn unconfigure_hands_a_domain_back_to_the_wildcard_fallback() {
     let (ctx, auth) = started();
     let server_keys = Keys::generate();
     let (fallback_client, own_client) = (Keys::generate(), Keys::generate());
-    block_on(
-        auth.handle()
-            .configure_curve_keys("*", keys_of(&[&fallback_client])),
-    )
-    .unwrap();
-    block_on(
-        auth.handle()
-            .configure_curve_keys("d", keys_of(&[&own_client])),
-    )
-    .unwrap();
+    auth.configure_curve_keys("*", keys_of(&[&fallback_client]))
+        .unwrap();
+    auth.configure_curve_keys("d", keys_of(&[&own_client]))
+        .unwrap();
     let server = Listening::new(&ctx, &Server::Curve(server_keys.clone()), Some("d"));
     let as_fallback = Client::Curve(server_keys.public, fallback_client.clone());
     server.attempt(&ctx, &as_fallback).assert_refused(400);

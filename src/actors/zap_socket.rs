@@ -3,32 +3,19 @@
 //! decisions complete.
 
 use std::collections::HashMap;
-use std::os::unix::io::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use actix::prelude::*;
 use futures::channel::oneshot;
 use log::{debug, error, trace, warn};
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
 
 use super::messages::{Authenticate, GetStats, Stop};
 use super::observe::{mechanism_label, Stats};
 use super::policy_actor::PolicyActor;
 use crate::error::{ConfigError, StartError};
+use crate::ffi::WatchedSocket;
 use crate::zap::{Reply, StatusCode, ZAP_ENDPOINT};
-
-/// The socket's `ZMQ_FD` number. Only the number is registered with the reactor: wrapping
-/// the `zmq::Socket` itself would make a failing `get_fd` during context termination panic
-/// inside a destructor.
-struct ZmqFd(RawFd);
-
-impl AsRawFd for ZmqFd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0
-    }
-}
 
 /// The actor that serves the ZAP endpoint.
 ///
@@ -40,10 +27,8 @@ impl AsRawFd for ZmqFd {
 /// edge. Requests are forwarded as they arrive and answered as their decisions complete, in
 /// any order: libzmq always uses request id `1`, the envelope is what routes a reply.
 pub struct ZapSocket {
-    // Field order is drop order: the reactor registration goes before the socket closes, so a
-    // reused descriptor number is never deregistered by mistake.
-    readiness: Option<AsyncFd<ZmqFd>>,
-    socket: Option<zmq::Socket>,
+    /// The socket and its reactor registration, dropped together when the actor stops.
+    socket: Option<WatchedSocket>,
     policy: Addr<PolicyActor>,
     in_flight: usize,
     max_in_flight: usize,
@@ -80,14 +65,8 @@ impl ZapSocket {
         policy: Addr<PolicyActor>,
         max_in_flight: usize,
     ) -> Result<Self, StartError> {
-        let fd = socket.get_fd()?;
-        // SAFETY: the descriptor belongs to `socket`, which this actor owns and closes only
-        // after dropping `readiness` (see the field order and `finish_stop_when_idle`).
-        let readiness = unsafe { AsyncFd::register_with_interest(ZmqFd(fd), Interest::READABLE) }
-            .map_err(std::io::Error::from)?;
         Ok(ZapSocket {
-            readiness: Some(readiness),
-            socket: Some(socket),
+            socket: Some(WatchedSocket::new(socket)?),
             policy,
             in_flight: 0,
             max_in_flight,
@@ -102,7 +81,8 @@ impl ZapSocket {
     /// Receives and dispatches every waiting request.
     fn drain(&mut self, ctx: &mut Context<Self>) {
         loop {
-            let Some(socket) = &self.socket else { return };
+            let Some(watched) = &self.socket else { return };
+            let socket = watched.socket();
             match socket.get_events() {
                 Ok(events) if events.contains(zmq::POLLIN) => {}
                 Ok(_) => return,
@@ -177,7 +157,8 @@ impl ZapSocket {
     }
 
     fn write(&self, envelope: &[Vec<u8>], reply: &Reply) {
-        let Some(socket) = &self.socket else { return };
+        let Some(watched) = &self.socket else { return };
+        let socket = watched.socket();
         let frames = envelope.iter().map(Vec::as_slice).chain(reply.frames());
         match socket.send_multipart(frames, zmq::DONTWAIT) {
             Ok(()) => trace!("ZAP reply {} sent", reply.status),
@@ -189,7 +170,6 @@ impl ZapSocket {
         if !self.stopping || self.in_flight > 0 {
             return;
         }
-        self.readiness = None;
         self.socket = None;
         let policy_stopped = self.policy.send(Stop);
         let waiters = std::mem::take(&mut self.stop_waiters);
@@ -217,10 +197,10 @@ impl ActorFuture<ZapSocket> for Readiness {
         task: &mut TaskContext<'_>,
     ) -> Poll<()> {
         loop {
-            let Some(readiness) = &act.readiness else {
+            let Some(watched) = &act.socket else {
                 return Poll::Ready(());
             };
-            match readiness.poll_read_ready(task) {
+            match watched.poll_read_ready(task) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => {
                     error!("ZAP socket readiness: {e}");
@@ -276,8 +256,8 @@ impl Handler<Stop> for ZapSocket {
             // Answer what already arrived, then leave the endpoint (synchronous for inproc,
             // so a new authenticator can bind as soon as this returns).
             self.drain(ctx);
-            if let Some(socket) = &self.socket {
-                if let Err(e) = socket.unbind(ZAP_ENDPOINT) {
+            if let Some(watched) = &self.socket {
+                if let Err(e) = watched.socket().unbind(ZAP_ENDPOINT) {
                     warn!("unbinding the ZAP endpoint: {e}");
                 }
             }

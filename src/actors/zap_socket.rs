@@ -15,7 +15,8 @@ use super::observe::{mechanism_label, Stats};
 use super::policy_actor::PolicyActor;
 use crate::error::{ConfigError, StartError};
 use crate::ffi::WatchedSocket;
-use crate::zap::{Reply, StatusCode, ZAP_ENDPOINT};
+use crate::policy::Refusal;
+use crate::zap::{Reply, ZAP_ENDPOINT};
 
 /// The actor that serves the ZAP endpoint.
 ///
@@ -110,7 +111,7 @@ impl ZapSocket {
             );
         };
         if self.in_flight >= self.max_in_flight {
-            let reply = Reply::refusal(&request_id, StatusCode::TryLater, "Too many requests");
+            let reply = Refusal::TooManyRequests.reply(&request_id);
             self.own_replies
                 .count_reply(mechanism_label(&request), reply.status);
             return self.write(&envelope, &reply);
@@ -138,13 +139,9 @@ impl ZapSocket {
                 Ok(reply) => reply,
                 // Fail closed: no policy, no admission.
                 Err(_) => {
-                    act.own_replies
-                        .count_reply(label, StatusCode::InternalError);
-                    Some(Reply::refusal(
-                        &request_id,
-                        StatusCode::InternalError,
-                        "Policy unavailable",
-                    ))
+                    let reply = Refusal::PolicyUnavailable.reply(&request_id);
+                    act.own_replies.count_reply(label, reply.status);
+                    Some(reply)
                 }
             };
             if let Some(reply) = reply {

@@ -18,7 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use super::peer::{split_zone, Zone};
-use super::PolicyError;
+use super::{PolicyError, Refusal};
 
 /// Why a text is not an address rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -336,11 +336,6 @@ pub enum Scope {
     Domain(String),
 }
 
-/// The refusal for an address outside an allow-list, and for peers no rule can judge.
-pub(crate) const NOT_ALLOWED: &str = "Address not allowed";
-/// The refusal for an address on a deny-list.
-pub(crate) const DENIED: &str = "Address denied";
-
 impl AddressRules {
     /// Adds patterns to the list of `kind`; an error if the other kind is in force.
     ///
@@ -414,9 +409,9 @@ impl AddressRules {
         match self {
             AddressRules::Open => AddressVerdict::NotFiltered,
             AddressRules::Allow(set) if set.matches_zoned(ip, zone) => AddressVerdict::Allowed,
-            AddressRules::Allow(_) => AddressVerdict::Refused(NOT_ALLOWED),
+            AddressRules::Allow(_) => AddressVerdict::Refused(Refusal::AddressNotAllowed),
             AddressRules::Deny(set) if set.matches_zoned(ip, zone) => {
-                AddressVerdict::Refused(DENIED)
+                AddressVerdict::Refused(Refusal::AddressDenied)
             }
             AddressRules::Deny(_) => AddressVerdict::NotFiltered,
         }
@@ -432,7 +427,7 @@ impl AddressRules {
         }
         match super::Peer::parse(address) {
             super::Peer::Ip { ip, zone } => self.check_ip(ip, zone),
-            _ => AddressVerdict::Refused(NOT_ALLOWED),
+            _ => AddressVerdict::Refused(Refusal::AddressNotAllowed),
         }
     }
 }
@@ -444,8 +439,8 @@ pub enum AddressVerdict {
     Allowed,
     /// No allow-list says yes, no deny-list says no.
     NotFiltered,
-    /// Refused, with the pyzmq status text.
-    Refused(&'static str),
+    /// Refused: [`Refusal::AddressNotAllowed`] or [`Refusal::AddressDenied`].
+    Refused(Refusal),
 }
 
 #[cfg(test)]
@@ -510,16 +505,16 @@ mod tests {
         assert_eq!(allow.check("127.0.0.1"), AddressVerdict::Allowed);
         assert_eq!(
             allow.check("127.0.0.2"),
-            AddressVerdict::Refused("Address not allowed")
+            AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
         assert_eq!(
             allow.check("not-an-ip"),
-            AddressVerdict::Refused("Address not allowed")
+            AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
         let deny = AddressRules::Deny(set(&["127.0.0.1"]));
         assert_eq!(
             deny.check("127.0.0.1"),
-            AddressVerdict::Refused("Address denied")
+            AddressVerdict::Refused(Refusal::AddressDenied)
         );
         assert_eq!(deny.check("127.0.0.2"), AddressVerdict::NotFiltered);
         assert_eq!(
@@ -616,13 +611,13 @@ mod tests {
         let deny = AddressRules::Deny(set(&["fe80::/10"]));
         assert_eq!(
             deny.check("fe80::1%eth0"),
-            AddressVerdict::Refused("Address denied")
+            AddressVerdict::Refused(Refusal::AddressDenied)
         );
         let allow = AddressRules::Allow(set(&["fe80::%eth0/64"]));
         assert_eq!(allow.check("fe80::1%eth0"), AddressVerdict::Allowed);
         assert_eq!(
             allow.check("fe80::1%eth1"),
-            AddressVerdict::Refused("Address not allowed")
+            AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
     }
 
@@ -635,7 +630,7 @@ mod tests {
         assert_eq!(allow, AddressRules::Allow(AddressSet::default()));
         assert_eq!(
             allow.check("10.0.0.5"),
-            AddressVerdict::Refused("Address not allowed")
+            AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
         assert_eq!(
             allow.add(ListKind::Deny, [one]),
@@ -661,7 +656,7 @@ mod tests {
         nothing.add(ListKind::Allow, []).unwrap();
         assert_eq!(
             nothing.check("127.0.0.1"),
-            AddressVerdict::Refused("Address not allowed")
+            AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
     }
 

@@ -63,8 +63,8 @@ pub mod zap;
 pub use actors::messages;
 pub use actors::messages::*;
 pub use actors::{
-    DecisionEvent, PolicyActor, ReloadCallback, Reloaded, Stats, Subscriber, SubscriptionId,
-    Unwatch, Watch, WatchSource, Watches, ZapSocket,
+    DecisionEvent, EventMechanism, PolicyActor, ReloadCallback, Reloaded, Stats, Subscriber,
+    SubscriptionId, Unwatch, Watch, WatchSource, Watches, ZapSocket,
 };
 pub use authenticator::{Authenticator, Builder, CURVE_ALLOW_ANY};
 pub use client::{HandshakeCheck, HandshakeOutcome, HandshakeReport};

@@ -369,10 +369,11 @@ pub struct Unsubscribe(pub SubscriptionId);
 #[rtype(result = "Result<Stats, ConfigError>")]
 pub struct GetStats;
 
-/// One ZAP request, as frames after the routing envelope. Answered with the reply to send,
-/// or `None` when the request cannot be answered (fewer than 2 frames).
+/// One ZAP request, as frames after the routing envelope (at least 2: the
+/// [`ZapSocket`](super::ZapSocket) drops anything without a request id). Answered with the
+/// reply to send.
 #[derive(Debug, Message)]
-#[rtype(result = "Option<Reply>")]
+#[rtype(result = "Reply")]
 pub struct Authenticate(pub Vec<Vec<u8>>);
 
 /// Stops the authenticator: answers what is in flight, unbinds, stops both actors.

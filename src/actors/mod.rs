@@ -8,7 +8,7 @@ mod pool;
 mod zap_socket;
 
 pub use crate::sources::{ReloadCallback, Reloaded, Unwatch, Watch, WatchSource, Watches};
-pub use observe::{DecisionEvent, Stats, Subscriber, SubscriptionId};
+pub use observe::{DecisionEvent, EventMechanism, Stats, Subscriber, SubscriptionId};
 pub(crate) use policy_actor::require_curve;
 pub use policy_actor::PolicyActor;
 pub(crate) use zap_socket::bind;

@@ -9,7 +9,7 @@ use futures::future::{ready, LocalBoxFuture};
 use log::{debug, warn};
 
 use super::messages::*;
-use super::observe::{Observers, Stats, SubscriptionId};
+use super::observe::{Observers, RequestFacts, Stats, SubscriptionId};
 use super::pool::{BlockingPool, JobError};
 use crate::error::ConfigError;
 use crate::policy::{BlockingCall, BlockingRunner, Consultation, CurvePolicy, Decision, Policy};
@@ -115,7 +115,10 @@ async fn within<T>(
 
 /// A request whose decision needs user code, on its way through the actor.
 struct Pending {
+    /// Kept to decide the request again if the policy changes meanwhile.
     frames: Vec<Vec<u8>>,
+    /// Read when the request arrived, for the log and the observers.
+    facts: RequestFacts<'static>,
     received: Instant,
     /// Set when the request arrived; a decision taken again keeps it.
     deadline: tokio::time::Instant,
@@ -130,7 +133,7 @@ impl PolicyActor {
         &mut self,
         consultation: Consultation,
         pending: Pending,
-    ) -> ResponseActFuture<Self, Option<Reply>> {
+    ) -> ResponseActFuture<Self, Reply> {
         let asked = within(
             pending.deadline,
             consultation.ask(OnPool(self.pool.clone())),
@@ -152,20 +155,20 @@ impl PolicyActor {
                 );
             }
             let reply = consultation.finish(verdict);
-            act.decided(&pending.frames, &reply, pending.received);
-            Box::pin(fut::ready(Some(reply)))
+            act.decided(&pending.facts, &reply, pending.received);
+            Box::pin(fut::ready(reply))
         }))
     }
 
-    /// Decides a request again (see [`consult`](Self::consult)).
-    fn decide(&mut self, pending: Pending) -> ResponseActFuture<Self, Option<Reply>> {
+    /// Decides a request again (see [`consult`](Self::consult)); its facts stay those read
+    /// when it arrived.
+    fn decide(&mut self, pending: Pending) -> ResponseActFuture<Self, Reply> {
         match self.policy.handle(&pending.frames) {
             Decision::Consult(consultation) => self.consult(consultation, pending),
             Decision::Reply(reply) => {
-                self.decided(&pending.frames, &reply, pending.received);
-                Box::pin(fut::ready(Some(reply)))
+                self.decided(&pending.facts, &reply, pending.received);
+                Box::pin(fut::ready(reply))
             }
-            Decision::Drop(_) => Box::pin(fut::ready(None)),
         }
     }
 }
@@ -180,35 +183,25 @@ impl Actor for PolicyActor {
     }
 }
 
-fn log_decision(frames: &[Vec<u8>], reply: &Reply) {
-    if !log::log_enabled!(target: "actix_zap::decision", log::Level::Debug) {
-        return;
-    }
-    if let Ok(request) = Request::parse(frames) {
+impl PolicyActor {
+    /// Logs the decision and tells the observers, from the facts read when it arrived.
+    fn decided(&mut self, facts: &RequestFacts<'_>, reply: &Reply, received: Instant) {
         debug!(
             target: "actix_zap::decision",
             "{} {:?} domain={:?} address={} mechanism={} user_id={:?}",
             reply.status,
             reply.text,
-            request.domain,
-            request.address,
-            request.mechanism.name(),
+            facts.domain,
+            facts.address,
+            facts.mechanism,
             reply.user_id
         );
-    } else {
-        debug!(target: "actix_zap::decision", "{} {:?} for a malformed request", reply.status, reply.text);
-    }
-}
-
-impl PolicyActor {
-    fn decided(&mut self, frames: &[Vec<u8>], reply: &Reply, received: Instant) {
-        log_decision(frames, reply);
-        self.observers.record(frames, reply, received.elapsed());
+        self.observers.record(facts, reply, received.elapsed());
     }
 }
 
 impl Handler<Authenticate> for PolicyActor {
-    type Result = ActorResponse<Self, Option<Reply>>;
+    type Result = ActorResponse<Self, Reply>;
 
     fn handle(
         &mut self,
@@ -216,20 +209,25 @@ impl Handler<Authenticate> for PolicyActor {
         _: &mut Self::Context,
     ) -> Self::Result {
         let received = Instant::now();
-        match self.policy.handle(&frames) {
+        // Parsed once: the decision, the log and the observers all read this.
+        let (decision, facts) = match Request::parse(&frames) {
+            Ok(request) => (self.policy.decide(&request), RequestFacts::of(request)),
+            Err(error) => (
+                Decision::Reply(Policy::refuse_malformed(&frames, &error)),
+                RequestFacts::unparsed(&frames),
+            ),
+        };
+        match decision {
             Decision::Reply(reply) => {
-                self.decided(&frames, &reply, received);
-                ActorResponse::reply(Some(reply))
-            }
-            Decision::Drop(error) => {
-                warn!(target: "actix_zap::decision", "dropped a request: {error}");
-                self.observers.dropped();
-                ActorResponse::reply(None)
+                self.decided(&facts, &reply, received);
+                ActorResponse::reply(reply)
             }
             Decision::Consult(consultation) => {
+                let facts = facts.into_owned();
                 let deadline = tokio::time::Instant::now() + self.settings.provider_deadline;
                 let pending = Pending {
                     frames,
+                    facts,
                     received,
                     deadline,
                 };

@@ -11,7 +11,7 @@ use futures::channel::oneshot;
 use log::{debug, error, trace, warn};
 
 use super::messages::{Authenticate, GetStats, Stop};
-use super::observe::{mechanism_label, Stats};
+use super::observe::{EventMechanism, Stats};
 use super::policy_actor::PolicyActor;
 use crate::error::{ConfigError, StartError};
 use crate::ffi::WatchedSocket;
@@ -35,7 +35,8 @@ pub struct ZapSocket {
     max_in_flight: usize,
     stopping: bool,
     stop_waiters: Vec<oneshot::Sender<()>>,
-    /// Replies this actor made itself (overload, policy gone), counted into `Stats`.
+    /// Replies this actor made itself (overload, policy gone) and messages it dropped,
+    /// counted into `Stats`.
     own_replies: Stats,
     /// The newest request of each routing id that is still being decided. A server socket
     /// that connects out keeps its session — and its ZAP pipe — across reconnects, and
@@ -98,25 +99,32 @@ impl ZapSocket {
     }
 
     /// Splits off the routing envelope and sends the request to the policy.
+    ///
+    /// The one place where a message that cannot be answered is told apart: without a
+    /// routing envelope or a request id, no reply could reach or match a handshake, so it is
+    /// dropped (counted in `Stats::dropped`). Everything passed on has a request id.
     fn dispatch(&mut self, mut frames: Vec<Vec<u8>>, ctx: &mut Context<Self>) {
         let Some(delimiter) = frames.iter().position(|f| f.is_empty()) else {
+            self.own_replies.dropped += 1;
             return warn!("dropped a ZAP message without an envelope delimiter");
         };
         let request = frames.split_off(delimiter + 1);
         let envelope = frames;
         let Some(request_id) = request.get(1).cloned() else {
+            self.own_replies.dropped += 1;
             return warn!(
                 "dropped a ZAP message of {} frame(s): no request id",
                 request.len()
             );
         };
+        // For the replies this actor makes itself: a look at the mechanism frame, not a parse
+        // (the policy actor parses the request, once).
+        let mechanism = EventMechanism::of_frames(&request);
         if self.in_flight >= self.max_in_flight {
             let reply = Refusal::TooManyRequests.reply(&request_id);
-            self.own_replies
-                .count_reply(mechanism_label(&request), reply.status);
+            self.own_replies.count_reply(mechanism, reply.status);
             return self.write(&envelope, &reply);
         }
-        let label = mechanism_label(&request);
         self.in_flight += 1;
         self.next_request += 1;
         let sequence = self.next_request;
@@ -140,15 +148,13 @@ impl ZapSocket {
                 // Fail closed: no policy, no admission.
                 Err(_) => {
                     let reply = Refusal::PolicyUnavailable.reply(&request_id);
-                    act.own_replies.count_reply(label, reply.status);
-                    Some(reply)
+                    act.own_replies.count_reply(mechanism, reply.status);
+                    reply
                 }
             };
-            if let Some(reply) = reply {
-                act.write(&envelope, &reply);
-                // The send may have consumed the signal for a request that arrived meanwhile.
-                act.drain(ctx);
-            }
+            act.write(&envelope, &reply);
+            // The send may have consumed the signal for a request that arrived meanwhile.
+            act.drain(ctx);
             act.finish_stop_when_idle(ctx);
         }));
     }
@@ -237,6 +243,7 @@ impl Handler<GetStats> for ZapSocket {
             }
             stats.in_flight = act.in_flight;
             stats.superseded = act.own_replies.superseded;
+            stats.dropped = act.own_replies.dropped;
             Ok(stats)
         }))
     }

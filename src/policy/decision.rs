@@ -22,8 +22,6 @@ pub const ANONYMOUS: &str = "anonymous";
 pub enum Decision {
     /// Send this reply now.
     Reply(Reply),
-    /// Send nothing: the message had no request id to echo (logged at warn by the caller).
-    Drop(RequestError),
     /// Ask the provider, then call [`Consultation::finish`] with its answer.
     Consult(Consultation),
 }
@@ -193,14 +191,20 @@ impl Consultation {
 impl Policy {
     /// pyzmq's `handle_zap_message`: raw frames (after the routing envelope) in, decision out.
     ///
-    /// Fewer than 2 frames cannot be answered ([`Decision::Drop`]); any other malformed
-    /// request gets a `400` echoing its request id.
+    /// A malformed request gets a `400` echoing its request id. Fewer than 2 frames hold no
+    /// request id: they get a `400 Not enough frames` with an empty one, which libzmq could
+    /// not match to a handshake — the ZAP socket never passes such frames on, it drops them.
     pub fn handle<F: AsRef<[u8]>>(&self, frames: &[F]) -> Decision {
         match Request::parse(frames) {
             Ok(request) => self.decide(&request),
-            Err(error @ RequestError::Unanswerable(_)) => Decision::Drop(error),
-            Err(error) => Decision::Reply(Refusal::from(&error).reply(frames[1].as_ref())),
+            Err(error) => Decision::Reply(Self::refuse_malformed(frames, &error)),
         }
+    }
+
+    /// The reply to frames that are not a request ([`Request::parse`] failed).
+    pub fn refuse_malformed<F: AsRef<[u8]>>(frames: &[F], error: &RequestError) -> Reply {
+        let request_id = frames.get(1).map_or(&[][..], AsRef::as_ref);
+        Refusal::from(error).reply(request_id)
     }
 
     /// Decides on a parsed request.

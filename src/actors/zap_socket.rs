@@ -28,13 +28,11 @@ use crate::zap::{Reply, ZAP_ENDPOINT};
 /// edge. Requests are forwarded as they arrive and answered as their decisions complete, in
 /// any order: libzmq always uses request id `1`, the envelope is what routes a reply.
 pub struct ZapSocket {
-    /// The socket and its reactor registration, dropped together when the actor stops.
-    socket: Option<WatchedSocket>,
+    state: State,
     policy: Addr<PolicyActor>,
+    /// Requests sent to the policy actor and not answered yet.
     in_flight: usize,
     max_in_flight: usize,
-    stopping: bool,
-    stop_waiters: Vec<oneshot::Sender<()>>,
     /// Replies this actor made itself (overload, policy gone) and messages it dropped,
     /// counted into `Stats`.
     own_replies: Stats,
@@ -45,6 +43,35 @@ pub struct ZapSocket {
     /// newer handshake. Such answers are discarded.
     newest: HashMap<Vec<Vec<u8>>, u64>,
     next_request: u64,
+}
+
+/// Where the actor is in its life. Only `Serving` and `Draining` hold the socket (with its
+/// reactor registration); leaving `Draining` closes it.
+enum State {
+    /// Taking requests and answering them.
+    Serving(WatchedSocket),
+    /// `Stop` arrived: the endpoint is unbound; requests already received are still
+    /// answered. When the last one is, the socket closes, the policy actor stops, and then
+    /// every `waiters` entry (one per `Stop` received) is told.
+    Draining {
+        socket: WatchedSocket,
+        waiters: Vec<oneshot::Sender<()>>,
+    },
+    /// The socket is closed and the actor is stopping.
+    Closed,
+}
+
+impl State {
+    fn socket(&self) -> Option<&zmq::Socket> {
+        self.watched().map(WatchedSocket::socket)
+    }
+
+    fn watched(&self) -> Option<&WatchedSocket> {
+        match self {
+            State::Serving(socket) | State::Draining { socket, .. } => Some(socket),
+            State::Closed => None,
+        }
+    }
 }
 
 /// Binds the ZAP endpoint on `context`. Synchronous: when this returns, libzmq routes every
@@ -68,12 +95,10 @@ impl ZapSocket {
         max_in_flight: usize,
     ) -> Result<Self, StartError> {
         Ok(ZapSocket {
-            socket: Some(WatchedSocket::new(socket)?),
+            state: State::Serving(WatchedSocket::new(socket)?),
             policy,
             in_flight: 0,
             max_in_flight,
-            stopping: false,
-            stop_waiters: Vec::new(),
             own_replies: Stats::default(),
             newest: HashMap::new(),
             next_request: 0,
@@ -83,8 +108,9 @@ impl ZapSocket {
     /// Receives and dispatches every waiting request.
     fn drain(&mut self, ctx: &mut Context<Self>) {
         loop {
-            let Some(watched) = &self.socket else { return };
-            let socket = watched.socket();
+            let Some(socket) = self.state.socket() else {
+                return;
+            };
             match socket.get_events() {
                 Ok(events) if events.contains(zmq::POLLIN) => {}
                 Ok(_) => return,
@@ -160,8 +186,9 @@ impl ZapSocket {
     }
 
     fn write(&self, envelope: &[Vec<u8>], reply: &Reply) {
-        let Some(watched) = &self.socket else { return };
-        let socket = watched.socket();
+        let Some(socket) = self.state.socket() else {
+            return;
+        };
         let frames = envelope.iter().map(Vec::as_slice).chain(reply.frames());
         match socket.send_multipart(frames, zmq::DONTWAIT) {
             Ok(()) => trace!("ZAP reply {} sent", reply.status),
@@ -169,13 +196,19 @@ impl ZapSocket {
         }
     }
 
+    /// Leaves `Draining` once nothing is in flight: closes the socket, stops the policy
+    /// actor, then tells the waiters.
     fn finish_stop_when_idle(&mut self, ctx: &mut Context<Self>) {
-        if !self.stopping || self.in_flight > 0 {
+        if self.in_flight > 0 || !matches!(self.state, State::Draining { .. }) {
             return;
         }
-        self.socket = None;
+        let State::Draining { socket, waiters } = std::mem::replace(&mut self.state, State::Closed)
+        else {
+            unreachable!("checked above");
+        };
+        // The registration goes with the socket (see `WatchedSocket`).
+        drop(socket);
         let policy_stopped = self.policy.send(Stop);
-        let waiters = std::mem::take(&mut self.stop_waiters);
         // Not spawned on this actor's context, which ends now.
         actix::spawn(async move {
             let _ = policy_stopped.await;
@@ -200,7 +233,7 @@ impl ActorFuture<ZapSocket> for Readiness {
         task: &mut TaskContext<'_>,
     ) -> Poll<()> {
         loop {
-            let Some(watched) = &act.socket else {
+            let Some(watched) = act.state.watched() else {
                 return Poll::Ready(());
             };
             match watched.poll_read_ready(task) {
@@ -254,18 +287,31 @@ impl Handler<Stop> for ZapSocket {
 
     fn handle(&mut self, _: Stop, ctx: &mut Self::Context) -> Self::Result {
         let (done, stopped) = oneshot::channel();
-        self.stop_waiters.push(done);
-        if !self.stopping {
-            self.stopping = true;
-            // Answer what already arrived, then leave the endpoint (synchronous for inproc,
-            // so a new authenticator can bind as soon as this returns).
-            self.drain(ctx);
-            if let Some(watched) = &self.socket {
-                if let Err(e) = watched.socket().unbind(ZAP_ENDPOINT) {
-                    warn!("unbinding the ZAP endpoint: {e}");
-                }
+        match std::mem::replace(&mut self.state, State::Closed) {
+            // Already stopped: `done` is dropped, so the answer comes at once.
+            State::Closed => {}
+            State::Draining {
+                socket,
+                mut waiters,
+            } => {
+                waiters.push(done);
+                self.state = State::Draining { socket, waiters };
             }
-            self.finish_stop_when_idle(ctx);
+            State::Serving(socket) => {
+                self.state = State::Draining {
+                    socket,
+                    waiters: vec![done],
+                };
+                // Answer what already arrived, then leave the endpoint (synchronous for
+                // inproc, so a new authenticator can bind as soon as this returns).
+                self.drain(ctx);
+                if let Some(socket) = self.state.socket() {
+                    if let Err(e) = socket.unbind(ZAP_ENDPOINT) {
+                        warn!("unbinding the ZAP endpoint: {e}");
+                    }
+                }
+                self.finish_stop_when_idle(ctx);
+            }
         }
         Response::fut(async move {
             let _ = stopped.await;

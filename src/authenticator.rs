@@ -80,6 +80,19 @@ impl Builder {
 ///
 /// Dropping handles never stops authentication; only [`stop`](Self::stop) does.
 ///
+/// # Never block the actix thread
+///
+/// The authenticator's actors run on the thread of the actix System that started them. While
+/// that thread is blocked — a blocking call (`std::thread::sleep`, a synchronous database or
+/// file call, a [`ThreadAuthenticator`](crate::ThreadAuthenticator) method, `block_on`)
+/// inside an `async fn` or a handler — **every handshake on the context stalls**: libzmq waits
+/// for ZAP replies that nobody writes, and clients time out. Run blocking work with
+/// `tokio::task::spawn_blocking` (`actix_web::web::block` in actix-web), or, if the
+/// application has no actix System to spare, use
+/// [`ThreadAuthenticator`](crate::ThreadAuthenticator), which runs the actors on a thread of
+/// their own. A stall longer than [`Settings::stall_warning`] while requests wait is logged
+/// as a warning and counted in [`Stats::stalls`].
+///
 /// ```no_run
 /// use actix_zap::Authenticator;
 ///

@@ -5,6 +5,7 @@ pub mod messages;
 mod observe;
 mod policy_actor;
 mod pool;
+mod watchdog;
 mod zap_socket;
 
 pub use crate::sources::{ReloadCallback, Reloaded, Unwatch, Watch, WatchSource, Watches};

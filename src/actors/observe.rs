@@ -177,6 +177,10 @@ pub struct Stats {
     /// Answers discarded because a newer request of the same session (routing id) arrived
     /// before them: a server socket that connects out reuses its session across reconnects.
     pub superseded: u64,
+    /// Times the authenticator's thread did not run for longer than
+    /// [`Settings::stall_warning`](crate::Settings::stall_warning) while requests waited:
+    /// something blocked the actix thread (each one is also logged as a warning).
+    pub stalls: u64,
 }
 
 impl Stats {
@@ -219,6 +223,11 @@ impl Observers {
 
     pub(crate) fn stats(&self) -> Stats {
         self.stats.clone()
+    }
+
+    /// Counts a stall of the authenticator's thread.
+    pub(crate) fn stalled(&mut self) {
+        self.stats.stalls += 1;
     }
 
     /// Counts the reply and tells the subscribers.

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures::future::{ready, LocalBoxFuture};
@@ -11,6 +11,7 @@ use log::{debug, warn};
 use super::messages::*;
 use super::observe::{Observers, RequestFacts, Stats, SubscriptionId};
 use super::pool::{BlockingPool, JobError};
+use super::watchdog::Watchdog;
 use crate::error::ConfigError;
 use crate::policy::{BlockingCall, BlockingRunner, Consultation, CurvePolicy, Decision, Policy};
 use crate::policy::{PolicySnapshot, ProviderFailure};
@@ -43,12 +44,15 @@ pub struct PolicyActor {
     observers: Observers,
     /// Live reload: every watch and their shared notifier.
     pub(crate) sources: Sources,
+    /// Notices a stalled thread (`Settings::stall_warning`).
+    watchdog: Option<Watchdog>,
 }
 
 impl PolicyActor {
     /// A policy actor with an empty policy (everything that needs a policy is refused).
     pub fn new(settings: Settings) -> std::io::Result<Self> {
         let pool = BlockingPool::new(settings.provider_threads, settings.provider_queue)?;
+        let watchdog = settings_watchdog(&settings);
         Ok(PolicyActor {
             policy: Policy::default(),
             settings,
@@ -57,7 +61,23 @@ impl PolicyActor {
             next_ticket: 0,
             observers: Observers::default(),
             sources: Sources::default(),
+            watchdog,
         })
+    }
+
+    /// Logs and counts a stall that requests waited through.
+    fn stalled(&mut self, stall: Duration) {
+        let threshold = self
+            .watchdog
+            .as_ref()
+            .map_or(Duration::ZERO, Watchdog::threshold);
+        warn!(
+            "the authenticator's thread did not run for {stall:?} (threshold {threshold:?}) \
+             while ZAP requests waited: something blocks the actix thread. Run blocking work \
+             with tokio::task::spawn_blocking (or actix_web::web::block), or use \
+             ThreadAuthenticator, which has a thread of its own"
+        );
+        self.observers.stalled();
     }
 
     /// A ticket never handed out before for the latest CURVE configuration of `domain`, to
@@ -78,6 +98,12 @@ impl PolicyActor {
         self.policy.configure_curve(domain, curve)?;
         Ok(())
     }
+}
+
+fn settings_watchdog(settings: &Settings) -> Option<Watchdog> {
+    settings
+        .stall_warning
+        .map(|threshold| Watchdog::new(threshold, Instant::now()))
 }
 
 /// Blocking user code runs on the authenticator's bounded pool: a full queue is
@@ -180,6 +206,14 @@ impl Actor for PolicyActor {
         // Requests arrive in bursts of up to `max_in_flight` (the ZapSocket's bound); room for
         // all of them plus configuration messages means nobody waits for mailbox space.
         ctx.set_mailbox_capacity(self.settings.max_in_flight.saturating_add(64));
+        if let Some(period) = self.watchdog.as_ref().map(Watchdog::period) {
+            ctx.run_interval(period, |act, _| {
+                let stall = act.watchdog.as_mut().and_then(|w| w.tick(Instant::now()));
+                if let Some(stall) = stall {
+                    act.stalled(stall);
+                }
+            });
+        }
     }
 }
 
@@ -209,6 +243,9 @@ impl Handler<Authenticate> for PolicyActor {
         _: &mut Self::Context,
     ) -> Self::Result {
         let received = Instant::now();
+        if let Some(stall) = self.watchdog.as_mut().and_then(Watchdog::request) {
+            self.stalled(stall);
+        }
         // Parsed once: the decision, the log and the observers all read this.
         let (decision, facts) = match Request::parse(&frames) {
             Ok(request) => (self.policy.decide(&request), RequestFacts::of(request)),

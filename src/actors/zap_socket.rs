@@ -272,7 +272,7 @@ impl Handler<GetStats> for ZapSocket {
                 _ => Stats::default(),
             };
             for (key, count) in &act.own_replies.replies {
-                *stats.replies.entry(key.clone()).or_default() += count;
+                *stats.replies.entry(*key).or_default() += count;
             }
             stats.in_flight = act.in_flight;
             stats.superseded = act.own_replies.superseded;

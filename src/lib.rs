@@ -82,10 +82,17 @@
 //! [`zmq`] and [`actix`] are re-exported, so an application can use exactly the versions
 //! this crate was built with.
 
+// Every public item is documented, and the only `unsafe` code is in `ffi` (three libzmq
+// calls and one reactor registration). `deny`, not `forbid`, for unsafe code: `forbid` cannot
+// be lifted for that one module.
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+
 pub mod actors;
 pub mod certs;
 pub mod client;
 mod error;
+mod ffi;
 mod handle;
 pub mod keys;
 pub mod messages;

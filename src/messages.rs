@@ -37,7 +37,9 @@ use crate::policy::{
 use crate::provider::Provider;
 use crate::zap::Reply;
 
-pub use crate::actors::observe::{DecisionEvent, Stats, Subscriber, SubscriptionId};
+pub use crate::actors::observe::{
+    DecisionEvent, EventMechanism, Stats, Subscriber, SubscriptionId,
+};
 pub use crate::sources::{ReloadCallback, Reloaded, Unwatch, Watch, WatchSource, Watches};
 pub use crate::zap::StatusCode;
 
@@ -444,11 +446,11 @@ pub struct Unsubscribe(pub SubscriptionId);
 #[rtype(result = "Stats")]
 pub struct GetStats;
 
-/// One ZAP request, as frames after the routing envelope. Answered with the reply to send,
-/// or `None` when the request cannot be answered (fewer than 2 frames). Only the
-/// [`ZapSocket`](crate::actors::ZapSocket) sends it.
+/// One ZAP request, as frames after the routing envelope (at least 2: the
+/// [`ZapSocket`](crate::actors::ZapSocket) drops anything without a request id). Answered
+/// with the reply to send. Only the `ZapSocket` sends it.
 #[derive(Debug, Message)]
-#[rtype(result = "Option<Reply>")]
+#[rtype(result = "Reply")]
 pub(crate) struct Authenticate(pub Vec<Vec<u8>>);
 
 /// Stops an actor. The [`ZapSocket`](crate::actors::ZapSocket) answers what is in flight,

@@ -264,23 +264,10 @@ fn check_mechanism(
 }
 
 fn enforce_domain(socket: &mut zmq::Socket) -> Result<(), ServerSocketError> {
-    let on: i32 = 1;
-    // SAFETY: the socket pointer is live for the duration of the call (we hold `&mut`), and
-    // the value pointer and size describe a valid i32, as zmq_setsockopt requires.
-    let rc = unsafe {
-        zmq_sys::zmq_setsockopt(
-            socket.as_mut_ptr(),
-            ZMQ_ZAP_ENFORCE_DOMAIN,
-            (&on as *const i32).cast(),
-            std::mem::size_of::<i32>(),
-        )
-    };
-    if rc == 0 {
-        return Ok(());
-    }
-    match zmq::Error::from_raw(unsafe { zmq_sys::zmq_errno() }) {
-        zmq::Error::EINVAL => Err(ServerSocketError::EnforceUnsupported),
-        other => Err(other.into()),
+    match crate::ffi::set_int_option(socket, ZMQ_ZAP_ENFORCE_DOMAIN, 1) {
+        Ok(()) => Ok(()),
+        Err(zmq::Error::EINVAL) => Err(ServerSocketError::EnforceUnsupported),
+        Err(other) => Err(other.into()),
     }
 }
 

@@ -19,6 +19,11 @@ pub struct Settings {
     /// Requests being decided at once; beyond it, new requests get a prompt `300` (the client
     /// reconnects and asks again). Default 1024.
     pub max_in_flight: usize,
+    /// When the authenticator's thread does not run for longer than this while ZAP requests
+    /// wait (something blocks the actix thread: a blocking call in async code), a warning is
+    /// logged and [`Stats::stalls`](crate::messages::Stats::stalls) counts it. `None` turns the check
+    /// off. Default 500 ms.
+    pub stall_warning: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -28,6 +33,7 @@ impl Default for Settings {
             provider_threads: 4,
             provider_queue: 256,
             max_in_flight: 1024,
+            stall_warning: Some(Duration::from_millis(500)),
         }
     }
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use actix_zap::messages::{DecisionEvent, MechanismKind};
+use actix_zap::messages::{DecisionEvent, EventMechanism, MechanismKind};
 use actix_zap::policy::{AddressRules, CurveSummary};
 use actix_zap::zap::StatusCode;
 use actix_zap::CURVE_ALLOW_ANY;
@@ -99,8 +99,11 @@ fn decision_events_and_counters_describe_every_decision_without_secrets() {
         .assert_refused(400);
 
     let stats = auth.stats().unwrap();
-    assert_eq!(stats.replies[&("PLAIN".to_string(), StatusCode::Ok)], 1);
-    assert_eq!(stats.replies[&("PLAIN".to_string(), StatusCode::Denied)], 1);
+    assert_eq!(stats.replies[&(EventMechanism::Plain, StatusCode::Ok)], 1);
+    assert_eq!(
+        stats.replies[&(EventMechanism::Plain, StatusCode::Denied)],
+        1
+    );
     assert_eq!(stats.in_flight, 0);
     {
         let events = events.lock().unwrap();

@@ -5,9 +5,10 @@ mod common;
 
 use actix_zap::certs::{Certificate, Flavour};
 use actix_zap::keys::CurvePublicKey;
+use actix_zap::messages::EventMechanism;
 use actix_zap::policy::GssapiPolicy;
 use actix_zap::provider::{Admission, CurveVerdict, Provider};
-use actix_zap::zap::Metadata;
+use actix_zap::zap::{Metadata, StatusCode};
 use actix_zap::{ConfigError, StartError, ThreadAuthenticator, CURVE_ALLOW_ANY};
 use common::*;
 
@@ -296,6 +297,12 @@ fn malformed_requests_on_the_zap_endpoint_are_answered_or_dropped_and_serving_go
         .unwrap();
     let reply = rogue.recv_multipart(0).unwrap();
     assert_eq!(&reply[2..4], [&b"id-8"[..], b"200"]);
+    // Requests are taken in order: both drops were counted before these replies were sent.
+    let stats = auth.stats().unwrap();
+    assert_eq!(stats.dropped, 2);
+    let malformed = (EventMechanism::Malformed, StatusCode::Denied);
+    assert_eq!(stats.replies[&malformed], 1);
+    assert_eq!(stats.replies[&(EventMechanism::Null, StatusCode::Ok)], 1);
 
     handshake(&ctx, &Server::Null, Some("global"), &Client::Null).assert_admitted("anonymous");
     auth.stop();

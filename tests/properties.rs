@@ -62,12 +62,13 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
-    fn any_frames_get_a_valid_reply_or_are_dropped(frames in request_frames()) {
+    fn any_frames_get_a_valid_reply(frames in request_frames()) {
         match policy().handle(&frames) {
-            Decision::Drop(_) => prop_assert!(frames.len() < 2),
             Decision::Consult(_) => prop_assert!(false, "no provider is configured"),
             Decision::Reply(reply) => {
-                prop_assert_eq!(&reply.request_id, &frames[1]);
+                // Fewer than 2 frames have no id to echo; the ZAP socket drops them.
+                let id = frames.get(1).map_or(&[][..], Vec::as_slice);
+                prop_assert_eq!(&reply.request_id[..], id);
                 if reply.status != StatusCode::Ok {
                     prop_assert!(reply.user_id.is_empty() && reply.metadata.is_empty());
                 }

@@ -32,7 +32,9 @@ fn policy() -> &'static Policy {
 }
 
 fn check(reply: &Reply, frames: &[Vec<u8>]) {
-    assert_eq!(reply.request_id, frames[1]);
+    // Fewer than 2 frames have no id to echo (the ZAP socket drops them before the policy).
+    let id = frames.get(1).map_or(&[][..], Vec::as_slice);
+    assert_eq!(reply.request_id, id);
     if reply.status != StatusCode::Ok {
         assert!(reply.user_id.is_empty() && reply.metadata.is_empty());
     }
@@ -44,7 +46,6 @@ fuzz_target!(|frames: Vec<Vec<u8>>| {
     std::panic::set_hook(Box::new(|_| {})); // provider panics are expected and caught
     match policy().handle(&frames) {
         Decision::Reply(reply) => check(&reply, &frames),
-        Decision::Drop(_) => assert!(frames.len() < 2),
         Decision::Consult(consultation) => check(&consultation.resolve_blocking(), &frames),
     }
 });

@@ -9,6 +9,7 @@ mod configure;
 pub(crate) mod observe;
 mod policy_actor;
 mod pool;
+mod watchdog;
 mod zap_socket;
 
 pub(crate) use policy_actor::require_curve;

@@ -3,13 +3,121 @@
 //! Events never carry a secret: no password, no secret key; a PLAIN username appears only as
 //! the user id of an admitted client.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix::{Message, Recipient};
 
-use crate::zap::{Reply, Request, StatusCode};
+use crate::zap::{Mechanism, Reply, Request, StatusCode};
+
+/// A request's mechanism as events and counters name it.
+///
+/// Unlike [`MechanismKind`](crate::messages::MechanismKind), which names what a policy can
+/// configure, this names what arrived: including `NULL`, names libzmq never sends, and
+/// frames that are not a request at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum EventMechanism {
+    /// `NULL`.
+    Null,
+    /// `PLAIN`.
+    Plain,
+    /// `CURVE`.
+    Curve,
+    /// `GSSAPI`.
+    Gssapi,
+    /// Another name in the mechanism frame (libzmq never sends one; it is refused).
+    Other,
+    /// No mechanism frame: fewer than 6 frames.
+    Malformed,
+}
+
+impl EventMechanism {
+    /// `NULL`, `PLAIN`, `CURVE`, `GSSAPI`, `other` or `malformed`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventMechanism::Null => "NULL",
+            EventMechanism::Plain => "PLAIN",
+            EventMechanism::Curve => "CURVE",
+            EventMechanism::Gssapi => "GSSAPI",
+            EventMechanism::Other => "other",
+            EventMechanism::Malformed => "malformed",
+        }
+    }
+
+    /// Names the mechanism frame (frame 5) of request frames that did not parse: a bad
+    /// version or credentials that do not fit still name their mechanism.
+    pub(crate) fn of_frames<F: AsRef<[u8]>>(frames: &[F]) -> Self {
+        match frames.get(5).map(AsRef::as_ref) {
+            None => EventMechanism::Malformed,
+            Some(b"NULL") => EventMechanism::Null,
+            Some(b"PLAIN") => EventMechanism::Plain,
+            Some(b"CURVE") => EventMechanism::Curve,
+            Some(b"GSSAPI") => EventMechanism::Gssapi,
+            Some(_) => EventMechanism::Other,
+        }
+    }
+}
+
+impl From<&Mechanism<'_>> for EventMechanism {
+    fn from(mechanism: &Mechanism<'_>) -> Self {
+        match mechanism {
+            Mechanism::Null => EventMechanism::Null,
+            Mechanism::Plain { .. } => EventMechanism::Plain,
+            Mechanism::Curve { .. } => EventMechanism::Curve,
+            Mechanism::Gssapi { .. } => EventMechanism::Gssapi,
+            Mechanism::Unknown { .. } => EventMechanism::Other,
+        }
+    }
+}
+
+impl std::fmt::Display for EventMechanism {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the decision log and the observers say about a request, read from it once when it
+/// arrives and carried to its reply (also across a provider consultation).
+#[derive(Debug, Clone)]
+pub(crate) struct RequestFacts<'a> {
+    /// The ZAP domain; empty when the frames did not parse.
+    pub(crate) domain: Cow<'a, str>,
+    /// The peer address; empty when the frames did not parse.
+    pub(crate) address: Cow<'a, str>,
+    pub(crate) mechanism: EventMechanism,
+}
+
+impl<'a> RequestFacts<'a> {
+    /// The facts of a parsed request (still borrowing its frames).
+    pub(crate) fn of(request: Request<'a>) -> Self {
+        RequestFacts {
+            mechanism: EventMechanism::from(&request.mechanism),
+            domain: request.domain,
+            address: request.address,
+        }
+    }
+
+    /// The facts of frames that did not parse.
+    pub(crate) fn unparsed<F: AsRef<[u8]>>(frames: &[F]) -> Self {
+        RequestFacts {
+            domain: Cow::Borrowed(""),
+            address: Cow::Borrowed(""),
+            mechanism: EventMechanism::of_frames(frames),
+        }
+    }
+
+    /// The same facts, owning their text (to wait for a provider).
+    pub(crate) fn into_owned(self) -> RequestFacts<'static> {
+        RequestFacts {
+            domain: Cow::Owned(self.domain.into_owned()),
+            address: Cow::Owned(self.address.into_owned()),
+            mechanism: self.mechanism,
+        }
+    }
+}
 
 /// One decision, as subscribers see it.
 #[derive(Debug, Clone, PartialEq, Eq, Message)]
@@ -21,8 +129,8 @@ pub struct DecisionEvent {
     pub domain: String,
     /// The peer's address.
     pub address: String,
-    /// `NULL`, `PLAIN`, `CURVE`, `GSSAPI`, another name, or `malformed`.
-    pub mechanism: String,
+    /// The request's mechanism.
+    pub mechanism: EventMechanism,
     /// The user id of an admitted client; empty otherwise.
     pub user_id: String,
     /// The status sent.
@@ -60,23 +168,25 @@ pub struct SubscriptionId(pub(crate) u64);
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Replies sent, by mechanism (as in [`DecisionEvent::mechanism`]) and status.
-    pub replies: BTreeMap<(String, StatusCode), u64>,
-    /// Requests dropped without a reply (no request id to echo).
+    pub replies: BTreeMap<(EventMechanism, StatusCode), u64>,
+    /// Messages on the ZAP endpoint dropped without a reply: no routing envelope, or no
+    /// request id to echo (libzmq never sends such; something else wrote to the endpoint).
     pub dropped: u64,
     /// Requests received and not yet answered, right now.
     pub in_flight: usize,
     /// Answers discarded because a newer request of the same session (routing id) arrived
     /// before them: a server socket that connects out reuses its session across reconnects.
     pub superseded: u64,
+    /// Times the authenticator's thread did not run for longer than
+    /// [`Settings::stall_warning`](crate::Settings::stall_warning) while requests waited:
+    /// something blocked the actix thread (each one is also logged as a warning).
+    pub stalls: u64,
 }
 
 impl Stats {
     /// Counts one reply.
-    pub(crate) fn count_reply(&mut self, mechanism: &str, status: StatusCode) {
-        *self
-            .replies
-            .entry((mechanism.to_owned(), status))
-            .or_default() += 1;
+    pub(crate) fn count_reply(&mut self, mechanism: EventMechanism, status: StatusCode) {
+        *self.replies.entry((mechanism, status)).or_default() += 1;
     }
 
     /// Replies with this status, over all mechanisms.
@@ -86,18 +196,6 @@ impl Stats {
             .filter(|((_, s), _)| *s == status)
             .map(|(_, n)| n)
             .sum()
-    }
-}
-
-/// The mechanism label of a request, without allocating for the usual ones.
-pub(crate) fn mechanism_label(frames: &[Vec<u8>]) -> &'static str {
-    match frames.get(5).map(Vec::as_slice) {
-        _ if frames.len() < 6 => "malformed",
-        Some(b"NULL") => "NULL",
-        Some(b"PLAIN") => "PLAIN",
-        Some(b"CURVE") => "CURVE",
-        Some(b"GSSAPI") => "GSSAPI",
-        _ => "other",
     }
 }
 
@@ -127,30 +225,22 @@ impl Observers {
         self.stats.clone()
     }
 
-    pub(crate) fn dropped(&mut self) {
-        self.stats.dropped += 1;
+    /// Counts a stall of the authenticator's thread.
+    pub(crate) fn stalled(&mut self) {
+        self.stats.stalls += 1;
     }
 
     /// Counts the reply and tells the subscribers.
-    pub(crate) fn record(&mut self, frames: &[Vec<u8>], reply: &Reply, latency: Duration) {
-        let label = mechanism_label(frames);
-        self.stats.count_reply(label, reply.status);
+    pub(crate) fn record(&mut self, facts: &RequestFacts<'_>, reply: &Reply, latency: Duration) {
+        self.stats.count_reply(facts.mechanism, reply.status);
         if self.subscribers.is_empty() {
             return;
         }
-        let (domain, address, mechanism) = match Request::parse(frames) {
-            Ok(r) => (
-                r.domain.into_owned(),
-                r.address.into_owned(),
-                r.mechanism.name().into_owned(),
-            ),
-            Err(_) => (String::new(), String::new(), label.to_owned()),
-        };
         let event = DecisionEvent {
             time: SystemTime::now(),
-            domain,
-            address,
-            mechanism,
+            domain: facts.domain.clone().into_owned(),
+            address: facts.address.clone().into_owned(),
+            mechanism: facts.mechanism,
             user_id: reply.user_id.clone(),
             status: reply.status,
             reason: reply.text.to_string(),
@@ -177,12 +267,23 @@ mod tests {
     use std::sync::Mutex;
 
     fn frames(mechanism: &str) -> Vec<Vec<u8>> {
-        [
+        request(mechanism)
+            .iter()
+            .map(|f| f.as_bytes().to_vec())
+            .collect()
+    }
+
+    fn request(mechanism: &str) -> Vec<&str> {
+        vec![
             "1.0", "1", "dom", "10.0.0.1", "", mechanism, "user", "hunter2",
         ]
-        .iter()
-        .map(|f| f.as_bytes().to_vec())
-        .collect()
+    }
+
+    fn record(observers: &mut Observers, frames: &[Vec<u8>], reply: &Reply) {
+        match Request::parse(frames) {
+            Ok(request) => observers.record(&RequestFacts::of(request), reply, Duration::ZERO),
+            Err(_) => observers.record(&RequestFacts::unparsed(frames), reply, Duration::ZERO),
+        }
     }
 
     #[test]
@@ -195,11 +296,11 @@ mod tests {
         })));
         let ok = Reply::ok(b"1", "user", crate::zap::Metadata::empty());
         let no = Reply::refusal(b"1", StatusCode::Denied, "Invalid password");
-        observers.record(&frames("PLAIN"), &ok, Duration::from_micros(5));
-        observers.record(&frames("PLAIN"), &no, Duration::from_micros(5));
-        observers.record(&frames("PLAIN")[..3], &no, Duration::ZERO);
+        record(&mut observers, &frames("PLAIN"), &ok);
+        record(&mut observers, &frames("PLAIN"), &no);
+        record(&mut observers, &frames("PLAIN")[..3], &no);
         let stats = observers.stats();
-        assert_eq!(stats.replies[&("PLAIN".to_string(), StatusCode::Ok)], 1);
+        assert_eq!(stats.replies[&(EventMechanism::Plain, StatusCode::Ok)], 1);
         assert_eq!(stats.count(StatusCode::Denied), 2);
         let events = seen.lock().unwrap();
         assert_eq!(events.len(), 3);
@@ -211,8 +312,31 @@ mod tests {
             ),
             ("dom", "10.0.0.1", "Invalid password")
         );
-        assert_eq!(events[2].mechanism, "malformed");
+        assert_eq!(events[1].mechanism, EventMechanism::Plain);
+        assert_eq!(events[2].mechanism, EventMechanism::Malformed);
         assert!(events.iter().all(|e| !format!("{e:?}").contains("hunter2")));
+    }
+
+    #[test]
+    fn events_name_null_other_and_malformed_requests() {
+        let named = |m: &str| match Request::parse(&frames(m)) {
+            Ok(request) => RequestFacts::of(request).mechanism,
+            Err(_) => RequestFacts::unparsed(&frames(m)).mechanism,
+        };
+        assert_eq!(named("NULL"), EventMechanism::Null); // 2 credential frames: unparsed
+        assert_eq!(named("KERBEROS5"), EventMechanism::Other);
+        assert_eq!(named("GSSAPI"), EventMechanism::Gssapi);
+        let mut bad_version = frames("CURVE");
+        bad_version[0] = b"2.0".to_vec();
+        assert_eq!(
+            EventMechanism::of_frames(&bad_version),
+            EventMechanism::Curve
+        );
+        assert_eq!(
+            EventMechanism::of_frames(&bad_version[..5]),
+            EventMechanism::Malformed
+        );
+        assert_eq!(EventMechanism::Malformed.to_string(), "malformed");
     }
 
     #[test]
@@ -222,7 +346,7 @@ mod tests {
             panic!("subscriber bug")
         })));
         let ok = Reply::ok(b"1", "u", crate::zap::Metadata::empty());
-        observers.record(&frames("NULL"), &ok, Duration::ZERO);
+        record(&mut observers, &frames("NULL"), &ok);
         assert!(observers.unsubscribe(id));
         assert!(!observers.unsubscribe(id));
     }

@@ -2,14 +2,15 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures::future::{ready, LocalBoxFuture};
 use log::{debug, warn};
 
-use super::observe::Observers;
+use super::observe::{Observers, RequestFacts};
 use super::pool::{BlockingPool, JobError};
+use super::watchdog::Watchdog;
 use crate::error::ConfigError;
 use crate::messages::*;
 use crate::policy::ProviderFailure;
@@ -40,12 +41,15 @@ pub struct PolicyActor {
     observers: Observers,
     /// Live reload: every watch and their shared notifier.
     pub(crate) sources: Sources,
+    /// Notices a stalled thread (`Settings::stall_warning`).
+    watchdog: Option<Watchdog>,
 }
 
 impl PolicyActor {
     /// A policy actor with an empty policy (everything that needs a policy is refused).
     pub fn new(settings: Settings) -> std::io::Result<Self> {
         let pool = BlockingPool::new(settings.provider_threads, settings.provider_queue)?;
+        let watchdog = settings_watchdog(&settings);
         Ok(PolicyActor {
             policy: Policy::default(),
             settings,
@@ -54,7 +58,23 @@ impl PolicyActor {
             next_ticket: 0,
             observers: Observers::default(),
             sources: Sources::default(),
+            watchdog,
         })
+    }
+
+    /// Logs and counts a stall that requests waited through.
+    fn stalled(&mut self, stall: Duration) {
+        let threshold = self
+            .watchdog
+            .as_ref()
+            .map_or(Duration::ZERO, Watchdog::threshold);
+        warn!(
+            "the authenticator's thread did not run for {stall:?} (threshold {threshold:?}) \
+             while ZAP requests waited: something blocks the actix thread. Run blocking work \
+             with tokio::task::spawn_blocking (or actix_web::web::block), or use \
+             ThreadAuthenticator, which has a thread of its own"
+        );
+        self.observers.stalled();
     }
 
     /// A ticket never handed out before for the latest CURVE configuration of `domain`, to
@@ -75,6 +95,12 @@ impl PolicyActor {
         self.policy.configure_curve(domain, curve)?;
         Ok(())
     }
+}
+
+fn settings_watchdog(settings: &Settings) -> Option<Watchdog> {
+    settings
+        .stall_warning
+        .map(|threshold| Watchdog::new(threshold, Instant::now()))
 }
 
 /// Blocking user code runs on the authenticator's bounded pool: a full queue is
@@ -112,7 +138,10 @@ async fn within<T>(
 
 /// A request whose decision needs user code, on its way through the actor.
 struct Pending {
+    /// Kept to decide the request again if the policy changes meanwhile.
     frames: Vec<Vec<u8>>,
+    /// Read when the request arrived, for the log and the observers.
+    facts: RequestFacts<'static>,
     received: Instant,
     /// Set when the request arrived; a decision taken again keeps it.
     deadline: tokio::time::Instant,
@@ -127,7 +156,7 @@ impl PolicyActor {
         &mut self,
         consultation: Consultation,
         pending: Pending,
-    ) -> ResponseActFuture<Self, Option<Reply>> {
+    ) -> ResponseActFuture<Self, Reply> {
         let asked = within(
             pending.deadline,
             consultation.ask(OnPool(self.pool.clone())),
@@ -149,20 +178,20 @@ impl PolicyActor {
                 );
             }
             let reply = consultation.finish(verdict);
-            act.decided(&pending.frames, &reply, pending.received);
-            Box::pin(fut::ready(Some(reply)))
+            act.decided(&pending.facts, &reply, pending.received);
+            Box::pin(fut::ready(reply))
         }))
     }
 
-    /// Decides a request again (see [`consult`](Self::consult)).
-    fn decide(&mut self, pending: Pending) -> ResponseActFuture<Self, Option<Reply>> {
+    /// Decides a request again (see [`consult`](Self::consult)); its facts stay those read
+    /// when it arrived.
+    fn decide(&mut self, pending: Pending) -> ResponseActFuture<Self, Reply> {
         match self.policy.handle(&pending.frames) {
             Decision::Consult(consultation) => self.consult(consultation, pending),
             Decision::Reply(reply) => {
-                self.decided(&pending.frames, &reply, pending.received);
-                Box::pin(fut::ready(Some(reply)))
+                self.decided(&pending.facts, &reply, pending.received);
+                Box::pin(fut::ready(reply))
             }
-            Decision::Drop(_) => Box::pin(fut::ready(None)),
         }
     }
 }
@@ -174,38 +203,36 @@ impl Actor for PolicyActor {
         // Requests arrive in bursts of up to `max_in_flight` (the ZapSocket's bound); room for
         // all of them plus configuration messages means nobody waits for mailbox space.
         ctx.set_mailbox_capacity(self.settings.max_in_flight.saturating_add(64));
+        if let Some(period) = self.watchdog.as_ref().map(Watchdog::period) {
+            ctx.run_interval(period, |act, _| {
+                let stall = act.watchdog.as_mut().and_then(|w| w.tick(Instant::now()));
+                if let Some(stall) = stall {
+                    act.stalled(stall);
+                }
+            });
+        }
     }
 }
 
-fn log_decision(frames: &[Vec<u8>], reply: &Reply) {
-    if !log::log_enabled!(target: "actix_zap::decision", log::Level::Debug) {
-        return;
-    }
-    if let Ok(request) = Request::parse(frames) {
+impl PolicyActor {
+    /// Logs the decision and tells the observers, from the facts read when it arrived.
+    fn decided(&mut self, facts: &RequestFacts<'_>, reply: &Reply, received: Instant) {
         debug!(
             target: "actix_zap::decision",
             "{} {:?} domain={:?} address={} mechanism={} user_id={:?}",
             reply.status,
             reply.text,
-            request.domain,
-            request.address,
-            request.mechanism.name(),
+            facts.domain,
+            facts.address,
+            facts.mechanism,
             reply.user_id
         );
-    } else {
-        debug!(target: "actix_zap::decision", "{} {:?} for a malformed request", reply.status, reply.text);
-    }
-}
-
-impl PolicyActor {
-    fn decided(&mut self, frames: &[Vec<u8>], reply: &Reply, received: Instant) {
-        log_decision(frames, reply);
-        self.observers.record(frames, reply, received.elapsed());
+        self.observers.record(facts, reply, received.elapsed());
     }
 }
 
 impl Handler<Authenticate> for PolicyActor {
-    type Result = ActorResponse<Self, Option<Reply>>;
+    type Result = ActorResponse<Self, Reply>;
 
     fn handle(
         &mut self,
@@ -213,20 +240,28 @@ impl Handler<Authenticate> for PolicyActor {
         _: &mut Self::Context,
     ) -> Self::Result {
         let received = Instant::now();
-        match self.policy.handle(&frames) {
+        if let Some(stall) = self.watchdog.as_mut().and_then(Watchdog::request) {
+            self.stalled(stall);
+        }
+        // Parsed once: the decision, the log and the observers all read this.
+        let (decision, facts) = match Request::parse(&frames) {
+            Ok(request) => (self.policy.decide(&request), RequestFacts::of(request)),
+            Err(error) => (
+                Decision::Reply(Policy::refuse_malformed(&frames, &error)),
+                RequestFacts::unparsed(&frames),
+            ),
+        };
+        match decision {
             Decision::Reply(reply) => {
-                self.decided(&frames, &reply, received);
-                ActorResponse::reply(Some(reply))
-            }
-            Decision::Drop(error) => {
-                warn!(target: "actix_zap::decision", "dropped a request: {error}");
-                self.observers.dropped();
-                ActorResponse::reply(None)
+                self.decided(&facts, &reply, received);
+                ActorResponse::reply(reply)
             }
             Decision::Consult(consultation) => {
+                let facts = facts.into_owned();
                 let deadline = tokio::time::Instant::now() + self.settings.provider_deadline;
                 let pending = Pending {
                     frames,
+                    facts,
                     received,
                     deadline,
                 };

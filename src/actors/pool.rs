@@ -6,10 +6,16 @@
 //! `300` and retries), so memory stays bounded. A call that never returns occupies one worker
 //! for good; the caller's deadline still answers the client, and the remaining workers keep
 //! serving. Panics are caught in the worker, which lives on.
+//!
+//! Why not a ready-made pool: actix's `SyncArbiter` queues without bound (a full queue could
+//! not be told, so no `300`) and does not catch panics; tokio's blocking pool makes runtime
+//! shutdown wait for a call that never returns. The workers here are detached threads that
+//! share one multi-consumer channel (`crossbeam-channel`, whose receiver clones), so no lock
+//! is needed to take the next job, and `stop()` never waits for a worker.
 
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
 use std::thread;
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use futures::channel::oneshot;
 
@@ -30,21 +36,20 @@ pub(crate) enum JobError {
 /// is dropped, idle workers exit.
 #[derive(Clone)]
 pub(crate) struct BlockingPool {
-    queue: SyncSender<Job>,
+    /// Bounded to `capacity` waiting jobs: the channel's count of queued jobs is the one that
+    /// decides the `300` (`try_send` reports `Full`), so no second counter can drift from it.
+    queue: Sender<Job>,
 }
 
 impl BlockingPool {
     /// Starts `workers` threads sharing a queue of `capacity` waiting jobs.
     pub(crate) fn new(workers: usize, capacity: usize) -> std::io::Result<Self> {
-        let (queue, jobs) = sync_channel::<Job>(capacity);
-        // The queue's receiving end is shared by the workers; the lock is held only while
-        // taking the next job, never while running one. No policy state is behind it.
-        let jobs = Arc::new(Mutex::new(jobs));
+        let (queue, jobs) = bounded::<Job>(capacity);
         for n in 0..workers.max(1) {
-            let jobs = Arc::clone(&jobs);
+            let jobs = jobs.clone();
             thread::Builder::new()
                 .name(format!("zap-provider-{n}"))
-                .spawn(move || work(&jobs))?;
+                .spawn(move || work(jobs))?;
         }
         Ok(BlockingPool { queue })
     }
@@ -72,16 +77,11 @@ impl BlockingPool {
     }
 }
 
-fn work(jobs: &Mutex<Receiver<Job>>) {
-    loop {
-        let next = match jobs.lock() {
-            Ok(receiver) => receiver.recv(),
-            Err(_) => return,
-        };
-        match next {
-            Ok(job) => job(),
-            Err(_) => return, // the pool was dropped
-        }
+/// A worker: runs jobs until every sender (every clone of the pool) is gone.
+fn work(jobs: Receiver<Job>) {
+    // A job never unwinds: `run` wraps the user code in `call_guarded`.
+    for job in jobs {
+        job();
     }
 }
 

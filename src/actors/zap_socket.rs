@@ -3,32 +3,20 @@
 //! decisions complete.
 
 use std::collections::HashMap;
-use std::os::unix::io::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use actix::prelude::*;
 use futures::channel::oneshot;
 use log::{debug, error, trace, warn};
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
 
-use super::observe::{mechanism_label, Stats};
+use super::observe::{EventMechanism, Stats};
 use super::policy_actor::PolicyActor;
 use crate::error::StartError;
+use crate::ffi::WatchedSocket;
 use crate::messages::{Authenticate, GetStats, Stop};
-use crate::zap::{Reply, StatusCode, ZAP_ENDPOINT};
-
-/// The socket's `ZMQ_FD` number. Only the number is registered with the reactor: wrapping
-/// the `zmq::Socket` itself would make a failing `get_fd` during context termination panic
-/// inside a destructor.
-struct ZmqFd(RawFd);
-
-impl AsRawFd for ZmqFd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0
-    }
-}
+use crate::policy::Refusal;
+use crate::zap::{Reply, ZAP_ENDPOINT};
 
 /// The actor that serves the ZAP endpoint.
 ///
@@ -40,16 +28,13 @@ impl AsRawFd for ZmqFd {
 /// edge. Requests are forwarded as they arrive and answered as their decisions complete, in
 /// any order: libzmq always uses request id `1`, the envelope is what routes a reply.
 pub struct ZapSocket {
-    // Field order is drop order: the reactor registration goes before the socket closes, so a
-    // reused descriptor number is never deregistered by mistake.
-    readiness: Option<AsyncFd<ZmqFd>>,
-    socket: Option<zmq::Socket>,
+    state: State,
     policy: Addr<PolicyActor>,
+    /// Requests sent to the policy actor and not answered yet.
     in_flight: usize,
     max_in_flight: usize,
-    stopping: bool,
-    stop_waiters: Vec<oneshot::Sender<()>>,
-    /// Replies this actor made itself (overload, policy gone), counted into `Stats`.
+    /// Replies this actor made itself (overload, policy gone) and messages it dropped,
+    /// counted into `Stats`.
     own_replies: Stats,
     /// The newest request of each routing id that is still being decided. A server socket
     /// that connects out keeps its session — and its ZAP pipe — across reconnects, and
@@ -58,6 +43,35 @@ pub struct ZapSocket {
     /// newer handshake. Such answers are discarded.
     newest: HashMap<Vec<Vec<u8>>, u64>,
     next_request: u64,
+}
+
+/// Where the actor is in its life. Only `Serving` and `Draining` hold the socket (with its
+/// reactor registration); leaving `Draining` closes it.
+enum State {
+    /// Taking requests and answering them.
+    Serving(WatchedSocket),
+    /// `Stop` arrived: the endpoint is unbound; requests already received are still
+    /// answered. When the last one is, the socket closes, the policy actor stops, and then
+    /// every `waiters` entry (one per `Stop` received) is told.
+    Draining {
+        socket: WatchedSocket,
+        waiters: Vec<oneshot::Sender<()>>,
+    },
+    /// The socket is closed and the actor is stopping.
+    Closed,
+}
+
+impl State {
+    fn socket(&self) -> Option<&zmq::Socket> {
+        self.watched().map(WatchedSocket::socket)
+    }
+
+    fn watched(&self) -> Option<&WatchedSocket> {
+        match self {
+            State::Serving(socket) | State::Draining { socket, .. } => Some(socket),
+            State::Closed => None,
+        }
+    }
 }
 
 /// Binds the ZAP endpoint on `context`. Synchronous: when this returns, libzmq routes every
@@ -80,19 +94,11 @@ impl ZapSocket {
         policy: Addr<PolicyActor>,
         max_in_flight: usize,
     ) -> Result<Self, StartError> {
-        let fd = socket.get_fd()?;
-        // SAFETY: the descriptor belongs to `socket`, which this actor owns and closes only
-        // after dropping `readiness` (see the field order and `finish_stop_when_idle`).
-        let readiness = unsafe { AsyncFd::register_with_interest(ZmqFd(fd), Interest::READABLE) }
-            .map_err(std::io::Error::from)?;
         Ok(ZapSocket {
-            readiness: Some(readiness),
-            socket: Some(socket),
+            state: State::Serving(WatchedSocket::new(socket)?),
             policy,
             in_flight: 0,
             max_in_flight,
-            stopping: false,
-            stop_waiters: Vec::new(),
             own_replies: Stats::default(),
             newest: HashMap::new(),
             next_request: 0,
@@ -102,7 +108,9 @@ impl ZapSocket {
     /// Receives and dispatches every waiting request.
     fn drain(&mut self, ctx: &mut Context<Self>) {
         loop {
-            let Some(socket) = &self.socket else { return };
+            let Some(socket) = self.state.socket() else {
+                return;
+            };
             match socket.get_events() {
                 Ok(events) if events.contains(zmq::POLLIN) => {}
                 Ok(_) => return,
@@ -117,25 +125,32 @@ impl ZapSocket {
     }
 
     /// Splits off the routing envelope and sends the request to the policy.
+    ///
+    /// The one place where a message that cannot be answered is told apart: without a
+    /// routing envelope or a request id, no reply could reach or match a handshake, so it is
+    /// dropped (counted in `Stats::dropped`). Everything passed on has a request id.
     fn dispatch(&mut self, mut frames: Vec<Vec<u8>>, ctx: &mut Context<Self>) {
         let Some(delimiter) = frames.iter().position(|f| f.is_empty()) else {
+            self.own_replies.dropped += 1;
             return warn!("dropped a ZAP message without an envelope delimiter");
         };
         let request = frames.split_off(delimiter + 1);
         let envelope = frames;
         let Some(request_id) = request.get(1).cloned() else {
+            self.own_replies.dropped += 1;
             return warn!(
                 "dropped a ZAP message of {} frame(s): no request id",
                 request.len()
             );
         };
+        // For the replies this actor makes itself: a look at the mechanism frame, not a parse
+        // (the policy actor parses the request, once).
+        let mechanism = EventMechanism::of_frames(&request);
         if self.in_flight >= self.max_in_flight {
-            let reply = Reply::refusal(&request_id, StatusCode::TryLater, "Too many requests");
-            self.own_replies
-                .count_reply(mechanism_label(&request), reply.status);
+            let reply = Refusal::TooManyRequests.reply(&request_id);
+            self.own_replies.count_reply(mechanism, reply.status);
             return self.write(&envelope, &reply);
         }
-        let label = mechanism_label(&request);
         self.in_flight += 1;
         self.next_request += 1;
         let sequence = self.next_request;
@@ -158,26 +173,22 @@ impl ZapSocket {
                 Ok(reply) => reply,
                 // Fail closed: no policy, no admission.
                 Err(_) => {
-                    act.own_replies
-                        .count_reply(label, StatusCode::InternalError);
-                    Some(Reply::refusal(
-                        &request_id,
-                        StatusCode::InternalError,
-                        "Policy unavailable",
-                    ))
+                    let reply = Refusal::PolicyUnavailable.reply(&request_id);
+                    act.own_replies.count_reply(mechanism, reply.status);
+                    reply
                 }
             };
-            if let Some(reply) = reply {
-                act.write(&envelope, &reply);
-                // The send may have consumed the signal for a request that arrived meanwhile.
-                act.drain(ctx);
-            }
+            act.write(&envelope, &reply);
+            // The send may have consumed the signal for a request that arrived meanwhile.
+            act.drain(ctx);
             act.finish_stop_when_idle(ctx);
         }));
     }
 
     fn write(&self, envelope: &[Vec<u8>], reply: &Reply) {
-        let Some(socket) = &self.socket else { return };
+        let Some(socket) = self.state.socket() else {
+            return;
+        };
         let frames = envelope.iter().map(Vec::as_slice).chain(reply.frames());
         match socket.send_multipart(frames, zmq::DONTWAIT) {
             Ok(()) => trace!("ZAP reply {} sent", reply.status),
@@ -185,14 +196,19 @@ impl ZapSocket {
         }
     }
 
+    /// Leaves `Draining` once nothing is in flight: closes the socket, stops the policy
+    /// actor, then tells the waiters.
     fn finish_stop_when_idle(&mut self, ctx: &mut Context<Self>) {
-        if !self.stopping || self.in_flight > 0 {
+        if self.in_flight > 0 || !matches!(self.state, State::Draining { .. }) {
             return;
         }
-        self.readiness = None;
-        self.socket = None;
+        let State::Draining { socket, waiters } = std::mem::replace(&mut self.state, State::Closed)
+        else {
+            unreachable!("checked above");
+        };
+        // The registration goes with the socket (see `WatchedSocket`).
+        drop(socket);
         let policy_stopped = self.policy.send(Stop);
-        let waiters = std::mem::take(&mut self.stop_waiters);
         // Not spawned on this actor's context, which ends now.
         actix::spawn(async move {
             let _ = policy_stopped.await;
@@ -217,10 +233,10 @@ impl ActorFuture<ZapSocket> for Readiness {
         task: &mut TaskContext<'_>,
     ) -> Poll<()> {
         loop {
-            let Some(readiness) = &act.readiness else {
+            let Some(watched) = act.state.watched() else {
                 return Poll::Ready(());
             };
-            match readiness.poll_read_ready(task) {
+            match watched.poll_read_ready(task) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => {
                     error!("ZAP socket readiness: {e}");
@@ -253,10 +269,11 @@ impl Handler<GetStats> for ZapSocket {
             // With the policy actor gone, this actor's own counts are all there is.
             let mut stats: Stats = answer.unwrap_or_default();
             for (key, count) in &act.own_replies.replies {
-                *stats.replies.entry(key.clone()).or_default() += count;
+                *stats.replies.entry(*key).or_default() += count;
             }
             stats.in_flight = act.in_flight;
             stats.superseded = act.own_replies.superseded;
+            stats.dropped = act.own_replies.dropped;
             stats
         }))
     }
@@ -267,18 +284,31 @@ impl Handler<Stop> for ZapSocket {
 
     fn handle(&mut self, _: Stop, ctx: &mut Self::Context) -> Self::Result {
         let (done, stopped) = oneshot::channel();
-        self.stop_waiters.push(done);
-        if !self.stopping {
-            self.stopping = true;
-            // Answer what already arrived, then leave the endpoint (synchronous for inproc,
-            // so a new authenticator can bind as soon as this returns).
-            self.drain(ctx);
-            if let Some(socket) = &self.socket {
-                if let Err(e) = socket.unbind(ZAP_ENDPOINT) {
-                    warn!("unbinding the ZAP endpoint: {e}");
-                }
+        match std::mem::replace(&mut self.state, State::Closed) {
+            // Already stopped: `done` is dropped, so the answer comes at once.
+            State::Closed => {}
+            State::Draining {
+                socket,
+                mut waiters,
+            } => {
+                waiters.push(done);
+                self.state = State::Draining { socket, waiters };
             }
-            self.finish_stop_when_idle(ctx);
+            State::Serving(socket) => {
+                self.state = State::Draining {
+                    socket,
+                    waiters: vec![done],
+                };
+                // Answer what already arrived, then leave the endpoint (synchronous for
+                // inproc, so a new authenticator can bind as soon as this returns).
+                self.drain(ctx);
+                if let Some(socket) = self.state.socket() {
+                    if let Err(e) = socket.unbind(ZAP_ENDPOINT) {
+                        warn!("unbinding the ZAP endpoint: {e}");
+                    }
+                }
+                self.finish_stop_when_idle(ctx);
+            }
         }
         Response::fut(async move {
             let _ = stopped.await;

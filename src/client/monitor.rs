@@ -67,12 +67,5 @@ pub fn unique_endpoint(prefix: &str) -> String {
 /// Stops `socket`'s monitor (`zmq_socket_monitor(socket, NULL, 0)`): libzmq sends
 /// `MONITOR_STOPPED`, which ends the reading thread, and closes its side of the PAIR.
 pub fn remove(socket: &mut zmq::Socket) -> zmq::Result<()> {
-    // SAFETY: the socket pointer is live (we hold `&mut`); a NULL endpoint is how libzmq's
-    // API deregisters a monitor, documented in zmq_socket_monitor(3).
-    let rc = unsafe { zmq_sys::zmq_socket_monitor(socket.as_mut_ptr(), std::ptr::null(), 0) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(zmq::Error::from_raw(unsafe { zmq_sys::zmq_errno() }))
-    }
+    crate::ffi::stop_monitor(socket)
 }

@@ -28,12 +28,18 @@ pub const CURVE_ALLOW_ANY: &str = "*";
 /// `subscribe`, `unsubscribe`) fail only when the authenticator is stopped
 /// ([`Unavailable::Stopped`]).
 ///
-/// # Never block its thread
-/// The actors run on the actix thread that called [`start`](Self::start). Blocking that
-/// thread (a blocking zmq `recv`, `std::thread::sleep`, a synchronous database call inside
-/// `#[actix::main]`) stalls every handshake on the context until it returns. Do blocking
-/// work in `tokio::task::spawn_blocking` (or `actix_web::web::block`), or run the
-/// authenticator on a thread of its own with [`ThreadAuthenticator`](crate::ThreadAuthenticator).
+/// # Never block the actix thread
+///
+/// The authenticator's actors run on the thread of the actix System that started them. While
+/// that thread is blocked — a blocking call (`std::thread::sleep`, a synchronous database or
+/// file call, a [`ThreadAuthenticator`](crate::ThreadAuthenticator) method, `block_on`)
+/// inside an `async fn` or a handler — **every handshake on the context stalls**: libzmq waits
+/// for ZAP replies that nobody writes, and clients time out. Run blocking work with
+/// `tokio::task::spawn_blocking` (`actix_web::web::block` in actix-web), or, if the
+/// application has no actix System to spare, use
+/// [`ThreadAuthenticator`](crate::ThreadAuthenticator), which runs the actors on a thread of
+/// their own. A stall longer than [`Settings::stall_warning`](crate::Settings::stall_warning) while requests wait is logged
+/// as a warning and counted in [`Stats::stalls`](crate::messages::Stats::stalls).
 ///
 /// ```no_run
 /// use actix_zap::Authenticator;

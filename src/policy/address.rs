@@ -14,11 +14,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
+use ipnet::{IpNet, Ipv6Net};
+
 use super::peer::{split_zone, Zone};
-use super::PolicyError;
+use super::{PolicyError, Refusal};
 
 /// Why a text is not an address rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,8 +36,8 @@ pub struct AddressError {
 /// IPv6 link-local ranges only, an optional zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AddressPattern {
-    network: IpAddr,
-    prefix: u8,
+    /// Always truncated: the host bits past the prefix are zero.
+    net: IpNet,
     zone: Option<Zone>,
 }
 
@@ -50,24 +52,22 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => {
-            let bits = u32::from(v4) & u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V4(Ipv4Addr::from(bits))
-        }
-        IpAddr::V6(v6) => IpAddr::V6(mask_v6(v6, prefix)),
-    }
+/// `ip` with the bits past `prefix` cleared; `None` if `prefix` is longer than the address
+/// (never for the groups of an [`AddressSet`], which only hold valid prefix lengths).
+fn network_of(ip: IpAddr, prefix: u8) -> Option<IpAddr> {
+    IpNet::new(ip, prefix).ok().map(|net| net.network())
 }
 
-fn mask_v6(v6: Ipv6Addr, prefix: u8) -> Ipv6Addr {
-    let bits = u128::from(v6) & u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-    Ipv6Addr::from(bits)
+fn network_of_v6(ip: Ipv6Addr, prefix: u8) -> Option<Ipv6Addr> {
+    Ipv6Net::new(ip, prefix).ok().map(|net| net.network())
 }
 
-/// Whether a masked network lies inside `fe80::/10`, where zones mean something.
-fn is_link_local(network: IpAddr, prefix: u8) -> bool {
-    matches!(network, IpAddr::V6(v6) if prefix >= 10 && u128::from(v6) >> 118 == 0x3fa)
+/// `fe80::/10`, where zones mean something.
+const LINK_LOCAL: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10);
+
+/// Whether a network lies inside `fe80::/10`.
+fn is_link_local(net: &IpNet) -> bool {
+    matches!(net, IpNet::V6(v6) if LINK_LOCAL.contains(v6))
 }
 
 impl AddressPattern {
@@ -80,9 +80,8 @@ impl AddressPattern {
     /// Whether `ip`, arriving with `zone`, falls inside this rule: a rule without a zone
     /// matches every zone, a rule with a zone only that zone.
     pub fn matches_zoned(&self, ip: IpAddr, zone: Option<Zone>) -> bool {
-        let ip = canonical(ip);
         let zone_ok = self.zone.is_none() || self.zone == zone;
-        zone_ok && ip.is_ipv4() == self.network.is_ipv4() && mask(ip, self.prefix) == self.network
+        zone_ok && self.net.contains(&canonical(ip))
     }
 
     /// The zone this rule is limited to, if any.
@@ -123,42 +122,35 @@ impl FromStr for AddressPattern {
             Some(p) => {
                 let p: u8 = p.trim().parse().map_err(|_| error("bad prefix length"))?;
                 // A mapped range like ::ffff:10.0.0.0/104 means 10.0.0.0/8.
-                let p = if mapped {
+                if mapped {
                     p.checked_sub(96).ok_or(error("bad prefix length"))?
                 } else {
                     p
-                };
-                if p > width {
-                    return Err(error("prefix longer than the address"));
                 }
-                p
             }
         };
-        let network = mask(ip, prefix);
+        let net = IpNet::new(ip, prefix)
+            .map_err(|_| error("prefix longer than the address"))?
+            .trunc();
         // libzmq reports a zone only for link-local peers; a zone anywhere else would make a
         // rule that silently never matches (a deny-list entry that denies nothing).
-        if zone.is_some() && !is_link_local(network, prefix) {
+        if zone.is_some() && !is_link_local(&net) {
             return Err(error(
                 "a zone only goes with IPv6 link-local addresses (inside fe80::/10)",
             ));
         }
-        Ok(AddressPattern {
-            network,
-            prefix,
-            zone,
-        })
+        Ok(AddressPattern { net, zone })
     }
 }
 
 impl fmt::Display for AddressPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let width = if self.network.is_ipv4() { 32 } else { 128 };
-        write!(f, "{}", self.network)?;
+        write!(f, "{}", self.net.addr())?;
         if let Some(zone) = &self.zone {
             write!(f, "%{}", zone.as_str())?;
         }
-        if self.prefix != width {
-            write!(f, "/{}", self.prefix)?;
+        if self.net.prefix_len() != self.net.max_prefix_len() {
+            write!(f, "/{}", self.net.prefix_len())?;
         }
         Ok(())
     }
@@ -177,9 +169,16 @@ pub struct AddressSet {
 
 /// The network of a zoned pattern (always IPv6: see `FromStr`).
 fn zoned_key(pattern: &AddressPattern, zone: Zone) -> Option<(Ipv6Addr, Zone)> {
-    match pattern.network {
-        IpAddr::V6(v6) => Some((v6, zone)),
-        IpAddr::V4(_) => None,
+    match pattern.net {
+        IpNet::V6(v6) => Some((v6.addr(), zone)),
+        IpNet::V4(_) => None,
+    }
+}
+
+impl AddressPattern {
+    /// The group key of a pattern without a zone: (IPv4?, prefix length).
+    fn group(&self) -> (bool, u8) {
+        (self.net.addr().is_ipv4(), self.net.prefix_len())
     }
 }
 
@@ -189,11 +188,13 @@ impl AddressSet {
         let added = match pattern.zone {
             None => self
                 .by_prefix
-                .entry((pattern.network.is_ipv4(), pattern.prefix))
+                .entry(pattern.group())
                 .or_default()
-                .insert(pattern.network),
-            Some(zone) => zoned_key(&pattern, zone)
-                .is_some_and(|key| self.zoned.entry(pattern.prefix).or_default().insert(key)),
+                .insert(pattern.net.addr()),
+            Some(zone) => zoned_key(&pattern, zone).is_some_and(|key| {
+                let prefix = pattern.net.prefix_len();
+                self.zoned.entry(prefix).or_default().insert(key)
+            }),
         };
         self.len += usize::from(added);
         added
@@ -202,13 +203,9 @@ impl AddressSet {
     /// Removes a rule; false if it was not there.
     pub fn remove(&mut self, pattern: &AddressPattern) -> bool {
         let removed = match pattern.zone {
-            None => remove_from(
-                &mut self.by_prefix,
-                (pattern.network.is_ipv4(), pattern.prefix),
-                &pattern.network,
-            ),
+            None => remove_from(&mut self.by_prefix, pattern.group(), &pattern.net.addr()),
             Some(zone) => zoned_key(pattern, zone)
-                .is_some_and(|key| remove_from(&mut self.zoned, pattern.prefix, &key)),
+                .is_some_and(|key| remove_from(&mut self.zoned, pattern.net.prefix_len(), &key)),
         };
         self.len -= usize::from(removed);
         removed
@@ -219,11 +216,11 @@ impl AddressSet {
         match pattern.zone {
             None => self
                 .by_prefix
-                .get(&(pattern.network.is_ipv4(), pattern.prefix))
-                .is_some_and(|set| set.contains(&pattern.network)),
+                .get(&pattern.group())
+                .is_some_and(|set| set.contains(&pattern.net.addr())),
             Some(zone) => zoned_key(pattern, zone).is_some_and(|key| {
                 self.zoned
-                    .get(&pattern.prefix)
+                    .get(&pattern.net.prefix_len())
                     .is_some_and(|set| set.contains(&key))
             }),
         }
@@ -235,7 +232,7 @@ impl AddressSet {
         self.by_prefix
             .iter()
             .filter(|((v4, _), _)| *v4 == ip.is_ipv4())
-            .any(|((_, prefix), set)| set.contains(&mask(ip, *prefix)))
+            .any(|((_, prefix), set)| network_of(ip, *prefix).is_some_and(|n| set.contains(&n)))
     }
 
     /// Whether any rule covers `ip` arriving with `zone`: rules without a zone cover every
@@ -245,10 +242,9 @@ impl AddressSet {
             return true;
         }
         match (canonical(ip), zone) {
-            (IpAddr::V6(v6), Some(zone)) => self
-                .zoned
-                .iter()
-                .any(|(prefix, set)| set.contains(&(mask_v6(v6, *prefix), zone))),
+            (IpAddr::V6(v6), Some(zone)) => self.zoned.iter().any(|(prefix, set)| {
+                network_of_v6(v6, *prefix).is_some_and(|n| set.contains(&(n, zone)))
+            }),
             _ => false,
         }
     }
@@ -265,18 +261,20 @@ impl AddressSet {
 
     /// The rules, sorted.
     pub fn patterns(&self) -> Vec<AddressPattern> {
+        // Every group holds networks already checked against its prefix length.
         let plain = self.by_prefix.iter().flat_map(|(&(_, prefix), set)| {
-            set.iter().map(move |&network| AddressPattern {
-                network,
-                prefix,
-                zone: None,
+            set.iter().filter_map(move |&network| {
+                let net = IpNet::new(network, prefix).ok()?;
+                Some(AddressPattern { net, zone: None })
             })
         });
         let zoned = self.zoned.iter().flat_map(|(&prefix, set)| {
-            set.iter().map(move |&(network, zone)| AddressPattern {
-                network: IpAddr::V6(network),
-                prefix,
-                zone: Some(zone),
+            set.iter().filter_map(move |&(network, zone)| {
+                let net = IpNet::V6(Ipv6Net::new(network, prefix).ok()?);
+                Some(AddressPattern {
+                    net,
+                    zone: Some(zone),
+                })
             })
         });
         let mut all: Vec<AddressPattern> = plain.chain(zoned).collect();
@@ -335,11 +333,6 @@ pub enum Scope {
     /// global rules already cover every domain.
     Domain(String),
 }
-
-/// The refusal for an address outside an allow-list, and for peers no rule can judge.
-pub(crate) const NOT_ALLOWED: &str = "Address not allowed";
-/// The refusal for an address on a deny-list.
-pub(crate) const DENIED: &str = "Address denied";
 
 impl AddressRules {
     /// Adds patterns to the list of `kind`; an error if the other kind is in force.
@@ -414,9 +407,9 @@ impl AddressRules {
         match self {
             AddressRules::Open => AddressVerdict::NotFiltered,
             AddressRules::Allow(set) if set.matches_zoned(ip, zone) => AddressVerdict::Allowed,
-            AddressRules::Allow(_) => AddressVerdict::Refused(NOT_ALLOWED),
+            AddressRules::Allow(_) => AddressVerdict::Refused(Refusal::AddressNotAllowed),
             AddressRules::Deny(set) if set.matches_zoned(ip, zone) => {
-                AddressVerdict::Refused(DENIED)
+                AddressVerdict::Refused(Refusal::AddressDenied)
             }
             AddressRules::Deny(_) => AddressVerdict::NotFiltered,
         }
@@ -432,7 +425,7 @@ impl AddressRules {
         }
         match super::Peer::parse(address) {
             super::Peer::Ip { ip, zone } => self.check_ip(ip, zone),
-            _ => AddressVerdict::Refused(NOT_ALLOWED),
+            _ => AddressVerdict::Refused(Refusal::AddressNotAllowed),
         }
     }
 }
@@ -444,13 +437,14 @@ pub enum AddressVerdict {
     Allowed,
     /// No allow-list says yes, no deny-list says no.
     NotFiltered,
-    /// Refused, with the pyzmq status text.
-    Refused(&'static str),
+    /// Refused: [`Refusal::AddressNotAllowed`] or [`Refusal::AddressDenied`].
+    Refused(Refusal),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn set(rules: &[&str]) -> AddressSet {
         let mut set = AddressSet::default();
@@ -510,16 +504,16 @@ mod tests {
         assert_eq!(allow.check("127.0.0.1"), AddressVerdict::Allowed);
         assert_eq!(
             allow.check("127.0.0.2"),
-            AddressVerdict::Refused("Address not allowed")
+            AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
         assert_eq!(
             allow.check("not-an-ip"),
-            AddressVerdict::Refused("Address not allowed")
+            AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
         let deny = AddressRules::Deny(set(&["127.0.0.1"]));
         assert_eq!(
             deny.check("127.0.0.1"),
-            AddressVerdict::Refused("Address denied")
+            AddressVerdict::Refused(Refusal::AddressDenied)
         );
         assert_eq!(deny.check("127.0.0.2"), AddressVerdict::NotFiltered);
         assert_eq!(
@@ -616,13 +610,13 @@ mod tests {
         let deny = AddressRules::Deny(set(&["fe80::/10"]));
         assert_eq!(
             deny.check("fe80::1%eth0"),
-            AddressVerdict::Refused("Address denied")
+            AddressVerdict::Refused(Refusal::AddressDenied)
         );
         let allow = AddressRules::Allow(set(&["fe80::%eth0/64"]));
         assert_eq!(allow.check("fe80::1%eth0"), AddressVerdict::Allowed);
         assert_eq!(
             allow.check("fe80::1%eth1"),
-            AddressVerdict::Refused("Address not allowed")
+            AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
     }
 
@@ -635,7 +629,7 @@ mod tests {
         assert_eq!(allow, AddressRules::Allow(AddressSet::default()));
         assert_eq!(
             allow.check("10.0.0.5"),
-            AddressVerdict::Refused("Address not allowed")
+            AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
         assert_eq!(
             allow.add(ListKind::Deny, [one]),
@@ -661,7 +655,7 @@ mod tests {
         nothing.add(ListKind::Allow, []).unwrap();
         assert_eq!(
             nothing.check("127.0.0.1"),
-            AddressVerdict::Refused("Address not allowed")
+            AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
     }
 

@@ -1,19 +1,18 @@
 //! The decision procedure: a request (or raw frames) in, a reply — or a provider to ask — out.
 //!
-//! Every status code and status text the authenticator sends is chosen in this file.
+//! Which refusal applies is decided here; its status code and text come from [`Refusal`].
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use futures::future::{ready, LocalBoxFuture};
 use futures::FutureExt as _;
 
 use super::{for_domain, CurvePolicy, GssapiPolicy, Policy, UserIdMapper};
-use super::{AddressVerdict, PasswordCheck};
+use super::{AddressVerdict, PasswordCheck, Refusal};
 use crate::keys::CurvePublicKey;
 use crate::provider::{call_guarded, poll_guarded, Panicked};
 use crate::provider::{Admission, CurveVerdict, Provider, ProviderError};
-use crate::zap::{Mechanism, Metadata, Reply, Request, RequestError, StatusCode};
+use crate::zap::{Mechanism, Metadata, Reply, Request, RequestError};
 
 /// The user id of admitted NULL clients and of clients admitted by address alone (pyzmq's).
 pub const ANONYMOUS: &str = "anonymous";
@@ -23,8 +22,6 @@ pub const ANONYMOUS: &str = "anonymous";
 pub enum Decision {
     /// Send this reply now.
     Reply(Reply),
-    /// Send nothing: the message had no request id to echo (logged at warn by the caller).
-    Drop(RequestError),
     /// Ask the provider, then call [`Consultation::finish`] with its answer.
     Consult(Consultation),
 }
@@ -176,19 +173,9 @@ impl Consultation {
                 let user_id = user_id.unwrap_or_else(|| self.public_key.to_z85());
                 Reply::ok(id, user_id, metadata)
             }
-            Ok(CurveVerdict::Refuse) => denied(id, "Unknown key"),
-            Ok(CurveVerdict::TryLater) => {
-                Reply::refusal(id, StatusCode::TryLater, "Try again later")
-            }
-            Err(failure) => {
-                let (status, text) = match failure {
-                    ProviderFailure::Overloaded => (StatusCode::TryLater, "Provider overloaded"),
-                    ProviderFailure::Error(_) => (StatusCode::InternalError, "Provider failed"),
-                    ProviderFailure::Panicked => (StatusCode::InternalError, "Provider panicked"),
-                    ProviderFailure::TimedOut => (StatusCode::InternalError, "Provider timed out"),
-                };
-                Reply::refusal(id, status, text)
-            }
+            Ok(CurveVerdict::Refuse) => Refusal::UnknownKey.reply(id),
+            Ok(CurveVerdict::TryLater) => Refusal::TryLater.reply(id),
+            Err(failure) => Refusal::from(&failure).reply(id),
         }
     }
 
@@ -201,33 +188,35 @@ impl Consultation {
     }
 }
 
-fn denied(id: &[u8], text: &'static str) -> Reply {
-    Reply::refusal(id, StatusCode::Denied, Cow::Borrowed(text))
-}
-
 impl Policy {
     /// pyzmq's `handle_zap_message`: raw frames (after the routing envelope) in, decision out.
     ///
-    /// Fewer than 2 frames cannot be answered ([`Decision::Drop`]); any other malformed
-    /// request gets a `400` echoing its request id.
+    /// A malformed request gets a `400` echoing its request id. Fewer than 2 frames hold no
+    /// request id: they get a `400 Not enough frames` with an empty one, which libzmq could
+    /// not match to a handshake — the ZAP socket never passes such frames on, it drops them.
     pub fn handle<F: AsRef<[u8]>>(&self, frames: &[F]) -> Decision {
         match Request::parse(frames) {
             Ok(request) => self.decide(&request),
-            Err(error @ RequestError::Unanswerable(_)) => Decision::Drop(error),
-            Err(error) => Decision::Reply(denied(frames[1].as_ref(), error.status_text())),
+            Err(error) => Decision::Reply(Self::refuse_malformed(frames, &error)),
         }
+    }
+
+    /// The reply to frames that are not a request ([`Request::parse`] failed).
+    pub fn refuse_malformed<F: AsRef<[u8]>>(frames: &[F], error: &RequestError) -> Reply {
+        let request_id = frames.get(1).map_or(&[][..], AsRef::as_ref);
+        Refusal::from(error).reply(request_id)
     }
 
     /// Decides on a parsed request.
     pub fn decide(&self, request: &Request<'_>) -> Decision {
         let id = request.request_id;
         let domain: &str = &request.domain;
-        if let AddressVerdict::Refused(text) = self.addresses.check(&request.address) {
-            return Decision::Reply(denied(id, text));
+        if let AddressVerdict::Refused(refusal) = self.addresses.check(&request.address) {
+            return Decision::Reply(refusal.reply(id));
         }
         if let Some(rules) = self.domain_addresses.get(domain) {
-            if let AddressVerdict::Refused(text) = rules.check(&request.address) {
-                return Decision::Reply(denied(id, text));
+            if let AddressVerdict::Refused(refusal) = rules.check(&request.address) {
+                return Decision::Reply(refusal.reply(id));
             }
         }
         let reply = match &request.mechanism {
@@ -237,34 +226,34 @@ impl Policy {
             }
             Mechanism::Curve { public_key } => return self.decide_curve(id, domain, public_key),
             Mechanism::Gssapi { principal } => self.decide_gssapi(id, domain, principal),
-            Mechanism::Unknown { .. } => denied(id, "Unsupported mechanism"),
+            Mechanism::Unknown { .. } => Refusal::UnsupportedMechanism.reply(id),
         };
         Decision::Reply(reply)
     }
 
     fn decide_plain(&self, id: &[u8], domain: &str, username: &[u8], password: &[u8]) -> Reply {
         if self.plain.is_empty() {
-            return denied(id, "No passwords defined");
+            return Refusal::NoPasswordsDefined.reply(id);
         }
         let Some(table) = for_domain(&self.plain, domain) else {
-            return denied(id, "Invalid domain");
+            return Refusal::InvalidDomain.reply(id);
         };
         match table.check(username, password) {
             PasswordCheck::Valid => {
                 Reply::ok(id, String::from_utf8_lossy(username), Metadata::empty())
             }
-            PasswordCheck::UnknownUser => denied(id, "Invalid username"),
-            PasswordCheck::WrongPassword => denied(id, "Invalid password"),
+            PasswordCheck::UnknownUser => Refusal::InvalidUsername.reply(id),
+            PasswordCheck::WrongPassword => Refusal::InvalidPassword.reply(id),
         }
     }
 
     fn decide_curve(&self, id: &[u8], domain: &str, key: &CurvePublicKey) -> Decision {
         let (provider, metadata) = match for_domain(&self.curve, domain) {
-            None => return Decision::Reply(denied(id, "Unknown domain")),
+            None => return Decision::Reply(Refusal::UnknownDomain.reply(id)),
             Some(CurvePolicy::AllowAny) => (None, Metadata::empty()),
             Some(CurvePolicy::Keys(store)) => match store.get(key) {
                 Some(metadata) => (None, metadata.clone()),
-                None => return Decision::Reply(denied(id, "Unknown key")),
+                None => return Decision::Reply(Refusal::UnknownKey.reply(id)),
             },
             Some(CurvePolicy::Provider(provider)) => (Some(provider.clone()), Metadata::empty()),
         };
@@ -285,15 +274,15 @@ impl Policy {
 
     fn decide_gssapi(&self, id: &[u8], domain: &str, principal: &[u8]) -> Reply {
         let Ok(principal) = std::str::from_utf8(principal) else {
-            return denied(id, "Invalid credentials");
+            return Refusal::InvalidCredentials.reply(id);
         };
         match for_domain(&self.gssapi, domain) {
-            None => denied(id, "Unknown domain"),
+            None => Refusal::UnknownDomain.reply(id),
             Some(GssapiPolicy::AnyPrincipal) => Reply::ok(id, principal, Metadata::empty()),
             Some(GssapiPolicy::Principals(set)) if set.contains(principal) => {
                 Reply::ok(id, principal, Metadata::empty())
             }
-            Some(GssapiPolicy::Principals(_)) => denied(id, "Unknown principal"),
+            Some(GssapiPolicy::Principals(_)) => Refusal::UnknownPrincipal.reply(id),
         }
     }
 }

@@ -11,10 +11,10 @@
 //! Every refusal that is not a deny-list entry reads `Address not allowed`. When no rule is
 //! in force the frame is not even parsed.
 
-use super::address::{AddressRules, AddressVerdict, ListKind, NOT_ALLOWED};
+use super::address::{AddressRules, AddressVerdict, ListKind};
 use super::ipc::{IpcRule, IpcRules};
 use super::peer::Peer;
-use super::{AddressPattern, PolicyError};
+use super::{AddressPattern, PolicyError, Refusal};
 
 /// One scope's address rules: an IP allow- or deny-list, and an IPC allow-list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -96,9 +96,9 @@ impl AddressFilter {
             Peer::Ip { ip, zone } => self.ip.check_ip(ip, zone),
             Peer::Ipc(peer) => match &self.ipc {
                 Some(rules) if rules.matches(&peer) => AddressVerdict::Allowed,
-                _ => AddressVerdict::Refused(NOT_ALLOWED),
+                _ => AddressVerdict::Refused(Refusal::AddressNotAllowed),
             },
-            Peer::Unknown => AddressVerdict::Refused(NOT_ALLOWED),
+            Peer::Unknown => AddressVerdict::Refused(Refusal::AddressNotAllowed),
         }
     }
 }
@@ -141,7 +141,7 @@ mod tests {
             for address in [IPC_ROOT, "localhost", "", "garbage", "10.0.0.1%eth0"] {
                 assert_eq!(
                     f.check(address),
-                    AddressVerdict::Refused("Address not allowed"),
+                    AddressVerdict::Refused(Refusal::AddressNotAllowed),
                     "{kind:?} {address:?}"
                 );
             }
@@ -154,12 +154,12 @@ mod tests {
         assert_eq!(f.check(IPC_USER), AddressVerdict::Allowed);
         assert_eq!(
             f.check(IPC_ROOT),
-            AddressVerdict::Refused("Address not allowed")
+            AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
         assert_eq!(f.check("10.0.0.1"), AddressVerdict::NotFiltered);
         assert_eq!(
             f.check("not an address"),
-            AddressVerdict::Refused("Address not allowed")
+            AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
 
         let f = filter(
@@ -170,11 +170,11 @@ mod tests {
         assert_eq!(f.check(IPC_ROOT), AddressVerdict::Allowed);
         assert_eq!(
             f.check(IPC_USER),
-            AddressVerdict::Refused("Address not allowed")
+            AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
         assert_eq!(
             f.check("10.0.0.1"),
-            AddressVerdict::Refused("Address denied")
+            AddressVerdict::Refused(Refusal::AddressDenied)
         );
     }
 
@@ -185,7 +185,7 @@ mod tests {
         assert!(!f.is_open());
         assert_eq!(
             f.check(IPC_ROOT),
-            AddressVerdict::Refused("Address not allowed")
+            AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
         f.clear_ipc();
         assert!(f.is_open());
@@ -199,7 +199,7 @@ mod tests {
         assert_eq!(f.remove([&pattern]), 1);
         assert_eq!(
             f.check("10.0.0.5"),
-            AddressVerdict::Refused("Address not allowed")
+            AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
         assert!(f.add(ListKind::Deny, [pattern]).is_err());
         f.clear();

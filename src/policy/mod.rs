@@ -27,6 +27,7 @@ mod inspect;
 mod ipc;
 mod peer;
 mod plain;
+mod refusal;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub use inspect::{CurveSummary, PolicySnapshot};
 pub use ipc::{IpcRule, IpcRules};
 pub use peer::{IpcPeer, Peer, Zone};
 pub use plain::{PasswordCheck, PasswordTable};
+pub use refusal::Refusal;
 
 use crate::certs::CertStore;
 use crate::keys::CurvePublicKey;

@@ -122,19 +122,6 @@ pub enum RequestError {
     InvalidCurveKey(usize),
 }
 
-impl RequestError {
-    /// The pyzmq status text for this failure (sent with a `400`).
-    pub fn status_text(&self) -> &'static str {
-        match self {
-            RequestError::Unanswerable(_) | RequestError::NotEnoughFrames(_) => "Not enough frames",
-            RequestError::InvalidVersion => "Invalid version",
-            RequestError::InvalidCredentials { .. } | RequestError::InvalidCurveKey(_) => {
-                "Invalid credentials"
-            }
-        }
-    }
-}
-
 fn text(frame: &[u8]) -> Cow<'_, str> {
     String::from_utf8_lossy(frame)
 }

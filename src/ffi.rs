@@ -1,0 +1,107 @@
+//! The crate's only `unsafe` code: three libzmq calls the `zmq` crate does not wrap, and the
+//! reactor registration of a socket's `ZMQ_FD`.
+//!
+//! Everything else is compiled under `#![deny(unsafe_code)]` (the crate root). Each block
+//! here states why it is sound in a `SAFETY:` comment, and each function is safe to call:
+//! the invariants are kept inside this file, not left to callers.
+#![allow(unsafe_code)]
+
+use std::os::raw::c_int;
+use std::os::unix::io::{AsRawFd, RawFd};
+use std::task::{Context, Poll};
+
+use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
+use tokio::io::Interest;
+
+/// libzmq's error number of the calling thread's last failed call.
+fn last_error() -> zmq::Error {
+    // SAFETY: zmq_errno takes no arguments and only reads thread-local state.
+    zmq::Error::from_raw(unsafe { zmq_sys::zmq_errno() })
+}
+
+/// `zmq_setsockopt(socket, option, &value, sizeof(int))` for an integer option the `zmq`
+/// crate has no setter for (e.g. the draft `ZMQ_ZAP_ENFORCE_DOMAIN`).
+pub(crate) fn set_int_option(
+    socket: &mut zmq::Socket,
+    option: c_int,
+    value: c_int,
+) -> zmq::Result<()> {
+    // SAFETY: the socket pointer is live for the duration of the call (we hold `&mut` to its
+    // owner), and the value pointer and size describe a valid `c_int` on our stack, which is
+    // what zmq_setsockopt(3) requires for integer options. libzmq copies the value.
+    let rc = unsafe {
+        zmq_sys::zmq_setsockopt(
+            socket.as_mut_ptr(),
+            option,
+            (&value as *const c_int).cast(),
+            std::mem::size_of::<c_int>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(last_error())
+    }
+}
+
+/// `zmq_socket_monitor(socket, NULL, 0)`: stops the socket's monitor (the `zmq` crate's
+/// `monitor` takes an endpoint and cannot pass NULL).
+pub(crate) fn stop_monitor(socket: &mut zmq::Socket) -> zmq::Result<()> {
+    // SAFETY: the socket pointer is live (we hold `&mut` to its owner); a NULL endpoint is
+    // how libzmq's API deregisters a monitor, documented in zmq_socket_monitor(3).
+    let rc = unsafe { zmq_sys::zmq_socket_monitor(socket.as_mut_ptr(), std::ptr::null(), 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(last_error())
+    }
+}
+
+/// The socket's `ZMQ_FD` number. Only the number is registered with the reactor: wrapping
+/// the `zmq::Socket` itself would make a failing `get_fd` during context termination panic
+/// inside a destructor.
+struct ZmqFd(RawFd);
+
+impl AsRawFd for ZmqFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// A zmq socket whose `ZMQ_FD` is registered with the tokio reactor for reading.
+///
+/// The registration and the socket live and die together: the field order makes the
+/// registration go first, before the socket (and with it the descriptor) closes, so a
+/// reused descriptor number is never deregistered by mistake. Only shared access to the
+/// socket is handed out, so it cannot be swapped for another under the registration.
+pub(crate) struct WatchedSocket {
+    readiness: AsyncFd<ZmqFd>,
+    socket: zmq::Socket,
+}
+
+impl WatchedSocket {
+    /// Registers `socket`'s `ZMQ_FD`. Must run inside a tokio runtime (an actix System).
+    pub(crate) fn new(socket: zmq::Socket) -> std::io::Result<Self> {
+        let fd = socket.get_fd().map_err(std::io::Error::from)?;
+        // SAFETY: AsyncFd requires the descriptor to stay open and refer to the same file
+        // for as long as the registration lives. It belongs to `socket`, which is moved into
+        // the same struct, is never handed out mutably or replaced, and is dropped after
+        // `readiness` (field order).
+        let readiness = unsafe { AsyncFd::register_with_interest(ZmqFd(fd), Interest::READABLE) }
+            .map_err(std::io::Error::from)?;
+        Ok(WatchedSocket { readiness, socket })
+    }
+
+    /// The socket.
+    pub(crate) fn socket(&self) -> &zmq::Socket {
+        &self.socket
+    }
+
+    /// Waits for the next `ZMQ_FD` edge (see [`AsyncFd::poll_read_ready`]).
+    pub(crate) fn poll_read_ready<'a>(
+        &'a self,
+        task: &mut Context<'_>,
+    ) -> Poll<std::io::Result<AsyncFdReadyGuard<'a, impl AsRawFd>>> {
+        self.readiness.poll_read_ready(task)
+    }
+}

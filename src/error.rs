@@ -42,7 +42,9 @@ pub enum Unavailable {
     OwnThread,
 }
 
-/// A configuration message was not applied; nothing changed.
+/// A configuration message was not applied as asked. Most variants mean nothing changed; a
+/// source that could not be read (`Certificates`, `LoadFailed`) was accepted as a narrowing:
+/// the domain now refuses that mechanism (fail closed), as each variant says.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -69,10 +71,10 @@ pub enum ConfigError {
     /// The authenticator was stopped; start a new one.
     #[error("the authenticator is stopped")]
     Stopped,
-    /// A [`Watch`](crate::messages::Watch) was replaced before its first load finished: a
-    /// later configuration, watch or unwatch of the same domain and mechanism came first,
-    /// and that one is in force.
-    #[error("superseded by a later configuration of the same domain and mechanism before the first load")]
+    /// A [`Watch`](crate::messages::Watch), or a `ConfigureCurve` of a directory, was replaced
+    /// before its load finished: a later configuration, watch or unwatch of the same domain
+    /// and mechanism came first, and that one is in force.
+    #[error("superseded by a later configuration of the same domain and mechanism before it was installed")]
     Superseded,
     /// A blocking method was called on the authenticator's own thread (see
     /// [`Unavailable::OwnThread`]); nothing was done.

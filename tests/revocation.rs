@@ -155,6 +155,20 @@ fn a_user_id_mapping_replaced_while_a_provider_is_asked_names_the_client() {
 }
 
 #[test]
+fn an_unrelated_change_while_a_provider_is_asked_keeps_its_answer() {
+    let waiting = Waiting::start(|_| {});
+    // Another domain changes: the request is decided again, asks the same provider the same
+    // question, and so takes the answer in hand instead of asking again.
+    waiting
+        .auth
+        .configure_plain("elsewhere", [("admin", "secret")])
+        .unwrap();
+    assert!(waiting.released().is_admitted());
+    assert_eq!(waiting.gate.asked.load(Ordering::SeqCst), 1);
+    waiting.auth.stop();
+}
+
+#[test]
 fn many_changes_while_a_provider_is_asked_end_in_the_last_one() {
     let waiting = Waiting::start(|_| {});
     let client = Keys::generate();

@@ -9,7 +9,9 @@ use actix::prelude::*;
 use log::{debug, warn};
 
 use super::policy_actor::{require_curve, PolicyActor};
-use crate::certs::{load_directory, CertStore};
+use std::path::PathBuf;
+
+use crate::certs::{load_directory, CertError, CertStore, DirectoryLoad, Layout};
 use crate::error::ConfigError;
 use crate::messages::*;
 use crate::policy::{CurvePolicy, ListKind, Scope};
@@ -155,13 +157,13 @@ impl Handler<ConfigureCurve> for PolicyActor {
                 installed(CurvePolicy::Keys(Arc::new(store)), report)
             }
             CurveSource::Directory { path, layout } => {
-                let load = tokio::task::spawn_blocking(move || load_directory(&path, layout));
+                let load = load_off_thread(path, layout);
                 Box::pin(load.into_actor(self).map(move |loaded, act, _| {
                     if act.curve_tickets.get(&domain) != Some(&ticket) {
                         debug!(
                             "CURVE directory for {domain:?} superseded by a later configuration"
                         );
-                        return Ok(CurveReport::default());
+                        return Err(ConfigError::Superseded);
                     }
                     let error = match loaded {
                         Ok(Ok(load)) => {
@@ -175,7 +177,7 @@ impl Handler<ConfigureCurve> for PolicyActor {
                             return Ok(report);
                         }
                         Ok(Err(error)) => ConfigError::from(error),
-                        Err(join) => ConfigError::LoadFailed(join.to_string()),
+                        Err(failure) => ConfigError::LoadFailed(failure),
                     };
                     // Fail closed: an unreadable directory admits nobody in this domain.
                     warn!("CURVE for domain {domain:?}: {error}; refusing every key");
@@ -184,6 +186,36 @@ impl Handler<ConfigureCurve> for PolicyActor {
                 }))
             }
         }
+    }
+}
+
+/// How long a certificate directory may take to load before the domain fails closed (an NFS
+/// stall, a FIFO in place of a file). 100,000 local files load in under a second.
+const DIRECTORY_LOAD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Loads a directory on a thread that nobody waits for: a read that hangs leaves that thread
+/// behind, never the actix runtime (whose shutdown would wait for a blocking-pool task), and
+/// the caller gets an error at the deadline.
+async fn load_off_thread(
+    path: PathBuf,
+    layout: Layout,
+) -> Result<Result<DirectoryLoad, CertError>, String> {
+    let (answer, answered) = futures::channel::oneshot::channel();
+    std::thread::Builder::new()
+        .name("zap-load-certs".into())
+        .spawn(move || {
+            let loaded = crate::provider::call_guarded(|| load_directory(&path, layout));
+            let _ = answer.send(loaded);
+        })
+        .map_err(|e| format!("could not start a thread: {e}"))?;
+    match tokio::time::timeout(DIRECTORY_LOAD_DEADLINE, answered).await {
+        Ok(Ok(Ok(loaded))) => Ok(loaded),
+        Ok(Ok(Err(_))) => Err("the loading thread panicked".into()),
+        Ok(Err(_)) => Err("the loading thread ended without an answer".into()),
+        Err(_) => Err(format!(
+            "did not finish within {} s",
+            DIRECTORY_LOAD_DEADLINE.as_secs()
+        )),
     }
 }
 

@@ -15,6 +15,7 @@ use crate::error::ConfigError;
 use crate::messages::*;
 use crate::policy::ProviderFailure;
 use crate::policy::{BlockingCall, BlockingRunner, Consultation, CurvePolicy, Decision, Policy};
+use crate::provider::CurveVerdict;
 use crate::settings::Settings;
 use crate::sources::Sources;
 use crate::zap::{Reply, Request};
@@ -162,37 +163,60 @@ impl PolicyActor {
             consultation.ask(OnPool(self.pool.clone())),
         );
         Box::pin(asked.into_actor(self).then(move |verdict, act, _| {
-            if act.policy.epoch() != consultation.epoch() {
-                debug!(
-                    target: "actix_zap::decision",
-                    "the policy changed while user code ran for domain {:?}; deciding again",
-                    consultation.domain
-                );
-                return act.decide(pending);
+            if act.policy.epoch() == consultation.epoch() {
+                return act.finished(consultation, verdict, pending);
             }
-            if let Err(failure) = &verdict {
-                warn!(
-                    target: "actix_zap::provider",
-                    "CURVE provider or user-id mapping for domain {:?}, key {}: {failure}",
-                    consultation.domain, consultation.public_key
-                );
-            }
-            let reply = consultation.finish(verdict);
-            act.decided(&pending.facts, &reply, pending.received);
-            Box::pin(fut::ready(reply))
+            debug!(
+                target: "actix_zap::decision",
+                "the policy changed while user code ran for domain {:?}; deciding again",
+                consultation.domain
+            );
+            act.decide_again(pending, consultation, verdict)
         }))
     }
 
-    /// Decides a request again (see [`consult`](Self::consult)); its facts stay those read
-    /// when it arrived.
-    fn decide(&mut self, pending: Pending) -> ResponseActFuture<Self, Reply> {
+    /// Decides a request again under the policy in force (see [`consult`](Self::consult)).
+    /// When the same user code would be asked the same question, the answer in hand
+    /// stands; past the request's deadline nothing is asked again (`500`). Its facts stay
+    /// those read when it arrived.
+    fn decide_again(
+        &mut self,
+        pending: Pending,
+        asked: Consultation,
+        verdict: Result<CurveVerdict, ProviderFailure>,
+    ) -> ResponseActFuture<Self, Reply> {
         match self.policy.handle(&pending.frames) {
-            Decision::Consult(consultation) => self.consult(consultation, pending),
             Decision::Reply(reply) => {
                 self.decided(&pending.facts, &reply, pending.received);
                 Box::pin(fut::ready(reply))
             }
+            Decision::Consult(fresh) if fresh.asks_the_same(&asked) => {
+                self.finished(fresh, verdict, pending)
+            }
+            Decision::Consult(fresh) if tokio::time::Instant::now() >= pending.deadline => {
+                self.finished(fresh, Err(ProviderFailure::TimedOut), pending)
+            }
+            Decision::Consult(fresh) => self.consult(fresh, pending),
         }
+    }
+
+    /// Turns a current answer into the reply, logging failures of user code.
+    fn finished(
+        &mut self,
+        consultation: Consultation,
+        verdict: Result<CurveVerdict, ProviderFailure>,
+        pending: Pending,
+    ) -> ResponseActFuture<Self, Reply> {
+        if let Err(failure) = &verdict {
+            warn!(
+                target: "actix_zap::provider",
+                "CURVE provider or user-id mapping for domain {:?}, key {}: {failure}",
+                consultation.domain, consultation.public_key
+            );
+        }
+        let reply = consultation.finish(verdict);
+        self.decided(&pending.facts, &reply, pending.received);
+        Box::pin(fut::ready(reply))
     }
 }
 

@@ -65,6 +65,10 @@ impl BlockingPool {
     {
         let (tx, rx) = oneshot::channel();
         let wrapped: Job = Box::new(move || {
+            // Nobody waits any more (the deadline passed while it queued): skip the call.
+            if tx.is_canceled() {
+                return;
+            }
             let result = call_guarded(job).map_err(|_| JobError::Panicked);
             let _ = tx.send(result);
         });

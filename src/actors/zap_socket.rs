@@ -18,6 +18,14 @@ use crate::messages::{Authenticate, GetStats, Stop};
 use crate::policy::Refusal;
 use crate::zap::{Reply, ZAP_ENDPOINT};
 
+/// The newest request of one session (routing id).
+#[derive(Debug, Clone, Copy)]
+struct Newest {
+    sequence: u64,
+    /// Answered already (a prompt `300`): only older answers of the session remain to discard.
+    answered: bool,
+}
+
 /// The actor that serves the ZAP endpoint.
 ///
 ///
@@ -41,7 +49,7 @@ pub struct ZapSocket {
     /// libzmq takes the next message in that pipe as the answer to the handshake in
     /// progress; an answer to an older request of the same routing id would decide the
     /// newer handshake. Such answers are discarded.
-    newest: HashMap<Vec<Vec<u8>>, u64>,
+    newest: HashMap<Vec<Vec<u8>>, Newest>,
     next_request: u64,
 }
 
@@ -146,26 +154,41 @@ impl ZapSocket {
         // For the replies this actor makes itself: a look at the mechanism frame, not a parse
         // (the policy actor parses the request, once).
         let mechanism = EventMechanism::of_frames(&request);
+        self.next_request += 1;
+        let sequence = self.next_request;
         if self.in_flight >= self.max_in_flight {
             let reply = Refusal::TooManyRequests.reply(&request_id);
             self.own_replies.count_reply(mechanism, reply.status);
+            // Answered at once, yet it still supersedes an older request of its session.
+            if let Some(newest) = self.newest.get_mut(&envelope) {
+                *newest = Newest {
+                    sequence,
+                    answered: true,
+                };
+            }
             return self.write(&envelope, &reply);
         }
         self.in_flight += 1;
-        self.next_request += 1;
-        let sequence = self.next_request;
-        if self.newest.insert(envelope.clone(), sequence).is_some() {
+        let newest = Newest {
+            sequence,
+            answered: false,
+        };
+        if self.newest.insert(envelope.clone(), newest).is_some() {
             debug!("a newer ZAP request from the same session supersedes one in flight");
         }
         let decision = self.policy.send(Authenticate(request));
         ctx.spawn(decision.into_actor(self).map(move |answer, act, ctx| {
             act.in_flight -= 1;
-            if act.newest.get(&envelope) != Some(&sequence) {
+            let newest = act.newest.get(&envelope).copied();
+            if newest.map(|n| n.sequence) != Some(sequence) {
                 warn!(
                     "discarded the answer to a superseded ZAP request (its session asked \
                      again since); the newer request is answered on its own"
                 );
                 act.own_replies.superseded += 1;
+                if newest.is_some_and(|n| n.answered) {
+                    act.newest.remove(&envelope);
+                }
                 return act.finish_stop_when_idle(ctx);
             }
             act.newest.remove(&envelope);

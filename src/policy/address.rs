@@ -7,10 +7,11 @@
 //! an entry without a zone matches every zone. Matching costs one hash lookup per distinct
 //! prefix length in use, so thousands of ranges cost no more than a handful.
 //!
-//! An allow-list stays in force when its last entry is removed, and then refuses every
-//! address: removing entries never widens access beyond what the remaining list says. Only
-//! an explicit reset (`ClearAddressRules`, or setting the rules to [`AddressRules::Open`])
-//! stops the filtering. An emptied deny-list denies nothing, so it becomes `Open`.
+//! A list stays in force when its last entry is removed: an emptied allow-list refuses every
+//! address, an emptied deny-list denies no IP but, being a list in force, still refuses peers
+//! that are not IP peers (IPC without an IPC rule, unreadable addresses). Removing entries
+//! never widens access beyond what the remaining list says. Only an explicit reset
+//! (`ClearAddressRules`, or setting the rules to [`AddressRules::Open`]) stops the filtering.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -338,7 +339,7 @@ impl AddressRules {
     /// Adds patterns to the list of `kind`; an error if the other kind is in force.
     ///
     /// An allow-list counts as in force even when empty (it refuses everyone), so a deny
-    /// sent to it is refused; an empty deny-list is `Open` and may become an allow-list.
+    /// sent to it is refused; an empty deny-list may become an allow-list (a narrowing).
     /// Adding no patterns to `Open` still puts the list in force: `allow([])` refuses
     /// everyone.
     pub fn add(
@@ -369,7 +370,6 @@ impl AddressRules {
         for pattern in patterns {
             set.insert(pattern);
         }
-        *self = std::mem::take(self).normalized();
         Ok(())
     }
 
@@ -378,22 +378,11 @@ impl AddressRules {
     /// An allow-list whose last entry goes stays in force and refuses everyone; a deny-list
     /// whose last entry goes becomes `Open`.
     pub fn remove<'p>(&mut self, patterns: impl IntoIterator<Item = &'p AddressPattern>) -> usize {
-        let removed = match self {
+        match self {
             AddressRules::Open => 0,
             AddressRules::Allow(set) | AddressRules::Deny(set) => {
                 patterns.into_iter().filter(|p| set.remove(p)).count()
             }
-        };
-        *self = std::mem::take(self).normalized();
-        removed
-    }
-
-    /// An empty deny-list denies nothing: it becomes `Open`. An empty allow-list stays: it
-    /// refuses every address, which is what it says.
-    pub fn normalized(self) -> Self {
-        match self {
-            AddressRules::Deny(s) if s.is_empty() => AddressRules::Open,
-            rules => rules,
         }
     }
 
@@ -640,17 +629,10 @@ mod tests {
         let mut deny = AddressRules::Open;
         deny.add(ListKind::Deny, [one]).unwrap();
         assert_eq!(deny.remove([&one]), 1);
-        assert_eq!(deny, AddressRules::Open);
+        // Still in force: denies no IP, refuses what is not an IP peer.
+        assert_eq!(deny, AddressRules::Deny(AddressSet::default()));
+        assert!(!deny.is_open());
         deny.add(ListKind::Allow, [one]).unwrap();
-
-        assert_eq!(
-            AddressRules::Allow(AddressSet::default()).normalized(),
-            AddressRules::Allow(AddressSet::default())
-        );
-        assert_eq!(
-            AddressRules::Deny(AddressSet::default()).normalized(),
-            AddressRules::Open
-        );
         let mut nothing = AddressRules::Open;
         nothing.add(ListKind::Allow, []).unwrap();
         assert_eq!(

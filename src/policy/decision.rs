@@ -124,6 +124,28 @@ impl Consultation {
         self.epoch
     }
 
+    /// Whether `other` would ask the same user code the same question: same domain, key and
+    /// metadata, the very same provider and user-id mapping. After a policy change, an answer
+    /// to such a consultation is what asking again would give, so it may be used as is.
+    pub fn asks_the_same(&self, other: &Consultation) -> bool {
+        let same_provider = match (&self.provider, &other.provider) {
+            (None, None) => true,
+            (Some(Provider::Blocking(a)), Some(Provider::Blocking(b))) => Arc::ptr_eq(a, b),
+            (Some(Provider::Async(a)), Some(Provider::Async(b))) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        let same_mapper = match (&self.user_id_mapper, &other.user_id_mapper) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        same_provider
+            && same_mapper
+            && self.domain == other.domain
+            && self.public_key == other.public_key
+            && self.metadata == other.metadata
+    }
+
     /// Runs the provider (blocking ones through `runner`, asynchronous ones polled by the
     /// returned future), then — for an admission without a user id — the custom mapping,
     /// with every panic caught. No deadline: the caller puts one around the future.

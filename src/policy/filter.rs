@@ -53,9 +53,9 @@ impl AddressFilter {
         self.ip.remove(patterns)
     }
 
-    /// Replaces the IP list (an empty deny-list becomes `Open`); IPC rules are kept.
+    /// Replaces the IP list (an empty one stays in force); IPC rules are kept.
     pub fn set(&mut self, rules: AddressRules) {
-        self.ip = rules.normalized();
+        self.ip = rules;
     }
 
     /// Adds IPC rules, putting the IPC allow-list in force (even with no rules given).

@@ -119,7 +119,10 @@ pub enum PolicyError {
     #[error("ZAP domain is {0} bytes, libzmq allows at most 255")]
     DomainTooLong(usize),
     /// An empty table would silently refuse everyone; remove the domain instead.
-    #[error("password table for domain {0:?} is empty (use unconfigure to remove a domain)")]
+    #[error(
+        "password table for domain {0:?} is empty; nothing was changed (unconfigure removes the \
+         domain's table, and then the \"*\" table decides for it)"
+    )]
     EmptyPasswordTable(String),
 }
 
@@ -164,9 +167,11 @@ impl std::fmt::Debug for Policy {
 }
 
 impl Policy {
-    /// The number of accepted changes so far. A change — any replace or remove, and any
-    /// addition — bumps it, so an answer computed under an older epoch may rest on a policy
-    /// that no longer holds (e.g. a key that was revoked while its provider was asked).
+    /// Counts the changes of this `Policy` value: every accepted replace, remove or addition
+    /// bumps it, so an answer computed under an older epoch may rest on a policy that no
+    /// longer holds (e.g. a key that was revoked while its provider was asked). Epochs are
+    /// only comparable within one value and its history: compare a [`Consultation`] with the
+    /// policy that made it, not with a clone or a replacement.
     pub fn epoch(&self) -> u64 {
         self.epoch
     }
@@ -207,7 +212,8 @@ impl Policy {
     ///
     /// Removal only ever narrows: an allow-list emptied this way stays in force and refuses
     /// every address (use [`clear_address_rules`](Self::clear_address_rules) to stop
-    /// filtering); a deny-list emptied this way denies nothing and is dropped.
+    /// filtering); a deny-list emptied this way denies no IP but stays in force, so IPC
+    /// peers without an IPC rule and unreadable addresses are still refused.
     pub fn remove_addresses<'p>(
         &mut self,
         scope: &Scope,
@@ -217,7 +223,8 @@ impl Policy {
     }
 
     /// Replaces the IP list of `scope` as a whole (e.g. to switch allow to deny). An empty
-    /// allow-list refuses every address; `Open` or an empty deny-list stops IP filtering.
+    /// allow-list refuses every address, an empty deny-list denies no IP (both stay in
+    /// force for peers that are not IP peers); `Open` stops IP filtering.
     /// The scope's IPC rules are kept.
     pub fn set_address_rules(
         &mut self,

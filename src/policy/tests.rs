@@ -200,15 +200,28 @@ fn removing_the_last_allowed_address_refuses_everyone_until_cleared() {
 }
 
 #[test]
-fn removing_the_last_denied_address_stops_filtering() {
+fn removing_the_last_denied_address_denies_no_ip_but_keeps_refusing_ipc_peers() {
     let mut policy = Policy::default();
     policy.deny(patterns(&["127.0.0.1"])).unwrap();
     assert_eq!(
         policy.remove_addresses(&Scope::Global, &patterns(&["127.0.0.1"])),
         Ok(1)
     );
-    assert_eq!(policy.address_rules(), &AddressRules::Open);
+    assert_eq!(
+        policy.address_rules(),
+        &AddressRules::Deny(Default::default())
+    );
     assert_ok(&reply(&policy, &null("global", "127.0.0.1")), "anonymous");
+    // The list is still in force: a peer that is no IP peer is refused, as before removal.
+    assert_denied(
+        &reply(&policy, &null("global", "localhost:0:0:42")),
+        "Address not allowed",
+    );
+    policy.clear_address_rules(&Scope::Global).unwrap();
+    assert_ok(
+        &reply(&policy, &null("global", "localhost:0:0:42")),
+        "anonymous",
+    );
 }
 
 #[test]
@@ -331,12 +344,12 @@ fn domain_rules_apply_to_their_domain_on_top_of_global_rules() {
         &reply(&policy, &null("public", "192.168.0.1")),
         "Address denied",
     );
-    // Removing the last entry of a domain's deny-list drops its rules...
+    // Removing the last entry of a domain's deny-list denies no IP there any more...
     assert_eq!(
         policy.remove_addresses(&public, &patterns(&["192.168.0.0/16"])),
         Ok(1)
     );
-    assert!(!policy.domain_address_rules().contains_key("public"));
+    assert_ok(&reply(&policy, &null("public", "192.168.0.1")), "anonymous");
     // ...while an emptied allow-list stays and refuses everyone in that domain.
     assert_eq!(
         policy.remove_addresses(&internal, &patterns(&["10.0.0.0/8"])),
@@ -347,6 +360,7 @@ fn domain_rules_apply_to_their_domain_on_top_of_global_rules() {
         "Address not allowed",
     );
     policy.clear_address_rules(&internal).unwrap();
+    policy.clear_address_rules(&public).unwrap();
     assert!(policy.domain_address_rules().is_empty());
     assert_ok(&reply(&policy, &null("internal", "10.1.2.3")), "anonymous");
     let long = Scope::Domain("x".repeat(256));

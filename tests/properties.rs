@@ -66,6 +66,7 @@ proptest! {
         match policy().handle(&frames) {
             Decision::Drop(_) => prop_assert!(frames.len() < 2),
             Decision::Consult(_) => prop_assert!(false, "no provider is configured"),
+            Decision::Verify(_) => prop_assert!(false, "no hashed password is configured"),
             Decision::Reply(reply) => {
                 prop_assert_eq!(&reply.request_id, &frames[1]);
                 if reply.status != StatusCode::Ok {

@@ -46,5 +46,6 @@ fuzz_target!(|frames: Vec<Vec<u8>>| {
         Decision::Reply(reply) => check(&reply, &frames),
         Decision::Drop(_) => assert!(frames.len() < 2),
         Decision::Consult(consultation) => check(&consultation.resolve_blocking(), &frames),
+        Decision::Verify(verification) => check(&verification.resolve_blocking(), &frames),
     }
 });

@@ -26,6 +26,10 @@ use crate::policy::{
 use crate::provider::Provider;
 use crate::zap::Reply;
 
+pub use super::deltas::{
+    AddCurveKeys, AddPlainUsers, ConfigureHashedPlain, RemoveCurveKeys, RemovePlainUsers,
+};
+
 fn patterns<S: AsRef<str>>(
     addresses: impl IntoIterator<Item = S>,
 ) -> Result<Vec<AddressPattern>, AddressError> {

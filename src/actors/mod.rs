@@ -1,10 +1,12 @@
 //! The two actors: [`ZapSocket`] (socket I/O) and [`PolicyActor`] (state and decisions).
 
 mod configure;
+mod deltas;
 pub mod messages;
 mod observe;
 mod policy_actor;
 mod pool;
+mod verify;
 mod zap_socket;
 
 pub use crate::sources::{ReloadCallback, Reloaded, Unwatch, Watch, WatchSource, Watches};

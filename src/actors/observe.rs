@@ -68,6 +68,9 @@ pub struct Stats {
     /// Answers discarded because a newer request of the same session (routing id) arrived
     /// before them: a server socket that connects out reuses its session across reconnects.
     pub superseded: u64,
+    /// External credential sources (e.g. the PostgreSQL store) by name: connection, the
+    /// change-log position in force, staleness, last error.
+    pub sources: BTreeMap<String, crate::sources::SourceStats>,
 }
 
 impl Stats {

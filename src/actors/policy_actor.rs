@@ -43,6 +43,10 @@ pub struct PolicyActor {
     observers: Observers,
     /// Live reload: every watch and their shared notifier.
     pub(crate) sources: Sources,
+    /// Domains served by external sources (a credential store).
+    pub(crate) served: crate::sources::Served,
+    /// Hashed PLAIN passwords: argon2 workers and the verification cache.
+    pub(crate) verifier: super::verify::Verifier,
 }
 
 impl PolicyActor {
@@ -57,6 +61,8 @@ impl PolicyActor {
             next_ticket: 0,
             observers: Observers::default(),
             sources: Sources::default(),
+            served: Default::default(),
+            verifier: Default::default(),
         })
     }
 
@@ -114,11 +120,11 @@ async fn within<T>(
 }
 
 /// A request whose decision needs user code, on its way through the actor.
-struct Pending {
-    frames: Vec<Vec<u8>>,
-    received: Instant,
+pub(super) struct Pending {
+    pub(super) frames: Vec<Vec<u8>>,
+    pub(super) received: Instant,
     /// Set when the request arrived; a decision taken again keeps it.
-    deadline: tokio::time::Instant,
+    pub(super) deadline: tokio::time::Instant,
 }
 
 impl PolicyActor {
@@ -158,9 +164,10 @@ impl PolicyActor {
     }
 
     /// Decides a request again (see [`consult`](Self::consult)).
-    fn decide(&mut self, pending: Pending) -> ResponseActFuture<Self, Option<Reply>> {
+    pub(super) fn decide(&mut self, pending: Pending) -> ResponseActFuture<Self, Option<Reply>> {
         match self.policy.handle(&pending.frames) {
             Decision::Consult(consultation) => self.consult(consultation, pending),
+            Decision::Verify(verification) => self.verify(verification, pending),
             Decision::Reply(reply) => {
                 self.decided(&pending.frames, &reply, pending.received);
                 Box::pin(fut::ready(Some(reply)))
@@ -201,7 +208,7 @@ fn log_decision(frames: &[Vec<u8>], reply: &Reply) {
 }
 
 impl PolicyActor {
-    fn decided(&mut self, frames: &[Vec<u8>], reply: &Reply, received: Instant) {
+    pub(super) fn decided(&mut self, frames: &[Vec<u8>], reply: &Reply, received: Instant) {
         log_decision(frames, reply);
         self.observers.record(frames, reply, received.elapsed());
     }
@@ -235,6 +242,15 @@ impl Handler<Authenticate> for PolicyActor {
                 };
                 ActorResponse::r#async(self.consult(consultation, pending))
             }
+            Decision::Verify(verification) => {
+                let deadline = tokio::time::Instant::now() + self.settings.provider_deadline;
+                let pending = Pending {
+                    frames,
+                    received,
+                    deadline,
+                };
+                ActorResponse::r#async(self.verify(verification, pending))
+            }
         }
     }
 }
@@ -267,7 +283,9 @@ impl Handler<GetStats> for PolicyActor {
     type Result = Result<Stats, ConfigError>;
 
     fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
-        Ok(self.observers.stats())
+        let mut stats = self.observers.stats();
+        stats.sources = self.served.stats();
+        Ok(stats)
     }
 }
 

@@ -22,6 +22,7 @@ mod actor;
 pub(crate) mod files;
 mod notifier;
 mod reader;
+mod served;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,6 +32,8 @@ use actix::prelude::*;
 
 pub(crate) use actor::Sources;
 pub(crate) use reader::ReadHook;
+pub(crate) use served::{Apply, Report, Serve, Served, SourceId, Unserve};
+pub use served::{Delta, SourceStats};
 
 use crate::actors::messages::MechanismKind;
 use crate::certs::Layout;

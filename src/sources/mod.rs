@@ -21,6 +21,8 @@
 mod actor;
 pub(crate) mod files;
 mod notifier;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod reader;
 mod served;
 

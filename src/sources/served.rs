@@ -103,12 +103,17 @@ impl Served {
     }
 }
 
-/// Registers a source and its domains; answers its id. Crate-private: sources use it.
-#[derive(Debug, Message)]
+/// Starts a source's task on the authenticator's thread, given the source's id.
+pub(crate) type StartSource = Box<dyn FnOnce(SourceId) + Send>;
+
+/// Registers a source and its domains, then runs `start` on the actor's thread (so a
+/// source can be started from any thread); answers the source's id.
+#[derive(Message)]
 #[rtype(result = "Result<SourceId, ConfigError>")]
 pub(crate) struct Serve {
     pub(crate) name: String,
     pub(crate) domains: Vec<String>,
+    pub(crate) start: StartSource,
 }
 
 /// Changes from a source, applied in order as one step; `seq` is then in force.
@@ -171,6 +176,7 @@ impl Handler<Serve> for PolicyActor {
         }
         let stats = SourceStats::default();
         self.served.states.insert(source, (msg.name, stats, None));
+        (msg.start)(source);
         Ok(source)
     }
 }

@@ -478,3 +478,89 @@ fn a_hand_configuration_replaces_the_source_for_its_domain() {
     member.plain("erin", "pw").assert_refused(400);
     member.stop();
 }
+
+/// Runs `zapctl db --schema … ARGS` against the test database; exit code, stdout, stderr.
+fn zapctl(db: &Db, args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zapctl"))
+        .args([
+            "db",
+            "--schema",
+            db.store.schema(),
+            "--database",
+            &conninfo(),
+        ])
+        .args(args)
+        .env_remove("ZAPCTL_PASSWORD")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn zapctl_db_commands_reach_every_follower() {
+    let db = Db::new("zapctl");
+    let (code, out, _) = zapctl(&db, &["migrate"], "");
+    assert_eq!(
+        (code, out.trim()),
+        (
+            0,
+            format!("schema {} is at version 1", db.store.schema()).as_str()
+        )
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Keys::generate();
+    write_public(dir.path(), "alice.key", &alice);
+    let file = dir.path().join("alice.key");
+    let file = file.to_str().unwrap();
+    let fleet: Vec<Member> = (0..3).map(|n| Member::start(&db, n, |s| s)).collect();
+    let run = |args: &[&str], stdin: &str| {
+        let (code, out, err) = zapctl(&db, args, stdin);
+        assert_eq!(code, 0, "zapctl db {args:?}: {out}{err}");
+        db.latest()
+    };
+    let added = run(&["key", "add", "fleet", file, "--user-id", "alice"], "");
+    let user = run(&["user", "add", "fleet", "frank"], "s3cret\n");
+    for member in &fleet {
+        member
+            .at(added.max(user))
+            .curve(&alice)
+            .assert_admitted("alice");
+    }
+    let disabled = run(&["key", "disable", "fleet", &alice.public.to_z85()], "");
+    for member in &fleet {
+        member.at(disabled).curve(&alice).assert_refused(400);
+    }
+    let (code, out, _) = zapctl(&db, &["list", "fleet"], "");
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("1 key(s), 1 user(s)") && out.contains("disabled"),
+        "{out}"
+    );
+    assert!(!out.contains("s3cret") && !out.contains("argon2"), "{out}");
+    // Errors say what to do, and exit 1.
+    let (code, _, err) = zapctl(&db, &["user", "remove", "fleet", "nobody"], "");
+    assert_eq!(code, 1);
+    assert!(err.contains("zapctl db list fleet"), "{err}");
+    let (code, _, err) = zapctl(&db, &["key", "add", "fleet", file], "");
+    assert_eq!(code, 1);
+    assert!(err.contains("already there"), "{err}");
+    let (code, _, err) = zapctl(&db, &["user", "add", "fleet", "gina"], "");
+    assert_eq!(code, 2);
+    assert!(err.contains("ZAPCTL_PASSWORD"), "{err}");
+    fleet.into_iter().for_each(Member::stop);
+}

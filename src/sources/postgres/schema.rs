@@ -76,8 +76,9 @@ impl Store {
         &self.channel
     }
 
-    /// `sql` with `{schema}` replaced by this store's schema.
-    pub(crate) fn sql(&self, sql: &str) -> String {
+    /// `sql` with `{schema}` replaced by this store's schema (a checked identifier), for
+    /// tools that write to the store's tables.
+    pub fn sql(&self, sql: &str) -> String {
         sql.replace("{schema}", &self.schema)
     }
 

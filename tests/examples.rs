@@ -27,7 +27,8 @@ fn examples_dir() -> &'static Path {
         // This test runs as target/<profile>/deps/examples-<hash>.
         let exe = std::env::current_exe().expect("test executable path");
         let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
-        let mut build = cargo(&["build", "--quiet", "--examples"]);
+        // Every feature, so that examples needing one (fleet: postgres) are built too.
+        let mut build = cargo(&["build", "--quiet", "--examples", "--all-features"]);
         if profile_dir.ends_with("release") {
             build.arg("--release");
         }
@@ -46,7 +47,7 @@ fn run_example(name: &str, args: &[&str]) -> Output {
     let mut command = if binary.is_file() {
         Command::new(binary)
     } else {
-        cargo(&["run", "--quiet", "--example", name, "--"])
+        cargo(&["run", "--quiet", "--all-features", "--example", name, "--"])
     };
     command
         .args(args)
@@ -244,4 +245,14 @@ fn load_certs_reports_time_and_memory_per_key() {
     for field in ["count=200", "load_s=", "bytes_per_key="] {
         assert!(line.contains(field), "{field} missing from: {line}");
     }
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn fleet_admits_on_three_servers_then_one_change_refuses_on_all() {
+    let out = check(
+        "fleet",
+        &["server-3: admitted", "zapctl db key disable", "Fleet OK"],
+    );
+    assert_eq!(out.matches("refused (ZAP status 400)").count(), 3, "{out}");
 }

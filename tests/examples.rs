@@ -256,3 +256,37 @@ fn fleet_admits_on_three_servers_then_one_change_refuses_on_all() {
     );
     assert_eq!(out.matches("refused (ZAP status 400)").count(), 3, "{out}");
 }
+
+#[cfg(feature = "postgres")]
+#[test]
+fn fleet_bench_measures_load_fanout_rate_and_plain() {
+    let out = measurement_line(
+        "fleet_bench",
+        &[
+            "--keys",
+            "2000",
+            "--trials",
+            "5",
+            "--handshakes",
+            "20",
+            "--rounds",
+            "1",
+            "--plain-users",
+            "2",
+            "--hash-memory-kib",
+            "64",
+        ],
+    );
+    for field in [
+        "load keys=2000",
+        "bytes_per_key=",
+        "fanout trials=5 samples=15",
+        "p99_ms=",
+        "store_per_s=",
+        "directory_per_s=",
+        "cold_per_s=",
+        "cached_per_s=",
+    ] {
+        assert!(out.contains(field), "{field} missing from: {out}");
+    }
+}

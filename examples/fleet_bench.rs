@@ -54,6 +54,7 @@ struct Args {
     rounds: usize,
     plain_users: usize,
     hash_memory_kib: u32,
+    parts: String,
 }
 
 fn args() -> Args {
@@ -64,12 +65,17 @@ fn args() -> Args {
         rounds: 5,
         plain_users: 20,
         hash_memory_kib: 19_456,
+        parts: "load,fanout,rate,plain".into(),
     };
     let given: Vec<String> = std::env::args().skip(1).collect();
     for pair in given.chunks(2) {
+        if pair[0] == "--parts" {
+            args.parts = pair.get(1).cloned().unwrap_or_default();
+            continue;
+        }
         let value = pair.get(1).and_then(|v| v.parse::<usize>().ok());
         let Some(value) = value else {
-            fail(format!("usage: fleet_bench [--keys N] [--trials N] [--handshakes N] [--rounds N] [--plain-users N] [--hash-memory-kib N]; got {pair:?}"))
+            fail(format!("usage: fleet_bench [--keys N] [--trials N] [--handshakes N] [--rounds N] [--plain-users N] [--hash-memory-kib N] [--parts load,fanout,rate,plain]; got {pair:?}"))
         };
         match pair[0].as_str() {
             "--keys" => args.keys = value,
@@ -270,14 +276,16 @@ fn main() {
         fleet.push(Member::start(&conninfo, &store, &format!("bench-{n}"), &server_cert).0);
     }
 
+    let part = |name: &str| args.parts.split(',').any(|p| p == name);
     // fanout: one key disabled; time to its first refusal on each member.
+    let trials = if part("fanout") { args.trials } else { 0 };
     let probe = Certificate::generate().unwrap_or_else(|e| fail(e));
     let z85 = probe.public_key.to_z85();
     let seq = admin.run(&format!(
         "INSERT INTO {{schema}}.curve_keys (domain, public_key) VALUES ('fleet', '{z85}')"
     ));
     let mut fanout_ms = Vec::new();
-    for _ in 0..args.trials {
+    for _ in 0..trials {
         let seq = admin
             .run(&format!(
                 "UPDATE {{schema}}.curve_keys SET enabled = true WHERE public_key = '{z85}'"
@@ -305,6 +313,9 @@ fn main() {
                         let _ = tx.send((Instant::now(), attempts));
                         return;
                     }
+                    // Back-to-back probes on three servers would take both cores of a small
+                    // machine from the database and the authenticators: 1 ms between them.
+                    std::thread::sleep(Duration::from_millis(1));
                 }
             }));
         }
@@ -320,110 +331,118 @@ fn main() {
         probes.into_iter().for_each(|p| p.join().unwrap());
     }
     fanout_ms.sort_by(f64::total_cmp);
-    println!(
-        "fleet_bench fanout trials={} samples={} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
-        args.trials,
-        fanout_ms.len(),
-        percentile(&fanout_ms, 50),
-        percentile(&fanout_ms, 99),
-        fanout_ms.last().copied().unwrap_or(0.0)
-    );
-
-    // rate: the same keys from the store vs from a certificate directory.
-    let dir = tempfile::tempdir().unwrap_or_else(|e| fail(e));
-    for (i, key) in keys.iter().enumerate() {
-        let cert = Certificate {
-            public_key: *key,
-            secret_key: None,
-            metadata: vec![],
-        };
-        cert.save_public(dir.path().join(format!("k{i}.key")), Flavour::Pyzmq)
-            .unwrap_or_else(|e| fail(e));
+    if trials > 0 {
+        println!(
+            "fleet_bench fanout trials={} samples={} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+            args.trials,
+            fanout_ms.len(),
+            percentile(&fanout_ms, 50),
+            percentile(&fanout_ms, 99),
+            fanout_ms.last().copied().unwrap_or(0.0)
+        );
     }
     let member = &fleet[0];
-    member
-        .auth
-        .configure_curve("files", dir.path())
-        .unwrap_or_else(|e| fail(e));
-    let secret = server_cert.secret_key.clone().expect("secret key");
-    let socket = ServerSocket::curve("files", secret)
-        .build(&member.context, zmq::REP)
-        .unwrap_or_else(|e| fail(e));
-    let files = Server::start(&member.context, socket, |_| "ok".into()).unwrap_or_else(|e| fail(e));
-    let (mut store_rates, mut file_rates) = (Vec::new(), Vec::new());
-    for _ in 0..args.rounds {
-        store_rates.push(curve_rate(
-            &member.curve,
-            &member.context,
-            &server_cert.public_key,
-            &client_cert,
-            args.handshakes,
-        ));
-        file_rates.push(curve_rate(
-            &files,
-            &member.context,
-            &server_cert.public_key,
-            &client_cert,
-            args.handshakes,
-        ));
-    }
-    let (store_rate, file_rate) = (median(store_rates), median(file_rates));
-    println!(
+    if part("rate") {
+        // rate: the same keys from the store vs from a certificate directory.
+        let dir = tempfile::tempdir().unwrap_or_else(|e| fail(e));
+        for (i, key) in keys.iter().enumerate() {
+            let cert = Certificate {
+                public_key: *key,
+                secret_key: None,
+                metadata: vec![],
+            };
+            cert.save_public(dir.path().join(format!("k{i}.key")), Flavour::Pyzmq)
+                .unwrap_or_else(|e| fail(e));
+        }
+        member
+            .auth
+            .configure_curve("files", dir.path())
+            .unwrap_or_else(|e| fail(e));
+        let secret = server_cert.secret_key.clone().expect("secret key");
+        let socket = ServerSocket::curve("files", secret)
+            .build(&member.context, zmq::REP)
+            .unwrap_or_else(|e| fail(e));
+        let files =
+            Server::start(&member.context, socket, |_| "ok".into()).unwrap_or_else(|e| fail(e));
+        let (mut store_rates, mut file_rates) = (Vec::new(), Vec::new());
+        for _ in 0..args.rounds {
+            store_rates.push(curve_rate(
+                &member.curve,
+                &member.context,
+                &server_cert.public_key,
+                &client_cert,
+                args.handshakes,
+            ));
+            file_rates.push(curve_rate(
+                &files,
+                &member.context,
+                &server_cert.public_key,
+                &client_cert,
+                args.handshakes,
+            ));
+        }
+        let (store_rate, file_rate) = (median(store_rates), median(file_rates));
+        println!(
         "fleet_bench rate keys={} rounds={} store_per_s={store_rate:.0} directory_per_s={file_rate:.0} ratio={:.3}",
         keys.len(),
         args.rounds,
         store_rate / file_rate
     );
-    files.stop();
+        files.stop();
+    }
 
     // plain: argon2id, cold then cached.
-    let params = argon2::Params::new(args.hash_memory_kib, 2, 1, None).unwrap_or_else(|e| fail(e));
-    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let users: Vec<String> = (0..args.plain_users.max(1))
-        .map(|i| format!("user{i}"))
-        .collect();
-    let mut hashes = Vec::new();
-    for _ in &users {
-        use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-        let salt = SaltString::generate(&mut OsRng);
-        hashes.push(
-            argon
-                .hash_password(b"pw", &salt)
-                .unwrap_or_else(|e| fail(e))
-                .to_string(),
+    if part("plain") {
+        let params =
+            argon2::Params::new(args.hash_memory_kib, 2, 1, None).unwrap_or_else(|e| fail(e));
+        let argon =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let users: Vec<String> = (0..args.plain_users.max(1))
+            .map(|i| format!("user{i}"))
+            .collect();
+        let mut hashes = Vec::new();
+        for _ in &users {
+            use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+            let salt = SaltString::generate(&mut OsRng);
+            hashes.push(
+                argon
+                    .hash_password(b"pw", &salt)
+                    .unwrap_or_else(|e| fail(e))
+                    .to_string(),
+            );
+        }
+        let values: Vec<String> = users
+            .iter()
+            .zip(&hashes)
+            .map(|(u, h)| format!("('fleet', '{u}', '{h}')"))
+            .collect();
+        let seq = admin.run(&format!(
+            "INSERT INTO {{schema}}.plain_users (domain, username, password_hash) VALUES {}",
+            values.join(", ")
+        ));
+        member.at(seq);
+        let plain_rate = |users: &[String]| {
+            let started = Instant::now();
+            for user in users {
+                let socket = plain_client(&member.context, user, "pw").unwrap_or_else(|e| fail(e));
+                match member.plain.attempt(socket) {
+                    Outcome::Admitted { .. } => {}
+                    other => fail(format!("PLAIN {user}: {other:?}")),
+                }
+            }
+            users.len() as f64 / started.elapsed().as_secs_f64()
+        };
+        let cold = plain_rate(&users);
+        let repeated: Vec<String> = (0..args.handshakes)
+            .map(|i| users[i % users.len()].clone())
+            .collect();
+        let cached = plain_rate(&repeated);
+        println!(
+            "fleet_bench plain users={} m_kib={} cold_per_s={cold:.1} cached_per_s={cached:.0}",
+            users.len(),
+            args.hash_memory_kib
         );
     }
-    let values: Vec<String> = users
-        .iter()
-        .zip(&hashes)
-        .map(|(u, h)| format!("('fleet', '{u}', '{h}')"))
-        .collect();
-    let seq = admin.run(&format!(
-        "INSERT INTO {{schema}}.plain_users (domain, username, password_hash) VALUES {}",
-        values.join(", ")
-    ));
-    member.at(seq);
-    let plain_rate = |users: &[String]| {
-        let started = Instant::now();
-        for user in users {
-            let socket = plain_client(&member.context, user, "pw").unwrap_or_else(|e| fail(e));
-            match member.plain.attempt(socket) {
-                Outcome::Admitted { .. } => {}
-                other => fail(format!("PLAIN {user}: {other:?}")),
-            }
-        }
-        users.len() as f64 / started.elapsed().as_secs_f64()
-    };
-    let cold = plain_rate(&users);
-    let repeated: Vec<String> = (0..args.handshakes)
-        .map(|i| users[i % users.len()].clone())
-        .collect();
-    let cached = plain_rate(&repeated);
-    println!(
-        "fleet_bench plain users={} m_kib={} cold_per_s={cold:.1} cached_per_s={cached:.0}",
-        users.len(),
-        args.hash_memory_kib
-    );
     for member in fleet {
         member.curve.stop();
         member.plain.stop();

@@ -438,6 +438,23 @@ mod tests {
     }
 
     #[test]
+    fn an_overloaded_verifier_says_try_later_and_a_failure_refuses() {
+        let mut policy = Policy::default();
+        policy
+            .upsert_hashed_users("fleet", [(b"alice".to_vec(), cheap("pw"))])
+            .unwrap();
+        let verification = |policy: &Policy| match policy.handle(&request("fleet", "alice", "pw")) {
+            Decision::Verify(v) => v,
+            other => panic!("{other:?}"),
+        };
+        let busy = verification(&policy).finish(Err(ProviderFailure::Overloaded));
+        assert_eq!(busy.status, StatusCode::TryLater);
+        let failed = verification(&policy).finish(Err(ProviderFailure::Panicked));
+        assert_eq!(failed.status, StatusCode::InternalError);
+        assert!(!format!("{:?}", verification(&policy)).contains("pw\""));
+    }
+
+    #[test]
     fn an_empty_hashed_table_refuses_instead_of_falling_back() {
         let mut policy = Policy::default();
         policy

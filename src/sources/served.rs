@@ -185,40 +185,53 @@ impl Handler<Apply> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
     fn handle(&mut self, msg: Apply, _: &mut Self::Context) -> Self::Result {
+        // Every delta is applied even if one fails, so a failure can never leave a later
+        // removal undone; the first error is reported.
+        let mut first_error = None;
         for delta in msg.deltas {
             let (domain, mechanism) = delta.target();
             if self.served.owners.get(&(domain.to_owned(), mechanism)) != Some(&msg.source) {
                 continue; // configured by hand since, or never served
             }
-            match delta {
-                Delta::InstallCurve(domain, store) => {
-                    self.curve_ticket(&domain);
-                    self.install_curve(&domain, CurvePolicy::Keys(Arc::new(store)))?;
-                }
-                Delta::InstallPlain(domain, table) => {
-                    self.policy.configure_hashed_plain(&domain, table)?;
-                    self.verifier.forget_domain(&domain);
-                }
-                Delta::UpsertCurve(domain, entry) => {
-                    self.policy.upsert_curve_keys(&domain, [entry])?;
-                }
-                Delta::RemoveCurve(domain, key) => {
-                    self.policy.remove_curve_keys(&domain, [&key]);
-                }
-                Delta::UpsertPlain(domain, name, hash) => {
-                    self.verifier.forget_user(&domain, name.as_bytes());
-                    self.policy
-                        .upsert_hashed_users(&domain, [(name.into_bytes(), hash)])?;
-                }
-                Delta::RemovePlain(domain, name) => {
-                    self.verifier.forget_user(&domain, name.as_bytes());
-                    self.policy.remove_hashed_users(&domain, [name.as_bytes()]);
-                }
+            if let Err(error) = self.apply_delta(delta) {
+                first_error.get_or_insert(error);
             }
         }
         if let (Some(seq), Some((_, stats, _))) = (msg.seq, self.served.states.get_mut(&msg.source))
         {
             stats.applied_seq = stats.applied_seq.max(seq);
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl PolicyActor {
+    /// One delta, through the policy's epoch-bumping methods.
+    fn apply_delta(&mut self, delta: Delta) -> Result<(), ConfigError> {
+        match delta {
+            Delta::InstallCurve(domain, store) => {
+                self.curve_ticket(&domain);
+                self.install_curve(&domain, CurvePolicy::Keys(Arc::new(store)))?;
+            }
+            Delta::InstallPlain(domain, table) => {
+                self.policy.configure_hashed_plain(&domain, table)?;
+                self.verifier.forget_domain(&domain);
+            }
+            Delta::UpsertCurve(domain, entry) => {
+                self.policy.upsert_curve_keys(&domain, [entry])?;
+            }
+            Delta::RemoveCurve(domain, key) => {
+                self.policy.remove_curve_keys(&domain, [&key]);
+            }
+            Delta::UpsertPlain(domain, name, hash) => {
+                self.verifier.forget_user(&domain, name.as_bytes());
+                self.policy
+                    .upsert_hashed_users(&domain, [(name.into_bytes(), hash)])?;
+            }
+            Delta::RemovePlain(domain, name) => {
+                self.verifier.forget_user(&domain, name.as_bytes());
+                self.policy.remove_hashed_users(&domain, [name.as_bytes()]);
+            }
         }
         Ok(())
     }

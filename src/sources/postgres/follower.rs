@@ -271,34 +271,34 @@ impl Follower {
         Ok(())
     }
 
-    /// One consistent read: the position and what changed up to it.
+    /// The position and what changed up to it: a snapshot in one `REPEATABLE READ`
+    /// transaction, or the log after the position in force. The log needs no transaction:
+    /// its rows are read before the credentials they name, so those are at least as new,
+    /// and applying a credential's current state twice changes nothing.
     async fn read(
         &self,
         client: &Client,
     ) -> Result<(i64, Vec<Delta>, Vec<String>), tokio_postgres::Error> {
         let store = &self.source.store;
-        let domains = &self.source.domains;
+        let position = store.sql(
+            "SELECT coalesce((SELECT max(seq) FROM {schema}.changes), 0),
+                    (SELECT pruned_through FROM {schema}.settings)",
+        );
+        if let Some(applied) = self.applied {
+            let row = client.query_one(&position, &[]).await?;
+            let (seq, pruned): (i64, Option<i64>) = (row.try_get(0)?, row.try_get(1)?);
+            if pruned.unwrap_or(0) <= applied {
+                return self.changes(client, applied, seq).await;
+            }
+        }
         // A transaction needs `&mut Client`; the same statements by hand need only `&`.
         client
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await?;
         let result = async {
-            let row = client
-                .query_one(
-                    &store.sql(
-                        "SELECT coalesce((SELECT max(seq) FROM {schema}.changes), 0),
-                                (SELECT pruned_through FROM {schema}.settings)",
-                    ),
-                    &[],
-                )
-                .await?;
-            let (seq, pruned): (i64, Option<i64>) = (row.try_get(0)?, row.try_get(1)?);
-            match self.applied {
-                Some(applied) if pruned.unwrap_or(0) <= applied => {
-                    self.changes(client, applied, seq).await
-                }
-                _ => self.snapshot(client, domains, seq).await,
-            }
+            let row = client.query_one(&position, &[]).await?;
+            let seq: i64 = row.try_get(0)?;
+            self.snapshot(client, &self.source.domains, seq).await
         }
         .await;
         let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };

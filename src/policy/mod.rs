@@ -229,13 +229,19 @@ impl Policy {
         scope: &Scope,
         rules: AddressRules,
     ) -> Result<(), PolicyError> {
-        self.change_rules(scope, |filter| Ok(filter.set(rules)))
+        self.change_rules(scope, |filter| {
+            filter.set(rules);
+            Ok(())
+        })
     }
 
     /// Drops every address rule of `scope`, IP and IPC: the one explicit way back to no
     /// address filtering there.
     pub fn clear_address_rules(&mut self, scope: &Scope) -> Result<(), PolicyError> {
-        self.change_rules(scope, |rules| Ok(rules.clear()))
+        self.change_rules(scope, |rules| {
+            rules.clear();
+            Ok(())
+        })
     }
 
     /// Adds rules to the IPC allow-list of `scope`, putting it in force.
@@ -244,7 +250,10 @@ impl Policy {
         scope: &Scope,
         rules: impl IntoIterator<Item = IpcRule>,
     ) -> Result<(), PolicyError> {
-        self.change_rules(scope, |filter| Ok(filter.allow_ipc(rules)))
+        self.change_rules(scope, |filter| {
+            filter.allow_ipc(rules);
+            Ok(())
+        })
     }
 
     /// Removes rules from the IPC allow-list of `scope`; returns how many were there. An
@@ -260,7 +269,10 @@ impl Policy {
     /// Drops the IPC allow-list of `scope` (IPC peers are then refused while an IP list is
     /// in force there, and admitted otherwise).
     pub fn clear_ipc_rules(&mut self, scope: &Scope) -> Result<(), PolicyError> {
-        self.change_rules(scope, |rules| Ok(rules.clear_ipc()))
+        self.change_rules(scope, |rules| {
+            rules.clear_ipc();
+            Ok(())
+        })
     }
 
     /// The global IP list.

@@ -285,10 +285,8 @@ impl Follower {
                     (SELECT pruned_through FROM {schema}.settings)",
         );
         if let Some(applied) = self.applied {
-            let row = client.query_one(&position, &[]).await?;
-            let (seq, pruned): (i64, Option<i64>) = (row.try_get(0)?, row.try_get(1)?);
-            if pruned.unwrap_or(0) <= applied {
-                return self.changes(client, applied, seq).await;
+            if let Some(changes) = self.changes(client, applied).await? {
+                return Ok(changes);
             }
         }
         // A transaction needs `&mut Client`; the same statements by hand need only `&`.
@@ -365,74 +363,77 @@ impl Follower {
         Ok((seq, deltas, rejected))
     }
 
-    /// The changes after `applied` up to `seq`, as deltas from the rows as they are now.
+    /// The changes after `applied`, with each changed credential as it is now, in one
+    /// statement (one snapshot, one round trip); `None` when the log was pruned past
+    /// `applied` and a snapshot is needed instead.
     async fn changes(
         &self,
         client: &Client,
         applied: i64,
-        seq: i64,
-    ) -> Result<(i64, Vec<Delta>, Vec<String>), tokio_postgres::Error> {
+    ) -> Result<Option<(i64, Vec<Delta>, Vec<String>)>, tokio_postgres::Error> {
         let store = &self.source.store;
         let domains = &self.source.domains;
-        let sql = store.sql(
-            "SELECT kind, domain, ident FROM {schema}.changes
-             WHERE seq > $1 AND seq <= $2 AND domain = ANY($3) ORDER BY seq",
-        );
-        let log = client.query(&sql, &[&applied, &seq, domains]).await?;
-        // The last change of each credential decides; the rows say what it is now.
+        let rows = client
+            .query(&store.sql(CHANGES), &[&applied, domains])
+            .await?;
+        let mut seq = applied;
+        // The last change of each credential decides; the joined row says what it is now.
         let mut order: Vec<(String, String, String)> = Vec::new();
-        let mut seen: HashMap<(String, String, String), usize> = HashMap::new();
-        for row in &log {
-            let change: (String, String, String) =
-                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-            if let Some(at) = seen.get(&change) {
-                order[*at].0.clear(); // superseded by the later entry
+        let mut now: HashMap<(String, String, String), Current> = HashMap::new();
+        for row in &rows {
+            let pruned: i64 = row.try_get(0)?;
+            if pruned > applied {
+                return Ok(None);
             }
-            seen.insert(change.clone(), order.len());
-            order.push(change);
-        }
-        order.retain(|(kind, ..)| !kind.is_empty());
-        let (mut curve_domains, mut curve_keys) = (Vec::new(), Vec::new());
-        let (mut plain_domains, mut plain_names) = (Vec::new(), Vec::new());
-        for (kind, domain, ident) in &order {
-            if kind == "curve" {
-                curve_domains.push(domain.clone());
-                curve_keys.push(ident.clone());
+            let Some(at) = row.try_get::<_, Option<i64>>(1)? else {
+                continue; // no change after `applied`
+            };
+            seq = seq.max(at);
+            let (kind, domain, ident): (String, String, String) =
+                (row.try_get(2)?, row.try_get(3)?, row.try_get(4)?);
+            if !domains.contains(&domain) {
+                continue; // only the newest change, for its sequence number
+            }
+            let current = if kind == "curve" {
+                match row.try_get::<_, Option<String>>(5)? {
+                    None => Current::Gone,
+                    Some(public_key) => Current::Curve(CurveRow {
+                        domain: domain.clone(),
+                        public_key,
+                        user_id: row.try_get(6)?,
+                        names: row.try_get(7)?,
+                        values: row.try_get(8)?,
+                        enabled: row.try_get(9)?,
+                        expires: row.try_get(10)?,
+                    }),
+                }
             } else {
-                plain_domains.push(domain.clone());
-                plain_names.push(ident.clone());
-            }
-        }
-        let mut curve_now: HashMap<(String, String), CurveRow> = HashMap::new();
-        if !curve_keys.is_empty() {
-            let sql = store.sql(&format!(
-                "{CURVE_COLUMNS} WHERE (domain, public_key) IN
-                 (SELECT * FROM unnest($1::text[], $2::text[]))"
-            ));
-            for row in client.query(&sql, &[&curve_domains, &curve_keys]).await? {
-                let row = curve_row(&row)?;
-                curve_now.insert((row.domain.clone(), row.public_key.clone()), row);
-            }
-        }
-        let mut plain_now: HashMap<(String, String), PlainRow> = HashMap::new();
-        if !plain_names.is_empty() {
-            let sql = store.sql(&format!(
-                "{PLAIN_COLUMNS} WHERE (domain, username) IN
-                 (SELECT * FROM unnest($1::text[], $2::text[]))"
-            ));
-            for row in client.query(&sql, &[&plain_domains, &plain_names]).await? {
-                let row = plain_row(&row)?;
-                plain_now.insert((row.domain.clone(), row.username.clone()), row);
+                match row.try_get::<_, Option<String>>(11)? {
+                    None => Current::Gone,
+                    Some(password_hash) => Current::Plain(PlainRow {
+                        domain: domain.clone(),
+                        username: ident.clone(),
+                        password_hash,
+                        enabled: row.try_get(12)?,
+                    }),
+                }
+            };
+            let key = (kind, domain, ident);
+            if now.insert(key.clone(), current).is_none() {
+                order.push(key);
             }
         }
         let mut deltas = Vec::new();
         let mut rejected = Vec::new();
-        for (kind, domain, ident) in order {
-            let at = (domain.clone(), ident.clone());
+        for key in order {
+            let current = now.remove(&key).unwrap_or(Current::Gone);
+            let (kind, domain, ident) = key;
             if kind == "curve" {
-                let entry = match curve_now.get(&at).filter(|row| row.enabled) {
-                    None => None,
-                    Some(row) => row.entry().map_err(|e| rejected.push(e)).ok(),
+                let entry = match current {
+                    Current::Curve(row) if row.enabled => {
+                        row.entry().map_err(|e| rejected.push(e)).ok()
+                    }
+                    _ => None,
                 };
                 match (entry, key_of(&ident)) {
                     (Some(entry), _) => deltas.push(Delta::UpsertCurve(domain, entry)),
@@ -440,12 +441,12 @@ impl Follower {
                     (None, None) => {} // never installable, nothing to remove
                 }
             } else {
-                let hash = match plain_now.get(&at).filter(|row| row.enabled) {
-                    None => None,
-                    Some(row) => row
+                let hash = match current {
+                    Current::Plain(row) if row.enabled => row
                         .hash(&self.source.limits)
                         .map_err(|e| rejected.push(e))
                         .ok(),
+                    _ => None,
                 };
                 deltas.push(match hash {
                     Some(hash) => Delta::UpsertPlain(domain, ident, hash),
@@ -453,7 +454,7 @@ impl Follower {
                 });
             }
         }
-        Ok((seq, deltas, rejected))
+        Ok(Some((seq, deltas, rejected)))
     }
 
     /// Hands deltas to the policy actor; false once the authenticator is gone.
@@ -501,6 +502,32 @@ const CURVE_COLUMNS: &str = "SELECT domain, public_key, user_id,
         ARRAY(SELECT e.value FROM jsonb_each_text(metadata) e ORDER BY e.key),
         enabled, expires_at
     FROM {schema}.curve_keys";
+
+/// A credential named by the change log, as it is now.
+enum Current {
+    Gone,
+    Curve(CurveRow),
+    Plain(PlainRow),
+}
+
+/// The change log after `$1` for the domains `$2` (plus the newest change, for its sequence
+/// number), each joined with its credential as it is now, and the pruning mark — in one
+/// statement, so one snapshot. The settings row makes sure one row comes back.
+const CHANGES: &str = "SELECT s.pruned_through, c.seq, c.kind, c.domain, c.ident,
+        k.public_key, k.user_id,
+        ARRAY(SELECT e.key FROM jsonb_each_text(k.metadata) e ORDER BY e.key),
+        ARRAY(SELECT e.value FROM jsonb_each_text(k.metadata) e ORDER BY e.key),
+        k.enabled, k.expires_at,
+        u.password_hash, u.enabled
+    FROM {schema}.settings s
+    LEFT JOIN ({schema}.changes c
+        LEFT JOIN {schema}.curve_keys k
+            ON c.kind = 'curve' AND k.domain = c.domain AND k.public_key = c.ident
+        LEFT JOIN {schema}.plain_users u
+            ON c.kind = 'plain' AND u.domain = c.domain AND u.username = c.ident)
+    ON c.seq > $1
+        AND (c.domain = ANY($2) OR c.seq = (SELECT max(seq) FROM {schema}.changes))
+    ORDER BY c.seq";
 
 const PLAIN_COLUMNS: &str =
     "SELECT domain, username, password_hash, enabled FROM {schema}.plain_users";

@@ -195,7 +195,16 @@ impl Follower {
             tokio::select! {
                 notice = notified.recv() => match notice {
                     Some(Ok(payload)) => {
-                        let seq = payload.parse::<i64>().unwrap_or(i64::MAX);
+                        let mut seq = payload.parse::<i64>().unwrap_or(i64::MAX);
+                        // One read covers every notification already queued.
+                        while let Ok(more) = notified.try_recv() {
+                            match more {
+                                Ok(more) => seq = seq.max(more.parse().unwrap_or(i64::MAX)),
+                                Err(error) => {
+                                    return Ended::Lost(format!("connection lost: {error}"))
+                                }
+                            }
+                        }
                         if self.applied.is_some_and(|applied| seq <= applied) {
                             continue;
                         }

@@ -34,7 +34,9 @@ use actix::prelude::*;
 
 pub(crate) use actor::Sources;
 pub(crate) use reader::ReadHook;
-pub(crate) use served::{Apply, Report, Serve, Served, SourceId, Unserve};
+pub(crate) use served::Served;
+#[cfg(feature = "postgres")]
+pub(crate) use served::{Apply, Report, Serve, SourceId, Unserve};
 pub use served::{Delta, SourceStats};
 
 use crate::actors::messages::MechanismKind;

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The project's two entry points, usable on a fresh Debian/Ubuntu machine with Rust:
-#   ./dev.sh test   run the whole test suite
+#   ./dev.sh test   run the whole test suite, every feature on (the PostgreSQL store's tests
+#                   need PostgreSQL at 127.0.0.1:5432 with trust authentication and a
+#                   database `test`, or ZAP_TEST_DATABASE; they fail, never skip, without it)
 #   ./dev.sh demo   run the ironhouse demo (CURVE with trusted keys)
 # Both install the system libzmq (libzmq3-dev, built with libsodium: CURVE works) when it is
 # missing, and run cargo from this directory so .cargo/config.toml links that libzmq.
@@ -22,7 +24,7 @@ case "${1:-}" in
   test)
     ensure_libzmq
     shift
-    cargo test "$@"
+    cargo test --all-features "$@"
     ;;
   demo)
     ensure_libzmq

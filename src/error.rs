@@ -68,6 +68,10 @@ pub enum ConfigError {
     /// The linked libzmq cannot do CURVE, so a CURVE policy would never be used.
     #[error(transparent)]
     NoCurveSupport(#[from] NoCurveSupport),
+    /// A credential source (e.g. the PostgreSQL store) refused the request; the text says
+    /// what to do.
+    #[error("credential source: {0}")]
+    Source(String),
     /// The authenticator was stopped; start a new one.
     #[error("the authenticator is stopped")]
     Stopped,

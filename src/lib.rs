@@ -112,6 +112,11 @@ pub use server::{
     HandshakeWatch, ServerHandshake, ServerMechanism, ServerSocket, ServerSocketError,
 };
 pub use settings::Settings;
+
+/// The fleet-wide credential store on PostgreSQL (feature `postgres`): see the README's
+/// "Many servers" section.
+#[cfg(feature = "postgres")]
+pub use sources::postgres;
 pub use sources::{ReloadError, WatchError};
 
 /// Compiles the README's examples as doc tests, so they cannot drift from the API.

@@ -37,9 +37,13 @@ use crate::policy::{
 use crate::provider::Provider;
 use crate::zap::Reply;
 
+pub use crate::actors::deltas::{
+    AddCurveKeys, AddPlainUsers, ConfigureHashedPlain, RemoveCurveKeys, RemovePlainUsers,
+};
 pub use crate::actors::observe::{
     DecisionEvent, EventMechanism, Stats, Subscriber, SubscriptionId,
 };
+pub use crate::sources::SourceStats;
 pub use crate::sources::{ReloadCallback, Reloaded, Unwatch, Watch, WatchSource, Watches};
 pub use crate::zap::StatusCode;
 

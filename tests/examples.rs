@@ -27,7 +27,8 @@ fn examples_dir() -> &'static Path {
         // This test runs as target/<profile>/deps/examples-<hash>.
         let exe = std::env::current_exe().expect("test executable path");
         let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
-        let mut build = cargo(&["build", "--quiet", "--examples"]);
+        // Every feature, so that examples needing one (fleet: postgres) are built too.
+        let mut build = cargo(&["build", "--quiet", "--examples", "--all-features"]);
         if profile_dir.ends_with("release") {
             build.arg("--release");
         }
@@ -46,7 +47,7 @@ fn run_example(name: &str, args: &[&str]) -> Output {
     let mut command = if binary.is_file() {
         Command::new(binary)
     } else {
-        cargo(&["run", "--quiet", "--example", name, "--"])
+        cargo(&["run", "--quiet", "--all-features", "--example", name, "--"])
     };
     command
         .args(args)
@@ -264,5 +265,49 @@ fn revocation_latency_reports_every_case_and_nothing_admitted_after_a_message() 
         if case == "message" {
             assert!(line.ends_with("admitted_after=0"), "{line}");
         }
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn fleet_admits_on_three_servers_then_one_change_refuses_on_all() {
+    let out = check(
+        "fleet",
+        &["server-3: admitted", "zapctl db key disable", "Fleet OK"],
+    );
+    assert_eq!(out.matches("refused (ZAP status 400)").count(), 3, "{out}");
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn fleet_bench_measures_load_fanout_rate_and_plain() {
+    let out = measurement_line(
+        "fleet_bench",
+        &[
+            "--keys",
+            "2000",
+            "--trials",
+            "5",
+            "--handshakes",
+            "20",
+            "--rounds",
+            "1",
+            "--plain-users",
+            "2",
+            "--hash-memory-kib",
+            "64",
+        ],
+    );
+    for field in [
+        "load keys=2000",
+        "bytes_per_key=",
+        "fanout trials=5 samples=15",
+        "p99_ms=",
+        "store_per_s=",
+        "directory_per_s=",
+        "cold_per_s=",
+        "cached_per_s=",
+    ] {
+        assert!(out.contains(field), "{field} missing from: {out}");
     }
 }

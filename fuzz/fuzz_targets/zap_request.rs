@@ -47,5 +47,6 @@ fuzz_target!(|frames: Vec<Vec<u8>>| {
     match policy().handle(&frames) {
         Decision::Reply(reply) => check(&reply, &frames),
         Decision::Consult(consultation) => check(&consultation.resolve_blocking(), &frames),
+        Decision::Verify(verification) => check(&verification.resolve_blocking(), &frames),
     }
 });

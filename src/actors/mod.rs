@@ -6,9 +6,11 @@
 //! understand are in [`messages`](crate::messages).
 
 mod configure;
+pub(crate) mod deltas;
 pub(crate) mod observe;
 mod policy_actor;
 mod pool;
+mod verify;
 mod watchdog;
 mod zap_socket;
 

@@ -181,6 +181,9 @@ pub struct Stats {
     /// [`Settings::stall_warning`](crate::Settings::stall_warning) while requests waited:
     /// something blocked the actix thread (each one is also logged as a warning).
     pub stalls: u64,
+    /// External credential sources (e.g. the PostgreSQL store) by name: connection, the
+    /// change-log position in force, staleness, last error.
+    pub sources: BTreeMap<String, crate::sources::SourceStats>,
 }
 
 impl Stats {

@@ -44,6 +44,10 @@ pub struct PolicyActor {
     pub(crate) sources: Sources,
     /// Notices a stalled thread (`Settings::stall_warning`).
     watchdog: Option<Watchdog>,
+    /// Domains served by external sources (a credential store).
+    pub(crate) served: crate::sources::Served,
+    /// Hashed PLAIN passwords: argon2 workers and the verification cache.
+    pub(crate) verifier: super::verify::Verifier,
 }
 
 impl PolicyActor {
@@ -60,6 +64,8 @@ impl PolicyActor {
             observers: Observers::default(),
             sources: Sources::default(),
             watchdog,
+            served: Default::default(),
+            verifier: Default::default(),
         })
     }
 
@@ -138,14 +144,14 @@ async fn within<T>(
 }
 
 /// A request whose decision needs user code, on its way through the actor.
-struct Pending {
+pub(super) struct Pending {
     /// Kept to decide the request again if the policy changes meanwhile.
-    frames: Vec<Vec<u8>>,
+    pub(super) frames: Vec<Vec<u8>>,
     /// Read when the request arrived, for the log and the observers.
-    facts: RequestFacts<'static>,
-    received: Instant,
+    pub(super) facts: RequestFacts<'static>,
+    pub(super) received: Instant,
     /// Set when the request arrived; a decision taken again keeps it.
-    deadline: tokio::time::Instant,
+    pub(super) deadline: tokio::time::Instant,
 }
 
 impl PolicyActor {
@@ -175,6 +181,19 @@ impl PolicyActor {
         }))
     }
 
+    /// Decides a request again under the policy in force, from scratch (see
+    /// [`consult`](Self::consult)); its facts stay those read when it arrived.
+    pub(super) fn decide(&mut self, pending: Pending) -> ResponseActFuture<Self, Reply> {
+        match self.policy.handle(&pending.frames) {
+            Decision::Reply(reply) => {
+                self.decided(&pending.facts, &reply, pending.received);
+                Box::pin(fut::ready(reply))
+            }
+            Decision::Consult(consultation) => self.consult(consultation, pending),
+            Decision::Verify(verification) => self.verify(verification, pending),
+        }
+    }
+
     /// Decides a request again under the policy in force (see [`consult`](Self::consult)).
     /// When the same user code would be asked the same question, the answer in hand
     /// stands; past the request's deadline nothing is asked again (`500`). Its facts stay
@@ -186,6 +205,7 @@ impl PolicyActor {
         verdict: Result<CurveVerdict, ProviderFailure>,
     ) -> ResponseActFuture<Self, Reply> {
         match self.policy.handle(&pending.frames) {
+            Decision::Verify(verification) => self.verify(verification, pending),
             Decision::Reply(reply) => {
                 self.decided(&pending.facts, &reply, pending.received);
                 Box::pin(fut::ready(reply))
@@ -240,7 +260,7 @@ impl Actor for PolicyActor {
 
 impl PolicyActor {
     /// Logs the decision and tells the observers, from the facts read when it arrived.
-    fn decided(&mut self, facts: &RequestFacts<'_>, reply: &Reply, received: Instant) {
+    pub(super) fn decided(&mut self, facts: &RequestFacts<'_>, reply: &Reply, received: Instant) {
         debug!(
             target: "actix_zap::decision",
             "{} {:?} domain={:?} address={} mechanism={} user_id={:?}",
@@ -291,6 +311,17 @@ impl Handler<Authenticate> for PolicyActor {
                 };
                 ActorResponse::r#async(self.consult(consultation, pending))
             }
+            Decision::Verify(verification) => {
+                let facts = facts.into_owned();
+                let deadline = tokio::time::Instant::now() + self.settings.provider_deadline;
+                let pending = Pending {
+                    frames,
+                    facts,
+                    received,
+                    deadline,
+                };
+                ActorResponse::r#async(self.verify(verification, pending))
+            }
         }
     }
 }
@@ -323,7 +354,9 @@ impl Handler<GetStats> for PolicyActor {
     type Result = MessageResult<GetStats>;
 
     fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.observers.stats())
+        let mut stats = self.observers.stats();
+        stats.sources = self.served.stats();
+        MessageResult(stats)
     }
 }
 

@@ -1,8 +1,12 @@
 //! `zapctl`: the operator's command for ZeroMQ security — say why a connection fails
-//! (`probe`) and make or inspect CURVE certificates (`cert`).
+//! (`probe`), make or inspect CURVE certificates (`cert`), and manage the PostgreSQL
+//! credential store (`db`, with the `postgres` feature).
 
 #[path = "zapctl/cert.rs"]
 mod cert;
+#[cfg(feature = "postgres")]
+#[path = "zapctl/db.rs"]
+mod db;
 #[path = "zapctl/json.rs"]
 mod json;
 #[path = "zapctl/probe.rs"]
@@ -61,6 +65,17 @@ enum Command {
     /// Make, show and check CURVE certificates (pyzmq and CZMQ layouts)
     #[command(subcommand, after_help = CERT_EXIT_CODES)]
     Cert(cert::CertCommand),
+    /// Manage the PostgreSQL credential store that authenticators follow (keys, users)
+    #[cfg(feature = "postgres")]
+    #[command(after_help = db::DB_EXIT_CODES)]
+    #[command(
+        long_about = "Manage the PostgreSQL credential store that authenticators follow \
+        (actix_zap::sources::postgres): create its schema, add, disable, enable and remove CURVE \
+        keys and PLAIN users, list a domain. Every command is one transaction; every \
+        authenticator following the store applies it when it commits. PLAIN passwords are read \
+        from ZAPCTL_PASSWORD or standard input and stored as argon2id hashes, never as text."
+    )]
+    Db(db::DbArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +83,8 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Probe(args) => probe::run(args),
         Command::Cert(command) => cert::run(command),
+        #[cfg(feature = "postgres")]
+        Command::Db(args) => db::run(args),
     };
     ExitCode::from(code)
 }

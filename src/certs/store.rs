@@ -3,6 +3,7 @@
 
 use std::collections::hash_map::{Entry, HashMap};
 use std::fmt;
+use std::time::SystemTime;
 
 use crate::keys::CurvePublicKey;
 use crate::zap::Metadata;
@@ -13,9 +14,22 @@ use crate::zap::Metadata;
 /// the policy whole, so a lookup is one hash probe and a reply shares the metadata without
 /// copying. Holds only keys and metadata (no paths): about 60–110 bytes per key without
 /// metadata.
+///
+/// Keys from a credential store may also carry a user id and an expiry
+/// ([`upsert`](Self::upsert)); those live in a side table that is empty for certificate
+/// directories, so their lookups cost nothing more. An expired key is not allowed: expiry is
+/// checked on every lookup, since time passing sends no notification.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct CertStore {
     keys: HashMap<CurvePublicKey, Metadata>,
+    extras: HashMap<CurvePublicKey, Extra>,
+}
+
+/// What a key from a credential store carries besides its metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Extra {
+    user_id: Option<Box<str>>,
+    expires: Option<SystemTime>,
 }
 
 impl CertStore {
@@ -28,6 +42,7 @@ impl CertStore {
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
             keys: HashMap::with_capacity(capacity),
+            extras: HashMap::new(),
         }
     }
 
@@ -41,14 +56,53 @@ impl CertStore {
         self.keys.is_empty()
     }
 
-    /// Whether a client presenting `key` is allowed.
+    /// Whether a client presenting `key` is allowed (present and not expired).
     pub fn contains(&self, key: &CurvePublicKey) -> bool {
-        self.keys.contains_key(key)
+        self.get(key).is_some()
     }
 
-    /// The metadata for an allowed key (`None` when the key is not allowed).
+    /// The metadata for an allowed key (`None` when the key is not allowed, or expired).
     pub fn get(&self, key: &CurvePublicKey) -> Option<&Metadata> {
-        self.keys.get(key)
+        let metadata = self.keys.get(key)?;
+        if self.extras.is_empty() {
+            return Some(metadata);
+        }
+        match self.extras.get(key) {
+            Some(Extra {
+                expires: Some(expires),
+                ..
+            }) if SystemTime::now() >= *expires => None,
+            _ => Some(metadata),
+        }
+    }
+
+    /// The user id stored with `key`, if any (otherwise the reply carries the key's Z85
+    /// text, or what the user-id mapping makes of it).
+    pub fn user_id(&self, key: &CurvePublicKey) -> Option<&str> {
+        self.extras.get(key)?.user_id.as_deref()
+    }
+
+    /// When `key` stops being allowed, if it has an expiry.
+    pub fn expires(&self, key: &CurvePublicKey) -> Option<SystemTime> {
+        self.extras.get(key)?.expires
+    }
+
+    /// Allows `key`, replacing any entry it had (metadata, user id and expiry alike): one
+    /// change of a credential store, applied in O(1).
+    pub fn upsert(
+        &mut self,
+        key: CurvePublicKey,
+        metadata: Metadata,
+        user_id: Option<String>,
+        expires: Option<SystemTime>,
+    ) {
+        self.keys.insert(key, metadata);
+        if user_id.is_none() && expires.is_none() {
+            self.extras.remove(&key);
+        } else {
+            let user_id = user_id.map(String::into_boxed_str);
+            self.extras.insert(key, Extra { user_id, expires });
+        }
     }
 
     /// Allows `key` with `metadata`; returns false, keeping the existing entry, when the key
@@ -65,6 +119,7 @@ impl CertStore {
 
     /// Revokes `key`, returning its metadata if it was allowed.
     pub fn remove(&mut self, key: &CurvePublicKey) -> Option<Metadata> {
+        self.extras.remove(key);
         self.keys.remove(key)
     }
 
@@ -81,6 +136,7 @@ impl CertStore {
     /// Releases spare capacity once loading is done.
     pub fn shrink_to_fit(&mut self) {
         self.keys.shrink_to_fit();
+        self.extras.shrink_to_fit();
     }
 }
 
@@ -146,6 +202,31 @@ mod tests {
         assert_eq!(store.get(&key(SERVER_PUBLIC)), Some(&Metadata::empty()));
         assert_eq!(format!("{store:?}"), "CertStore { len: 2 }");
         assert_eq!(store.clone(), store);
+    }
+
+    #[test]
+    fn upserted_keys_carry_a_user_id_and_expire() {
+        let mut store = CertStore::new();
+        let past = SystemTime::now() - std::time::Duration::from_secs(1);
+        let future = SystemTime::now() + std::time::Duration::from_secs(3600);
+        store.upsert(
+            key(CLIENT_PUBLIC),
+            Metadata::empty(),
+            Some("alice".into()),
+            None,
+        );
+        store.upsert(key(SERVER_PUBLIC), Metadata::empty(), None, Some(past));
+        assert_eq!(store.user_id(&key(CLIENT_PUBLIC)), Some("alice"));
+        assert!(store.contains(&key(CLIENT_PUBLIC)));
+        assert!(!store.contains(&key(SERVER_PUBLIC)), "expired");
+        store.upsert(key(SERVER_PUBLIC), Metadata::empty(), None, Some(future));
+        assert!(store.contains(&key(SERVER_PUBLIC)));
+        assert_eq!(store.expires(&key(SERVER_PUBLIC)), Some(future));
+        store.upsert(key(CLIENT_PUBLIC), Metadata::empty(), None, None);
+        assert_eq!(store.user_id(&key(CLIENT_PUBLIC)), None);
+        store.remove(&key(SERVER_PUBLIC));
+        assert_eq!(store.expires(&key(SERVER_PUBLIC)), None);
+        assert_eq!(store.len(), 1);
     }
 
     #[test]

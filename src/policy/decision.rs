@@ -24,6 +24,9 @@ pub enum Decision {
     Reply(Reply),
     /// Ask the provider, then call [`Consultation::finish`] with its answer.
     Consult(Consultation),
+    /// Check a hashed PLAIN password off the event loop, then call
+    /// [`Verification::finish`](super::Verification::finish).
+    Verify(super::Verification),
 }
 
 /// A CURVE request that needs user code before it can be answered: a provider's verdict,
@@ -244,6 +247,9 @@ impl Policy {
         let reply = match &request.mechanism {
             Mechanism::Null => Reply::ok(id, ANONYMOUS, Metadata::empty()),
             Mechanism::Plain { username, password } => {
+                if let Some(hashed) = self.decide_hashed_plain(id, domain, username, password) {
+                    return hashed;
+                }
                 self.decide_plain(id, domain, username, password)
             }
             Mechanism::Curve { public_key } => return self.decide_curve(id, domain, public_key),
@@ -270,18 +276,23 @@ impl Policy {
     }
 
     fn decide_curve(&self, id: &[u8], domain: &str, key: &CurvePublicKey) -> Decision {
+        let mut user_id = None;
         let (provider, metadata) = match for_domain(&self.curve, domain) {
             None => return Decision::Reply(Refusal::UnknownDomain.reply(id)),
             Some(CurvePolicy::AllowAny) => (None, Metadata::empty()),
             Some(CurvePolicy::Keys(store)) => match store.get(key) {
-                Some(metadata) => (None, metadata.clone()),
+                Some(metadata) => {
+                    user_id = store.user_id(key);
+                    (None, metadata.clone())
+                }
                 None => return Decision::Reply(Refusal::UnknownKey.reply(id)),
             },
             Some(CurvePolicy::Provider(provider)) => (Some(provider.clone()), Metadata::empty()),
         };
-        if provider.is_none() && self.curve_user_id.is_none() {
-            // The common case: admitted, default user id, no user code to run.
-            return Decision::Reply(Reply::ok(id, key.to_z85(), metadata));
+        if provider.is_none() && (self.curve_user_id.is_none() || user_id.is_some()) {
+            // The common case: admitted, default (or stored) user id, no user code to run.
+            let user_id = user_id.map_or_else(|| key.to_z85(), str::to_owned);
+            return Decision::Reply(Reply::ok(id, user_id, metadata));
         }
         Decision::Consult(Consultation {
             domain: domain.to_owned(),

@@ -67,6 +67,10 @@ impl Policy {
                 .plain
                 .iter()
                 .map(|(domain, table)| (domain.clone(), table.usernames()))
+                .chain(
+                    (self.hashed_plain.iter())
+                        .map(|(domain, table)| (domain.clone(), table.usernames())),
+                )
                 .collect(),
             curve: self
                 .curve

@@ -22,7 +22,9 @@
 
 mod address;
 mod decision;
+mod deltas;
 mod filter;
+mod hashed;
 mod inspect;
 mod ipc;
 mod peer;
@@ -38,7 +40,9 @@ pub use address::{
 pub use decision::{
     BlockingCall, BlockingRunner, Consultation, Decision, Inline, ProviderFailure, ANONYMOUS,
 };
+pub use deltas::CurveEntry;
 pub use filter::AddressFilter;
+pub use hashed::{Argon2Limits, HashError, HashedPassword, HashedTable, Verification};
 pub use inspect::{CurveSummary, PolicySnapshot};
 pub use ipc::{IpcRule, IpcRules};
 pub use peer::{IpcPeer, Peer, Zone};
@@ -144,6 +148,9 @@ pub struct Policy {
     addresses: AddressFilter,
     domain_addresses: HashMap<String, AddressFilter>,
     plain: HashMap<String, PasswordTable>,
+    /// PLAIN users with argon2id hashes (a credential store's); a domain has either a
+    /// clear-text or a hashed table, never both.
+    hashed_plain: HashMap<String, Arc<HashedTable>>,
     curve: HashMap<String, CurvePolicy>,
     gssapi: HashMap<String, GssapiPolicy>,
     curve_user_id: Option<UserIdMapper>,
@@ -158,6 +165,7 @@ impl std::fmt::Debug for Policy {
             .field("addresses", &self.addresses)
             .field("domain_addresses", &self.domain_addresses)
             .field("plain", &self.plain)
+            .field("hashed_plain", &self.hashed_plain)
             .field("curve", &self.curve)
             .field("gssapi", &self.gssapi)
             .field("custom_curve_user_id", &self.curve_user_id.is_some())
@@ -337,6 +345,7 @@ impl Policy {
         if passwords.is_empty() {
             return Err(PolicyError::EmptyPasswordTable(domain.to_owned()));
         }
+        self.hashed_plain.remove(domain);
         self.plain.insert(domain.to_owned(), passwords);
         self.changed();
         Ok(())
@@ -345,6 +354,7 @@ impl Policy {
     /// Installs a domain's table even when empty (a watched file that is gone or empty:
     /// the domain then refuses every PLAIN client rather than falling back to `'*'`).
     pub(crate) fn replace_plain(&mut self, domain: &str, passwords: PasswordTable) {
+        self.hashed_plain.remove(domain);
         self.plain.insert(domain.to_owned(), passwords);
         self.changed();
     }
@@ -372,7 +382,8 @@ impl Policy {
     /// Removes a domain's PLAIN table; true if there was one.
     pub fn unconfigure_plain(&mut self, domain: &str) -> bool {
         self.changed();
-        self.plain.remove(domain).is_some()
+        let hashed = self.hashed_plain.remove(domain).is_some();
+        self.plain.remove(domain).is_some() || hashed
     }
 
     /// Removes a domain's CURVE policy (keys, allow-any or provider); true if there was one.

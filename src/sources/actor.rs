@@ -116,6 +116,8 @@ impl PolicyActor {
         mechanism: MechanismKind,
         ctx: &mut Context<Self>,
     ) -> bool {
+        // Whatever replaces a watch also replaces a credential store serving the domain.
+        self.served.release(domain, mechanism);
         let Some(watching) = self.sources.watches.remove(&(domain.to_owned(), mechanism)) else {
             return false;
         };

@@ -21,7 +21,10 @@
 mod actor;
 pub(crate) mod files;
 mod notifier;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod reader;
+mod served;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,6 +34,12 @@ use actix::prelude::*;
 
 pub(crate) use actor::Sources;
 pub(crate) use reader::ReadHook;
+pub(crate) use served::Served;
+#[cfg(feature = "postgres")]
+pub(crate) use served::{Apply, Report, Serve, SourceId, Unserve};
+#[cfg(feature = "postgres")]
+pub use served::Delta;
+pub use served::SourceStats;
 
 use crate::certs::Layout;
 use crate::error::ConfigError;

@@ -1,0 +1,514 @@
+//! PLAIN users with hashed passwords (argon2id PHC strings), as a credential store keeps them.
+//!
+//! Checking an argon2id hash costs milliseconds and megabytes, so the decision for such a
+//! domain is not a reply but a [`Verification`] that the caller runs off its thread (the
+//! actors: on a bounded set of workers) and then [`finish`](Verification::finish)es. Hash
+//! parameters are checked against [`Argon2Limits`] when a user is installed: a hash that asks
+//! for more memory or time than the limits is refused there and never run.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params};
+
+use super::decision::{Decision, ProviderFailure};
+use super::{Policy, ANY_DOMAIN};
+use crate::zap::{Metadata, Reply, StatusCode};
+
+/// The most an installed hash may ask of the verifying machine.
+///
+/// A hash above them is refused when it is installed ([`HashError::TooCostly`]), so a bad row
+/// in a credential store cannot exhaust memory or workers. The defaults allow the OWASP
+/// recommendation for argon2id (19 MiB, 2 passes, 1 lane) and up to 64 MiB and 8 passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Limits {
+    /// Largest memory cost, in KiB (argon2's `m`). Default 65,536 (64 MiB).
+    pub max_memory_kib: u32,
+    /// Most passes (argon2's `t`). Default 8.
+    pub max_time_cost: u32,
+    /// Most lanes (argon2's `p`). Default 8.
+    pub max_lanes: u32,
+}
+
+impl Default for Argon2Limits {
+    fn default() -> Self {
+        Argon2Limits {
+            max_memory_kib: 64 * 1024,
+            max_time_cost: 8,
+            max_lanes: 8,
+        }
+    }
+}
+
+/// Why a password hash was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HashError {
+    /// Not a PHC string, or one argon2 cannot use.
+    #[error("not a valid argon2id PHC string: {0}")]
+    Malformed(String),
+    /// Another algorithm than argon2id (or another version than 0x13).
+    #[error("hash algorithm {0:?} is not argon2id v19")]
+    Algorithm(String),
+    /// Parameters above the [`Argon2Limits`].
+    #[error(
+        "hash parameters m={memory_kib} KiB, t={time_cost}, p={lanes} exceed the limits \
+         (m<={max_memory_kib}, t<={max_time_cost}, p<={max_lanes}); rehash with smaller ones"
+    )]
+    TooCostly {
+        /// The hash's memory cost (KiB).
+        memory_kib: u32,
+        /// The hash's passes.
+        time_cost: u32,
+        /// The hash's lanes.
+        lanes: u32,
+        /// The memory limit.
+        max_memory_kib: u32,
+        /// The passes limit.
+        max_time_cost: u32,
+        /// The lanes limit.
+        max_lanes: u32,
+    },
+}
+
+/// An argon2id PHC string whose parameters are within the limits it was checked against.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HashedPassword {
+    phc: Box<str>,
+}
+
+impl std::fmt::Debug for HashedPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HashedPassword(<redacted>)")
+    }
+}
+
+impl HashedPassword {
+    /// Checks `phc` (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) against `limits`.
+    ///
+    /// ```
+    /// use actix_zap::policy::{Argon2Limits, HashedPassword};
+    /// let hash = HashedPassword::hash(b"s3cret").unwrap();
+    /// let parsed = HashedPassword::parse(hash.as_str(), &Argon2Limits::default()).unwrap();
+    /// assert!(parsed.verify(b"s3cret") && !parsed.verify(b"wrong"));
+    /// ```
+    pub fn parse(phc: &str, limits: &Argon2Limits) -> Result<Self, HashError> {
+        let hash = PasswordHash::new(phc).map_err(|e| HashError::Malformed(e.to_string()))?;
+        if hash.algorithm != Algorithm::Argon2id.ident() || hash.version != Some(0x13) {
+            return Err(HashError::Algorithm(hash.algorithm.to_string()));
+        }
+        let params = Params::try_from(&hash).map_err(|e| HashError::Malformed(e.to_string()))?;
+        if hash.hash.is_none() || hash.salt.is_none() {
+            return Err(HashError::Malformed("no salt or no hash".into()));
+        }
+        if params.m_cost() > limits.max_memory_kib
+            || params.t_cost() > limits.max_time_cost
+            || params.p_cost() > limits.max_lanes
+        {
+            return Err(HashError::TooCostly {
+                memory_kib: params.m_cost(),
+                time_cost: params.t_cost(),
+                lanes: params.p_cost(),
+                max_memory_kib: limits.max_memory_kib,
+                max_time_cost: limits.max_time_cost,
+                max_lanes: limits.max_lanes,
+            });
+        }
+        Ok(HashedPassword { phc: phc.into() })
+    }
+
+    /// Hashes `password` with argon2id's default parameters (19 MiB, 2 passes, 1 lane) and
+    /// a random salt, as `zapctl db user add` stores it.
+    pub fn hash(password: &[u8]) -> Result<Self, HashError> {
+        use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+        let salt = SaltString::generate(&mut OsRng);
+        let hash = Argon2::default()
+            .hash_password(password, &salt)
+            .map_err(|e| HashError::Malformed(e.to_string()))?;
+        Ok(HashedPassword {
+            phc: hash.to_string().into(),
+        })
+    }
+
+    /// The PHC string.
+    pub fn as_str(&self) -> &str {
+        &self.phc
+    }
+
+    /// Whether `password` matches. Costs what the hash's parameters say (milliseconds):
+    /// never call it on an event loop.
+    pub fn verify(&self, password: &[u8]) -> bool {
+        match PasswordHash::new(&self.phc) {
+            Ok(hash) => Argon2::default().verify_password(password, &hash).is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+/// One domain's PLAIN users with hashed passwords. `Debug` shows the count only.
+#[derive(Clone, Default)]
+pub struct HashedTable {
+    users: HashMap<Box<[u8]>, Arc<HashedPassword>>,
+}
+
+impl std::fmt::Debug for HashedTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HashedTable({} users)", self.users.len())
+    }
+}
+
+impl HashedTable {
+    /// An empty table: every PLAIN client of its domain is refused.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a user or replaces its hash.
+    pub fn upsert(&mut self, username: impl Into<Vec<u8>>, hash: HashedPassword) {
+        self.users
+            .insert(username.into().into_boxed_slice(), Arc::new(hash));
+    }
+
+    /// Removes a user; true if it was there.
+    pub fn remove(&mut self, username: &[u8]) -> bool {
+        self.users.remove(username).is_some()
+    }
+
+    /// The user's hash.
+    pub fn get(&self, username: &[u8]) -> Option<&Arc<HashedPassword>> {
+        self.users.get(username)
+    }
+
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// True when no user is admitted.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// The usernames, sorted.
+    pub fn usernames(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .users
+            .keys()
+            .map(|u| String::from_utf8_lossy(u).into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl FromIterator<(Vec<u8>, HashedPassword)> for HashedTable {
+    fn from_iter<I: IntoIterator<Item = (Vec<u8>, HashedPassword)>>(users: I) -> Self {
+        let mut table = HashedTable::new();
+        for (name, hash) in users {
+            table.upsert(name, hash);
+        }
+        table
+    }
+}
+
+/// A PLAIN request for a domain with hashed passwords: run [`verify`](Self::verify) off the
+/// event loop, then [`finish`](Self::finish). Like a [`Consultation`](super::Consultation),
+/// the answer belongs to the policy [`epoch`](Self::epoch) it was decided under.
+pub struct Verification {
+    /// The domain whose table holds the user (the request's own, or `"*"`).
+    pub table_domain: String,
+    /// The username.
+    pub username: Vec<u8>,
+    /// The user's hash as installed when the request was decided.
+    pub hash: Arc<HashedPassword>,
+    password: Vec<u8>,
+    request_id: Vec<u8>,
+    epoch: u64,
+}
+
+impl std::fmt::Debug for Verification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verification")
+            .field("table_domain", &self.table_domain)
+            .field("username", &String::from_utf8_lossy(&self.username))
+            .field("password", &"<redacted>")
+            .field("epoch", &self.epoch)
+            .finish()
+    }
+}
+
+impl Drop for Verification {
+    fn drop(&mut self) {
+        // Best effort: the password does not outlive the request in this buffer.
+        self.password.iter_mut().for_each(|b| *b = 0);
+    }
+}
+
+impl Verification {
+    /// The policy epoch this request was decided under.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The password the client sent.
+    pub fn password(&self) -> &[u8] {
+        &self.password
+    }
+
+    /// Runs argon2 (blocking, milliseconds).
+    pub fn verify(&self) -> bool {
+        self.hash.verify(&self.password)
+    }
+
+    /// The reply for a verification's outcome (`Ok(true)`: the password matched).
+    pub fn finish(self, outcome: Result<bool, ProviderFailure>) -> Reply {
+        let id = &self.request_id;
+        match outcome {
+            Ok(true) => Reply::ok(
+                id,
+                String::from_utf8_lossy(&self.username),
+                Metadata::empty(),
+            ),
+            Ok(false) => Reply::refusal(id, StatusCode::Denied, "Invalid password"),
+            Err(ProviderFailure::Overloaded) => {
+                Reply::refusal(id, StatusCode::TryLater, "Verifier overloaded")
+            }
+            Err(_) => Reply::refusal(id, StatusCode::InternalError, "Verification failed"),
+        }
+    }
+
+    /// Verifies on this thread and finishes (tests, fuzzers, tools).
+    pub fn resolve_blocking(self) -> Reply {
+        let matched = self.verify();
+        self.finish(Ok(matched))
+    }
+}
+
+impl Policy {
+    /// Installs a domain's hashed PLAIN table, even an empty one (which refuses every PLAIN
+    /// client of the domain instead of falling back to `"*"`). Replaces a clear-text table of
+    /// the domain.
+    pub fn configure_hashed_plain(
+        &mut self,
+        domain: &str,
+        table: HashedTable,
+    ) -> Result<(), super::PolicyError> {
+        super::check_domain(domain)?;
+        self.plain.remove(domain);
+        self.hashed_plain.insert(domain.to_owned(), Arc::new(table));
+        self.changed();
+        Ok(())
+    }
+
+    /// Adds users to (or replaces their hashes in) a domain's hashed table, creating the table
+    /// (and dropping a clear-text one) if needed. O(1) per user.
+    pub fn upsert_hashed_users(
+        &mut self,
+        domain: &str,
+        users: impl IntoIterator<Item = (Vec<u8>, HashedPassword)>,
+    ) -> Result<usize, super::PolicyError> {
+        super::check_domain(domain)?;
+        self.plain.remove(domain);
+        let table = self.hashed_plain.entry(domain.to_owned()).or_default();
+        let table = Arc::make_mut(table);
+        let mut count = 0;
+        for (name, hash) in users {
+            table.upsert(name, hash);
+            count += 1;
+        }
+        self.changed();
+        Ok(count)
+    }
+
+    /// Removes users from a domain's hashed table; answers how many were there. A removal
+    /// always bumps the epoch, so a verification already running for a removed user is
+    /// decided again.
+    pub fn remove_hashed_users<'u>(
+        &mut self,
+        domain: &str,
+        users: impl IntoIterator<Item = &'u [u8]>,
+    ) -> usize {
+        self.changed();
+        let Some(table) = self.hashed_plain.get_mut(domain) else {
+            return 0;
+        };
+        let table = Arc::make_mut(table);
+        users.into_iter().filter(|u| table.remove(u)).count()
+    }
+
+    /// The hashed PLAIN tables by domain.
+    pub fn hashed_plain_domains(&self) -> &HashMap<String, Arc<HashedTable>> {
+        &self.hashed_plain
+    }
+
+    /// The decision for a PLAIN request when a hashed table is in force for its domain (its
+    /// own before `"*"`, a clear-text table of the domain itself winning over a hashed `"*"`);
+    /// `None` leaves the request to the clear-text tables.
+    pub(super) fn decide_hashed_plain(
+        &self,
+        id: &[u8],
+        domain: &str,
+        username: &[u8],
+        password: &[u8],
+    ) -> Option<Decision> {
+        let (table_domain, table) = match self.hashed_plain.get(domain) {
+            Some(table) => (domain, table),
+            None if self.plain.contains_key(domain) => return None,
+            None => match self.hashed_plain.get(ANY_DOMAIN) {
+                Some(table) if !self.plain.contains_key(ANY_DOMAIN) => (ANY_DOMAIN, table),
+                _ => return None,
+            },
+        };
+        let Some(hash) = table.get(username) else {
+            return Some(Decision::Reply(Reply::refusal(
+                id,
+                StatusCode::Denied,
+                "Invalid username",
+            )));
+        };
+        Some(Decision::Verify(Verification {
+            table_domain: table_domain.to_owned(),
+            username: username.to_vec(),
+            hash: Arc::clone(hash),
+            password: password.to_vec(),
+            request_id: id.to_vec(),
+            epoch: self.epoch,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request<'a>(domain: &'a str, user: &'a str, password: &'a str) -> [&'a [u8]; 8] {
+        [
+            b"1.0",
+            b"7",
+            domain.as_bytes(),
+            b"127.0.0.1",
+            b"",
+            b"PLAIN",
+            user.as_bytes(),
+            password.as_bytes(),
+        ]
+    }
+
+    fn reply(policy: &Policy, frames: &[&[u8]]) -> Reply {
+        match policy.handle(frames) {
+            Decision::Reply(reply) => reply,
+            Decision::Verify(verification) => verification.resolve_blocking(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn cheap(password: &str) -> HashedPassword {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let params = Params::new(64, 1, 1, None).unwrap();
+        let argon = Argon2::new(Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let salt = SaltString::from_b64("c2FsdHNhbHRzYWx0").unwrap();
+        let phc = argon.hash_password(password.as_bytes(), &salt).unwrap();
+        HashedPassword::parse(&phc.to_string(), &Argon2Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn hashed_users_are_verified_and_removal_refuses() {
+        let mut policy = Policy::default();
+        policy
+            .upsert_hashed_users("fleet", [(b"alice".to_vec(), cheap("pw"))])
+            .unwrap();
+        assert_eq!(
+            reply(&policy, &request("fleet", "alice", "pw")).status,
+            StatusCode::Ok
+        );
+        let wrong = reply(&policy, &request("fleet", "alice", "no"));
+        assert_eq!(
+            (wrong.status, &*wrong.text),
+            (StatusCode::Denied, "Invalid password")
+        );
+        let unknown = reply(&policy, &request("fleet", "bob", "pw"));
+        assert_eq!(&*unknown.text, "Invalid username");
+        let before = policy.epoch();
+        assert_eq!(policy.remove_hashed_users("fleet", [&b"alice"[..]]), 1);
+        assert!(policy.epoch() > before);
+        assert_eq!(
+            reply(&policy, &request("fleet", "alice", "pw")).status,
+            StatusCode::Denied
+        );
+    }
+
+    #[test]
+    fn an_overloaded_verifier_says_try_later_and_a_failure_refuses() {
+        let mut policy = Policy::default();
+        policy
+            .upsert_hashed_users("fleet", [(b"alice".to_vec(), cheap("pw"))])
+            .unwrap();
+        let verification = |policy: &Policy| match policy.handle(&request("fleet", "alice", "pw")) {
+            Decision::Verify(v) => v,
+            other => panic!("{other:?}"),
+        };
+        let busy = verification(&policy).finish(Err(ProviderFailure::Overloaded));
+        assert_eq!(busy.status, StatusCode::TryLater);
+        let failed = verification(&policy).finish(Err(ProviderFailure::Panicked));
+        assert_eq!(failed.status, StatusCode::InternalError);
+        assert!(!format!("{:?}", verification(&policy)).contains("pw\""));
+    }
+
+    #[test]
+    fn an_empty_hashed_table_refuses_instead_of_falling_back() {
+        let mut policy = Policy::default();
+        policy
+            .configure_plain("*", crate::policy::PasswordTable::new([("alice", "pw")]))
+            .unwrap();
+        policy
+            .configure_hashed_plain("fleet", HashedTable::new())
+            .unwrap();
+        assert_eq!(
+            reply(&policy, &request("fleet", "alice", "pw")).status,
+            StatusCode::Denied
+        );
+        assert_eq!(
+            reply(&policy, &request("other", "alice", "pw")).status,
+            StatusCode::Ok
+        );
+        // Configuring the domain by hand replaces the hashed table.
+        policy
+            .configure_plain("fleet", crate::policy::PasswordTable::new([("bob", "x")]))
+            .unwrap();
+        assert!(policy.hashed_plain_domains().is_empty());
+        assert_eq!(
+            reply(&policy, &request("fleet", "bob", "x")).status,
+            StatusCode::Ok
+        );
+    }
+
+    #[test]
+    fn costly_or_foreign_hashes_are_refused_before_they_run() {
+        let limits = Argon2Limits::default();
+        let huge = "$argon2id$v=19$m=4194304,t=3,p=1$c2FsdHNhbHRzYWx0$\
+                    AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        assert!(matches!(
+            HashedPassword::parse(huge, &limits),
+            Err(HashError::TooCostly { .. })
+        ));
+        let slow = "$argon2id$v=19$m=64,t=1000,p=1$c2FsdHNhbHRzYWx0$\
+                    AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        assert!(matches!(
+            HashedPassword::parse(slow, &limits),
+            Err(HashError::TooCostly { .. })
+        ));
+        let argon2i = "$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$\
+                       AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        assert!(matches!(
+            HashedPassword::parse(argon2i, &limits),
+            Err(HashError::Algorithm(_))
+        ));
+        for bad in ["", "plaintext", "$argon2id$v=19$m=x$y$z"] {
+            assert!(matches!(
+                HashedPassword::parse(bad, &limits),
+                Err(HashError::Malformed(_))
+            ));
+        }
+        assert!(!format!("{:?}", cheap("pw")).contains("argon2"));
+    }
+}

@@ -1,0 +1,563 @@
+//! The source's task, on the authenticator's actix runtime: connect, `LISTEN`, snapshot,
+//! follow the change log; heartbeat, reconnect with backoff, fail closed when stale.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use futures::channel::oneshot;
+use futures::StreamExt as _;
+use log::{debug, info, warn};
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::{AsyncMessage, Client, Row};
+
+use super::rows::{key_of, CurveRow, PlainRow};
+use super::PostgresSource;
+use crate::actors::PolicyActor;
+use crate::certs::CertStore;
+use crate::policy::HashedTable;
+use crate::sources::{Apply, Delta, Report, SourceId, Unserve};
+
+/// Why a session with the database ended.
+enum Ended {
+    /// The handle asked the source to stop, or the authenticator is gone.
+    Stop,
+    /// The connection failed or went silent: reconnect.
+    Lost(String),
+}
+
+/// A query error or timeout, as text for the stats.
+fn lost<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Ended + '_ {
+    move |e| Ended::Lost(format!("{what}: {e}"))
+}
+
+struct Follower {
+    source: PostgresSource,
+    policy: Addr<PolicyActor>,
+    id: SourceId,
+    /// The change-log position in force; `None`: a snapshot is needed.
+    applied: Option<i64>,
+    last_contact: Instant,
+    failed_closed: bool,
+    synced: watch::Sender<Option<i64>>,
+}
+
+/// Follows the store until stopped (or the authenticator is gone).
+pub(super) async fn follow(
+    source: PostgresSource,
+    policy: Addr<PolicyActor>,
+    id: SourceId,
+    stopped: oneshot::Receiver<()>,
+    synced: watch::Sender<Option<i64>>,
+) {
+    let mut follower = Follower {
+        source,
+        policy,
+        id,
+        applied: None,
+        last_contact: Instant::now(),
+        failed_closed: false,
+        synced,
+    };
+    // A dropped handle detaches the source: only an explicit stop ends it.
+    let stop = async {
+        if stopped.await.is_err() {
+            futures::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = stop => {}
+        () = follower.run() => {}
+    }
+    follower.policy.do_send(Unserve(follower.id));
+    debug!("credential source {:?} stopped", follower.source.name());
+}
+
+impl Follower {
+    async fn run(&mut self) {
+        let (min, max) = self.source.backoff;
+        let mut backoff = min;
+        let mut sessions = 0u64;
+        loop {
+            let started = Instant::now();
+            let ended = self.session(sessions > 0).await;
+            sessions += 1;
+            let error = match ended {
+                Ended::Stop => return,
+                Ended::Lost(error) => error,
+            };
+            warn!(
+                "credential source {:?}: {error}; reconnecting",
+                self.source.name()
+            );
+            self.report(false, false, Some(error), 0, false).await;
+            // A session that lasted resets the backoff.
+            if started.elapsed() > max {
+                backoff = min;
+            }
+            let wait = tokio::time::sleep(backoff);
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    () = &mut wait => break,
+                    () = tokio::time::sleep(self.until_stale()), if !self.failed_closed => {
+                        if !self.fail_closed().await {
+                            return;
+                        }
+                    }
+                }
+            }
+            backoff = (backoff * 2).min(max);
+        }
+    }
+
+    /// Time left before the last known policy is too old to keep.
+    fn until_stale(&self) -> Duration {
+        self.source
+            .max_staleness
+            .saturating_sub(self.last_contact.elapsed())
+    }
+
+    /// Every served domain refuses everyone; the next session reads a snapshot.
+    async fn fail_closed(&mut self) -> bool {
+        let deltas = self
+            .source
+            .domains
+            .iter()
+            .flat_map(|d| {
+                [
+                    Delta::InstallCurve(d.clone(), CertStore::new()),
+                    Delta::InstallPlain(d.clone(), HashedTable::new()),
+                ]
+            })
+            .collect();
+        self.applied = None;
+        self.failed_closed = true;
+        if !self.apply(None, deltas).await {
+            return false;
+        }
+        self.report(false, false, None, 0, false).await;
+        true
+    }
+
+    /// One connection: connect, listen, catch up, then follow until it fails.
+    async fn session(&mut self, reconnect: bool) -> Ended {
+        let mut config = self.source.config.clone();
+        config.application_name(format!("actix-zap/{}", self.source.name()));
+        config.connect_timeout(self.source.heartbeat.max(Duration::from_secs(1)));
+        let connector = (self.source.connector)();
+        let connecting =
+            tokio::time::timeout(self.source.heartbeat * 2, connector.connect(&config));
+        let (client, mut messages) = match connecting.await {
+            Ok(Ok(connected)) => connected,
+            Ok(Err(error)) => return Ended::Lost(format!("cannot connect: {error}")),
+            Err(_) => return Ended::Lost("cannot connect: timed out".into()),
+        };
+        // The connection makes progress only while polled: a task of its own forwards the
+        // notifications and tells when the connection ends.
+        let (notices, mut notified) = mpsc::unbounded_channel::<Result<String, String>>();
+        actix::spawn(async move {
+            while let Some(message) = messages.next().await {
+                let forwarded = match message {
+                    Ok(AsyncMessage::Notification(n)) => notices.send(Ok(n.payload().to_owned())),
+                    Ok(_) => Ok(()),
+                    Err(error) => {
+                        let _ = notices.send(Err(error.to_string()));
+                        return;
+                    }
+                };
+                if forwarded.is_err() {
+                    return;
+                }
+            }
+        });
+        let store = self.source.store.clone();
+        let heartbeat_sql = store.sql("SELECT coalesce(max(seq), 0) FROM {schema}.changes");
+        // LISTEN before the snapshot: nothing committed after the snapshot goes unnoticed.
+        let listen = format!("LISTEN {}", store.channel());
+        if let Err(e) = self.timed(client.batch_execute(&listen)).await {
+            return lost("LISTEN failed")(e);
+        }
+        if let Err(ended) = self.catch_up(&client).await {
+            return ended;
+        }
+        self.report(true, true, None, 0, reconnect).await;
+        info!(
+            "credential source {:?} following {} (change {})",
+            self.source.name(),
+            store.schema(),
+            self.applied.unwrap_or(0)
+        );
+        let mut heartbeat = tokio::time::interval(self.source.heartbeat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        heartbeat.tick().await;
+        loop {
+            tokio::select! {
+                notice = notified.recv() => match notice {
+                    Some(Ok(payload)) => {
+                        let mut seq = payload.parse::<i64>().unwrap_or(i64::MAX);
+                        // One read covers every notification already queued.
+                        while let Ok(more) = notified.try_recv() {
+                            match more {
+                                Ok(more) => seq = seq.max(more.parse().unwrap_or(i64::MAX)),
+                                Err(error) => {
+                                    return Ended::Lost(format!("connection lost: {error}"))
+                                }
+                            }
+                        }
+                        if self.applied.is_some_and(|applied| seq <= applied) {
+                            continue;
+                        }
+                        if let Err(ended) = self.catch_up(&client).await {
+                            return ended;
+                        }
+                        self.touch().await;
+                    }
+                    Some(Err(error)) => return Ended::Lost(format!("connection lost: {error}")),
+                    None => return Ended::Lost("connection closed".into()),
+                },
+                _ = heartbeat.tick() => {
+                    let latest: i64 = match self.timed(client.query_one(&heartbeat_sql, &[])).await {
+                        Ok(row) => row.try_get(0).unwrap_or(i64::MAX),
+                        Err(e) => return lost("heartbeat failed")(e),
+                    };
+                    if self.applied.is_none_or(|applied| latest > applied) {
+                        if let Err(ended) = self.catch_up(&client).await {
+                            return ended;
+                        }
+                    }
+                    self.touch().await;
+                }
+            }
+        }
+    }
+
+    /// A query under the heartbeat's deadline (a silent partition must not hang it).
+    async fn timed<T>(
+        &self,
+        query: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, String> {
+        match tokio::time::timeout(self.source.heartbeat, query).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(format!("no answer within {:?}", self.source.heartbeat)),
+        }
+    }
+
+    async fn touch(&mut self) {
+        self.last_contact = Instant::now();
+        self.report(true, true, None, 0, false).await;
+    }
+
+    /// Reads a snapshot (when none is in force, or the log was pruned past it) or the change
+    /// log after the position in force, and applies it.
+    async fn catch_up(&mut self, client: &Client) -> Result<(), Ended> {
+        // A snapshot may be large: it gets the staleness allowance, not the heartbeat's.
+        let deadline = self.source.max_staleness.max(self.source.heartbeat);
+        let read = tokio::time::timeout(deadline, self.read(client));
+        let (seq, deltas, rejected) = match read.await {
+            Ok(Ok(read)) => read,
+            Ok(Err(error)) => return Err(lost("reading the store failed")(error)),
+            Err(_) => {
+                return Err(Ended::Lost(format!(
+                    "reading the store took over {deadline:?}"
+                )))
+            }
+        };
+        let error = rejected.last().cloned();
+        for row in &rejected {
+            warn!("credential source {:?}: refused {row}", self.source.name());
+        }
+        self.last_contact = Instant::now();
+        if !self.apply(Some(seq), deltas).await {
+            return Err(Ended::Stop);
+        }
+        self.applied = Some(seq);
+        self.failed_closed = false;
+        let _ = self.synced.send(Some(seq));
+        self.report(true, true, error, rejected.len() as u64, false)
+            .await;
+        Ok(())
+    }
+
+    /// The position and what changed up to it: a snapshot in one `REPEATABLE READ`
+    /// transaction, or the log after the position in force. The log needs no transaction:
+    /// its rows are read before the credentials they name, so those are at least as new,
+    /// and applying a credential's current state twice changes nothing.
+    async fn read(
+        &self,
+        client: &Client,
+    ) -> Result<(i64, Vec<Delta>, Vec<String>), tokio_postgres::Error> {
+        let store = &self.source.store;
+        let position = store.sql(
+            "SELECT coalesce((SELECT max(seq) FROM {schema}.changes), 0),
+                    (SELECT pruned_through FROM {schema}.settings)",
+        );
+        if let Some(applied) = self.applied {
+            if let Some(changes) = self.changes(client, applied).await? {
+                return Ok(changes);
+            }
+        }
+        // A transaction needs `&mut Client`; the same statements by hand need only `&`.
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
+        let result = async {
+            let row = client.query_one(&position, &[]).await?;
+            let seq: i64 = row.try_get(0)?;
+            self.snapshot(client, &self.source.domains, seq).await
+        }
+        .await;
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let ended = client.batch_execute(end).await;
+        let read = result?;
+        ended?;
+        Ok(read)
+    }
+
+    async fn snapshot(
+        &self,
+        client: &Client,
+        domains: &[String],
+        seq: i64,
+    ) -> Result<(i64, Vec<Delta>, Vec<String>), tokio_postgres::Error> {
+        let store = &self.source.store;
+        let mut keys: BTreeMap<&str, CertStore> = domains
+            .iter()
+            .map(|d| (d.as_str(), CertStore::new()))
+            .collect();
+        let mut users: BTreeMap<&str, HashedTable> = domains
+            .iter()
+            .map(|d| (d.as_str(), HashedTable::new()))
+            .collect();
+        let mut rejected = Vec::new();
+        let sql = store.sql(&format!(
+            "{CURVE_COLUMNS} WHERE domain = ANY($1) AND enabled"
+        ));
+        let rows = client.query_raw(&sql, [&domains]).await?;
+        futures::pin_mut!(rows);
+        while let Some(row) = rows.next().await {
+            let row = curve_row(&row?)?;
+            match row.entry() {
+                Ok(entry) => {
+                    if let Some(set) = keys.get_mut(row.domain.as_str()) {
+                        set.upsert(entry.key, entry.metadata, entry.user_id, entry.expires);
+                    }
+                }
+                Err(error) => rejected.push(error),
+            }
+        }
+        let sql = store.sql(&format!(
+            "{PLAIN_COLUMNS} WHERE domain = ANY($1) AND enabled"
+        ));
+        for row in client.query(&sql, &[&domains]).await? {
+            let row = plain_row(&row)?;
+            match row.hash(&self.source.limits) {
+                Ok(hash) => {
+                    if let Some(table) = users.get_mut(row.domain.as_str()) {
+                        table.upsert(row.username.into_bytes(), hash);
+                    }
+                }
+                Err(error) => rejected.push(error),
+            }
+        }
+        let mut deltas: Vec<Delta> = Vec::new();
+        for (domain, mut set) in keys {
+            set.shrink_to_fit();
+            deltas.push(Delta::InstallCurve(domain.to_owned(), set));
+        }
+        for (domain, table) in users {
+            deltas.push(Delta::InstallPlain(domain.to_owned(), table));
+        }
+        Ok((seq, deltas, rejected))
+    }
+
+    /// The changes after `applied`, with each changed credential as it is now, in one
+    /// statement (one snapshot, one round trip); `None` when the log was pruned past
+    /// `applied` and a snapshot is needed instead.
+    async fn changes(
+        &self,
+        client: &Client,
+        applied: i64,
+    ) -> Result<Option<(i64, Vec<Delta>, Vec<String>)>, tokio_postgres::Error> {
+        let store = &self.source.store;
+        let domains = &self.source.domains;
+        let rows = client
+            .query(&store.sql(CHANGES), &[&applied, domains])
+            .await?;
+        let mut seq = applied;
+        // The last change of each credential decides; the joined row says what it is now.
+        let mut order: Vec<(String, String, String)> = Vec::new();
+        let mut now: HashMap<(String, String, String), Current> = HashMap::new();
+        for row in &rows {
+            let pruned: i64 = row.try_get(0)?;
+            if pruned > applied {
+                return Ok(None);
+            }
+            let Some(at) = row.try_get::<_, Option<i64>>(1)? else {
+                continue; // no change after `applied`
+            };
+            seq = seq.max(at);
+            let (kind, domain, ident): (String, String, String) =
+                (row.try_get(2)?, row.try_get(3)?, row.try_get(4)?);
+            if !domains.contains(&domain) {
+                continue; // only the newest change, for its sequence number
+            }
+            let current = if kind == "curve" {
+                match row.try_get::<_, Option<String>>(5)? {
+                    None => Current::Gone,
+                    Some(public_key) => Current::Curve(CurveRow {
+                        domain: domain.clone(),
+                        public_key,
+                        user_id: row.try_get(6)?,
+                        names: row.try_get(7)?,
+                        values: row.try_get(8)?,
+                        enabled: row.try_get(9)?,
+                        expires: row.try_get(10)?,
+                    }),
+                }
+            } else {
+                match row.try_get::<_, Option<String>>(11)? {
+                    None => Current::Gone,
+                    Some(password_hash) => Current::Plain(PlainRow {
+                        domain: domain.clone(),
+                        username: ident.clone(),
+                        password_hash,
+                        enabled: row.try_get(12)?,
+                    }),
+                }
+            };
+            let key = (kind, domain, ident);
+            if now.insert(key.clone(), current).is_none() {
+                order.push(key);
+            }
+        }
+        let mut deltas = Vec::new();
+        let mut rejected = Vec::new();
+        for key in order {
+            let current = now.remove(&key).unwrap_or(Current::Gone);
+            let (kind, domain, ident) = key;
+            if kind == "curve" {
+                let entry = match current {
+                    Current::Curve(row) if row.enabled => {
+                        row.entry().map_err(|e| rejected.push(e)).ok()
+                    }
+                    _ => None,
+                };
+                match (entry, key_of(&ident)) {
+                    (Some(entry), _) => deltas.push(Delta::UpsertCurve(domain, entry)),
+                    (None, Some(key)) => deltas.push(Delta::RemoveCurve(domain, key)),
+                    (None, None) => {} // never installable, nothing to remove
+                }
+            } else {
+                let hash = match current {
+                    Current::Plain(row) if row.enabled => row
+                        .hash(&self.source.limits)
+                        .map_err(|e| rejected.push(e))
+                        .ok(),
+                    _ => None,
+                };
+                deltas.push(match hash {
+                    Some(hash) => Delta::UpsertPlain(domain, ident, hash),
+                    None => Delta::RemovePlain(domain, ident),
+                });
+            }
+        }
+        Ok(Some((seq, deltas, rejected)))
+    }
+
+    /// Hands deltas to the policy actor; false once the authenticator is gone.
+    async fn apply(&self, seq: Option<i64>, deltas: Vec<Delta>) -> bool {
+        let applied = self.policy.send(Apply {
+            source: self.id,
+            seq,
+            deltas,
+        });
+        match applied.await {
+            Ok(Ok(())) => true,
+            Ok(Err(error)) => {
+                warn!("credential source {:?}: {error}", self.source.name());
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    async fn report(
+        &self,
+        connected: bool,
+        contact: bool,
+        error: Option<String>,
+        rejected: u64,
+        reconnected: bool,
+    ) {
+        let _ = self
+            .policy
+            .send(Report {
+                source: self.id,
+                connected,
+                contact,
+                failed_closed: Some(self.failed_closed),
+                error,
+                rejected,
+                reconnected,
+            })
+            .await;
+    }
+}
+
+const CURVE_COLUMNS: &str = "SELECT domain, public_key, user_id,
+        ARRAY(SELECT e.key FROM jsonb_each_text(metadata) e ORDER BY e.key),
+        ARRAY(SELECT e.value FROM jsonb_each_text(metadata) e ORDER BY e.key),
+        enabled, expires_at
+    FROM {schema}.curve_keys";
+
+/// A credential named by the change log, as it is now.
+enum Current {
+    Gone,
+    Curve(CurveRow),
+    Plain(PlainRow),
+}
+
+/// The change log after `$1` for the domains `$2` (plus the newest change, for its sequence
+/// number), each joined with its credential as it is now, and the pruning mark — in one
+/// statement, so one snapshot. The settings row makes sure one row comes back.
+const CHANGES: &str = "SELECT s.pruned_through, c.seq, c.kind, c.domain, c.ident,
+        k.public_key, k.user_id,
+        ARRAY(SELECT e.key FROM jsonb_each_text(k.metadata) e ORDER BY e.key),
+        ARRAY(SELECT e.value FROM jsonb_each_text(k.metadata) e ORDER BY e.key),
+        k.enabled, k.expires_at,
+        u.password_hash, u.enabled
+    FROM {schema}.settings s
+    LEFT JOIN ({schema}.changes c
+        LEFT JOIN {schema}.curve_keys k
+            ON c.kind = 'curve' AND k.domain = c.domain AND k.public_key = c.ident
+        LEFT JOIN {schema}.plain_users u
+            ON c.kind = 'plain' AND u.domain = c.domain AND u.username = c.ident)
+    ON c.seq > $1
+        AND (c.domain = ANY($2) OR c.seq = (SELECT max(seq) FROM {schema}.changes))
+    ORDER BY c.seq";
+
+const PLAIN_COLUMNS: &str =
+    "SELECT domain, username, password_hash, enabled FROM {schema}.plain_users";
+
+fn curve_row(row: &Row) -> Result<CurveRow, tokio_postgres::Error> {
+    Ok(CurveRow {
+        domain: row.try_get(0)?,
+        public_key: row.try_get(1)?,
+        user_id: row.try_get(2)?,
+        names: row.try_get(3)?,
+        values: row.try_get(4)?,
+        enabled: row.try_get(5)?,
+        expires: row.try_get(6)?,
+    })
+}
+
+fn plain_row(row: &Row) -> Result<PlainRow, tokio_postgres::Error> {
+    Ok(PlainRow {
+        domain: row.try_get(0)?,
+        username: row.try_get(1)?,
+        password_hash: row.try_get(2)?,
+        enabled: row.try_get(3)?,
+    })
+}

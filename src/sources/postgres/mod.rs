@@ -1,0 +1,346 @@
+//! A fleet-wide credential store on PostgreSQL (feature `postgres`): many authenticators
+//! follow one database, and a change — a revocation above all — reaches every one of them
+//! within moments, through `LISTEN/NOTIFY`.
+//!
+//! # What is stored
+//! [`Store::migrate`] (or `zapctl db migrate`) creates, in one schema: `curve_keys` (per
+//! domain: Z85 public key, user id, metadata, enabled, optional expiry), `plain_users` (per
+//! domain: username, an **argon2id PHC string** — never a password — enabled), and
+//! `changes`, a log with a sequence number written by triggers on every insert, update and
+//! delete; the triggers also `NOTIFY` the store's channel with that sequence number only.
+//! Writers take turns (an advisory lock held to commit), so sequence numbers become visible
+//! in order.
+//!
+//! # How a source follows it
+//! [`PostgresSource`] serves a list of domains. Each starts out refusing everyone (an empty
+//! key set and an empty password table: never a fallback to `"*"`). The source connects
+//! (with an `application_name`), `LISTEN`s **first**, then reads a consistent snapshot (one
+//! `REPEATABLE READ` transaction that also notes the change-log position), installs it, and
+//! from then on applies each change after that position, in order, as a delta: one key or
+//! user added or removed costs O(1), however many the domain has. Decisions stay in memory:
+//! no database round trip per handshake. Expiry is checked as each handshake is decided.
+//! A user who configures a served domain by hand (any configuration message, delta message
+//! or watch) takes that domain's mechanism over from the source.
+//!
+//! # When the database is away
+//! - Notifications sent while the listener is disconnected are lost, so after every
+//!   reconnect the source reads the change log from the last position it applied (or a
+//!   snapshot again, if it failed closed or the log was pruned past it).
+//! - Reconnects back off from [`PostgresSource::backoff`]'s minimum to its maximum.
+//! - A silent partition is found by a heartbeat query every [`PostgresSource::heartbeat`]
+//!   (default 5 s) that must answer within that time: TCP keepalive would take hours.
+//! - While out of touch, the last known policy stays in force for
+//!   [`PostgresSource::max_staleness`] (default 3 minutes); after that the served domains
+//!   **fail closed** (refuse everyone) until the source has read a fresh snapshot.
+//! - The state — connected, last applied sequence number, staleness, last error, rows
+//!   refused — is in [`Stats::sources`](crate::messages::Stats::sources) under the source's name.
+//! - A malformed row (bad Z85, bad metadata, a hash that is not argon2id or asks for more
+//!   than [`Argon2Limits`]) is reported there and refused: the key or user is not admitted.
+//!
+//! # TLS
+//! Tests and local databases use no TLS. For a database across an untrusted network, pass
+//! any `tokio-postgres` TLS connector (e.g. `postgres-native-tls` or `tokio-postgres-rustls`)
+//! with [`PostgresSource::tls`] and put `sslmode=require` in the connection string.
+//!
+//! ```no_run
+//! # async fn demo(auth: actix_zap::Authenticator) -> Result<(), Box<dyn std::error::Error>> {
+//! use actix_zap::postgres::{PostgresSource, Store};
+//! let source = PostgresSource::new("host=db.internal user=zap dbname=zap", ["fleet"])?
+//!     .store(Store::new("actix_zap")?)
+//!     .start(&auth)
+//!     .await?;
+//! // ... every change in the database reaches this authenticator ...
+//! source.stop();
+//! # Ok(()) }
+//! ```
+
+mod follower;
+mod rows;
+mod schema;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::LocalBoxFuture;
+use futures::stream::LocalBoxStream;
+use futures::{FutureExt as _, StreamExt as _};
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{AsyncMessage, Client, Socket};
+
+pub use schema::{Store, SCHEMA_VERSION};
+
+use crate::error::ConfigError;
+use crate::policy::Argon2Limits;
+use crate::Authenticator;
+
+/// What went wrong with the store's database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A schema or channel name this crate will not write into SQL.
+    #[error(
+        "{what} name {name:?} must be lower-case letters, digits and '_', not start with a \
+         digit, and be at most 63 bytes"
+    )]
+    BadName {
+        /// `"schema"` or `"channel"`.
+        what: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// The connection string did not parse.
+    #[error("bad connection string: {0}")]
+    Config(String),
+    /// The schema was migrated by a newer version of this crate.
+    #[error("schema version {found} is newer than this program knows ({known}); upgrade it")]
+    NewerSchema {
+        /// The schema's version.
+        found: i32,
+        /// This crate's.
+        known: i32,
+    },
+    /// The database refused or the connection failed.
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+}
+
+/// Notifications and other messages of one connection.
+pub type Messages = LocalBoxStream<'static, Result<AsyncMessage, tokio_postgres::Error>>;
+
+/// Opens connections for a source: without TLS ([`tokio_postgres::NoTls`]) or with any
+/// `tokio-postgres` TLS connector.
+pub trait Connector: 'static {
+    /// Connects with `config`; the stream must be polled for the client to make progress.
+    fn connect(
+        &self,
+        config: &tokio_postgres::Config,
+    ) -> LocalBoxFuture<'static, Result<(Client, Messages), tokio_postgres::Error>>;
+}
+
+impl<T> Connector for T
+where
+    T: MakeTlsConnect<Socket> + Clone + 'static,
+    T::Stream: 'static,
+    T::TlsConnect: 'static,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: 'static,
+{
+    fn connect(
+        &self,
+        config: &tokio_postgres::Config,
+    ) -> LocalBoxFuture<'static, Result<(Client, Messages), tokio_postgres::Error>> {
+        let (config, tls) = (config.clone(), self.clone());
+        async move {
+            let (client, mut connection) = config.connect(tls).await?;
+            let messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            Ok((client, messages.boxed_local()))
+        }
+        .boxed_local()
+    }
+}
+
+/// A source that serves some domains from a PostgreSQL credential store. Build it, then
+/// [`start`](Self::start) it on an authenticator.
+#[derive(Clone)]
+pub struct PostgresSource {
+    config: tokio_postgres::Config,
+    store: Store,
+    domains: Vec<String>,
+    name: Option<String>,
+    max_staleness: Duration,
+    heartbeat: Duration,
+    backoff: (Duration, Duration),
+    limits: Argon2Limits,
+    connector: Arc<dyn Fn() -> Box<dyn Connector> + Send + Sync>,
+}
+
+impl std::fmt::Debug for PostgresSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresSource")
+            .field("store", &self.store)
+            .field("domains", &self.domains)
+            .field("name", &self.name())
+            .field("max_staleness", &self.max_staleness)
+            .field("heartbeat", &self.heartbeat)
+            .field("backoff", &self.backoff)
+            .finish()
+    }
+}
+
+impl PostgresSource {
+    /// Default [`max_staleness`](Self::max_staleness): 3 minutes.
+    pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(180);
+    /// Default [`heartbeat`](Self::heartbeat): 5 s.
+    pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+
+    /// A source for `domains`, connecting with a libpq-style connection string
+    /// (`host=… user=… dbname=…` or `postgresql://…`), without TLS, to the default [`Store`].
+    pub fn new<D: Into<String>>(
+        connection: &str,
+        domains: impl IntoIterator<Item = D>,
+    ) -> Result<Self, StoreError> {
+        let config: tokio_postgres::Config = connection
+            .parse()
+            .map_err(|e: tokio_postgres::Error| StoreError::Config(e.to_string()))?;
+        Ok(PostgresSource {
+            config,
+            store: Store::default(),
+            domains: domains.into_iter().map(Into::into).collect(),
+            name: None,
+            max_staleness: Self::DEFAULT_MAX_STALENESS,
+            heartbeat: Self::DEFAULT_HEARTBEAT,
+            backoff: (Duration::from_millis(50), Duration::from_secs(5)),
+            limits: Argon2Limits::default(),
+            connector: Arc::new(|| Box::new(tokio_postgres::NoTls)),
+        })
+    }
+
+    /// The store (schema and channel) to follow.
+    pub fn store(self, store: Store) -> Self {
+        PostgresSource { store, ..self }
+    }
+
+    /// The source's name in [`Stats::sources`](crate::messages::Stats::sources), and (prefixed with
+    /// `actix-zap/`) its connection's `application_name`, so operators can find it in
+    /// `pg_stat_activity`. Default: the schema.
+    pub fn name(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| self.store.schema().to_owned())
+    }
+
+    /// Sets the [`name`](Self::name).
+    pub fn named(self, name: impl Into<String>) -> Self {
+        PostgresSource {
+            name: Some(name.into()),
+            ..self
+        }
+    }
+
+    /// How long the last known policy stays in force while the database is out of reach;
+    /// after it, the served domains refuse everyone until a fresh snapshot is read.
+    pub fn max_staleness(self, max_staleness: Duration) -> Self {
+        PostgresSource {
+            max_staleness,
+            ..self
+        }
+    }
+
+    /// How often the source asks the database whether it is there (and for any change it
+    /// missed); a heartbeat not answered within this time counts as a lost connection.
+    pub fn heartbeat(self, heartbeat: Duration) -> Self {
+        PostgresSource { heartbeat, ..self }
+    }
+
+    /// The wait before the first reconnect, doubled after each failure up to `max`.
+    pub fn backoff(self, min: Duration, max: Duration) -> Self {
+        PostgresSource {
+            backoff: (min, max.max(min)),
+            ..self
+        }
+    }
+
+    /// Limits on argon2 parameters of stored hashes; a row above them is refused.
+    pub fn argon2_limits(self, limits: Argon2Limits) -> Self {
+        PostgresSource { limits, ..self }
+    }
+
+    /// Connects through a TLS connector of `tokio-postgres` (e.g.
+    /// `postgres_native_tls::MakeTlsConnector`); put `sslmode=require` in the connection
+    /// string so that a server without TLS is refused.
+    pub fn tls<T>(self, connector: T) -> Self
+    where
+        T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+        T::Stream: 'static,
+        T::TlsConnect: 'static,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: 'static,
+    {
+        PostgresSource {
+            connector: Arc::new(move || Box::new(connector.clone())),
+            ..self
+        }
+    }
+
+    /// Registers the domains with the authenticator (each refuses everyone until the first
+    /// snapshot is installed) and starts following the store on the authenticator's own
+    /// actix runtime (so this works from any thread, e.g. with a
+    /// [`ThreadAuthenticator`](crate::ThreadAuthenticator)'s handle and
+    /// `futures::executor::block_on`). Answers once the domains are registered; use
+    /// [`SourceHandle::synced`] or [`SourceStats::applied_seq`](crate::sources::SourceStats)
+    /// to know the snapshot is in force.
+    pub async fn start(self, auth: &Authenticator) -> Result<SourceHandle, ConfigError> {
+        let name = self.name();
+        let policy = auth.policy().clone();
+        let (stop, stopped) = futures::channel::oneshot::channel();
+        let (synced_tx, synced) = tokio::sync::watch::channel(None);
+        let domains = self.domains.clone();
+        let follower_policy = policy.clone();
+        let start = Box::new(move |source| {
+            actix::spawn(follower::follow(
+                self,
+                follower_policy,
+                source,
+                stopped,
+                synced_tx,
+            ));
+        });
+        policy
+            .send(crate::sources::Serve {
+                name: name.clone(),
+                domains,
+                start,
+            })
+            .await
+            .map_err(|_| ConfigError::Stopped)??;
+        Ok(SourceHandle {
+            name,
+            stop: Some(stop),
+            synced,
+        })
+    }
+}
+
+/// A running source. Dropping it keeps the source running for as long as the authenticator;
+/// [`stop`](Self::stop) ends it, leaving the policy it installed in force.
+pub struct SourceHandle {
+    name: String,
+    stop: Option<futures::channel::oneshot::Sender<()>>,
+    synced: tokio::sync::watch::Receiver<Option<i64>>,
+}
+
+impl std::fmt::Debug for SourceHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceHandle")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl SourceHandle {
+    /// The source's name in [`Stats::sources`](crate::messages::Stats::sources).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Waits until the changes up to `seq` (or, with `None`, a first snapshot) are in force;
+    /// `false` if the source ended first.
+    pub async fn synced(&self, seq: Option<i64>) -> bool {
+        let mut synced = self.synced.clone();
+        let reached = synced
+            .wait_for(|applied| match (applied, seq) {
+                (Some(applied), Some(seq)) => *applied >= seq,
+                (Some(_), None) => true,
+                (None, _) => false,
+            })
+            .await
+            .is_ok();
+        reached
+    }
+
+    /// Stops following the store; the domains keep the policy last installed, and the
+    /// authenticator no longer counts them as served (configure them by hand, or start a
+    /// source again).
+    pub fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

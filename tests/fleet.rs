@@ -1,0 +1,566 @@
+//! Many servers, one credential store: authenticators following a real PostgreSQL (at
+//! 127.0.0.1:5432, or `ZAP_TEST_DATABASE`) through `LISTEN/NOTIFY`, judged by real CURVE
+//! and PLAIN handshakes. Each test works in a schema (and NOTIFY channel) of its own, dropped
+//! at the end even when the test fails. Tests wait for the sequence number a source applied,
+//! never for time to pass.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use actix_zap::policy::HashedPassword;
+use actix_zap::postgres::{PostgresSource, SourceHandle, Store};
+use actix_zap::ThreadAuthenticator;
+use common::*;
+use futures::executor::block_on;
+
+/// A connection for the test's own SQL, with the schema it created; drops the schema (and
+/// the test's role, if any) when the test ends, however it ends.
+struct Db {
+    runtime: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+    store: Store,
+    role: Option<String>,
+}
+
+fn conninfo() -> String {
+    std::env::var("ZAP_TEST_DATABASE")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into())
+}
+
+impl Db {
+    fn new(test: &str) -> Db {
+        init_logging();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let connected = runtime.block_on(async {
+            let (client, connection) =
+                tokio_postgres::connect(&conninfo(), tokio_postgres::NoTls).await?;
+            tokio::spawn(connection);
+            Ok::<_, tokio_postgres::Error>(client)
+        });
+        let mut client = connected.unwrap_or_else(|error| {
+            panic!(
+                "PostgreSQL is not reachable at {:?} ({error}). These tests need it: start \
+                 PostgreSQL 15 on 127.0.0.1:5432 with trust authentication and a database \
+                 `test` (Debian: apt-get install postgresql && pg_ctlcluster 15 main start), \
+                 or set ZAP_TEST_DATABASE to a libpq connection string.",
+                conninfo()
+            )
+        });
+        let schema = format!("fleet_{}_{test}", std::process::id());
+        let store = Store::new(&schema).unwrap();
+        runtime.block_on(store.drop_schema(&client)).unwrap();
+        runtime.block_on(store.migrate(&mut client)).unwrap();
+        Db {
+            runtime,
+            client,
+            store,
+            role: None,
+        }
+    }
+
+    fn execute(&self, sql: &str) -> i64 {
+        let sql = sql.replace("{schema}", self.store.schema());
+        self.runtime
+            .block_on(self.client.batch_execute(&sql))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        self.latest()
+    }
+
+    /// The newest change-log sequence number.
+    fn latest(&self) -> i64 {
+        let sql = format!(
+            "SELECT coalesce(max(seq), 0) FROM {}.changes",
+            self.store.schema()
+        );
+        self.runtime
+            .block_on(self.client.query_one(&sql, &[]))
+            .unwrap()
+            .get(0)
+    }
+
+    fn add_key(&self, keys: &Keys, extra: &str) -> i64 {
+        self.execute(&format!(
+            "INSERT INTO {{schema}}.curve_keys (domain, public_key{}) VALUES ('fleet', '{}'{})",
+            if extra.is_empty() { "" } else { ", user_id" },
+            keys.public.to_z85(),
+            if extra.is_empty() {
+                String::new()
+            } else {
+                format!(", '{extra}'")
+            }
+        ))
+    }
+
+    fn set_key(&self, keys: &Keys, set: &str) -> i64 {
+        self.execute(&format!(
+            "UPDATE {{schema}}.curve_keys SET {set} WHERE public_key = '{}'",
+            keys.public.to_z85()
+        ))
+    }
+
+    fn add_user(&self, name: &str, password: &str) -> i64 {
+        self.execute(&format!(
+            "INSERT INTO {{schema}}.plain_users (domain, username, password_hash)
+             VALUES ('fleet', '{name}', '{}')",
+            cheap_hash(password)
+        ))
+    }
+
+    /// Ends every connection of the sources of this test.
+    fn terminate_sources(&self) -> i64 {
+        let sql = format!(
+            "SELECT count(pg_terminate_backend(pid))::bigint FROM pg_stat_activity
+             WHERE application_name LIKE 'actix-zap/{}%'",
+            self.store.schema()
+        );
+        self.runtime
+            .block_on(self.client.query_one(&sql, &[]))
+            .unwrap()
+            .get(0)
+    }
+
+    /// A login role of the test's own that may read the store; `ALTER ROLE … NOLOGIN` then
+    /// keeps its sources out.
+    fn role(&mut self) -> String {
+        let role = format!("{}_reader", self.store.schema());
+        self.execute(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN;
+             GRANT USAGE ON SCHEMA {{schema}} TO {role};
+             GRANT SELECT ON ALL TABLES IN SCHEMA {{schema}} TO {role};"
+        ));
+        self.role = Some(role.clone());
+        role
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let _ = self.runtime.block_on(self.store.drop_schema(&self.client));
+        if let Some(role) = &self.role {
+            let sql = format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}';
+                 DROP ROLE IF EXISTS {role}"
+            );
+            let _ = self.runtime.block_on(self.client.batch_execute(&sql));
+        }
+    }
+}
+
+/// An argon2id hash with tiny parameters, so debug builds verify it quickly.
+fn cheap_hash(password: &str) -> String {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let params = argon2::Params::new(64, 1, 1, None).unwrap();
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let hash = argon
+        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+        .unwrap()
+        .to_string();
+    HashedPassword::parse(&hash, &Default::default()).unwrap();
+    hash
+}
+
+/// One server of the fleet: its context, authenticator, source, and a CURVE and a PLAIN
+/// server socket in domain `fleet`.
+struct Member {
+    context: zmq::Context,
+    auth: ThreadAuthenticator,
+    source: Option<SourceHandle>,
+    name: String,
+    server: Keys,
+    curve: Listening,
+    plain: Listening,
+}
+
+impl Member {
+    fn start(db: &Db, n: usize, tweak: impl FnOnce(PostgresSource) -> PostgresSource) -> Member {
+        Member::start_as(db, n, &conninfo(), tweak)
+    }
+
+    fn start_as(
+        db: &Db,
+        n: usize,
+        conninfo: &str,
+        tweak: impl FnOnce(PostgresSource) -> PostgresSource,
+    ) -> Member {
+        let (context, auth) = started();
+        let name = format!("{}-{n}", db.store.schema());
+        let source = PostgresSource::new(conninfo, ["fleet"])
+            .unwrap()
+            .store(db.store.clone())
+            .named(name.clone())
+            .heartbeat(Duration::from_millis(500))
+            .backoff(Duration::from_millis(20), Duration::from_millis(200));
+        let source = block_on(tweak(source).start(auth.handle())).unwrap();
+        let server = Keys::generate();
+        let curve = Listening::new(&context, &Server::Curve(server.clone()), Some("fleet"));
+        let plain = Listening::new(&context, &Server::Plain, Some("fleet"));
+        Member {
+            context,
+            auth,
+            source: Some(source),
+            name,
+            server,
+            curve,
+            plain,
+        }
+    }
+
+    /// Waits until the changes up to `seq` are in force here.
+    fn at(&self, seq: i64) -> &Member {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let stats = self.auth.stats().unwrap();
+            if stats
+                .sources
+                .get(&self.name)
+                .is_some_and(|s| s.applied_seq >= seq)
+            {
+                return self;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "source {} never applied change {seq}: {:?}",
+                self.name,
+                stats.sources
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn curve(&self, client: &Keys) -> Outcome {
+        let client = Client::Curve(self.server.public, client.clone());
+        self.curve.attempt(&self.context, &client)
+    }
+
+    fn plain(&self, user: &'static str, password: &'static str) -> Outcome {
+        self.plain
+            .attempt(&self.context, &Client::Plain(user, password))
+    }
+
+    fn stats(&self) -> actix_zap::messages::SourceStats {
+        self.auth.stats().unwrap().sources[&self.name].clone()
+    }
+
+    fn stop(mut self) {
+        if let Some(source) = self.source.take() {
+            source.stop();
+        }
+        self.auth.stop();
+    }
+}
+
+#[test]
+fn three_authenticators_follow_adds_disables_enables_and_removals() {
+    let db = Db::new("follow");
+    let alice = Keys::generate();
+    let bob = Keys::generate();
+    let before = db.add_key(&alice, "alice");
+    let fleet: Vec<Member> = (0..3).map(|n| Member::start(&db, n, |s| s)).collect();
+    for member in &fleet {
+        member.at(before).curve(&alice).assert_admitted("alice");
+        member.curve(&bob).assert_refused(400);
+    }
+    let added = db.add_key(&bob, "");
+    for member in &fleet {
+        member
+            .at(added)
+            .curve(&bob)
+            .assert_admitted(&bob.public.to_z85());
+    }
+    let disabled = db.set_key(&alice, "enabled = false");
+    for member in &fleet {
+        member.at(disabled).curve(&alice).assert_refused(400);
+    }
+    let enabled = db.set_key(&alice, "enabled = true");
+    for member in &fleet {
+        member.at(enabled).curve(&alice).assert_admitted("alice");
+    }
+    let expired = db.set_key(&alice, "expires_at = now() - interval '1 second'");
+    for member in &fleet {
+        member.at(expired).curve(&alice).assert_refused(400);
+    }
+    let removed = db.execute(&format!(
+        "DELETE FROM {{schema}}.curve_keys WHERE public_key = '{}'",
+        bob.public.to_z85()
+    ));
+    for member in &fleet {
+        member.at(removed).curve(&bob).assert_refused(400);
+    }
+    // PLAIN users: added, disabled, enabled, removed.
+    let added = db.add_user("carol", "pw");
+    for member in &fleet {
+        member
+            .at(added)
+            .plain("carol", "pw")
+            .assert_admitted("carol");
+        member.plain("carol", "wrong").assert_refused(400);
+    }
+    let disabled = db.execute("UPDATE {schema}.plain_users SET enabled = false");
+    for member in &fleet {
+        member.at(disabled).plain("carol", "pw").assert_refused(400);
+    }
+    let enabled = db.execute("UPDATE {schema}.plain_users SET enabled = true");
+    for member in &fleet {
+        member
+            .at(enabled)
+            .plain("carol", "pw")
+            .assert_admitted("carol");
+    }
+    let removed = db.execute("DELETE FROM {schema}.plain_users");
+    for member in &fleet {
+        member.at(removed).plain("carol", "pw").assert_refused(400);
+        let stats = member.stats();
+        assert!(stats.connected && stats.last_error.is_none(), "{stats:?}");
+    }
+    fleet.into_iter().for_each(Member::stop);
+}
+
+#[test]
+fn a_terminated_listener_reconnects_and_applies_a_disable_made_while_disconnected() {
+    let mut db = Db::new("reconnect");
+    let role = db.role();
+    let keys: Vec<Keys> = (0..6).map(|_| Keys::generate()).collect();
+    let first = db.add_key(&keys[0], "");
+    let conninfo = format!("{} user={role}", conninfo());
+    let fleet: Vec<Member> = (0..3)
+        .map(|n| Member::start_as(&db, n, &conninfo, |s| s))
+        .collect();
+    for member in &fleet {
+        member
+            .at(first)
+            .curve(&keys[0])
+            .assert_admitted(&keys[0].public.to_z85());
+    }
+    // A stream of changes, with the listeners cut off in the middle of it; while they cannot
+    // log in, key 0 is disabled, so no notification of it can reach them.
+    for k in &keys[1..3] {
+        db.add_key(k, "");
+    }
+    db.execute(&format!("ALTER ROLE {role} NOLOGIN"));
+    assert!(db.terminate_sources() >= 3, "every source had a connection");
+    db.set_key(&keys[0], "enabled = false");
+    for k in &keys[3..] {
+        db.add_key(k, "");
+    }
+    let last = db.execute(&format!("ALTER ROLE {role} LOGIN"));
+    for member in &fleet {
+        member.at(last);
+        member.curve(&keys[0]).assert_refused(400);
+        for k in &keys[1..] {
+            member.curve(k).assert_admitted(&k.public.to_z85());
+        }
+        let stats = member.stats();
+        assert!(stats.reconnects >= 1 && stats.connected, "{stats:?}");
+    }
+    fleet.into_iter().for_each(Member::stop);
+}
+
+#[test]
+fn malformed_rows_are_reported_and_refused() {
+    let db = Db::new("malformed");
+    let good = Keys::generate();
+    db.add_key(&good, "");
+    // Bad Z85 (right length, '~' is not in the alphabet), a hash asking for 4 GiB, one
+    // asking for 1000 passes, and metadata libzmq could not carry.
+    let costly = "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHRzYWx0$\
+                  AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let slow = "$argon2id$v=19$m=64,t=1000,p=1$c2FsdHNhbHRzYWx0$\
+                AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let bad_meta = Keys::generate();
+    let snapshot = db.execute(&format!(
+        "INSERT INTO {{schema}}.curve_keys (domain, public_key) VALUES ('fleet', '{}');
+         INSERT INTO {{schema}}.plain_users (domain, username, password_hash)
+             VALUES ('fleet', 'costly', '{costly}'), ('fleet', 'slow', '{slow}');
+         INSERT INTO {{schema}}.curve_keys (domain, public_key, metadata)
+             VALUES ('fleet', '{}', '{{\"Identity\": \"x\"}}')",
+        "~".repeat(40),
+        bad_meta.public.to_z85()
+    ));
+    let member = Member::start(&db, 0, |s| s);
+    member.at(snapshot);
+    assert_eq!(member.stats().rejected_rows, 4, "{:?}", member.stats());
+    member.curve(&good).assert_admitted(&good.public.to_z85());
+    member.curve(&bad_meta).assert_refused(400);
+    member.plain("costly", "x").assert_refused(400);
+    member.plain("slow", "x").assert_refused(400);
+    // A good key turned bad by an update is removed, not kept.
+    let broken = db.execute(&format!(
+        "UPDATE {{schema}}.curve_keys SET metadata = '{{\"Socket-Type\": \"x\"}}'
+         WHERE public_key = '{}'",
+        good.public.to_z85()
+    ));
+    member.at(broken).curve(&good).assert_refused(400);
+    let stats = member.stats();
+    assert_eq!(stats.rejected_rows, 5);
+    assert!(stats.last_error.unwrap().contains("metadata"));
+    assert!(stats.connected, "the source lives on");
+    member.stop();
+}
+
+#[test]
+fn past_max_staleness_the_served_domains_fail_closed_until_the_store_is_back() {
+    let mut db = Db::new("stale");
+    let role = db.role();
+    let alice = Keys::generate();
+    let first = db.add_key(&alice, "");
+    let conninfo = format!("{} user={role}", conninfo());
+    let member = Member::start_as(&db, 0, &conninfo, |s| {
+        s.max_staleness(Duration::from_millis(300))
+    });
+    member
+        .at(first)
+        .curve(&alice)
+        .assert_admitted(&alice.public.to_z85());
+    db.execute(&format!("ALTER ROLE {role} NOLOGIN"));
+    db.terminate_sources();
+    let deadline = Instant::now() + PATIENCE;
+    while !member.stats().failed_closed {
+        assert!(Instant::now() < deadline, "never failed closed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let stats = member.stats();
+    assert!(!stats.connected && stats.staleness.unwrap() >= Duration::from_millis(300));
+    member.curve(&alice).assert_refused(400);
+    // Back in touch: a fresh snapshot, and alice is admitted again.
+    let back = db.execute(&format!("ALTER ROLE {role} LOGIN"));
+    member.at(back);
+    let deadline = Instant::now() + PATIENCE;
+    while member.stats().failed_closed {
+        assert!(Instant::now() < deadline, "never recovered");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    member.curve(&alice).assert_admitted(&alice.public.to_z85());
+    member.stop();
+}
+
+#[test]
+fn a_changed_password_is_refused_at_once_though_the_old_one_was_cached() {
+    let db = Db::new("password");
+    let first = db.add_user("dave", "old");
+    let member = Member::start(&db, 0, |s| s);
+    member
+        .at(first)
+        .plain("dave", "old")
+        .assert_admitted("dave");
+    member.plain("dave", "old").assert_admitted("dave"); // now from the cache
+    let changed = db.execute(&format!(
+        "UPDATE {{schema}}.plain_users SET password_hash = '{}' WHERE username = 'dave'",
+        cheap_hash("new")
+    ));
+    member.at(changed).plain("dave", "old").assert_refused(400);
+    member.plain("dave", "new").assert_admitted("dave");
+    member.stop();
+}
+
+#[test]
+fn a_hand_configuration_replaces_the_source_for_its_domain() {
+    let db = Db::new("hand");
+    let (alice, bob) = (Keys::generate(), Keys::generate());
+    let first = db.add_key(&alice, "");
+    let member = Member::start(&db, 0, |s| s);
+    member
+        .at(first)
+        .curve(&alice)
+        .assert_admitted(&alice.public.to_z85());
+    let store: actix_zap::certs::CertStore = [bob.public].into_iter().collect();
+    block_on(member.auth.handle().configure_curve_keys("fleet", store)).unwrap();
+    // The store's next change is no longer applied to the domain.
+    let later = db.add_key(&bob, "from-the-store");
+    member.at(later);
+    member.curve(&bob).assert_admitted(&bob.public.to_z85());
+    member.curve(&alice).assert_refused(400);
+    // An empty served domain refuses everyone instead of falling back to "*".
+    member.auth.configure_plain("*", [("erin", "pw")]).unwrap();
+    member.plain("erin", "pw").assert_refused(400);
+    member.stop();
+}
+
+/// Runs `zapctl db --schema … ARGS` against the test database; exit code, stdout, stderr.
+fn zapctl(db: &Db, args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zapctl"))
+        .args([
+            "db",
+            "--schema",
+            db.store.schema(),
+            "--database",
+            &conninfo(),
+        ])
+        .args(args)
+        .env_remove("ZAPCTL_PASSWORD")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn zapctl_db_commands_reach_every_follower() {
+    let db = Db::new("zapctl");
+    let (code, out, _) = zapctl(&db, &["migrate"], "");
+    assert_eq!(
+        (code, out.trim()),
+        (
+            0,
+            format!("schema {} is at version 1", db.store.schema()).as_str()
+        )
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Keys::generate();
+    write_public(dir.path(), "alice.key", &alice);
+    let file = dir.path().join("alice.key");
+    let file = file.to_str().unwrap();
+    let fleet: Vec<Member> = (0..3).map(|n| Member::start(&db, n, |s| s)).collect();
+    let run = |args: &[&str], stdin: &str| {
+        let (code, out, err) = zapctl(&db, args, stdin);
+        assert_eq!(code, 0, "zapctl db {args:?}: {out}{err}");
+        db.latest()
+    };
+    let added = run(&["key", "add", "fleet", file, "--user-id", "alice"], "");
+    let user = run(&["user", "add", "fleet", "frank"], "s3cret\n");
+    for member in &fleet {
+        member
+            .at(added.max(user))
+            .curve(&alice)
+            .assert_admitted("alice");
+    }
+    let disabled = run(&["key", "disable", "fleet", &alice.public.to_z85()], "");
+    for member in &fleet {
+        member.at(disabled).curve(&alice).assert_refused(400);
+    }
+    let (code, out, _) = zapctl(&db, &["list", "fleet"], "");
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("1 key(s), 1 user(s)") && out.contains("disabled"),
+        "{out}"
+    );
+    assert!(!out.contains("s3cret") && !out.contains("argon2"), "{out}");
+    // Errors say what to do, and exit 1.
+    let (code, _, err) = zapctl(&db, &["user", "remove", "fleet", "nobody"], "");
+    assert_eq!(code, 1);
+    assert!(err.contains("zapctl db list fleet"), "{err}");
+    let (code, _, err) = zapctl(&db, &["key", "add", "fleet", file], "");
+    assert_eq!(code, 1);
+    assert!(err.contains("already there"), "{err}");
+    let (code, _, err) = zapctl(&db, &["user", "add", "fleet", "gina"], "");
+    assert_eq!(code, 2);
+    assert!(err.contains("ZAPCTL_PASSWORD"), "{err}");
+    fleet.into_iter().for_each(Member::stop);
+}

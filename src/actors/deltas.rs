@@ -3,13 +3,14 @@
 //! store's source sends the same changes internally).
 //!
 //! Sent by hand, each of them is a configuration of the domain's mechanism: it replaces a
-//! watch or a credential store serving that domain, as [`ConfigureCurve`](super::messages::ConfigureCurve)
+//! watch or a credential store serving that domain, as [`ConfigureCurve`](crate::messages::ConfigureCurve)
 //! does. A removal is a narrowing: once it has returned `Ok`, no handshake is admitted under
 //! the removed key or user, including those whose decision was under way.
 //!
 //! ```no_run
-//! # async fn demo(policy: actix::Addr<actix_zap::PolicyActor>) -> Result<(), Box<dyn std::error::Error>> {
-//! use actix_zap::{keys::CurvePublicKey, policy::CurveEntry, AddCurveKeys, RemoveCurveKeys};
+//! # async fn demo(policy: actix::Addr<actix_zap::actors::PolicyActor>) -> Result<(), Box<dyn std::error::Error>> {
+//! use actix_zap::messages::{AddCurveKeys, RemoveCurveKeys};
+//! use actix_zap::{keys::CurvePublicKey, policy::CurveEntry};
 //! let key = CurvePublicKey::from_z85("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7")?;
 //! policy.send(AddCurveKeys::new("fleet", [CurveEntry::new(key)])).await??;
 //! policy.send(RemoveCurveKeys::new("fleet", [key])).await??;

@@ -34,12 +34,12 @@ use actix::prelude::*;
 
 pub(crate) use actor::Sources;
 pub(crate) use reader::ReadHook;
-pub(crate) use served::Served;
-#[cfg(feature = "postgres")]
-pub(crate) use served::{Apply, Report, Serve, SourceId, Unserve};
 #[cfg(feature = "postgres")]
 pub use served::Delta;
+pub(crate) use served::Served;
 pub use served::SourceStats;
+#[cfg(feature = "postgres")]
+pub(crate) use served::{Apply, Report, Serve, SourceId, Unserve};
 
 use crate::certs::Layout;
 use crate::error::ConfigError;

@@ -79,6 +79,9 @@ impl CertStore {
     /// The user id stored with `key`, if any (otherwise the reply carries the key's Z85
     /// text, or what the user-id mapping makes of it).
     pub fn user_id(&self, key: &CurvePublicKey) -> Option<&str> {
+        if self.extras.is_empty() {
+            return None; // certificate directories: no second lookup on the hot path
+        }
         self.extras.get(key)?.user_id.as_deref()
     }
 

@@ -13,8 +13,8 @@ use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params};
 
 use super::decision::{Decision, ProviderFailure};
-use super::{Policy, ANY_DOMAIN};
-use crate::zap::{Metadata, Reply, StatusCode};
+use super::{Policy, Refusal, ANY_DOMAIN};
+use crate::zap::{Metadata, Reply};
 
 /// The most an installed hash may ask of the verifying machine.
 ///
@@ -269,11 +269,9 @@ impl Verification {
                 String::from_utf8_lossy(&self.username),
                 Metadata::empty(),
             ),
-            Ok(false) => Reply::refusal(id, StatusCode::Denied, "Invalid password"),
-            Err(ProviderFailure::Overloaded) => {
-                Reply::refusal(id, StatusCode::TryLater, "Verifier overloaded")
-            }
-            Err(_) => Reply::refusal(id, StatusCode::InternalError, "Verification failed"),
+            Ok(false) => Refusal::InvalidPassword.reply(id),
+            Err(ProviderFailure::Overloaded) => Refusal::VerifierOverloaded.reply(id),
+            Err(_) => Refusal::VerificationFailed.reply(id),
         }
     }
 
@@ -351,6 +349,9 @@ impl Policy {
         username: &[u8],
         password: &[u8],
     ) -> Option<Decision> {
+        if self.hashed_plain.is_empty() {
+            return None; // no hashed table at all: no lookup on the common path
+        }
         let (table_domain, table) = match self.hashed_plain.get(domain) {
             Some(table) => (domain, table),
             None if self.plain.contains_key(domain) => return None,
@@ -360,11 +361,7 @@ impl Policy {
             },
         };
         let Some(hash) = table.get(username) else {
-            return Some(Decision::Reply(Reply::refusal(
-                id,
-                StatusCode::Denied,
-                "Invalid username",
-            )));
+            return Some(Decision::Reply(Refusal::InvalidUsername.reply(id)));
         };
         Some(Decision::Verify(Verification {
             table_domain: table_domain.to_owned(),
@@ -380,6 +377,7 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::zap::StatusCode;
 
     fn request<'a>(domain: &'a str, user: &'a str, password: &'a str) -> [&'a [u8]; 8] {
         [

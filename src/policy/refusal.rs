@@ -64,6 +64,10 @@ pub enum Refusal {
     TooManyRequests,
     /// The policy actor is gone: fail closed.
     PolicyUnavailable,
+    /// Too many hashed-password verifications are waiting for a worker.
+    VerifierOverloaded,
+    /// A hashed-password verification failed (no worker, a panic, the deadline).
+    VerificationFailed,
 }
 
 impl Refusal {
@@ -71,13 +75,15 @@ impl Refusal {
     /// for every verdict on the request itself.
     pub const fn status(self) -> StatusCode {
         match self {
-            Refusal::TryLater | Refusal::ProviderOverloaded | Refusal::TooManyRequests => {
-                StatusCode::TryLater
-            }
+            Refusal::TryLater
+            | Refusal::ProviderOverloaded
+            | Refusal::TooManyRequests
+            | Refusal::VerifierOverloaded => StatusCode::TryLater,
             Refusal::ProviderFailed
             | Refusal::ProviderPanicked
             | Refusal::ProviderTimedOut
-            | Refusal::PolicyUnavailable => StatusCode::InternalError,
+            | Refusal::PolicyUnavailable
+            | Refusal::VerificationFailed => StatusCode::InternalError,
             _ => StatusCode::Denied,
         }
     }
@@ -105,6 +111,8 @@ impl Refusal {
             Refusal::ProviderTimedOut => "Provider timed out",
             Refusal::TooManyRequests => "Too many requests",
             Refusal::PolicyUnavailable => "Policy unavailable",
+            Refusal::VerifierOverloaded => "Verifier overloaded",
+            Refusal::VerificationFailed => "Verification failed",
         }
     }
 

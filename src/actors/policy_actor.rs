@@ -302,26 +302,32 @@ impl Handler<Authenticate> for PolicyActor {
             }
             Decision::Consult(consultation) => {
                 let facts = facts.into_owned();
-                let deadline = tokio::time::Instant::now() + self.settings.provider_deadline;
-                let pending = Pending {
-                    frames,
-                    facts,
-                    received,
-                    deadline,
-                };
+                let pending = self.pending(frames, facts, received);
                 ActorResponse::r#async(self.consult(consultation, pending))
             }
             Decision::Verify(verification) => {
                 let facts = facts.into_owned();
-                let deadline = tokio::time::Instant::now() + self.settings.provider_deadline;
-                let pending = Pending {
-                    frames,
-                    facts,
-                    received,
-                    deadline,
-                };
+                let pending = self.pending(frames, facts, received);
                 ActorResponse::r#async(self.verify(verification, pending))
             }
+        }
+    }
+}
+
+impl PolicyActor {
+    /// A request that user code (a provider, a mapping) or a password hash must decide,
+    /// under a deadline that starts now.
+    fn pending(
+        &self,
+        frames: Vec<Vec<u8>>,
+        facts: RequestFacts<'static>,
+        received: Instant,
+    ) -> Pending {
+        Pending {
+            frames,
+            facts,
+            received,
+            deadline: tokio::time::Instant::now() + self.settings.provider_deadline,
         }
     }
 }

@@ -45,7 +45,47 @@ pub use crate::actors::observe::{
 };
 pub use crate::sources::SourceStats;
 pub use crate::sources::{ReloadCallback, Reloaded, Unwatch, Watch, WatchSource, Watches};
+pub use crate::policy::{MechanismKind, Removed};
 pub use crate::zap::StatusCode;
+
+/// Messages that widen or replace a domain's setting take the domain over from a watch or a
+/// store only when asked: `.take_over()` sets their `take_over` field.
+///
+/// By hand, a removal is never refused; a widening or replacing change of a domain that a
+/// watch or a store owns is refused with
+/// [`PolicyError::OwnedBy`](crate::policy::PolicyError::OwnedBy) naming the owner, unless it
+/// takes over. Taking over stops that owner for that domain (logged at `warn`), supersedes
+/// a directory load in progress, and lifts the domain's local revocations.
+///
+/// ```
+/// use actix_zap::messages::{ConfigureCurve, TakeOver};
+/// let message = ConfigureCurve::allow_any("fleet").take_over();
+/// assert!(message.take_over);
+/// ```
+pub trait TakeOver: Sized {
+    /// The same message, taking the domain over from its watch or store.
+    fn take_over(self) -> Self;
+}
+
+macro_rules! take_over {
+    ($($message:ty),*) => {$(
+        impl TakeOver for $message {
+            fn take_over(self) -> Self {
+                Self { take_over: true, ..self }
+            }
+        }
+    )*};
+}
+
+take_over!(
+    ConfigurePlain,
+    ConfigureCurve,
+    ConfigureCurveCallback,
+    Unconfigure,
+    AddCurveKeys,
+    AddPlainUsers,
+    ConfigureHashedPlain
+);
 
 fn patterns<S: AsRef<str>>(
     addresses: impl IntoIterator<Item = S>,
@@ -240,6 +280,8 @@ pub struct ConfigurePlain {
     pub domain: String,
     /// Usernames and passwords.
     pub passwords: PasswordTable,
+    /// Take the domain over from a watch or store that owns it (see [`TakeOver`]).
+    pub take_over: bool,
 }
 
 impl ConfigurePlain {
@@ -253,6 +295,7 @@ impl ConfigurePlain {
         ConfigurePlain {
             domain: domain.into(),
             passwords: PasswordTable::new(passwords),
+            take_over: false,
         }
     }
 }
@@ -289,6 +332,8 @@ pub struct ConfigureCurve {
     pub domain: String,
     /// Allow-any, a directory or a key set.
     pub source: CurveSource,
+    /// Take the domain over from a watch or store that owns it (see [`TakeOver`]).
+    pub take_over: bool,
 }
 
 impl ConfigureCurve {
@@ -297,6 +342,7 @@ impl ConfigureCurve {
         ConfigureCurve {
             domain: domain.into(),
             source: CurveSource::AllowAny,
+            take_over: false,
         }
     }
 
@@ -324,6 +370,7 @@ impl ConfigureCurve {
                 path: path.into(),
                 layout,
             },
+            take_over: false,
         }
     }
 
@@ -333,6 +380,7 @@ impl ConfigureCurve {
         ConfigureCurve {
             domain: domain.into(),
             source: CurveSource::Keys(keys),
+            take_over: false,
         }
     }
 }
@@ -359,6 +407,8 @@ pub struct ConfigureCurveCallback {
     pub domain: String,
     /// The provider, synchronous or asynchronous.
     pub provider: Provider,
+    /// Take the domain over from a watch or store that owns it (see [`TakeOver`]).
+    pub take_over: bool,
 }
 
 /// Sets one domain's GSSAPI policy.
@@ -371,19 +421,9 @@ pub struct ConfigureGssapi {
     pub policy: GssapiPolicy,
 }
 
-/// Which mechanism's configuration to remove from a domain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum MechanismKind {
-    /// The domain's password table.
-    Plain,
-    /// The domain's keys, allow-any or provider.
-    Curve,
-    /// The domain's GSSAPI policy.
-    Gssapi,
-}
 
 /// Removes one mechanism's configuration from a domain; answers whether there was one.
+/// Refused on a domain a watch or store owns unless it takes over.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<bool, ConfigError>")]
 pub struct Unconfigure {
@@ -391,6 +431,64 @@ pub struct Unconfigure {
     pub domain: String,
     /// The mechanism.
     pub mechanism: MechanismKind,
+    /// Take the domain over from a watch or store that owns it (see [`TakeOver`]).
+    pub take_over: bool,
+}
+
+/// Lifts local revocations of a domain's mechanism; answers how many were lifted.
+///
+/// A removal by hand ([`RemoveCurveKeys`], [`RemovePlainUsers`]) that a watch, a store or a
+/// load in progress could undo, or that names a key or user the domain's setting would admit
+/// without an installed entry (allow-any, a provider, the `"*"` fallback), is kept as a
+/// local revocation: the name stays refused in that domain whatever later updates bring.
+/// This message, a take-over, or (on a domain the hand owns) an `Add*`/`Configure*` naming
+/// the key or user are the only ways to lift one. Revocations live in memory: a restart
+/// forgets them.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<usize, ConfigError>")]
+pub struct LiftRevocations {
+    /// The ZAP domain, or `"*"`.
+    pub domain: String,
+    /// The mechanism.
+    pub mechanism: MechanismKind,
+    /// CURVE keys (32 bytes each) or usernames; `None` lifts every revocation there.
+    pub names: Option<Vec<Vec<u8>>>,
+}
+
+impl LiftRevocations {
+    /// Lifts the revocations of these CURVE keys in `domain`.
+    pub fn curve_keys(
+        domain: impl Into<String>,
+        keys: impl IntoIterator<Item = crate::keys::CurvePublicKey>,
+    ) -> Self {
+        let names = keys.into_iter().map(|k| k.as_bytes().to_vec()).collect();
+        LiftRevocations {
+            domain: domain.into(),
+            mechanism: MechanismKind::Curve,
+            names: Some(names),
+        }
+    }
+
+    /// Lifts the revocations of these PLAIN users in `domain`.
+    pub fn plain_users<U: Into<Vec<u8>>>(
+        domain: impl Into<String>,
+        users: impl IntoIterator<Item = U>,
+    ) -> Self {
+        LiftRevocations {
+            domain: domain.into(),
+            mechanism: MechanismKind::Plain,
+            names: Some(users.into_iter().map(Into::into).collect()),
+        }
+    }
+
+    /// Lifts every revocation of `domain`'s `mechanism`.
+    pub fn all(domain: impl Into<String>, mechanism: MechanismKind) -> Self {
+        LiftRevocations {
+            domain: domain.into(),
+            mechanism,
+            names: None,
+        }
+    }
 }
 
 /// Replaces the CURVE user-id mapping (`None`: the key's Z85 text, pyzmq's default).

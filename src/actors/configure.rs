@@ -1,114 +1,128 @@
-//! The configuration messages' handlers: each change to the policy is one message, applied
-//! whole or not at all. An explicit configuration of a domain's mechanism replaces a watch
-//! of it (see [`crate::sources`]), once the message has been validated: a refused message
-//! changes nothing, not even the watch.
+//! The configuration messages' handlers: each message is one [`Change`], applied whole or
+//! not at all through [`PolicyActor::change`] (the one way in). Who may change a domain's
+//! mechanism is decided there: see [`crate::policy::Change`] and the ownership table in the
+//! README. A refused message changes nothing, not even a watch.
 
 use std::sync::Arc;
 
 use actix::prelude::*;
 use log::{debug, warn};
 
-use super::policy_actor::{require_curve, PolicyActor};
+use super::policy_actor::PolicyActor;
 use std::path::PathBuf;
 
 use crate::certs::{load_directory, CertError, CertStore, DirectoryLoad, Layout};
 use crate::error::ConfigError;
 use crate::messages::*;
-use crate::policy::{CurvePolicy, ListKind, Scope};
+use crate::policy::{Change, CurvePolicy, ListKind, Origin, Owner, PlainTable, Scope};
+
+/// A change by hand, taking over if the message says so.
+fn by_hand(take_over: bool) -> Origin {
+    Origin::Hand { take_over }
+}
 
 impl Handler<Allow> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: Allow, _: &mut Self::Context) -> Self::Result {
-        debug!("allow {} ({:?})", list(&msg.addresses), msg.scope);
-        Ok(self
-            .policy
-            .add_addresses(&msg.scope, ListKind::Allow, msg.addresses)?)
+    fn handle(&mut self, msg: Allow, ctx: &mut Self::Context) -> Self::Result {
+        let Allow { addresses, scope } = msg;
+        let (kind, patterns) = (ListKind::Allow, addresses);
+        let change = Change::AddAddresses {
+            scope,
+            kind,
+            patterns,
+        };
+        self.change(Origin::HAND, change, ctx).map(drop)
     }
 }
 
 impl Handler<Deny> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: Deny, _: &mut Self::Context) -> Self::Result {
-        debug!("deny {} ({:?})", list(&msg.addresses), msg.scope);
-        Ok(self
-            .policy
-            .add_addresses(&msg.scope, ListKind::Deny, msg.addresses)?)
+    fn handle(&mut self, msg: Deny, ctx: &mut Self::Context) -> Self::Result {
+        let Deny { addresses, scope } = msg;
+        let (kind, patterns) = (ListKind::Deny, addresses);
+        let change = Change::AddAddresses {
+            scope,
+            kind,
+            patterns,
+        };
+        self.change(Origin::HAND, change, ctx).map(drop)
     }
-}
-
-fn list(patterns: &[impl std::fmt::Display]) -> String {
-    patterns
-        .iter()
-        .map(|p| p.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl Handler<RemoveAddresses> for PolicyActor {
     type Result = Result<usize, ConfigError>;
 
-    fn handle(&mut self, msg: RemoveAddresses, _: &mut Self::Context) -> Self::Result {
-        debug!(
-            "remove addresses {} ({:?})",
-            list(&msg.addresses),
-            msg.scope
-        );
-        Ok(self.policy.remove_addresses(&msg.scope, &msg.addresses)?)
+    fn handle(&mut self, msg: RemoveAddresses, ctx: &mut Self::Context) -> Self::Result {
+        let RemoveAddresses { addresses, scope } = msg;
+        let change = Change::RemoveAddresses {
+            scope,
+            patterns: addresses,
+        };
+        Ok(self.change(Origin::HAND, change, ctx)?.count())
     }
 }
 
 impl Handler<ClearAddressRules> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: ClearAddressRules, _: &mut Self::Context) -> Self::Result {
-        debug!("clear address rules ({:?})", msg.scope);
-        Ok(self.policy.clear_address_rules(&msg.scope)?)
+    fn handle(&mut self, msg: ClearAddressRules, ctx: &mut Self::Context) -> Self::Result {
+        let change = Change::ClearAddressRules { scope: msg.scope };
+        self.change(Origin::HAND, change, ctx).map(drop)
     }
 }
 
 impl Handler<AllowIpc> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: AllowIpc, _: &mut Self::Context) -> Self::Result {
-        debug!("allow {} ({:?})", list(&msg.rules), msg.scope);
-        Ok(self.policy.allow_ipc(&msg.scope, msg.rules)?)
+    fn handle(&mut self, msg: AllowIpc, ctx: &mut Self::Context) -> Self::Result {
+        let AllowIpc { rules, scope } = msg;
+        let change = Change::AllowIpc { scope, rules };
+        self.change(Origin::HAND, change, ctx).map(drop)
     }
 }
 
 impl Handler<RemoveIpc> for PolicyActor {
     type Result = Result<usize, ConfigError>;
 
-    fn handle(&mut self, msg: RemoveIpc, _: &mut Self::Context) -> Self::Result {
-        debug!("remove {} ({:?})", list(&msg.rules), msg.scope);
-        Ok(self.policy.remove_ipc(&msg.scope, &msg.rules)?)
+    fn handle(&mut self, msg: RemoveIpc, ctx: &mut Self::Context) -> Self::Result {
+        let RemoveIpc { rules, scope } = msg;
+        let change = Change::RemoveIpc { scope, rules };
+        Ok(self.change(Origin::HAND, change, ctx)?.count())
     }
 }
 
 impl Handler<ClearIpcRules> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: ClearIpcRules, _: &mut Self::Context) -> Self::Result {
-        debug!("clear IPC rules ({:?})", msg.scope);
-        Ok(self.policy.clear_ipc_rules(&msg.scope)?)
+    fn handle(&mut self, msg: ClearIpcRules, ctx: &mut Self::Context) -> Self::Result {
+        let change = Change::ClearIpcRules { scope: msg.scope };
+        self.change(Origin::HAND, change, ctx).map(drop)
     }
 }
 
 impl Handler<SetAddressRules> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: SetAddressRules, _: &mut Self::Context) -> Self::Result {
-        Ok(self.policy.set_address_rules(&Scope::Global, msg.0)?)
+    fn handle(&mut self, msg: SetAddressRules, ctx: &mut Self::Context) -> Self::Result {
+        let change = Change::SetAddressRules {
+            scope: Scope::Global,
+            rules: msg.0,
+        };
+        self.change(Origin::HAND, change, ctx).map(drop)
     }
 }
 
 impl Handler<SetDomainAddressRules> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: SetDomainAddressRules, _: &mut Self::Context) -> Self::Result {
-        let scope = Scope::Domain(msg.domain);
-        Ok(self.policy.set_address_rules(&scope, msg.rules)?)
+    fn handle(&mut self, msg: SetDomainAddressRules, ctx: &mut Self::Context) -> Self::Result {
+        let change = Change::SetAddressRules {
+            scope: Scope::Domain(msg.domain),
+            rules: msg.rules,
+        };
+        self.change(Origin::HAND, change, ctx).map(drop)
     }
 }
 
@@ -116,15 +130,14 @@ impl Handler<ConfigurePlain> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
     fn handle(&mut self, msg: ConfigurePlain, ctx: &mut Self::Context) -> Self::Result {
-        debug!(
-            "configure PLAIN for domain {:?}: {} user(s)",
-            msg.domain,
-            msg.passwords.len()
-        );
-        // Validated and applied first: a refused table leaves the domain's watch running.
-        self.policy.configure_plain(&msg.domain, msg.passwords)?;
-        self.stop_watch(&msg.domain, MechanismKind::Plain, ctx);
-        Ok(())
+        let ConfigurePlain {
+            domain,
+            passwords,
+            take_over,
+        } = msg;
+        let table = PlainTable::Clear(passwords);
+        let change = Change::ConfigurePlain { domain, table };
+        self.change(by_hand(take_over), change, ctx).map(drop)
     }
 }
 
@@ -132,60 +145,69 @@ impl Handler<ConfigureCurve> for PolicyActor {
     type Result = ResponseActFuture<Self, Result<CurveReport, ConfigError>>;
 
     fn handle(&mut self, msg: ConfigureCurve, ctx: &mut Self::Context) -> Self::Result {
-        let ConfigureCurve { domain, source } = msg;
-        // Validate before anything changes: a refused message leaves the watch running.
-        let checked = require_curve(zmq::has("curve"))
-            .and_then(|()| Ok(crate::policy::check_domain(&domain)?));
-        if let Err(error) = checked {
-            return Box::pin(fut::ready(Err(error)));
-        }
-        self.stop_watch(&domain, MechanismKind::Curve, ctx);
-        let ticket = self.curve_ticket(&domain);
-        let mut installed = |curve, report| -> Self::Result {
-            Box::pin(fut::ready(
-                self.install_curve(&domain, curve).map(|()| report),
-            ))
+        let ConfigureCurve {
+            domain,
+            source,
+            take_over,
+        } = msg;
+        let origin = by_hand(take_over);
+        let installed = |act: &mut Self, curve, report, ctx: &mut Self::Context| -> Self::Result {
+            let answer = act.install_curve(origin, &domain, curve, ctx).map(|()| report);
+            Box::pin(fut::ready(answer))
         };
-        match source {
-            CurveSource::AllowAny => installed(CurvePolicy::AllowAny, CurveReport::default()),
+        let (path, layout) = match source {
+            CurveSource::AllowAny => {
+                return installed(self, CurvePolicy::AllowAny, CurveReport::default(), ctx)
+            }
             CurveSource::Keys(store) => {
                 let report = CurveReport {
                     keys: store.len(),
                     rejected: Vec::new(),
                     warning: None,
                 };
-                installed(CurvePolicy::Keys(Arc::new(store)), report)
+                return installed(self, CurvePolicy::Keys(Arc::new(store)), report, ctx);
             }
-            CurveSource::Directory { path, layout } => {
-                let load = load_off_thread(path, layout);
-                Box::pin(load.into_actor(self).map(move |loaded, act, _| {
-                    if act.curve_tickets.get(&domain) != Some(&ticket) {
-                        debug!(
-                            "CURVE directory for {domain:?} superseded by a later configuration"
-                        );
-                        return Err(ConfigError::Superseded);
-                    }
-                    let error = match loaded {
-                        Ok(Ok(load)) => {
-                            let report = CurveReport {
-                                keys: load.store.len(),
-                                rejected: load.rejected,
-                                warning: load.warning,
-                            };
-                            debug!("CURVE for domain {domain:?}: {} key(s)", report.keys);
-                            act.install_curve(&domain, CurvePolicy::Keys(Arc::new(load.store)))?;
-                            return Ok(report);
-                        }
-                        Ok(Err(error)) => ConfigError::from(error),
-                        Err(failure) => ConfigError::LoadFailed(failure),
-                    };
-                    // Fail closed: an unreadable directory admits nobody in this domain.
-                    warn!("CURVE for domain {domain:?}: {error}; refusing every key");
-                    act.install_curve(&domain, CurvePolicy::Keys(Arc::new(CertStore::new())))?;
-                    Err(error)
-                }))
-            }
+            CurveSource::Directory { path, layout } => (path, layout),
+        };
+        // The load owns the domain while it reads: a removal meanwhile is kept as a revocation
+        // over what it installs, a later configuration supersedes it.
+        let id = self.policy.new_owner_id();
+        let owner = Owner::Load {
+            id,
+            path: path.clone(),
+        };
+        let claim = Change::Claim {
+            domain: domain.clone(),
+            mechanism: MechanismKind::Curve,
+            owner,
+        };
+        if let Err(error) = self.change(origin, claim, ctx) {
+            return Box::pin(fut::ready(Err(error)));
         }
+        let load = load_off_thread(path, layout);
+        Box::pin(load.into_actor(self).map(move |loaded, act, ctx| {
+            let load = Origin::Owner(id);
+            let error = match loaded {
+                Ok(Ok(load_done)) => {
+                    let report = CurveReport {
+                        keys: load_done.store.len(),
+                        rejected: load_done.rejected,
+                        warning: load_done.warning,
+                    };
+                    let store = CurvePolicy::Keys(Arc::new(load_done.store));
+                    act.install_curve(load, &domain, store, ctx)?;
+                    debug!("CURVE for domain {domain:?}: {} key(s)", report.keys);
+                    return Ok(report);
+                }
+                Ok(Err(error)) => ConfigError::from(error),
+                Err(failure) => ConfigError::LoadFailed(failure),
+            };
+            // Fail closed: an unreadable directory admits nobody in this domain.
+            let nobody = CurvePolicy::Keys(Arc::new(CertStore::new()));
+            act.install_curve(load, &domain, nobody, ctx)?;
+            warn!("CURVE for domain {domain:?}: {error}; refusing every key");
+            Err(error)
+        }))
     }
 }
 
@@ -223,24 +245,26 @@ impl Handler<ConfigureCurveCallback> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
     fn handle(&mut self, msg: ConfigureCurveCallback, ctx: &mut Self::Context) -> Self::Result {
-        debug!(
-            "configure CURVE provider ({}) for domain {:?}",
-            msg.provider.kind(),
-            msg.domain
-        );
-        // Applied first: a refused message leaves the watch running.
-        self.install_curve(&msg.domain, CurvePolicy::Provider(msg.provider))?;
-        self.stop_watch(&msg.domain, MechanismKind::Curve, ctx);
-        self.curve_ticket(&msg.domain);
-        Ok(())
+        let ConfigureCurveCallback {
+            domain,
+            provider,
+            take_over,
+        } = msg;
+        let curve = CurvePolicy::Provider(provider);
+        self.install_curve(by_hand(take_over), &domain, curve, ctx)
     }
 }
 
 impl Handler<ConfigureGssapi> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: ConfigureGssapi, _: &mut Self::Context) -> Self::Result {
-        Ok(self.policy.configure_gssapi(&msg.domain, msg.policy)?)
+    fn handle(&mut self, msg: ConfigureGssapi, ctx: &mut Self::Context) -> Self::Result {
+        let ConfigureGssapi { domain, policy } = msg;
+        let change = Change::ConfigureGssapi {
+            domain,
+            gssapi: policy,
+        };
+        self.change(Origin::HAND, change, ctx).map(drop)
     }
 }
 
@@ -248,23 +272,39 @@ impl Handler<Unconfigure> for PolicyActor {
     type Result = Result<bool, ConfigError>;
 
     fn handle(&mut self, msg: Unconfigure, ctx: &mut Self::Context) -> Self::Result {
-        self.stop_watch(&msg.domain, msg.mechanism, ctx);
-        Ok(match msg.mechanism {
-            MechanismKind::Plain => self.policy.unconfigure_plain(&msg.domain),
-            MechanismKind::Curve => {
-                self.curve_ticket(&msg.domain);
-                self.policy.unconfigure_curve(&msg.domain)
-            }
-            MechanismKind::Gssapi => self.policy.unconfigure_gssapi(&msg.domain),
-        })
+        let Unconfigure {
+            domain,
+            mechanism,
+            take_over,
+        } = msg;
+        let change = Change::Unconfigure { domain, mechanism };
+        Ok(self.change(by_hand(take_over), change, ctx)?.existed())
     }
 }
 
 impl Handler<SetCurveUserId> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: SetCurveUserId, _: &mut Self::Context) -> Self::Result {
-        self.policy.set_curve_user_id(msg.0);
-        Ok(())
+    fn handle(&mut self, msg: SetCurveUserId, ctx: &mut Self::Context) -> Self::Result {
+        let change = Change::SetCurveUserId(msg.0);
+        self.change(Origin::HAND, change, ctx).map(drop)
+    }
+}
+
+impl Handler<LiftRevocations> for PolicyActor {
+    type Result = Result<usize, ConfigError>;
+
+    fn handle(&mut self, msg: LiftRevocations, ctx: &mut Self::Context) -> Self::Result {
+        let LiftRevocations {
+            domain,
+            mechanism,
+            names,
+        } = msg;
+        let change = Change::LiftRevocations {
+            domain,
+            mechanism,
+            names,
+        };
+        Ok(self.change(Origin::HAND, change, ctx)?.count())
     }
 }

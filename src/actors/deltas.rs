@@ -2,10 +2,11 @@
 //! however large the domain, for callers that keep credentials elsewhere (a credential
 //! store's source sends the same changes internally).
 //!
-//! Sent by hand, each of them is a configuration of the domain's mechanism: it replaces a
-//! watch or a credential store serving that domain, as [`ConfigureCurve`](crate::messages::ConfigureCurve)
-//! does. A removal is a narrowing: once it has returned `Ok`, no handshake is admitted under
-//! the removed key or user, including those whose decision was under way.
+//! Sent by hand to a domain a watch or a store owns, an addition or replacement is refused
+//! unless it takes over ([`TakeOver`](crate::messages::TakeOver)); a removal is never refused
+//! and always revokes: once it has returned `Ok`, no handshake is admitted under the removed
+//! key or user in that domain, including those whose decision was under way, and the owner's
+//! later updates do not bring it back.
 //!
 //! ```no_run
 //! # async fn demo(policy: actix::Addr<actix_zap::actors::PolicyActor>) -> Result<(), Box<dyn std::error::Error>> {
@@ -22,8 +23,7 @@ use actix::prelude::*;
 use super::policy_actor::PolicyActor;
 use crate::error::ConfigError;
 use crate::keys::CurvePublicKey;
-use crate::messages::MechanismKind;
-use crate::policy::{CurveEntry, HashedPassword, HashedTable};
+use crate::policy::{Change, CurveEntry, HashedPassword, HashedTable, Origin, PlainTable, Removed};
 
 /// Adds keys to a domain's CURVE key set, or replaces their entries; answers how many. A
 /// domain with allow-any, a provider or nothing gets a key set holding just these keys.
@@ -34,6 +34,8 @@ pub struct AddCurveKeys {
     pub domain: String,
     /// The keys.
     pub keys: Vec<CurveEntry>,
+    /// Take the domain over from a watch or store that owns it (see [`TakeOver`](crate::messages::TakeOver)).
+    pub take_over: bool,
 }
 
 impl AddCurveKeys {
@@ -42,13 +44,18 @@ impl AddCurveKeys {
         AddCurveKeys {
             domain: domain.into(),
             keys: keys.into_iter().collect(),
+            take_over: false,
         }
     }
 }
 
-/// Removes keys from a domain's key set; answers how many were there.
+/// Removes keys from a domain, whoever owns it (a removal is never refused); answers what it
+/// did ([`Removed`]): installed entries removed, and local revocations recorded for keys the
+/// domain would still admit without an installed entry (allow-any, a provider, the `"*"`
+/// fallback) or that its watch, store or a load in progress could bring back (see
+/// [`LiftRevocations`](crate::messages::LiftRevocations)).
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<usize, ConfigError>")]
+#[rtype(result = "Result<Removed, ConfigError>")]
 pub struct RemoveCurveKeys {
     /// The ZAP domain, or `"*"`.
     pub domain: String,
@@ -75,6 +82,8 @@ pub struct ConfigureHashedPlain {
     pub domain: String,
     /// The users.
     pub table: HashedTable,
+    /// Take the domain over from a watch or store that owns it (see [`TakeOver`](crate::messages::TakeOver)).
+    pub take_over: bool,
 }
 
 /// Adds users with argon2id hashes to a domain (or replaces their hashes); answers how many.
@@ -85,11 +94,14 @@ pub struct AddPlainUsers {
     pub domain: String,
     /// Usernames and hashes (checked against the limits by [`HashedPassword::parse`]).
     pub users: Vec<(String, HashedPassword)>,
+    /// Take the domain over from a watch or store that owns it (see [`TakeOver`](crate::messages::TakeOver)).
+    pub take_over: bool,
 }
 
-/// Removes hashed users from a domain; answers how many were there.
+/// Removes users from a domain's PLAIN table (clear-text or hashed), whoever owns it; answers
+/// what it did ([`Removed`]), as [`RemoveCurveKeys`] does for keys.
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<usize, ConfigError>")]
+#[rtype(result = "Result<Removed, ConfigError>")]
 pub struct RemovePlainUsers {
     /// The ZAP domain, or `"*"`.
     pub domain: String,
@@ -97,24 +109,35 @@ pub struct RemovePlainUsers {
     pub users: Vec<String>,
 }
 
+/// A change by hand, taking over if the message says so.
+fn by_hand(take_over: bool) -> Origin {
+    Origin::Hand { take_over }
+}
+
 impl Handler<AddCurveKeys> for PolicyActor {
     type Result = Result<usize, ConfigError>;
 
     fn handle(&mut self, msg: AddCurveKeys, ctx: &mut Self::Context) -> Self::Result {
-        super::require_curve(zmq::has("curve"))?;
-        crate::policy::check_domain(&msg.domain)?;
-        self.stop_watch(&msg.domain, MechanismKind::Curve, ctx);
-        self.curve_ticket(&msg.domain);
-        Ok(self.policy.upsert_curve_keys(&msg.domain, msg.keys)?)
+        let AddCurveKeys {
+            domain,
+            keys,
+            take_over,
+        } = msg;
+        let change = Change::AddCurveKeys {
+            domain,
+            entries: keys,
+        };
+        Ok(self.change(by_hand(take_over), change, ctx)?.count())
     }
 }
 
 impl Handler<RemoveCurveKeys> for PolicyActor {
-    type Result = Result<usize, ConfigError>;
+    type Result = Result<Removed, ConfigError>;
 
     fn handle(&mut self, msg: RemoveCurveKeys, ctx: &mut Self::Context) -> Self::Result {
-        self.stop_watch(&msg.domain, MechanismKind::Curve, ctx);
-        Ok(self.policy.remove_curve_keys(&msg.domain, &msg.keys))
+        let RemoveCurveKeys { domain, keys } = msg;
+        let change = Change::RemoveCurveKeys { domain, keys };
+        Ok(self.change(Origin::HAND, change, ctx)?.removed())
     }
 }
 
@@ -122,10 +145,14 @@ impl Handler<ConfigureHashedPlain> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
     fn handle(&mut self, msg: ConfigureHashedPlain, ctx: &mut Self::Context) -> Self::Result {
-        self.policy.configure_hashed_plain(&msg.domain, msg.table)?;
-        self.stop_watch(&msg.domain, MechanismKind::Plain, ctx);
-        self.verifier.forget_domain(&msg.domain);
-        Ok(())
+        let ConfigureHashedPlain {
+            domain,
+            table,
+            take_over,
+        } = msg;
+        let table = PlainTable::from(table);
+        let change = Change::ConfigurePlain { domain, table };
+        self.change(by_hand(take_over), change, ctx).map(drop)
     }
 }
 
@@ -133,25 +160,24 @@ impl Handler<AddPlainUsers> for PolicyActor {
     type Result = Result<usize, ConfigError>;
 
     fn handle(&mut self, msg: AddPlainUsers, ctx: &mut Self::Context) -> Self::Result {
-        crate::policy::check_domain(&msg.domain)?;
-        self.stop_watch(&msg.domain, MechanismKind::Plain, ctx);
-        for (name, _) in &msg.users {
-            self.verifier.forget_user(&msg.domain, name.as_bytes());
-        }
-        let users = msg.users.into_iter().map(|(n, h)| (n.into_bytes(), h));
-        Ok(self.policy.upsert_hashed_users(&msg.domain, users)?)
+        let AddPlainUsers {
+            domain,
+            users,
+            take_over,
+        } = msg;
+        let users = users.into_iter().map(|(n, h)| (n.into_bytes(), h)).collect();
+        let change = Change::AddPlainUsers { domain, users };
+        Ok(self.change(by_hand(take_over), change, ctx)?.count())
     }
 }
 
 impl Handler<RemovePlainUsers> for PolicyActor {
-    type Result = Result<usize, ConfigError>;
+    type Result = Result<Removed, ConfigError>;
 
     fn handle(&mut self, msg: RemovePlainUsers, ctx: &mut Self::Context) -> Self::Result {
-        self.stop_watch(&msg.domain, MechanismKind::Plain, ctx);
-        for name in &msg.users {
-            self.verifier.forget_user(&msg.domain, name.as_bytes());
-        }
-        let names = msg.users.iter().map(|n| n.as_bytes());
-        Ok(self.policy.remove_hashed_users(&msg.domain, names))
+        let RemovePlainUsers { domain, users } = msg;
+        let users = users.into_iter().map(String::into_bytes).collect();
+        let change = Change::RemovePlainUsers { domain, users };
+        Ok(self.change(Origin::HAND, change, ctx)?.removed())
     }
 }

@@ -6,6 +6,7 @@
 //! understand are in [`messages`](crate::messages).
 
 mod configure;
+mod control;
 pub(crate) mod deltas;
 pub(crate) mod observe;
 mod policy_actor;

@@ -1,6 +1,5 @@
 //! `PolicyActor`: owns the [`Policy`], applies configuration messages, decides requests.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -14,7 +13,7 @@ use super::watchdog::Watchdog;
 use crate::error::ConfigError;
 use crate::messages::*;
 use crate::policy::ProviderFailure;
-use crate::policy::{BlockingCall, BlockingRunner, Consultation, CurvePolicy, Decision, Policy};
+use crate::policy::{BlockingCall, BlockingRunner, Consultation, Decision, Policy};
 use crate::provider::CurveVerdict;
 use crate::settings::Settings;
 use crate::sources::Sources;
@@ -35,10 +34,6 @@ pub struct PolicyActor {
     pub(crate) policy: Policy,
     settings: Settings,
     pool: BlockingPool,
-    /// The latest CURVE configuration per domain; a directory load applies only if no later
-    /// configuration of its domain arrived while it was reading files.
-    pub(super) curve_tickets: HashMap<String, u64>,
-    next_ticket: u64,
     observers: Observers,
     /// Live reload: every watch and their shared notifier.
     pub(crate) sources: Sources,
@@ -59,8 +54,6 @@ impl PolicyActor {
             policy: Policy::default(),
             settings,
             pool,
-            curve_tickets: HashMap::new(),
-            next_ticket: 0,
             observers: Observers::default(),
             sources: Sources::default(),
             watchdog,
@@ -82,25 +75,6 @@ impl PolicyActor {
              ThreadAuthenticator, which has a thread of its own"
         );
         self.observers.stalled();
-    }
-
-    /// A ticket never handed out before for the latest CURVE configuration of `domain`, to
-    /// tell a stale directory load from the current one.
-    pub(crate) fn curve_ticket(&mut self, domain: &str) -> u64 {
-        self.next_ticket += 1;
-        self.curve_tickets
-            .insert(domain.to_owned(), self.next_ticket);
-        self.next_ticket
-    }
-
-    pub(crate) fn install_curve(
-        &mut self,
-        domain: &str,
-        curve: CurvePolicy,
-    ) -> Result<(), ConfigError> {
-        require_curve(zmq::has("curve"))?;
-        self.policy.configure_curve(domain, curve)?;
-        Ok(())
     }
 }
 

@@ -155,9 +155,8 @@ impl PolicyActor {
             }
         };
         Box::pin(outcome.into_actor(self).then(move |outcome, act, _| {
-            let still_installed = (act.policy.hashed_plain_domains())
-                .get(&verification.table_domain)
-                .and_then(|table| table.get(&verification.username))
+            let still_installed = (act.policy)
+                .hashed_user(&verification.table_domain, &verification.username)
                 .is_some_and(|hash| hash.as_str() == verification.hash.as_str());
             if matches!(outcome, Ok(true)) && still_installed {
                 act.verifier.remember(&verification);

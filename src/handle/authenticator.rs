@@ -312,7 +312,12 @@ impl Authenticator {
         provider: Provider,
     ) -> Result<(), ConfigError> {
         let domain = domain.to_owned();
-        self.send(ConfigureCurveCallback { domain, provider }).await
+        self.send(ConfigureCurveCallback {
+            domain,
+            provider,
+            take_over: false,
+        })
+        .await
     }
 
     /// Sets a domain's GSSAPI policy. libzmq 4.3.x lets GSSAPI peers in even when refused.
@@ -332,7 +337,12 @@ impl Authenticator {
         mechanism: MechanismKind,
     ) -> Result<bool, ConfigError> {
         let domain = domain.to_owned();
-        self.send(Unconfigure { domain, mechanism }).await
+        self.send(Unconfigure {
+            domain,
+            mechanism,
+            take_over: false,
+        })
+        .await
     }
 
     /// Replaces pyzmq's `curve_user_id`: the `User-Id` of admitted CURVE clients. The

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use futures::future::{ready, LocalBoxFuture};
 use futures::FutureExt as _;
 
-use super::{for_domain, CurvePolicy, GssapiPolicy, Policy, UserIdMapper};
+use super::{for_domain, CurvePolicy, GssapiPolicy, MechanismKind, PlainTable, Policy};
+use super::UserIdMapper;
 use super::{AddressVerdict, PasswordCheck, Refusal};
 use crate::keys::CurvePublicKey;
 use crate::provider::{call_guarded, poll_guarded, Panicked};
@@ -247,10 +248,7 @@ impl Policy {
         let reply = match &request.mechanism {
             Mechanism::Null => Reply::ok(id, ANONYMOUS, Metadata::empty()),
             Mechanism::Plain { username, password } => {
-                if let Some(hashed) = self.decide_hashed_plain(id, domain, username, password) {
-                    return hashed;
-                }
-                self.decide_plain(id, domain, username, password)
+                return self.decide_plain(id, domain, username, password)
             }
             Mechanism::Curve { public_key } => return self.decide_curve(id, domain, public_key),
             Mechanism::Gssapi { principal } => self.decide_gssapi(id, domain, principal),
@@ -259,35 +257,58 @@ impl Policy {
         Decision::Reply(reply)
     }
 
-    fn decide_plain(&self, id: &[u8], domain: &str, username: &[u8], password: &[u8]) -> Reply {
+    fn decide_plain(
+        &self,
+        id: &[u8],
+        domain: &str,
+        username: &[u8],
+        password: &[u8],
+    ) -> Decision {
+        let refuse = |refusal: Refusal| Decision::Reply(refusal.reply(id));
         if self.plain.is_empty() {
-            return Refusal::NoPasswordsDefined.reply(id);
+            return refuse(Refusal::NoPasswordsDefined);
         }
-        let Some(table) = for_domain(&self.plain, domain) else {
-            return Refusal::InvalidDomain.reply(id);
+        let Some((table_domain, table)) = for_domain(&self.plain, domain) else {
+            return refuse(Refusal::InvalidDomain);
+        };
+        if self.revoked(MechanismKind::Plain, domain, table_domain, username) {
+            return refuse(Refusal::InvalidUsername);
+        }
+        let table = match table {
+            PlainTable::Clear(table) => table,
+            PlainTable::Hashed(table) => {
+                return self.decide_hashed_plain(id, table_domain, table, username, password)
+            }
         };
         match table.check(username, password) {
-            PasswordCheck::Valid => {
-                Reply::ok(id, String::from_utf8_lossy(username), Metadata::empty())
-            }
-            PasswordCheck::UnknownUser => Refusal::InvalidUsername.reply(id),
-            PasswordCheck::WrongPassword => Refusal::InvalidPassword.reply(id),
+            PasswordCheck::Valid => Decision::Reply(Reply::ok(
+                id,
+                String::from_utf8_lossy(username),
+                Metadata::empty(),
+            )),
+            PasswordCheck::UnknownUser => refuse(Refusal::InvalidUsername),
+            PasswordCheck::WrongPassword => refuse(Refusal::InvalidPassword),
         }
     }
 
     fn decide_curve(&self, id: &[u8], domain: &str, key: &CurvePublicKey) -> Decision {
         let mut user_id = None;
-        let (provider, metadata) = match for_domain(&self.curve, domain) {
-            None => return Decision::Reply(Refusal::UnknownDomain.reply(id)),
-            Some(CurvePolicy::AllowAny) => (None, Metadata::empty()),
-            Some(CurvePolicy::Keys(store)) => match store.get(key) {
+        let Some((setting_domain, setting)) = for_domain(&self.curve, domain) else {
+            return Decision::Reply(Refusal::UnknownDomain.reply(id));
+        };
+        if self.revoked(MechanismKind::Curve, domain, setting_domain, key.as_bytes()) {
+            return Decision::Reply(Refusal::UnknownKey.reply(id));
+        }
+        let (provider, metadata) = match setting {
+            CurvePolicy::AllowAny => (None, Metadata::empty()),
+            CurvePolicy::Keys(store) => match store.get(key) {
                 Some(metadata) => {
                     user_id = store.user_id(key);
                     (None, metadata.clone())
                 }
                 None => return Decision::Reply(Refusal::UnknownKey.reply(id)),
             },
-            Some(CurvePolicy::Provider(provider)) => (Some(provider.clone()), Metadata::empty()),
+            CurvePolicy::Provider(provider) => (Some(provider.clone()), Metadata::empty()),
         };
         if provider.is_none() && (self.curve_user_id.is_none() || user_id.is_some()) {
             // The common case: admitted, default (or stored) user id, no user code to run.
@@ -309,7 +330,7 @@ impl Policy {
         let Ok(principal) = std::str::from_utf8(principal) else {
             return Refusal::InvalidCredentials.reply(id);
         };
-        match for_domain(&self.gssapi, domain) {
+        match for_domain(&self.gssapi, domain).map(|(_, setting)| setting) {
             None => Refusal::UnknownDomain.reply(id),
             Some(GssapiPolicy::AnyPrincipal) => Reply::ok(id, principal, Metadata::empty()),
             Some(GssapiPolicy::Principals(set)) if set.contains(principal) => {

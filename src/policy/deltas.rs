@@ -2,11 +2,9 @@
 //! domain has, and bumps the epoch like any other change (a removal is a narrowing: an
 //! answer of user code computed before it is never sent).
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::{check_domain, CurvePolicy, Policy, PolicyError};
-use crate::certs::CertStore;
+use super::{Change, Origin, Policy, PolicyError, Removed};
 use crate::keys::CurvePublicKey;
 use crate::zap::Metadata;
 
@@ -36,64 +34,39 @@ impl CurveEntry {
 }
 
 impl Policy {
-    /// The domain's own key set, made one if the domain had allow-any, a provider or nothing
-    /// (replacing those: a key set only admits what it holds). Copy-on-write: O(1) unless
-    /// someone else holds the same set.
-    fn key_set_mut(&mut self, domain: &str) -> &mut CertStore {
-        let curve = self
-            .curve
-            .entry(domain.to_owned())
-            .or_insert_with(|| CurvePolicy::Keys(Arc::default()));
-        if !matches!(curve, CurvePolicy::Keys(_)) {
-            *curve = CurvePolicy::Keys(Arc::default());
-        }
-        match curve {
-            CurvePolicy::Keys(store) => Arc::make_mut(store),
-            _ => unreachable!("replaced just above"),
-        }
-    }
-
-    /// Adds keys to a domain's key set, replacing the entries of keys already there.
+    /// Adds keys to a domain's key set by hand, replacing the entries of keys already there.
     pub fn upsert_curve_keys(
         &mut self,
         domain: &str,
         entries: impl IntoIterator<Item = CurveEntry>,
     ) -> Result<usize, PolicyError> {
-        check_domain(domain)?;
-        let store = self.key_set_mut(domain);
-        let mut count = 0;
-        for entry in entries {
-            store.upsert(entry.key, entry.metadata, entry.user_id, entry.expires);
-            count += 1;
-        }
-        self.changed();
-        Ok(count)
+        let change = Change::AddCurveKeys {
+            domain: domain.to_owned(),
+            entries: entries.into_iter().collect(),
+        };
+        Ok(self.apply(Origin::HAND, change)?.outcome.count())
     }
 
-    /// Removes keys from a domain's key set; answers how many were there. Always bumps the
-    /// epoch; a domain without a key set is left as it is.
+    /// Removes keys from a domain by hand: installed entries are removed, and a key the
+    /// domain's setting would still admit (allow-any, a provider, the `"*"` fallback) or an
+    /// owner could bring back is revoked (see [`Removed`]). Always bumps the epoch.
     pub fn remove_curve_keys<'k>(
         &mut self,
         domain: &str,
         keys: impl IntoIterator<Item = &'k CurvePublicKey>,
-    ) -> usize {
-        self.changed();
-        match self.curve.get_mut(domain) {
-            Some(CurvePolicy::Keys(store)) => {
-                let store = Arc::make_mut(store);
-                keys.into_iter()
-                    .filter(|k| store.remove(k).is_some())
-                    .count()
-            }
-            _ => 0,
-        }
+    ) -> Result<Removed, PolicyError> {
+        let change = Change::RemoveCurveKeys {
+            domain: domain.to_owned(),
+            keys: keys.into_iter().copied().collect(),
+        };
+        Ok(self.apply(Origin::HAND, change)?.outcome.removed())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Decision;
+    use crate::policy::{CurvePolicy, Decision};
     use crate::zap::StatusCode;
 
     fn status(policy: &Policy, key: &CurvePublicKey) -> (StatusCode, String) {
@@ -131,13 +104,15 @@ mod tests {
         assert_eq!(status(&policy, &a), (StatusCode::Ok, "alice".into()));
         assert_eq!(status(&policy, &b), (StatusCode::Ok, b.to_z85()));
         let before = policy.epoch();
-        assert_eq!(policy.remove_curve_keys("fleet", [&a, &a]), 1);
+        let removed = policy.remove_curve_keys("fleet", [&a, &a]).unwrap();
+        assert_eq!((removed.installed, removed.revoked), (1, 0));
         assert!(policy.epoch() > before);
         assert_eq!(status(&policy, &a).0, StatusCode::Denied);
         let mut expired = CurveEntry::new(b);
         expired.expires = Some(SystemTime::now() - std::time::Duration::from_secs(1));
         policy.upsert_curve_keys("fleet", [expired]).unwrap();
         assert_eq!(status(&policy, &b).0, StatusCode::Denied);
-        assert_eq!(policy.remove_curve_keys("elsewhere", [&a]), 0);
+        let removed = policy.remove_curve_keys("elsewhere", [&a]).unwrap();
+        assert_eq!((removed.installed, removed.revoked), (0, 1));
     }
 }

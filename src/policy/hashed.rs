@@ -13,7 +13,7 @@ use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params};
 
 use super::decision::{Decision, ProviderFailure};
-use super::{Policy, Refusal, ANY_DOMAIN};
+use super::{Change, Origin, PlainTable, Policy, Refusal, Removed};
 use crate::zap::{Metadata, Reply};
 
 /// The most an installed hash may ask of the verifying machine.
@@ -283,94 +283,78 @@ impl Verification {
 }
 
 impl Policy {
-    /// Installs a domain's hashed PLAIN table, even an empty one (which refuses every PLAIN
-    /// client of the domain instead of falling back to `"*"`). Replaces a clear-text table of
-    /// the domain.
+    /// Installs a domain's hashed PLAIN table by hand, even an empty one (which refuses every
+    /// PLAIN client of the domain instead of falling back to `"*"`). Replaces a clear-text
+    /// table of the domain.
     pub fn configure_hashed_plain(
         &mut self,
         domain: &str,
         table: HashedTable,
     ) -> Result<(), super::PolicyError> {
-        super::check_domain(domain)?;
-        self.plain.remove(domain);
-        self.hashed_plain.insert(domain.to_owned(), Arc::new(table));
-        self.changed();
-        Ok(())
+        let change = Change::ConfigurePlain {
+            domain: domain.to_owned(),
+            table: PlainTable::from(table),
+        };
+        self.apply(Origin::HAND, change).map(drop)
     }
 
-    /// Adds users to (or replaces their hashes in) a domain's hashed table, creating the table
-    /// (and dropping a clear-text one) if needed. O(1) per user.
+    /// Adds users to (or replaces their hashes in) a domain's hashed table by hand, creating
+    /// the table (and dropping a clear-text one) if needed. O(1) per user.
     pub fn upsert_hashed_users(
         &mut self,
         domain: &str,
         users: impl IntoIterator<Item = (Vec<u8>, HashedPassword)>,
     ) -> Result<usize, super::PolicyError> {
-        super::check_domain(domain)?;
-        self.plain.remove(domain);
-        let table = self.hashed_plain.entry(domain.to_owned()).or_default();
-        let table = Arc::make_mut(table);
-        let mut count = 0;
-        for (name, hash) in users {
-            table.upsert(name, hash);
-            count += 1;
-        }
-        self.changed();
-        Ok(count)
+        let change = Change::AddPlainUsers {
+            domain: domain.to_owned(),
+            users: users.into_iter().collect(),
+        };
+        Ok(self.apply(Origin::HAND, change)?.outcome.count())
     }
 
-    /// Removes users from a domain's hashed table; answers how many were there. A removal
-    /// always bumps the epoch, so a verification already running for a removed user is
-    /// decided again.
-    pub fn remove_hashed_users<'u>(
+    /// Removes users from a domain by hand (see [`Removed`]); a verification already
+    /// running for a removed user is decided again.
+    pub fn remove_plain_users<'u>(
         &mut self,
         domain: &str,
         users: impl IntoIterator<Item = &'u [u8]>,
-    ) -> usize {
-        self.changed();
-        let Some(table) = self.hashed_plain.get_mut(domain) else {
-            return 0;
+    ) -> Result<Removed, super::PolicyError> {
+        let change = Change::RemovePlainUsers {
+            domain: domain.to_owned(),
+            users: users.into_iter().map(<[u8]>::to_vec).collect(),
         };
-        let table = Arc::make_mut(table);
-        users.into_iter().filter(|u| table.remove(u)).count()
+        Ok(self.apply(Origin::HAND, change)?.outcome.removed())
     }
 
-    /// The hashed PLAIN tables by domain.
-    pub fn hashed_plain_domains(&self) -> &HashMap<String, Arc<HashedTable>> {
-        &self.hashed_plain
+    /// The hash installed for a user of a domain's own hashed table, if any.
+    pub fn hashed_user(&self, domain: &str, username: &[u8]) -> Option<&Arc<HashedPassword>> {
+        match self.plain.get(domain) {
+            Some(PlainTable::Hashed(table)) => table.get(username),
+            _ => None,
+        }
     }
 
-    /// The decision for a PLAIN request when a hashed table is in force for its domain (its
-    /// own before `"*"`, a clear-text table of the domain itself winning over a hashed `"*"`);
-    /// `None` leaves the request to the clear-text tables.
+    /// The decision for a PLAIN request decided by a hashed table (the domain's own, or the
+    /// `"*"` table it falls back to: `table_domain`).
     pub(super) fn decide_hashed_plain(
         &self,
         id: &[u8],
-        domain: &str,
+        table_domain: &str,
+        table: &HashedTable,
         username: &[u8],
         password: &[u8],
-    ) -> Option<Decision> {
-        if self.hashed_plain.is_empty() {
-            return None; // no hashed table at all: no lookup on the common path
-        }
-        let (table_domain, table) = match self.hashed_plain.get(domain) {
-            Some(table) => (domain, table),
-            None if self.plain.contains_key(domain) => return None,
-            None => match self.hashed_plain.get(ANY_DOMAIN) {
-                Some(table) if !self.plain.contains_key(ANY_DOMAIN) => (ANY_DOMAIN, table),
-                _ => return None,
-            },
-        };
+    ) -> Decision {
         let Some(hash) = table.get(username) else {
-            return Some(Decision::Reply(Refusal::InvalidUsername.reply(id)));
+            return Decision::Reply(Refusal::InvalidUsername.reply(id));
         };
-        Some(Decision::Verify(Verification {
+        Decision::Verify(Verification {
             table_domain: table_domain.to_owned(),
             username: username.to_vec(),
             hash: Arc::clone(hash),
             password: password.to_vec(),
             request_id: id.to_vec(),
             epoch: self.epoch,
-        }))
+        })
     }
 }
 
@@ -427,7 +411,13 @@ mod tests {
         let unknown = reply(&policy, &request("fleet", "bob", "pw"));
         assert_eq!(&*unknown.text, "Invalid username");
         let before = policy.epoch();
-        assert_eq!(policy.remove_hashed_users("fleet", [&b"alice"[..]]), 1);
+        assert_eq!(
+            policy.remove_plain_users("fleet", [&b"alice"[..]]),
+            Ok(Removed {
+                installed: 1,
+                revoked: 0
+            })
+        );
         assert!(policy.epoch() > before);
         assert_eq!(
             reply(&policy, &request("fleet", "alice", "pw")).status,
@@ -473,7 +463,10 @@ mod tests {
         policy
             .configure_plain("fleet", crate::policy::PasswordTable::new([("bob", "x")]))
             .unwrap();
-        assert!(policy.hashed_plain_domains().is_empty());
+        assert!(matches!(
+            policy.plain_domains().get("fleet"),
+            Some(PlainTable::Clear(_))
+        ));
         assert_eq!(
             reply(&policy, &request("fleet", "bob", "x")).status,
             StatusCode::Ok

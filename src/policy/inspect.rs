@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{AddressRules, CurvePolicy, GssapiPolicy, IpcRules, Policy};
+use super::{AddressRules, CurvePolicy, GssapiPolicy, IpcRules, MechanismKind, Owner, Policy};
+use crate::keys::CurvePublicKey;
 
 /// How one domain decides CURVE clients, as inspected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +37,35 @@ pub struct PolicySnapshot {
     pub gssapi: BTreeMap<String, GssapiPolicy>,
     /// Whether a custom CURVE user-id mapping is installed.
     pub custom_curve_user_id: bool,
+    /// Domains whose setting of a mechanism is owned by a load, watch or store (every other
+    /// one is the hand's).
+    pub owners: Vec<OwnerSummary>,
+    /// Local revocations: names refused in a domain whatever its setting, until lifted.
+    pub revocations: Vec<RevocationSummary>,
+    /// Domains taken over by hand from a watch or store.
+    pub taken_over: Vec<OwnerSummary>,
+}
+
+/// A domain's mechanism and who owns it (or owned it, for a take-over), as inspected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerSummary {
+    /// The domain.
+    pub domain: String,
+    /// The mechanism.
+    pub mechanism: MechanismKind,
+    /// The owner.
+    pub owner: Owner,
+}
+
+/// The local revocations of a domain's mechanism, as inspected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationSummary {
+    /// The domain.
+    pub domain: String,
+    /// The mechanism.
+    pub mechanism: MechanismKind,
+    /// CURVE keys as Z85 text, or usernames (lossy UTF-8), sorted.
+    pub names: Vec<String>,
 }
 
 impl Policy {
@@ -67,10 +97,6 @@ impl Policy {
                 .plain
                 .iter()
                 .map(|(domain, table)| (domain.clone(), table.usernames()))
-                .chain(
-                    (self.hashed_plain.iter())
-                        .map(|(domain, table)| (domain.clone(), table.usernames())),
-                )
                 .collect(),
             curve: self
                 .curve
@@ -79,7 +105,36 @@ impl Policy {
                 .collect(),
             gssapi: self.gssapi.clone().into_iter().collect(),
             custom_curve_user_id: self.curve_user_id.is_some(),
+            owners: (self.owners().into_iter())
+                .map(|(domain, mechanism, owner)| OwnerSummary {
+                    domain,
+                    mechanism,
+                    owner,
+                })
+                .collect(),
+            revocations: (self.revocations().into_iter())
+                .map(|(domain, mechanism, names)| RevocationSummary {
+                    domain,
+                    mechanism,
+                    names: names.iter().map(|n| name_text(mechanism, n)).collect(),
+                })
+                .collect(),
+            taken_over: (self.taken_over().into_iter())
+                .map(|t| OwnerSummary {
+                    domain: t.domain,
+                    mechanism: t.mechanism,
+                    owner: t.from,
+                })
+                .collect(),
         }
+    }
+}
+
+/// A revoked name as text: a CURVE key's Z85, a username as (lossy) UTF-8.
+fn name_text(mechanism: MechanismKind, name: &[u8]) -> String {
+    match <[u8; 32]>::try_from(name) {
+        Ok(key) if mechanism == MechanismKind::Curve => CurvePublicKey::from_bytes(key).to_z85(),
+        _ => String::from_utf8_lossy(name).into_owned(),
     }
 }
 

@@ -21,6 +21,7 @@
 //! refused; refusals carry no user id.
 
 mod address;
+mod control;
 mod decision;
 mod deltas;
 mod filter;
@@ -37,16 +38,20 @@ use std::sync::Arc;
 pub use address::{
     AddressError, AddressPattern, AddressRules, AddressSet, AddressVerdict, ListKind, Scope,
 };
+pub use control::{
+    Applied, Change, Displaced, MechanismKind, Narrowing, Origin, Outcome, Owner, OwnerId,
+    Removed, TakenOver,
+};
 pub use decision::{
     BlockingCall, BlockingRunner, Consultation, Decision, Inline, ProviderFailure, ANONYMOUS,
 };
 pub use deltas::CurveEntry;
 pub use filter::AddressFilter;
 pub use hashed::{Argon2Limits, HashError, HashedPassword, HashedTable, Verification};
-pub use inspect::{CurveSummary, PolicySnapshot};
+pub use inspect::{CurveSummary, OwnerSummary, PolicySnapshot, RevocationSummary};
 pub use ipc::{IpcRule, IpcRules};
 pub use peer::{IpcPeer, Peer, Zone};
-pub use plain::{PasswordCheck, PasswordTable};
+pub use plain::{PasswordCheck, PasswordTable, PlainTable};
 pub use refusal::Refusal;
 
 use crate::certs::CertStore;
@@ -122,6 +127,29 @@ pub enum PolicyError {
     /// A domain longer than libzmq's `ZMQ_ZAP_DOMAIN` limit can never be requested.
     #[error("ZAP domain is {0} bytes, libzmq allows at most 255")]
     DomainTooLong(usize),
+    /// A widening or replacing change by hand on a domain a watch or a store owns, sent
+    /// without taking over. Nothing was changed; take over explicitly (e.g.
+    /// `ConfigureCurve::take_over`) to make the change and stop that owner for the domain.
+    #[error(
+        "{mechanism} of domain {domain:?} is owned by {owner}: a change by hand that widens or \
+         replaces it needs an explicit take-over (removals are always accepted)"
+    )]
+    OwnedBy {
+        /// The domain.
+        domain: String,
+        /// The mechanism.
+        mechanism: MechanismKind,
+        /// Who owns it, by name.
+        owner: String,
+    },
+    /// A change from an owner (load, watch, store) that is no longer in charge of the domain:
+    /// someone took it over or replaced it. Nothing was changed.
+    #[error("superseded: the sender is no longer in charge of that domain's mechanism")]
+    Superseded,
+    /// An owner sent a change only the hand may make (address rules, the user-id mapping,
+    /// claims, lifting revocations). Nothing was changed.
+    #[error("only a change by hand may do this")]
+    HandOnly,
     /// An empty table would silently refuse everyone; remove the domain instead.
     #[error(
         "password table for domain {0:?} is empty; nothing was changed (unconfigure removes the \
@@ -137,9 +165,12 @@ pub(crate) fn check_domain(domain: &str) -> Result<(), PolicyError> {
     Ok(())
 }
 
-/// A domain's own entry, else the `'*'` entry.
-fn for_domain<'m, T>(map: &'m HashMap<String, T>, domain: &str) -> Option<&'m T> {
-    map.get(domain).or_else(|| map.get(ANY_DOMAIN))
+/// A domain's own entry, else the `'*'` entry; with the domain whose entry it is.
+fn for_domain<'m, 'd, T>(map: &'m HashMap<String, T>, domain: &'d str) -> Option<(&'d str, &'m T)> {
+    match map.get(domain) {
+        Some(entry) => Some((domain, entry)),
+        None => map.get(ANY_DOMAIN).map(|entry| (ANY_DOMAIN, entry)),
+    }
 }
 
 /// The complete authentication state. Mutated only by its owner (the `PolicyActor`).
@@ -147,13 +178,13 @@ fn for_domain<'m, T>(map: &'m HashMap<String, T>, domain: &str) -> Option<&'m T>
 pub struct Policy {
     addresses: AddressFilter,
     domain_addresses: HashMap<String, AddressFilter>,
-    plain: HashMap<String, PasswordTable>,
-    /// PLAIN users with argon2id hashes (a credential store's); a domain has either a
-    /// clear-text or a hashed table, never both.
-    hashed_plain: HashMap<String, Arc<HashedTable>>,
+    /// One PLAIN table per domain, clear-text or hashed.
+    plain: HashMap<String, PlainTable>,
     curve: HashMap<String, CurvePolicy>,
     gssapi: HashMap<String, GssapiPolicy>,
     curve_user_id: Option<UserIdMapper>,
+    /// Who owns each domain's mechanism, and the local revocations.
+    control: control::Control,
     /// Bumped by every accepted change: answers of user code computed under an older epoch
     /// are never sent as they are (see [`Consultation`]).
     epoch: u64,
@@ -165,10 +196,10 @@ impl std::fmt::Debug for Policy {
             .field("addresses", &self.addresses)
             .field("domain_addresses", &self.domain_addresses)
             .field("plain", &self.plain)
-            .field("hashed_plain", &self.hashed_plain)
             .field("curve", &self.curve)
             .field("gssapi", &self.gssapi)
             .field("custom_curve_user_id", &self.curve_user_id.is_some())
+            .field("control", &self.control)
             .field("epoch", &self.epoch)
             .finish()
     }
@@ -187,6 +218,11 @@ impl Policy {
     /// Records an accepted change.
     fn changed(&mut self) {
         self.epoch += 1;
+    }
+
+    /// Applies a change by hand (see [`apply`](Self::apply)).
+    fn by_hand(&mut self, change: Change) -> Result<Outcome, PolicyError> {
+        Ok(self.apply(Origin::HAND, change)?.outcome)
     }
 
     /// Adds addresses to the global allow-list (pyzmq's `allow`).
@@ -213,7 +249,14 @@ impl Policy {
         kind: ListKind,
         patterns: impl IntoIterator<Item = AddressPattern>,
     ) -> Result<(), PolicyError> {
-        self.change_rules(scope, |rules| rules.add(kind, patterns))
+        let patterns = patterns.into_iter().collect();
+        let scope = scope.clone();
+        self.by_hand(Change::AddAddresses {
+            scope,
+            kind,
+            patterns,
+        })
+        .map(drop)
     }
 
     /// Removes addresses from whichever list `scope` has; returns how many were removed.
@@ -227,7 +270,11 @@ impl Policy {
         scope: &Scope,
         patterns: impl IntoIterator<Item = &'p AddressPattern>,
     ) -> Result<usize, PolicyError> {
-        self.change_rules(scope, |rules| Ok(rules.remove(patterns)))
+        let patterns = patterns.into_iter().cloned().collect();
+        let scope = scope.clone();
+        Ok(self
+            .by_hand(Change::RemoveAddresses { scope, patterns })?
+            .count())
     }
 
     /// Replaces the IP list of `scope` as a whole (e.g. to switch allow to deny). An empty
@@ -239,19 +286,16 @@ impl Policy {
         scope: &Scope,
         rules: AddressRules,
     ) -> Result<(), PolicyError> {
-        self.change_rules(scope, |filter| {
-            filter.set(rules);
-            Ok(())
-        })
+        let scope = scope.clone();
+        self.by_hand(Change::SetAddressRules { scope, rules })
+            .map(drop)
     }
 
     /// Drops every address rule of `scope`, IP and IPC: the one explicit way back to no
     /// address filtering there.
     pub fn clear_address_rules(&mut self, scope: &Scope) -> Result<(), PolicyError> {
-        self.change_rules(scope, |rules| {
-            rules.clear();
-            Ok(())
-        })
+        let scope = scope.clone();
+        self.by_hand(Change::ClearAddressRules { scope }).map(drop)
     }
 
     /// Adds rules to the IPC allow-list of `scope`, putting it in force.
@@ -260,10 +304,9 @@ impl Policy {
         scope: &Scope,
         rules: impl IntoIterator<Item = IpcRule>,
     ) -> Result<(), PolicyError> {
-        self.change_rules(scope, |filter| {
-            filter.allow_ipc(rules);
-            Ok(())
-        })
+        let rules = rules.into_iter().collect();
+        let scope = scope.clone();
+        self.by_hand(Change::AllowIpc { scope, rules }).map(drop)
     }
 
     /// Removes rules from the IPC allow-list of `scope`; returns how many were there. An
@@ -273,16 +316,16 @@ impl Policy {
         scope: &Scope,
         rules: impl IntoIterator<Item = &'r IpcRule>,
     ) -> Result<usize, PolicyError> {
-        self.change_rules(scope, |filter| Ok(filter.remove_ipc(rules)))
+        let rules = rules.into_iter().cloned().collect();
+        let scope = scope.clone();
+        Ok(self.by_hand(Change::RemoveIpc { scope, rules })?.count())
     }
 
     /// Drops the IPC allow-list of `scope` (IPC peers are then refused while an IP list is
     /// in force there, and admitted otherwise).
     pub fn clear_ipc_rules(&mut self, scope: &Scope) -> Result<(), PolicyError> {
-        self.change_rules(scope, |rules| {
-            rules.clear_ipc();
-            Ok(())
-        })
+        let scope = scope.clone();
+        self.by_hand(Change::ClearIpcRules { scope }).map(drop)
     }
 
     /// The global IP list.
@@ -315,56 +358,24 @@ impl Policy {
         }
     }
 
-    /// Applies one change to the rules of `scope`; an accepted change bumps the epoch, a
-    /// refused one leaves everything as it was.
-    fn change_rules<T>(
-        &mut self,
-        scope: &Scope,
-        change: impl FnOnce(&mut AddressFilter) -> Result<T, PolicyError>,
-    ) -> Result<T, PolicyError> {
-        let result = change(self.rules_mut(scope)?);
-        self.forget_open_domains();
-        if result.is_ok() {
-            self.changed();
-        }
-        result
-    }
-
-    /// Drops domains whose filter has no rule left (an emptied allow-list is a rule).
-    fn forget_open_domains(&mut self) {
-        self.domain_addresses.retain(|_, rules| !rules.is_open());
-    }
-
     /// Sets a domain's PLAIN users, replacing any previous table for that domain.
     pub fn configure_plain(
         &mut self,
         domain: &str,
         passwords: PasswordTable,
     ) -> Result<(), PolicyError> {
-        check_domain(domain)?;
-        if passwords.is_empty() {
-            return Err(PolicyError::EmptyPasswordTable(domain.to_owned()));
-        }
-        self.hashed_plain.remove(domain);
-        self.plain.insert(domain.to_owned(), passwords);
-        self.changed();
-        Ok(())
-    }
-
-    /// Installs a domain's table even when empty (a watched file that is gone or empty:
-    /// the domain then refuses every PLAIN client rather than falling back to `'*'`).
-    pub(crate) fn replace_plain(&mut self, domain: &str, passwords: PasswordTable) {
-        self.hashed_plain.remove(domain);
-        self.plain.insert(domain.to_owned(), passwords);
-        self.changed();
+        self.by_hand(Change::ConfigurePlain {
+            domain: domain.to_owned(),
+            table: PlainTable::Clear(passwords),
+        })
+        .map(drop)
     }
 
     /// Sets a domain's CURVE policy, replacing that domain's previous one only.
     pub fn configure_curve(&mut self, domain: &str, curve: CurvePolicy) -> Result<(), PolicyError> {
-        check_domain(domain)?;
-        self.curve.insert(domain.to_owned(), curve);
-        self.changed();
-        Ok(())
+        let domain = domain.to_owned();
+        self.by_hand(Change::ConfigureCurve { domain, curve })
+            .map(drop)
     }
 
     /// Sets a domain's GSSAPI policy.
@@ -373,39 +384,32 @@ impl Policy {
         domain: &str,
         gssapi: GssapiPolicy,
     ) -> Result<(), PolicyError> {
-        check_domain(domain)?;
-        self.gssapi.insert(domain.to_owned(), gssapi);
-        self.changed();
-        Ok(())
+        let domain = domain.to_owned();
+        self.by_hand(Change::ConfigureGssapi { domain, gssapi })
+            .map(drop)
     }
 
-    /// Removes a domain's PLAIN table; true if there was one.
-    pub fn unconfigure_plain(&mut self, domain: &str) -> bool {
-        self.changed();
-        let hashed = self.hashed_plain.remove(domain).is_some();
-        self.plain.remove(domain).is_some() || hashed
-    }
-
-    /// Removes a domain's CURVE policy (keys, allow-any or provider); true if there was one.
-    pub fn unconfigure_curve(&mut self, domain: &str) -> bool {
-        self.changed();
-        self.curve.remove(domain).is_some()
-    }
-
-    /// Removes a domain's GSSAPI policy; true if there was one.
-    pub fn unconfigure_gssapi(&mut self, domain: &str) -> bool {
-        self.changed();
-        self.gssapi.remove(domain).is_some()
+    /// Removes a domain's setting of one mechanism (its PLAIN table, CURVE keys, allow-any or
+    /// provider, GSSAPI policy); true if there was one. The domain then falls back to `"*"`.
+    pub fn unconfigure(
+        &mut self,
+        domain: &str,
+        mechanism: MechanismKind,
+    ) -> Result<bool, PolicyError> {
+        let domain = domain.to_owned();
+        Ok(self
+            .by_hand(Change::Unconfigure { domain, mechanism })?
+            .existed())
     }
 
     /// Replaces the CURVE user-id mapping; `None` restores the default (the key's Z85 text).
     pub fn set_curve_user_id(&mut self, mapper: Option<UserIdMapper>) {
-        self.curve_user_id = mapper;
-        self.changed();
+        self.apply(Origin::HAND, Change::SetCurveUserId(mapper))
+            .expect("the user-id mapping is the hand's and has nothing to refuse");
     }
 
     /// The PLAIN tables by domain (passwords stay hidden: see [`PasswordTable`]).
-    pub fn plain_domains(&self) -> &HashMap<String, PasswordTable> {
+    pub fn plain_domains(&self) -> &HashMap<String, PlainTable> {
         &self.plain
     }
 

@@ -3,6 +3,7 @@
 use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 
@@ -157,6 +158,16 @@ impl PasswordTable {
         }
     }
 
+    /// Removes a user; true if it was there.
+    pub fn remove(&mut self, username: &[u8]) -> bool {
+        self.users.remove(username)
+    }
+
+    /// Whether the table has this user.
+    pub fn contains(&self, username: &[u8]) -> bool {
+        self.users.contains(username)
+    }
+
     /// Number of users.
     pub fn len(&self) -> usize {
         self.users.len()
@@ -185,6 +196,69 @@ impl std::fmt::Debug for PasswordTable {
             .field("usernames", &self.usernames())
             .field("passwords", &"<redacted>")
             .finish()
+    }
+}
+
+/// A domain's one PLAIN table: clear-text passwords (pyzmq's and CZMQ's password files) or
+/// argon2id hashes (a credential store's). One enum, so a domain can never have both.
+#[derive(Debug, Clone)]
+pub enum PlainTable {
+    /// Clear-text passwords, compared in constant time.
+    Clear(PasswordTable),
+    /// argon2id hashes, verified off the event loop.
+    Hashed(Arc<super::HashedTable>),
+}
+
+impl PlainTable {
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        match self {
+            PlainTable::Clear(table) => table.len(),
+            PlainTable::Hashed(table) => table.len(),
+        }
+    }
+
+    /// True when the table admits nobody.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The usernames, sorted (passwords and hashes are never exposed).
+    pub fn usernames(&self) -> Vec<String> {
+        match self {
+            PlainTable::Clear(table) => table.usernames(),
+            PlainTable::Hashed(table) => table.usernames(),
+        }
+    }
+
+    /// Whether the table has this user.
+    pub fn contains(&self, username: &[u8]) -> bool {
+        match self {
+            PlainTable::Clear(table) => table.contains(username),
+            PlainTable::Hashed(table) => table.get(username).is_some(),
+        }
+    }
+
+    /// Removes a user (copy-on-write for a shared hashed table); true if it was there.
+    pub(crate) fn remove(&mut self, username: &[u8]) -> bool {
+        match self {
+            PlainTable::Clear(table) => table.remove(username),
+            PlainTable::Hashed(table) => {
+                table.get(username).is_some() && Arc::make_mut(table).remove(username)
+            }
+        }
+    }
+}
+
+impl From<PasswordTable> for PlainTable {
+    fn from(table: PasswordTable) -> Self {
+        PlainTable::Clear(table)
+    }
+}
+
+impl From<super::HashedTable> for PlainTable {
+    fn from(table: super::HashedTable) -> Self {
+        PlainTable::Hashed(Arc::new(table))
     }
 }
 

@@ -19,7 +19,7 @@ use crate::actors::{require_curve, PolicyActor};
 use crate::certs::Layout;
 use crate::error::ConfigError;
 use crate::messages::MechanismKind;
-use crate::policy::CurvePolicy;
+use crate::policy::{Change, CurvePolicy, Origin, Owner, OwnerId, PlainTable};
 
 type Key = (String, MechanismKind);
 
@@ -44,6 +44,8 @@ struct Followed {
 
 /// A running watch.
 struct Watching {
+    /// The watch's id as the owner of its domain's mechanism.
+    owner: OwnerId,
     source: WatchSource,
     interval: Duration,
     read_deadline: Duration,
@@ -108,18 +110,16 @@ impl Followed {
 }
 
 impl PolicyActor {
-    /// Ends the watch of a domain's mechanism (an explicit configuration replaces it); its
-    /// outstanding look, if any, is never installed.
-    pub(crate) fn stop_watch(
+    /// Ends the watch of a domain's mechanism once it no longer owns it (unwatched, or taken
+    /// over); its outstanding look, if any, is never installed.
+    pub(crate) fn end_watch(
         &mut self,
         domain: &str,
         mechanism: MechanismKind,
         ctx: &mut Context<Self>,
-    ) -> bool {
-        // Whatever replaces a watch also replaces a credential store serving the domain.
-        self.served.release(domain, mechanism);
+    ) {
         let Some(watching) = self.sources.watches.remove(&(domain.to_owned(), mechanism)) else {
-            return false;
+            return;
         };
         ctx.cancel_future(watching.timer);
         if let Some(followed) = &watching.followed {
@@ -132,7 +132,6 @@ impl PolicyActor {
             "stopped watching {} for domain {domain:?}",
             watching.source.path().display()
         );
-        true
     }
 
     /// Starts a look unless one is outstanding (then looks again once it is back).
@@ -158,14 +157,16 @@ impl PolicyActor {
             Ok(answered) => answered,
             Err(error) => {
                 let cause = error.to_string();
-                return self.fail(key, ReloadError::NoThread { cause });
+                return self.fail(key, ReloadError::NoThread { cause }, ctx);
             }
         };
         watching.look = Some(id);
         watching.overdue = false;
         let key = key.clone();
         let overdue = key.clone();
-        watching.deadline = Some(ctx.run_later(deadline, move |act, _| act.overdue(&overdue, id)));
+        watching.deadline = Some(ctx.run_later(deadline, move |act, ctx| {
+            act.overdue(&overdue, id, ctx)
+        }));
         ctx.spawn(answered.into_actor(self).map(move |answer, act, ctx| {
             act.looked(&key, id, answer, ctx);
         }));
@@ -199,12 +200,12 @@ impl PolicyActor {
             Ok(Ok(Looked { files, install })) => {
                 watching.files = Some(files);
                 if let Some(install) = install {
-                    self.install(key, install);
+                    self.install(key, install, ctx);
                 }
             }
             Ok(Err(_)) | Err(_) => {
                 let path = watching.source.path().to_owned();
-                self.fail(key, ReloadError::Panicked { path });
+                self.fail(key, ReloadError::Panicked { path }, ctx);
             }
         }
         if again {
@@ -214,7 +215,7 @@ impl PolicyActor {
 
     /// A look passed its deadline: the domain refuses that mechanism, and the watch looks
     /// again once the hung read returns (never two reads at once).
-    fn overdue(&mut self, key: &Key, id: u64) {
+    fn overdue(&mut self, key: &Key, id: u64, ctx: &mut Context<Self>) {
         let Some(watching) = self.sources.watches.get_mut(key) else {
             return;
         };
@@ -226,36 +227,46 @@ impl PolicyActor {
             path: watching.source.path().to_owned(),
             deadline: watching.read_deadline,
         };
-        self.fail(key, error);
+        self.fail(key, error, ctx);
     }
 
     /// Refuses everyone of the watch's mechanism, and says why.
-    fn fail(&mut self, key: &Key, error: ReloadError) {
+    fn fail(&mut self, key: &Key, error: ReloadError, ctx: &mut Context<Self>) {
         let Some(watching) = self.sources.watches.get_mut(key) else {
             return;
         };
         watching.files = None;
         let kind = kind_of(&watching.source);
-        self.install(key, Install::refuse_all(kind, error));
+        self.install(key, Install::refuse_all(kind, error), ctx);
     }
 
-    /// Installs a look's result through the policy's own methods, and reports it.
-    fn install(&mut self, key: &Key, install: Install) {
+    /// Installs a look's result through the one way in, as the watch (the domain's owner),
+    /// and reports it.
+    fn install(&mut self, key: &Key, install: Install, ctx: &mut Context<Self>) {
         let domain = &key.0;
+        let Some(owner) = self.sources.watches.get(key).map(|w| w.owner) else {
+            return;
+        };
         let Install {
             config,
             entries,
             error,
             rejected,
         } = install;
-        match config {
-            Config::Curve(store) => {
-                // Checked when the watch started; failing here leaves the previous keys.
-                if let Err(error) = self.install_curve(domain, CurvePolicy::Keys(Arc::new(store))) {
-                    warn!("reload for domain {domain:?}: {error}");
-                }
-            }
-            Config::Plain(table) => self.policy.replace_plain(domain, table),
+        let change = match config {
+            Config::Curve(store) => Change::ConfigureCurve {
+                domain: domain.clone(),
+                curve: CurvePolicy::Keys(Arc::new(store)),
+            },
+            Config::Plain(table) => Change::ConfigurePlain {
+                domain: domain.clone(),
+                table: PlainTable::Clear(table),
+            },
+        };
+        if let Err(error) = self.change(Origin::Owner(owner), change, ctx) {
+            // Only if the watch no longer owns the domain, which ends it first.
+            warn!("reload for domain {domain:?} not installed: {error}");
+            return;
         }
         let Some(watching) = self.sources.watches.get_mut(key) else {
             return;
@@ -382,12 +393,23 @@ impl Handler<Watch> for PolicyActor {
             interval,
             read_deadline,
             polling_only,
+            take_over,
             on_reload,
             reader: hook,
         } = msg;
-        self.stop_watch(&domain, mechanism, ctx);
-        if mechanism == MechanismKind::Curve {
-            self.curve_ticket(&domain);
+        // The watch owns the domain's mechanism from now on: refused on a domain another watch
+        // or a store owns unless it takes over (which ends that owner's hold).
+        let owner = self.policy.new_owner_id();
+        let claim = Change::Claim {
+            domain: domain.clone(),
+            mechanism,
+            owner: Owner::Watch {
+                id: owner,
+                path: source.path().to_owned(),
+            },
+        };
+        if let Err(error) = self.change(Origin::Hand { take_over }, claim, ctx) {
+            return Box::pin(fut::ready(Err(error)));
         }
         let followed = if polling_only {
             None
@@ -409,6 +431,7 @@ impl Handler<Watch> for PolicyActor {
             rejected: Vec::new(),
         };
         let watching = Watching {
+            owner,
             source,
             interval,
             read_deadline,
@@ -441,7 +464,9 @@ impl Handler<Unwatch> for PolicyActor {
     type Result = Result<bool, ConfigError>;
 
     fn handle(&mut self, msg: Unwatch, ctx: &mut Self::Context) -> Self::Result {
-        Ok(self.stop_watch(&msg.domain, msg.mechanism, ctx))
+        let Unwatch { domain, mechanism } = msg;
+        let change = Change::Release { domain, mechanism };
+        Ok(self.change(Origin::HAND, change, ctx)?.existed())
     }
 }
 

@@ -34,8 +34,6 @@ use actix::prelude::*;
 
 pub(crate) use actor::Sources;
 pub(crate) use reader::ReadHook;
-#[cfg(feature = "postgres")]
-pub use served::Delta;
 pub(crate) use served::Served;
 pub use served::SourceStats;
 #[cfg(feature = "postgres")]
@@ -136,6 +134,9 @@ pub struct Watch {
     pub read_deadline: Duration,
     /// Poll only, without kernel notifications.
     pub polling_only: bool,
+    /// Take the domain over from a watch or store that owns it (see
+    /// [`TakeOver`](crate::messages::TakeOver)).
+    pub take_over: bool,
     /// Told about every reload, successful or not.
     pub on_reload: Option<ReloadCallback>,
     /// Replaces file reads, for tests of hanging or panicking reads.
@@ -150,6 +151,7 @@ impl std::fmt::Debug for Watch {
             .field("interval", &self.interval)
             .field("read_deadline", &self.read_deadline)
             .field("polling_only", &self.polling_only)
+            .field("take_over", &self.take_over)
             .finish()
     }
 }
@@ -195,6 +197,7 @@ impl Watch {
             interval: Self::DEFAULT_INTERVAL,
             read_deadline: Self::DEFAULT_READ_DEADLINE,
             polling_only: false,
+            take_over: false,
             on_reload: None,
             reader: None,
         }
@@ -262,6 +265,15 @@ impl Watch {
             });
         }
         Ok(())
+    }
+}
+
+impl crate::messages::TakeOver for Watch {
+    fn take_over(self) -> Self {
+        Watch {
+            take_over: true,
+            ..self
+        }
     }
 }
 

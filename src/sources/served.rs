@@ -1,26 +1,25 @@
 //! Domains served by an external source (a credential store such as PostgreSQL): which source
 //! serves which domain, the deltas it sends, and its state as [`Stats`](crate::messages::Stats) shows it.
 //!
-//! A source registers its domains once ([`Serve`]): each then has an empty CURVE key set and
-//! an empty hashed PLAIN table (everyone refused, never a fallback to `"*"`) until the source
-//! installs what it read. Afterwards it sends batches of [`Delta`]s, applied in order through
-//! the policy's own methods, each bumping the epoch. A user who configures a served domain's
-//! mechanism by hand (any configuration message, a delta message, or a watch) takes it over:
-//! the source's later deltas for it are ignored.
+//! A source registers its domains once ([`Serve`]): it becomes the owner of each domain's
+//! CURVE and PLAIN settings, which start as an empty key set and an empty hashed table
+//! (everyone refused, never a fallback to `"*"`) until it installs what it read. Afterwards it
+//! sends batches of [`Change`]s, applied in order through the one way in as that owner. By
+//! hand, a removal is always applied and holds over the source's updates (a local
+//! revocation); a widening or replacing change is refused unless it takes the domain over,
+//! after which the source's changes for that domain are refused (`Superseded`) and its stats
+//! list the domain as taken over.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use log::{debug, warn};
+use log::warn;
 
 use crate::actors::PolicyActor;
-use crate::certs::CertStore;
 use crate::error::ConfigError;
-use crate::keys::CurvePublicKey;
 use crate::messages::MechanismKind;
-use crate::policy::{CurveEntry, CurvePolicy, HashedPassword, HashedTable};
+use crate::policy::{Change, Origin, Owner, OwnerId};
 
 /// The state of one external source, in [`Stats::sources`](crate::messages::Stats::sources).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,55 +38,35 @@ pub struct SourceStats {
     pub rejected_rows: u64,
     /// Reconnections so far.
     pub reconnects: u64,
+    /// Domains taken over by hand (`"domain (MECHANISM)"`): the source no longer changes them.
+    pub taken_over: Vec<String>,
 }
 
-/// One change from a source, for one domain.
-#[derive(Debug, Clone)]
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-pub enum Delta {
-    /// The domain's CURVE key set, whole (a snapshot).
-    InstallCurve(String, CertStore),
-    /// The domain's hashed PLAIN table, whole (a snapshot).
-    InstallPlain(String, HashedTable),
-    /// A key added or changed.
-    UpsertCurve(String, CurveEntry),
-    /// A key removed, disabled, or replaced by a malformed row.
-    RemoveCurve(String, CurvePublicKey),
-    /// A user added or changed.
-    UpsertPlain(String, String, HashedPassword),
-    /// A user removed, disabled, or replaced by a malformed row.
-    RemovePlain(String, String),
+/// Identifies a source within one policy actor: its id as the owner of its domains.
+pub(crate) type SourceId = OwnerId;
+
+/// One source's name, domains and state.
+struct SourceState {
+    name: String,
+    domains: Vec<String>,
+    stats: SourceStats,
+    contact: Option<Instant>,
 }
 
-impl Delta {
-    fn target(&self) -> (&str, MechanismKind) {
-        match self {
-            Delta::InstallCurve(d, _) | Delta::UpsertCurve(d, _) | Delta::RemoveCurve(d, _) => {
-                (d, MechanismKind::Curve)
-            }
-            Delta::InstallPlain(d, _) | Delta::UpsertPlain(d, ..) | Delta::RemovePlain(d, _) => {
-                (d, MechanismKind::Plain)
-            }
-        }
-    }
-}
-
-/// Identifies a source within one policy actor.
-pub(crate) type SourceId = u64;
-
-/// Which source serves which domain, and each source's state.
+/// Each external source's state (who owns which domain is the policy's to say).
 #[derive(Default)]
 pub(crate) struct Served {
-    owners: HashMap<(String, MechanismKind), SourceId>,
-    states: HashMap<SourceId, (String, SourceStats, Option<Instant>)>,
-    next: SourceId,
+    states: HashMap<SourceId, SourceState>,
 }
 
 impl Served {
-    /// Ends a source's hold on a domain's mechanism (a configuration by hand).
-    pub(crate) fn release(&mut self, domain: &str, mechanism: MechanismKind) {
-        if let Some(source) = self.owners.remove(&(domain.to_owned(), mechanism)) {
-            debug!("domain {domain:?} ({mechanism:?}) is configured by hand now, not by source {source}");
+    /// A domain's mechanism was taken over by hand from the source: say so in its stats.
+    pub(crate) fn taken_over(&mut self, source: SourceId, domain: &str, mechanism: MechanismKind) {
+        if let Some(state) = self.states.get_mut(&source) {
+            let entry = format!("{domain} ({mechanism})");
+            if !state.stats.taken_over.contains(&entry) {
+                state.stats.taken_over.push(entry);
+            }
         }
     }
 
@@ -95,10 +74,10 @@ impl Served {
     pub(crate) fn stats(&self) -> BTreeMap<String, SourceStats> {
         self.states
             .values()
-            .map(|(name, stats, contact)| {
-                let mut stats = stats.clone();
-                stats.staleness = contact.map(|at| at.elapsed());
-                (name.clone(), stats)
+            .map(|state| {
+                let mut stats = state.stats.clone();
+                stats.staleness = state.contact.map(|at| at.elapsed());
+                (state.name.clone(), stats)
             })
             .collect()
     }
@@ -114,6 +93,8 @@ pub(crate) type StartSource = Box<dyn FnOnce(SourceId) + Send>;
 pub(crate) struct Serve {
     pub(crate) name: String,
     pub(crate) domains: Vec<String>,
+    /// Take the domains over from a watch or another store that owns them.
+    pub(crate) take_over: bool,
     pub(crate) start: StartSource,
 }
 
@@ -123,7 +104,7 @@ pub(crate) struct Serve {
 pub(crate) struct Apply {
     pub(crate) source: SourceId,
     pub(crate) seq: Option<i64>,
-    pub(crate) deltas: Vec<Delta>,
+    pub(crate) changes: Vec<Change>,
 }
 
 /// A source's state changed (connection, contact, error).
@@ -159,24 +140,42 @@ impl Handler<Serve> for PolicyActor {
             }
         }
         crate::actors::require_curve(zmq::has("curve"))?;
-        self.served.next += 1;
-        let source = self.served.next;
-        for domain in &msg.domains {
-            for mechanism in [MechanismKind::Curve, MechanismKind::Plain] {
-                // The source replaces a watch or a configuration by hand, as a new watch does.
-                self.stop_watch(domain, mechanism, ctx);
-                self.served
-                    .owners
-                    .insert((domain.clone(), mechanism), source);
-            }
-            self.curve_ticket(domain);
-            self.install_curve(domain, CurvePolicy::Keys(Arc::default()))?;
-            self.policy
-                .configure_hashed_plain(domain, HashedTable::new())?;
-            self.verifier.forget_domain(domain);
+        let source = self.policy.new_owner_id();
+        let origin = Origin::Hand {
+            take_over: msg.take_over,
+        };
+        let claims: Vec<Change> = (msg.domains.iter())
+            .flat_map(|domain| {
+                [MechanismKind::Curve, MechanismKind::Plain].map(|mechanism| Change::Claim {
+                    domain: domain.clone(),
+                    mechanism,
+                    owner: Owner::Store {
+                        id: source,
+                        name: msg.name.clone(),
+                    },
+                })
+            })
+            .collect();
+        // All or nothing: a domain another watch or store owns refuses the whole source.
+        for claim in &claims {
+            self.policy.check(origin, claim)?;
         }
-        let stats = SourceStats::default();
-        self.served.states.insert(source, (msg.name, stats, None));
+        for claim in claims {
+            self.change(origin, claim, ctx)?;
+        }
+        // Everyone is refused (never a fallback to "*") until the source installs what it read.
+        for domain in &msg.domains {
+            for empty in Change::refuse_everyone(domain) {
+                self.change(Origin::Owner(source), empty, ctx)?;
+            }
+        }
+        let state = SourceState {
+            name: msg.name,
+            domains: msg.domains,
+            stats: SourceStats::default(),
+            contact: None,
+        };
+        self.served.states.insert(source, state);
         (msg.start)(source);
         Ok(source)
     }
@@ -185,56 +184,23 @@ impl Handler<Serve> for PolicyActor {
 impl Handler<Apply> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: Apply, _: &mut Self::Context) -> Self::Result {
-        // Every delta is applied even if one fails, so a failure can never leave a later
-        // removal undone; the first error is reported.
+    fn handle(&mut self, msg: Apply, ctx: &mut Self::Context) -> Self::Result {
+        // Every change is applied even if one fails, so a failure can never leave a later
+        // removal undone; the first error is reported. A domain taken over by hand refuses
+        // the source's changes (`Superseded`), as it should.
         let mut first_error = None;
-        for delta in msg.deltas {
-            let (domain, mechanism) = delta.target();
-            if self.served.owners.get(&(domain.to_owned(), mechanism)) != Some(&msg.source) {
-                continue; // configured by hand since, or never served
-            }
-            if let Err(error) = self.apply_delta(delta) {
-                first_error.get_or_insert(error);
+        for change in msg.changes {
+            match self.change(Origin::Owner(msg.source), change, ctx) {
+                Ok(_) | Err(ConfigError::Superseded) => {}
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
             }
         }
-        if let (Some(seq), Some((_, stats, _))) = (msg.seq, self.served.states.get_mut(&msg.source))
-        {
-            stats.applied_seq = stats.applied_seq.max(seq);
+        if let (Some(seq), Some(state)) = (msg.seq, self.served.states.get_mut(&msg.source)) {
+            state.stats.applied_seq = state.stats.applied_seq.max(seq);
         }
         first_error.map_or(Ok(()), Err)
-    }
-}
-
-impl PolicyActor {
-    /// One delta, through the policy's epoch-bumping methods.
-    fn apply_delta(&mut self, delta: Delta) -> Result<(), ConfigError> {
-        match delta {
-            Delta::InstallCurve(domain, store) => {
-                self.curve_ticket(&domain);
-                self.install_curve(&domain, CurvePolicy::Keys(Arc::new(store)))?;
-            }
-            Delta::InstallPlain(domain, table) => {
-                self.policy.configure_hashed_plain(&domain, table)?;
-                self.verifier.forget_domain(&domain);
-            }
-            Delta::UpsertCurve(domain, entry) => {
-                self.policy.upsert_curve_keys(&domain, [entry])?;
-            }
-            Delta::RemoveCurve(domain, key) => {
-                self.policy.remove_curve_keys(&domain, [&key]);
-            }
-            Delta::UpsertPlain(domain, name, hash) => {
-                self.verifier.forget_user(&domain, name.as_bytes());
-                self.policy
-                    .upsert_hashed_users(&domain, [(name.into_bytes(), hash)])?;
-            }
-            Delta::RemovePlain(domain, name) => {
-                self.verifier.forget_user(&domain, name.as_bytes());
-                self.policy.remove_hashed_users(&domain, [name.as_bytes()]);
-            }
-        }
-        Ok(())
     }
 }
 
@@ -242,9 +208,15 @@ impl Handler<Report> for PolicyActor {
     type Result = ();
 
     fn handle(&mut self, msg: Report, _: &mut Self::Context) {
-        let Some((name, stats, contact)) = self.served.states.get_mut(&msg.source) else {
+        let Some(state) = self.served.states.get_mut(&msg.source) else {
             return;
         };
+        let SourceState {
+            name,
+            stats,
+            contact,
+            ..
+        } = state;
         stats.connected = msg.connected;
         if msg.contact {
             *contact = Some(Instant::now());
@@ -268,8 +240,19 @@ impl Handler<Report> for PolicyActor {
 impl Handler<Unserve> for PolicyActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Unserve, _: &mut Self::Context) {
-        self.served.owners.retain(|_, source| *source != msg.0);
-        self.served.states.remove(&msg.0);
+    fn handle(&mut self, msg: Unserve, ctx: &mut Self::Context) {
+        let Some(state) = self.served.states.remove(&msg.0) else {
+            return;
+        };
+        // The source lets go of the domains it still owns; what it installed stays.
+        for domain in state.domains {
+            for mechanism in [MechanismKind::Curve, MechanismKind::Plain] {
+                let release = Change::Release {
+                    domain: domain.clone(),
+                    mechanism,
+                };
+                let _ = self.change(Origin::Owner(msg.0), release, ctx);
+            }
+        }
     }
 }

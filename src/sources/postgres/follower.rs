@@ -16,7 +16,8 @@ use super::PostgresSource;
 use crate::actors::PolicyActor;
 use crate::certs::CertStore;
 use crate::policy::HashedTable;
-use crate::sources::{Apply, Delta, Report, SourceId, Unserve};
+use crate::policy::Change;
+use crate::sources::{Apply, Report, SourceId, Unserve};
 
 /// Why a session with the database ended.
 enum Ended {
@@ -124,12 +125,7 @@ impl Follower {
             .source
             .domains
             .iter()
-            .flat_map(|d| {
-                [
-                    Delta::InstallCurve(d.clone(), CertStore::new()),
-                    Delta::InstallPlain(d.clone(), HashedTable::new()),
-                ]
-            })
+            .flat_map(|d| Change::refuse_everyone(d))
             .collect();
         self.applied = None;
         self.failed_closed = true;
@@ -287,7 +283,7 @@ impl Follower {
     async fn read(
         &self,
         client: &Client,
-    ) -> Result<(i64, Vec<Delta>, Vec<String>), tokio_postgres::Error> {
+    ) -> Result<(i64, Vec<Change>, Vec<String>), tokio_postgres::Error> {
         let store = &self.source.store;
         let position = store.sql(
             "SELECT coalesce((SELECT max(seq) FROM {schema}.changes), 0),
@@ -320,7 +316,7 @@ impl Follower {
         client: &Client,
         domains: &[String],
         seq: i64,
-    ) -> Result<(i64, Vec<Delta>, Vec<String>), tokio_postgres::Error> {
+    ) -> Result<(i64, Vec<Change>, Vec<String>), tokio_postgres::Error> {
         let store = &self.source.store;
         let mut keys: BTreeMap<&str, CertStore> = domains
             .iter()
@@ -361,13 +357,13 @@ impl Follower {
                 Err(error) => rejected.push(error),
             }
         }
-        let mut deltas: Vec<Delta> = Vec::new();
+        let mut deltas: Vec<Change> = Vec::new();
         for (domain, mut set) in keys {
             set.shrink_to_fit();
-            deltas.push(Delta::InstallCurve(domain.to_owned(), set));
+            deltas.push(Change::curve_keys(domain, set));
         }
         for (domain, table) in users {
-            deltas.push(Delta::InstallPlain(domain.to_owned(), table));
+            deltas.push(Change::hashed_users(domain, table));
         }
         Ok((seq, deltas, rejected))
     }
@@ -379,7 +375,7 @@ impl Follower {
         &self,
         client: &Client,
         applied: i64,
-    ) -> Result<Option<(i64, Vec<Delta>, Vec<String>)>, tokio_postgres::Error> {
+    ) -> Result<Option<(i64, Vec<Change>, Vec<String>)>, tokio_postgres::Error> {
         let store = &self.source.store;
         let domains = &self.source.domains;
         let rows = client
@@ -445,8 +441,14 @@ impl Follower {
                     _ => None,
                 };
                 match (entry, key_of(&ident)) {
-                    (Some(entry), _) => deltas.push(Delta::UpsertCurve(domain, entry)),
-                    (None, Some(key)) => deltas.push(Delta::RemoveCurve(domain, key)),
+                    (Some(entry), _) => deltas.push(Change::AddCurveKeys {
+                        domain,
+                        entries: vec![entry],
+                    }),
+                    (None, Some(key)) => deltas.push(Change::RemoveCurveKeys {
+                        domain,
+                        keys: vec![key],
+                    }),
                     (None, None) => {} // never installable, nothing to remove
                 }
             } else {
@@ -458,8 +460,14 @@ impl Follower {
                     _ => None,
                 };
                 deltas.push(match hash {
-                    Some(hash) => Delta::UpsertPlain(domain, ident, hash),
-                    None => Delta::RemovePlain(domain, ident),
+                    Some(hash) => Change::AddPlainUsers {
+                        domain,
+                        users: vec![(ident.into_bytes(), hash)],
+                    },
+                    None => Change::RemovePlainUsers {
+                        domain,
+                        users: vec![ident.into_bytes()],
+                    },
                 });
             }
         }
@@ -467,11 +475,11 @@ impl Follower {
     }
 
     /// Hands deltas to the policy actor; false once the authenticator is gone.
-    async fn apply(&self, seq: Option<i64>, deltas: Vec<Delta>) -> bool {
+    async fn apply(&self, seq: Option<i64>, deltas: Vec<Change>) -> bool {
         let applied = self.policy.send(Apply {
             source: self.id,
             seq,
-            deltas,
+            changes: deltas,
         });
         match applied.await {
             Ok(Ok(())) => true,

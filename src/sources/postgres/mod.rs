@@ -286,6 +286,7 @@ impl PostgresSource {
             .send(crate::sources::Serve {
                 name: name.clone(),
                 domains,
+                take_over: false,
                 start,
             })
             .await

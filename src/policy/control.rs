@@ -1,0 +1,1090 @@
+//! The one way in: every change to who may connect — whatever its origin — goes through
+//! [`Policy::apply`], which checks that the change's owner is still in charge of what it
+//! changes, installs it, bumps the epoch when it can narrow, and tells the caller what to
+//! cancel and what it narrowed.
+//!
+//! # Owners
+//! Every domain's setting of one mechanism (its PLAIN table, its CURVE setting, its GSSAPI
+//! setting) has exactly one [`Owner`]: the hand (handle methods and messages; the default), a
+//! directory load in progress, a file watch, or a store source. Address rules, IPC rules and
+//! the CURVE user-id mapping belong to the hand alone.
+//!
+//! | change by hand | on a hand-owned domain | load in progress | watch or store |
+//! |---|---|---|---|
+//! | a removal (`Remove*`) | removes; records a local revocation if nothing installed was removed | removes and revokes; the load still installs, the revocation holds | removes and revokes; the owner's later updates do not undo it |
+//! | `Add*`, `Configure*`, `Unconfigure`, a new watch, load or store | applied; lifts the revocations of the names it names | applied; the load is superseded | refused ([`PolicyError::OwnedBy`]) unless it takes over |
+//! | the same with take-over | as without | as without | applied; that owner stops for the domain; every revocation of the domain is lifted |
+//!
+//! A **local revocation** refuses the named key or user in that domain whatever its setting
+//! (own set, `"*"` fallback, allow-any, provider, clear-text or hashed table); one in `"*"`
+//! covers every domain that falls back to `"*"`. It lives in memory: a restart forgets it.
+//!
+//! Changes sent by an owner ([`Origin::Owner`]) are applied only while that owner is in charge
+//! of the domain; otherwise they are refused with [`PolicyError::Superseded`] and change
+//! nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{
+    check_domain, AddressFilter, AddressPattern, AddressRules, CurveEntry, CurvePolicy,
+    GssapiPolicy, HashedPassword, HashedTable, IpcRule, ListKind, PlainTable, Policy,
+    PolicyError, Scope, UserIdMapper,
+};
+use crate::certs::CertStore;
+use crate::keys::CurvePublicKey;
+
+/// A mechanism whose per-domain setting can be configured, owned and removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum MechanismKind {
+    /// The domain's password table.
+    Plain,
+    /// The domain's keys, allow-any or provider.
+    Curve,
+    /// The domain's GSSAPI policy.
+    Gssapi,
+}
+
+impl std::fmt::Display for MechanismKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MechanismKind::Plain => "PLAIN",
+            MechanismKind::Curve => "CURVE",
+            MechanismKind::Gssapi => "GSSAPI",
+        })
+    }
+}
+
+/// Names one owner other than the hand, within one [`Policy`] value
+/// ([`Policy::new_owner_id`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OwnerId(u64);
+
+impl OwnerId {
+    /// The number, for logs and stats.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// Who is in charge of one domain's setting of one mechanism.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Owner {
+    /// Handle methods and messages (the default).
+    Hand,
+    /// A certificate directory being loaded for a `ConfigureCurve`.
+    Load {
+        /// Its id.
+        id: OwnerId,
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A file watch.
+    Watch {
+        /// Its id.
+        id: OwnerId,
+        /// The watched directory or file.
+        path: PathBuf,
+    },
+    /// A credential store (e.g. PostgreSQL).
+    Store {
+        /// Its id.
+        id: OwnerId,
+        /// The source's name.
+        name: String,
+    },
+}
+
+impl Owner {
+    /// The owner's id; `None` for the hand.
+    pub fn id(&self) -> Option<OwnerId> {
+        match self {
+            Owner::Hand => None,
+            Owner::Load { id, .. } | Owner::Watch { id, .. } | Owner::Store { id, .. } => {
+                Some(*id)
+            }
+        }
+    }
+
+    /// Whether a change by hand must take over to widen or replace what this owner holds.
+    fn guards(&self) -> bool {
+        matches!(self, Owner::Watch { .. } | Owner::Store { .. })
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Owner::Hand => f.write_str("the hand (handle methods and messages)"),
+            Owner::Load { path, .. } => write!(f, "the load of {}", path.display()),
+            Owner::Watch { path, .. } => write!(f, "the watch of {}", path.display()),
+            Owner::Store { name, .. } => write!(f, "the store {name:?}"),
+        }
+    }
+}
+
+/// Who sends a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A handle method or message. `take_over`: a widening or replacing change on a domain a
+    /// watch or store owns is applied (and that owner stops for the domain) instead of refused.
+    Hand {
+        /// Take the domain over from a watch or store.
+        take_over: bool,
+    },
+    /// An owner (load, watch, store): applied only while it is in charge of the domain.
+    Owner(OwnerId),
+}
+
+impl Origin {
+    /// A change by hand that does not take over.
+    pub const HAND: Origin = Origin::Hand { take_over: false };
+}
+
+/// One change to the policy. Built by the actors from messages, file loads and store rows;
+/// applied by [`Policy::apply`].
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Change {
+    /// Adds addresses to a list of `scope` (pyzmq's `allow` and `deny`).
+    AddAddresses {
+        /// Global, or one domain.
+        scope: Scope,
+        /// Allow or deny.
+        kind: ListKind,
+        /// The addresses and ranges.
+        patterns: Vec<AddressPattern>,
+    },
+    /// Removes addresses from whichever list `scope` has (answers a count).
+    RemoveAddresses {
+        /// Global, or one domain.
+        scope: Scope,
+        /// The addresses and ranges, as they were added.
+        patterns: Vec<AddressPattern>,
+    },
+    /// Replaces the IP list of `scope` as a whole.
+    SetAddressRules {
+        /// Global, or one domain.
+        scope: Scope,
+        /// The new list.
+        rules: AddressRules,
+    },
+    /// Drops every address rule of `scope`, IP and IPC.
+    ClearAddressRules {
+        /// Global, or one domain.
+        scope: Scope,
+    },
+    /// Adds rules to the IPC allow-list of `scope`.
+    AllowIpc {
+        /// Global, or one domain.
+        scope: Scope,
+        /// The rules.
+        rules: Vec<IpcRule>,
+    },
+    /// Removes rules from the IPC allow-list of `scope` (answers a count).
+    RemoveIpc {
+        /// Global, or one domain.
+        scope: Scope,
+        /// The rules.
+        rules: Vec<IpcRule>,
+    },
+    /// Drops the IPC allow-list of `scope`.
+    ClearIpcRules {
+        /// Global, or one domain.
+        scope: Scope,
+    },
+    /// Replaces the CURVE user-id mapping.
+    SetCurveUserId(Option<UserIdMapper>),
+    /// Replaces a domain's PLAIN table (an empty clear-text table is refused by hand, and
+    /// installed from an owner: a watched file that is gone refuses everyone).
+    ConfigurePlain {
+        /// The domain, or `"*"`.
+        domain: String,
+        /// The table.
+        table: PlainTable,
+    },
+    /// Replaces a domain's CURVE setting.
+    ConfigureCurve {
+        /// The domain, or `"*"`.
+        domain: String,
+        /// The setting.
+        curve: CurvePolicy,
+    },
+    /// Replaces a domain's GSSAPI setting.
+    ConfigureGssapi {
+        /// The domain, or `"*"`.
+        domain: String,
+        /// The setting.
+        gssapi: GssapiPolicy,
+    },
+    /// Removes a domain's setting of one mechanism (answers whether there was one).
+    Unconfigure {
+        /// The domain, or `"*"`.
+        domain: String,
+        /// The mechanism.
+        mechanism: MechanismKind,
+    },
+    /// Adds keys to a domain's key set or replaces their entries (answers a count).
+    AddCurveKeys {
+        /// The domain, or `"*"`.
+        domain: String,
+        /// The keys.
+        entries: Vec<CurveEntry>,
+    },
+    /// Removes keys from a domain (answers [`Removed`]).
+    RemoveCurveKeys {
+        /// The domain, or `"*"`.
+        domain: String,
+        /// The keys.
+        keys: Vec<CurvePublicKey>,
+    },
+    /// Adds hashed users to a domain or replaces their hashes (answers a count).
+    AddPlainUsers {
+        /// The domain, or `"*"`.
+        domain: String,
+        /// Usernames and hashes.
+        users: Vec<(Vec<u8>, HashedPassword)>,
+    },
+    /// Removes users from a domain's PLAIN table, clear-text or hashed (answers [`Removed`]).
+    RemovePlainUsers {
+        /// The domain, or `"*"`.
+        domain: String,
+        /// The usernames.
+        users: Vec<Vec<u8>>,
+    },
+    /// `owner` takes charge of a domain's mechanism (a load, watch or store starts).
+    Claim {
+        /// The domain, or `"*"`.
+        domain: String,
+        /// The mechanism.
+        mechanism: MechanismKind,
+        /// The new owner, with an id from [`Policy::new_owner_id`].
+        owner: Owner,
+    },
+    /// The owner lets go of a domain's mechanism (sent by the owner: a store that stops), or
+    /// the hand ends a watch of it (`Unwatch`); the setting stays, the hand owns it (answers
+    /// whether an owner let go).
+    Release {
+        /// The domain, or `"*"`.
+        domain: String,
+        /// The mechanism.
+        mechanism: MechanismKind,
+    },
+    /// Lifts local revocations of a domain's mechanism: these names, or all (`None`).
+    LiftRevocations {
+        /// The domain, or `"*"`.
+        domain: String,
+        /// The mechanism.
+        mechanism: MechanismKind,
+        /// CURVE keys (32 bytes) or usernames; `None` for all.
+        names: Option<Vec<Vec<u8>>>,
+    },
+}
+
+impl std::fmt::Debug for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Passwords and hashes never appear; what the change targets does.
+        match self.target() {
+            Some((domain, mechanism)) => {
+                write!(f, "{}({domain:?}, {mechanism})", self.name())
+            }
+            None => write!(f, "{}", self.name()),
+        }
+    }
+}
+
+/// What an accepted removal did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Installed entries removed (keys from a key set, users from a table).
+    pub installed: usize,
+    /// Local revocations recorded: names refused though no installed entry was removed, or
+    /// though an owner other than the hand could bring them back.
+    pub revoked: usize,
+}
+
+impl std::fmt::Display for Removed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        write!(
+            f,
+            "removed {} installed entr{}, recorded {} local revocation{}",
+            self.installed,
+            if self.installed == 1 { "y" } else { "ies" },
+            self.revoked,
+            plural(self.revoked)
+        )
+    }
+}
+
+/// The answer of an accepted change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Applied.
+    Done,
+    /// Applied to this many entries (addresses, rules, keys, users).
+    Count(usize),
+    /// A key or user removal.
+    Removed(Removed),
+    /// Whether there was something to remove or let go.
+    Existed(bool),
+}
+
+impl Outcome {
+    /// The count of a `Count` (0 otherwise).
+    pub fn count(self) -> usize {
+        match self {
+            Outcome::Count(n) => n,
+            _ => 0,
+        }
+    }
+
+    /// The flag of an `Existed` (false otherwise).
+    pub fn existed(self) -> bool {
+        matches!(self, Outcome::Existed(true))
+    }
+
+    /// The removal of a `Removed` (zeroes otherwise).
+    pub fn removed(self) -> Removed {
+        match self {
+            Outcome::Removed(removed) => removed,
+            _ => Removed::default(),
+        }
+    }
+}
+
+/// What a change may have taken away: the scope of the handshakes and sessions it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Narrowing {
+    /// The address rules of a scope changed.
+    Addresses(Scope),
+    /// A domain's whole setting of a mechanism was replaced or removed.
+    Setting {
+        /// The domain, or `"*"` (then every domain falling back to it).
+        domain: String,
+        /// The mechanism.
+        mechanism: MechanismKind,
+    },
+    /// These keys (32 bytes) or usernames of a domain were removed, revoked or replaced.
+    Names {
+        /// The domain, or `"*"`.
+        domain: String,
+        /// The mechanism.
+        mechanism: MechanismKind,
+        /// The names.
+        names: Vec<Vec<u8>>,
+    },
+    /// The CURVE user-id mapping changed (every CURVE user id may differ).
+    UserIds,
+}
+
+/// An owner that is no longer in charge of a domain's mechanism because of a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Displaced {
+    /// The domain.
+    pub domain: String,
+    /// The mechanism.
+    pub mechanism: MechanismKind,
+    /// Who was in charge.
+    pub owner: Owner,
+    /// True when a change by hand took the domain over from a watch or store.
+    pub taken_over: bool,
+}
+
+/// What [`Policy::apply`] did, for the caller to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The answer.
+    pub outcome: Outcome,
+    /// Owners that stopped being in charge: the actor shell stops their watch, detaches the
+    /// store from the domain, supersedes the load.
+    pub displaced: Vec<Displaced>,
+    /// What the change may have taken away (empty: nothing; the epoch was not bumped).
+    pub narrowed: Vec<Narrowing>,
+}
+
+/// One domain taken over by hand from a watch or store, for inspection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakenOver {
+    /// The domain.
+    pub domain: String,
+    /// The mechanism.
+    pub mechanism: MechanismKind,
+    /// Who owned it before.
+    pub from: Owner,
+}
+
+type DomainKey = (String, MechanismKind);
+
+/// Who owns what, and the local revocations. Part of [`Policy`].
+#[derive(Debug, Clone, Default)]
+pub(super) struct Control {
+    /// Owners other than the hand; a domain's mechanism not listed is the hand's.
+    owners: HashMap<DomainKey, Owner>,
+    /// Names refused per mechanism and domain, whatever the domain's setting.
+    revoked: HashMap<MechanismKind, HashMap<String, HashSet<Vec<u8>>>>,
+    /// The latest take-over per domain's mechanism.
+    taken_over: HashMap<DomainKey, Owner>,
+    next_owner: u64,
+}
+
+impl Control {
+    fn owner(&self, domain: &str, mechanism: MechanismKind) -> Owner {
+        self.owners
+            .get(&(domain.to_owned(), mechanism))
+            .cloned()
+            .unwrap_or(Owner::Hand)
+    }
+
+    fn set_owner(&mut self, domain: &str, mechanism: MechanismKind, owner: Owner) {
+        let key = (domain.to_owned(), mechanism);
+        match owner {
+            Owner::Hand => self.owners.remove(&key),
+            owner => self.owners.insert(key, owner),
+        };
+    }
+
+    /// Whether `name` is revoked for a request of `domain` decided by the setting of
+    /// `setting_domain` (the domain's own, or `"*"`).
+    pub(super) fn is_revoked(
+        &self,
+        mechanism: MechanismKind,
+        domain: &str,
+        setting_domain: &str,
+        name: &[u8],
+    ) -> bool {
+        if self.revoked.is_empty() {
+            return false; // the common case costs one branch
+        }
+        let Some(domains) = self.revoked.get(&mechanism) else {
+            return false;
+        };
+        let revoked_in = |d: &str| domains.get(d).is_some_and(|names| names.contains(name));
+        revoked_in(domain) || (setting_domain != domain && revoked_in(setting_domain))
+    }
+
+    fn revoke(&mut self, domain: &str, mechanism: MechanismKind, name: Vec<u8>) {
+        let names = self.revoked.entry(mechanism).or_default();
+        names.entry(domain.to_owned()).or_default().insert(name);
+    }
+
+    /// Lifts these revocations (all with `None`); answers how many were lifted.
+    fn lift(&mut self, domain: &str, mechanism: MechanismKind, names: Option<&[Vec<u8>]>) -> usize {
+        let Some(domains) = self.revoked.get_mut(&mechanism) else {
+            return 0;
+        };
+        let lifted = match (domains.get_mut(domain), names) {
+            (None, _) => 0,
+            (Some(set), None) => {
+                let n = set.len();
+                set.clear();
+                n
+            }
+            (Some(set), Some(names)) => names.iter().filter(|n| set.remove(*n)).count(),
+        };
+        domains.retain(|_, set| !set.is_empty());
+        self.revoked.retain(|_, domains| !domains.is_empty());
+        lifted
+    }
+
+    /// Every owner other than the hand, sorted.
+    pub(super) fn owners(&self) -> Vec<(String, MechanismKind, Owner)> {
+        let mut all: Vec<_> = (self.owners.iter())
+            .map(|((d, m), o)| (d.clone(), *m, o.clone()))
+            .collect();
+        all.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        all
+    }
+
+    /// Every local revocation, sorted.
+    pub(super) fn revocations(&self) -> Vec<(String, MechanismKind, Vec<Vec<u8>>)> {
+        let mut all = Vec::new();
+        for (mechanism, domains) in &self.revoked {
+            for (domain, names) in domains {
+                let mut names: Vec<Vec<u8>> = names.iter().cloned().collect();
+                names.sort();
+                all.push((domain.clone(), *mechanism, names));
+            }
+        }
+        all.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        all
+    }
+
+    /// Every take-over, sorted.
+    pub(super) fn taken_over(&self) -> Vec<TakenOver> {
+        let mut all: Vec<TakenOver> = (self.taken_over.iter())
+            .map(|((domain, mechanism), from)| TakenOver {
+                domain: domain.clone(),
+                mechanism: *mechanism,
+                from: from.clone(),
+            })
+            .collect();
+        all.sort_by(|a, b| (&a.domain, a.mechanism).cmp(&(&b.domain, b.mechanism)));
+        all
+    }
+}
+
+/// How a change relates to the domain's owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Only for the hand, with no owner: address rules, the user-id mapping.
+    HandOnly,
+    /// Takes away: never refused to the hand.
+    Removal,
+    /// Widens or replaces: refused on a watched or store-owned domain unless taking over.
+    Widening,
+    /// The owner lets go, or the hand ends a watch.
+    Release,
+    /// Lifts revocations: the hand's explicit word.
+    Lift,
+}
+
+impl Change {
+    /// A domain's whole CURVE key set.
+    pub fn curve_keys(domain: impl Into<String>, keys: CertStore) -> Change {
+        Change::ConfigureCurve {
+            domain: domain.into(),
+            curve: CurvePolicy::Keys(Arc::new(keys)),
+        }
+    }
+
+    /// A domain's whole hashed PLAIN table.
+    pub fn hashed_users(domain: impl Into<String>, table: HashedTable) -> Change {
+        Change::ConfigurePlain {
+            domain: domain.into(),
+            table: PlainTable::from(table),
+        }
+    }
+
+    /// An empty key set and an empty hashed table for `domain`: everyone of CURVE and PLAIN is
+    /// refused there, with no fallback to `"*"` (a store's domain before its first read, or
+    /// past its staleness limit).
+    pub fn refuse_everyone(domain: &str) -> [Change; 2] {
+        [
+            Change::curve_keys(domain, CertStore::new()),
+            Change::hashed_users(domain, HashedTable::new()),
+        ]
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Change::AddAddresses { .. } => "AddAddresses",
+            Change::RemoveAddresses { .. } => "RemoveAddresses",
+            Change::SetAddressRules { .. } => "SetAddressRules",
+            Change::ClearAddressRules { .. } => "ClearAddressRules",
+            Change::AllowIpc { .. } => "AllowIpc",
+            Change::RemoveIpc { .. } => "RemoveIpc",
+            Change::ClearIpcRules { .. } => "ClearIpcRules",
+            Change::SetCurveUserId(_) => "SetCurveUserId",
+            Change::ConfigurePlain { .. } => "ConfigurePlain",
+            Change::ConfigureCurve { .. } => "ConfigureCurve",
+            Change::ConfigureGssapi { .. } => "ConfigureGssapi",
+            Change::Unconfigure { .. } => "Unconfigure",
+            Change::AddCurveKeys { .. } => "AddCurveKeys",
+            Change::RemoveCurveKeys { .. } => "RemoveCurveKeys",
+            Change::AddPlainUsers { .. } => "AddPlainUsers",
+            Change::RemovePlainUsers { .. } => "RemovePlainUsers",
+            Change::Claim { .. } => "Claim",
+            Change::Release { .. } => "Release",
+            Change::LiftRevocations { .. } => "LiftRevocations",
+        }
+    }
+
+    /// The domain's mechanism the change concerns; `None` for address rules and the
+    /// user-id mapping.
+    pub fn target(&self) -> Option<(&str, MechanismKind)> {
+        use MechanismKind::*;
+        Some(match self {
+            Change::ConfigurePlain { domain, .. }
+            | Change::AddPlainUsers { domain, .. }
+            | Change::RemovePlainUsers { domain, .. } => (domain, Plain),
+            Change::ConfigureCurve { domain, .. }
+            | Change::AddCurveKeys { domain, .. }
+            | Change::RemoveCurveKeys { domain, .. } => (domain, Curve),
+            Change::ConfigureGssapi { domain, .. } => (domain, Gssapi),
+            Change::Unconfigure { domain, mechanism }
+            | Change::Claim {
+                domain, mechanism, ..
+            }
+            | Change::Release { domain, mechanism }
+            | Change::LiftRevocations {
+                domain, mechanism, ..
+            } => (domain, *mechanism),
+            _ => return None,
+        })
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            Change::RemoveCurveKeys { .. } | Change::RemovePlainUsers { .. } => Kind::Removal,
+            Change::ConfigurePlain { .. }
+            | Change::ConfigureCurve { .. }
+            | Change::ConfigureGssapi { .. }
+            | Change::Unconfigure { .. }
+            | Change::AddCurveKeys { .. }
+            | Change::AddPlainUsers { .. }
+            | Change::Claim { .. } => Kind::Widening,
+            Change::Release { .. } => Kind::Release,
+            Change::LiftRevocations { .. } => Kind::Lift,
+            _ => Kind::HandOnly,
+        }
+    }
+
+    /// The names a widening change admits by name (its keys or users), whose revocations a
+    /// change by hand lifts.
+    fn names_admitted(&self) -> Vec<Vec<u8>> {
+        match self {
+            Change::AddCurveKeys { entries, .. } => {
+                entries.iter().map(|e| e.key.as_bytes().to_vec()).collect()
+            }
+            Change::ConfigureCurve {
+                curve: CurvePolicy::Keys(store),
+                ..
+            } => store.keys().map(|k| k.as_bytes().to_vec()).collect(),
+            Change::AddPlainUsers { users, .. } => users.iter().map(|(n, _)| n.clone()).collect(),
+            Change::ConfigurePlain {
+                table: PlainTable::Clear(table),
+                ..
+            } => table.usernames().into_iter().map(String::into_bytes).collect(),
+            Change::ConfigurePlain {
+                table: PlainTable::Hashed(table),
+                ..
+            } => table.usernames().into_iter().map(String::into_bytes).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// What the owner check decided, before the change is made.
+struct Authority {
+    /// The owner in charge before the change.
+    before: Owner,
+    /// It stops being in charge.
+    displaced: Option<Displaced>,
+}
+
+impl Policy {
+    /// A fresh id for an owner (a load, watch or store) of this policy.
+    pub fn new_owner_id(&mut self) -> OwnerId {
+        self.control.next_owner += 1;
+        OwnerId(self.control.next_owner)
+    }
+
+    /// Whether `origin` may make `change` now, without making it: the owner check of
+    /// [`apply`](Self::apply) alone.
+    pub fn check(&self, origin: Origin, change: &Change) -> Result<(), PolicyError> {
+        if let Some((domain, _)) = change.target() {
+            check_domain(domain)?;
+        }
+        self.authorize(origin, change).map(drop)
+    }
+
+    /// Who is in charge of a domain's setting of `mechanism`.
+    pub fn owner(&self, domain: &str, mechanism: MechanismKind) -> Owner {
+        self.control.owner(domain, mechanism)
+    }
+
+    /// Applies one change — the one way anything changes the policy (see the
+    /// [module](self) docs for who may change what). A refused change changes nothing.
+    ///
+    /// ```
+    /// use actix_zap::keys::CurvePublicKey;
+    /// use actix_zap::policy::{Change, CurvePolicy, MechanismKind, Origin, Owner, Policy, PolicyError};
+    /// let mut policy = Policy::default();
+    /// let key = CurvePublicKey::from_bytes([7; 32]);
+    /// // A watch takes charge of "fleet"'s CURVE keys and installs the allow-any setting.
+    /// let watch = policy.new_owner_id();
+    /// let owner = Owner::Watch { id: watch, path: "/etc/keys".into() };
+    /// let claim = Change::Claim { domain: "fleet".into(), mechanism: MechanismKind::Curve, owner };
+    /// policy.apply(Origin::HAND, claim).unwrap();
+    /// let install = Change::ConfigureCurve { domain: "fleet".into(), curve: CurvePolicy::AllowAny };
+    /// policy.apply(Origin::Owner(watch), install.clone()).unwrap();
+    /// // By hand, replacing the watch's setting is refused ...
+    /// assert!(matches!(policy.apply(Origin::HAND, install), Err(PolicyError::OwnedBy { .. })));
+    /// // ... but a removal never is: the key is revoked, and stays so over the watch's reloads.
+    /// let remove = Change::RemoveCurveKeys { domain: "fleet".into(), keys: vec![key] };
+    /// let applied = policy.apply(Origin::HAND, remove).unwrap();
+    /// assert_eq!(applied.outcome.removed().revoked, 1);
+    /// ```
+    pub fn apply(&mut self, origin: Origin, change: Change) -> Result<Applied, PolicyError> {
+        if let Some((domain, _)) = change.target() {
+            check_domain(domain)?;
+        }
+        let authority = self.authorize(origin, &change)?;
+        let admitted = match origin {
+            Origin::Hand { .. } if change.kind() == Kind::Widening => change.names_admitted(),
+            _ => Vec::new(),
+        };
+        let target = change.target().map(|(d, m)| (d.to_owned(), m));
+        let kind = change.kind();
+        let claimed = match &change {
+            Change::Claim { owner, .. } => Some(owner.clone()),
+            _ => None,
+        };
+        let mut narrowed = Vec::new();
+        let outcome = self.make(origin, &authority.before, change, &mut narrowed)?;
+        // The change is in: ownership follows.
+        if let Some((domain, mechanism)) = &target {
+            let taken_over = authority.displaced.as_ref().is_some_and(|d| d.taken_over);
+            if taken_over {
+                self.control.lift(domain, *mechanism, None);
+                let from = authority.before.clone();
+                (self.control.taken_over).insert((domain.clone(), *mechanism), from);
+            }
+            let after = match (origin, kind, claimed) {
+                (_, _, Some(claimant)) => Some(claimant),
+                (Origin::Hand { .. }, Kind::Widening, None) => Some(Owner::Hand),
+                (Origin::Hand { .. }, Kind::Release, None)
+                    if matches!(authority.before, Owner::Watch { .. }) =>
+                {
+                    Some(Owner::Hand)
+                }
+                // A load hands the domain back once it has installed what it read.
+                (Origin::Owner(_), Kind::Widening, None)
+                    if matches!(authority.before, Owner::Load { .. }) =>
+                {
+                    Some(Owner::Hand)
+                }
+                (Origin::Owner(_), Kind::Release, None) => Some(Owner::Hand),
+                _ => None,
+            };
+            if let Some(after) = after {
+                self.control.set_owner(domain, *mechanism, after);
+            }
+            if !admitted.is_empty() {
+                self.control.lift(domain, *mechanism, Some(&admitted));
+            }
+        }
+        if !narrowed.is_empty() {
+            self.changed();
+        }
+        Ok(Applied {
+            outcome,
+            displaced: authority.displaced.into_iter().collect(),
+            narrowed,
+        })
+    }
+
+    /// The owner check: whether `origin` may make `change`, and whom it displaces.
+    fn authorize(&self, origin: Origin, change: &Change) -> Result<Authority, PolicyError> {
+        let kind = change.kind();
+        let Some((domain, mechanism)) = change.target() else {
+            return match origin {
+                Origin::Hand { .. } => Ok(Authority {
+                    before: Owner::Hand,
+                    displaced: None,
+                }),
+                Origin::Owner(_) => Err(PolicyError::HandOnly),
+            };
+        };
+        let before = self.control.owner(domain, mechanism);
+        let displaced = |taken_over| {
+            Some(Displaced {
+                domain: domain.to_owned(),
+                mechanism,
+                owner: before.clone(),
+                taken_over,
+            })
+        };
+        let displaced = match origin {
+            Origin::Owner(id) => {
+                if matches!(kind, Kind::Lift | Kind::HandOnly)
+                    || matches!(change, Change::Claim { .. })
+                {
+                    return Err(PolicyError::HandOnly);
+                }
+                if before.id() != Some(id) {
+                    return Err(PolicyError::Superseded);
+                }
+                None
+            }
+            Origin::Hand { take_over } => match (kind, &before) {
+                (Kind::Removal | Kind::Lift | Kind::HandOnly, _) | (_, Owner::Hand) => None,
+                (Kind::Release, Owner::Watch { .. }) => displaced(false),
+                (Kind::Release, _) => None,
+                (Kind::Widening, Owner::Load { .. }) => displaced(false),
+                (Kind::Widening, owner) if owner.guards() && take_over => displaced(true),
+                (Kind::Widening, owner) => {
+                    return Err(PolicyError::OwnedBy {
+                        domain: domain.to_owned(),
+                        mechanism,
+                        owner: owner.to_string(),
+                    })
+                }
+            },
+        };
+        Ok(Authority { before, displaced })
+    }
+
+    /// Makes an authorized change; what it may have taken away goes to `narrowed`.
+    fn make(
+        &mut self,
+        origin: Origin,
+        before: &Owner,
+        change: Change,
+        narrowed: &mut Vec<Narrowing>,
+    ) -> Result<Outcome, PolicyError> {
+        use MechanismKind::*;
+        let setting = |domain: &str, mechanism| Narrowing::Setting {
+            domain: domain.to_owned(),
+            mechanism,
+        };
+        // A removal by hand is kept as a revocation unless it removed what the hand owns.
+        let by_hand_alone = matches!(origin, Origin::Hand { .. }) && *before == Owner::Hand;
+        let revoking = matches!(origin, Origin::Hand { .. });
+        Ok(match change {
+            Change::AddAddresses {
+                scope,
+                kind,
+                patterns,
+            } => {
+                let n = patterns.len();
+                self.change_rules(&scope, |rules| rules.add(kind, patterns))?;
+                narrowed.push(Narrowing::Addresses(scope));
+                Outcome::Count(n)
+            }
+            Change::RemoveAddresses { scope, patterns } => {
+                let n = self.change_rules(&scope, |rules| Ok(rules.remove(&patterns)))?;
+                narrowed.push(Narrowing::Addresses(scope));
+                Outcome::Count(n)
+            }
+            Change::SetAddressRules { scope, rules } => {
+                self.change_rules(&scope, |filter| {
+                    filter.set(rules);
+                    Ok(())
+                })?;
+                narrowed.push(Narrowing::Addresses(scope));
+                Outcome::Done
+            }
+            Change::ClearAddressRules { scope } => {
+                self.change_rules(&scope, |filter| {
+                    filter.clear();
+                    Ok(())
+                })?;
+                narrowed.push(Narrowing::Addresses(scope));
+                Outcome::Done
+            }
+            Change::AllowIpc { scope, rules } => {
+                let n = rules.len();
+                self.change_rules(&scope, |filter| {
+                    filter.allow_ipc(rules);
+                    Ok(())
+                })?;
+                narrowed.push(Narrowing::Addresses(scope));
+                Outcome::Count(n)
+            }
+            Change::RemoveIpc { scope, rules } => {
+                let n = self.change_rules(&scope, |filter| Ok(filter.remove_ipc(&rules)))?;
+                narrowed.push(Narrowing::Addresses(scope));
+                Outcome::Count(n)
+            }
+            Change::ClearIpcRules { scope } => {
+                self.change_rules(&scope, |filter| {
+                    filter.clear_ipc();
+                    Ok(())
+                })?;
+                narrowed.push(Narrowing::Addresses(scope));
+                Outcome::Done
+            }
+            Change::SetCurveUserId(mapper) => {
+                self.curve_user_id = mapper;
+                narrowed.push(Narrowing::UserIds);
+                Outcome::Done
+            }
+            Change::ConfigurePlain { domain, table } => {
+                let empty_by_hand = table.is_empty()
+                    && matches!(origin, Origin::Hand { .. })
+                    && matches!(table, PlainTable::Clear(_));
+                if empty_by_hand {
+                    return Err(PolicyError::EmptyPasswordTable(domain));
+                }
+                narrowed.push(setting(&domain, Plain));
+                self.plain.insert(domain, table);
+                Outcome::Done
+            }
+            Change::ConfigureCurve { domain, curve } => {
+                narrowed.push(setting(&domain, Curve));
+                self.curve.insert(domain, curve);
+                Outcome::Done
+            }
+            Change::ConfigureGssapi { domain, gssapi } => {
+                narrowed.push(setting(&domain, Gssapi));
+                self.gssapi.insert(domain, gssapi);
+                Outcome::Done
+            }
+            Change::Unconfigure { domain, mechanism } => {
+                let existed = match mechanism {
+                    Plain => self.plain.remove(&domain).is_some(),
+                    Curve => self.curve.remove(&domain).is_some(),
+                    Gssapi => self.gssapi.remove(&domain).is_some(),
+                };
+                narrowed.push(setting(&domain, mechanism));
+                Outcome::Existed(existed)
+            }
+            Change::AddCurveKeys { domain, entries } => {
+                let had_set = matches!(self.curve.get(&domain), Some(CurvePolicy::Keys(_)));
+                if !had_set {
+                    narrowed.push(setting(&domain, Curve));
+                }
+                let names = entries.iter().map(|e| e.key.as_bytes().to_vec()).collect();
+                let store = self.key_set_mut(&domain);
+                let n = entries.len();
+                for entry in entries {
+                    store.upsert(entry.key, entry.metadata, entry.user_id, entry.expires);
+                }
+                narrowed.push(Narrowing::Names {
+                    domain,
+                    mechanism: Curve,
+                    names,
+                });
+                Outcome::Count(n)
+            }
+            Change::RemoveCurveKeys { domain, mut keys } => {
+                let mut seen = HashSet::new();
+                keys.retain(|key| seen.insert(*key));
+                let mut removed = Removed::default();
+                let mut store = match self.curve.get_mut(&domain) {
+                    Some(CurvePolicy::Keys(store)) => Some(store),
+                    _ => None,
+                };
+                for key in &keys {
+                    let gone = match store.as_mut() {
+                        Some(store) if store.contains(key) => {
+                            Arc::make_mut(store).remove(key).is_some()
+                        }
+                        _ => false,
+                    };
+                    removed.installed += usize::from(gone);
+                    if revoking && !(gone && by_hand_alone) {
+                        self.control.revoke(&domain, Curve, key.as_bytes().to_vec());
+                        removed.revoked += 1;
+                    }
+                }
+                let names = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
+                narrowed.push(Narrowing::Names {
+                    domain,
+                    mechanism: Curve,
+                    names,
+                });
+                Outcome::Removed(removed)
+            }
+            Change::AddPlainUsers { domain, users } => {
+                if !matches!(self.plain.get(&domain), Some(PlainTable::Hashed(_))) {
+                    // A clear-text table, or none (the domain fell back to "*"): replaced.
+                    narrowed.push(setting(&domain, Plain));
+                    let fresh = PlainTable::Hashed(Arc::new(HashedTable::new()));
+                    self.plain.insert(domain.clone(), fresh);
+                }
+                let Some(PlainTable::Hashed(table)) = self.plain.get_mut(&domain) else {
+                    unreachable!("a hashed table was installed just above");
+                };
+                let table = Arc::make_mut(table);
+                let n = users.len();
+                let names = users.iter().map(|(name, _)| name.clone()).collect();
+                for (name, hash) in users {
+                    table.upsert(name, hash);
+                }
+                narrowed.push(Narrowing::Names {
+                    domain,
+                    mechanism: Plain,
+                    names,
+                });
+                Outcome::Count(n)
+            }
+            Change::RemovePlainUsers { domain, mut users } => {
+                let mut seen = HashSet::new();
+                users.retain(|name| seen.insert(name.clone()));
+                let mut removed = Removed::default();
+                for name in &users {
+                    let gone = match self.plain.get_mut(&domain) {
+                        Some(table) => table.remove(name),
+                        None => false,
+                    };
+                    removed.installed += usize::from(gone);
+                    if revoking && !(gone && by_hand_alone) {
+                        self.control.revoke(&domain, Plain, name.clone());
+                        removed.revoked += 1;
+                    }
+                }
+                narrowed.push(Narrowing::Names {
+                    domain,
+                    mechanism: Plain,
+                    names: users,
+                });
+                Outcome::Removed(removed)
+            }
+            Change::Claim { .. } => Outcome::Done,
+            Change::Release { .. } => Outcome::Existed(match origin {
+                Origin::Hand { .. } => matches!(before, Owner::Watch { .. }),
+                Origin::Owner(_) => true,
+            }),
+            Change::LiftRevocations {
+                domain,
+                mechanism,
+                names,
+            } => Outcome::Count(self.control.lift(&domain, mechanism, names.as_deref())),
+        })
+    }
+
+    /// Applies one change to the rules of `scope`; a refused one leaves everything as it was.
+    fn change_rules<T>(
+        &mut self,
+        scope: &Scope,
+        change: impl FnOnce(&mut AddressFilter) -> Result<T, PolicyError>,
+    ) -> Result<T, PolicyError> {
+        let result = change(self.rules_mut(scope)?);
+        // Drops domains whose filter has no rule left (an emptied allow-list is a rule).
+        self.domain_addresses.retain(|_, rules| !rules.is_open());
+        result
+    }
+
+    /// The domain's own key set, made one if the domain had allow-any, a provider or nothing
+    /// (replacing those: a key set only admits what it holds). Copy-on-write: O(1) unless
+    /// someone else holds the same set.
+    fn key_set_mut(&mut self, domain: &str) -> &mut CertStore {
+        let curve = self
+            .curve
+            .entry(domain.to_owned())
+            .or_insert_with(|| CurvePolicy::Keys(Arc::default()));
+        if !matches!(curve, CurvePolicy::Keys(_)) {
+            *curve = CurvePolicy::Keys(Arc::default());
+        }
+        match curve {
+            CurvePolicy::Keys(store) => Arc::make_mut(store),
+            _ => unreachable!("replaced just above"),
+        }
+    }
+
+    /// The local revocations (CURVE keys as 32 bytes, usernames), sorted by domain.
+    pub fn revocations(&self) -> Vec<(String, MechanismKind, Vec<Vec<u8>>)> {
+        self.control.revocations()
+    }
+
+    /// Domains taken over by hand from a watch or store.
+    pub fn taken_over(&self) -> Vec<TakenOver> {
+        self.control.taken_over()
+    }
+
+    /// Every owner other than the hand, sorted by domain.
+    pub fn owners(&self) -> Vec<(String, MechanismKind, Owner)> {
+        self.control.owners()
+    }
+
+    /// Whether `name` is refused by a local revocation for a request of `domain` decided by
+    /// the setting of `setting_domain` (the domain's own or `"*"`).
+    pub(super) fn revoked(
+        &self,
+        mechanism: MechanismKind,
+        domain: &str,
+        setting_domain: &str,
+        name: &[u8],
+    ) -> bool {
+        self.control
+            .is_revoked(mechanism, domain, setting_domain, name)
+    }
+}

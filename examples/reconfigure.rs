@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use actix_zap::certs::{CertStore, Certificate};
 use actix_zap::keys::CurvePublicKey;
-use actix_zap::messages::{Allow, ConfigureCurve, CurveSource};
+use actix_zap::messages::{Allow, ConfigureCurve};
 use actix_zap::zap::Metadata;
 use actix_zap::{Authenticator, ServerSocket};
 use support::{curve_client, fail, off_thread, Connection, Outcome, Server};
@@ -31,10 +31,7 @@ fn trust(certs: &[&Certificate]) -> ConfigureCurve {
     for cert in certs {
         store.insert(cert.public_key, Metadata::empty());
     }
-    ConfigureCurve {
-        domain: "global".into(),
-        source: CurveSource::Keys(store),
-    }
+    ConfigureCurve::keys("global", store)
 }
 
 /// Runs the fresh handshake of a new client connection, off the actix thread.

@@ -43,9 +43,9 @@ pub use crate::actors::deltas::{
 pub use crate::actors::observe::{
     DecisionEvent, EventMechanism, Stats, Subscriber, SubscriptionId,
 };
+pub use crate::policy::{MechanismKind, Removed};
 pub use crate::sources::SourceStats;
 pub use crate::sources::{ReloadCallback, Reloaded, Unwatch, Watch, WatchSource, Watches};
-pub use crate::policy::{MechanismKind, Removed};
 pub use crate::zap::StatusCode;
 
 /// Messages that widen or replace a domain's setting take the domain over from a watch or a
@@ -420,7 +420,6 @@ pub struct ConfigureGssapi {
     /// Any principal, or a set of principals.
     pub policy: GssapiPolicy,
 }
-
 
 /// Removes one mechanism's configuration from a domain; answers whether there was one.
 /// Refused on a domain a watch or store owns unless it takes over.

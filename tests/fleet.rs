@@ -8,9 +8,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use actix_zap::policy::HashedPassword;
+use actix_zap::messages::{ConfigureCurve, TakeOver};
+use actix_zap::policy::{HashedPassword, PolicyError};
 use actix_zap::postgres::{PostgresSource, SourceHandle, Store};
-use actix_zap::ThreadAuthenticator;
+use actix_zap::{ConfigError, ThreadAuthenticator};
 use common::*;
 use futures::executor::block_on;
 
@@ -457,7 +458,7 @@ fn a_changed_password_is_refused_at_once_though_the_old_one_was_cached() {
 }
 
 #[test]
-fn a_hand_configuration_replaces_the_source_for_its_domain() {
+fn a_hand_configuration_of_a_served_domain_is_refused_unless_it_takes_over() {
     let db = Db::new("hand");
     let (alice, bob) = (Keys::generate(), Keys::generate());
     let first = db.add_key(&alice, "");
@@ -467,12 +468,34 @@ fn a_hand_configuration_replaces_the_source_for_its_domain() {
         .curve(&alice)
         .assert_admitted(&alice.public.to_z85());
     let store: actix_zap::certs::CertStore = [bob.public].into_iter().collect();
-    block_on(member.auth.handle().configure_curve_keys("fleet", store)).unwrap();
-    // The store's next change is no longer applied to the domain.
+    // Widening by hand is refused, typed and naming the store; nothing changes.
+    let refused = block_on(
+        member
+            .auth
+            .handle()
+            .configure_curve_keys("fleet", store.clone()),
+    );
+    match refused {
+        Err(ConfigError::Policy(PolicyError::OwnedBy { domain, owner, .. })) => {
+            assert_eq!(domain, "fleet");
+            assert!(owner.contains("store"), "{owner}");
+        }
+        other => panic!("{other:?}"),
+    }
+    member.curve(&bob).assert_refused(400);
+    member.curve(&alice).assert_admitted(&alice.public.to_z85());
+    // Taken over explicitly: the store's next change is no longer applied to the domain.
+    let take_over = ConfigureCurve::keys("fleet", store).take_over();
+    block_on(member.auth.handle().send(take_over)).unwrap();
     let later = db.add_key(&bob, "from-the-store");
     member.at(later);
     member.curve(&bob).assert_admitted(&bob.public.to_z85());
     member.curve(&alice).assert_refused(400);
+    let stats = member.auth.stats().unwrap();
+    let source = stats.sources.values().next().unwrap();
+    assert_eq!(source.taken_over, ["fleet (CURVE)"]);
+    let snapshot = member.auth.inspect().unwrap();
+    assert_eq!(snapshot.taken_over.len(), 1, "{snapshot:?}");
     // An empty served domain refuses everyone instead of falling back to "*".
     member.auth.configure_plain("*", [("erin", "pw")]).unwrap();
     member.plain("erin", "pw").assert_refused(400);

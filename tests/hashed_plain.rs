@@ -27,10 +27,7 @@ fn hash(password: &str, memory_kib: u32, passes: u32) -> HashedPassword {
 fn hashed_users_are_admitted_with_their_password_only() {
     let (context, auth) = started();
     let users = vec![("alice".to_owned(), hash("pw", 64, 1))];
-    let added = block_on(auth.handle().send(AddPlainUsers {
-        domain: "hashed".into(),
-        users,
-    }));
+    let added = block_on(auth.handle().send(AddPlainUsers::new("hashed", users)));
     assert_eq!(added.unwrap(), 1);
     let server = Listening::new(&context, &Server::Plain, Some("hashed"));
     server
@@ -52,11 +49,7 @@ fn hashed_users_are_admitted_with_their_password_only() {
 fn a_user_removed_while_its_password_is_being_verified_is_refused() {
     let (context, auth) = started();
     let users = vec![("alice".to_owned(), hash("pw", 16 * 1024, 4))];
-    block_on(auth.handle().send(AddPlainUsers {
-        domain: "hashed".into(),
-        users,
-    }))
-    .unwrap();
+    block_on(auth.handle().send(AddPlainUsers::new("hashed", users))).unwrap();
     let server = Listening::new(&context, &Server::Plain, Some("hashed"));
     let _client = server.connect(&context, &Client::Plain("alice", "pw"));
     let deadline = Instant::now() + PATIENCE;
@@ -64,11 +57,11 @@ fn a_user_removed_while_its_password_is_being_verified_is_refused() {
         assert!(Instant::now() < deadline, "the request never arrived");
         std::thread::yield_now();
     }
-    let removed = block_on(auth.handle().send(RemovePlainUsers {
-        domain: "hashed".into(),
-        users: vec!["alice".into()],
-    }));
-    assert_eq!(removed.unwrap(), 1);
+    let removed = block_on(
+        auth.handle()
+            .send(RemovePlainUsers::new("hashed", ["alice"])),
+    );
+    assert_eq!(removed.unwrap().installed, 1);
     // Whether argon2 was still running or not, the answer comes from the narrower policy.
     server.outcome().assert_refused(400);
     auth.stop();

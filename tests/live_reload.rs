@@ -11,7 +11,8 @@ use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_zap::messages::{Reloaded, Watch};
+use actix_zap::messages::{ConfigurePlain, Reloaded, TakeOver, Watch};
+use actix_zap::policy::PolicyError;
 use actix_zap::{ConfigError, WatchError};
 use common::*;
 
@@ -167,10 +168,22 @@ fn a_watched_password_file_applies_changes_and_fails_closed_when_removed() {
         .attempt(&ctx, &Client::Plain("admin", "fallback"))
         .assert_refused(400);
     assert!(watches(&auth)[0].error.is_some());
-    // An explicit configuration replaces the watch.
-    auth.configure_plain("global", [("admin", "three")])
-        .unwrap();
+    // By hand, replacing the watched table is refused (typed, naming the watch) ...
+    let refused = auth.configure_plain("global", [("admin", "three")]);
+    match refused {
+        Err(ConfigError::Policy(PolicyError::OwnedBy { owner, .. })) => {
+            assert!(owner.contains("passwords"), "{owner}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(watches(&auth).len(), 1);
+    // ... unless it takes over, which ends the watch.
+    let take_over = ConfigurePlain::new("global", [("admin", "three")]).take_over();
+    auth.send(take_over).unwrap();
     assert!(watches(&auth).is_empty());
+    server
+        .attempt(&ctx, &Client::Plain("admin", "three"))
+        .assert_admitted("admin");
     auth.stop();
 }
 

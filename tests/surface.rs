@@ -11,7 +11,8 @@ use std::sync::Mutex;
 use actix::prelude::*;
 use actix_zap::certs::{CertStore, Certificate, Flavour};
 use actix_zap::messages::{
-    Allow, ConfigureCurve, ConfigurePlain, DecisionEvent, Inspect, MechanismKind, StatusCode, Watch,
+    Allow, ConfigureCurve, ConfigurePlain, DecisionEvent, Inspect, MechanismKind, StatusCode,
+    TakeOver, Watch,
 };
 use actix_zap::{ConfigError, ReloadError, ThreadAuthenticator, Unavailable};
 use common::*;
@@ -163,8 +164,11 @@ fn a_czmq_certificate_store_admits_keys_from_any_file_name_and_the_pyzmq_layout_
     // Followed live, alike.
     let reloaded = auth.watch(Watch::czmq("*", store.path())).unwrap();
     assert_eq!((reloaded.entries, reloaded.error), (2, None));
-    // The same directory read in pyzmq's layout (`*.key` only) admits nobody, and says so.
-    let report = auth.configure_curve("*", store.path()).unwrap();
+    // The same directory read in pyzmq's layout (`*.key` only), taking over from the watch,
+    // admits nobody, and says so.
+    let report = auth
+        .send(ConfigureCurve::directory("*", store.path()).take_over())
+        .unwrap();
     assert_eq!(report.keys, 0);
     let warning = report
         .warning

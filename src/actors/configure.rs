@@ -152,7 +152,9 @@ impl Handler<ConfigureCurve> for PolicyActor {
         } = msg;
         let origin = by_hand(take_over);
         let installed = |act: &mut Self, curve, report, ctx: &mut Self::Context| -> Self::Result {
-            let answer = act.install_curve(origin, &domain, curve, ctx).map(|()| report);
+            let answer = act
+                .install_curve(origin, &domain, curve, ctx)
+                .map(|()| report);
             Box::pin(fut::ready(answer))
         };
         let (path, layout) = match source {

@@ -41,10 +41,13 @@ impl PolicyActor {
             require_curve(zmq::has("curve"))?;
         }
         debug!(target: "actix_zap::control", "{change:?} from {origin:?}");
-        let applied = self.policy.apply(origin, change).map_err(|error| match error {
-            PolicyError::Superseded => ConfigError::Superseded,
-            error => ConfigError::Policy(error),
-        })?;
+        let applied = self
+            .policy
+            .apply(origin, change)
+            .map_err(|error| match error {
+                PolicyError::Superseded => ConfigError::Superseded,
+                error => ConfigError::Policy(error),
+            })?;
         for displaced in applied.displaced {
             self.displaced(displaced, ctx);
         }

@@ -114,6 +114,44 @@ fn by_hand(take_over: bool) -> Origin {
     Origin::Hand { take_over }
 }
 
+impl ConfigureHashedPlain {
+    /// This table for `domain`.
+    pub fn new(domain: impl Into<String>, table: HashedTable) -> Self {
+        ConfigureHashedPlain {
+            domain: domain.into(),
+            table,
+            take_over: false,
+        }
+    }
+}
+
+impl AddPlainUsers {
+    /// These users (name, hash) for `domain`.
+    pub fn new<U: Into<String>>(
+        domain: impl Into<String>,
+        users: impl IntoIterator<Item = (U, HashedPassword)>,
+    ) -> Self {
+        AddPlainUsers {
+            domain: domain.into(),
+            users: users.into_iter().map(|(n, h)| (n.into(), h)).collect(),
+            take_over: false,
+        }
+    }
+}
+
+impl RemovePlainUsers {
+    /// These users, from `domain`.
+    pub fn new<U: Into<String>>(
+        domain: impl Into<String>,
+        users: impl IntoIterator<Item = U>,
+    ) -> Self {
+        RemovePlainUsers {
+            domain: domain.into(),
+            users: users.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
 impl Handler<AddCurveKeys> for PolicyActor {
     type Result = Result<usize, ConfigError>;
 
@@ -165,7 +203,10 @@ impl Handler<AddPlainUsers> for PolicyActor {
             users,
             take_over,
         } = msg;
-        let users = users.into_iter().map(|(n, h)| (n.into_bytes(), h)).collect();
+        let users = users
+            .into_iter()
+            .map(|(n, h)| (n.into_bytes(), h))
+            .collect();
         let change = Change::AddPlainUsers { domain, users };
         Ok(self.change(by_hand(take_over), change, ctx)?.count())
     }

@@ -29,8 +29,8 @@ use std::sync::Arc;
 
 use super::{
     check_domain, AddressFilter, AddressPattern, AddressRules, CurveEntry, CurvePolicy,
-    GssapiPolicy, HashedPassword, HashedTable, IpcRule, ListKind, PlainTable, Policy,
-    PolicyError, Scope, UserIdMapper,
+    GssapiPolicy, HashedPassword, HashedTable, IpcRule, ListKind, PlainTable, Policy, PolicyError,
+    Scope, UserIdMapper,
 };
 use crate::certs::CertStore;
 use crate::keys::CurvePublicKey;
@@ -103,9 +103,7 @@ impl Owner {
     pub fn id(&self) -> Option<OwnerId> {
         match self {
             Owner::Hand => None,
-            Owner::Load { id, .. } | Owner::Watch { id, .. } | Owner::Store { id, .. } => {
-                Some(*id)
-            }
+            Owner::Load { id, .. } | Owner::Watch { id, .. } | Owner::Store { id, .. } => Some(*id),
         }
     }
 
@@ -650,11 +648,19 @@ impl Change {
             Change::ConfigurePlain {
                 table: PlainTable::Clear(table),
                 ..
-            } => table.usernames().into_iter().map(String::into_bytes).collect(),
+            } => table
+                .usernames()
+                .into_iter()
+                .map(String::into_bytes)
+                .collect(),
             Change::ConfigurePlain {
                 table: PlainTable::Hashed(table),
                 ..
-            } => table.usernames().into_iter().map(String::into_bytes).collect(),
+            } => table
+                .usernames()
+                .into_iter()
+                .map(String::into_bytes)
+                .collect(),
             _ => Vec::new(),
         }
     }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use futures::future::{ready, LocalBoxFuture};
 use futures::FutureExt as _;
 
-use super::{for_domain, CurvePolicy, GssapiPolicy, MechanismKind, PlainTable, Policy};
 use super::UserIdMapper;
+use super::{for_domain, CurvePolicy, GssapiPolicy, MechanismKind, PlainTable, Policy};
 use super::{AddressVerdict, PasswordCheck, Refusal};
 use crate::keys::CurvePublicKey;
 use crate::provider::{call_guarded, poll_guarded, Panicked};
@@ -257,13 +257,7 @@ impl Policy {
         Decision::Reply(reply)
     }
 
-    fn decide_plain(
-        &self,
-        id: &[u8],
-        domain: &str,
-        username: &[u8],
-        password: &[u8],
-    ) -> Decision {
+    fn decide_plain(&self, id: &[u8], domain: &str, username: &[u8], password: &[u8]) -> Decision {
         let refuse = |refusal: Refusal| Decision::Reply(refusal.reply(id));
         if self.plain.is_empty() {
             return refuse(Refusal::NoPasswordsDefined);

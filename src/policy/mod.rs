@@ -39,8 +39,8 @@ pub use address::{
     AddressError, AddressPattern, AddressRules, AddressSet, AddressVerdict, ListKind, Scope,
 };
 pub use control::{
-    Applied, Change, Displaced, MechanismKind, Narrowing, Origin, Outcome, Owner, OwnerId,
-    Removed, TakenOver,
+    Applied, Change, Displaced, MechanismKind, Narrowing, Origin, Outcome, Owner, OwnerId, Removed,
+    TakenOver,
 };
 pub use decision::{
     BlockingCall, BlockingRunner, Consultation, Decision, Inline, ProviderFailure, ANONYMOUS,

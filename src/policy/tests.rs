@@ -525,7 +525,7 @@ fn reconfiguring_a_domain_replaces_only_that_domain() {
     policy.configure_curve("a", curve_keys(&[SERVER])).unwrap();
     assert_denied(&reply(&policy, &curve("a", CLIENT)), "Unknown key");
     assert_ok(&reply(&policy, &curve("b", CLIENT)), CLIENT);
-    assert!(policy.unconfigure_curve("b"));
+    assert_eq!(policy.unconfigure("b", MechanismKind::Curve), Ok(true));
     assert_denied(&reply(&policy, &curve("b", CLIENT)), "Unknown domain");
 }
 

@@ -164,9 +164,8 @@ impl PolicyActor {
         watching.overdue = false;
         let key = key.clone();
         let overdue = key.clone();
-        watching.deadline = Some(ctx.run_later(deadline, move |act, ctx| {
-            act.overdue(&overdue, id, ctx)
-        }));
+        watching.deadline =
+            Some(ctx.run_later(deadline, move |act, ctx| act.overdue(&overdue, id, ctx)));
         ctx.spawn(answered.into_actor(self).map(move |answer, act, ctx| {
             act.looked(&key, id, answer, ctx);
         }));

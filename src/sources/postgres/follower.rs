@@ -15,8 +15,8 @@ use super::rows::{key_of, CurveRow, PlainRow};
 use super::PostgresSource;
 use crate::actors::PolicyActor;
 use crate::certs::CertStore;
-use crate::policy::HashedTable;
 use crate::policy::Change;
+use crate::policy::HashedTable;
 use crate::sources::{Apply, Report, SourceId, Unserve};
 
 /// Why a session with the database ended.

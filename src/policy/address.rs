@@ -375,8 +375,9 @@ impl AddressRules {
 
     /// Removes patterns from whichever list is in force; returns how many were there.
     ///
-    /// An allow-list whose last entry goes stays in force and refuses everyone; a deny-list
-    /// whose last entry goes becomes `Open`.
+    /// A list whose last entry goes stays in force: an emptied allow-list refuses every
+    /// address, an emptied deny-list denies no IP but still refuses peers that are not IP
+    /// peers (see the module documentation).
     pub fn remove<'p>(&mut self, patterns: impl IntoIterator<Item = &'p AddressPattern>) -> usize {
         match self {
             AddressRules::Open => 0,
@@ -391,7 +392,11 @@ impl AddressRules {
         matches!(self, AddressRules::Open)
     }
 
-    /// The verdict for an IP peer (with its zone, if it arrived with one).
+    /// The verdict of this IP list for an IP peer (with its zone, if it arrived with one).
+    ///
+    /// This is the IP part of [`AddressFilter::check`](super::AddressFilter::check), the one
+    /// filter the authenticator applies to a request's address frame (it also decides IPC
+    /// peers and frames that are not an address).
     pub fn check_ip(&self, ip: IpAddr, zone: Option<Zone>) -> AddressVerdict {
         match self {
             AddressRules::Open => AddressVerdict::NotFiltered,
@@ -401,20 +406,6 @@ impl AddressRules {
                 AddressVerdict::Refused(Refusal::AddressDenied)
             }
             AddressRules::Deny(_) => AddressVerdict::NotFiltered,
-        }
-    }
-
-    /// Applies the IP list alone to a request's address frame. An address that is not an
-    /// IP (an IPC peer, an empty or unknown frame) is refused while a list is in force; see
-    /// [`AddressFilter::check`](super::AddressFilter::check) for the full filter with IPC
-    /// rules.
-    pub fn check(&self, address: &str) -> AddressVerdict {
-        if self.is_open() {
-            return AddressVerdict::NotFiltered;
-        }
-        match super::Peer::parse(address) {
-            super::Peer::Ip { ip, zone } => self.check_ip(ip, zone),
-            _ => AddressVerdict::Refused(Refusal::AddressNotAllowed),
         }
     }
 }
@@ -433,7 +424,15 @@ pub enum AddressVerdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::AddressFilter;
     use std::net::Ipv4Addr;
+
+    /// What the one filter the authenticator applies says with these IP rules alone.
+    fn verdict(rules: &AddressRules, address: &str) -> AddressVerdict {
+        let mut filter = AddressFilter::default();
+        filter.set(rules.clone());
+        filter.check(address)
+    }
 
     fn set(rules: &[&str]) -> AddressSet {
         let mut set = AddressSet::default();
@@ -490,23 +489,23 @@ mod tests {
     #[test]
     fn allow_and_deny_give_pyzmq_texts() {
         let allow = AddressRules::Allow(set(&["127.0.0.1"]));
-        assert_eq!(allow.check("127.0.0.1"), AddressVerdict::Allowed);
+        assert_eq!(verdict(&allow, "127.0.0.1"), AddressVerdict::Allowed);
         assert_eq!(
-            allow.check("127.0.0.2"),
+            verdict(&allow, "127.0.0.2"),
             AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
         assert_eq!(
-            allow.check("not-an-ip"),
+            verdict(&allow, "not-an-ip"),
             AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
         let deny = AddressRules::Deny(set(&["127.0.0.1"]));
         assert_eq!(
-            deny.check("127.0.0.1"),
+            verdict(&deny, "127.0.0.1"),
             AddressVerdict::Refused(Refusal::AddressDenied)
         );
-        assert_eq!(deny.check("127.0.0.2"), AddressVerdict::NotFiltered);
+        assert_eq!(verdict(&deny, "127.0.0.2"), AddressVerdict::NotFiltered);
         assert_eq!(
-            AddressRules::Open.check("1.2.3.4"),
+            verdict(&AddressRules::Open, "1.2.3.4"),
             AddressVerdict::NotFiltered
         );
     }
@@ -598,13 +597,13 @@ mod tests {
     fn zoned_peers_are_checked_against_both_kinds_of_list() {
         let deny = AddressRules::Deny(set(&["fe80::/10"]));
         assert_eq!(
-            deny.check("fe80::1%eth0"),
+            verdict(&deny, "fe80::1%eth0"),
             AddressVerdict::Refused(Refusal::AddressDenied)
         );
         let allow = AddressRules::Allow(set(&["fe80::%eth0/64"]));
-        assert_eq!(allow.check("fe80::1%eth0"), AddressVerdict::Allowed);
+        assert_eq!(verdict(&allow, "fe80::1%eth0"), AddressVerdict::Allowed);
         assert_eq!(
-            allow.check("fe80::1%eth1"),
+            verdict(&allow, "fe80::1%eth1"),
             AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
     }
@@ -617,7 +616,7 @@ mod tests {
         assert_eq!(allow.remove([&one]), 1);
         assert_eq!(allow, AddressRules::Allow(AddressSet::default()));
         assert_eq!(
-            allow.check("10.0.0.5"),
+            verdict(&allow, "10.0.0.5"),
             AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
         assert_eq!(
@@ -636,7 +635,7 @@ mod tests {
         let mut nothing = AddressRules::Open;
         nothing.add(ListKind::Allow, []).unwrap();
         assert_eq!(
-            nothing.check("127.0.0.1"),
+            verdict(&nothing, "127.0.0.1"),
             AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
     }

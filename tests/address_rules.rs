@@ -2,7 +2,9 @@
 //! emptied allow-list refuses everyone until it is cleared on purpose, `"*"` is no scope
 //! for address rules, and peers that are not bare IPs — `ipc://` clients and IPv6
 //! link-local clients with a zone — are decided explicitly instead of slipping past a
-//! deny-list.
+//! deny-list. Zones are checked over a veth link between network namespaces the tests make
+//! and remove: libzmq names the interface, a rule naming it matches, and a rule with the
+//! interface's index is refused when configured (it would match nothing).
 
 mod common;
 

@@ -36,13 +36,14 @@ pub enum AddressError {
         /// What is wrong with it.
         why: &'static str,
     },
-    /// The zone is a number, an interface index (`fe80::%3/64`). Such a rule would match no
-    /// peer: libzmq reports link-local peers with the interface's name.
+    /// The zone is a number, an interface index (`fe80::%3/64`). Such a rule would not match
+    /// the peers it means: libzmq reports link-local peers with the interface's name.
     #[error(
         "{text:?}: the zone {zone:?} is an interface index; write the interface's name \
          instead (fe80::%eth0/64): libzmq reports link-local peers with the interface name, \
-         never the index, so this rule would match no peer, and an index only means something \
-         inside one network namespace and goes stale when the interface is re-created"
+         not the index, so this rule would not match the peers it means, and an index only \
+         means something inside one network namespace and goes stale when the interface is \
+         re-created"
     )]
     NumericZone {
         /// The text given.
@@ -83,10 +84,10 @@ impl AddressError {
 /// `fe80::%eth0/64`) and then matches peers on that interface only; an entry without a zone
 /// matches every zone. A zone is written as the interface's name, which must be a valid
 /// Linux interface name (see [`Zone`]), else [`AddressError::BadZoneName`]. A zone written
-/// as a number (`fe80::%3/64`) is refused with [`AddressError::NumericZone`]: libzmq never
-/// reports the index, so the entry would match no peer (a deny entry that denies nothing),
-/// and an index is only meaningful inside one network namespace and goes stale when the
-/// interface is re-created. A zone on any other address is refused too
+/// as a number (`fe80::%3/64`) is refused with [`AddressError::NumericZone`]: libzmq reports
+/// the name, not the index, so the entry would not match the peers it means (a deny entry
+/// that denies nothing), and an index is only meaningful inside one network namespace and
+/// goes stale when the interface is re-created. A zone on any other address is refused too
 /// ([`AddressError::Invalid`]): libzmq reports none there. So every accepted entry matches
 /// every peer it names, with one doubt left: a peer whose interface libzmq could not name
 /// arrives with the index ([`Zone::is_index`]), and then a zoned allow entry does not admit
@@ -405,8 +406,9 @@ fn remove_from<K: Ord, T: std::hash::Hash + Eq>(
 /// Whether peers are filtered by an allow-list, a deny-list, or not at all.
 ///
 /// Allow and deny are mutually exclusive, as in pyzmq: mixing them is a configuration error.
-/// Unlike pyzmq, an empty allow-list is in force and refuses everyone (see the module
-/// documentation).
+/// Unlike pyzmq, an empty allow-list is in force and refuses everyone, and an empty deny-list
+/// is in force too: it denies no IP, but peers that are not IP peers are refused (see
+/// [`AddressFilter::check`](super::AddressFilter::check), which applies these lists).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum AddressRules {
     /// No IP filtering: every address may try to authenticate.
@@ -479,7 +481,7 @@ impl AddressRules {
     ///
     /// A list whose last entry goes stays in force: an emptied allow-list refuses every
     /// address, an emptied deny-list denies no IP but still refuses peers that are not IP
-    /// peers (see the module documentation).
+    /// peers (`ipc://` peers without an IPC rule, unreadable addresses).
     pub fn remove<'p>(&mut self, patterns: impl IntoIterator<Item = &'p AddressPattern>) -> usize {
         match self {
             AddressRules::Open => 0,

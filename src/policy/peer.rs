@@ -32,10 +32,12 @@ use std::net::IpAddr;
 ///   1 to 15 bytes, not `.` or `..`, no `/`, `:`, `%`, NUL or white space (the kernel's: tab,
 ///   newline, vertical tab, form feed, carriage return, space and the byte 0xA0), and not
 ///   all digits.
-/// - A peer's zone is a number only when that lookup failed (the interface was removed
-///   meanwhile, or the lookup could not open its socket): glibc then writes the index. All
-///   digits always reads as an index; an interface whose name is all digits (Linux allows
-///   it) cannot be told from one, so it is handled as an index.
+/// - A peer's zone is a number only when that lookup failed: the interface was removed
+///   meanwhile, the lookup could not open its socket, or libzmq's I/O thread runs in another
+///   network namespace, where the index names nothing (where it names another interface,
+///   that name is reported: create the context in the namespace its sockets use). glibc
+///   then writes the index. All digits always reads as an index; an interface whose name is
+///   all digits (Linux allows it) cannot be told from one, so it is handled as an index.
 ///
 /// Zones compare as text, byte for byte: `eth0` and `Eth0` are different interfaces, and an
 /// index never equals a name. See [`is_index`](Zone::is_index) for what address rules make of

@@ -2,19 +2,22 @@
 //! emptied allow-list refuses everyone until it is cleared on purpose, `"*"` is no scope
 //! for address rules, and peers that are not bare IPs — `ipc://` clients and IPv6
 //! link-local clients with a zone — are decided explicitly instead of slipping past a
-//! deny-list.
+//! deny-list. Zones are checked over a veth link between network namespaces the tests make
+//! and remove: libzmq names the interface, a rule naming it matches, and a rule with the
+//! interface's index is refused when configured (it would match nothing).
 
 mod common;
 
 use std::os::fd::AsRawFd;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::Mutex;
 
 use actix_zap::messages::{
     ClearAddressRules, DecisionEvent, RemoveAddresses, SetAddressRules, SetDomainAddressRules,
 };
-use actix_zap::policy::{AddressRules, AddressSet, IpcRule, PolicyError};
+use actix_zap::policy::{AddressError, AddressRules, AddressSet, IpcRule, PolicyError};
 use actix_zap::{ConfigError, ThreadAuthenticator};
 use common::*;
 
@@ -269,10 +272,52 @@ fn ipc_clients_are_refused_by_ip_lists_and_admitted_by_their_own_rules() {
     auth.stop();
 }
 
-/// Two network namespaces joined by a veth pair, each end with a link-local address;
-/// removed on drop, whatever happened.
+/// Why the kernel refuses this process a network namespace, if it does. Tried with
+/// `unshare` on a thread of its own, which ends right after (its namespace with it).
+fn kernel_refuses_namespaces() -> Option<std::io::Error> {
+    std::thread::spawn(|| {
+        // SAFETY: unshare touches no memory; it moves only this short-lived thread.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        (rc != 0).then(std::io::Error::last_os_error)
+    })
+    .join()
+    .unwrap()
+}
+
+/// A named network namespace (`ip netns add`), deleted on drop, whatever happened.
+struct Namespace(String);
+
+impl Namespace {
+    /// `azap-<pid>-<n>-<role>`: unique per test, so tests running at once never share one.
+    fn add(role: &str) -> Namespace {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("azap-{}-{n}-{role}", std::process::id());
+        ip(&["netns", "add", &name]).unwrap();
+        Namespace(name)
+    }
+
+    fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes the interfaces inside it (a veth end, and with it
+        // the pair) once nothing runs in it any more.
+        if let Err(why) = ip(&["netns", "del", &self.0]) {
+            eprintln!("cleanup: {why}");
+        }
+    }
+}
+
+/// Two network namespaces joined by a veth pair, each end with a link-local address:
+/// `fe80::1` on `SERVER_IF` in the server's, `fe80::2` on `CLIENT_IF` in the client's.
+/// Nothing else is reachable from either; both are removed on drop, whatever happened.
 struct LinkLocalPair {
-    namespaces: Vec<String>,
+    server: Namespace,
+    client: Namespace,
 }
 
 const SERVER_IF: &str = "azapsrv0";
@@ -295,24 +340,18 @@ fn ip(args: &[&str]) -> Result<(), String> {
 }
 
 impl LinkLocalPair {
-    /// `None` (with a message) when the kernel or the tools refuse network namespaces.
+    /// `None` (with a message) only when the kernel refuses network namespaces; any other
+    /// failure to build the link fails the test.
     fn create() -> Option<LinkLocalPair> {
-        let tag = format!("azap-{}", std::process::id());
-        let mut pair = LinkLocalPair {
-            namespaces: Vec::new(),
-        };
-        for side in ["srv", "cli"] {
-            let name = format!("{tag}-{side}");
-            if let Err(why) = ip(&["netns", "add", &name]) {
-                if pair.namespaces.is_empty() {
-                    println!("SKIPPED: network namespaces are not available here ({why})");
-                    return None;
-                }
-                panic!("{why}");
-            }
-            pair.namespaces.push(name);
+        if let Some(why) = kernel_refuses_namespaces() {
+            println!("SKIPPED: the kernel refuses a network namespace here ({why})");
+            return None;
         }
-        let (srv, cli) = (pair.server(), pair.client());
+        let server = Namespace::add("srv");
+        let client = Namespace::add("cli");
+        // The guard exists from here: a panic below still removes both namespaces.
+        let pair = LinkLocalPair { server, client };
+        let (srv, cli) = (pair.server.name(), pair.client.name());
         let steps: [&[&str]; 9] = [
             &[
                 "link", "add", SERVER_IF, "netns", srv, "type", "veth", "peer", "name", CLIENT_IF,
@@ -349,33 +388,14 @@ impl LinkLocalPair {
             &["-n", cli, "link", "set", CLIENT_IF, "up"],
         ];
         for step in steps {
-            // The guard exists: a panic here still removes both namespaces.
             ip(step).unwrap();
         }
         Some(pair)
     }
-
-    fn server(&self) -> &str {
-        &self.namespaces[0]
-    }
-
-    fn client(&self) -> &str {
-        &self.namespaces[1]
-    }
 }
 
-impl Drop for LinkLocalPair {
-    fn drop(&mut self) {
-        // Deleting a namespace deletes the veth end inside it, and with it the pair.
-        for name in &self.namespaces {
-            if let Err(why) = ip(&["netns", "del", name]) {
-                eprintln!("cleanup: {why}");
-            }
-        }
-    }
-}
-
-/// Moves the calling thread (only) into a named network namespace.
+/// Moves the calling thread (only) into a named network namespace. Threads it starts
+/// afterwards (libzmq's I/O threads among them) start there too.
 fn enter_namespace(name: &str) {
     let file = std::fs::File::open(format!("/var/run/netns/{name}")).unwrap();
     // SAFETY: setns only reads the descriptor, which stays open for the call.
@@ -383,8 +403,9 @@ fn enter_namespace(name: &str) {
     assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
 }
 
-/// A context whose I/O thread (where libzmq opens connecting sockets) lives in `namespace`:
-/// libzmq starts it with the context's first socket, on the thread that creates it.
+/// A context whose I/O thread (where libzmq opens connecting sockets, and names the
+/// interface of accepted peers) lives in `namespace`: libzmq starts it with the context's
+/// first socket, on the thread that creates it.
 fn context_in(namespace: &str) -> zmq::Context {
     let namespace = namespace.to_owned();
     std::thread::spawn(move || {
@@ -397,65 +418,139 @@ fn context_in(namespace: &str) -> zmq::Context {
     .unwrap()
 }
 
-#[test]
-fn link_local_peers_with_a_zone_match_deny_and_zoned_rules() {
-    let Some(pair) = LinkLocalPair::create() else {
-        return;
-    };
-    let client_context = context_in(pair.client());
-    let server_ns = pair.server().to_owned();
-    // The server side (its context's I/O thread resolves the peer's zone to a name in its
-    // namespace) runs on a thread inside the server namespace.
-    let scenario = std::thread::spawn(move || {
-        enter_namespace(&server_ns);
-        zone_scenario(&client_context);
+/// The index of an interface in the calling thread's network namespace.
+fn interface_index(name: &str) -> u32 {
+    let c_name = std::ffi::CString::new(name).unwrap();
+    // SAFETY: the name is a NUL-terminated string that outlives the call.
+    let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+    assert_ne!(index, 0, "{name}: {}", std::io::Error::last_os_error());
+    index
+}
+
+/// Runs `scenario` on a thread of its own that first enters `namespace`, then removes the
+/// namespaces (`guards`), and only then reports the scenario's panic, if any.
+fn on_link_then_clean_up<T>(namespace: &str, guards: T, scenario: impl FnOnce() + Send + 'static) {
+    let namespace = namespace.to_owned();
+    let result = std::thread::spawn(move || {
+        enter_namespace(&namespace);
+        scenario();
     })
     .join();
-    drop(pair);
-    if let Err(panic) = scenario {
+    drop(guards);
+    if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
 }
 
-fn zone_scenario(client_context: &zmq::Context) {
-    let (ctx, auth) = started();
-    let decisions = Decisions::follow(&auth);
-    let socket = server_socket(&ctx, &Server::Null, Some("link"));
-    socket.set_ipv6(true).unwrap();
-    let monitor = Monitor::attach(&ctx, &socket);
-    socket
-        .bind(&format!("tcp://[fe80::1%{SERVER_IF}]:0"))
-        .unwrap();
-    let bound = socket.get_last_endpoint().unwrap().unwrap();
-    let port = bound.rsplit(':').next().unwrap().to_owned();
-    let server = Listening {
-        socket,
-        monitor,
-        endpoint: format!("tcp://[fe80::1%{CLIENT_IF}]:{port}"),
-    };
-    let attempt = || {
-        let client = client_socket(client_context, &Client::Null);
+/// A NULL server of domain "link" bound on `fe80::1%SERVER_IF`, which the calling thread
+/// must see (be in the server namespace), and reached from `client` (a context in the
+/// client namespace) at `fe80::1%CLIENT_IF`: the only route there is the veth link.
+struct LinkLocalServer {
+    server: Listening,
+    client: zmq::Context,
+}
+
+impl LinkLocalServer {
+    fn bind(ctx: &zmq::Context, client: zmq::Context) -> LinkLocalServer {
+        let socket = server_socket(ctx, &Server::Null, Some("link"));
+        socket.set_ipv6(true).unwrap();
+        let monitor = Monitor::attach(ctx, &socket);
+        socket
+            .bind(&format!("tcp://[fe80::1%{SERVER_IF}]:0"))
+            .unwrap();
+        let bound = socket.get_last_endpoint().unwrap().unwrap();
+        let port = bound.rsplit(':').next().unwrap().to_owned();
+        let server = Listening {
+            socket,
+            monitor,
+            endpoint: format!("tcp://[fe80::1%{CLIENT_IF}]:{port}"),
+        };
+        LinkLocalServer { server, client }
+    }
+
+    fn attempt(&self) -> Outcome {
+        let client = client_socket(&self.client, &Client::Null);
         client.set_ipv6(true).unwrap();
-        client.connect(&server.endpoint).unwrap();
+        client.connect(&self.server.endpoint).unwrap();
         client.send("hello", 0).unwrap();
-        let outcome = server.outcome();
+        let outcome = self.server.outcome();
         drop(client);
         outcome
-    };
+    }
+}
 
-    // libzmq names the peer with the zone of the interface it came in on.
+fn address_error(result: Result<(), ConfigError>) -> AddressError {
+    match result {
+        Err(ConfigError::Address(error)) => error,
+        other => panic!("expected an address error, got {other:?}"),
+    }
+}
+
+#[test]
+fn link_local_peers_are_judged_by_interface_name_and_a_numeric_zone_is_refused() {
+    let Some(pair) = LinkLocalPair::create() else {
+        return;
+    };
+    let client = context_in(pair.client.name());
+    let server_ns = pair.server.name().to_owned();
+    // Everything on the server side — the context, and with it libzmq's I/O thread, which
+    // names the peer's interface, the authenticator, the server socket — is made on a
+    // thread inside the server namespace.
+    on_link_then_clean_up(&server_ns, pair, move || zone_scenario(client));
+}
+
+fn zone_scenario(client: zmq::Context) {
+    let (ctx, auth) = started();
+    let decisions = Decisions::follow(&auth);
+    let server = LinkLocalServer::bind(&ctx, client);
+    let attempt = || server.attempt();
+
+    // No rule: admitted, and libzmq names the peer with the name of the interface it came
+    // in on, not its index.
     let event = decisions.admitted(attempt());
     assert_eq!(event.address, format!("fe80::2%{SERVER_IF}"));
 
-    // A rule without a zone matches every zone (the defect: the zoned form did not parse,
-    // so this deny-list let the peer in).
+    // The index, in the form this namespace knows it: refused at configure time, since no
+    // peer is ever reported that way (such a deny entry would deny nothing).
+    let index = interface_index(SERVER_IF).to_string();
+    let before = auth.inspect().unwrap();
+    for text in [format!("fe80::%{index}/64"), format!("fe80::2%{index}")] {
+        for result in [
+            auth.deny([&text]),
+            auth.allow([&text]),
+            auth.deny_in("link", [&text]),
+        ] {
+            let error = address_error(result);
+            assert_eq!(
+                error,
+                AddressError::NumericZone {
+                    text: text.clone(),
+                    zone: index.clone()
+                }
+            );
+            let message = error.to_string();
+            assert!(message.contains("interface name"), "{message}");
+            assert!(message.contains("network namespace"), "{message}");
+        }
+    }
+    assert_eq!(auth.inspect().unwrap(), before);
+    decisions.admitted(attempt());
+
+    // A rule without a zone matches every zone (the defect once: the zoned form did not
+    // parse, so this deny-list let the peer in).
     auth.deny(["fe80::/10"]).unwrap();
     decisions.refused(attempt(), "Address denied");
 
-    // A zoned rule matches its own interface only.
-    auth.clear_addresses().unwrap();
-    auth.deny([format!("fe80::%{SERVER_IF}/64")]).unwrap();
-    decisions.refused(attempt(), "Address denied");
+    // A rule with the interface's name matches the peers of that interface, and only them,
+    // in both forms: the range and the single address.
+    for denied in [
+        format!("fe80::%{SERVER_IF}/64"),
+        format!("fe80::2%{SERVER_IF}"),
+    ] {
+        auth.clear_addresses().unwrap();
+        auth.deny([denied]).unwrap();
+        decisions.refused(attempt(), "Address denied");
+    }
     auth.clear_addresses().unwrap();
     auth.deny(["fe80::%elsewhere0/64"]).unwrap();
     decisions.admitted(attempt());
@@ -466,6 +561,62 @@ fn zone_scenario(client_context: &zmq::Context) {
     auth.clear_addresses().unwrap();
     auth.allow(["fe80::2%elsewhere0"]).unwrap();
     decisions.refused(attempt(), "Address not allowed");
+
+    drop(server);
+    auth.stop();
+}
+
+#[test]
+fn a_peer_whose_interface_libzmq_cannot_name_is_refused_by_zoned_rules_of_either_kind() {
+    let Some(pair) = LinkLocalPair::create() else {
+        return;
+    };
+    // A third namespace with nothing but loopback, for the server context's I/O thread:
+    // there, the interface index of an accepted peer names nothing, so libzmq reports the
+    // index (what it does whenever it cannot name the interface).
+    let elsewhere = Namespace::add("io");
+    let client = context_in(pair.client.name());
+    let (server_ns, io_ns) = (pair.server.name().to_owned(), elsewhere.name().to_owned());
+    on_link_then_clean_up(&io_ns, (pair, elsewhere), move || {
+        let ctx = zmq::Context::new();
+        // The first socket starts the I/O thread, here in the bare namespace.
+        drop(ctx.socket(zmq::PUSH).unwrap());
+        let auth = ThreadAuthenticator::start(&ctx).unwrap();
+        // The server socket is bound from the server namespace, where the link is.
+        enter_namespace(&server_ns);
+        unnamed_zone_scenario(&ctx, auth, client);
+    });
+}
+
+fn unnamed_zone_scenario(ctx: &zmq::Context, auth: ThreadAuthenticator, client: zmq::Context) {
+    let decisions = Decisions::follow(&auth);
+    let server = LinkLocalServer::bind(ctx, client);
+    let attempt = || server.attempt();
+
+    let index = interface_index(SERVER_IF);
+    let event = decisions.admitted(attempt());
+    assert_eq!(event.address, format!("fe80::2%{index}"));
+
+    // The peer may be on any interface: a zoned deny entry whose range holds it refuses it,
+    // a zoned allow entry does not admit it; entries without a zone match it as usual.
+    for denied in [
+        format!("fe80::%{SERVER_IF}/64"),
+        "fe80::2%elsewhere0".to_owned(),
+    ] {
+        auth.clear_addresses().unwrap();
+        auth.deny([denied]).unwrap();
+        decisions.refused(attempt(), "Address denied");
+    }
+    auth.clear_addresses().unwrap();
+    auth.deny(["fe80::3%elsewhere0"]).unwrap();
+    decisions.admitted(attempt());
+
+    auth.clear_addresses().unwrap();
+    auth.allow([format!("fe80::%{SERVER_IF}/64")]).unwrap();
+    decisions.refused(attempt(), "Address not allowed");
+    auth.clear_addresses().unwrap();
+    auth.allow(["fe80::/10"]).unwrap();
+    decisions.admitted(attempt());
 
     drop(server);
     auth.stop();

@@ -2,10 +2,10 @@
 //!
 //! Entries are single addresses or CIDR ranges, IPv4 or IPv6. An IPv4-mapped IPv6 address
 //! (`::ffff:10.0.0.1`, what an IPv6 listener reports for an IPv4 client) is treated as the
-//! IPv4 address, in rules and in requests alike. An IPv6 link-local entry may name a zone
-//! (`fe80::1%eth0`, `fe80::%eth0/64`): it then matches peers on that interface only, while
-//! an entry without a zone matches every zone. Matching costs one hash lookup per distinct
+//! IPv4 address, in rules and in requests alike. Matching costs one hash lookup per distinct
 //! prefix length in use, so thousands of ranges cost no more than a handful.
+//!
+//! IPv6 zones: see [`AddressPattern`].
 //!
 //! A list stays in force when its last entry is removed: an emptied allow-list refuses every
 //! address, an emptied deny-list denies no IP but, being a list in force, still refuses peers
@@ -20,21 +20,92 @@ use std::str::FromStr;
 
 use ipnet::{IpNet, Ipv6Net};
 
-use super::peer::{split_zone, Zone};
+use super::peer::{split_zone, Zone, ZoneProblem};
 use super::{PolicyError, Refusal};
 
 /// Why a text is not an address rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{text:?} is not an IP address or CIDR range ({why})")]
-pub struct AddressError {
-    /// The text given.
-    pub text: String,
-    /// What is wrong with it.
-    pub why: &'static str,
+#[non_exhaustive]
+pub enum AddressError {
+    /// Not an address or range: no IP address, a bad prefix length, or a zone where none
+    /// belongs (outside `fe80::/10`, or after the prefix length).
+    #[error("{text:?} is not an IP address or CIDR range ({why})")]
+    Invalid {
+        /// The text given.
+        text: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The zone is a number, an interface index (`fe80::%3/64`). Such a rule would not match
+    /// the peers it means: libzmq reports link-local peers with the interface's name.
+    #[error(
+        "{text:?}: the zone {zone:?} is an interface index; write the interface's name \
+         instead (fe80::%eth0/64): libzmq reports link-local peers with the interface name, \
+         not the index, so this rule would not match the peers it means, and an index only \
+         means something inside one network namespace and goes stale when the interface is \
+         re-created"
+    )]
+    NumericZone {
+        /// The text given.
+        text: String,
+        /// The zone in it.
+        zone: String,
+    },
+    /// The zone is not a valid Linux interface name (see [`Zone`]).
+    #[error("{text:?}: the zone {zone:?} is not a Linux interface name ({why})")]
+    BadZoneName {
+        /// The text given.
+        text: String,
+        /// The zone in it.
+        zone: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+}
+
+impl AddressError {
+    /// The text that was refused.
+    pub fn text(&self) -> &str {
+        match self {
+            AddressError::Invalid { text, .. }
+            | AddressError::NumericZone { text, .. }
+            | AddressError::BadZoneName { text, .. } => text,
+        }
+    }
 }
 
 /// One address rule: an address, a prefix length (32 or 128 for a single address) and, for
-/// IPv6 link-local ranges only, an optional zone.
+/// IPv6 link-local ranges only, an optional zone, written as an interface name.
+///
+/// # Zones
+///
+/// libzmq 4.3 reports an IPv6 link-local peer with the name of the interface it came in on,
+/// `fe80::2%eth0`. An entry inside `fe80::/10` may name that zone (`fe80::2%eth0`,
+/// `fe80::%eth0/64`) and then matches peers on that interface only; an entry without a zone
+/// matches every zone. A zone is written as the interface's name, which must be a valid
+/// Linux interface name (see [`Zone`]), else [`AddressError::BadZoneName`]. A zone written
+/// as a number (`fe80::%3/64`) is refused with [`AddressError::NumericZone`]: libzmq reports
+/// the name, not the index, so the entry would not match the peers it means (a deny entry
+/// that denies nothing), and an index is only meaningful inside one network namespace and
+/// goes stale when the interface is re-created. A zone on any other address is refused too
+/// ([`AddressError::Invalid`]): libzmq reports none there. So every accepted entry matches
+/// every peer it names, with one doubt left: a peer whose interface libzmq could not name
+/// arrives with the index ([`Zone::is_index`]), and then a zoned allow entry does not admit
+/// it while a zoned deny entry whose range holds its address refuses it.
+///
+/// libzmq names the interface on its I/O thread, in that thread's network namespace (the
+/// namespace of the thread that created the context's first socket): create the context in
+/// the namespace whose interfaces its sockets use, or names come from another namespace.
+///
+/// ```
+/// use actix_zap::policy::{AddressError, AddressPattern};
+/// let rule: AddressPattern = "fe80::%eth0/64".parse().unwrap();
+/// assert_eq!(rule.zone(), Some("eth0"));
+/// assert!(matches!(
+///     "fe80::%3/64".parse::<AddressPattern>(),
+///     Err(AddressError::NumericZone { .. })
+/// ));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AddressPattern {
     /// Always truncated: the host bits past the prefix are zero.
@@ -85,7 +156,7 @@ impl AddressPattern {
         zone_ok && self.net.contains(&canonical(ip))
     }
 
-    /// The zone this rule is limited to, if any.
+    /// The zone this rule is limited to, if any: an interface name.
     pub fn zone(&self) -> Option<&str> {
         self.zone.as_ref().map(Zone::as_str)
     }
@@ -95,9 +166,9 @@ impl FromStr for AddressPattern {
     type Err = AddressError;
 
     /// Parses `address`, `address/prefix`, and for IPv6 link-local `address%zone` and
-    /// `address%zone/prefix`.
+    /// `address%zone/prefix`, where the zone is an interface name (see [`AddressPattern`]).
     fn from_str(text: &str) -> Result<Self, AddressError> {
-        let error = |why| AddressError {
+        let error = |why| AddressError::Invalid {
             text: text.to_owned(),
             why,
         };
@@ -111,9 +182,6 @@ impl FromStr for AddressPattern {
             ));
         }
         let (addr, zone) = split_zone(addr.trim());
-        let zone = zone
-            .transpose()
-            .map_err(|()| error("bad zone: an interface name or index of 1 to 15 bytes"))?;
         let parsed: IpAddr = addr.parse().map_err(|_| error("not an IP address"))?;
         let mapped = matches!(parsed, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some());
         let ip = canonical(parsed);
@@ -133,14 +201,32 @@ impl FromStr for AddressPattern {
         let net = IpNet::new(ip, prefix)
             .map_err(|_| error("prefix longer than the address"))?
             .trunc();
+        let Some(zone) = zone else {
+            return Ok(AddressPattern { net, zone: None });
+        };
         // libzmq reports a zone only for link-local peers; a zone anywhere else would make a
         // rule that silently never matches (a deny-list entry that denies nothing).
-        if zone.is_some() && !is_link_local(&net) {
+        if !is_link_local(&net) {
             return Err(error(
                 "a zone only goes with IPv6 link-local addresses (inside fe80::/10)",
             ));
         }
-        Ok(AddressPattern { net, zone })
+        // The same goes for an index: libzmq names the interface.
+        let zone = Zone::name(zone).map_err(|problem| match problem {
+            ZoneProblem::Index => AddressError::NumericZone {
+                text: text.to_owned(),
+                zone: zone.to_owned(),
+            },
+            ZoneProblem::BadName(why) => AddressError::BadZoneName {
+                text: text.to_owned(),
+                zone: zone.to_owned(),
+                why,
+            },
+        })?;
+        Ok(AddressPattern {
+            net,
+            zone: Some(zone),
+        })
     }
 }
 
@@ -250,6 +336,23 @@ impl AddressSet {
         }
     }
 
+    /// Whether any rule's range holds `ip`, whatever the rule's zone: what a deny-list asks
+    /// about a peer whose zone is an index (an interface libzmq could not name), which may
+    /// be the interface a zoned rule names. Zoned rules are few, and this is asked only for
+    /// such peers, so their groups are scanned.
+    pub(crate) fn matches_any_zone(&self, ip: IpAddr) -> bool {
+        if self.matches(ip) {
+            return true;
+        }
+        let IpAddr::V6(v6) = canonical(ip) else {
+            return false;
+        };
+        self.zoned.iter().any(|(prefix, set)| {
+            network_of_v6(v6, *prefix)
+                .is_some_and(|network| set.iter().any(|(rule, _)| *rule == network))
+        })
+    }
+
     /// Number of rules.
     pub fn len(&self) -> usize {
         self.len
@@ -303,8 +406,9 @@ fn remove_from<K: Ord, T: std::hash::Hash + Eq>(
 /// Whether peers are filtered by an allow-list, a deny-list, or not at all.
 ///
 /// Allow and deny are mutually exclusive, as in pyzmq: mixing them is a configuration error.
-/// Unlike pyzmq, an empty allow-list is in force and refuses everyone (see the module
-/// documentation).
+/// Unlike pyzmq, an empty allow-list is in force and refuses everyone, and an empty deny-list
+/// is in force too: it denies no IP, but peers that are not IP peers are refused (see
+/// [`AddressFilter::check`](super::AddressFilter::check), which applies these lists).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum AddressRules {
     /// No IP filtering: every address may try to authenticate.
@@ -375,8 +479,9 @@ impl AddressRules {
 
     /// Removes patterns from whichever list is in force; returns how many were there.
     ///
-    /// An allow-list whose last entry goes stays in force and refuses everyone; a deny-list
-    /// whose last entry goes becomes `Open`.
+    /// A list whose last entry goes stays in force: an emptied allow-list refuses every
+    /// address, an emptied deny-list denies no IP but still refuses peers that are not IP
+    /// peers (`ipc://` peers without an IPC rule, unreadable addresses).
     pub fn remove<'p>(&mut self, patterns: impl IntoIterator<Item = &'p AddressPattern>) -> usize {
         match self {
             AddressRules::Open => 0,
@@ -391,30 +496,29 @@ impl AddressRules {
         matches!(self, AddressRules::Open)
     }
 
-    /// The verdict for an IP peer (with its zone, if it arrived with one).
+    /// The verdict of this IP list for an IP peer (with its zone, if it arrived with one).
+    ///
+    /// This is the IP part of [`AddressFilter::check`](super::AddressFilter::check), the one
+    /// filter the authenticator applies to a request's address frame (it also decides IPC
+    /// peers and frames that are not an address).
     pub fn check_ip(&self, ip: IpAddr, zone: Option<Zone>) -> AddressVerdict {
         match self {
             AddressRules::Open => AddressVerdict::NotFiltered,
             AddressRules::Allow(set) if set.matches_zoned(ip, zone) => AddressVerdict::Allowed,
             AddressRules::Allow(_) => AddressVerdict::Refused(Refusal::AddressNotAllowed),
-            AddressRules::Deny(set) if set.matches_zoned(ip, zone) => {
-                AddressVerdict::Refused(Refusal::AddressDenied)
+            AddressRules::Deny(set) => {
+                // A peer whose interface libzmq could not name (its zone is an index) may be
+                // on the interface a zoned entry names: the doubt goes against the peer.
+                let denied = match zone {
+                    Some(zone) if zone.is_index() => set.matches_any_zone(ip),
+                    _ => set.matches_zoned(ip, zone),
+                };
+                if denied {
+                    AddressVerdict::Refused(Refusal::AddressDenied)
+                } else {
+                    AddressVerdict::NotFiltered
+                }
             }
-            AddressRules::Deny(_) => AddressVerdict::NotFiltered,
-        }
-    }
-
-    /// Applies the IP list alone to a request's address frame. An address that is not an
-    /// IP (an IPC peer, an empty or unknown frame) is refused while a list is in force; see
-    /// [`AddressFilter::check`](super::AddressFilter::check) for the full filter with IPC
-    /// rules.
-    pub fn check(&self, address: &str) -> AddressVerdict {
-        if self.is_open() {
-            return AddressVerdict::NotFiltered;
-        }
-        match super::Peer::parse(address) {
-            super::Peer::Ip { ip, zone } => self.check_ip(ip, zone),
-            _ => AddressVerdict::Refused(Refusal::AddressNotAllowed),
         }
     }
 }
@@ -433,7 +537,15 @@ pub enum AddressVerdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::AddressFilter;
     use std::net::Ipv4Addr;
+
+    /// What the one filter the authenticator applies says with these IP rules alone.
+    fn verdict(rules: &AddressRules, address: &str) -> AddressVerdict {
+        let mut filter = AddressFilter::default();
+        filter.set(rules.clone());
+        filter.check(address)
+    }
 
     fn set(rules: &[&str]) -> AddressSet {
         let mut set = AddressSet::default();
@@ -490,23 +602,23 @@ mod tests {
     #[test]
     fn allow_and_deny_give_pyzmq_texts() {
         let allow = AddressRules::Allow(set(&["127.0.0.1"]));
-        assert_eq!(allow.check("127.0.0.1"), AddressVerdict::Allowed);
+        assert_eq!(verdict(&allow, "127.0.0.1"), AddressVerdict::Allowed);
         assert_eq!(
-            allow.check("127.0.0.2"),
+            verdict(&allow, "127.0.0.2"),
             AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
         assert_eq!(
-            allow.check("not-an-ip"),
+            verdict(&allow, "not-an-ip"),
             AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
         let deny = AddressRules::Deny(set(&["127.0.0.1"]));
         assert_eq!(
-            deny.check("127.0.0.1"),
+            verdict(&deny, "127.0.0.1"),
             AddressVerdict::Refused(Refusal::AddressDenied)
         );
-        assert_eq!(deny.check("127.0.0.2"), AddressVerdict::NotFiltered);
+        assert_eq!(verdict(&deny, "127.0.0.2"), AddressVerdict::NotFiltered);
         assert_eq!(
-            AddressRules::Open.check("1.2.3.4"),
+            verdict(&AddressRules::Open, "1.2.3.4"),
             AddressVerdict::NotFiltered
         );
     }
@@ -521,7 +633,12 @@ mod tests {
             ("fe80::1%eth0", "fe80::1%eth0"),
             ("fe80::1:2%eth0/64", "fe80::%eth0/64"),
             ("FE80::%veth-b1/10", "fe80::%veth-b1/10"),
-            ("fe80::1%7", "fe80::1%7"),
+            (" fe80::1%eth0.100 ", "fe80::1%eth0.100"),
+            ("fe80::%br-1a2b3c4d5e6f/64", "fe80::%br-1a2b3c4d5e6f/64"),
+            ("fe80::1%abcdefghijklmno", "fe80::1%abcdefghijklmno"),
+            ("fe80::1%3a", "fe80::1%3a"),
+            ("fe80::1%+3", "fe80::1%+3"),
+            ("fe80::1%wlö0", "fe80::1%wlö0"),
             ("fe80::1", "fe80::1"),
         ] {
             let pattern: AddressPattern = text.parse().unwrap();
@@ -534,6 +651,13 @@ mod tests {
         );
     }
 
+    fn invalid(text: &str) -> &'static str {
+        match text.parse::<AddressPattern>() {
+            Err(AddressError::Invalid { text: given, why }) if given == text => why,
+            other => panic!("{text:?}: expected Invalid, got {other:?}"),
+        }
+    }
+
     #[test]
     fn zones_outside_link_local_or_misplaced_are_typed_errors() {
         for bad in [
@@ -542,13 +666,95 @@ mod tests {
             "2001:db8::1%eth0",
             "::%eth0/0",
             "fe80::%eth0/9",
-            "fe80::1%",
-            "fe80::1%this-is-too-long",
-            "fe80::/64%eth0",
-            "fe80::1%eth0%1",
+            // Outside link-local is said first, even for a zone that is a number.
+            "10.0.0.1%3",
+            "2001:db8::1%3",
         ] {
-            assert!(bad.parse::<AddressPattern>().is_err(), "{bad}");
+            assert!(invalid(bad).contains("link-local"), "{bad}");
         }
+        assert!(invalid("fe80::/64%eth0").contains("before the prefix"));
+        // A '/' ends the address: the rest is a prefix length.
+        assert_eq!(invalid("fe80::1%a/b"), "bad prefix length");
+        assert_eq!(
+            invalid("fe80::1%eth0/129"),
+            "prefix longer than the address"
+        );
+    }
+
+    #[test]
+    fn a_zone_written_as_a_number_is_refused_with_the_reason() {
+        for (text, zone) in [
+            ("fe80::%3/64", "3"),
+            ("fe80::1%3", "3"),
+            ("FE80::1%0", "0"),
+            ("fe80::1%007", "007"),
+            ("fe80::1%4294967296", "4294967296"),
+            ("fe80::%123456789012345/10", "123456789012345"),
+        ] {
+            match text.parse::<AddressPattern>() {
+                Err(AddressError::NumericZone { text: t, zone: z }) => {
+                    assert_eq!((t.as_str(), z.as_str()), (text, zone));
+                }
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+        let error = "fe80::%3/64".parse::<AddressPattern>().unwrap_err();
+        assert_eq!(error.text(), "fe80::%3/64");
+        let message = error.to_string();
+        for says in [
+            "interface index",
+            "libzmq reports link-local peers with the interface name",
+            "network namespace",
+            "re-created",
+            "write the interface's name",
+        ] {
+            assert!(message.contains(says), "{message:?} lacks {says:?}");
+        }
+    }
+
+    #[test]
+    fn a_zone_that_is_no_linux_interface_name_is_refused() {
+        for (text, why) in [
+            ("fe80::1%", "empty"),
+            ("fe80::%/64", "empty"),
+            ("fe80::1%this-is-too-long", "15 bytes"),
+            ("fe80::1%abcdefghijklmnop", "15 bytes"),
+            ("fe80::1%ööööööööö", "15 bytes"),
+            ("fe80::1%.", "\".\""),
+            ("fe80::1%..", "\".\""),
+            ("fe80::1%eth0:1", "':'"),
+            ("fe80::1%eth0%1", "'%'"),
+            ("fe80::1%a b", "white space"),
+            ("fe80::1%a\tb", "white space"),
+            ("fe80::1%a\u{b}b", "white space"),
+            // U+00A0 is C2 A0 in UTF-8; the kernel takes the byte A0 as white space.
+            ("fe80::1%a\u{a0}b", "0xA0"),
+            ("fe80::1%wlà0", "0xA0"),
+            ("fe80::1%a\0b", "NUL"),
+        ] {
+            match text.parse::<AddressPattern>() {
+                Err(AddressError::BadZoneName {
+                    text: t,
+                    zone,
+                    why: w,
+                }) => {
+                    assert_eq!(t, text);
+                    assert_eq!(
+                        Some(zone.as_str()),
+                        text.trim()
+                            .split_once('%')
+                            .map(|z| z.1.split('/').next().unwrap())
+                    );
+                    assert!(w.contains(why), "{text:?}: {w:?}");
+                }
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+        let message = "fe80::1%a b"
+            .parse::<AddressPattern>()
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("not a Linux interface name"), "{message}");
     }
 
     #[test]
@@ -570,6 +776,69 @@ mod tests {
         assert!(pattern.matches_zoned(ip, zone("eth0")));
         assert!(!pattern.matches_zoned(ip, zone("eth1")));
         assert!(!pattern.matches(ip));
+    }
+
+    #[test]
+    fn a_peer_whose_interface_has_no_name_gets_the_doubt_against_it() {
+        // libzmq gives the index when it could not name the interface (it was removed, or
+        // the lookup could not open its socket).
+        let unnamed = "fe80::2%3";
+        let deny = AddressRules::Deny(set(&["fe80::%eth0/64"]));
+        assert_eq!(
+            verdict(&deny, unnamed),
+            AddressVerdict::Refused(Refusal::AddressDenied)
+        );
+        assert_eq!(verdict(&deny, "fe80::2%eth1"), AddressVerdict::NotFiltered);
+        assert_eq!(
+            verdict(&deny, "fe80:0:0:1::2%3"),
+            AddressVerdict::NotFiltered
+        );
+        let deny_one = AddressRules::Deny(set(&["fe80::2%eth0", "10.0.0.0/8"]));
+        assert_eq!(
+            verdict(&deny_one, unnamed),
+            AddressVerdict::Refused(Refusal::AddressDenied)
+        );
+        assert_eq!(verdict(&deny_one, "fe80::3%3"), AddressVerdict::NotFiltered);
+        let deny_all = AddressRules::Deny(set(&["fe80::/10"]));
+        assert_eq!(
+            verdict(&deny_all, unnamed),
+            AddressVerdict::Refused(Refusal::AddressDenied)
+        );
+
+        let allow = AddressRules::Allow(set(&["fe80::%eth0/64"]));
+        assert_eq!(
+            verdict(&allow, unnamed),
+            AddressVerdict::Refused(Refusal::AddressNotAllowed)
+        );
+        let allow_all = AddressRules::Allow(set(&["fe80::/10"]));
+        assert_eq!(verdict(&allow_all, unnamed), AddressVerdict::Allowed);
+    }
+
+    #[test]
+    fn a_zoned_rule_matches_every_peer_libzmq_reports_on_its_interface() {
+        // What a rule names, parsed the way a peer's frame is: the same zone.
+        for name in [
+            "eth0",
+            "veth-b1",
+            "eth0.100",
+            "wlö0",
+            "+3",
+            "abcdefghijklmno",
+        ] {
+            let rule: AddressPattern = format!("fe80::%{name}/64").parse().unwrap();
+            let crate::policy::Peer::Ip { ip, zone } =
+                crate::policy::Peer::parse(&format!("fe80::2%{name}"))
+            else {
+                panic!("{name}: not an IP peer");
+            };
+            assert!(rule.matches_zoned(ip, zone), "{name}");
+            assert_eq!(zone.map(|z| z.is_index()), Some(false), "{name}");
+            let rules = AddressRules::Deny(set(&[&rule.to_string()]));
+            assert_eq!(
+                rules.check_ip(ip, zone),
+                AddressVerdict::Refused(Refusal::AddressDenied)
+            );
+        }
     }
 
     #[test]
@@ -598,13 +867,13 @@ mod tests {
     fn zoned_peers_are_checked_against_both_kinds_of_list() {
         let deny = AddressRules::Deny(set(&["fe80::/10"]));
         assert_eq!(
-            deny.check("fe80::1%eth0"),
+            verdict(&deny, "fe80::1%eth0"),
             AddressVerdict::Refused(Refusal::AddressDenied)
         );
         let allow = AddressRules::Allow(set(&["fe80::%eth0/64"]));
-        assert_eq!(allow.check("fe80::1%eth0"), AddressVerdict::Allowed);
+        assert_eq!(verdict(&allow, "fe80::1%eth0"), AddressVerdict::Allowed);
         assert_eq!(
-            allow.check("fe80::1%eth1"),
+            verdict(&allow, "fe80::1%eth1"),
             AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
     }
@@ -617,7 +886,7 @@ mod tests {
         assert_eq!(allow.remove([&one]), 1);
         assert_eq!(allow, AddressRules::Allow(AddressSet::default()));
         assert_eq!(
-            allow.check("10.0.0.5"),
+            verdict(&allow, "10.0.0.5"),
             AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
         assert_eq!(
@@ -636,7 +905,7 @@ mod tests {
         let mut nothing = AddressRules::Open;
         nothing.add(ListKind::Allow, []).unwrap();
         assert_eq!(
-            nothing.check("127.0.0.1"),
+            verdict(&nothing, "127.0.0.1"),
             AddressVerdict::Refused(Refusal::AddressNotAllowed)
         );
     }

@@ -1,15 +1,5 @@
 //! One scope's address filter (global, or one domain's): its IP list and its IPC rules, and
-//! the verdict for a request's address frame.
-//!
-//! | rules in force | IP peer | IPC peer | unknown address |
-//! |---|---|---|---|
-//! | none | passes | passes | passes |
-//! | IP list only | the list decides | refused | refused |
-//! | IPC rules only | passes | a rule must match | refused |
-//! | both | the list decides | a rule must match | refused |
-//!
-//! Every refusal that is not a deny-list entry reads `Address not allowed`. When no rule is
-//! in force the frame is not even parsed.
+//! the verdict for a request's address frame (see [`AddressFilter::check`]).
 
 use super::address::{AddressRules, AddressVerdict, ListKind};
 use super::ipc::{IpcRule, IpcRules};
@@ -86,7 +76,21 @@ impl AddressFilter {
         *self = AddressFilter::default();
     }
 
-    /// Applies the rules to a request's address frame (see the module documentation).
+    /// Applies the rules to a request's address frame: the one address filter, what the
+    /// authenticator asks of the global filter and then of the request domain's own.
+    ///
+    /// | rules in force | IP peer | IPC peer | unknown address |
+    /// |---|---|---|---|
+    /// | none | passes | passes | passes |
+    /// | IP list only | the list decides | refused | refused |
+    /// | IPC rules only | passes | a rule must match | refused |
+    /// | both | the list decides | a rule must match | refused |
+    ///
+    /// The frame is read with [`Peer::parse`]; an IP peer's zone is matched as
+    /// [`AddressPattern`](super::AddressPattern) says (an interface name; an index, when
+    /// libzmq could not name the interface, goes against the peer in zoned entries). Every
+    /// refusal that is not a deny-list entry reads `Address not allowed`. When no rule is in
+    /// force the frame is not even parsed.
     pub fn check(&self, address: &str) -> AddressVerdict {
         // Parse only when a rule is in force: most policies have none.
         if self.is_open() {

@@ -56,14 +56,18 @@
 //! - Use it on a socket that has no other connection yet: events of other connections would
 //!   mix in.
 
+mod greeting;
 pub mod monitor;
 mod monitor_events;
 mod outcome;
+mod tcp_greeting;
 
 use std::time::{Duration, Instant};
 
+pub use greeting::{Greeting, GreetingError, Mechanism, GREETING_LEN, GREETING_START};
 pub(crate) use outcome::conclusive;
 pub use outcome::{protocol_error_name, Classifier, HandshakeOutcome, STALL_THRESHOLD};
+pub use tcp_greeting::{read_server_greeting, GreetingUnread, ReadEnd};
 
 /// The default deadline of a check.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);

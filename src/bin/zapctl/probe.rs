@@ -146,7 +146,7 @@ pub fn exit_code(outcome: &HandshakeOutcome) -> u8 {
         HandshakeOutcome::Refused { .. } => 3,
         HandshakeOutcome::AuthenticatorError { .. } => 4,
         HandshakeOutcome::Stalled { .. } => 5,
-        HandshakeOutcome::ProtocolError { .. } => 6,
+        HandshakeOutcome::ProtocolError { .. } | HandshakeOutcome::MechanismMismatch { .. } => 6,
         HandshakeOutcome::Dropped { .. } => 7,
         HandshakeOutcome::Unreachable { .. } => 8,
         _ => 9,
@@ -308,6 +308,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_zap::client::Mechanism;
 
     #[test]
     fn durations_take_units() {
@@ -328,11 +329,15 @@ mod tests {
                 waited: Duration::ZERO,
             },
             HandshakeOutcome::ProtocolError { code: 1 },
+            HandshakeOutcome::MechanismMismatch {
+                client: Mechanism::Plain,
+                server: Mechanism::Curve,
+            },
             HandshakeOutcome::Dropped { attempts: 3 },
             HandshakeOutcome::Unreachable { attempts: 1 },
             HandshakeOutcome::DeadlinePassed,
         ];
         let codes: Vec<u8> = outcomes.iter().map(exit_code).collect();
-        assert_eq!(codes, [0, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(codes, [0, 3, 4, 5, 6, 6, 7, 8, 9]);
     }
 }

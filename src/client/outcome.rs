@@ -1,5 +1,5 @@
-//! How a handshake ended, as the client's monitor events tell it (sans-IO: events in,
-//! outcome out).
+//! How a handshake ended, as the client's monitor events (and the server's greeting) tell it
+//! (sans-IO: events in, outcome out).
 
 use std::fmt;
 use std::time::Duration;

@@ -137,6 +137,10 @@ fn probe_json_has_outcome_status_detail_and_elapsed() {
         out.trim_end().ends_with('}') && out.contains("\"elapsed_ms\": "),
         "{out}"
     );
+    assert!(
+        out.contains(r#""client_mechanism": "PLAIN", "server_mechanism": "PLAIN"}"#),
+        "{out}"
+    );
     drop(server);
     auth.stop();
 }
@@ -199,15 +203,30 @@ fn probe_reports_500_and_300_from_providers_and_a_mechanism_mismatch() {
     probe(&failing.endpoint, &curve, None, 4, "ZAP 500");
     let later = listening(&ctx, &server, "later");
     probe(&later.endpoint, &curve, None, 5, "stalled");
-    // Between processes some attempts of a mismatch look like drops (a race in libzmq); the
-    // probe keeps watching the retries until one reports the mismatch.
-    let mismatch = ["--plain", "admin", "--timeout", "5s"];
-    probe(
+    // Between processes most attempts of a mismatch look like drops in the client's events
+    // (a race in libzmq); the server's greeting, read first, names the mismatch every time.
+    let out = probe(
         &later.endpoint,
-        &mismatch,
+        &["--plain", "admin"],
         Some("x"),
         6,
         "MECHANISM_MISMATCH",
+    );
+    assert!(
+        out.contains("client uses PLAIN") && out.contains("server CURVE"),
+        "{out}"
+    );
+    let out = probe(
+        &later.endpoint,
+        &["--null", "--json"],
+        None,
+        6,
+        r#"{"outcome": "mechanism-mismatch", "status": null, "detail": "mechanism mismatch"#,
+    );
+    assert!(
+        out.trim_end()
+            .ends_with(r#""client_mechanism": "NULL", "server_mechanism": "CURVE"}"#),
+        "{out}"
     );
     drop((failing, later));
     auth.stop();
@@ -255,6 +274,8 @@ fn probe_reports_nothing_listening_and_a_passed_deadline() {
         "\"outcome\": \"deadline-passed\"",
     );
     assert!(out.contains("\"status\": null"), "{out}");
+    // No greeting is read from an inproc endpoint.
+    assert!(out.contains("\"server_mechanism\": null"), "{out}");
 }
 
 #[test]

@@ -24,7 +24,8 @@ Exit codes of `zapctl probe`, one per outcome:
   3  refused               the authenticator said 400 (credentials, key or address)
   4  authenticator error   the authenticator said 500 (a server-side failure)
   5  stalled               connected, no outcome: a 300 (try later) or no answer at all
-  6  protocol error        e.g. the client and server mechanisms differ
+  6  protocol error        the client and server mechanisms differ (both named, read
+                           from the server's greeting), or another ZMTP protocol error
   7  dropped               hung up during the handshake: most likely a wrong server key
   8  unreachable           nothing listening, connection refused and retried
   9  deadline passed       nothing conclusive before --timeout
@@ -56,7 +57,10 @@ enum Command {
     #[command(after_help = EXIT_CODES)]
     #[command(
         long_about = "Connect to ENDPOINT as a client, watch the security handshake and \
-        say in one line how it ended and what to change. Nothing is sent or received.\n\n\
+        say in one line how it ended and what to change. No message is sent or received. \
+        For a tcp:// endpoint the server's greeting is read first, over a connection of its \
+        own (11 bytes out, 64 in, closed before any credentials travel), so that a client and server \
+        using different mechanisms are named for certain.\n\n\
         The PLAIN password is read from the environment variable ZAPCTL_PASSWORD, or else from \
         the first line of standard input; never from an argument (arguments are visible to \
         every user of the machine)."

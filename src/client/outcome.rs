@@ -1,8 +1,10 @@
-//! How a handshake ended, as the client's monitor events tell it (sans-IO: events in,
-//! outcome out).
+//! How a handshake ended, as the client's monitor events (and the server's greeting) tell it
+//! (sans-IO: events in, outcome out).
 
 use std::fmt;
 use std::time::Duration;
+
+use super::greeting::Mechanism;
 
 /// How a ZMTP handshake ended, in words that say what to change.
 ///
@@ -41,16 +43,34 @@ pub enum HandshakeOutcome {
     /// a wrong CURVE server key: the server cannot decrypt the client's HELLO and hangs up. The
     /// other cause seen is a socket-type mismatch (a DEALER client to a PULL server): the
     /// server refuses the peer's `Socket-Type` without telling it why. Likely causes, not
-    /// certainties; reported only at the deadline.
+    /// certainties; reported only at the deadline. Not a mechanism mismatch when the
+    /// server's greeting was read: that is a [`MechanismMismatch`](Self::MechanismMismatch).
     Dropped {
         /// Connections dropped that way.
         attempts: u32,
     },
-    /// The peers disagree about the protocol (`HANDSHAKE_FAILED_PROTOCOL`), e.g. a PLAIN
-    /// client talking to a CURVE server.
+    /// The peers disagree about the protocol (`HANDSHAKE_FAILED_PROTOCOL`). A mechanism
+    /// mismatch is reported this way (code `0x11000002`, `ZMTP_MECHANISM_MISMATCH`) only where
+    /// the server's greeting was not read (an `ipc://` endpoint, a server that did not
+    /// answer it, the server-side watch); otherwise it is a
+    /// [`MechanismMismatch`](Self::MechanismMismatch).
     ProtocolError {
         /// libzmq's `ZMQ_PROTOCOL_ERROR_*` code.
         code: u32,
+    },
+    /// The client and the server use different security mechanisms, e.g. a PLAIN client and
+    /// a CURVE server: libzmq fails every handshake between them (`ZMTP_MECHANISM_MISMATCH`).
+    ///
+    /// Certain, not guessed: the server's mechanism is the one its own greeting named, read
+    /// by [`HandshakeCheck`](crate::client::HandshakeCheck) over a TCP connection of its own
+    /// before the handshake; the client's is its socket's `ZMQ_MECHANISM`. The client's
+    /// monitor events alone cannot say it reliably: libzmq often closes before its greeting
+    /// is flushed, and the attempt looks like a [`Dropped`](Self::Dropped) one.
+    MechanismMismatch {
+        /// The client socket's mechanism.
+        client: Mechanism,
+        /// The mechanism the server's greeting named.
+        server: Mechanism,
     },
     /// No connection could be made (`CONNECT_RETRIED` before any `CONNECTED`): nothing
     /// listens there, or a firewall refuses.
@@ -65,7 +85,7 @@ pub enum HandshakeOutcome {
 
 impl HandshakeOutcome {
     /// A short stable name: `admitted`, `refused`, `authenticator-error`, `stalled`,
-    /// `dropped`, `protocol-error`, `unreachable` or `deadline-passed`.
+    /// `dropped`, `protocol-error`, `mechanism-mismatch`, `unreachable` or `deadline-passed`.
     pub fn name(&self) -> &'static str {
         match self {
             HandshakeOutcome::Admitted => "admitted",
@@ -74,6 +94,7 @@ impl HandshakeOutcome {
             HandshakeOutcome::Stalled { .. } => "stalled",
             HandshakeOutcome::Dropped { .. } => "dropped",
             HandshakeOutcome::ProtocolError { .. } => "protocol-error",
+            HandshakeOutcome::MechanismMismatch { .. } => "mechanism-mismatch",
             HandshakeOutcome::Unreachable { .. } => "unreachable",
             HandshakeOutcome::DeadlinePassed => "deadline-passed",
         }
@@ -126,6 +147,13 @@ impl fmt::Display for HandshakeOutcome {
                 protocol_error_name(*code),
                 protocol_error_advice(*code)
             ),
+            HandshakeOutcome::MechanismMismatch { client, server } => write!(
+                f,
+                "mechanism mismatch (ZMTP_MECHANISM_MISMATCH): this client uses {client}, the \
+                 server {server} (its greeting says so); give the client {}, or make the \
+                 server use {client}",
+                mechanism_setup(server)
+            ),
             HandshakeOutcome::Unreachable { attempts } => write!(
                 f,
                 "unreachable: connection refused {attempts} time(s); nothing listens at this \
@@ -139,6 +167,23 @@ impl fmt::Display for HandshakeOutcome {
     }
 }
 
+/// What a client sets to use `mechanism`.
+fn mechanism_setup(mechanism: &Mechanism) -> String {
+    match mechanism {
+        Mechanism::Null => "no security options (NULL)".into(),
+        Mechanism::Plain => "a username and password (PLAIN: ZMQ_PLAIN_USERNAME and \
+                             ZMQ_PLAIN_PASSWORD)"
+            .into(),
+        Mechanism::Curve => "the server's public key and a key pair of its own (CURVE: \
+                             ZMQ_CURVE_SERVERKEY, ZMQ_CURVE_PUBLICKEY, ZMQ_CURVE_SECRETKEY)"
+            .into(),
+        other => format!("the {other} mechanism"),
+    }
+}
+
+/// `ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH`.
+pub(crate) const ZMTP_MECHANISM_MISMATCH: u32 = 0x1100_0002;
+
 /// libzmq's name for a `ZMQ_PROTOCOL_ERROR_*` code.
 pub fn protocol_error_name(code: u32) -> &'static str {
     match code {
@@ -149,7 +194,7 @@ pub fn protocol_error_name(code: u32) -> &'static str {
         0x1000_0011..=0x1000_0017 => "ZMTP_MALFORMED_COMMAND",
         0x1000_0018 => "ZMTP_INVALID_METADATA",
         0x1100_0001 => "ZMTP_CRYPTOGRAPHIC",
-        0x1100_0002 => "ZMTP_MECHANISM_MISMATCH",
+        ZMTP_MECHANISM_MISMATCH => "ZMTP_MECHANISM_MISMATCH",
         0x2000_0000 => "ZAP_UNSPECIFIED",
         0x2000_0001 => "ZAP_MALFORMED_REPLY",
         0x2000_0002 => "ZAP_BAD_REQUEST_ID",
@@ -163,7 +208,7 @@ pub fn protocol_error_name(code: u32) -> &'static str {
 
 fn protocol_error_advice(code: u32) -> &'static str {
     match code {
-        0x1100_0002 => {
+        ZMTP_MECHANISM_MISMATCH => {
             "client and server use different security mechanisms; make both NULL, PLAIN or \
              CURVE"
         }
@@ -217,6 +262,9 @@ pub(crate) fn conclusive(event_id: u16, value: u32) -> Option<HandshakeOutcome> 
 /// into an outcome.
 #[derive(Debug, Default)]
 pub struct Classifier {
+    /// The client's and the server's mechanisms, when the server's greeting named another
+    /// than the client's.
+    mismatch: Option<(Mechanism, Mechanism)>,
     connected_at: Option<Duration>,
     ever_connected: bool,
     drops: u32,
@@ -230,8 +278,43 @@ impl Classifier {
         Self::default()
     }
 
+    /// A classifier that knows the client socket's mechanism and the one the server's
+    /// greeting named (see [`Greeting`](crate::client::Greeting)).
+    ///
+    /// When they differ, every handshake fails, and the first attempt that ends, however it
+    /// ends (`HANDSHAKE_FAILED_PROTOCOL` with `ZMTP_MECHANISM_MISMATCH`, or a bare drop), or
+    /// else the deadline, is a [`MechanismMismatch`](HandshakeOutcome::MechanismMismatch)
+    /// naming both. What the greeting cannot explain still speaks for itself: a success or a
+    /// ZAP status (the server behind the endpoint changed), another protocol error, a
+    /// connection refused. When they are the same, it classifies like [`new`](Self::new).
+    pub fn with_mechanisms(client: Mechanism, server: Mechanism) -> Self {
+        Classifier {
+            mismatch: (client != server).then_some((client, server)),
+            ..Self::default()
+        }
+    }
+
+    fn mismatch(&self) -> Option<HandshakeOutcome> {
+        self.mismatch
+            .as_ref()
+            .map(|(client, server)| HandshakeOutcome::MechanismMismatch {
+                client: client.clone(),
+                server: server.clone(),
+            })
+    }
+
     /// Takes one event seen at `at`; returns the outcome once the events settle it.
     pub fn event(&mut self, at: Duration, event_id: u16, value: u32) -> Option<HandshakeOutcome> {
+        let attempt_ended = match event_id {
+            event::HANDSHAKE_FAILED_PROTOCOL => value == ZMTP_MECHANISM_MISMATCH,
+            event::HANDSHAKE_FAILED_NO_DETAIL | event::DISCONNECTED => self.connected_at.is_some(),
+            _ => false,
+        };
+        if attempt_ended {
+            if let Some(mismatch) = self.mismatch() {
+                return Some(mismatch);
+            }
+        }
         if let Some(outcome) = conclusive(event_id, value) {
             return Some(outcome);
         }
@@ -244,8 +327,9 @@ impl Classifier {
                 // NO_DETAIL comes first, then DISCONNECTED: count the connection once.
                 if let Some(since) = self.connected_at.take() {
                     let lived = at.saturating_sub(since);
-                    // Never concluded here: a mechanism mismatch ends some attempts this way
-                    // too (a race in libzmq), and a later attempt may still report it.
+                    // Never concluded here: without the server's greeting, a mechanism
+                    // mismatch ends some attempts this way too (a race in libzmq), and a
+                    // later attempt may still report it.
                     if lived < STALL_THRESHOLD {
                         self.drops += 1;
                     } else {
@@ -271,6 +355,9 @@ impl Classifier {
 
     /// The outcome when the deadline passes at `at` without a conclusive event.
     pub fn deadline(mut self, at: Duration) -> HandshakeOutcome {
+        if let Some(mismatch) = self.mismatch() {
+            return mismatch;
+        }
         if let Some(since) = self.connected_at {
             let lived = at.saturating_sub(since);
             if lived >= STALL_THRESHOLD {
@@ -364,6 +451,84 @@ mod tests {
             HandshakeOutcome::Unreachable { attempts: 1 }
         );
         assert_eq!(run(&[], 1000), HandshakeOutcome::DeadlinePassed);
+    }
+
+    fn plain_to_curve() -> Classifier {
+        Classifier::with_mechanisms(Mechanism::Plain, Mechanism::Curve)
+    }
+
+    fn run_with(mut c: Classifier, events: &[(u64, u16, u32)], deadline: u64) -> HandshakeOutcome {
+        for &(at, id, value) in events {
+            if let Some(outcome) = c.event(ms(at), id, value) {
+                return outcome;
+            }
+        }
+        c.deadline(ms(deadline))
+    }
+
+    #[test]
+    fn with_the_servers_greeting_a_mismatch_is_named_however_the_attempt_ends() {
+        let mismatch = HandshakeOutcome::MechanismMismatch {
+            client: Mechanism::Plain,
+            server: Mechanism::Curve,
+        };
+        let reported = [
+            (1, CONNECTED, 9),
+            (2, HANDSHAKE_FAILED_PROTOCOL, ZMTP_MECHANISM_MISMATCH),
+        ];
+        let dropped = [(1, CONNECTED, 9), (2, HANDSHAKE_FAILED_NO_DETAIL, 32)];
+        let disconnected = [(1, CONNECTED, 9), (2, DISCONNECTED, 9)];
+        for events in [&reported[..], &dropped, &disconnected, &[]] {
+            assert_eq!(
+                run_with(plain_to_curve(), events, 5000),
+                mismatch,
+                "{events:?}"
+            );
+        }
+        // Without the greeting the same drop is only a drop, and only at the deadline.
+        assert_eq!(
+            run(&dropped, 5000),
+            HandshakeOutcome::Dropped { attempts: 1 }
+        );
+        let text = mismatch.to_string();
+        assert!(
+            text.contains("client uses PLAIN") && text.contains("server CURVE"),
+            "{text}"
+        );
+        assert!(text.contains("ZMQ_CURVE_SERVERKEY"), "{text}");
+        assert_eq!(mismatch.name(), "mechanism-mismatch");
+        assert_eq!(mismatch.status(), None);
+    }
+
+    #[test]
+    fn with_the_servers_greeting_what_it_cannot_explain_still_speaks() {
+        let cryptographic = [
+            (1, CONNECTED, 9),
+            (2, HANDSHAKE_FAILED_PROTOCOL, 0x1100_0001),
+        ];
+        assert_eq!(
+            run_with(plain_to_curve(), &cryptographic, 5000),
+            HandshakeOutcome::ProtocolError { code: 0x1100_0001 }
+        );
+        assert_eq!(
+            run_with(plain_to_curve(), &[(0, CONNECT_RETRIED, 100)], 5000),
+            HandshakeOutcome::Unreachable { attempts: 1 }
+        );
+        assert_eq!(
+            run_with(
+                plain_to_curve(),
+                &[(1, CONNECTED, 9), (2, HANDSHAKE_SUCCEEDED, 0)],
+                5000
+            ),
+            HandshakeOutcome::Admitted
+        );
+        // The same mechanism on both sides: drops stay drops, reported at the deadline.
+        let same = Classifier::with_mechanisms(Mechanism::Curve, Mechanism::Curve);
+        let dropped = [(1, CONNECTED, 9), (2, HANDSHAKE_FAILED_NO_DETAIL, 32)];
+        assert_eq!(
+            run_with(same, &dropped, 5000),
+            HandshakeOutcome::Dropped { attempts: 1 }
+        );
     }
 
     #[test]

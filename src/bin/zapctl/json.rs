@@ -1,4 +1,4 @@
-//! The one JSON object `zapctl probe --json` prints, written by hand: a fixed shape of four
+//! The one JSON object `zapctl probe --json` prints, written by hand: a fixed shape of six
 //! fields does not need serde and serde_json in every build of the library.
 
 /// `s` as a JSON string literal (RFC 8259: quote, backslash and control characters escaped).
@@ -20,13 +20,33 @@ pub fn string(s: &str) -> String {
     out
 }
 
-/// `{"outcome": …, "status": N|null, "detail": …, "elapsed_ms": N}`.
-pub fn probe_result(outcome: &str, status: Option<u16>, detail: &str, elapsed_ms: u128) -> String {
-    let status = status.map_or_else(|| "null".to_owned(), |s| s.to_string());
+/// What one probe found, as `--json` prints it.
+pub struct ProbeResult<'a> {
+    pub outcome: &'a str,
+    pub status: Option<u16>,
+    pub detail: &'a str,
+    pub elapsed_ms: u128,
+    pub client_mechanism: &'a str,
+    /// `None` when the server's greeting was not read.
+    pub server_mechanism: Option<&'a str>,
+}
+
+/// `{"outcome": …, "status": N|null, "detail": …, "elapsed_ms": N, "client_mechanism": …,
+/// "server_mechanism": …|null}`.
+pub fn probe_result(result: &ProbeResult<'_>) -> String {
+    let status = result
+        .status
+        .map_or_else(|| "null".to_owned(), |s| s.to_string());
+    let server = result
+        .server_mechanism
+        .map_or_else(|| "null".to_owned(), string);
     format!(
-        "{{\"outcome\": {}, \"status\": {status}, \"detail\": {}, \"elapsed_ms\": {elapsed_ms}}}",
-        string(outcome),
-        string(detail)
+        "{{\"outcome\": {}, \"status\": {status}, \"detail\": {}, \"elapsed_ms\": {}, \
+         \"client_mechanism\": {}, \"server_mechanism\": {server}}}",
+        string(result.outcome),
+        string(result.detail),
+        result.elapsed_ms,
+        string(result.client_mechanism),
     )
 }
 
@@ -41,10 +61,26 @@ mod tests {
 
     #[test]
     fn a_probe_result_has_the_documented_shape() {
+        let refused = ProbeResult {
+            outcome: "refused",
+            status: Some(400),
+            detail: "x",
+            elapsed_ms: 12,
+            client_mechanism: "PLAIN",
+            server_mechanism: Some("PLAIN"),
+        };
         assert_eq!(
-            probe_result("refused", Some(400), "x", 12),
-            r#"{"outcome": "refused", "status": 400, "detail": "x", "elapsed_ms": 12}"#
+            probe_result(&refused),
+            r#"{"outcome": "refused", "status": 400, "detail": "x", "elapsed_ms": 12, "client_mechanism": "PLAIN", "server_mechanism": "PLAIN"}"#
         );
-        assert!(probe_result("stalled", None, "", 0).contains("\"status\": null"));
+        let unread = ProbeResult {
+            outcome: "stalled",
+            status: None,
+            server_mechanism: None,
+            ..refused
+        };
+        let line = probe_result(&unread);
+        assert!(line.contains("\"status\": null"), "{line}");
+        assert!(line.ends_with("\"server_mechanism\": null}"), "{line}");
     }
 }

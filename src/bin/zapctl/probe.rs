@@ -44,10 +44,11 @@ pub struct ProbeArgs {
     /// How long to wait for an outcome: 5s, 1500ms, 2.5 (seconds)
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     timeout: Duration,
-    /// Print {"outcome": …, "status": N|null, "detail": …, "elapsed_ms": N}
+    /// Print {"outcome": …, "status": N|null, "detail": …, "elapsed_ms": N,
+    /// "client_mechanism": …, "server_mechanism": …|null (its greeting not read)}
     #[arg(long)]
     json: bool,
-    /// Also print every socket monitor event seen (to stderr)
+    /// Also print the server's greeting and every socket monitor event seen (to stderr)
     #[arg(long, short)]
     verbose: bool,
 }
@@ -112,6 +113,13 @@ pub fn run(args: ProbeArgs) -> u8 {
         }
     };
     if args.verbose {
+        match &report.server_greeting {
+            Ok(greeting) => eprintln!(
+                "greeting: the server uses {} (ZMTP {}.{}); this client {}",
+                greeting.mechanism, greeting.version.0, greeting.version.1, report.client_mechanism
+            ),
+            Err(why) => eprintln!("greeting: {why}"),
+        }
         for (at, event, value) in &report.events {
             eprintln!(
                 "{:>6} ms  {}  {value:#x}",
@@ -122,12 +130,19 @@ pub fn run(args: ProbeArgs) -> u8 {
     }
     let outcome = &report.outcome;
     if args.json {
-        let line = json::probe_result(
-            outcome.name(),
-            outcome.status(),
-            &outcome.to_string(),
-            report.elapsed.as_millis(),
-        );
+        let detail = outcome.to_string();
+        let line = json::probe_result(&json::ProbeResult {
+            outcome: outcome.name(),
+            status: outcome.status(),
+            detail: &detail,
+            elapsed_ms: report.elapsed.as_millis(),
+            client_mechanism: report.client_mechanism.name(),
+            server_mechanism: report
+                .server_greeting
+                .as_ref()
+                .ok()
+                .map(|greeting| greeting.mechanism.name()),
+        });
         println!("{line}");
     } else {
         println!(
@@ -146,7 +161,7 @@ pub fn exit_code(outcome: &HandshakeOutcome) -> u8 {
         HandshakeOutcome::Refused { .. } => 3,
         HandshakeOutcome::AuthenticatorError { .. } => 4,
         HandshakeOutcome::Stalled { .. } => 5,
-        HandshakeOutcome::ProtocolError { .. } => 6,
+        HandshakeOutcome::ProtocolError { .. } | HandshakeOutcome::MechanismMismatch { .. } => 6,
         HandshakeOutcome::Dropped { .. } => 7,
         HandshakeOutcome::Unreachable { .. } => 8,
         _ => 9,
@@ -308,6 +323,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_zap::client::Mechanism;
 
     #[test]
     fn durations_take_units() {
@@ -328,11 +344,15 @@ mod tests {
                 waited: Duration::ZERO,
             },
             HandshakeOutcome::ProtocolError { code: 1 },
+            HandshakeOutcome::MechanismMismatch {
+                client: Mechanism::Plain,
+                server: Mechanism::Curve,
+            },
             HandshakeOutcome::Dropped { attempts: 3 },
             HandshakeOutcome::Unreachable { attempts: 1 },
             HandshakeOutcome::DeadlinePassed,
         ];
         let codes: Vec<u8> = outcomes.iter().map(exit_code).collect();
-        assert_eq!(codes, [0, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(codes, [0, 3, 4, 5, 6, 6, 7, 8, 9]);
     }
 }

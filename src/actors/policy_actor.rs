@@ -57,6 +57,7 @@ impl PolicyActor {
         let watchdog = settings_watchdog(&settings);
         Ok(PolicyActor {
             policy: Policy::default(),
+            verifier: super::verify::Verifier::new(&settings),
             settings,
             pool,
             curve_tickets: HashMap::new(),
@@ -65,7 +66,6 @@ impl PolicyActor {
             sources: Sources::default(),
             watchdog,
             served: Default::default(),
-            verifier: Default::default(),
         })
     }
 

@@ -1,29 +1,51 @@
 //! Tunables of a running authenticator, with defaults chosen against libzmq's limits.
 
+use std::num::NonZeroUsize;
 use std::time::Duration;
+
+/// Hashed-PLAIN verifications that may wait, per argon2 worker, unless
+/// [`Settings::with_hash_queue`] says otherwise.
+const HASH_QUEUE_PER_WORKER: usize = 32;
 
 /// How the authenticator bounds the work it takes on.
 ///
 /// libzmq gives a handshake `ZMQ_HANDSHAKE_IVL` (30 s by default) before it gives up, so the
 /// provider deadline stays well under it: a client whose provider hangs gets a clear `500`
 /// instead of a silent timeout.
+///
+/// Start from [`Settings::default()`] and change what you need with the chained `with_*`
+/// methods; read a value back with the method of its name. New tunables are added as new
+/// methods (the type is `#[non_exhaustive]` and its fields are private), so code written this
+/// way keeps compiling. A count that makes no sense (zero threads, zero requests in flight) is
+/// raised to 1 by its `with_*` method, with a warning in the log, so every `Settings` value
+/// is one the authenticator can run with.
+///
+/// ```
+/// use std::time::Duration;
+/// use actix_zap::Settings;
+///
+/// let settings = Settings::default()
+///     .with_provider_deadline(Duration::from_secs(2))
+///     .with_max_in_flight(256)
+///     .with_hash_threads(2);
+/// assert_eq!(settings.provider_deadline(), Duration::from_secs(2));
+/// assert_eq!(settings.hash_queue(), 2 * 32); // 32 waiting verifications per worker
+/// assert_eq!(Settings::default().with_provider_threads(0).provider_threads(), 1);
+/// ```
+///
+/// The authenticator takes them when it starts, through
+/// [`AuthenticatorBuilder::settings`](crate::AuthenticatorBuilder::settings).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Settings {
-    /// How long a provider (synchronous or asynchronous) may take before the client gets
-    /// `500 Provider timed out`. Default 5 s.
-    pub provider_deadline: Duration,
-    /// Worker threads for synchronous providers. Default 4.
-    pub provider_threads: usize,
-    /// Synchronous provider calls that may wait for a worker; beyond it, `300`. Default 256.
-    pub provider_queue: usize,
-    /// Requests being decided at once; beyond it, new requests get a prompt `300` (the client
-    /// reconnects and asks again). Default 1024.
-    pub max_in_flight: usize,
-    /// When the authenticator's thread does not run for longer than this while ZAP requests
-    /// wait (something blocks the actix thread: a blocking call in async code), a warning is
-    /// logged and [`Stats::stalls`](crate::messages::Stats::stalls) counts it. `None` turns the check
-    /// off. Default 500 ms.
-    pub stall_warning: Option<Duration>,
+    pub(crate) provider_deadline: Duration,
+    pub(crate) provider_threads: usize,
+    pub(crate) provider_queue: usize,
+    pub(crate) max_in_flight: usize,
+    pub(crate) stall_warning: Option<Duration>,
+    pub(crate) hash_threads: usize,
+    /// `None`: [`HASH_QUEUE_PER_WORKER`] per worker.
+    hash_queue: Option<usize>,
 }
 
 impl Default for Settings {
@@ -34,6 +56,160 @@ impl Default for Settings {
             provider_queue: 256,
             max_in_flight: 1024,
             stall_warning: Some(Duration::from_millis(500)),
+            hash_threads: std::thread::available_parallelism().map_or(2, NonZeroUsize::get),
+            hash_queue: None,
         }
+    }
+}
+
+/// `value`, or 1 (with a warning) when it is 0.
+fn at_least_one(setting: &str, value: usize) -> usize {
+    if value == 0 {
+        log::warn!("Settings: {setting} 0 makes no sense, 1 is used instead");
+        return 1;
+    }
+    value
+}
+
+impl Settings {
+    /// How long a provider (synchronous or asynchronous), a user-id mapping or a hashed PLAIN
+    /// verification may take before the client gets `500 Provider timed out`. Default 5 s.
+    pub fn provider_deadline(&self) -> Duration {
+        self.provider_deadline
+    }
+
+    /// Sets [`provider_deadline`](Self::provider_deadline). Keep it well under the server
+    /// sockets' handshake interval (`ZMQ_HANDSHAKE_IVL`, 30 s by default). Zero is taken as
+    /// it is: every request that needs a provider or a hash is then answered `500`.
+    #[must_use = "with_* methods return the changed settings"]
+    pub fn with_provider_deadline(mut self, deadline: Duration) -> Self {
+        self.provider_deadline = deadline;
+        self
+    }
+
+    /// Worker threads for synchronous providers. Default 4.
+    pub fn provider_threads(&self) -> usize {
+        self.provider_threads
+    }
+
+    /// Sets [`provider_threads`](Self::provider_threads); 0 is raised to 1.
+    #[must_use = "with_* methods return the changed settings"]
+    pub fn with_provider_threads(mut self, threads: usize) -> Self {
+        self.provider_threads = at_least_one("provider_threads", threads);
+        self
+    }
+
+    /// Synchronous provider calls that may wait for a worker; beyond it, `300`. Default 256.
+    pub fn provider_queue(&self) -> usize {
+        self.provider_queue
+    }
+
+    /// Sets [`provider_queue`](Self::provider_queue). 0 is allowed: a call then runs only
+    /// when a worker is idle, and gets `300` otherwise.
+    #[must_use = "with_* methods return the changed settings"]
+    pub fn with_provider_queue(mut self, queue: usize) -> Self {
+        self.provider_queue = queue;
+        self
+    }
+
+    /// Requests being decided at once; beyond it, new requests get a prompt `300` (the client
+    /// reconnects and asks again). Default 1024.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// Sets [`max_in_flight`](Self::max_in_flight); 0 (which would refuse every request) is
+    /// raised to 1.
+    #[must_use = "with_* methods return the changed settings"]
+    pub fn with_max_in_flight(mut self, requests: usize) -> Self {
+        self.max_in_flight = at_least_one("max_in_flight", requests);
+        self
+    }
+
+    /// When the authenticator's thread does not run for longer than this while ZAP requests
+    /// wait (something blocks the actix thread: a blocking call in async code), a warning is
+    /// logged and [`Stats::stalls`](crate::messages::Stats::stalls) counts it. `None`: the
+    /// check is off. Default 500 ms.
+    pub fn stall_warning(&self) -> Option<Duration> {
+        self.stall_warning
+    }
+
+    /// Sets [`stall_warning`](Self::stall_warning); `None` turns the check off. A threshold
+    /// of a few milliseconds or less reports ordinary scheduling delays.
+    #[must_use = "with_* methods return the changed settings"]
+    pub fn with_stall_warning(mut self, threshold: Option<Duration>) -> Self {
+        self.stall_warning = threshold;
+        self
+    }
+
+    /// Worker threads for hashed PLAIN passwords (argon2id, which costs milliseconds and
+    /// megabytes per verification and never runs on the actix thread). They start on the
+    /// first verification. Default: one per core
+    /// ([`available_parallelism`](std::thread::available_parallelism), 2 if unknown).
+    pub fn hash_threads(&self) -> usize {
+        self.hash_threads
+    }
+
+    /// Sets [`hash_threads`](Self::hash_threads); 0 is raised to 1.
+    #[must_use = "with_* methods return the changed settings"]
+    pub fn with_hash_threads(mut self, threads: usize) -> Self {
+        self.hash_threads = at_least_one("hash_threads", threads);
+        self
+    }
+
+    /// Hashed PLAIN verifications that may wait for a worker; beyond it, `300`. Default 32
+    /// per [hash thread](Self::hash_threads).
+    pub fn hash_queue(&self) -> usize {
+        self.hash_queue
+            .unwrap_or_else(|| self.hash_threads.saturating_mul(HASH_QUEUE_PER_WORKER))
+    }
+
+    /// Sets [`hash_queue`](Self::hash_queue) to this many, whatever the number of workers.
+    /// 0 is allowed: a verification then runs only when a worker is idle, and gets `300`
+    /// otherwise.
+    #[must_use = "with_* methods return the changed settings"]
+    pub fn with_hash_queue(mut self, queue: usize) -> Self {
+        self.hash_queue = Some(queue);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_queue_follows_the_workers_until_it_is_set() {
+        let settings = Settings::default().with_hash_threads(3);
+        assert_eq!(settings.hash_queue(), 3 * HASH_QUEUE_PER_WORKER);
+        let settings = settings.with_hash_queue(5).with_hash_threads(7);
+        assert_eq!((settings.hash_threads(), settings.hash_queue()), (7, 5));
+        assert_eq!(Settings::default().with_hash_queue(0).hash_queue(), 0);
+    }
+
+    #[test]
+    fn counts_that_make_no_sense_are_raised_to_one() {
+        let settings = Settings::default()
+            .with_provider_threads(0)
+            .with_max_in_flight(0)
+            .with_hash_threads(0)
+            .with_provider_queue(0);
+        assert_eq!(settings.provider_threads(), 1);
+        assert_eq!(settings.max_in_flight(), 1);
+        assert_eq!(settings.hash_threads(), 1);
+        assert_eq!(settings.provider_queue(), 0);
+    }
+
+    #[test]
+    fn the_defaults_are_unchanged() {
+        let settings = Settings::default();
+        assert_eq!(settings.provider_deadline(), Duration::from_secs(5));
+        assert_eq!(settings.provider_threads(), 4);
+        assert_eq!(settings.provider_queue(), 256);
+        assert_eq!(settings.max_in_flight(), 1024);
+        assert_eq!(settings.stall_warning(), Some(Duration::from_millis(500)));
+        let cores = std::thread::available_parallelism().map_or(2, NonZeroUsize::get);
+        assert_eq!(settings.hash_threads(), cores);
+        assert_eq!(settings.hash_queue(), cores * 32);
     }
 }

@@ -23,10 +23,7 @@ const DEADLINE: Duration = Duration::from_millis(1500);
 fn authenticator() -> (zmq::Context, ThreadAuthenticator) {
     init_logging();
     let context = zmq::Context::new();
-    let settings = Settings {
-        provider_deadline: Duration::from_millis(300),
-        ..Settings::default()
-    };
+    let settings = Settings::default().with_provider_deadline(Duration::from_millis(300));
     let auth = Authenticator::builder()
         .settings(settings)
         .start_thread(&context)

@@ -22,10 +22,7 @@ fn started(settings: Settings) -> (zmq::Context, ThreadAuthenticator) {
 }
 
 fn quick() -> Settings {
-    Settings {
-        provider_deadline: Duration::from_millis(300),
-        ..Settings::default()
-    }
+    Settings::default().with_provider_deadline(Duration::from_millis(300))
 }
 
 #[test]
@@ -86,10 +83,7 @@ fn a_user_id_mapping_that_fails_panics_or_hangs_gives_500() {
 
 #[test]
 fn beyond_the_in_flight_bound_requests_get_a_prompt_300_and_retry_later() {
-    let settings = Settings {
-        max_in_flight: 1,
-        ..Settings::default()
-    };
+    let settings = Settings::default().with_max_in_flight(1);
     let (ctx, auth) = started(settings);
     let server_keys = Keys::generate();
     let (provider, release, asked) = held_provider();
@@ -130,12 +124,10 @@ fn beyond_the_in_flight_bound_requests_get_a_prompt_300_and_retry_later() {
 
 #[test]
 fn a_full_provider_queue_answers_300_instead_of_growing() {
-    let settings = Settings {
-        provider_threads: 1,
-        provider_queue: 1,
-        provider_deadline: Duration::from_secs(10),
-        ..Settings::default()
-    };
+    let settings = Settings::default()
+        .with_provider_threads(1)
+        .with_provider_queue(1)
+        .with_provider_deadline(Duration::from_secs(10));
     let (ctx, auth) = started(settings);
     let server_keys = Keys::generate();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();

@@ -5,8 +5,9 @@ mod common;
 
 use std::time::Instant;
 
-use actix_zap::messages::{AddPlainUsers, RemovePlainUsers};
+use actix_zap::messages::{AddPlainUsers, RemovePlainUsers, StatusCode};
 use actix_zap::policy::HashedPassword;
+use actix_zap::{Settings, ThreadAuthenticator};
 use common::*;
 use futures::executor::block_on;
 
@@ -64,5 +65,40 @@ fn a_user_removed_while_its_password_is_being_verified_is_refused() {
     assert_eq!(removed.unwrap().installed, 1);
     // Whether argon2 was still running or not, the answer comes from the narrower policy.
     server.outcome().assert_refused(400);
+    auth.stop();
+}
+
+#[test]
+fn the_argon2_workers_and_their_queue_are_the_settings_ones() {
+    init_logging();
+    let context = zmq::Context::new();
+    // One worker and room for one more: while it verifies a password, a third gets `300`
+    // (the defaults, a worker per core and 32 waiting per worker, would take all three).
+    let settings = Settings::default()
+        .with_hash_threads(1)
+        .with_hash_queue(1)
+        .with_provider_deadline(PATIENCE);
+    let auth = ThreadAuthenticator::builder()
+        .settings(settings)
+        .start_thread(&context)
+        .unwrap();
+    let users = vec![("alice".to_owned(), hash("pw", 64 * 1024, 8))];
+    block_on(auth.handle().send(AddPlainUsers {
+        domain: "hashed".into(),
+        users,
+    }))
+    .unwrap();
+    let server = Listening::new(&context, &Server::Plain, Some("hashed"));
+    let _first = server.connect(&context, &Client::Plain("alice", "pw"));
+    let deadline = Instant::now() + PATIENCE;
+    while auth.stats().unwrap().in_flight == 0 {
+        assert!(Instant::now() < deadline, "the request never arrived");
+        std::thread::yield_now();
+    }
+    let _others = [(); 2].map(|()| server.connect(&context, &Client::Plain("alice", "pw")));
+    while auth.stats().unwrap().count(StatusCode::TryLater) == 0 {
+        assert!(Instant::now() < deadline, "no verification was refused");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     auth.stop();
 }

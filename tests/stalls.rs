@@ -14,10 +14,7 @@ fn blocking_the_actix_thread_while_a_request_waits_is_reported_as_a_stall() {
     let context = zmq::Context::new();
     let system = actix::System::new();
     system.block_on(async {
-        let settings = Settings {
-            stall_warning: Some(Duration::from_millis(50)),
-            ..Settings::default()
-        };
+        let settings = Settings::default().with_stall_warning(Some(Duration::from_millis(50)));
         let auth = Authenticator::builder()
             .settings(settings)
             .start(&context)

@@ -63,10 +63,7 @@ fn probe(endpoint: &str, args: &[&str], password: Option<&str>, code: i32, text:
 fn authenticator() -> (zmq::Context, ThreadAuthenticator) {
     init_logging();
     let context = zmq::Context::new();
-    let settings = Settings {
-        provider_deadline: Duration::from_millis(300),
-        ..Settings::default()
-    };
+    let settings = Settings::default().with_provider_deadline(Duration::from_millis(300));
     let auth = Authenticator::builder()
         .settings(settings)
         .start_thread(&context)

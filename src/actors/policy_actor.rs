@@ -52,13 +52,13 @@ impl PolicyActor {
         let watchdog = settings_watchdog(&settings);
         Ok(PolicyActor {
             policy: Policy::default(),
+            verifier: super::verify::Verifier::new(&settings),
             settings,
             pool,
             observers: Observers::default(),
             sources: Sources::default(),
             watchdog,
             served: Default::default(),
-            verifier: Default::default(),
         })
     }
 

@@ -1,8 +1,9 @@
 //! Hashed PLAIN passwords in the actor: argon2id runs on a bounded set of workers of its own
-//! (about one per core, started on first use), never on the actix thread; a full queue
-//! answers `300` at once. Successful verifications are remembered for a short while, keyed by
-//! the user's table domain, username, PHC string and a keyed hash of the password (never the
-//! password), and forgotten as soon as that user changes.
+//! (`Settings::hash_threads`, one per core by default, started on first use), never on the
+//! actix thread; a full queue (`Settings::hash_queue`) answers `300` at once. Successful
+//! verifications are remembered for a short while, keyed by the user's table domain,
+//! username, PHC string and a keyed hash of the password (never the password), and forgotten
+//! as soon as that user changes.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use log::warn;
 use super::policy_actor::{Pending, PolicyActor};
 use super::pool::{BlockingPool, JobError};
 use crate::policy::{ProviderFailure, Verification};
+use crate::settings::Settings;
 use crate::zap::Reply;
 
 /// How long a successful verification is remembered.
@@ -22,9 +24,6 @@ pub const VERIFIED_FOR: Duration = Duration::from_secs(60);
 
 /// The most remembered verifications; past it, expired ones are dropped, then all.
 const MAX_REMEMBERED: usize = 100_000;
-
-/// Verifications waiting for a worker, per worker; beyond them, `300`.
-const QUEUE_PER_WORKER: usize = 32;
 
 type KeyedHash = blake2::Blake2bMac<U32>;
 
@@ -37,23 +36,27 @@ struct Remembered {
 /// The workers and the cache of one policy actor.
 pub(crate) struct Verifier {
     pool: Option<BlockingPool>,
+    /// The pool's size, from the settings: workers, and verifications that may wait.
+    workers: usize,
+    queue: usize,
     remembered: HashMap<(String, Vec<u8>), Remembered>,
     key: [u8; 32],
 }
 
-impl Default for Verifier {
-    fn default() -> Self {
+impl Verifier {
+    /// No workers yet: they start on the first verification, as many as `settings` says.
+    pub(crate) fn new(settings: &Settings) -> Self {
         let mut key = [0; 32];
         OsRng.fill_bytes(&mut key);
         Verifier {
             pool: None,
+            workers: settings.hash_threads(),
+            queue: settings.hash_queue(),
             remembered: HashMap::new(),
             key,
         }
     }
-}
 
-impl Verifier {
     fn tag(&self, phc: &str, password: &[u8]) -> [u8; 32] {
         let mut mac = <KeyedHash as Mac>::new_from_slice(&self.key).expect("32-byte key");
         mac.update(phc.as_bytes());
@@ -106,8 +109,7 @@ impl Verifier {
         if let Some(pool) = &self.pool {
             return Ok(pool.clone());
         }
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let pool = BlockingPool::new(workers, workers * QUEUE_PER_WORKER)?;
+        let pool = BlockingPool::new(self.workers, self.queue)?;
         self.pool = Some(pool.clone());
         Ok(pool)
     }

@@ -31,10 +31,7 @@ pub(crate) fn check_libzmq_version(
 /// use actix_zap::{Authenticator, Settings};
 ///
 /// let context = zmq::Context::new();
-/// let settings = Settings {
-///     provider_deadline: Duration::from_secs(2),
-///     ..Default::default()
-/// };
+/// let settings = Settings::default().with_provider_deadline(Duration::from_secs(2));
 /// let auth = Authenticator::builder().settings(settings).start_thread(&context)?;
 /// auth.stop();
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -20,6 +20,46 @@ use crate::messages::*;
 use crate::policy::{GssapiPolicy, IpcRule, PolicySnapshot};
 use crate::provider::Provider;
 
+/// Emits, for each entry, the blocking form of the [`Authenticator`] method of the same name:
+/// same signature (written once, as in the list, `pub` and the body added), a body that waits
+/// for the async method through [`ThreadAuthenticator::block`] (so the own-thread check is
+/// never forgotten), and rustdoc pointing at the async method and naming the `OwnThread`
+/// variant of its error type.
+///
+/// An entry is `fn name<G: Path, ..>(&self, arg: Type, ..) -> Result<T, E>;`, where `E` is
+/// [`ConfigError`] or [`Unavailable`]; bounds that are not a single path (several bounds, `Fn`
+/// bounds) go in a braced `where { .. }` before the `;`. Attributes (`///` text, `#[cfg]`)
+/// before an entry are kept, and come first in its rustdoc.
+macro_rules! blocking_methods {
+    ($(
+        $(#[$attr:meta])*
+        fn $name:ident $(<$($generic:ident $(: $bound:path)?),+ $(,)?>)?
+            (&self $(, $arg:ident: $arg_ty:ty)* $(,)?) -> Result<$ok:ty, $err:ident>
+            $(where { $($predicate:tt)* })?;
+    )*) => {
+        $(
+            $(#[$attr])*
+            #[doc = concat!(
+                "Blocking [`Authenticator::", stringify!($name), "`]: the same call, waiting for ",
+                "its answer.\n\n",
+                "On the authenticator's own thread (in a callback) it does nothing and returns [`",
+                stringify!($err), "::OwnThread`] at once; see ",
+                "[Calling it from its own thread](Self#calling-it-from-its-own-thread).",
+            )]
+            pub fn $name $(<$($generic $(: $bound)?),+>)?
+                (&self $(, $arg: $arg_ty)*) -> Result<$ok, $err>
+                $(where $($predicate)*)?
+            {
+                self.block(self.handle.$name($($arg),*))
+            }
+        )*
+
+        /// The names of the methods generated from the list, for the parity test.
+        #[cfg(test)]
+        const BLOCKING_METHODS: &'static [&'static str] = &[$(stringify!($name)),*];
+    };
+}
+
 /// An authenticator running on a thread of its own. It has every method of
 /// [`Authenticator`], blocking until the policy actor has answered.
 ///
@@ -142,234 +182,55 @@ impl ThreadAuthenticator {
         self.handle.zap_socket()
     }
 
-    /// See [`Authenticator::send`].
-    pub fn send<M, T>(&self, message: M) -> Result<T, ConfigError>
-    where
-        M: Message<Result = Result<T, ConfigError>> + Send + 'static,
-        T: Send + 'static,
-        PolicyActor: Handler<M>,
-    {
-        self.block(self.handle.send(message))
-    }
+    blocking_methods! {
+        fn send<M, T>(&self, message: M) -> Result<T, ConfigError>
+        where {
+            M: Message<Result = Result<T, ConfigError>> + Send + 'static,
+            T: Send + 'static,
+            PolicyActor: Handler<M>,
+        };
 
-    /// See [`Authenticator::allow`].
-    pub fn allow<S: AsRef<str>>(
-        &self,
-        addresses: impl IntoIterator<Item = S>,
-    ) -> Result<(), ConfigError> {
-        self.block(self.handle.allow(addresses))
-    }
+        // Address rules.
+        fn allow<S: AsRef<str>>(&self, addresses: impl IntoIterator<Item = S>) -> Result<(), ConfigError>;
+        fn deny<S: AsRef<str>>(&self, addresses: impl IntoIterator<Item = S>) -> Result<(), ConfigError>;
+        fn allow_in<S: AsRef<str>>(&self, domain: &str, addresses: impl IntoIterator<Item = S>) -> Result<(), ConfigError>;
+        fn deny_in<S: AsRef<str>>(&self, domain: &str, addresses: impl IntoIterator<Item = S>) -> Result<(), ConfigError>;
+        fn remove_addresses<S: AsRef<str>>(&self, addresses: impl IntoIterator<Item = S>) -> Result<usize, ConfigError>;
+        fn remove_addresses_in<S: AsRef<str>>(&self, domain: &str, addresses: impl IntoIterator<Item = S>) -> Result<usize, ConfigError>;
+        fn clear_addresses(&self) -> Result<(), ConfigError>;
+        fn clear_addresses_in(&self, domain: &str) -> Result<(), ConfigError>;
+        fn allow_ipc(&self, rules: impl IntoIterator<Item = IpcRule>) -> Result<(), ConfigError>;
+        fn allow_ipc_in(&self, domain: &str, rules: impl IntoIterator<Item = IpcRule>) -> Result<(), ConfigError>;
+        fn remove_ipc(&self, rules: impl IntoIterator<Item = IpcRule>) -> Result<usize, ConfigError>;
+        fn remove_ipc_in(&self, domain: &str, rules: impl IntoIterator<Item = IpcRule>) -> Result<usize, ConfigError>;
+        fn clear_ipc(&self) -> Result<(), ConfigError>;
+        fn clear_ipc_in(&self, domain: &str) -> Result<(), ConfigError>;
 
-    /// See [`Authenticator::deny`].
-    pub fn deny<S: AsRef<str>>(
-        &self,
-        addresses: impl IntoIterator<Item = S>,
-    ) -> Result<(), ConfigError> {
-        self.block(self.handle.deny(addresses))
-    }
+        // Mechanisms.
+        fn configure_plain<U, P>(&self, domain: &str, passwords: impl IntoIterator<Item = (U, P)>) -> Result<(), ConfigError>
+        where { U: Into<Vec<u8>>, P: Into<Vec<u8>> };
+        fn configure_curve(&self, domain: &str, location: impl AsRef<Path>) -> Result<CurveReport, ConfigError>;
+        fn configure_curve_czmq(&self, domain: &str, directory: impl AsRef<Path>) -> Result<CurveReport, ConfigError>;
+        fn configure_curve_keys(&self, domain: &str, keys: CertStore) -> Result<CurveReport, ConfigError>;
+        fn configure_curve_callback(&self, domain: &str, provider: Provider) -> Result<(), ConfigError>;
+        fn configure_gssapi(&self, domain: &str, policy: GssapiPolicy) -> Result<(), ConfigError>;
+        fn unconfigure(&self, domain: &str, mechanism: MechanismKind) -> Result<bool, ConfigError>;
+        fn set_curve_user_id<F>(&self, mapper: F) -> Result<(), ConfigError>
+        where { F: Fn(&CurvePublicKey) -> String + Send + Sync + 'static };
+        fn reset_curve_user_id(&self) -> Result<(), ConfigError>;
 
-    /// See [`Authenticator::allow_in`].
-    pub fn allow_in<S: AsRef<str>>(
-        &self,
-        domain: &str,
-        addresses: impl IntoIterator<Item = S>,
-    ) -> Result<(), ConfigError> {
-        self.block(self.handle.allow_in(domain, addresses))
-    }
+        // Live reload.
+        fn watch(&self, watch: Watch) -> Result<Reloaded, ConfigError>;
+        fn unwatch(&self, domain: &str, mechanism: MechanismKind) -> Result<bool, ConfigError>;
+        fn watches(&self) -> Result<Vec<Reloaded>, Unavailable>;
 
-    /// See [`Authenticator::deny_in`].
-    pub fn deny_in<S: AsRef<str>>(
-        &self,
-        domain: &str,
-        addresses: impl IntoIterator<Item = S>,
-    ) -> Result<(), ConfigError> {
-        self.block(self.handle.deny_in(domain, addresses))
-    }
-
-    /// See [`Authenticator::remove_addresses`].
-    pub fn remove_addresses<S: AsRef<str>>(
-        &self,
-        addresses: impl IntoIterator<Item = S>,
-    ) -> Result<usize, ConfigError> {
-        self.block(self.handle.remove_addresses(addresses))
-    }
-
-    /// See [`Authenticator::remove_addresses_in`].
-    pub fn remove_addresses_in<S: AsRef<str>>(
-        &self,
-        domain: &str,
-        addresses: impl IntoIterator<Item = S>,
-    ) -> Result<usize, ConfigError> {
-        self.block(self.handle.remove_addresses_in(domain, addresses))
-    }
-
-    /// See [`Authenticator::clear_addresses`].
-    pub fn clear_addresses(&self) -> Result<(), ConfigError> {
-        self.block(self.handle.clear_addresses())
-    }
-
-    /// See [`Authenticator::clear_addresses_in`].
-    pub fn clear_addresses_in(&self, domain: &str) -> Result<(), ConfigError> {
-        self.block(self.handle.clear_addresses_in(domain))
-    }
-
-    /// See [`Authenticator::allow_ipc`].
-    pub fn allow_ipc(&self, rules: impl IntoIterator<Item = IpcRule>) -> Result<(), ConfigError> {
-        self.block(self.handle.allow_ipc(rules))
-    }
-
-    /// See [`Authenticator::allow_ipc_in`].
-    pub fn allow_ipc_in(
-        &self,
-        domain: &str,
-        rules: impl IntoIterator<Item = IpcRule>,
-    ) -> Result<(), ConfigError> {
-        self.block(self.handle.allow_ipc_in(domain, rules))
-    }
-
-    /// See [`Authenticator::remove_ipc`].
-    pub fn remove_ipc(
-        &self,
-        rules: impl IntoIterator<Item = IpcRule>,
-    ) -> Result<usize, ConfigError> {
-        self.block(self.handle.remove_ipc(rules))
-    }
-
-    /// See [`Authenticator::remove_ipc_in`].
-    pub fn remove_ipc_in(
-        &self,
-        domain: &str,
-        rules: impl IntoIterator<Item = IpcRule>,
-    ) -> Result<usize, ConfigError> {
-        self.block(self.handle.remove_ipc_in(domain, rules))
-    }
-
-    /// See [`Authenticator::clear_ipc`].
-    pub fn clear_ipc(&self) -> Result<(), ConfigError> {
-        self.block(self.handle.clear_ipc())
-    }
-
-    /// See [`Authenticator::clear_ipc_in`].
-    pub fn clear_ipc_in(&self, domain: &str) -> Result<(), ConfigError> {
-        self.block(self.handle.clear_ipc_in(domain))
-    }
-
-    /// See [`Authenticator::configure_plain`].
-    pub fn configure_plain<U, P>(
-        &self,
-        domain: &str,
-        passwords: impl IntoIterator<Item = (U, P)>,
-    ) -> Result<(), ConfigError>
-    where
-        U: Into<Vec<u8>>,
-        P: Into<Vec<u8>>,
-    {
-        self.block(self.handle.configure_plain(domain, passwords))
-    }
-
-    /// See [`Authenticator::configure_curve`].
-    pub fn configure_curve(
-        &self,
-        domain: &str,
-        location: impl AsRef<Path>,
-    ) -> Result<CurveReport, ConfigError> {
-        self.block(self.handle.configure_curve(domain, location))
-    }
-
-    /// See [`Authenticator::configure_curve_czmq`].
-    pub fn configure_curve_czmq(
-        &self,
-        domain: &str,
-        directory: impl AsRef<Path>,
-    ) -> Result<CurveReport, ConfigError> {
-        self.block(self.handle.configure_curve_czmq(domain, directory))
-    }
-
-    /// See [`Authenticator::configure_curve_keys`].
-    pub fn configure_curve_keys(
-        &self,
-        domain: &str,
-        keys: CertStore,
-    ) -> Result<CurveReport, ConfigError> {
-        self.block(self.handle.configure_curve_keys(domain, keys))
-    }
-
-    /// See [`Authenticator::configure_curve_callback`].
-    pub fn configure_curve_callback(
-        &self,
-        domain: &str,
-        provider: Provider,
-    ) -> Result<(), ConfigError> {
-        self.block(self.handle.configure_curve_callback(domain, provider))
-    }
-
-    /// See [`Authenticator::configure_gssapi`].
-    pub fn configure_gssapi(&self, domain: &str, policy: GssapiPolicy) -> Result<(), ConfigError> {
-        self.block(self.handle.configure_gssapi(domain, policy))
-    }
-
-    /// See [`Authenticator::unconfigure`].
-    pub fn unconfigure(&self, domain: &str, mechanism: MechanismKind) -> Result<bool, ConfigError> {
-        self.block(self.handle.unconfigure(domain, mechanism))
-    }
-
-    /// See [`Authenticator::set_curve_user_id`].
-    pub fn set_curve_user_id<F>(&self, mapper: F) -> Result<(), ConfigError>
-    where
-        F: Fn(&CurvePublicKey) -> String + Send + Sync + 'static,
-    {
-        self.block(self.handle.set_curve_user_id(mapper))
-    }
-
-    /// See [`Authenticator::reset_curve_user_id`].
-    pub fn reset_curve_user_id(&self) -> Result<(), ConfigError> {
-        self.block(self.handle.reset_curve_user_id())
-    }
-
-    /// See [`Authenticator::watch`].
-    pub fn watch(&self, watch: Watch) -> Result<Reloaded, ConfigError> {
-        self.block(self.handle.watch(watch))
-    }
-
-    /// See [`Authenticator::unwatch`].
-    pub fn unwatch(&self, domain: &str, mechanism: MechanismKind) -> Result<bool, ConfigError> {
-        self.block(self.handle.unwatch(domain, mechanism))
-    }
-
-    /// See [`Authenticator::watches`].
-    pub fn watches(&self) -> Result<Vec<Reloaded>, Unavailable> {
-        self.block(self.handle.watches())
-    }
-
-    /// See [`Authenticator::inspect`].
-    pub fn inspect(&self) -> Result<PolicySnapshot, Unavailable> {
-        self.block(self.handle.inspect())
-    }
-
-    /// See [`Authenticator::stats`].
-    pub fn stats(&self) -> Result<Stats, Unavailable> {
-        self.block(self.handle.stats())
-    }
-
-    /// See [`Authenticator::subscribe`].
-    pub fn subscribe(
-        &self,
-        subscriber: impl Into<Subscriber>,
-    ) -> Result<SubscriptionId, Unavailable> {
-        self.block(self.handle.subscribe(subscriber))
-    }
-
-    /// See [`Authenticator::on_decision`].
-    pub fn on_decision<F>(&self, callback: F) -> Result<SubscriptionId, Unavailable>
-    where
-        F: Fn(&DecisionEvent) + Send + Sync + 'static,
-    {
-        self.block(self.handle.on_decision(callback))
-    }
-
-    /// See [`Authenticator::unsubscribe`].
-    pub fn unsubscribe(&self, id: SubscriptionId) -> Result<bool, Unavailable> {
-        self.block(self.handle.unsubscribe(id))
+        // Queries and decision events.
+        fn inspect(&self) -> Result<PolicySnapshot, Unavailable>;
+        fn stats(&self) -> Result<Stats, Unavailable>;
+        fn subscribe(&self, subscriber: impl Into<Subscriber>) -> Result<SubscriptionId, Unavailable>;
+        fn on_decision<F>(&self, callback: F) -> Result<SubscriptionId, Unavailable>
+        where { F: Fn(&DecisionEvent) + Send + Sync + 'static };
+        fn unsubscribe(&self, id: SubscriptionId) -> Result<bool, Unavailable>;
     }
 
     /// Stops the authenticator (see [`Authenticator::stop`]) and its thread; returns when
@@ -395,5 +256,61 @@ impl ThreadAuthenticator {
     /// See [`Authenticator::is_running`].
     pub fn is_running(&self) -> bool {
         self.handle.is_running()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::ThreadAuthenticator;
+
+    /// The public methods declared in `source`, async ones apart, without `#[doc(hidden)]` ones.
+    fn public_methods(source: &str) -> (BTreeSet<&str>, BTreeSet<&str>) {
+        let (mut asynchronous, mut blocking) = (BTreeSet::new(), BTreeSet::new());
+        let mut hidden = false;
+        for line in source.lines().map(str::trim) {
+            if line == "#[doc(hidden)]" {
+                hidden = true;
+            }
+            let (set, rest) = if let Some(rest) = line.strip_prefix("pub async fn ") {
+                (&mut asynchronous, rest)
+            } else if let Some(rest) = line.strip_prefix("pub fn ") {
+                (&mut blocking, rest)
+            } else {
+                continue;
+            };
+            let name = rest.split(['<', '(']).next().unwrap();
+            if !std::mem::take(&mut hidden) {
+                set.insert(name);
+            }
+        }
+        (asynchronous, blocking)
+    }
+
+    /// Every async method of the handle has its blocking form in the list (`stop`, which
+    /// must also end the thread, is written by hand), and the list has nothing else; every
+    /// other public method exists on the thread handle too.
+    #[test]
+    fn the_list_has_every_async_method_of_the_handle() {
+        let (asynchronous, other) = public_methods(include_str!("authenticator.rs"));
+        let listed: BTreeSet<&str> = ThreadAuthenticator::BLOCKING_METHODS
+            .iter()
+            .copied()
+            .collect();
+        assert_eq!(
+            listed.len(),
+            ThreadAuthenticator::BLOCKING_METHODS.len(),
+            "a method is listed twice"
+        );
+        let expected: BTreeSet<&str> = asynchronous.difference(&["stop"].into()).copied().collect();
+        assert!(expected.len() > 30, "the parser found {expected:?}");
+        assert_eq!(listed, expected);
+
+        let (none, here) = public_methods(include_str!("thread.rs"));
+        assert!(none.is_empty());
+        for name in other.iter().chain(&["stop"]) {
+            assert!(here.contains(name), "ThreadAuthenticator has no `{name}`");
+        }
     }
 }

@@ -83,11 +83,7 @@ fn the_argon2_workers_and_their_queue_are_the_settings_ones() {
         .start_thread(&context)
         .unwrap();
     let users = vec![("alice".to_owned(), hash("pw", 64 * 1024, 8))];
-    block_on(auth.handle().send(AddPlainUsers {
-        domain: "hashed".into(),
-        users,
-    }))
-    .unwrap();
+    block_on(auth.handle().send(AddPlainUsers::new("hashed", users))).unwrap();
     let server = Listening::new(&context, &Server::Plain, Some("hashed"));
     let _first = server.connect(&context, &Client::Plain("alice", "pw"));
     let deadline = Instant::now() + PATIENCE;

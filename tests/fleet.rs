@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use actix_zap::messages::{ConfigureCurve, TakeOver};
+use actix_zap::messages::{ConfigureCurve, RemoveCurveKeys, RemovePlainUsers, TakeOver};
 use actix_zap::policy::{HashedPassword, PolicyError};
 use actix_zap::postgres::{PostgresSource, SourceHandle, Store};
 use actix_zap::{ConfigError, ThreadAuthenticator};
@@ -499,6 +499,50 @@ fn a_hand_configuration_of_a_served_domain_is_refused_unless_it_takes_over() {
     // An empty served domain refuses everyone instead of falling back to "*".
     member.auth.configure_plain("*", [("erin", "pw")]).unwrap();
     member.plain("erin", "pw").assert_refused(400);
+    member.stop();
+}
+
+#[test]
+fn a_key_and_a_user_removed_by_hand_stay_refused_while_the_store_applies_changes() {
+    let db = Db::new("revoke");
+    let (alice, bob, carol) = (Keys::generate(), Keys::generate(), Keys::generate());
+    db.add_key(&alice, "");
+    db.add_user("erin", "pw");
+    let seq = db.add_key(&bob, "");
+    let member = Member::start(&db, 0, |s| s);
+    member
+        .at(seq)
+        .curve(&alice)
+        .assert_admitted(&alice.public.to_z85());
+    member.plain("erin", "pw").assert_admitted("erin");
+    // By hand, on the store's domain: accepted, removed now, and kept as revocations.
+    let removed = member
+        .auth
+        .send(RemoveCurveKeys::new("fleet", [alice.public]))
+        .unwrap();
+    assert_eq!((removed.installed, removed.revoked), (1, 1));
+    let removed = member
+        .auth
+        .send(RemovePlainUsers::new("fleet", ["erin"]))
+        .unwrap();
+    assert_eq!((removed.installed, removed.revoked), (1, 1));
+    member.curve(&alice).assert_refused(400);
+    member.plain("erin", "pw").assert_refused(400);
+    // The store changes both rows and adds a key: its changes apply to everything else, and
+    // never bring the removed key or user back.
+    db.set_key(&alice, "user_id = 'changed'");
+    db.execute(
+        "UPDATE {schema}.plain_users SET password_hash = password_hash WHERE username = 'erin'",
+    );
+    let later = db.add_key(&carol, "");
+    member.at(later);
+    member.curve(&carol).assert_admitted(&carol.public.to_z85());
+    member.curve(&bob).assert_admitted(&bob.public.to_z85());
+    member.curve(&alice).assert_refused(400);
+    member.plain("erin", "pw").assert_refused(400);
+    // The source still follows the domain, and the snapshot lists the revocations.
+    assert!(member.stats().taken_over.is_empty());
+    assert_eq!(member.auth.inspect().unwrap().revocations.len(), 2);
     member.stop();
 }
 

@@ -106,9 +106,17 @@ pub enum WatchError {
     },
 }
 
-/// Starts watching a source for one domain; replaces an earlier watch or configuration of
-/// that domain's mechanism. Answers with the first load. If that fails, the watch stays and
-/// the domain refuses everyone of that mechanism until the source is fixed.
+/// Starts watching a source for one domain: the watch becomes the owner of that domain's
+/// mechanism (see [`Change`](crate::policy::Change) and the README's "Who may change a
+/// domain"). On a domain the hand owns it replaces the configuration; on a domain another
+/// watch or a store owns it is refused with
+/// [`PolicyError::OwnedBy`](crate::policy::PolicyError::OwnedBy) unless it takes over
+/// ([`TakeOver`](crate::messages::TakeOver)). Answers with the first load. If that fails, the
+/// watch stays and the domain refuses everyone of that mechanism until the source is fixed.
+///
+/// While it runs, a removal by hand (`RemoveCurveKeys`, `RemovePlainUsers`) is applied and
+/// holds over every later reload (a local revocation); a configuration by hand is refused
+/// unless it takes over, which ends the watch.
 ///
 /// Changes are noticed through kernel notifications (inotify on Linux), with polling every
 /// [`interval`](Self::every) as the fallback and safety net; [`polling_only`](Self::polling_only)
@@ -117,7 +125,8 @@ pub enum WatchError {
 /// after writing, renamed into place, or unchanged for an interval), each file on its own.
 ///
 /// A message that is refused (bad domain, interval or deadline below [`Watch::MIN_INTERVAL`], no
-/// CURVE support) changes nothing: an existing watch or configuration stays.
+/// CURVE support, owned by another watch or a store) changes nothing: an existing watch or
+/// configuration stays.
 #[derive(Clone, Message)]
 #[rtype(result = "Result<Reloaded, ConfigError>")]
 pub struct Watch {

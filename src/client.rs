@@ -90,7 +90,6 @@
 //!   mix in.
 
 mod greeting;
-pub mod monitor;
 mod monitor_events;
 mod outcome;
 mod tcp_greeting;

@@ -76,6 +76,8 @@
 //! - [`keys`]: CURVE keys and their Z85 text.
 //! - [`provider`]: credential providers, synchronous and asynchronous.
 //! - [`zap`]: the wire format, sans-IO — parse requests, encode replies and metadata.
+//! - [`monitor`]: libzmq socket monitors drained on a thread of their own, which the client's
+//!   handshake check and the server's handshake watch both use.
 //! - [`client`]: why a client's connection failed — [`HandshakeCheck`](client::HandshakeCheck)
 //!   reports how its handshake ended; the `zapctl probe` command runs it.
 //!
@@ -96,6 +98,7 @@ mod ffi;
 mod handle;
 pub mod keys;
 pub mod messages;
+pub mod monitor;
 pub mod policy;
 pub mod provider;
 mod server;

@@ -5,9 +5,10 @@ use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::client::{monitor, HandshakeOutcome};
+use crate::client::HandshakeOutcome;
 use crate::error::NoCurveSupport;
 use crate::keys::CurveSecretKey;
+use crate::monitor;
 use crate::policy::check_domain;
 
 /// libzmq's `ZMQ_ZAP_ENFORCE_DOMAIN` (draft API, present in 4.3.x builds).

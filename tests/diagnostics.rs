@@ -6,8 +6,9 @@ mod common;
 use std::time::Duration;
 
 use actix_zap::certs::CertStore;
-use actix_zap::client::{monitor, Greeting, GreetingError, GreetingUnread, Mechanism, ReadEnd};
+use actix_zap::client::{Greeting, GreetingError, GreetingUnread, Mechanism, ReadEnd};
 use actix_zap::keys::CurvePublicKey;
+use actix_zap::monitor;
 use actix_zap::provider::{CurveVerdict, Provider};
 use actix_zap::{
     client::{HandshakeCheck, HandshakeOutcome, HandshakeReport},

@@ -3,8 +3,8 @@
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::monitor::{self, Events};
 use super::CheckError;
+use crate::monitor::{self, Events};
 
 /// A monitor this check started and must remove.
 pub(super) struct Watched {

@@ -3,6 +3,8 @@
 //! its status) — never by sleeping.
 #![allow(dead_code)]
 
+pub mod child;
+
 #[path = "../../examples/support/monitor.rs"]
 mod monitor;
 

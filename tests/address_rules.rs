@@ -397,8 +397,18 @@ fn context_in(namespace: &str) -> zmq::Context {
     .unwrap()
 }
 
+/// In a child process: its threads move between network namespaces, and no thread another
+/// test shares (a pool started on one of them) may end up in one.
 #[test]
 fn link_local_peers_with_a_zone_match_deny_and_zoned_rules() {
+    child::isolated(
+        "link_local_peers_with_a_zone_match_deny_and_zoned_rules",
+        &[],
+        link_local_scenario,
+    );
+}
+
+fn link_local_scenario() {
     let Some(pair) = LinkLocalPair::create() else {
         return;
     };

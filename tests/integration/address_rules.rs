@@ -4,19 +4,17 @@
 //! link-local clients with a zone — are decided explicitly instead of slipping past a
 //! deny-list.
 
-mod common;
-
 use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::Mutex;
 
+use crate::common::*;
 use actix_zap::messages::{
     ClearAddressRules, DecisionEvent, RemoveAddresses, SetAddressRules, SetDomainAddressRules,
 };
 use actix_zap::policy::{AddressRules, AddressSet, IpcRule, PolicyError};
 use actix_zap::{ConfigError, ThreadAuthenticator};
-use common::*;
 
 /// Every decision of one authenticator, in order, to read the status text of each attempt.
 struct Decisions(Receiver<DecisionEvent>);
@@ -402,7 +400,7 @@ fn context_in(namespace: &str) -> zmq::Context {
 #[test]
 fn link_local_peers_with_a_zone_match_deny_and_zoned_rules() {
     child::isolated(
-        "link_local_peers_with_a_zone_match_deny_and_zoned_rules",
+        "address_rules::link_local_peers_with_a_zone_match_deny_and_zoned_rules",
         &[],
         link_local_scenario,
     );

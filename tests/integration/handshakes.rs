@@ -1,8 +1,7 @@
 //! Every capability proved by real libzmq handshakes over tcp on 127.0.0.1, each test with
 //! its own context and its own authenticator (one ZAP handler per context).
 
-mod common;
-
+use crate::common::*;
 use actix_zap::certs::{Certificate, Flavour};
 use actix_zap::keys::CurvePublicKey;
 use actix_zap::messages::EventMechanism;
@@ -10,7 +9,6 @@ use actix_zap::policy::GssapiPolicy;
 use actix_zap::provider::{Admission, CurveVerdict, Provider};
 use actix_zap::zap::{Metadata, StatusCode};
 use actix_zap::{ConfigError, StartError, ThreadAuthenticator, CURVE_ALLOW_ANY};
-use common::*;
 
 #[test]
 fn linked_libzmq_has_curve() {

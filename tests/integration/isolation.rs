@@ -1,11 +1,9 @@
 //! The child-process helper (`common::child`) itself: what a child changes stays in the
 //! child, and a child that fails (or runs no test) fails its parent.
 
-mod common;
-
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use common::child;
+use crate::common::child;
 
 /// Set only in the children of these tests.
 const GIVEN: &str = "ACTIX_ZAP_ISOLATION_GIVEN";
@@ -14,7 +12,7 @@ const SET_BY_CHILD: &str = "ACTIX_ZAP_ISOLATION_SET_BY_CHILD";
 
 #[test]
 fn environment_given_to_or_set_in_a_child_stays_in_the_child() {
-    const NAME: &str = "environment_given_to_or_set_in_a_child_stays_in_the_child";
+    const NAME: &str = "isolation::environment_given_to_or_set_in_a_child_stays_in_the_child";
     if child::in_child(NAME) {
         assert_eq!(std::env::var(GIVEN).as_deref(), Ok("from-the-parent"));
         std::env::set_var(SET_BY_CHILD, "1");
@@ -35,7 +33,7 @@ fn environment_given_to_or_set_in_a_child_stays_in_the_child() {
 #[test]
 fn the_body_runs_in_the_child_only() {
     child::isolated(
-        "the_body_runs_in_the_child_only",
+        "isolation::the_body_runs_in_the_child_only",
         &[(GIVEN, "isolated")],
         || {
             assert!(std::env::var_os(child::MARKER).is_some());
@@ -51,7 +49,7 @@ fn the_body_runs_in_the_child_only() {
 
 #[test]
 fn a_failing_child_fails_the_parent() {
-    const NAME: &str = "a_failing_child_fails_the_parent";
+    const NAME: &str = "isolation::a_failing_child_fails_the_parent";
     if child::in_child(NAME) {
         panic!("deliberate failure in the child");
     }
@@ -65,7 +63,7 @@ fn a_failing_child_fails_the_parent() {
 
 #[test]
 fn a_child_that_runs_no_test_fails_the_parent() {
-    let failed = catch_unwind(|| child::run_in_child("no_such_test", &[]));
+    let failed = catch_unwind(|| child::run_in_child("isolation::no_such_test", &[]));
     let message = failed.expect_err("the parent passed though its child ran nothing");
     let message = message
         .downcast_ref::<String>()
@@ -75,7 +73,7 @@ fn a_child_that_runs_no_test_fails_the_parent() {
 
 #[test]
 fn isolated_refuses_a_name_that_is_not_the_callers() {
-    let failed = catch_unwind(|| child::isolated("some_other_test", &[], || {}));
+    let failed = catch_unwind(|| child::isolated("isolation::some_other_test", &[], || {}));
     let message = failed.expect_err("isolated accepted another test's name");
     let message = message
         .downcast_ref::<String>()

@@ -1,13 +1,11 @@
 //! No password and no secret key ever reaches a log line, at any level, through a full PLAIN
 //! and CURVE run (admitted and refused). A process of its own: it owns the global logger.
 
-mod common;
-
 use std::sync::Mutex;
 
+use crate::common::*;
 use actix_zap::certs::{create_certificates, load_certificate, Flavour};
 use actix_zap::ThreadAuthenticator;
-use common::*;
 
 static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
@@ -31,7 +29,7 @@ impl log::Log for Capture {
 #[test]
 fn passwords_and_secret_keys_never_appear_in_logs() {
     child::isolated(
-        "passwords_and_secret_keys_never_appear_in_logs",
+        "secrets::passwords_and_secret_keys_never_appear_in_logs",
         &[],
         logged_runs,
     );

@@ -1,12 +1,10 @@
 //! A blocked actix thread stalls every handshake; the authenticator says so (a warning in the
 //! log, `Stats::stalls`) instead of staying silent.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use actix_zap::{Authenticator, Settings};
-use common::*;
 
 #[test]
 fn blocking_the_actix_thread_while_a_request_waits_is_reported_as_a_stall() {

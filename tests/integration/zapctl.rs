@@ -1,19 +1,17 @@
 //! The `zapctl` command, run as a process: `probe` against real servers (one exit code and
 //! text per outcome) and `cert` round trips with pyzmq- and CZMQ-layout files.
 
-mod common;
-
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use crate::common::*;
 use actix_zap::certs::{load_certificate, load_directory, Certificate, Flavour, Layout};
 use actix_zap::keys::CurvePublicKey;
 use actix_zap::provider::{CurveVerdict, Provider};
 use actix_zap::{Authenticator, Settings, ThreadAuthenticator};
-use common::*;
 
 const HANDSHAKE_IVL_MS: i32 = 500;
 const TIMEOUT: &str = "1500ms";

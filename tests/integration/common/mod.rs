@@ -5,7 +5,7 @@
 
 pub mod child;
 
-#[path = "../../examples/support/monitor.rs"]
+#[path = "../../../examples/support/monitor.rs"]
 mod monitor;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

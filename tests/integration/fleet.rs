@@ -4,14 +4,12 @@
 //! at the end even when the test fails. Tests wait for the sequence number a source applied,
 //! never for time to pass.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use actix_zap::policy::HashedPassword;
 use actix_zap::postgres::{PostgresSource, SourceHandle, Store};
 use actix_zap::ThreadAuthenticator;
-use common::*;
 use futures::executor::block_on;
 
 /// A connection for the test's own SQL, with the schema it created; drops the schema (and

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 pub const MARKER: &str = "ACTIX_ZAP_ISOLATED_TEST";
 
 /// How long a child may run before it is killed and the test fails.
-pub const CHILD_PATIENCE: Duration = Duration::from_secs(120);
+pub const CHILD_PATIENCE: Duration = Duration::from_secs(300);
 
 /// Runs `body` in a child process of its own, with `env` added to its environment.
 ///

@@ -445,7 +445,7 @@ fn zone_scenario(client_context: &zmq::Context) {
         let client = client_socket(client_context, &Client::Null);
         client.set_ipv6(true).unwrap();
         client.connect(&server.endpoint).unwrap();
-        client.send("hello", 0).unwrap();
+        send_after_connect(&client, "hello");
         let outcome = server.outcome();
         drop(client);
         outcome

@@ -73,7 +73,7 @@ fn run_round(ctx: &zmq::Context, servers: &Servers, trusted: &[Keys], round: usi
 fn connect(ctx: &zmq::Context, server: &Listening, client: &Client, name: &str) -> zmq::Socket {
     let socket = client_socket(ctx, client);
     socket.connect(&server.endpoint).unwrap();
-    socket.send(name, 0).unwrap();
+    send_after_connect(&socket, name);
     socket
 }
 

@@ -27,6 +27,7 @@ use actix_zap::keys::CurvePublicKey;
 use actix_zap::messages::{Allow, ConfigureCurve, SetAddressRules};
 use actix_zap::policy::{AddressRules, AddressSet};
 use actix_zap::provider::{CurveVerdict, Provider};
+use actix_zap::zap::RequestBuilder;
 use actix_zap::{ThreadAuthenticator, CURVE_ALLOW_ANY};
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
@@ -41,19 +42,15 @@ const WINDOW: usize = 64;
 const PROBE_EVERY: u64 = 16;
 const DIRECTORY_KEYS: usize = 10_000;
 
-/// A request as libzmq's DEALER-side ZAP client would send it: delimiter, then the frames.
-fn request(id: &[u8], domain: &[u8], address: &[u8], mech: &[u8], creds: &[&[u8]]) -> Vec<Vec<u8>> {
-    let mut frames: Vec<Vec<u8>> = vec![
-        Vec::new(),
-        b"1.0".to_vec(),
-        id.to_vec(),
-        domain.to_vec(),
-        address.to_vec(),
-        Vec::new(),
-        mech.to_vec(),
-    ];
-    frames.extend(creds.iter().map(|c| c.to_vec()));
-    frames
+/// A CURVE request from the client with this public key.
+fn curve_client(key: [u8; 32]) -> RequestBuilder {
+    RequestBuilder::curve(CurvePublicKey::from_bytes(key))
+}
+
+/// `request` in `domain`, as libzmq's DEALER-side ZAP client would send it: delimiter, then
+/// the frames.
+fn sent(request: RequestBuilder, domain: &str) -> Vec<Vec<u8>> {
+    request.domain(domain).frames_for_dealer()
 }
 
 /// A named request and the status it must get.
@@ -140,37 +137,28 @@ fn actor_path(c: &mut Criterion) {
     block_on(auth.handle().configure_curve_keys("certs", store)).unwrap();
     auth.configure_curve("any", CURVE_ALLOW_ANY).unwrap();
 
-    let local = b"127.0.0.1";
     let unknown = rng.key();
     let scenarios: Vec<Scenario> = vec![
         (
             "null_allow_list",
-            request(b"1", b"global", local, b"NULL", &[]),
+            sent(RequestBuilder::null(), "global"),
             b"200",
         ),
         (
             "plain",
-            request(b"1", b"global", local, b"PLAIN", &[b"admin", b"secret"]),
+            sent(RequestBuilder::plain("admin", "secret"), "global"),
             b"200",
         ),
-        (
-            "curve_certs",
-            request(b"1", b"certs", local, b"CURVE", &[&known]),
-            b"200",
-        ),
-        (
-            "curve_any",
-            request(b"1", b"any", local, b"CURVE", &[&unknown]),
-            b"200",
-        ),
+        ("curve_certs", sent(curve_client(known), "certs"), b"200"),
+        ("curve_any", sent(curve_client(unknown), "any"), b"200"),
         (
             "refused_curve_unknown_key",
-            request(b"1", b"certs", local, b"CURVE", &[&unknown]),
+            sent(curve_client(unknown), "certs"),
             b"400",
         ),
         (
             "refused_plain_wrong_password",
-            request(b"1", b"global", local, b"PLAIN", &[b"admin", b"nope"]),
+            sent(RequestBuilder::plain("admin", "nope"), "global"),
             b"400",
         ),
     ];
@@ -213,7 +201,7 @@ fn async_provider(c: &mut Criterion) {
     });
     rig.auth().configure_curve_callback("*", provider).unwrap();
     let key = XorShift(7).key();
-    let frames = request(b"1", b"slow", b"127.0.0.1", b"CURVE", &[&key]);
+    let frames = sent(curve_client(key), "slow");
     rig.expect(&frames, b"200");
 
     let mut group = c.benchmark_group("async_provider");
@@ -344,10 +332,12 @@ fn config_under_load(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     write_directory(dir.path(), &keys);
     let (flowing, newcomer) = (keys[0], keys[DIRECTORY_KEYS - 1]);
-    let local = b"127.0.0.1";
-    let normal = request(b"f", b"global", local, b"CURVE", &[&flowing]);
-    let new_key = request(b"p", b"global", local, b"CURVE", &[&newcomer]);
-    let new_address = request(b"p", b"global", b"10.9.9.9", b"CURVE", &[&flowing]);
+    let normal = sent(curve_client(flowing).request_id("f"), "global");
+    let new_key = sent(curve_client(newcomer).request_id("p"), "global");
+    let new_address = sent(
+        curve_client(flowing).request_id("p").address("10.9.9.9"),
+        "global",
+    );
 
     // Before each run: only the flowing key, only 127.0.0.1.
     let reset = || {

@@ -18,6 +18,7 @@ use xorshift::XorShift;
 use actix_zap::certs::CertStore;
 use actix_zap::keys::CurvePublicKey;
 use actix_zap::policy::{AddressPattern, CurvePolicy, Decision, PasswordTable, Policy};
+use actix_zap::zap::RequestBuilder;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::sync::Arc;
 
@@ -26,18 +27,15 @@ const SIZES: [usize; 3] = [1, 10_000, 1_000_000];
 /// Distinct known keys a `spread` benchmark cycles through.
 const PROBES: usize = 4096;
 
-/// A request as the policy actor sees it (after the routing envelope).
-fn request(domain: &[u8], mechanism: &[u8], credentials: &[&[u8]]) -> Vec<Vec<u8>> {
-    let mut frames: Vec<Vec<u8>> = vec![
-        b"1.0".to_vec(),
-        b"1".to_vec(),
-        domain.to_vec(),
-        b"127.0.0.1".to_vec(),
-        Vec::new(),
-        mechanism.to_vec(),
-    ];
-    frames.extend(credentials.iter().map(|c| c.to_vec()));
-    frames
+/// A request of a loopback client in domain `global`, as the policy actor sees it (after the
+/// routing envelope).
+fn global(request: RequestBuilder) -> Vec<Vec<u8>> {
+    request.domain("global").frames()
+}
+
+/// A CURVE request from the client with this public key.
+fn curve_client(key: [u8; 32]) -> RequestBuilder {
+    RequestBuilder::curve(CurvePublicKey::from_bytes(key))
 }
 
 /// One decision, as the actor does it: handle, then borrow the reply's frames.
@@ -72,7 +70,7 @@ fn mechanisms(c: &mut Criterion) {
     // NULL with an allow-list (the domain makes libzmq ask).
     let mut null = Policy::default();
     allow_localhost(&mut null);
-    let frames = request(b"global", b"NULL", &[]);
+    let frames = global(RequestBuilder::null());
     expect_status(&null, &frames, b"200");
     group.bench_function("null_allow_list", |b| b.iter(|| decide(&null, &frames)));
 
@@ -81,7 +79,7 @@ fn mechanisms(c: &mut Criterion) {
     plain
         .configure_plain("*", PasswordTable::new([("admin", "secret")]))
         .unwrap();
-    let frames = request(b"global", b"PLAIN", &[b"admin", b"secret"]);
+    let frames = global(RequestBuilder::plain("admin", "secret"));
     expect_status(&plain, &frames, b"200");
     group.bench_function("plain", |b| b.iter(|| decide(&plain, &frames)));
 
@@ -93,30 +91,29 @@ fn mechanisms(c: &mut Criterion) {
     curve
         .configure_curve("*", CurvePolicy::Keys(Arc::new(store)))
         .unwrap();
-    let frames = request(b"global", b"CURVE", &[&key]);
+    let frames = global(curve_client(key));
     expect_status(&curve, &frames, b"200");
     group.bench_function("curve_certs", |b| b.iter(|| decide(&curve, &frames)));
 
     // CURVE allow-any.
     let mut any = Policy::default();
     any.configure_curve("*", CurvePolicy::AllowAny).unwrap();
-    let frames = request(b"global", b"CURVE", &[&rng.key()]);
+    let frames = global(curve_client(rng.key()));
     expect_status(&any, &frames, b"200");
     group.bench_function("curve_any", |b| b.iter(|| decide(&any, &frames)));
 
     // Refusals: unknown CURVE key, wrong PLAIN password, address not on the allow-list.
-    let frames = request(b"global", b"CURVE", &[&rng.key()]);
+    let frames = global(curve_client(rng.key()));
     expect_status(&curve, &frames, b"400");
     group.bench_function("refused_curve_unknown_key", |b| {
         b.iter(|| decide(&curve, &frames))
     });
-    let frames = request(b"global", b"PLAIN", &[b"admin", b"wrong"]);
+    let frames = global(RequestBuilder::plain("admin", "wrong"));
     expect_status(&plain, &frames, b"400");
     group.bench_function("refused_plain_wrong_password", |b| {
         b.iter(|| decide(&plain, &frames))
     });
-    let mut frames = request(b"global", b"NULL", &[]);
-    frames[3] = b"10.1.2.3".to_vec();
+    let frames = global(RequestBuilder::null().address("10.1.2.3"));
     expect_status(&null, &frames, b"400");
     group.bench_function("refused_null_address", |b| {
         b.iter(|| decide(&null, &frames))
@@ -148,10 +145,10 @@ fn scaling(c: &mut Criterion) {
         policy
             .configure_curve("*", CurvePolicy::Keys(Arc::new(store)))
             .unwrap();
-        let hot = request(b"global", b"CURVE", &[&keys[n / 2]]);
+        let hot = global(curve_client(keys[n / 2]));
         expect_status(&policy, &hot, b"200");
         let spread: Vec<_> = (0..PROBES.min(n))
-            .map(|_| request(b"global", b"CURVE", &[&keys[rng.below(n)]]))
+            .map(|_| global(curve_client(keys[rng.below(n)])))
             .collect();
         group.bench_function(BenchmarkId::new("hot", n), |b| {
             b.iter(|| decide(&policy, &hot))
@@ -172,8 +169,7 @@ fn scaling(c: &mut Criterion) {
         policy
             .configure_plain("*", PasswordTable::new(users.iter().cloned()))
             .unwrap();
-        let ask =
-            |(u, p): &(String, String)| request(b"global", b"PLAIN", &[u.as_bytes(), p.as_bytes()]);
+        let ask = |(u, p): &(String, String)| global(RequestBuilder::plain(u, p));
         let hot = ask(&users[n / 2]);
         expect_status(&policy, &hot, b"200");
         let spread: Vec<_> = (0..PROBES.min(n))

@@ -1094,3 +1094,413 @@ impl Policy {
             .is_revoked(mechanism, domain, setting_domain, name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Decision, PasswordTable};
+    use crate::provider::{CurveVerdict, Provider};
+    use crate::zap::{RequestBuilder, StatusCode};
+
+    const CURVE: MechanismKind = MechanismKind::Curve;
+    const PLAIN: MechanismKind = MechanismKind::Plain;
+
+    fn key(n: u8) -> CurvePublicKey {
+        CurvePublicKey::from_bytes([n; 32])
+    }
+
+    fn keys(keys: &[CurvePublicKey]) -> CertStore {
+        let mut store = CertStore::new();
+        for k in keys {
+            store.insert(*k, crate::zap::Metadata::empty());
+        }
+        store
+    }
+
+    /// The status of a CURVE request of `domain` with `key`, providers resolved inline.
+    fn curve(policy: &Policy, domain: &str, key: CurvePublicKey) -> StatusCode {
+        let frames = RequestBuilder::curve(key).domain(domain).frames();
+        match policy.handle(&frames) {
+            Decision::Reply(reply) => reply.status,
+            Decision::Consult(c) => c.resolve_blocking().status,
+            Decision::Verify(v) => v.resolve_blocking().status,
+        }
+    }
+
+    fn plain(policy: &Policy, domain: &str, user: &str, password: &str) -> StatusCode {
+        let frames = RequestBuilder::plain(user, password)
+            .domain(domain)
+            .frames();
+        match policy.handle(&frames) {
+            Decision::Reply(reply) => reply.status,
+            Decision::Consult(c) => c.resolve_blocking().status,
+            Decision::Verify(v) => v.resolve_blocking().status,
+        }
+    }
+
+    /// The owners other than the hand, each freshly in charge of "d"'s CURVE keys {1, 2}.
+    fn owned_by(kind: &str) -> (Policy, Option<OwnerId>) {
+        let mut policy = Policy::default();
+        let id = policy.new_owner_id();
+        let owner = match kind {
+            "hand" => None,
+            "load" => Some(Owner::Load {
+                id,
+                path: "/keys".into(),
+            }),
+            "watch" => Some(Owner::Watch {
+                id,
+                path: "/keys".into(),
+            }),
+            "store" => Some(Owner::Store {
+                id,
+                name: "db".into(),
+            }),
+            _ => unreachable!(),
+        };
+        let install = Change::curve_keys("d", keys(&[key(1), key(2)]));
+        match owner {
+            None => {
+                policy.apply(Origin::HAND, install).unwrap();
+                (policy, None)
+            }
+            Some(owner) => {
+                let claim = Change::Claim {
+                    domain: "d".into(),
+                    mechanism: CURVE,
+                    owner,
+                };
+                policy.apply(Origin::HAND, claim).unwrap();
+                if kind != "load" {
+                    policy.apply(Origin::Owner(id), install).unwrap();
+                }
+                (policy, Some(id))
+            }
+        }
+    }
+
+    fn widenings() -> Vec<Change> {
+        let entry = CurveEntry::new(key(9));
+        vec![
+            Change::curve_keys("d", keys(&[key(1)])),
+            Change::ConfigureCurve {
+                domain: "d".into(),
+                curve: CurvePolicy::AllowAny,
+            },
+            Change::AddCurveKeys {
+                domain: "d".into(),
+                entries: vec![entry],
+            },
+            Change::Unconfigure {
+                domain: "d".into(),
+                mechanism: CURVE,
+            },
+            Change::Claim {
+                domain: "d".into(),
+                mechanism: CURVE,
+                owner: Owner::Watch {
+                    id: OwnerId(999),
+                    path: "/other".into(),
+                },
+            },
+        ]
+    }
+
+    #[test]
+    fn a_removal_by_hand_is_accepted_whoever_owns_the_domain_and_holds_over_the_owner() {
+        for kind in ["hand", "load", "watch", "store"] {
+            let (mut policy, owner) = owned_by(kind);
+            let remove = Change::RemoveCurveKeys {
+                domain: "d".into(),
+                keys: vec![key(1)],
+            };
+            let applied = policy.apply(Origin::HAND, remove).unwrap();
+            let removed = applied.outcome.removed();
+            let installed = usize::from(kind != "load");
+            assert_eq!(removed.installed, installed, "{kind}");
+            assert_eq!(removed.revoked, usize::from(kind != "hand"), "{kind}");
+            assert!(applied.displaced.is_empty(), "a removal takes nothing over");
+            assert_eq!(curve(&policy, "d", key(1)), StatusCode::Denied, "{kind}");
+            // The owner installs its set again, with the removed key: it stays refused.
+            if let Some(owner) = owner {
+                let again = Change::curve_keys("d", keys(&[key(1), key(2)]));
+                policy.apply(Origin::Owner(owner), again).unwrap();
+                assert_eq!(curve(&policy, "d", key(1)), StatusCode::Denied, "{kind}");
+                assert_eq!(curve(&policy, "d", key(2)), StatusCode::Ok, "{kind}");
+                let add = Change::AddCurveKeys {
+                    domain: "d".into(),
+                    entries: vec![CurveEntry::new(key(1))],
+                };
+                if kind != "load" {
+                    policy.apply(Origin::Owner(owner), add).unwrap();
+                    assert_eq!(curve(&policy, "d", key(1)), StatusCode::Denied, "{kind}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_widening_by_hand_is_refused_on_a_watched_or_stored_domain_and_changes_nothing() {
+        for kind in ["watch", "store"] {
+            for change in widenings() {
+                let (mut policy, _) = owned_by(kind);
+                let (epoch, before) = (policy.epoch(), policy.snapshot());
+                let name = format!("{change:?} on {kind}");
+                match policy.apply(Origin::HAND, change.clone()) {
+                    Err(PolicyError::OwnedBy { domain, owner, .. }) => {
+                        assert_eq!(domain, "d", "{name}");
+                        assert!(owner.contains(if kind == "watch" { "/keys" } else { "db" }));
+                    }
+                    other => panic!("{name}: {other:?}"),
+                }
+                assert!(policy.check(Origin::HAND, &change).is_err(), "{name}");
+                assert_eq!(
+                    (policy.epoch(), policy.snapshot()),
+                    (epoch, before),
+                    "{name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn taking_over_stops_the_owner_for_the_domain_and_lifts_its_revocations() {
+        for kind in ["watch", "store"] {
+            for change in widenings() {
+                let (mut policy, owner) = owned_by(kind);
+                let name = format!("{change:?} on {kind}");
+                let revoke = Change::RemoveCurveKeys {
+                    domain: "d".into(),
+                    keys: vec![key(2)],
+                };
+                policy.apply(Origin::HAND, revoke).unwrap();
+                let claims = matches!(change, Change::Claim { .. });
+                let applied = (policy.apply(Origin::Hand { take_over: true }, change))
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(applied.displaced.len(), 1, "{name}");
+                assert!(applied.displaced[0].taken_over, "{name}");
+                assert_eq!(applied.displaced[0].owner.id(), owner, "{name}");
+                assert!(policy.revocations().is_empty(), "{name}");
+                assert_eq!(policy.taken_over().len(), 1, "{name}");
+                let now = policy.owner("d", CURVE);
+                assert_eq!(now == Owner::Hand, !claims, "{name}");
+                // The old owner's changes are refused from now on, and change nothing.
+                let (epoch, before) = (policy.epoch(), policy.snapshot());
+                let stale = Change::curve_keys("d", keys(&[key(5)]));
+                let refused = policy.apply(Origin::Owner(owner.unwrap()), stale);
+                assert_eq!(refused.unwrap_err(), PolicyError::Superseded, "{name}");
+                assert_eq!(
+                    (policy.epoch(), policy.snapshot()),
+                    (epoch, before),
+                    "{name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_widening_by_hand_supersedes_a_load_which_then_installs_nothing() {
+        for change in widenings() {
+            let (mut policy, load) = owned_by("load");
+            let name = format!("{change:?}");
+            let applied = policy.apply(Origin::HAND, change).unwrap();
+            assert_eq!(applied.displaced.len(), 1, "{name}");
+            assert!(!applied.displaced[0].taken_over, "{name}");
+            let before = policy.snapshot();
+            let late = Change::curve_keys("d", keys(&[key(7)]));
+            let refused = policy.apply(Origin::Owner(load.unwrap()), late);
+            assert_eq!(refused.unwrap_err(), PolicyError::Superseded, "{name}");
+            assert_eq!(policy.snapshot(), before, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_load_installs_once_and_hands_the_domain_back() {
+        let (mut policy, load) = owned_by("load");
+        let load = Origin::Owner(load.unwrap());
+        policy
+            .apply(load, Change::curve_keys("d", keys(&[key(1)])))
+            .unwrap();
+        assert_eq!(policy.owner("d", CURVE), Owner::Hand);
+        assert_eq!(curve(&policy, "d", key(1)), StatusCode::Ok);
+        let again = policy.apply(load, Change::curve_keys("d", keys(&[key(2)])));
+        assert_eq!(again.unwrap_err(), PolicyError::Superseded);
+    }
+
+    #[test]
+    fn owners_cannot_make_what_only_the_hand_may() {
+        let (mut policy, watch) = owned_by("watch");
+        let watch = Origin::Owner(watch.unwrap());
+        let hand_only = [
+            Change::SetCurveUserId(None),
+            Change::ClearAddressRules {
+                scope: Scope::Global,
+            },
+            Change::LiftRevocations {
+                domain: "d".into(),
+                mechanism: CURVE,
+                names: None,
+            },
+            Change::Claim {
+                domain: "d".into(),
+                mechanism: CURVE,
+                owner: Owner::Hand,
+            },
+        ];
+        for change in hand_only {
+            let name = format!("{change:?}");
+            assert_eq!(
+                policy.apply(watch, change).unwrap_err(),
+                PolicyError::HandOnly,
+                "{name}"
+            );
+        }
+        // ... and nothing in a domain they do not own.
+        let elsewhere = Change::curve_keys("other", keys(&[key(1)]));
+        assert_eq!(
+            policy.apply(watch, elsewhere).unwrap_err(),
+            PolicyError::Superseded
+        );
+    }
+
+    #[test]
+    fn a_removal_revokes_whatever_the_setting() {
+        let provider = Provider::blocking(|_: &str, _: &CurvePublicKey| Ok(CurveVerdict::admit()));
+        let settings = [
+            CurvePolicy::AllowAny,
+            CurvePolicy::Provider(provider),
+            CurvePolicy::Keys(std::sync::Arc::new(keys(&[key(1)]))),
+        ];
+        for setting in settings {
+            for (configured, asked) in [("d", "d"), ("*", "d"), ("*", "*")] {
+                let mut policy = Policy::default();
+                let name = format!("{setting:?} in {configured:?}, removed in {asked:?}");
+                policy.configure_curve(configured, setting.clone()).unwrap();
+                assert_eq!(curve(&policy, "d", key(1)), StatusCode::Ok, "{name}");
+                let removed = policy.remove_curve_keys(asked, [&key(1)]).unwrap();
+                assert_eq!(removed.installed + removed.revoked, 1, "{name}");
+                assert_eq!(curve(&policy, "d", key(1)), StatusCode::Denied, "{name}");
+                assert_eq!(
+                    curve(&policy, "d", key(2)) == StatusCode::Ok,
+                    !matches!(setting, CurvePolicy::Keys(_)),
+                    "{name}"
+                );
+            }
+        }
+        // A removal in "*" does not reach a domain with a setting of its own.
+        let mut policy = Policy::default();
+        policy.configure_curve("*", CurvePolicy::AllowAny).unwrap();
+        policy
+            .configure_curve("own", CurvePolicy::AllowAny)
+            .unwrap();
+        policy.remove_curve_keys("*", [&key(1)]).unwrap();
+        assert_eq!(curve(&policy, "fallback", key(1)), StatusCode::Denied);
+        assert_eq!(curve(&policy, "own", key(1)), StatusCode::Ok);
+    }
+
+    #[test]
+    fn a_user_removal_revokes_in_clear_text_and_hashed_tables_and_the_fallback() {
+        for domain in ["d", "*"] {
+            let mut policy = Policy::default();
+            let table = PasswordTable::new([("alice", "pw"), ("bob", "pw")]);
+            policy.configure_plain(domain, table).unwrap();
+            assert_eq!(plain(&policy, "d", "alice", "pw"), StatusCode::Ok);
+            let removed = policy.remove_plain_users("d", [&b"alice"[..]]).unwrap();
+            let own = domain == "d";
+            assert_eq!(
+                (removed.installed, removed.revoked),
+                (usize::from(own), usize::from(!own))
+            );
+            assert_eq!(plain(&policy, "d", "alice", "pw"), StatusCode::Denied);
+            assert_eq!(plain(&policy, "d", "bob", "pw"), StatusCode::Ok);
+        }
+        let mut policy = Policy::default();
+        let hash = crate::policy::HashedPassword::hash(b"pw").unwrap();
+        policy
+            .upsert_hashed_users("d", [(b"alice".to_vec(), hash)])
+            .unwrap();
+        assert_eq!(plain(&policy, "d", "alice", "pw"), StatusCode::Ok);
+        policy.remove_plain_users("d", [&b"alice"[..]]).unwrap();
+        assert_eq!(plain(&policy, "d", "alice", "pw"), StatusCode::Denied);
+    }
+
+    #[test]
+    fn naming_a_key_by_hand_on_a_hand_owned_domain_readmits_it_and_lifting_works() {
+        let mut policy = Policy::default();
+        policy.configure_curve("d", CurvePolicy::AllowAny).unwrap();
+        policy.remove_curve_keys("d", [&key(1), &key(2)]).unwrap();
+        assert_eq!(policy.revocations().len(), 1);
+        // Replacing the setting without naming the keys keeps them revoked.
+        policy.configure_curve("d", CurvePolicy::AllowAny).unwrap();
+        assert_eq!(curve(&policy, "d", key(1)), StatusCode::Denied);
+        policy
+            .upsert_curve_keys("d", [CurveEntry::new(key(1))])
+            .unwrap();
+        assert_eq!(curve(&policy, "d", key(1)), StatusCode::Ok);
+        let lift = Change::LiftRevocations {
+            domain: "d".into(),
+            mechanism: CURVE,
+            names: None,
+        };
+        let epoch = policy.epoch();
+        assert_eq!(
+            policy.apply(Origin::HAND, lift).unwrap().outcome,
+            Outcome::Count(1)
+        );
+        assert_eq!(policy.epoch(), epoch, "a lift only widens: no epoch bump");
+        assert!(policy.revocations().is_empty());
+    }
+
+    #[test]
+    fn every_narrowing_bumps_the_epoch_and_says_what_it_narrowed() {
+        let (mut policy, _) = owned_by("store");
+        let cases = [
+            Change::RemoveCurveKeys {
+                domain: "d".into(),
+                keys: vec![key(1)],
+            },
+            Change::RemovePlainUsers {
+                domain: "d".into(),
+                users: vec![b"x".to_vec()],
+            },
+            Change::AddAddresses {
+                scope: Scope::Global,
+                kind: crate::policy::ListKind::Deny,
+                patterns: vec!["10.0.0.1".parse().unwrap()],
+            },
+            Change::SetCurveUserId(None),
+            Change::ConfigureGssapi {
+                domain: "g".into(),
+                gssapi: GssapiPolicy::AnyPrincipal,
+            },
+        ];
+        for change in cases {
+            let name = format!("{change:?}");
+            let epoch = policy.epoch();
+            let applied = policy.apply(Origin::HAND, change).unwrap();
+            assert!(!applied.narrowed.is_empty(), "{name}");
+            assert_eq!(policy.epoch(), epoch + 1, "{name}");
+        }
+        // Unwatch by hand does not detach a store.
+        let release = Change::Release {
+            domain: "d".into(),
+            mechanism: CURVE,
+        };
+        let applied = policy.apply(Origin::HAND, release).unwrap();
+        assert_eq!(applied.outcome, Outcome::Existed(false));
+        assert!(matches!(policy.owner("d", CURVE), Owner::Store { .. }));
+        assert_eq!(policy.owner("d", PLAIN), Owner::Hand);
+    }
+
+    #[test]
+    fn removed_reads_as_a_sentence() {
+        let removed = Removed {
+            installed: 1,
+            revoked: 2,
+        };
+        assert_eq!(
+            removed.to_string(),
+            "removed 1 installed entry, recorded 2 local revocations"
+        );
+    }
+}

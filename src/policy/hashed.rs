@@ -361,22 +361,15 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zap::StatusCode;
+    use crate::zap::{RequestBuilder, StatusCode};
 
-    fn request<'a>(domain: &'a str, user: &'a str, password: &'a str) -> [&'a [u8]; 8] {
-        [
-            b"1.0",
-            b"7",
-            domain.as_bytes(),
-            b"127.0.0.1",
-            b"",
-            b"PLAIN",
-            user.as_bytes(),
-            password.as_bytes(),
-        ]
+    fn request(domain: &str, user: &str, password: &str) -> Vec<Vec<u8>> {
+        RequestBuilder::plain(user, password)
+            .domain(domain)
+            .frames()
     }
 
-    fn reply(policy: &Policy, frames: &[&[u8]]) -> Reply {
+    fn reply(policy: &Policy, frames: &[Vec<u8>]) -> Reply {
         match policy.handle(frames) {
             Decision::Reply(reply) => reply,
             Decision::Verify(verification) => verification.resolve_blocking(),

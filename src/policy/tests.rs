@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::provider::{Admission, CurveVerdict};
-use crate::zap::{Metadata, Reply, StatusCode};
+use crate::zap::{Metadata, Reply, RequestBuilder, StatusCode};
 
 const CLIENT: &str = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID";
 const SERVER: &str = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
@@ -15,37 +15,21 @@ fn key(z85: &str) -> CurvePublicKey {
     CurvePublicKey::from_z85(z85).unwrap()
 }
 
-fn request(domain: &str, address: &str, mechanism: &str, creds: &[&[u8]]) -> Vec<Vec<u8>> {
-    let mut frames: Vec<Vec<u8>> = [
-        &b"1.0"[..],
-        b"1",
-        domain.as_bytes(),
-        address.as_bytes(),
-        b"",
-        mechanism.as_bytes(),
-    ]
-    .iter()
-    .map(|f| f.to_vec())
-    .collect();
-    frames.extend(creds.iter().map(|c| c.to_vec()));
-    frames
-}
-
 fn null(domain: &str, address: &str) -> Vec<Vec<u8>> {
-    request(domain, address, "NULL", &[])
+    RequestBuilder::null()
+        .domain(domain)
+        .address(address)
+        .frames()
 }
 
 fn plain(domain: &str, user: &str, password: &str) -> Vec<Vec<u8>> {
-    request(
-        domain,
-        "127.0.0.1",
-        "PLAIN",
-        &[user.as_bytes(), password.as_bytes()],
-    )
+    RequestBuilder::plain(user, password)
+        .domain(domain)
+        .frames()
 }
 
 fn curve(domain: &str, z85: &str) -> Vec<Vec<u8>> {
-    request(domain, "127.0.0.1", "CURVE", &[key(z85).as_bytes()])
+    RequestBuilder::curve(key(z85)).domain(domain).frames()
 }
 
 fn reply(policy: &Policy, frames: &[Vec<u8>]) -> Reply {
@@ -101,20 +85,20 @@ fn two_to_five_frames_get_400_not_enough_frames_echoing_the_id() {
 
 #[test]
 fn wrong_version_gets_400_invalid_version() {
-    let mut frames = null("d", "127.0.0.1");
-    frames[0] = b"2.0".to_vec();
+    let frames = RequestBuilder::null().domain("d").version("2.0").frames();
     assert_denied(&reply(&Policy::default(), &frames), "Invalid version");
 }
 
 #[test]
 fn wrong_credential_counts_get_400_invalid_credentials() {
     let policy = Policy::default();
-    for frames in [
-        request("d", "127.0.0.1", "PLAIN", &[b"only-user"]),
-        request("d", "127.0.0.1", "CURVE", &[]),
-        request("d", "127.0.0.1", "CURVE", &[b"not 32 bytes"]),
-        request("d", "127.0.0.1", "GSSAPI", &[]),
+    for request in [
+        RequestBuilder::mechanism("PLAIN").credentials(["only-user"]),
+        RequestBuilder::mechanism("CURVE"),
+        RequestBuilder::mechanism("CURVE").credentials(["not 32 bytes"]),
+        RequestBuilder::mechanism("GSSAPI"),
     ] {
+        let frames = request.domain("d").frames();
         assert_denied(&reply(&policy, &frames), "Invalid credentials");
     }
 }
@@ -648,7 +632,7 @@ fn provider_answers_map_to_status_codes() {
 
 #[test]
 fn gssapi_needs_configuration_and_checks_principals() {
-    let gss = |domain: &str, p: &str| request(domain, "127.0.0.1", "GSSAPI", &[p.as_bytes()]);
+    let gss = |domain: &str, p: &str| RequestBuilder::gssapi(p).domain(domain).frames();
     let mut policy = Policy::default();
     assert_denied(&reply(&policy, &gss("", "alice@R")), "Unknown domain");
     policy
@@ -661,7 +645,7 @@ fn gssapi_needs_configuration_and_checks_principals() {
         .unwrap();
     assert_ok(&reply(&policy, &gss("k", "bob@R")), "bob@R");
     assert_denied(&reply(&policy, &gss("k", "alice@R")), "Unknown principal");
-    let bad = request("", "127.0.0.1", "GSSAPI", &[b"\xff\xfe"]);
+    let bad = RequestBuilder::gssapi(b"\xff\xfe").frames();
     assert_denied(&reply(&policy, &bad), "Invalid credentials");
 }
 
@@ -669,13 +653,18 @@ fn gssapi_needs_configuration_and_checks_principals() {
 fn unknown_mechanisms_are_refused_even_from_allowed_addresses() {
     let mut policy = Policy::default();
     policy.allow(patterns(&["127.0.0.1"])).unwrap();
-    let frames = request("d", "127.0.0.1", "MAGIC", &[b"x"]);
+    let frames = RequestBuilder::mechanism("MAGIC")
+        .credentials(["x"])
+        .domain("d")
+        .frames();
     assert_denied(&reply(&policy, &frames), "Unsupported mechanism");
 }
 
 #[test]
 fn request_ids_are_echoed_verbatim() {
-    let mut frames = null("d", "127.0.0.1");
-    frames[1] = b"\x00\xffid".to_vec();
+    let frames = RequestBuilder::null()
+        .domain("d")
+        .request_id(b"\x00\xffid")
+        .frames();
     assert_eq!(reply(&Policy::default(), &frames).request_id, b"\x00\xffid");
 }

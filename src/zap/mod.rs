@@ -1,9 +1,12 @@
-//! The ZAP wire format (RFC 27), sans-IO: requests in, replies out, ZMTP metadata.
+//! The ZAP wire format (RFC 27), sans-IO: requests in, replies out, ZMTP metadata; and
+//! requests out ([`RequestBuilder`]) for whatever plays libzmq's part.
 
+mod builder;
 mod metadata;
 mod reply;
 mod request;
 
+pub use builder::RequestBuilder;
 pub use metadata::{
     check_name as check_metadata_name, decode as decode_metadata, Metadata, MetadataError,
     Property, MAX_METADATA_BYTES, RESERVED_NAMES,

@@ -1,12 +1,11 @@
 //! A blocked actix thread stalls every handshake; the authenticator says so (a warning in the
 //! log, `Stats::stalls`) instead of staying silent.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::*;
+use actix_zap::zap::RequestBuilder;
 use actix_zap::{Authenticator, Settings};
-use common::*;
 
 #[test]
 fn blocking_the_actix_thread_while_a_request_waits_is_reported_as_a_stall() {
@@ -25,8 +24,9 @@ fn blocking_the_actix_thread_while_a_request_waits_is_reported_as_a_stall() {
         rogue.set_linger(0).unwrap();
         rogue.set_rcvtimeo(PATIENCE.as_millis() as i32).unwrap();
         rogue.connect("inproc://zeromq.zap.01").unwrap();
+        let request = RequestBuilder::null().domain("global").request_id("7");
         rogue
-            .send_multipart(["", "1.0", "7", "global", "127.0.0.1", "", "NULL"], 0)
+            .send_multipart(request.frames_for_dealer(), 0)
             .unwrap();
         // The mistake this test is about: a blocking call on the actix thread, ten times
         // the threshold.

@@ -1,13 +1,11 @@
 //! No password and no secret key ever reaches a log line, at any level, through a full PLAIN
-//! and CURVE run (admitted and refused). A binary of its own: it owns the global logger.
-
-mod common;
+//! and CURVE run (admitted and refused). A process of its own: it owns the global logger.
 
 use std::sync::Mutex;
 
+use crate::common::*;
 use actix_zap::certs::{create_certificates, load_certificate, Flavour};
 use actix_zap::ThreadAuthenticator;
-use common::*;
 
 static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
@@ -26,8 +24,19 @@ impl log::Log for Capture {
     fn flush(&self) {}
 }
 
+/// The logger is process-wide: the test runs in a child process of its own, where it is the
+/// only one to install a logger.
 #[test]
 fn passwords_and_secret_keys_never_appear_in_logs() {
+    child::isolated(
+        "secrets::passwords_and_secret_keys_never_appear_in_logs",
+        &[],
+        logged_runs,
+    );
+}
+
+/// PLAIN and CURVE runs, admitted and refused, with every log line captured.
+fn logged_runs() {
     log::set_logger(&Capture).unwrap();
     log::set_max_level(log::LevelFilter::Trace);
 

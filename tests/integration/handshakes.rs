@@ -1,16 +1,14 @@
 //! Every capability proved by real libzmq handshakes over tcp on 127.0.0.1, each test with
 //! its own context and its own authenticator (one ZAP handler per context).
 
-mod common;
-
+use crate::common::*;
 use actix_zap::certs::{Certificate, Flavour};
 use actix_zap::keys::CurvePublicKey;
 use actix_zap::messages::EventMechanism;
 use actix_zap::policy::GssapiPolicy;
 use actix_zap::provider::{Admission, CurveVerdict, Provider};
-use actix_zap::zap::{Metadata, StatusCode};
+use actix_zap::zap::{Metadata, RequestBuilder, StatusCode};
 use actix_zap::{ConfigError, StartError, ThreadAuthenticator, CURVE_ALLOW_ANY};
-use common::*;
 
 #[test]
 fn linked_libzmq_has_curve() {
@@ -292,8 +290,9 @@ fn malformed_requests_on_the_zap_endpoint_are_answered_or_dropped_and_serving_go
     assert_eq!(&reply[1..4], [&b"1.0"[..], b"id-7", b"400"]);
     assert_eq!(reply[4], b"Not enough frames");
     // A well-formed request from the rogue is decided like any other.
+    let request = RequestBuilder::null().domain("d").request_id("id-8");
     rogue
-        .send_multipart(["", "1.0", "id-8", "d", "127.0.0.1", "", "NULL"], 0)
+        .send_multipart(request.frames_for_dealer(), 0)
         .unwrap();
     let reply = rogue.recv_multipart(0).unwrap();
     assert_eq!(&reply[2..4], [&b"id-8"[..], b"200"]);

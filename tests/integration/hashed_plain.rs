@@ -1,14 +1,12 @@
 //! PLAIN users with argon2id hashes, by hand (the same deltas a credential store sends):
 //! verified off the actix thread, and a removal wins over a verification under way.
 
-mod common;
-
 use std::time::Instant;
 
+use crate::common::*;
 use actix_zap::messages::{AddPlainUsers, RemovePlainUsers, StatusCode};
 use actix_zap::policy::HashedPassword;
 use actix_zap::{Settings, ThreadAuthenticator};
-use common::*;
 use futures::executor::block_on;
 
 /// An argon2id hash costly enough (in a debug build) that a handshake is still being verified

@@ -2,12 +2,11 @@
 //! (and refuses to deadlock on its own thread), every CURVE source has a named way in, errors
 //! say what happened, and actors subscribe with their recipient as it is.
 
-mod common;
-
 use std::path::Path;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Mutex;
 
+use crate::common::*;
 use actix::prelude::*;
 use actix_zap::certs::{CertStore, Certificate, Flavour};
 use actix_zap::messages::{
@@ -15,7 +14,6 @@ use actix_zap::messages::{
     TakeOver, Watch,
 };
 use actix_zap::{ConfigError, ReloadError, ThreadAuthenticator, Unavailable};
-use common::*;
 
 fn null_server(context: &zmq::Context) -> Listening {
     Listening::new(context, &Server::Null, Some("global"))

@@ -1,16 +1,14 @@
 //! Fault injection: providers and user-id mappings that fail, panic or never answer, and the
 //! in-flight bound. Each faulty client gets its status; everyone else keeps being served.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::*;
 use actix_zap::keys::CurvePublicKey;
 use actix_zap::provider::{CurveVerdict, Provider};
 use actix_zap::{Authenticator, Settings, ThreadAuthenticator, CURVE_ALLOW_ANY};
-use common::*;
 
 /// A short deadline keeps these tests quick; the default is 5 s.
 fn started(settings: Settings) -> (zmq::Context, ThreadAuthenticator) {

@@ -2,18 +2,16 @@
 //! every handshake from then on — including those already waiting on a provider — and the
 //! caveats that remain behave as the README says.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::common::*;
 use actix_zap::certs::CertStore;
 use actix_zap::keys::CurvePublicKey;
 use actix_zap::messages::MechanismKind;
 use actix_zap::provider::{CurveVerdict, Provider};
 use actix_zap::zap::Metadata;
 use actix_zap::ServerSocket;
-use common::*;
 use tokio::sync::Notify;
 
 /// An async provider that holds every key's first call until `release` is notified, then

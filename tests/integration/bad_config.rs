@@ -2,12 +2,10 @@
 //! installs exactly the keys of the valid files present (never keeping a removed key, never
 //! admitting a broken file's key).
 
-mod common;
-
+use crate::common::*;
 use actix_zap::certs::{CertError, FileError};
 use actix_zap::policy::PolicyError;
 use actix_zap::ConfigError;
-use common::*;
 
 const GOOD_KEY: &str = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID";
 

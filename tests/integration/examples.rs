@@ -1,9 +1,9 @@
 //! Runs every example and checks its exit status and what it reports.
 //!
 //! The examples are brought up to date once with `cargo build --examples` (a no-op after a
-//! plain `cargo test`, which builds them; `cargo test --test examples` alone does not), then
-//! run from the target directory next to this test's own binary. If a binary is still not
-//! there (an unusual target layout), the test falls back to `cargo run --example`.
+//! plain `cargo test`, which builds them; `cargo test --test integration` alone does not),
+//! then run from the target directory next to this test's own binary. If a binary is still
+//! not there (an unusual target layout), the test falls back to `cargo run --example`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -24,7 +24,7 @@ fn cargo(args: &[&str]) -> Command {
 fn examples_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        // This test runs as target/<profile>/deps/examples-<hash>.
+        // This test runs as target/<profile>/deps/integration-<hash>.
         let exe = std::env::current_exe().expect("test executable path");
         let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
         // Every feature, so that examples needing one (fleet: postgres) are built too.

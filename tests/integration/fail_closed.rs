@@ -1,10 +1,8 @@
 //! Fail-closed behaviour: what a server admits with no handler, after `stop()`, and when the
 //! policy side is gone — hardened ([`ServerSocket`]) and not.
 
-mod common;
-
+use crate::common::*;
 use actix_zap::{ServerSocket, StartError, ThreadAuthenticator, CURVE_ALLOW_ANY};
-use common::*;
 
 const HANDSHAKE_FAILED_NO_DETAIL: u16 = zmq::SocketEvent::HANDSHAKE_FAILED_NO_DETAIL as u16;
 const EFAULT: u32 = 14;

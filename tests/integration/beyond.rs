@@ -2,15 +2,13 @@
 //! decision events and counters, and inspecting and undoing the policy (live reload has its
 //! own file, `live_reload.rs`).
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
+use crate::common::*;
 use actix_zap::messages::{DecisionEvent, EventMechanism, MechanismKind};
 use actix_zap::policy::{AddressRules, CurveSummary};
 use actix_zap::zap::StatusCode;
 use actix_zap::CURVE_ALLOW_ANY;
-use common::*;
 
 #[test]
 fn ipv6_peers_and_ipv4_mapped_peers_match_their_rules() {

@@ -3,18 +3,16 @@
 //! nothing sleeps to synchronise. Latencies are printed, never asserted (speed goals live in
 //! the measurement tools).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use actix_zap::messages::{ConfigurePlain, Reloaded, TakeOver, Watch};
 use actix_zap::policy::PolicyError;
 use actix_zap::{ConfigError, WatchError};
-use common::*;
 
 /// A watch whose reloads arrive on a channel, so tests wait for the real signal.
 fn reload_channel() -> (
@@ -511,7 +509,7 @@ fn a_watch_interval_below_the_floor_is_refused_and_changes_nothing() {
 
 /// A rough distribution of deletion → first refused handshake, for notifications and for
 /// polling, in a directory of 1,000 keys. Run with
-/// `cargo test --release --test live_reload -- --ignored --nocapture`.
+/// `cargo test --release --test integration live_reload:: -- --ignored --nocapture`.
 #[test]
 #[ignore = "a measurement, not a test"]
 fn deletion_to_refusal_latency() {

@@ -1,10 +1,9 @@
 //! The client-side handshake check on real sockets: every outcome produced for real, with a
 //! short handshake interval on the servers so that stalls end in a second.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use actix_zap::certs::CertStore;
 use actix_zap::client::{Greeting, GreetingError, GreetingUnread, Mechanism, ReadEnd};
 use actix_zap::keys::CurvePublicKey;
@@ -14,7 +13,6 @@ use actix_zap::{
     client::{HandshakeCheck, HandshakeOutcome, HandshakeReport},
     Authenticator, Settings, ThreadAuthenticator,
 };
-use common::*;
 
 /// The servers give up on an unfinished handshake after this long (libzmq's default: 30 s).
 const HANDSHAKE_IVL_MS: i32 = 500;

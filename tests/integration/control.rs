@@ -3,12 +3,11 @@
 //! fallback, a clear-text table), a widening change on a watched domain is refused unless it
 //! takes over, and a taken-over watch no longer changes its domain.
 
-mod common;
-
 use std::path::Path;
 use std::sync::mpsc::channel;
 use std::time::Instant;
 
+use crate::common::*;
 use actix_zap::certs::{Certificate, Flavour};
 use actix_zap::keys::CurvePublicKey;
 use actix_zap::messages::{
@@ -16,7 +15,6 @@ use actix_zap::messages::{
 };
 use actix_zap::policy::{MechanismKind, Owner, PolicyError};
 use actix_zap::{ConfigError, ThreadAuthenticator};
-use common::*;
 use futures::executor::block_on;
 
 /// Writes `count` public certificates of made-up keys (never used to connect) into `dir`.

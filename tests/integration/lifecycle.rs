@@ -1,13 +1,11 @@
 //! Lifecycle: 100 start/stop cycles on one context leak no descriptor and never hang;
-//! configuration after `stop` is a typed error. A binary of its own, because it counts the
-//! process's open descriptors.
-
-mod common;
+//! configuration after `stop` is a typed error. In a process of its own (a child, see
+//! `common::child`), because it counts the process's open descriptors.
 
 use std::time::Instant;
 
+use crate::common::*;
 use actix_zap::{Authenticator, ConfigError, ThreadAuthenticator};
-use common::*;
 
 fn open_descriptors() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
@@ -29,11 +27,18 @@ fn assert_settles_to(baseline: usize) {
     );
 }
 
-/// One test, so nothing else in this process opens descriptors while they are counted.
+/// One test in a child process, so nothing else in its process opens descriptors while they
+/// are counted.
 #[test]
 fn start_stop_cycles_leak_nothing_and_never_hang() {
-    a_hundred_actix_cycles_each_one_authenticating();
-    thread_authenticator_cycles();
+    child::isolated(
+        "lifecycle::start_stop_cycles_leak_nothing_and_never_hang",
+        &[],
+        || {
+            a_hundred_actix_cycles_each_one_authenticating();
+            thread_authenticator_cycles();
+        },
+    );
 }
 
 fn a_hundred_actix_cycles_each_one_authenticating() {

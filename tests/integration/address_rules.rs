@@ -6,20 +6,19 @@
 //! and remove: libzmq names the interface, a rule naming it matches, and a rule with the
 //! interface's index is refused when configured (it would match nothing).
 
-mod common;
-
 use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::Mutex;
 
+use crate::common::*;
+
 use actix_zap::messages::{
     ClearAddressRules, DecisionEvent, RemoveAddresses, SetAddressRules, SetDomainAddressRules,
 };
 use actix_zap::policy::{AddressError, AddressRules, AddressSet, IpcRule, PolicyError};
 use actix_zap::{ConfigError, ThreadAuthenticator};
-use common::*;
 
 /// Every decision of one authenticator, in order, to read the status text of each attempt.
 struct Decisions(Receiver<DecisionEvent>);
@@ -472,7 +471,7 @@ impl LinkLocalServer {
         let client = client_socket(&self.client, &Client::Null);
         client.set_ipv6(true).unwrap();
         client.connect(&self.server.endpoint).unwrap();
-        client.send("hello", 0).unwrap();
+        send_after_connect(&client, "hello");
         let outcome = self.server.outcome();
         drop(client);
         outcome
@@ -486,8 +485,18 @@ fn address_error(result: Result<(), ConfigError>) -> AddressError {
     }
 }
 
+/// In a child process: its threads move between network namespaces, and no thread another
+/// test shares (a pool started on one of them) may end up in one.
 #[test]
 fn link_local_peers_are_judged_by_interface_name_and_a_numeric_zone_is_refused() {
+    child::isolated(
+        "address_rules::link_local_peers_are_judged_by_interface_name_and_a_numeric_zone_is_refused",
+        &[],
+        named_zone_scenario,
+    );
+}
+
+fn named_zone_scenario() {
     let Some(pair) = LinkLocalPair::create() else {
         return;
     };
@@ -566,8 +575,17 @@ fn zone_scenario(client: zmq::Context) {
     auth.stop();
 }
 
+/// In a child process, as above.
 #[test]
 fn a_peer_whose_interface_libzmq_cannot_name_is_refused_by_zoned_rules_of_either_kind() {
+    child::isolated(
+        "address_rules::a_peer_whose_interface_libzmq_cannot_name_is_refused_by_zoned_rules_of_either_kind",
+        &[],
+        index_zone_scenario,
+    );
+}
+
+fn index_zone_scenario() {
     let Some(pair) = LinkLocalPair::create() else {
         return;
     };

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use actix_zap::certs::{CertStore, Certificate, Flavour};
 use actix_zap::keys::CurvePublicKey;
 use actix_zap::policy::{AddressPattern, AddressSet, CurvePolicy, Decision, PasswordTable, Policy};
-use actix_zap::zap::{decode_metadata, Metadata, Reply, Request, StatusCode};
+use actix_zap::zap::{
+    decode_metadata, Mechanism, Metadata, Reply, Request, RequestBuilder, StatusCode,
+};
 use proptest::prelude::*;
 
 fn policy() -> Policy {
@@ -51,8 +53,14 @@ fn request_frames() -> impl Strategy<Value = Vec<Vec<u8>>> {
         0usize..14,
     )
         .prop_map(|(v, id, d, a, i, m, creds, cut)| {
-            let mut frames = vec![v, id, d, a, i, m];
-            frames.extend(creds);
+            let mut frames = RequestBuilder::mechanism(m)
+                .credentials(creds)
+                .version(v)
+                .request_id(id)
+                .domain(d)
+                .address(a)
+                .identity(i)
+                .frames();
             frames.truncate(cut);
             frames
         })
@@ -76,6 +84,43 @@ proptest! {
                 prop_assert_eq!(Reply::parse(&reply.frames()), Some(reply));
             }
         }
+    }
+
+    #[test]
+    fn built_requests_parse_back_to_what_was_built(
+        id in prop::collection::vec(any::<u8>(), 0..16),
+        domain in "\\PC{0,24}",
+        address in "\\PC{0,40}",
+        identity in prop::collection::vec(any::<u8>(), 0..16),
+        credential in prop::collection::vec(any::<u8>(), 0..32),
+        password in prop::collection::vec(any::<u8>(), 0..32),
+        key in any::<[u8; 32]>(),
+        which in 0usize..4,
+    ) {
+        let key = CurvePublicKey::from_bytes(key);
+        let (builder, mechanism) = match which {
+            0 => (RequestBuilder::null(), Mechanism::Null),
+            1 => (
+                RequestBuilder::plain(&credential, &password),
+                Mechanism::Plain { username: &credential, password: &password },
+            ),
+            2 => (RequestBuilder::curve(key), Mechanism::Curve { public_key: key }),
+            _ => (RequestBuilder::gssapi(&credential), Mechanism::Gssapi { principal: &credential }),
+        };
+        let frames = builder
+            .request_id(&id)
+            .domain(&domain)
+            .address(&address)
+            .identity(&identity)
+            .frames();
+        let expected = Request {
+            request_id: &id,
+            domain: domain.as_str().into(),
+            address: address.as_str().into(),
+            identity: &identity,
+            mechanism,
+        };
+        prop_assert_eq!(Request::parse(&frames), Ok(expected));
     }
 
     #[test]

@@ -1,16 +1,15 @@
 //! Load: 200 concurrent clients per round, 5,000 handshakes of mixed mechanisms with valid
 //! and invalid credentials. Every valid client's own message arrives, every invalid client is
 //! refused, and the counts match exactly. The 50,000-handshake soak is `#[ignore]`d: run it
-//! with `cargo test --release --test load -- --ignored`.
-
-mod common;
+//! (in a child process of its own: it reports the process's memory and descriptors) with
+//! `cargo test --release --test integration load:: -- --ignored --nocapture`.
 
 use std::collections::HashSet;
 use std::path::Path;
 
+use crate::common::*;
 use actix_zap::certs::{Certificate, Flavour};
 use actix_zap::ThreadAuthenticator;
-use common::*;
 
 const CLIENTS_PER_ROUND: usize = 200;
 
@@ -74,7 +73,7 @@ fn run_round(ctx: &zmq::Context, servers: &Servers, trusted: &[Keys], round: usi
 fn connect(ctx: &zmq::Context, server: &Listening, client: &Client, name: &str) -> zmq::Socket {
     let socket = client_socket(ctx, client);
     socket.connect(&server.endpoint).unwrap();
-    socket.send(name, 0).unwrap();
+    send_after_connect(&socket, name);
     socket
 }
 
@@ -146,6 +145,10 @@ fn five_thousand_mixed_handshakes_from_200_concurrent_clients() {
 #[test]
 #[ignore = "soak: 50,000 handshakes; run with --release -- --ignored"]
 fn soak_fifty_thousand_handshakes() {
+    child::isolated("load::soak_fifty_thousand_handshakes", &[], soak);
+}
+
+fn soak() {
     let before = open_descriptors();
     let started = std::time::Instant::now();
     run(50_000 / CLIENTS_PER_ROUND, |round| {

@@ -143,7 +143,27 @@ impl Origin {
 }
 
 /// One change to the policy. Built by the actors from messages, file loads and store rows;
-/// applied by [`Policy::apply`].
+/// applied by [`Policy::apply`], the one way anything changes the policy.
+///
+/// # Who may make a change
+/// Every domain's setting of one mechanism (its PLAIN table, its CURVE setting, its GSSAPI
+/// setting) has exactly one [`Owner`]: the hand (handle methods and messages; the default), a
+/// directory load in progress, a file watch, or a store source. Address rules, IPC rules and
+/// the CURVE user-id mapping belong to the hand alone.
+///
+/// | change by hand | on a hand-owned domain | load in progress | watch or store |
+/// |---|---|---|---|
+/// | a removal (`Remove*`) | removes; records a local revocation if nothing installed was removed | removes and revokes; the load still installs, the revocation holds | removes and revokes; the owner's later updates do not undo it |
+/// | `Add*`, `Configure*`, `Unconfigure`, a new watch, load or store | applied; lifts the revocations of the names it names | applied; the load is superseded | refused ([`PolicyError::OwnedBy`]) unless it takes over |
+/// | the same with take-over | as without | as without | applied; that owner stops for the domain; every revocation of the domain is lifted |
+///
+/// A **local revocation** refuses the named key or user in that domain whatever its setting
+/// (own set, `"*"` fallback, allow-any, provider, clear-text or hashed table); one in `"*"`
+/// covers every domain that falls back to `"*"`. It lives in memory: a restart forgets it.
+///
+/// Changes sent by an owner ([`Origin::Owner`]) are applied only while that owner is in charge
+/// of the domain; otherwise they are refused with [`PolicyError::Superseded`] and change
+/// nothing.
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum Change {
@@ -695,8 +715,8 @@ impl Policy {
         self.control.owner(domain, mechanism)
     }
 
-    /// Applies one change — the one way anything changes the policy (see the
-    /// [module](self) docs for who may change what). A refused change changes nothing.
+    /// Applies one change — the one way anything changes the policy (see [`Change`] for who
+    /// may change what). A refused change changes nothing.
     ///
     /// ```
     /// use actix_zap::keys::CurvePublicKey;

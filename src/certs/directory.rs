@@ -460,6 +460,12 @@ mod tests {
         assert!(matches!(&dup.cause, FileError::DuplicateKey { key, first }
                 if *key == alice_key && first == &alice));
         assert_eq!(load.rejected.len(), 8);
+        // The file beside the certificates is named; alice's secret file is expected there.
+        let warning = load.warning.as_deref().unwrap_or_default();
+        assert!(
+            warning.contains("1 file(s) not loaded, not named NAME.key (notes.txt)"),
+            "{warning}"
+        );
         let paths: Vec<_> = load.rejected.iter().map(|r| r.path.clone()).collect();
         let mut sorted = paths.clone();
         sorted.sort();
@@ -512,6 +518,10 @@ mod tests {
             ]
         );
         assert_eq!(load.rejected.len(), 9);
+        assert_eq!(
+            load.warning, None,
+            "secret files are expected in a CZMQ store"
+        );
     }
 
     #[test]
@@ -553,6 +563,48 @@ mod tests {
             &r.cause,
             FileError::DuplicateKey { first, .. } if first.ends_with("00000.key")
         )));
+    }
+
+    #[test]
+    fn the_warning_names_the_files_the_layout_passed_over() {
+        let dir = Path::new("/certs");
+        let files =
+            |names: &[&str]| -> Vec<PathBuf> { names.iter().map(|n| dir.join(n)).collect() };
+        let mixed = files(&["a.cert", "a.key_secret", "notes.txt"]);
+        assert_eq!(
+            layout_warning(dir, Layout::Pyzmq, 1, 0, &mixed).as_deref(),
+            Some(
+                "/certs: 2 file(s) not loaded, not named NAME.key (a.cert, notes.txt): pyzmq's \
+                 layout reads only NAME.key files directly in it; for a CZMQ certificate store \
+                 (any file name, subdirectories) use the CZMQ layout"
+            )
+        );
+        // Broken files alone do not make the directory empty of certificates.
+        assert!(layout_warning(dir, Layout::Pyzmq, 0, 1, &mixed)
+            .unwrap()
+            .contains("2 file(s) not loaded"));
+        let zero = layout_warning(dir, Layout::Pyzmq, 0, 0, &mixed).unwrap();
+        assert!(
+            zero.starts_with(
+                "/certs holds 3 file(s) but no public certificate (a.cert, a.key_secret, \
+                 notes.txt): pyzmq's layout"
+            ),
+            "{zero}"
+        );
+        // Secret files are expected beside certificates: named only when nothing else is.
+        let secrets = files(&["a.key_secret", "sub/b_secret"]);
+        assert_eq!(layout_warning(dir, Layout::Pyzmq, 1, 0, &secrets), None);
+        assert_eq!(layout_warning(dir, Layout::Czmq, 1, 0, &secrets), None);
+        let zero = layout_warning(dir, Layout::Czmq, 0, 0, &secrets).unwrap();
+        assert!(
+            zero.contains("(a.key_secret, sub/b_secret): CZMQ's layout skips every NAME_secret"),
+            "{zero}"
+        );
+        assert_eq!(layout_warning(dir, Layout::Pyzmq, 0, 0, &[]), None);
+        let many: Vec<PathBuf> = (0..12).map(|i| dir.join(format!("{i:02}.cert"))).collect();
+        let warning = layout_warning(dir, Layout::Pyzmq, 0, 0, &many).unwrap();
+        assert!(warning.contains("(00.cert, 01.cert,"), "{warning}");
+        assert!(warning.contains("09.cert, and 2 more)"), "{warning}");
     }
 
     /// Run with `cargo test --release --lib certs -- --ignored --nocapture`.

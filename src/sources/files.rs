@@ -140,8 +140,9 @@ pub(crate) enum Content {
 pub(crate) struct Changes {
     /// Files that are gone: their entries are dropped at once.
     pub(crate) removed: Vec<PathBuf>,
-    /// New or edited files that have settled: read them now.
-    pub(crate) read: Vec<PathBuf>,
+    /// New or edited files that have settled, in path order, each with the stamp the listing
+    /// saw: read them now.
+    pub(crate) read: Vec<(PathBuf, Stamp)>,
     /// Something to install even if no file changed (the first look, a recovery, a change in
     /// the skipped files).
     pub(crate) reinstall: bool,
@@ -254,7 +255,7 @@ impl Files {
                     *seen == stamp && now.saturating_duration_since(*since) >= settle
                 });
             if settled {
-                changes.read.push(path);
+                changes.read.push((path, stamp));
             } else if self.unsettled.get(&path).map(|(seen, _)| seen) != Some(&stamp) {
                 self.unsettled.insert(path, (stamp, now));
             }
@@ -273,9 +274,18 @@ impl Files {
         for path in &changes.removed {
             self.held.remove(path);
         }
-        for (path, stamp, content) in read {
-            self.unsettled.remove(&path);
-            self.held.insert(path, (stamp, content));
+        let read = read.into_iter();
+        if self.held.is_empty() && self.unsettled.is_empty() {
+            // A first look (or one after a failure): built in one go, from reads in path
+            // order, rather than file by file.
+            self.held = read
+                .map(|(path, stamp, content)| (path, (stamp, content)))
+                .collect();
+        } else {
+            for (path, stamp, content) in read {
+                self.unsettled.remove(&path);
+                self.held.insert(path, (stamp, content));
+            }
         }
         self.loaded = true;
         self.failure = None;
@@ -418,14 +428,18 @@ mod tests {
     ) -> Changes {
         let closed = closed.iter().map(PathBuf::from).collect();
         let changes = files.observe(listing(list), &closed, now, SETTLE).unwrap();
-        let stamps: BTreeMap<_, _> = list.iter().map(|(p, s)| (PathBuf::from(p), *s)).collect();
         let read: Vec<_> = changes
             .read
             .iter()
-            .map(|p| (p.clone(), stamps[p], content(p)))
+            .map(|(p, s)| (p.clone(), *s, content(p)))
             .collect();
         files.apply(&changes, read);
         changes
+    }
+
+    /// The files a look chose to read.
+    fn paths(changes: &Changes) -> Vec<PathBuf> {
+        changes.read.iter().map(|(path, _)| path.clone()).collect()
     }
 
     #[test]
@@ -433,7 +447,7 @@ mod tests {
         let mut files = Files::default();
         let t = Instant::now();
         let changes = look(&mut files, &[("a", stamp(1, 1))], &[], t, |_| key(1));
-        assert_eq!(changes.read, [PathBuf::from("a")]);
+        assert_eq!(paths(&changes), [PathBuf::from("a")]);
         assert!(changes.reinstall);
         assert_eq!(files.install(Kind::Curve, Path::new("d")).entries, 1);
     }
@@ -467,10 +481,10 @@ mod tests {
         let early = t + SETTLE / 2;
         assert!(look(&mut files, &edited, &[], early, |_| key(2)).is_empty());
         let later = look(&mut files, &edited, &[], t + SETTLE, |_| key(2));
-        assert_eq!(later.read, [PathBuf::from("a")]);
+        assert_eq!(paths(&later), [PathBuf::from("a")]);
         // Closed after writing (or renamed into place): read at once.
         let closed = look(&mut files, &[("a", stamp(1, 3))], &["a"], t, |_| key(3));
-        assert_eq!(closed.read, [PathBuf::from("a")]);
+        assert_eq!(paths(&closed), [PathBuf::from("a")]);
         // A file still being written restarts its settle time at every change.
         look(&mut files, &[("a", stamp(1, 4))], &[], t, |_| key(4));
         let again = look(&mut files, &[("a", stamp(1, 5))], &[], t + SETTLE, |_| {
@@ -496,7 +510,7 @@ mod tests {
         };
         for changed in [after, hashed] {
             let changes = look(&mut files, &[("pw", changed)], &["pw"], t, |_| key(2));
-            assert_eq!(changes.read, [PathBuf::from("pw")]);
+            assert_eq!(paths(&changes), [PathBuf::from("pw")]);
         }
     }
 
@@ -521,7 +535,7 @@ mod tests {
         let refused = Install::refuse_all(Kind::Curve, error);
         assert_eq!(refused.entries, 0);
         let back = look(&mut files, &[("a", stamp(1, 1))], &[], t, |_| key(1));
-        assert_eq!(back.read, [PathBuf::from("a")]);
+        assert_eq!(paths(&back), [PathBuf::from("a")]);
         assert_eq!(files.install(Kind::Curve, Path::new("d")).entries, 1);
     }
 

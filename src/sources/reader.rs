@@ -170,11 +170,7 @@ pub(crate) fn run(look: Look) -> Looked {
     let kind = kind_of(&source);
     let first = !files.loaded();
     let listing = list(&source, hook.as_ref());
-    let stamps = match &listing {
-        Listing::Files { files, .. } => files.clone(),
-        Listing::Unreadable(_) => BTreeMap::new(),
-    };
-    let changes: Changes = match files.observe(listing, &closed, Instant::now(), settle) {
+    let mut changes: Changes = match files.observe(listing, &closed, Instant::now(), settle) {
         Ok(changes) => changes,
         Err(error) => {
             let news = files.fail(&error);
@@ -188,11 +184,7 @@ pub(crate) fn run(look: Look) -> Looked {
             install: None,
         };
     }
-    let chosen: Vec<(PathBuf, Stamp)> = changes
-        .read
-        .iter()
-        .map(|path| (path.clone(), stamps[path]))
-        .collect();
+    let chosen = std::mem::take(&mut changes.read);
     let read = read_all(kind, chosen, hook.as_ref(), first);
     files.apply(&changes, read);
     let mut install = files.install(kind, source.path());
@@ -212,52 +204,58 @@ pub(crate) const PARALLEL_THRESHOLD: usize = 512;
 /// Reading is bound by system calls; a few threads are enough to hide their latency.
 const MAX_THREADS: usize = 8;
 
-/// Reads the chosen files, in parallel for many (a first look at a large directory); the
-/// results are in the order chosen. A panic on a helper thread is the look's panic.
+/// `each` of `items`, in order, on a few threads when there are many (a first look at a
+/// large directory): stamping and reading files are bound by system calls. A panic on a
+/// helper thread is the caller's panic.
+fn in_parallel<T: Sync, R: Send>(items: &[T], each: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let part = |part: &[T]| part.iter().map(&each).collect::<Vec<R>>();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_THREADS);
+    if threads <= 1 || items.len() < PARALLEL_THRESHOLD {
+        return part(items);
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let jobs: Vec<_> = items
+            .chunks(chunk)
+            .map(|items| {
+                let spawned = std::thread::Builder::new()
+                    .name("zap-read".into())
+                    .spawn_scoped(scope, || part(items));
+                (items, spawned)
+            })
+            .collect();
+        let mut results = Vec::with_capacity(items.len());
+        for (items, spawned) in jobs {
+            match spawned {
+                Ok(handle) => match handle.join() {
+                    Ok(done) => results.extend(done),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                // No thread available: do this part here.
+                Err(_) => results.extend(part(items)),
+            }
+        }
+        results
+    })
+}
+
+/// Reads the chosen files (see [`in_parallel`]); the results are in the order chosen.
 fn read_all(
     kind: Kind,
     chosen: Vec<(PathBuf, Stamp)>,
     hook: Option<&ReadHook>,
     first: bool,
 ) -> Vec<(PathBuf, Stamp, Content)> {
-    let read_part = |part: &[(PathBuf, Stamp)]| -> Vec<(PathBuf, Stamp, Content)> {
-        part.iter()
-            .filter_map(|(path, listed)| {
-                let content = read(kind, path, *listed, hook, first)?;
-                Some((path.clone(), *listed, content))
-            })
-            .collect()
-    };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(MAX_THREADS);
-    if threads <= 1 || chosen.len() < PARALLEL_THRESHOLD {
-        return read_part(&chosen);
-    }
-    let chunk = chosen.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let jobs: Vec<_> = chosen
-            .chunks(chunk)
-            .map(|part| {
-                let spawned = std::thread::Builder::new()
-                    .name("zap-read".into())
-                    .spawn_scoped(scope, move || read_part(part));
-                (part, spawned)
-            })
-            .collect();
-        let mut results = Vec::with_capacity(chosen.len());
-        for (part, spawned) in jobs {
-            match spawned {
-                Ok(handle) => match handle.join() {
-                    Ok(read) => results.extend(read),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                },
-                // No thread available: read this part here.
-                Err(_) => results.extend(read_part(part)),
-            }
-        }
-        results
-    })
+    let contents = in_parallel(&chosen, |(path, listed)| {
+        read(kind, path, *listed, hook, first)
+    });
+    chosen
+        .into_iter()
+        .zip(contents)
+        .filter_map(|((path, listed), content)| Some((path, listed, content?)))
+        .collect()
 }
 
 /// Every file of the source with its stamp. A password file is read to hash its content.
@@ -272,13 +270,16 @@ fn list(source: &WatchSource, hook: Option<&ReadHook>) -> Listing {
                 }
             };
             let mut rejected = found.rejected;
-            let mut files = BTreeMap::new();
-            for path in found.files {
-                // Follows links to files, like the read will.
-                match std::fs::metadata(&path) {
-                    Ok(meta) if meta.is_file() => {
-                        files.insert(path, Stamp::of(&meta, None));
-                    }
+            let mut paths = found.files;
+            // Byte order is path order within a directory, and nearly so across them: the map
+            // is then built in one go, not file by file.
+            paths.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
+            // Follows links to files, like the read will.
+            let stamped = in_parallel(&paths, |path| std::fs::metadata(path));
+            let mut files = Vec::with_capacity(paths.len());
+            for (path, stamped) in paths.into_iter().zip(stamped) {
+                match stamped {
+                    Ok(meta) if meta.is_file() => files.push((path, Stamp::of(&meta, None))),
                     Ok(_) => rejected.push(RejectedFile {
                         path,
                         cause: FileError::NotARegularFile,
@@ -289,6 +290,7 @@ fn list(source: &WatchSource, hook: Option<&ReadHook>) -> Listing {
                     }),
                 }
             }
+            let files: BTreeMap<PathBuf, Stamp> = files.into_iter().collect();
             rejected.sort_by_cached_key(|r| (r.path.clone(), r.cause.to_string()));
             let ignored = found.ignored;
             let skipped = Skipped { rejected, ignored };

@@ -104,7 +104,9 @@ pub enum FileError {
     /// A directory was expected.
     #[error("not a directory")]
     NotADirectory,
-    /// A FIFO, socket or device: never opened (reading a FIFO would block the reader).
+    /// A FIFO, socket or device: never read (reading a FIFO would block the reader). The
+    /// listing never opens one; one put in place of a listed file is opened without blocking
+    /// and refused.
     #[error("not a regular file; skipped")]
     NotARegularFile,
     /// Larger than [`MAX_CERTIFICATE_BYTES`](super::MAX_CERTIFICATE_BYTES): not a certificate,

@@ -2,7 +2,7 @@
 
 use crate::certs::CertError;
 use crate::policy::{AddressError, PolicyError};
-use crate::sources::WatchError;
+use crate::sources::{ReloadError, WatchError};
 
 /// The linked libzmq cannot do CURVE (`zmq::has("curve")` is not true), so a CURVE policy
 /// or a CURVE server socket would never work: the one error for it, wherever it is found.
@@ -54,14 +54,19 @@ pub enum ConfigError {
     /// An address or range did not parse.
     #[error(transparent)]
     Address(#[from] AddressError),
-    /// A certificate directory could not be read at all. The domain now refuses every CURVE
+    /// A certificate directory could not be read at all: it is missing, not a directory, or
+    /// cannot be listed ([`CertError::File`] names it, and its
+    /// [`FileError`](crate::certs::FileError) says which). The domain now refuses every CURVE
     /// client until a later configuration succeeds (fail closed).
     #[error(transparent)]
     Certificates(#[from] CertError),
-    /// Loading a certificate directory failed unexpectedly (the loading thread panicked or
-    /// was cancelled). The domain refuses every CURVE client, as for an unreadable directory.
+    /// Loading a certificate directory did not finish: its read took longer than the deadline
+    /// ([`ReloadError::TimedOut`]), panicked ([`ReloadError::Panicked`]), or had no thread to
+    /// run on ([`ReloadError::NoThread`]). The domain refuses every CURVE client until a later
+    /// configuration succeeds, as for an unreadable directory; a read left hanging is waited
+    /// for by nobody, `stop()` included.
     #[error("loading certificates failed: {0}")]
-    LoadFailed(String),
+    LoadFailed(ReloadError),
     /// A [`Watch`](crate::messages::Watch) asked for something refused (an interval below the floor).
     #[error(transparent)]
     Watch(#[from] WatchError),

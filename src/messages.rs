@@ -23,7 +23,9 @@
 //! Subscribers receive [`DecisionEvent`]s; their [`StatusCode`] is re-exported here so an
 //! event handler needs no other import.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix::Message;
 
@@ -321,11 +323,16 @@ pub enum CurveSource {
 /// Sets one domain's CURVE policy, replacing that domain's previous one (keys, allow-any or
 /// provider) and no other domain's.
 ///
-/// A directory is loaded on a blocking thread; the reply comes once it is installed. The
-/// domain then admits exactly the keys of the valid files; bad files are listed in the
-/// report. If the directory cannot be read at all, the domain refuses every CURVE client
-/// until a later configuration succeeds, and the error says why.
-#[derive(Debug, Clone, Message)]
+/// A directory is read by the same reader as a [`Watch`]'s looks, on a thread of its own that
+/// nobody waits for: files are opened without blocking and only regular files are read (a
+/// FIFO is named in the report, never waited on). The reply comes once the keys are
+/// installed; the domain then admits exactly the keys of the valid files, and the report
+/// names every file skipped, with its cause. If the directory cannot be read at all
+/// ([`ConfigError::Certificates`]), or its read takes longer than
+/// [`ConfigureCurve::READ_DEADLINE`] or panics ([`ConfigError::LoadFailed`]), the domain
+/// refuses every CURVE client until a later configuration succeeds, and the error says why;
+/// stopping the authenticator never waits for a read that hangs.
+#[derive(Clone, Message)]
 #[rtype(result = "Result<CurveReport, ConfigError>")]
 pub struct ConfigureCurve {
     /// The ZAP domain, or `"*"`.
@@ -334,15 +341,39 @@ pub struct ConfigureCurve {
     pub source: CurveSource,
     /// Take the domain over from a watch or store that owns it (see [`TakeOver`]).
     pub take_over: bool,
+    /// Replaces a directory's file reads and deadline, for tests of reads that hang or panic.
+    reader: Option<ReadThrough>,
+}
+
+/// A test's replacement for a directory load's file reads, with the deadline to hold it to.
+#[derive(Clone)]
+pub(crate) struct ReadThrough {
+    pub(crate) read: crate::sources::ReadHook,
+    pub(crate) deadline: Duration,
+}
+
+impl std::fmt::Debug for ConfigureCurve {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigureCurve")
+            .field("domain", &self.domain)
+            .field("source", &self.source)
+            .field("take_over", &self.take_over)
+            .finish()
+    }
 }
 
 impl ConfigureCurve {
+    /// How long reading a certificate directory may take before the domain fails closed (an
+    /// NFS stall): 30 s. 100,000 local files load in about a second.
+    pub const READ_DEADLINE: Duration = Duration::from_secs(30);
+
     /// Any key may connect in `domain`.
     pub fn allow_any(domain: impl Into<String>) -> Self {
         ConfigureCurve {
             domain: domain.into(),
             source: CurveSource::AllowAny,
             take_over: false,
+            reader: None,
         }
     }
 
@@ -371,6 +402,7 @@ impl ConfigureCurve {
                 layout,
             },
             take_over: false,
+            reader: None,
         }
     }
 
@@ -381,7 +413,30 @@ impl ConfigureCurve {
             domain: domain.into(),
             source: CurveSource::Keys(keys),
             take_over: false,
+            reader: None,
         }
+    }
+
+    /// Reads a directory's files through `read` instead of the filesystem (their metadata
+    /// still comes from the filesystem), holding the load to `deadline` instead of
+    /// [`READ_DEADLINE`](Self::READ_DEADLINE): for tests of reads that hang or panic. Not a
+    /// stable API.
+    #[doc(hidden)]
+    pub fn read_through(
+        self,
+        deadline: Duration,
+        read: impl Fn(&Path) -> std::io::Result<Vec<u8>> + Send + Sync + 'static,
+    ) -> Self {
+        let read = Arc::new(read);
+        ConfigureCurve {
+            reader: Some(ReadThrough { read, deadline }),
+            ..self
+        }
+    }
+
+    /// The test reader and deadline of a directory load.
+    pub(crate) fn take_reader(&mut self) -> Option<ReadThrough> {
+        self.reader.take()
     }
 }
 
@@ -391,11 +446,16 @@ impl ConfigureCurve {
 pub struct CurveReport {
     /// Keys now admitted in the domain (0 for allow-any).
     pub keys: usize,
-    /// Certificate files that were skipped, each with its cause.
+    /// Certificate files that were skipped, each with its cause, in path order: broken
+    /// certificates, duplicate keys (naming the file loaded), files that are not regular files
+    /// (a FIFO), files that cannot be read or changed while read, unlistable subdirectories.
     pub rejected: Vec<RejectedFile>,
-    /// Set when a directory holds files but none of them was a certificate in the layout
-    /// asked for (e.g. `*.cert` files read in pyzmq's layout, which takes only `*.key`): the
-    /// domain then admits no key, and this says why.
+    /// Names the files the layout passed over, and why: set when a directory holds files but
+    /// none of them was a certificate in the layout asked for (e.g. `*.cert` files read in
+    /// pyzmq's layout, which takes only `*.key`: the domain then admits no key), and, in
+    /// pyzmq's layout, when files beside the `NAME.key` ones are neither `NAME.key` nor secret
+    /// files (e.g. CZMQ's `*.cert` in a mixed directory). A [`Watch`] of the directory reports
+    /// the same in [`Reloaded::warning`].
     pub warning: Option<String>,
 }
 

@@ -9,12 +9,12 @@ use actix::prelude::*;
 use log::{debug, warn};
 
 use super::policy_actor::PolicyActor;
-use std::path::PathBuf;
 
-use crate::certs::{load_directory, CertError, CertStore, DirectoryLoad, Layout};
+use crate::certs::{CertStore, DirectoryLoad};
 use crate::error::ConfigError;
 use crate::messages::*;
 use crate::policy::{Change, CurvePolicy, ListKind, Origin, Owner, PlainTable, Scope};
+use crate::sources::load_directory_within;
 
 /// A change by hand, taking over if the message says so.
 fn by_hand(take_over: bool) -> Origin {
@@ -144,11 +144,16 @@ impl Handler<ConfigurePlain> for PolicyActor {
 impl Handler<ConfigureCurve> for PolicyActor {
     type Result = ResponseActFuture<Self, Result<CurveReport, ConfigError>>;
 
-    fn handle(&mut self, msg: ConfigureCurve, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, mut msg: ConfigureCurve, ctx: &mut Self::Context) -> Self::Result {
+        let (hook, deadline) = match msg.take_reader() {
+            Some(test) => (Some(test.read), test.deadline),
+            None => (None, ConfigureCurve::READ_DEADLINE),
+        };
         let ConfigureCurve {
             domain,
             source,
             take_over,
+            ..
         } = msg;
         let origin = by_hand(take_over);
         let installed = |act: &mut Self, curve, report, ctx: &mut Self::Context| -> Self::Result {
@@ -186,23 +191,29 @@ impl Handler<ConfigureCurve> for PolicyActor {
         if let Err(error) = self.change(origin, claim, ctx) {
             return Box::pin(fut::ready(Err(error)));
         }
-        let load = load_off_thread(path, layout);
+        // The watches' reader, as their first look: on a thread nobody waits for, under a
+        // deadline.
+        let load = load_directory_within(path, layout, hook, deadline);
         Box::pin(load.into_actor(self).map(move |loaded, act, ctx| {
             let load = Origin::Owner(id);
             let error = match loaded {
-                Ok(Ok(load_done)) => {
+                Ok(Ok(DirectoryLoad {
+                    store,
+                    rejected,
+                    warning,
+                })) => {
                     let report = CurveReport {
-                        keys: load_done.store.len(),
-                        rejected: load_done.rejected,
-                        warning: load_done.warning,
+                        keys: store.len(),
+                        rejected,
+                        warning,
                     };
-                    let store = CurvePolicy::Keys(Arc::new(load_done.store));
+                    let store = CurvePolicy::Keys(Arc::new(store));
                     act.install_curve(load, &domain, store, ctx)?;
                     debug!("CURVE for domain {domain:?}: {} key(s)", report.keys);
                     return Ok(report);
                 }
-                Ok(Err(error)) => ConfigError::from(error),
-                Err(failure) => ConfigError::LoadFailed(failure),
+                Ok(Err(unreadable)) => ConfigError::Certificates(unreadable),
+                Err(unfinished) => ConfigError::LoadFailed(unfinished),
             };
             // Fail closed: an unreadable directory admits nobody in this domain.
             let nobody = CurvePolicy::Keys(Arc::new(CertStore::new()));
@@ -210,36 +221,6 @@ impl Handler<ConfigureCurve> for PolicyActor {
             warn!("CURVE for domain {domain:?}: {error}; refusing every key");
             Err(error)
         }))
-    }
-}
-
-/// How long a certificate directory may take to load before the domain fails closed (an NFS
-/// stall, a FIFO in place of a file). 100,000 local files load in under a second.
-const DIRECTORY_LOAD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Loads a directory on a thread that nobody waits for: a read that hangs leaves that thread
-/// behind, never the actix runtime (whose shutdown would wait for a blocking-pool task), and
-/// the caller gets an error at the deadline.
-async fn load_off_thread(
-    path: PathBuf,
-    layout: Layout,
-) -> Result<Result<DirectoryLoad, CertError>, String> {
-    let (answer, answered) = futures::channel::oneshot::channel();
-    std::thread::Builder::new()
-        .name("zap-load-certs".into())
-        .spawn(move || {
-            let loaded = crate::provider::call_guarded(|| load_directory(&path, layout));
-            let _ = answer.send(loaded);
-        })
-        .map_err(|e| format!("could not start a thread: {e}"))?;
-    match tokio::time::timeout(DIRECTORY_LOAD_DEADLINE, answered).await {
-        Ok(Ok(Ok(loaded))) => Ok(loaded),
-        Ok(Ok(Err(_))) => Err("the loading thread panicked".into()),
-        Ok(Err(_)) => Err("the loading thread ended without an answer".into()),
-        Err(_) => Err(format!(
-            "did not finish within {} s",
-            DIRECTORY_LOAD_DEADLINE.as_secs()
-        )),
     }
 }
 

@@ -12,7 +12,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::certificate::{parse_parts, text_of};
-use super::file::read_into;
 use super::{CertError, CertStore, FileError};
 use crate::keys::CurvePublicKey;
 use crate::zap::Metadata;
@@ -45,22 +44,20 @@ pub struct DirectoryLoad {
     pub store: CertStore,
     /// Every refused file, in path order.
     pub rejected: Vec<RejectedFile>,
-    /// Set when the directory holds files but none is a certificate in the layout asked for
-    /// (e.g. CZMQ's `*.cert` files read in pyzmq's layout, which takes only `*.key`): no key
-    /// is admitted, and this says why instead of an empty set passing silently.
+    /// Names the files the layout passed over, and why: set when the directory holds files
+    /// but none is a certificate in the layout asked for (e.g. CZMQ's `*.cert` files read in
+    /// pyzmq's layout, which takes only `*.key`: no key is admitted, and this says why instead
+    /// of an empty set passing silently), and, in pyzmq's layout, when files beside the
+    /// `NAME.key` ones are neither `NAME.key` nor secret files (e.g. `*.cert` files in a mixed
+    /// directory).
     pub warning: Option<String>,
 }
-
-/// Files below this count are read on the calling thread; spawning threads would cost more.
-const PARALLEL_THRESHOLD: usize = 512;
-/// Reading is bound by system calls; a few threads are enough to hide their latency.
-const MAX_THREADS: usize = 8;
 
 /// What reading one certificate file yields: its key, its metadata, and whether it holds a
 /// secret key.
 pub(crate) type CertFile = Result<(CurvePublicKey, Metadata, bool), FileError>;
 
-/// Parses one certificate file's bytes (live reload reads files itself, then parses here).
+/// Parses one certificate file's bytes (the reader reads files itself, then parses here).
 pub(crate) fn parse_cert_file(bytes: &[u8]) -> CertFile {
     let parsed = text_of(bytes)
         .and_then(parse_parts)
@@ -72,71 +69,48 @@ pub(crate) fn parse_cert_file(bytes: &[u8]) -> CertFile {
     ))
 }
 
-fn load_one(path: &Path, buf: &mut Vec<u8>) -> CertFile {
-    read_into(path, buf)?;
-    parse_cert_file(buf)
-}
-
-fn load_chunk(paths: &[PathBuf]) -> Vec<CertFile> {
-    let mut buf = Vec::with_capacity(4096);
-    paths.iter().map(|p| load_one(p, &mut buf)).collect()
-}
-
-/// Loads every file, in parallel for large directories; results are in `paths` order.
-fn load_all(paths: &[PathBuf]) -> Vec<CertFile> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(MAX_THREADS);
-    if threads <= 1 || paths.len() < PARALLEL_THRESHOLD {
-        return load_chunk(paths);
-    }
-    let chunk = paths.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let jobs: Vec<_> = paths
-            .chunks(chunk)
-            .map(|part| {
-                let spawned = std::thread::Builder::new()
-                    .name("cert-load".into())
-                    .spawn_scoped(scope, move || load_chunk(part));
-                (part, spawned)
-            })
-            .collect();
-        let mut results = Vec::with_capacity(paths.len());
-        for (part, spawned) in jobs {
-            match spawned {
-                Ok(handle) => match handle.join() {
-                    Ok(loaded) => results.extend(loaded),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                },
-                // No thread available: do this part here.
-                Err(_) => results.extend(load_chunk(part)),
-            }
+impl RejectedFile {
+    /// The same rejection, for a report made again from what a watch holds.
+    pub(crate) fn duplicate(&self) -> RejectedFile {
+        RejectedFile {
+            path: self.path.clone(),
+            cause: self.cause.duplicate(),
         }
-        results
-    })
+    }
 }
 
-/// Lists the candidate files under `dir`; only a failure to list `dir` itself is an error.
-/// FIFOs, sockets and devices (and links to them) are never opened — a FIFO would block the
-/// reader — and are reported in `rejected`.
-pub(crate) fn candidates(
-    dir: &Path,
-    layout: Layout,
-    rejected: &mut Vec<RejectedFile>,
-) -> Result<Vec<PathBuf>, CertError> {
-    let top = fs::metadata(dir).map_err(|e| CertError::file(dir, FileError::ListDirectory(e)))?;
+/// What listing a directory found.
+#[derive(Debug, Default)]
+pub(crate) struct Candidates {
+    /// The files to read (links to files included).
+    pub(crate) files: Vec<PathBuf>,
+    /// Files that will not be read, each with its cause (FIFOs and other non-regular files,
+    /// unlistable subdirectories).
+    pub(crate) rejected: Vec<RejectedFile>,
+    /// Files the layout does not read (secret files included; hidden files and directories
+    /// not), for the report's warning.
+    pub(crate) ignored: Vec<PathBuf>,
+}
+
+/// Lists the candidate files under `dir`; only a failure to list `dir` itself is an error
+/// (its cause; the path is `dir`). FIFOs, sockets and devices (and links to them) are never
+/// opened — a FIFO would block the reader — and are reported in `rejected`.
+pub(crate) fn candidates(dir: &Path, layout: Layout) -> Result<Candidates, FileError> {
+    let top = fs::metadata(dir).map_err(FileError::ListDirectory)?;
     if !top.is_dir() {
-        return Err(CertError::file(dir, FileError::NotADirectory));
+        return Err(FileError::NotADirectory);
     }
     let mut visited = HashSet::from([(top.dev(), top.ino())]);
     let mut pending = vec![dir.to_path_buf()];
-    let mut files = Vec::new();
+    let Candidates {
+        mut files,
+        mut rejected,
+        mut ignored,
+    } = Candidates::default();
     while let Some(current) = pending.pop() {
         let entries = match fs::read_dir(&current) {
             Ok(entries) => entries,
-            Err(e) if current == dir => {
-                return Err(CertError::file(dir, FileError::ListDirectory(e)));
-            }
+            Err(e) if current == dir => return Err(FileError::ListDirectory(e)),
             Err(e) => {
                 rejected.push(RejectedFile {
                     path: current,
@@ -192,6 +166,10 @@ pub(crate) fn candidates(
                 Layout::Czmq => !name.ends_with(b"_secret"),
             };
             if !wanted {
+                // A link to a directory is no file the layout passed over.
+                if !(kind.is_symlink() && fs::metadata(&path).is_ok_and(|m| m.is_dir())) {
+                    ignored.push(path);
+                }
                 continue;
             }
             if kind.is_symlink() {
@@ -221,7 +199,12 @@ pub(crate) fn candidates(
             files.push(path);
         }
     }
-    Ok(files)
+    ignored.sort_unstable();
+    Ok(Candidates {
+        files,
+        rejected,
+        ignored,
+    })
 }
 
 /// Builds the key set from files read in path order: a key already loaded from an earlier file
@@ -269,9 +252,16 @@ pub(crate) fn assemble<E>(
 ///
 /// Files are taken in path order; a file whose public key was already loaded from an earlier
 /// file is refused, naming that file. Hidden files are skipped, symbolic links to files are
-/// followed, links to directories are not. Each refused file is logged at `warn`.
+/// followed, links to directories are not. Files are read the way a
+/// [`Watch`](crate::messages::Watch) reads them, by the same reader: opened without blocking and
+/// refused unless they are regular files (a FIFO is named, never waited on), at most
+/// [`MAX_CERTIFICATE_BYTES`](super::MAX_CERTIFICATE_BYTES) each, and a file that changes while
+/// it is read is refused rather than loaded half-written. Each refused file is logged at
+/// `warn`; so is the [`warning`](DirectoryLoad::warning) naming the files the layout passed over.
 ///
-/// Fails only when `dir` is missing, not a directory, or cannot be listed.
+/// Fails only when `dir` is missing, not a directory, or cannot be listed. It blocks the
+/// calling thread until every file is read; [`ConfigureCurve`](crate::messages::ConfigureCurve)
+/// reads a directory on a thread of its own, under a deadline.
 ///
 /// ```
 /// use actix_zap::certs::{create_certificates, load_directory, Flavour, Layout};
@@ -290,73 +280,63 @@ pub(crate) fn assemble<E>(
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn load_directory(dir: impl AsRef<Path>, layout: Layout) -> Result<DirectoryLoad, CertError> {
-    let dir = dir.as_ref();
-    let mut rejected = Vec::new();
-    let mut paths = candidates(dir, layout, &mut rejected)?;
-    paths.sort_unstable();
-    let loaded = load_all(&paths);
-
-    let files = paths.into_iter().zip(loaded);
-    let (store, refused) = assemble(dir, files, |key, first| FileError::DuplicateKey {
-        key,
-        first,
-    });
-    rejected.extend(
-        refused
-            .into_iter()
-            .map(|(path, cause)| RejectedFile { path, cause }),
-    );
-    rejected.sort_by(|a, b| a.path.cmp(&b.path));
-    for file in &rejected {
-        log::warn!(
-            "certificates: refused {}: {}",
-            file.path.display(),
-            file.cause
-        );
-    }
-    log::info!(
-        "certificates: loaded {} keys from {}, refused {} files",
-        store.len(),
-        dir.display(),
-        rejected.len()
-    );
-    let warning = if store.is_empty() && rejected.is_empty() {
-        nothing_matched(dir, layout)
-    } else {
-        None
-    };
-    if let Some(warning) = &warning {
-        log::warn!("certificates: {warning}");
-    }
-    Ok(DirectoryLoad {
-        store,
-        rejected,
-        warning,
-    })
+    crate::sources::load_directory(dir.as_ref(), layout, None)
 }
 
-/// Says why a directory that holds files yielded no certificate candidate at all, if it
-/// does hold files (hidden ones aside, as the load skips them).
-fn nothing_matched(dir: &Path, layout: Layout) -> Option<String> {
-    let files = fs::read_dir(dir)
-        .ok()?
-        .filter_map(Result::ok)
-        .filter(|entry| !entry.file_name().as_bytes().starts_with(b"."))
-        .filter(|entry| entry.file_type().is_ok_and(|kind| !kind.is_dir()))
-        .count();
-    if files == 0 {
-        return None;
-    }
-    let expected = match layout {
-        Layout::Pyzmq => {
-            "pyzmq's layout reads only NAME.key files directly in it; for a CZMQ \
-             certificate store (any file name, subdirectories) use the CZMQ layout"
+/// The most file names a warning lists.
+const NAMED_IN_WARNING: usize = 10;
+
+/// What a load says about the files its layout passed over (`ignored`, from the listing), if
+/// anything: a directory that holds files but yielded no certificate at all names them and
+/// says what the layout reads; in pyzmq's layout, files beside the `NAME.key` ones that are
+/// neither `NAME.key` nor secret files (e.g. CZMQ's `*.cert`) are named too, so a mixed
+/// directory does not lose them silently.
+pub(crate) fn layout_warning(
+    dir: &Path,
+    layout: Layout,
+    keys: usize,
+    rejected: usize,
+    ignored: &[PathBuf],
+) -> Option<String> {
+    let names = |files: &[&PathBuf]| {
+        let mut names: Vec<String> = files
+            .iter()
+            .take(NAMED_IN_WARNING)
+            .map(|path| path.strip_prefix(dir).unwrap_or(path).display().to_string())
+            .collect();
+        if files.len() > NAMED_IN_WARNING {
+            names.push(format!("and {} more", files.len() - NAMED_IN_WARNING));
         }
+        names.join(", ")
+    };
+    let pyzmq = "pyzmq's layout reads only NAME.key files directly in it; for a CZMQ \
+                 certificate store (any file name, subdirectories) use the CZMQ layout";
+    let expected = match layout {
+        Layout::Pyzmq => pyzmq,
         Layout::Czmq => "CZMQ's layout skips every NAME_secret file",
     };
+    if keys == 0 && rejected == 0 && !ignored.is_empty() {
+        let all: Vec<&PathBuf> = ignored.iter().collect();
+        return Some(format!(
+            "{} holds {} file(s) but no public certificate ({}): {expected}; no key is admitted",
+            dir.display(),
+            all.len(),
+            names(&all)
+        ));
+    }
+    let secret = |path: &&PathBuf| {
+        path.file_name()
+            .is_some_and(|name| name.as_bytes().ends_with(b"_secret"))
+    };
+    let passed_over: Vec<&PathBuf> = ignored.iter().filter(|path| !secret(path)).collect();
+    if passed_over.is_empty() {
+        return None;
+    }
     Some(format!(
-        "{} holds {files} file(s) but no public certificate: {expected}; no key is admitted",
-        dir.display()
+        "{}: {} file(s) not loaded, not named NAME.key ({}): {expected}",
+        dir.display(),
+        passed_over.len(),
+        names(&passed_over)
     ))
 }
 
@@ -367,6 +347,7 @@ mod tests {
     use crate::certs::zpl::ZplErrorKind;
     use crate::certs::{create_certificates, load_certificate, CertificateError, Flavour};
     use crate::keys::KeyError;
+    use crate::sources::PARALLEL_THRESHOLD;
     use crate::zap::MetadataError;
     use std::os::unix::fs::symlink;
 
@@ -479,6 +460,12 @@ mod tests {
         assert!(matches!(&dup.cause, FileError::DuplicateKey { key, first }
                 if *key == alice_key && first == &alice));
         assert_eq!(load.rejected.len(), 8);
+        // The file beside the certificates is named; alice's secret file is expected there.
+        let warning = load.warning.as_deref().unwrap_or_default();
+        assert!(
+            warning.contains("1 file(s) not loaded, not named NAME.key (notes.txt)"),
+            "{warning}"
+        );
         let paths: Vec<_> = load.rejected.iter().map(|r| r.path.clone()).collect();
         let mut sorted = paths.clone();
         sorted.sort();
@@ -531,6 +518,10 @@ mod tests {
             ]
         );
         assert_eq!(load.rejected.len(), 9);
+        assert_eq!(
+            load.warning, None,
+            "secret files are expected in a CZMQ store"
+        );
     }
 
     #[test]
@@ -572,6 +563,48 @@ mod tests {
             &r.cause,
             FileError::DuplicateKey { first, .. } if first.ends_with("00000.key")
         )));
+    }
+
+    #[test]
+    fn the_warning_names_the_files_the_layout_passed_over() {
+        let dir = Path::new("/certs");
+        let files =
+            |names: &[&str]| -> Vec<PathBuf> { names.iter().map(|n| dir.join(n)).collect() };
+        let mixed = files(&["a.cert", "a.key_secret", "notes.txt"]);
+        assert_eq!(
+            layout_warning(dir, Layout::Pyzmq, 1, 0, &mixed).as_deref(),
+            Some(
+                "/certs: 2 file(s) not loaded, not named NAME.key (a.cert, notes.txt): pyzmq's \
+                 layout reads only NAME.key files directly in it; for a CZMQ certificate store \
+                 (any file name, subdirectories) use the CZMQ layout"
+            )
+        );
+        // Broken files alone do not make the directory empty of certificates.
+        assert!(layout_warning(dir, Layout::Pyzmq, 0, 1, &mixed)
+            .unwrap()
+            .contains("2 file(s) not loaded"));
+        let zero = layout_warning(dir, Layout::Pyzmq, 0, 0, &mixed).unwrap();
+        assert!(
+            zero.starts_with(
+                "/certs holds 3 file(s) but no public certificate (a.cert, a.key_secret, \
+                 notes.txt): pyzmq's layout"
+            ),
+            "{zero}"
+        );
+        // Secret files are expected beside certificates: named only when nothing else is.
+        let secrets = files(&["a.key_secret", "sub/b_secret"]);
+        assert_eq!(layout_warning(dir, Layout::Pyzmq, 1, 0, &secrets), None);
+        assert_eq!(layout_warning(dir, Layout::Czmq, 1, 0, &secrets), None);
+        let zero = layout_warning(dir, Layout::Czmq, 0, 0, &secrets).unwrap();
+        assert!(
+            zero.contains("(a.key_secret, sub/b_secret): CZMQ's layout skips every NAME_secret"),
+            "{zero}"
+        );
+        assert_eq!(layout_warning(dir, Layout::Pyzmq, 0, 0, &[]), None);
+        let many: Vec<PathBuf> = (0..12).map(|i| dir.join(format!("{i:02}.cert"))).collect();
+        let warning = layout_warning(dir, Layout::Pyzmq, 0, 0, &many).unwrap();
+        assert!(warning.contains("(00.cert, 01.cert,"), "{warning}");
+        assert!(warning.contains("09.cert, and 2 more)"), "{warning}");
     }
 
     /// Run with `cargo test --release --lib certs -- --ignored --nocapture`.

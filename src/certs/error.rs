@@ -104,7 +104,9 @@ pub enum FileError {
     /// A directory was expected.
     #[error("not a directory")]
     NotADirectory,
-    /// A FIFO, socket or device: never opened (reading a FIFO would block the reader).
+    /// A FIFO, socket or device: never read (reading a FIFO would block the reader). The
+    /// listing never opens one; one put in place of a listed file is opened without blocking
+    /// and refused.
     #[error("not a regular file; skipped")]
     NotARegularFile,
     /// Larger than [`MAX_CERTIFICATE_BYTES`](super::MAX_CERTIFICATE_BYTES): not a certificate,
@@ -114,6 +116,10 @@ pub enum FileError {
         super::MAX_CERTIFICATE_BYTES
     )]
     TooLarge,
+    /// The file changed while it was read (a writer is at work): skipped rather than loaded
+    /// half-written. A watch reads it again once it has settled.
+    #[error("changed while being read (a writer is at work); skipped")]
+    Changing,
     /// The file's content is not a valid certificate.
     #[error("{0}")]
     Certificate(#[source] CertificateError),
@@ -125,6 +131,31 @@ pub enum FileError {
         /// The file that was loaded.
         first: PathBuf,
     },
+}
+
+impl FileError {
+    /// The same error, for a report that is made again from what a watch holds (`io::Error`
+    /// cannot be cloned: an OS error keeps its code, any other its kind and message).
+    pub(crate) fn duplicate(&self) -> FileError {
+        let io = |e: &io::Error| match e.raw_os_error() {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::new(e.kind(), e.to_string()),
+        };
+        match self {
+            FileError::Read(e) => FileError::Read(io(e)),
+            FileError::Write(e) => FileError::Write(io(e)),
+            FileError::ListDirectory(e) => FileError::ListDirectory(io(e)),
+            FileError::NotADirectory => FileError::NotADirectory,
+            FileError::NotARegularFile => FileError::NotARegularFile,
+            FileError::TooLarge => FileError::TooLarge,
+            FileError::Changing => FileError::Changing,
+            FileError::Certificate(e) => FileError::Certificate(e.clone()),
+            FileError::DuplicateKey { key, first } => FileError::DuplicateKey {
+                key: *key,
+                first: first.clone(),
+            },
+        }
+    }
 }
 
 /// Why a certificate operation failed, naming the file or directory involved.

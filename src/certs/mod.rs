@@ -19,7 +19,7 @@ mod time;
 pub mod zpl;
 
 pub use certificate::{Certificate, Flavour};
-pub(crate) use directory::{assemble, candidates, parse_cert_file};
+pub(crate) use directory::{assemble, candidates, layout_warning, parse_cert_file, CertFile};
 pub use directory::{load_directory, DirectoryLoad, Layout, RejectedFile};
 pub use error::{CertError, CertificateError, FileError};
 pub use file::{create_certificates, load_certificate, MAX_CERTIFICATE_BYTES};

@@ -268,7 +268,9 @@ impl Authenticator {
 
     /// Sets a domain's CURVE keys from a certificate directory (pyzmq layout, `*.key`), or
     /// admits any key when `location` is [`CURVE_ALLOW_ANY`]. The directory is read off the
-    /// actix thread; the domain then admits exactly the keys of its valid files.
+    /// actix thread, by the same reader as a [`Watch`](crate::messages::Watch) and within
+    /// [`ConfigureCurve::READ_DEADLINE`]; the domain then admits exactly the keys of its valid
+    /// files, and the report names every file skipped (see [`ConfigureCurve`]).
     pub async fn configure_curve(
         &self,
         domain: &str,

@@ -11,7 +11,7 @@ use actix::prelude::*;
 use futures::channel::oneshot;
 use log::{debug, warn};
 
-use super::files::{Config, Files, Install};
+use super::files::{reported, Config, Files, Install};
 use super::notifier::{touches, Notice, Notifier, Touch};
 use super::reader::{self, kind_of, Look, Looked, ReadHook};
 use super::{ReloadCallback, ReloadError, Reloaded, Unwatch, Watch, WatchSource, Watches};
@@ -251,6 +251,7 @@ impl PolicyActor {
             entries,
             error,
             rejected,
+            warning,
         } = install;
         let change = match config {
             Config::Curve(store) => Change::ConfigureCurve {
@@ -274,8 +275,9 @@ impl PolicyActor {
             domain: domain.clone(),
             path: watching.source.path().to_owned(),
             entries,
-            error,
-            rejected,
+            error: error.as_ref().map(|error| error.report()),
+            rejected: rejected.iter().map(reported).collect(),
+            warning,
         };
         match &report.error {
             Some(error) => warn!("reload for domain {domain:?}: {error}; refusing everyone"),
@@ -287,6 +289,9 @@ impl PolicyActor {
         }
         for rejected in &report.rejected {
             warn!("reload for domain {domain:?}: skipped {rejected}");
+        }
+        if let Some(warning) = &report.warning {
+            warn!("reload for domain {domain:?}: {warning}");
         }
         watching.last = report.clone();
         if let Some(first) = watching.first.take() {
@@ -428,6 +433,7 @@ impl Handler<Watch> for PolicyActor {
             entries: 0,
             error: Some(ReloadError::NotLoadedYet),
             rejected: Vec::new(),
+            warning: None,
         };
         let watching = Watching {
             owner,

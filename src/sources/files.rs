@@ -11,10 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::ReloadError;
-use crate::certs::{assemble, CertStore};
-use crate::keys::CurvePublicKey;
+use crate::certs::{assemble, CertFile, CertStore, FileError, RejectedFile};
 use crate::policy::PasswordTable;
-use crate::zap::Metadata;
 
 /// One version of a file, told by what user space cannot set back: the inode, the change
 /// time (`touch -r`, `cp -p` and `rsync -t` restore the modification time, never the change
@@ -52,23 +50,87 @@ impl Stamp {
 }
 
 /// What one look found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Listing {
-    /// The files to load, and the files skipped with their cause (not regular files,
-    /// unlistable subdirectories, dangling links).
+    /// The files to load, and what the listing passed over.
     Files {
         files: BTreeMap<PathBuf, Stamp>,
-        skipped: Vec<ReloadError>,
+        skipped: Skipped,
     },
     /// The source itself cannot be read: the domain refuses that mechanism.
-    Unreadable(ReloadError),
+    Unreadable(Failure),
+}
+
+/// What a listing passed over.
+#[derive(Debug, Default)]
+pub(crate) struct Skipped {
+    /// Files that will not be read, each with its cause (not regular files, unlistable
+    /// subdirectories, dangling links), in path order.
+    pub(crate) rejected: Vec<RejectedFile>,
+    /// Files the directory's layout does not read, for the report's warning.
+    pub(crate) ignored: Vec<PathBuf>,
+}
+
+impl Skipped {
+    /// Whether a report would say the same (an `io::Error` has no equality: its text does).
+    fn same_as(&self, other: &Skipped) -> bool {
+        self.ignored == other.ignored
+            && self.rejected.len() == other.rejected.len()
+            && self
+                .rejected
+                .iter()
+                .zip(&other.rejected)
+                .all(|(a, b)| a.path == b.path && a.cause.to_string() == b.cause.to_string())
+    }
+}
+
+/// Why an install refuses everyone of its mechanism.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The source itself cannot be read: the directory is missing, not a directory or cannot
+    /// be listed, or the password file cannot be read (or is no regular file).
+    Unreadable { path: PathBuf, cause: FileError },
+    /// Anything else, as a watch reports it (no entries, an invalid password file, a look
+    /// past its deadline, a panic, no thread).
+    Reload(ReloadError),
+}
+
+impl Failure {
+    /// As a watch reports it.
+    pub(crate) fn report(&self) -> ReloadError {
+        match self {
+            Failure::Unreadable { path, cause } => ReloadError::Unreadable {
+                path: path.clone(),
+                cause: cause.to_string(),
+            },
+            Failure::Reload(error) => error.clone(),
+        }
+    }
+}
+
+impl From<ReloadError> for Failure {
+    fn from(error: ReloadError) -> Self {
+        Failure::Reload(error)
+    }
+}
+
+/// A skipped file as a watch reports it: one that cannot be read (or listed) is
+/// [`ReloadError::Unreadable`], any other [`ReloadError::InvalidFile`].
+pub(crate) fn reported(rejected: &RejectedFile) -> ReloadError {
+    let (path, cause) = (rejected.path.clone(), rejected.cause.to_string());
+    match rejected.cause {
+        FileError::ListDirectory(_) | FileError::Read(_) | FileError::Changing => {
+            ReloadError::Unreadable { path, cause }
+        }
+        _ => ReloadError::InvalidFile { path, cause },
+    }
 }
 
 /// What one file holds, as read; an error names the file's problem.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum Content {
     /// A certificate: its key, metadata, and whether it (wrongly) holds a secret key.
-    Cert(Result<(CurvePublicKey, Metadata, bool), String>),
+    Cert(CertFile),
     /// A password file.
     Passwords(Result<PasswordTable, String>),
 }
@@ -78,8 +140,9 @@ pub(crate) enum Content {
 pub(crate) struct Changes {
     /// Files that are gone: their entries are dropped at once.
     pub(crate) removed: Vec<PathBuf>,
-    /// New or edited files that have settled: read them now.
-    pub(crate) read: Vec<PathBuf>,
+    /// New or edited files that have settled, in path order, each with the stamp the listing
+    /// saw: read them now.
+    pub(crate) read: Vec<(PathBuf, Stamp)>,
     /// Something to install even if no file changed (the first look, a recovery, a change in
     /// the skipped files).
     pub(crate) reinstall: bool,
@@ -93,12 +156,17 @@ impl Changes {
 }
 
 /// What to install for the domain, with its report fields.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Install {
     pub(crate) config: Config,
     pub(crate) entries: usize,
-    pub(crate) error: Option<ReloadError>,
-    pub(crate) rejected: Vec<ReloadError>,
+    /// Why the domain refuses everyone of that mechanism, if it does.
+    pub(crate) error: Option<Failure>,
+    /// Every file skipped, with its cause, in path order.
+    pub(crate) rejected: Vec<RejectedFile>,
+    /// What the files the layout passed over say (see `certs::layout_warning`); set by the
+    /// reader, which knows the layout.
+    pub(crate) warning: Option<String>,
 }
 
 /// The configuration a source yields.
@@ -117,15 +185,16 @@ pub(crate) enum Kind {
 
 impl Install {
     /// Refuse everyone of that mechanism, saying why.
-    pub(crate) fn refuse_all(kind: Kind, error: ReloadError) -> Install {
+    pub(crate) fn refuse_all(kind: Kind, error: impl Into<Failure>) -> Install {
         Install {
             config: match kind {
                 Kind::Curve => Config::Curve(CertStore::new()),
                 Kind::Plain => Config::Plain(PasswordTable::default()),
             },
             entries: 0,
-            error: Some(error),
+            error: Some(error.into()),
             rejected: Vec::new(),
+            warning: None,
         }
     }
 }
@@ -138,8 +207,8 @@ pub(crate) struct Files {
     held: BTreeMap<PathBuf, (Stamp, Content)>,
     /// Changed files not yet read: the stamp seen, and when it was first seen.
     unsettled: BTreeMap<PathBuf, (Stamp, Instant)>,
-    /// Skipped files, as last reported.
-    skipped: Vec<ReloadError>,
+    /// What the listing passed over, as last reported.
+    skipped: Skipped,
     /// Whether the held files are installed (false at first and after a failure: then every
     /// file is read at once).
     loaded: bool,
@@ -158,13 +227,13 @@ impl Files {
         closed: &BTreeSet<PathBuf>,
         now: Instant,
         settle: Duration,
-    ) -> Result<Changes, ReloadError> {
+    ) -> Result<Changes, Failure> {
         let (listed, skipped) = match listing {
             Listing::Files { files, skipped } => (files, skipped),
             Listing::Unreadable(error) => return Err(error),
         };
         let mut changes = Changes {
-            reinstall: !self.loaded || skipped != self.skipped,
+            reinstall: !self.loaded || !skipped.same_as(&self.skipped),
             ..Changes::default()
         };
         self.skipped = skipped;
@@ -186,7 +255,7 @@ impl Files {
                     *seen == stamp && now.saturating_duration_since(*since) >= settle
                 });
             if settled {
-                changes.read.push(path);
+                changes.read.push((path, stamp));
             } else if self.unsettled.get(&path).map(|(seen, _)| seen) != Some(&stamp) {
                 self.unsettled.insert(path, (stamp, now));
             }
@@ -205,9 +274,18 @@ impl Files {
         for path in &changes.removed {
             self.held.remove(path);
         }
-        for (path, stamp, content) in read {
-            self.unsettled.remove(&path);
-            self.held.insert(path, (stamp, content));
+        let read = read.into_iter();
+        if self.held.is_empty() && self.unsettled.is_empty() {
+            // A first look (or one after a failure): built in one go, from reads in path
+            // order, rather than file by file.
+            self.held = read
+                .map(|(path, stamp, content)| (path, (stamp, content)))
+                .collect();
+        } else {
+            for (path, stamp, content) in read {
+                self.unsettled.remove(&path);
+                self.held.insert(path, (stamp, content));
+            }
         }
         self.loaded = true;
         self.failure = None;
@@ -215,43 +293,58 @@ impl Files {
 
     /// Forgets every file after a failure; returns whether this failure is news (a failure
     /// that lasts is installed and reported once).
-    pub(crate) fn fail(&mut self, error: &ReloadError) -> bool {
+    pub(crate) fn fail(&mut self, error: &Failure) -> bool {
         self.held.clear();
         self.unsettled.clear();
-        self.skipped.clear();
+        self.skipped = Skipped::default();
         self.loaded = false;
-        let news = self.failure.as_ref() != Some(error);
-        self.failure = Some(error.clone());
+        let error = error.report();
+        let news = self.failure.as_ref() != Some(&error);
+        self.failure = Some(error);
         news
+    }
+
+    /// Whether the held files are installed: false at first and after a failure, when a look
+    /// reads every file at once and holds nothing from before.
+    pub(crate) fn loaded(&self) -> bool {
+        self.loaded
+    }
+
+    /// The files the layout does not read, as last listed.
+    pub(crate) fn ignored(&self) -> &[PathBuf] {
+        &self.skipped.ignored
     }
 
     /// The configuration the held files make: exactly their valid entries (a broken file's
     /// key is never admitted), in path order, a key held by an earlier file refusing a later
     /// one. No entries at all is reported as an error: the domain refuses everyone.
     pub(crate) fn install(&self, kind: Kind, source: &Path) -> Install {
-        let mut rejected = self.skipped.clone();
+        let mut rejected: Vec<RejectedFile> = self
+            .skipped
+            .rejected
+            .iter()
+            .map(RejectedFile::duplicate)
+            .collect();
         let mut error = None;
         let config = match kind {
             Kind::Curve => {
-                let files = self.held.iter().map(|(path, (_, content))| {
+                let files = self.held.iter().filter_map(|(path, (_, content))| {
                     let cert = match content {
-                        Content::Cert(cert) => cert.clone(),
-                        Content::Passwords(_) => Err("not a certificate".to_owned()),
+                        Content::Cert(Ok(cert)) => Ok(cert.clone()),
+                        Content::Cert(Err(cause)) => Err(cause.duplicate()),
+                        Content::Passwords(_) => return None,
                     };
-                    (path.clone(), cert)
+                    Some((path.clone(), cert))
                 });
                 let (store, refused) = assemble(source, files, |key, first| {
-                    format!(
-                        "public key {key} is already loaded from {}",
-                        first.display()
-                    )
+                    FileError::DuplicateKey { key, first }
                 });
                 rejected.extend(
                     refused
                         .into_iter()
-                        .map(|(path, cause)| ReloadError::InvalidFile { path, cause }),
+                        .map(|(path, cause)| RejectedFile { path, cause }),
                 );
-                rejected.sort_by_cached_key(ToString::to_string);
+                rejected.sort_by_cached_key(|r| (r.path.clone(), r.cause.to_string()));
                 Config::Curve(store)
             }
             Kind::Plain => {
@@ -260,10 +353,10 @@ impl Files {
                     match content {
                         Content::Passwords(Ok(held)) => table = held.clone(),
                         Content::Passwords(Err(cause)) => {
-                            error = Some(ReloadError::InvalidFile {
+                            error = Some(Failure::Reload(ReloadError::InvalidFile {
                                 path: path.clone(),
                                 cause: cause.clone(),
-                            })
+                            }))
                         }
                         Content::Cert(_) => {}
                     }
@@ -276,15 +369,16 @@ impl Files {
             Config::Plain(table) => table.len(),
         };
         if entries == 0 && error.is_none() {
-            error = Some(ReloadError::NoEntries {
+            error = Some(Failure::Reload(ReloadError::NoEntries {
                 path: source.to_path_buf(),
-            });
+            }));
         }
         Install {
             config,
             entries,
             error,
             rejected,
+            warning: None,
         }
     }
 }
@@ -292,6 +386,9 @@ impl Files {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::certs::CertificateError;
+    use crate::keys::CurvePublicKey;
+    use crate::zap::Metadata;
 
     fn stamp(ino: u64, ctime: i64) -> Stamp {
         Stamp {
@@ -307,7 +404,7 @@ mod tests {
     fn listing(files: &[(&str, Stamp)]) -> Listing {
         Listing::Files {
             files: files.iter().map(|(p, s)| (PathBuf::from(p), *s)).collect(),
-            skipped: Vec::new(),
+            skipped: Skipped::default(),
         }
     }
 
@@ -331,14 +428,18 @@ mod tests {
     ) -> Changes {
         let closed = closed.iter().map(PathBuf::from).collect();
         let changes = files.observe(listing(list), &closed, now, SETTLE).unwrap();
-        let stamps: BTreeMap<_, _> = list.iter().map(|(p, s)| (PathBuf::from(p), *s)).collect();
         let read: Vec<_> = changes
             .read
             .iter()
-            .map(|p| (p.clone(), stamps[p], content(p)))
+            .map(|(p, s)| (p.clone(), *s, content(p)))
             .collect();
         files.apply(&changes, read);
         changes
+    }
+
+    /// The files a look chose to read.
+    fn paths(changes: &Changes) -> Vec<PathBuf> {
+        changes.read.iter().map(|(path, _)| path.clone()).collect()
     }
 
     #[test]
@@ -346,7 +447,7 @@ mod tests {
         let mut files = Files::default();
         let t = Instant::now();
         let changes = look(&mut files, &[("a", stamp(1, 1))], &[], t, |_| key(1));
-        assert_eq!(changes.read, [PathBuf::from("a")]);
+        assert_eq!(paths(&changes), [PathBuf::from("a")]);
         assert!(changes.reinstall);
         assert_eq!(files.install(Kind::Curve, Path::new("d")).entries, 1);
     }
@@ -380,10 +481,10 @@ mod tests {
         let early = t + SETTLE / 2;
         assert!(look(&mut files, &edited, &[], early, |_| key(2)).is_empty());
         let later = look(&mut files, &edited, &[], t + SETTLE, |_| key(2));
-        assert_eq!(later.read, [PathBuf::from("a")]);
+        assert_eq!(paths(&later), [PathBuf::from("a")]);
         // Closed after writing (or renamed into place): read at once.
         let closed = look(&mut files, &[("a", stamp(1, 3))], &["a"], t, |_| key(3));
-        assert_eq!(closed.read, [PathBuf::from("a")]);
+        assert_eq!(paths(&closed), [PathBuf::from("a")]);
         // A file still being written restarts its settle time at every change.
         look(&mut files, &[("a", stamp(1, 4))], &[], t, |_| key(4));
         let again = look(&mut files, &[("a", stamp(1, 5))], &[], t + SETTLE, |_| {
@@ -409,7 +510,7 @@ mod tests {
         };
         for changed in [after, hashed] {
             let changes = look(&mut files, &[("pw", changed)], &["pw"], t, |_| key(2));
-            assert_eq!(changes.read, [PathBuf::from("pw")]);
+            assert_eq!(paths(&changes), [PathBuf::from("pw")]);
         }
     }
 
@@ -420,9 +521,9 @@ mod tests {
         look(&mut files, &[("a", stamp(1, 1))], &[], t, |_| key(1));
         let error = files
             .observe(
-                Listing::Unreadable(ReloadError::Unreadable {
+                Listing::Unreadable(Failure::Unreadable {
                     path: "d".into(),
-                    cause: "gone".into(),
+                    cause: FileError::NotADirectory,
                 }),
                 &BTreeSet::new(),
                 t,
@@ -434,7 +535,7 @@ mod tests {
         let refused = Install::refuse_all(Kind::Curve, error);
         assert_eq!(refused.entries, 0);
         let back = look(&mut files, &[("a", stamp(1, 1))], &[], t, |_| key(1));
-        assert_eq!(back.read, [PathBuf::from("a")]);
+        assert_eq!(paths(&back), [PathBuf::from("a")]);
         assert_eq!(files.install(Kind::Curve, Path::new("d")).entries, 1);
     }
 
@@ -448,7 +549,9 @@ mod tests {
             &[],
             t,
             |p| match p.to_str() {
-                Some("c") => Content::Cert(Err("broken".into())),
+                Some("c") => {
+                    Content::Cert(Err(FileError::Certificate(CertificateError::NoPublicKey)))
+                }
                 _ => key(1),
             },
         );
@@ -456,9 +559,10 @@ mod tests {
         assert_eq!(install.entries, 1);
         assert_eq!(install.rejected.len(), 2, "{:?}", install.rejected);
         assert!(install.rejected[0]
+            .cause
             .to_string()
             .contains("already loaded from a"));
-        assert_eq!(install.error, None);
+        assert!(install.error.is_none(), "{:?}", install.error);
 
         let mut plain = Files::default();
         look(&mut plain, &[("pw", stamp(1, 1))], &[], t, |_| {

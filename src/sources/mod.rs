@@ -14,7 +14,9 @@
 //!   explicit configuration; every install is a [`Reloaded`] report.
 //!
 //! `files` is the sans-IO core (per-file state, what changed, what to install);
-//! `reader` does the file I/O on a thread of its own per look, under a deadline; `notifier`
+//! `reader` does the file I/O on a thread of its own per look, under a deadline — and is the
+//! one reader of certificate directories: a `ConfigureCurve` of a directory and
+//! [`load_directory`](crate::certs::load_directory) are a first look through it; `notifier`
 //! turns kernel notifications (the `notify` crate: inotify on Linux) into looks; `actor` is
 //! the thin glue in the policy actor.
 
@@ -33,7 +35,9 @@ use std::time::Duration;
 use actix::prelude::*;
 
 pub(crate) use actor::Sources;
-pub(crate) use reader::ReadHook;
+#[cfg(test)]
+pub(crate) use reader::PARALLEL_THRESHOLD;
+pub(crate) use reader::{load_directory, load_directory_within, ReadHook};
 pub(crate) use served::Served;
 pub use served::SourceStats;
 #[cfg(feature = "postgres")]
@@ -315,6 +319,11 @@ pub struct Reloaded {
     pub error: Option<ReloadError>,
     /// Files that were skipped, each with its cause (the rest was installed).
     pub rejected: Vec<ReloadError>,
+    /// For a certificate directory, the files its layout passed over, named, as in
+    /// [`CurveReport::warning`](crate::messages::CurveReport::warning): set when the directory
+    /// holds files but no certificate in the layout asked for, or (pyzmq's layout) files beside
+    /// the `NAME.key` ones that are neither `NAME.key` nor secret files.
+    pub warning: Option<String>,
 }
 
 /// Why a watched source, or one of its files, was not loaded.
@@ -328,7 +337,8 @@ pub enum ReloadError {
     /// The watch has started and its first load has not finished.
     #[error("not loaded yet")]
     NotLoadedYet,
-    /// The directory (or a subdirectory) cannot be listed, or a file cannot be read.
+    /// The directory (or a subdirectory) cannot be listed, or a file cannot be read (or
+    /// changed while it was read).
     #[error("{}: {cause}", path.display())]
     Unreadable {
         /// The directory or file.

@@ -1,7 +1,9 @@
-//! The I/O side of a look: list the source, stamp each file, read the settled ones — on a
+//! The one reader of credential files: list the source, stamp each file, read the settled
+//! ones — for a watch's every look, for a `ConfigureCurve` of a directory and for
+//! [`load_directory`](crate::certs::load_directory) alike. Off the actix thread it runs on a
 //! thread of its own that nobody waits for, so a read that hangs (an NFS stall) can neither
 //! block the authenticator nor its shutdown (tokio's blocking pool would: runtime shutdown
-//! waits for its tasks).
+//! waits for its tasks); the caller holds the deadline.
 
 use crate::provider::{call_guarded, Panicked};
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,9 +16,14 @@ use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
 
-use super::files::{Changes, Content, Files, Install, Kind, Listing, Stamp};
+use super::files::{
+    Changes, Config, Content, Failure, Files, Install, Kind, Listing, Skipped, Stamp,
+};
 use super::{ReloadError, WatchSource};
-use crate::certs::{candidates, parse_cert_file, CertError, FileError, MAX_CERTIFICATE_BYTES};
+use crate::certs::{
+    candidates, layout_warning, parse_cert_file, CertError, DirectoryLoad, FileError, Layout,
+    RejectedFile, MAX_CERTIFICATE_BYTES,
+};
 use crate::policy::PasswordTable;
 
 /// Replaces file reads (tests make reads hang or panic with it).
@@ -38,22 +45,116 @@ pub(crate) struct Looked {
     pub(crate) install: Option<Install>,
 }
 
+/// Runs `job` on a new thread that nobody joins; the answer arrives on the receiver, or never
+/// (a hung read). A panic arrives as `Err`.
+fn detached<T: Send + 'static>(
+    name: &str,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<oneshot::Receiver<Result<T, Panicked>>> {
+    let (answer, answered) = oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let _ = answer.send(call_guarded(job));
+        })?;
+    Ok(answered)
+}
+
 /// Runs `look` on a new thread; the answer arrives on the receiver, or never (a hung read).
 /// A panic arrives as `Err`.
 pub(crate) fn spawn(look: Look) -> std::io::Result<oneshot::Receiver<Result<Looked, Panicked>>> {
-    let (answer, answered) = oneshot::channel();
-    std::thread::Builder::new()
-        .name("zap-reload".into())
-        .spawn(move || {
-            let _ = answer.send(call_guarded(|| run(look)));
-        })?;
-    Ok(answered)
+    detached("zap-reload", move || run(look))
 }
 
 pub(crate) fn kind_of(source: &WatchSource) -> Kind {
     match source {
         WatchSource::CurveDirectory { .. } => Kind::Curve,
         WatchSource::PlainFile { .. } => Kind::Plain,
+    }
+}
+
+/// Loads a certificate directory once, on the calling thread: a watch's first look, made
+/// into a [`DirectoryLoad`]. Fails only when `dir` itself cannot be read; logs every refused
+/// file and the warning.
+pub(crate) fn load_directory(
+    dir: &Path,
+    layout: Layout,
+    hook: Option<&ReadHook>,
+) -> Result<DirectoryLoad, CertError> {
+    let source = WatchSource::CurveDirectory {
+        path: dir.to_path_buf(),
+        layout,
+    };
+    let look = Look {
+        source,
+        files: Files::default(),
+        closed: BTreeSet::new(),
+        settle: Duration::ZERO,
+        hook: hook.cloned(),
+    };
+    // A first look always has something to install; the fallback is only for the types.
+    let install = run(look)
+        .install
+        .unwrap_or_else(|| Install::refuse_all(Kind::Curve, ReloadError::NotLoadedYet));
+    let Install {
+        config,
+        error,
+        rejected,
+        warning,
+        ..
+    } = install;
+    if let Some(Failure::Unreadable { path, cause }) = error {
+        return Err(CertError::File { path, cause });
+    }
+    // Any other failure of a directory is `NoEntries`: the empty store says it all.
+    let store = match config {
+        Config::Curve(store) => store,
+        Config::Plain(_) => Default::default(),
+    };
+    for file in &rejected {
+        log::warn!(
+            "certificates: refused {}: {}",
+            file.path.display(),
+            file.cause
+        );
+    }
+    log::info!(
+        "certificates: loaded {} keys from {}, refused {} files",
+        store.len(),
+        dir.display(),
+        rejected.len()
+    );
+    if let Some(warning) = &warning {
+        log::warn!("certificates: {warning}");
+    }
+    Ok(DirectoryLoad {
+        store,
+        rejected,
+        warning,
+    })
+}
+
+/// [`load_directory`] on a thread of its own, within `deadline`. Past it the caller gets
+/// [`ReloadError::TimedOut`] and the thread is left behind, waited for by nobody; a panic is
+/// [`ReloadError::Panicked`], a thread that cannot start [`ReloadError::NoThread`].
+pub(crate) async fn load_directory_within(
+    dir: PathBuf,
+    layout: Layout,
+    hook: Option<ReadHook>,
+    deadline: Duration,
+) -> Result<Result<DirectoryLoad, CertError>, ReloadError> {
+    let path = dir.clone();
+    let answered = detached("zap-load-certs", move || {
+        load_directory(&dir, layout, hook.as_ref())
+    })
+    .map_err(|error| ReloadError::NoThread {
+        cause: error.to_string(),
+    })?;
+    match tokio::time::timeout(deadline, answered).await {
+        Ok(Ok(Ok(loaded))) => Ok(loaded),
+        // A panic, or (never seen) a thread that ended without answering.
+        Ok(Ok(Err(Panicked))) | Ok(Err(oneshot::Canceled)) => Err(ReloadError::Panicked { path }),
+        Err(_) => Err(ReloadError::TimedOut { path, deadline }),
     }
 }
 
@@ -67,15 +168,13 @@ pub(crate) fn run(look: Look) -> Looked {
         hook,
     } = look;
     let kind = kind_of(&source);
+    let first = !files.loaded();
     let listing = list(&source, hook.as_ref());
-    let stamps = match &listing {
-        Listing::Files { files, .. } => files.clone(),
-        Listing::Unreadable(_) => BTreeMap::new(),
-    };
-    let changes: Changes = match files.observe(listing, &closed, Instant::now(), settle) {
+    let mut changes: Changes = match files.observe(listing, &closed, Instant::now(), settle) {
         Ok(changes) => changes,
         Err(error) => {
-            let install = files.fail(&error).then(|| Install::refuse_all(kind, error));
+            let news = files.fail(&error);
+            let install = news.then(|| Install::refuse_all(kind, error));
             return Looked { files, install };
         }
     };
@@ -85,75 +184,124 @@ pub(crate) fn run(look: Look) -> Looked {
             install: None,
         };
     }
-    let read: Vec<_> = changes
-        .read
-        .iter()
-        .filter_map(|path| {
-            let listed = stamps[path];
-            let content = read(kind, path, listed, hook.as_ref())?;
-            Some((path.clone(), listed, content))
-        })
-        .collect();
+    let chosen = std::mem::take(&mut changes.read);
+    let read = read_all(kind, chosen, hook.as_ref(), first);
     files.apply(&changes, read);
-    let install = Some(files.install(kind, source.path()));
-    Looked { files, install }
+    let mut install = files.install(kind, source.path());
+    if let WatchSource::CurveDirectory { path, layout } = &source {
+        let (keys, rejected) = (install.entries, install.rejected.len());
+        install.warning = layout_warning(path, *layout, keys, rejected, files.ignored());
+    }
+    Looked {
+        files,
+        install: Some(install),
+    }
+}
+
+/// Below this many files a look reads them on its own thread; spawning threads would cost
+/// more.
+pub(crate) const PARALLEL_THRESHOLD: usize = 512;
+/// Reading is bound by system calls; a few threads are enough to hide their latency.
+const MAX_THREADS: usize = 8;
+
+/// `each` of `items`, in order, on a few threads when there are many (a first look at a
+/// large directory): stamping and reading files are bound by system calls. A panic on a
+/// helper thread is the caller's panic.
+fn in_parallel<T: Sync, R: Send>(items: &[T], each: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let part = |part: &[T]| part.iter().map(&each).collect::<Vec<R>>();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_THREADS);
+    if threads <= 1 || items.len() < PARALLEL_THRESHOLD {
+        return part(items);
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let jobs: Vec<_> = items
+            .chunks(chunk)
+            .map(|items| {
+                let spawned = std::thread::Builder::new()
+                    .name("zap-read".into())
+                    .spawn_scoped(scope, || part(items));
+                (items, spawned)
+            })
+            .collect();
+        let mut results = Vec::with_capacity(items.len());
+        for (items, spawned) in jobs {
+            match spawned {
+                Ok(handle) => match handle.join() {
+                    Ok(done) => results.extend(done),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                // No thread available: do this part here.
+                Err(_) => results.extend(part(items)),
+            }
+        }
+        results
+    })
+}
+
+/// Reads the chosen files (see [`in_parallel`]); the results are in the order chosen.
+fn read_all(
+    kind: Kind,
+    chosen: Vec<(PathBuf, Stamp)>,
+    hook: Option<&ReadHook>,
+    first: bool,
+) -> Vec<(PathBuf, Stamp, Content)> {
+    let contents = in_parallel(&chosen, |(path, listed)| {
+        read(kind, path, *listed, hook, first)
+    });
+    chosen
+        .into_iter()
+        .zip(contents)
+        .filter_map(|((path, listed), content)| Some((path, listed, content?)))
+        .collect()
 }
 
 /// Every file of the source with its stamp. A password file is read to hash its content.
 fn list(source: &WatchSource, hook: Option<&ReadHook>) -> Listing {
     match source {
         WatchSource::CurveDirectory { path, layout } => {
-            let mut rejected = Vec::new();
-            let paths = match candidates(path, *layout, &mut rejected) {
-                Ok(paths) => paths,
-                Err(CertError::File { path, cause }) => {
-                    let cause = cause.to_string();
-                    return Listing::Unreadable(ReloadError::Unreadable { path, cause });
-                }
-                Err(error) => {
-                    let (path, cause) = (path.clone(), error.to_string());
-                    return Listing::Unreadable(ReloadError::Unreadable { path, cause });
+            let found = match candidates(path, *layout) {
+                Ok(found) => found,
+                Err(cause) => {
+                    let path = path.clone();
+                    return Listing::Unreadable(Failure::Unreadable { path, cause });
                 }
             };
-            let mut skipped: Vec<ReloadError> = rejected
-                .into_iter()
-                .map(|r| match r.cause {
-                    FileError::ListDirectory(_) | FileError::Read(_) => ReloadError::Unreadable {
-                        path: r.path,
-                        cause: r.cause.to_string(),
-                    },
-                    _ => ReloadError::InvalidFile {
-                        path: r.path,
-                        cause: r.cause.to_string(),
-                    },
-                })
-                .collect();
-            let mut files = BTreeMap::new();
-            for path in paths {
-                // Follows links to files, like the read will.
-                match std::fs::metadata(&path) {
-                    Ok(meta) if meta.is_file() => {
-                        files.insert(path, Stamp::of(&meta, None));
-                    }
-                    Ok(_) => skipped.push(ReloadError::InvalidFile {
+            let mut rejected = found.rejected;
+            let mut paths = found.files;
+            // Byte order is path order within a directory, and nearly so across them: the map
+            // is then built in one go, not file by file.
+            paths.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
+            // Follows links to files, like the read will.
+            let stamped = in_parallel(&paths, |path| std::fs::metadata(path));
+            let mut files = Vec::with_capacity(paths.len());
+            for (path, stamped) in paths.into_iter().zip(stamped) {
+                match stamped {
+                    Ok(meta) if meta.is_file() => files.push((path, Stamp::of(&meta, None))),
+                    Ok(_) => rejected.push(RejectedFile {
                         path,
-                        cause: FileError::NotARegularFile.to_string(),
+                        cause: FileError::NotARegularFile,
                     }),
-                    Err(error) => skipped.push(ReloadError::Unreadable {
+                    Err(error) => rejected.push(RejectedFile {
                         path,
-                        cause: format!("cannot read: {error}"),
+                        cause: FileError::Read(error),
                     }),
                 }
             }
-            skipped.sort_by_cached_key(ToString::to_string);
+            let files: BTreeMap<PathBuf, Stamp> = files.into_iter().collect();
+            rejected.sort_by_cached_key(|r| (r.path.clone(), r.cause.to_string()));
+            let ignored = found.ignored;
+            let skipped = Skipped { rejected, ignored };
             Listing::Files { files, skipped }
         }
         WatchSource::PlainFile { path } => match read_regular(path, None, hook) {
             Ok(read) => Listing::Files {
                 files: BTreeMap::from([(path.clone(), Stamp::of(&read.opened, Some(&read.bytes)))]),
-                skipped: Vec::new(),
+                skipped: Skipped::default(),
             },
-            Err(cause) => Listing::Unreadable(ReloadError::Unreadable {
+            Err(cause) => Listing::Unreadable(Failure::Unreadable {
                 path: path.clone(),
                 cause,
             }),
@@ -161,10 +309,18 @@ fn list(source: &WatchSource, hook: Option<&ReadHook>) -> Listing {
     }
 }
 
-/// Reads a file the listing chose. `None` if it is no longer the version listed, or changed
-/// while being read (a writer is at work): it stays unsettled, and keeps its previous
-/// content until it settles, rather than being installed half-written.
-fn read(kind: Kind, path: &Path, listed: Stamp, hook: Option<&ReadHook>) -> Option<Content> {
+/// Reads a file the listing chose. A file that is not the version listed, or changed while
+/// being read (a writer is at work), is never installed half-written: a watch that holds
+/// files leaves it unsettled (`None`: it keeps its previous content until it settles); a
+/// `first` look, which holds nothing, takes a version read whole, and names a file that
+/// changed during its read as [`FileError::Changing`].
+fn read(
+    kind: Kind,
+    path: &Path,
+    listed: Stamp,
+    hook: Option<&ReadHook>,
+    first: bool,
+) -> Option<Content> {
     let limit = (kind == Kind::Curve).then_some(MAX_CERTIFICATE_BYTES);
     let bytes = match read_regular(path, limit, hook) {
         Ok(Steady {
@@ -173,22 +329,27 @@ fn read(kind: Kind, path: &Path, listed: Stamp, hook: Option<&ReadHook>) -> Opti
             steady,
         }) => {
             let hashed = listed.content.is_some().then_some(&bytes[..]);
-            if !steady || Stamp::of(&opened, hashed) != listed {
+            if steady && Stamp::of(&opened, hashed) == listed {
+                Ok(bytes)
+            } else if !first {
                 return None;
+            } else if steady {
+                Ok(bytes)
+            } else {
+                Err(FileError::Changing)
             }
-            Ok(bytes)
         }
         Err(error) => Err(error),
     };
     Some(match kind {
-        Kind::Curve => Content::Cert(
-            bytes.and_then(|bytes| parse_cert_file(&bytes).map_err(|e| e.to_string())),
-        ),
-        Kind::Plain => Content::Passwords(bytes.and_then(|bytes| {
-            String::from_utf8(bytes)
-                .map(|text| PasswordTable::parse_password_file(&text))
-                .map_err(|_| "not valid UTF-8".to_owned())
-        })),
+        Kind::Curve => Content::Cert(bytes.and_then(|bytes| parse_cert_file(&bytes))),
+        Kind::Plain => {
+            Content::Passwords(bytes.map_err(|error| error.to_string()).and_then(|bytes| {
+                String::from_utf8(bytes)
+                    .map(|text| PasswordTable::parse_password_file(&text))
+                    .map_err(|_| "not valid UTF-8".to_owned())
+            }))
+        }
     })
 }
 
@@ -202,16 +363,16 @@ struct Steady {
 
 /// Reads a regular file, refusing anything else. The file is opened without blocking and
 /// checked after opening, so a FIFO swapped in after the listing is refused, never waited on.
+/// A file over `limit` bytes is [`FileError::TooLarge`] (the limit is a certificate's).
 fn read_regular(
     path: &Path,
     limit: Option<u64>,
     hook: Option<&ReadHook>,
-) -> Result<Steady, String> {
-    let cannot = |e: std::io::Error| format!("cannot read: {e}");
+) -> Result<Steady, FileError> {
     if let Some(hook) = hook {
-        let opened = std::fs::metadata(path).map_err(cannot)?;
-        let bytes = hook(path).map_err(cannot)?;
-        let after = std::fs::metadata(path).map_err(cannot)?;
+        let opened = std::fs::metadata(path).map_err(FileError::Read)?;
+        let bytes = hook(path).map_err(FileError::Read)?;
+        let after = std::fs::metadata(path).map_err(FileError::Read)?;
         let steady = Stamp::of(&opened, None) == Stamp::of(&after, None);
         return Ok(Steady {
             opened,
@@ -223,23 +384,23 @@ fn read_regular(
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
-        .map_err(cannot)?;
-    let opened = file.metadata().map_err(cannot)?;
+        .map_err(FileError::Read)?;
+    let opened = file.metadata().map_err(FileError::Read)?;
     if !opened.is_file() {
-        return Err("not a regular file; skipped".to_owned());
+        return Err(FileError::NotARegularFile);
     }
     let mut bytes = Vec::with_capacity(opened.len().min(1 << 20) as usize);
     let cap = limit.map_or(u64::MAX, |limit| limit + 1);
     (&mut file)
         .take(cap)
         .read_to_end(&mut bytes)
-        .map_err(cannot)?;
+        .map_err(FileError::Read)?;
     if let Some(limit) = limit {
         if bytes.len() as u64 > limit {
-            return Err(format!("larger than {limit} bytes, not a certificate"));
+            return Err(FileError::TooLarge);
         }
     }
-    let after = file.metadata().map_err(cannot)?;
+    let after = file.metadata().map_err(FileError::Read)?;
     let steady = Stamp::of(&opened, None) == Stamp::of(&after, None);
     Ok(Steady {
         opened,
@@ -277,7 +438,8 @@ mod tests {
             let looked = look(&source, Files::default());
             let install = looked.install.unwrap();
             assert_eq!(install.entries, 0);
-            assert!(install.error.unwrap().to_string().contains("/nonexistent/"));
+            let error = install.error.unwrap().report();
+            assert!(error.to_string().contains("/nonexistent/"), "{error}");
             // The same failure again is not news.
             assert!(look(&source, looked.files).install.is_none());
         }
@@ -294,11 +456,10 @@ mod tests {
         assert!(made.success());
         let source = WatchSource::PlainFile { path: fifo.clone() };
         let install = look(&source, Files::default()).install.unwrap();
-        assert!(install
-            .error
-            .unwrap()
-            .to_string()
-            .contains("not a regular file"));
+        assert!(matches!(
+            install.error,
+            Some(Failure::Unreadable { ref path, cause: FileError::NotARegularFile }) if *path == fifo
+        ));
         std::fs::rename(&fifo, dir.path().join("x.key")).unwrap();
         let source = WatchSource::CurveDirectory {
             path: dir.path().into(),
@@ -307,13 +468,106 @@ mod tests {
         let install = look(&source, Files::default()).install.unwrap();
         assert_eq!(install.entries, 0);
         assert!(
-            install.rejected[0]
-                .to_string()
-                .contains("not a regular file"),
+            matches!(&install.rejected[..], [RejectedFile { path, cause: FileError::NotARegularFile }]
+                if path.ends_with("x.key")),
             "{:?}",
             install.rejected
         );
+        let reported = super::super::files::reported(&install.rejected[0]);
+        assert!(
+            reported.to_string().contains("not a regular file"),
+            "{reported}"
+        );
     }
+
+    #[test]
+    fn a_fifo_swapped_in_after_the_listing_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.key");
+        std::fs::write(&file, "listed as a regular file").unwrap();
+        let listed = Stamp::of(&std::fs::metadata(&file).unwrap(), None);
+        std::fs::remove_file(&file).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&file)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // Opened without blocking (no writer will ever come), then refused.
+        for first in [true, false] {
+            let content = read(Kind::Curve, &file, listed, None, first);
+            assert!(
+                matches!(
+                    content,
+                    Some(Content::Cert(Err(FileError::NotARegularFile)))
+                ),
+                "{content:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_first_look_takes_a_whole_read_and_names_a_file_that_changed_while_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.key");
+        std::fs::write(&file, "first").unwrap();
+        let listed = Stamp::of(&std::fs::metadata(&file).unwrap(), None);
+        // Replaced after the listing, read whole: a first look takes it (a watch would wait).
+        std::fs::write(&file, "second, longer").unwrap();
+        let content = read(Kind::Curve, &file, listed, None, true);
+        assert!(
+            matches!(content, Some(Content::Cert(Err(FileError::Certificate(_))))),
+            "{content:?}"
+        );
+        // Written to during the read: named, never parsed half-written.
+        let busy: ReadHook = Arc::new(|path: &Path| {
+            let bytes = std::fs::read(path)?;
+            std::fs::write(path, "a writer is at work, the file grows")?;
+            Ok(bytes)
+        });
+        let listed = Stamp::of(&std::fs::metadata(&file).unwrap(), None);
+        let content = read(Kind::Curve, &file, listed, Some(&busy), true);
+        assert!(
+            matches!(content, Some(Content::Cert(Err(FileError::Changing)))),
+            "{content:?}"
+        );
+        let listed = Stamp::of(&std::fs::metadata(&file).unwrap(), None);
+        assert!(read(Kind::Curve, &file, listed, Some(&busy), false).is_none());
+    }
+
+    /// A one-shot load runs on a thread of its own: a read that hangs is a typed timeout at
+    /// the deadline (the thread is left behind), a read that panics a typed panic.
+    #[test]
+    fn a_one_shot_load_that_hangs_or_panics_is_a_typed_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.key"), "x").unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let (_never_sent, never) = std::sync::mpsc::channel::<()>();
+        let never = std::sync::Mutex::new(never);
+        let hang: ReadHook = Arc::new(move |_: &Path| {
+            let _ = never.lock().unwrap().recv();
+            Ok(Vec::new())
+        });
+        let deadline = Duration::from_millis(50);
+        let path = dir.path().to_path_buf();
+        let load = load_directory_within(path.clone(), Layout::Pyzmq, Some(hang), deadline);
+        let error = runtime.block_on(load).unwrap_err();
+        assert_eq!(
+            error,
+            ReloadError::TimedOut {
+                path: path.clone(),
+                deadline
+            }
+        );
+        let panics: ReadHook = Arc::new(|_: &Path| panic!("a reader that panics"));
+        let load = load_directory_within(path.clone(), Layout::Pyzmq, Some(panics), PATIENCE);
+        let error = runtime.block_on(load).unwrap_err();
+        assert_eq!(error, ReloadError::Panicked { path });
+    }
+
+    const PATIENCE: Duration = Duration::from_secs(20);
 
     #[test]
     fn a_file_that_is_not_the_version_listed_is_left_unsettled() {
@@ -321,9 +575,9 @@ mod tests {
         let file = dir.path().join("a.key");
         std::fs::write(&file, "first").unwrap();
         let listed = Stamp::of(&std::fs::metadata(&file).unwrap(), None);
-        assert!(read(Kind::Curve, &file, listed, None).is_some());
+        assert!(read(Kind::Curve, &file, listed, None, false).is_some());
         std::fs::write(&file, "second, longer").unwrap();
-        assert!(read(Kind::Curve, &file, listed, None).is_none());
+        assert!(read(Kind::Curve, &file, listed, None, false).is_none());
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //! installs exactly the keys of the valid files present (never keeping a removed key, never
 //! admitting a broken file's key).
 
+use std::path::{Path, PathBuf};
+
 use crate::common::*;
-use actix_zap::certs::{CertError, FileError};
+use actix_zap::certs::{CertError, Certificate, FileError, Flavour, Layout, RejectedFile};
+use actix_zap::messages::{ConfigureCurve, TakeOver, Watch};
 use actix_zap::policy::PolicyError;
-use actix_zap::ConfigError;
+use actix_zap::{ConfigError, ReloadError};
 
 const GOOD_KEY: &str = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID";
 
@@ -143,5 +146,136 @@ fn a_removed_key_is_refused_after_a_reload_during_which_another_file_was_broken(
     assert!(server
         .attempt(&ctx, &Client::Curve(server_keys.public, alice))
         .is_admitted());
+    auth.stop();
+}
+
+fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+/// Writes `keys`' public certificate in CZMQ's flavour as `path`.
+fn write_czmq_public(path: &Path, keys: &Keys) {
+    let cert = Certificate {
+        public_key: keys.public,
+        secret_key: None,
+        metadata: vec![],
+    };
+    cert.save_public(path, Flavour::Czmq).unwrap();
+}
+
+/// What a report says about each skipped file: its name and its cause, as text.
+fn named(rejected: impl IntoIterator<Item = (PathBuf, String)>) -> Vec<(String, String)> {
+    let mut named: Vec<_> = rejected
+        .into_iter()
+        .map(|(path, cause)| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, cause)
+        })
+        .collect();
+    named.sort();
+    named
+}
+
+/// A FIFO among the certificates is never opened for a blocking read (no writer ever comes):
+/// the load returns, names it, and admits the valid files' keys; in both layouts.
+#[test]
+fn a_fifo_in_a_configured_directory_is_skipped_and_named() {
+    let (ctx, auth) = started();
+    let (server_keys, alice) = (Keys::generate(), Keys::generate());
+    let dir = tempfile::tempdir().unwrap();
+    write_public(dir.path(), "alice.key", &alice);
+    mkfifo(&dir.path().join("pipe.key"));
+    let server = Listening::new(&ctx, &Server::Curve(server_keys.clone()), Some("global"));
+    for layout in [Layout::Pyzmq, Layout::Czmq] {
+        let configure = ConfigureCurve::directory_in_layout("*", dir.path(), layout);
+        let report = auth.send(configure).unwrap();
+        assert_eq!(report.keys, 1, "{layout:?}");
+        assert!(
+            matches!(&report.rejected[..], [RejectedFile { path, cause: FileError::NotARegularFile }]
+                if path.ends_with("pipe.key")),
+            "{layout:?}: {:?}",
+            report.rejected
+        );
+        assert!(server
+            .attempt(&ctx, &Client::Curve(server_keys.public, alice.clone()))
+            .is_admitted());
+    }
+    auth.stop();
+}
+
+/// One loader, one report: a directory configured and the same directory watched name the
+/// same skipped files with the same causes, and the same warning — which names the files the
+/// layout passed over (CZMQ's `*.cert` in a pyzmq directory; secret files are expected there
+/// and not named), and, when no certificate is left, every file the directory holds.
+#[test]
+fn a_configured_and_a_watched_directory_report_the_same_files_and_warning() {
+    let (_ctx, auth) = started();
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = (Keys::generate(), Keys::generate());
+    write_public(dir.path(), "alice.key", &alice);
+    std::fs::write(
+        dir.path().join("alice.key_secret"),
+        "kept out of the report",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("broken.key"), "not a certificate").unwrap();
+    mkfifo(&dir.path().join("pipe.key"));
+    write_czmq_public(&dir.path().join("bob.cert"), &bob);
+    std::fs::write(dir.path().join("notes.txt"), "not a certificate either").unwrap();
+
+    let report = auth.configure_curve("*", dir.path()).unwrap();
+    assert_eq!(report.keys, 1);
+    let configured = named((report.rejected.iter()).map(|r| (r.path.clone(), r.cause.to_string())));
+    let names: Vec<&str> = configured.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["broken.key", "pipe.key"], "{configured:?}");
+    let warning = report
+        .warning
+        .clone()
+        .expect("the mixed directory is named");
+    for name in ["bob.cert", "notes.txt", "NAME.key", "CZMQ layout"] {
+        assert!(warning.contains(name), "{name} in {warning}");
+    }
+    assert!(!warning.contains("alice"), "{warning}");
+
+    let watched = auth.watch(Watch::curve("watched", dir.path())).unwrap();
+    assert_eq!((watched.entries, &watched.error), (1, &None));
+    let prefix = |path: &Path| format!("{}: ", path.display());
+    let watched_rejected = named(watched.rejected.iter().map(|r| match r {
+        ReloadError::InvalidFile { path, cause } | ReloadError::Unreadable { path, cause } => {
+            assert!(r.to_string().starts_with(&prefix(path)), "{r}");
+            (path.clone(), cause.clone())
+        }
+        other => panic!("{other:?}"),
+    }));
+    assert_eq!(watched_rejected, configured);
+    assert_eq!(watched.warning, report.warning);
+
+    // Nothing in the layout asked for: the warning names every file the directory holds.
+    let czmq_only = tempfile::tempdir().unwrap();
+    write_czmq_public(&czmq_only.path().join("bob.cert"), &bob);
+    write_czmq_public(&czmq_only.path().join("carol.cert"), &Keys::generate());
+    let report = auth.configure_curve("*", czmq_only.path()).unwrap();
+    assert_eq!((report.keys, report.rejected.len()), (0, 0));
+    let warning = report.warning.clone().expect("a warning for zero keys");
+    for words in [
+        "holds 2 file(s)",
+        "bob.cert",
+        "carol.cert",
+        "no public certificate",
+    ] {
+        assert!(warning.contains(words), "{words} in {warning}");
+    }
+    let watched = auth
+        .watch(Watch::curve("watched", czmq_only.path()).take_over())
+        .unwrap();
+    assert!(
+        matches!(&watched.error, Some(ReloadError::NoEntries { path }) if path == czmq_only.path()),
+        "{watched:?}"
+    );
+    assert_eq!(watched.warning, report.warning);
     auth.stop();
 }

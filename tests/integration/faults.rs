@@ -1,5 +1,6 @@
-//! Fault injection: providers and user-id mappings that fail, panic or never answer, and the
-//! in-flight bound. Each faulty client gets its status; everyone else keeps being served.
+//! Fault injection: providers and user-id mappings that fail, panic or never answer, the
+//! in-flight bound, and certificate directory reads that hang or panic. Each faulty client
+//! gets its status; everyone else keeps being served.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -7,8 +8,11 @@ use std::time::Duration;
 
 use crate::common::*;
 use actix_zap::keys::CurvePublicKey;
+use actix_zap::messages::ConfigureCurve;
 use actix_zap::provider::{CurveVerdict, Provider};
-use actix_zap::{Authenticator, Settings, ThreadAuthenticator, CURVE_ALLOW_ANY};
+use actix_zap::{
+    Authenticator, ConfigError, ReloadError, Settings, ThreadAuthenticator, CURVE_ALLOW_ANY,
+};
 
 /// A short deadline keeps these tests quick; the default is 5 s.
 fn started(settings: Settings) -> (zmq::Context, ThreadAuthenticator) {
@@ -166,5 +170,81 @@ fn a_full_provider_queue_answers_300_instead_of_growing() {
     assert!(servers[0].outcome().is_admitted());
     assert!(servers[1].outcome().is_admitted());
     drop(release_tx);
+    auth.stop();
+}
+
+/// Stops the authenticator on another thread; fails the test if that does not return.
+fn stop_within_patience(auth: ThreadAuthenticator) {
+    let (done, stopped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        auth.stop();
+        let _ = done.send(());
+    });
+    stopped
+        .recv_timeout(PATIENCE)
+        .expect("stop() did not return while a directory read hangs");
+}
+
+/// A certificate directory (real files) whose client is admitted in domain "global", and a
+/// CURVE server of that domain.
+fn configured_directory(
+    ctx: &zmq::Context,
+    auth: &ThreadAuthenticator,
+) -> (tempfile::TempDir, Listening, Client) {
+    let (server_keys, client_keys) = (Keys::generate(), Keys::generate());
+    let dir = tempfile::tempdir().unwrap();
+    write_public(dir.path(), "client.key", &client_keys);
+    assert_eq!(auth.configure_curve("*", dir.path()).unwrap().keys, 1);
+    let server = Listening::new(ctx, &Server::Curve(server_keys.clone()), Some("global"));
+    let client = Client::Curve(server_keys.public, client_keys);
+    assert!(server.attempt(ctx, &client).is_admitted());
+    (dir, server, client)
+}
+
+/// The same loader as a watch's: a directory read that hangs (an NFS stall) is a typed
+/// timeout at the load's deadline, the domain refuses every CURVE client, and `stop()` does
+/// not wait for the read.
+#[test]
+fn a_directory_read_that_hangs_fails_closed_with_a_typed_timeout_and_stop_returns() {
+    let (ctx, auth) = started(Settings::default());
+    let (dir, server, client) = configured_directory(&ctx, &auth);
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let held = std::sync::Mutex::new(held);
+    let deadline = Duration::from_millis(300);
+    let hanging = ConfigureCurve::directory("*", dir.path()).read_through(deadline, move |path| {
+        // Blocks like an NFS stall, until the test ends.
+        let _ = held.lock().unwrap().recv();
+        std::fs::read(path)
+    });
+    let answer = auth.send(hanging);
+    assert!(
+        matches!(&answer, Err(ConfigError::LoadFailed(ReloadError::TimedOut { path, deadline: d }))
+            if path == dir.path() && *d == deadline),
+        "{answer:?}"
+    );
+    assert!(answer.unwrap_err().to_string().contains("took longer"));
+    server.attempt(&ctx, &client).assert_refused(400);
+    stop_within_patience(auth);
+    drop(release);
+}
+
+/// A directory read that panics is a typed error; the domain fails closed until a later
+/// configuration succeeds.
+#[test]
+fn a_directory_read_that_panics_is_a_typed_error_and_fails_closed() {
+    let (ctx, auth) = started(Settings::default());
+    let (dir, server, client) = configured_directory(&ctx, &auth);
+    let panicking = ConfigureCurve::directory("*", dir.path())
+        .read_through(PATIENCE, |_| panic!("a reader that panics"));
+    let answer = auth.send(panicking);
+    assert!(
+        matches!(&answer, Err(ConfigError::LoadFailed(ReloadError::Panicked { path }))
+            if path == dir.path()),
+        "{answer:?}"
+    );
+    server.attempt(&ctx, &client).assert_refused(400);
+    assert!(auth.is_running());
+    assert_eq!(auth.configure_curve("*", dir.path()).unwrap().keys, 1);
+    assert!(server.attempt(&ctx, &client).is_admitted());
     auth.stop();
 }

@@ -330,6 +330,45 @@ fn through_the_polling_fallback_a_deleted_key_is_refused() {
     auth.stop();
 }
 
+/// A watched pyzmq directory that gains files its layout does not read (CZMQ's `*.cert`, a
+/// FIFO named like a certificate) reports them by name, as a `ConfigureCurve` would, without
+/// opening the FIFO; once they are gone, the report says nothing more.
+#[test]
+fn a_watched_directory_names_the_files_it_passes_over_as_they_come_and_go() {
+    let (_ctx, auth) = started();
+    let dir = tempfile::tempdir().unwrap();
+    write_public(dir.path(), "alice.key", &Keys::generate());
+    let (on_reload, reloads) = reload_channel();
+    let first = auth
+        .watch(Watch::curve("*", dir.path()).on_reload(on_reload))
+        .unwrap();
+    assert_eq!((first.entries, &first.warning), (1, &None));
+
+    write_public(dir.path(), "bob.cert", &Keys::generate());
+    let pipe = dir.path().join("pipe.key");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&pipe)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let named = reload_where(&reloads, |r| r.warning.is_some() && !r.rejected.is_empty());
+    assert_eq!(named.entries, 1);
+    let warning = named.warning.unwrap();
+    assert!(warning.contains("(bob.cert)"), "{warning}");
+    assert!(
+        named.rejected[0]
+            .to_string()
+            .contains("pipe.key: not a regular file"),
+        "{:?}",
+        named.rejected
+    );
+
+    std::fs::remove_file(dir.path().join("bob.cert")).unwrap();
+    std::fs::remove_file(&pipe).unwrap();
+    reload_where(&reloads, |r| r.warning.is_none() && r.rejected.is_empty());
+    stop_within_patience(auth);
+}
+
 /// What the test reader does on its next call.
 const READ: u8 = 0;
 const HANG: u8 = 1;

@@ -93,7 +93,6 @@
 pub mod actors;
 pub mod certs;
 pub mod client;
-mod error;
 mod ffi;
 mod handle;
 pub mod keys;
@@ -109,18 +108,18 @@ pub mod zap;
 pub use actix;
 pub use zmq;
 
-pub use error::{ConfigError, NoCurveSupport, StartError, Unavailable};
 pub use handle::{Authenticator, AuthenticatorBuilder, ThreadAuthenticator, CURVE_ALLOW_ANY};
+pub use messages::error::{ConfigError, NoCurveSupport, StartError, Unavailable};
 pub use server::{
     HandshakeWatch, ServerHandshake, ServerMechanism, ServerSocket, ServerSocketError,
 };
 pub use settings::Settings;
 
+pub use messages::error::{ReloadError, WatchError};
 /// The fleet-wide credential store on PostgreSQL (feature `postgres`): see the README's
 /// "Many servers" section.
 #[cfg(feature = "postgres")]
 pub use sources::postgres;
-pub use sources::{ReloadError, WatchError};
 
 /// Compiles the README's examples as doc tests, so they cannot drift from the API.
 #[doc = include_str!("../README.md")]

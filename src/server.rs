@@ -6,8 +6,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::client::HandshakeOutcome;
-use crate::error::NoCurveSupport;
 use crate::keys::CurveSecretKey;
+use crate::messages::error::NoCurveSupport;
 use crate::monitor;
 use crate::policy::check_domain;
 

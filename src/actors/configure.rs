@@ -11,7 +11,7 @@ use log::{debug, warn};
 use super::policy_actor::PolicyActor;
 
 use crate::certs::{CertStore, DirectoryLoad};
-use crate::error::ConfigError;
+use crate::messages::error::ConfigError;
 use crate::messages::*;
 use crate::policy::{Change, CurvePolicy, ListKind, Origin, Owner, PlainTable, Scope};
 use crate::sources::load_directory_within;

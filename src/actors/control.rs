@@ -8,7 +8,7 @@ use actix::prelude::*;
 use log::{debug, warn};
 
 use super::policy_actor::{require_curve, PolicyActor};
-use crate::error::ConfigError;
+use crate::messages::error::ConfigError;
 use crate::policy::{
     Change, CurvePolicy, Displaced, MechanismKind, Narrowing, Origin, Outcome, Owner, PolicyError,
 };

@@ -12,6 +12,7 @@ pub(crate) mod observe;
 mod policy_actor;
 mod pool;
 mod verify;
+mod watch;
 mod watchdog;
 mod zap_socket;
 

@@ -1,86 +1,13 @@
-//! Observing decisions: typed events for subscribers, and counters per mechanism and status.
-//!
-//! Events never carry a secret: no password, no secret key; a PLAIN username appears only as
-//! the user id of an admitted client.
+//! Observing decisions: the subscribers and counters the policy actor keeps, fed from the
+//! facts of each request (the vocabulary, [`DecisionEvent`] and [`Stats`], is in
+//! [`messages`](crate::messages)).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use actix::{Message, Recipient};
+use crate::messages::{DecisionEvent, EventMechanism, Stats, Subscriber, SubscriptionId};
+use crate::zap::{Reply, Request};
 
-use crate::zap::{Mechanism, Reply, Request, StatusCode};
-
-/// A request's mechanism as events and counters name it.
-///
-/// Unlike [`MechanismKind`](crate::messages::MechanismKind), which names what a policy can
-/// configure, this names what arrived: including `NULL`, names libzmq never sends, and
-/// frames that are not a request at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum EventMechanism {
-    /// `NULL`.
-    Null,
-    /// `PLAIN`.
-    Plain,
-    /// `CURVE`.
-    Curve,
-    /// `GSSAPI`.
-    Gssapi,
-    /// Another name in the mechanism frame (libzmq never sends one; it is refused).
-    Other,
-    /// No mechanism frame: fewer than 6 frames.
-    Malformed,
-}
-
-impl EventMechanism {
-    /// `NULL`, `PLAIN`, `CURVE`, `GSSAPI`, `other` or `malformed`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            EventMechanism::Null => "NULL",
-            EventMechanism::Plain => "PLAIN",
-            EventMechanism::Curve => "CURVE",
-            EventMechanism::Gssapi => "GSSAPI",
-            EventMechanism::Other => "other",
-            EventMechanism::Malformed => "malformed",
-        }
-    }
-
-    /// Names the mechanism frame (frame 5) of request frames that did not parse: a bad
-    /// version or credentials that do not fit still name their mechanism.
-    pub(crate) fn of_frames<F: AsRef<[u8]>>(frames: &[F]) -> Self {
-        match frames.get(5).map(AsRef::as_ref) {
-            None => EventMechanism::Malformed,
-            Some(b"NULL") => EventMechanism::Null,
-            Some(b"PLAIN") => EventMechanism::Plain,
-            Some(b"CURVE") => EventMechanism::Curve,
-            Some(b"GSSAPI") => EventMechanism::Gssapi,
-            Some(_) => EventMechanism::Other,
-        }
-    }
-}
-
-impl From<&Mechanism<'_>> for EventMechanism {
-    fn from(mechanism: &Mechanism<'_>) -> Self {
-        match mechanism {
-            Mechanism::Null => EventMechanism::Null,
-            Mechanism::Plain { .. } => EventMechanism::Plain,
-            Mechanism::Curve { .. } => EventMechanism::Curve,
-            Mechanism::Gssapi { .. } => EventMechanism::Gssapi,
-            Mechanism::Unknown { .. } => EventMechanism::Other,
-        }
-    }
-}
-
-impl std::fmt::Display for EventMechanism {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What the decision log and the observers say about a request, read from it once when it
-/// arrives and carried to its reply (also across a provider consultation).
 #[derive(Debug, Clone)]
 pub(crate) struct RequestFacts<'a> {
     /// The ZAP domain; empty when the frames did not parse.
@@ -116,89 +43,6 @@ impl<'a> RequestFacts<'a> {
             address: Cow::Owned(self.address.into_owned()),
             mechanism: self.mechanism,
         }
-    }
-}
-
-/// One decision, as subscribers see it.
-#[derive(Debug, Clone, PartialEq, Eq, Message)]
-#[rtype(result = "()")]
-pub struct DecisionEvent {
-    /// When the reply was ready.
-    pub time: SystemTime,
-    /// The request's ZAP domain (empty for a malformed request).
-    pub domain: String,
-    /// The peer's address.
-    pub address: String,
-    /// The request's mechanism.
-    pub mechanism: EventMechanism,
-    /// The user id of an admitted client; empty otherwise.
-    pub user_id: String,
-    /// The status sent.
-    pub status: StatusCode,
-    /// The status text sent (why).
-    pub reason: String,
-    /// From the request reaching the policy to the reply being ready.
-    pub latency: Duration,
-}
-
-/// Who receives decision events.
-#[derive(Clone)]
-pub enum Subscriber {
-    /// An actor (or anything with a `Recipient`); dropped once its mailbox is gone.
-    Actor(Recipient<DecisionEvent>),
-    /// A plain callback, run on the authenticator's thread: keep it quick. A panic in it is
-    /// caught and logged.
-    Callback(Arc<dyn Fn(&DecisionEvent) + Send + Sync>),
-}
-
-impl std::fmt::Debug for Subscriber {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Subscriber::Actor(_) => f.write_str("Subscriber::Actor"),
-            Subscriber::Callback(_) => f.write_str("Subscriber::Callback"),
-        }
-    }
-}
-
-/// Identifies a subscription, to end it with `Unsubscribe`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SubscriptionId(pub(crate) u64);
-
-/// Counters since the authenticator started.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Replies sent, by mechanism (as in [`DecisionEvent::mechanism`]) and status.
-    pub replies: BTreeMap<(EventMechanism, StatusCode), u64>,
-    /// Messages on the ZAP endpoint dropped without a reply: no routing envelope, or no
-    /// request id to echo (libzmq never sends such; something else wrote to the endpoint).
-    pub dropped: u64,
-    /// Requests received and not yet answered, right now.
-    pub in_flight: usize,
-    /// Answers discarded because a newer request of the same session (routing id) arrived
-    /// before them: a server socket that connects out reuses its session across reconnects.
-    pub superseded: u64,
-    /// Times the authenticator's thread did not run for longer than
-    /// [`Settings::stall_warning`](crate::Settings::stall_warning) while requests waited:
-    /// something blocked the actix thread (each one is also logged as a warning).
-    pub stalls: u64,
-    /// External credential sources (e.g. the PostgreSQL store) by name: connection, the
-    /// change-log position in force, staleness, last error.
-    pub sources: BTreeMap<String, crate::sources::SourceStats>,
-}
-
-impl Stats {
-    /// Counts one reply.
-    pub(crate) fn count_reply(&mut self, mechanism: EventMechanism, status: StatusCode) {
-        *self.replies.entry((mechanism, status)).or_default() += 1;
-    }
-
-    /// Replies with this status, over all mechanisms.
-    pub fn count(&self, status: StatusCode) -> u64 {
-        self.replies
-            .iter()
-            .filter(|((_, s), _)| *s == status)
-            .map(|(_, n)| n)
-            .sum()
     }
 }
 
@@ -267,7 +111,8 @@ impl Observers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
+    use crate::zap::StatusCode;
+    use std::sync::{Arc, Mutex};
 
     fn frames(mechanism: &str) -> Vec<Vec<u8>> {
         request(mechanism)

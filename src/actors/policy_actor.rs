@@ -9,19 +9,19 @@ use log::{debug, warn};
 
 use super::observe::{Observers, RequestFacts};
 use super::pool::{BlockingPool, JobError};
+use super::watch::Sources;
 use super::watchdog::Watchdog;
-use crate::error::ConfigError;
+use crate::messages::error::ConfigError;
 use crate::messages::*;
 use crate::policy::ProviderFailure;
 use crate::policy::{BlockingCall, BlockingRunner, Consultation, Decision, Policy};
 use crate::provider::CurveVerdict;
 use crate::settings::Settings;
-use crate::sources::Sources;
 use crate::zap::{Reply, Request};
 
 /// Fails unless the linked libzmq can do CURVE (`zmq::has("curve")`).
 pub(crate) fn require_curve(has_curve: Option<bool>) -> Result<(), ConfigError> {
-    Ok(crate::error::NoCurveSupport::check(has_curve)?)
+    Ok(crate::messages::error::NoCurveSupport::check(has_curve)?)
 }
 
 /// The actor that owns the authentication policy.

@@ -10,11 +10,11 @@ use actix::prelude::*;
 use futures::channel::oneshot;
 use log::{debug, error, trace, warn};
 
-use super::observe::{EventMechanism, Stats};
 use super::policy_actor::PolicyActor;
-use crate::error::StartError;
 use crate::ffi::WatchedSocket;
+use crate::messages::error::StartError;
 use crate::messages::{Authenticate, GetStats, Stop};
+use crate::messages::{EventMechanism, Stats};
 use crate::policy::Refusal;
 use crate::zap::{Reply, ZAP_ENDPOINT};
 

@@ -5,7 +5,7 @@ use actix::prelude::*;
 
 use super::{Authenticator, ThreadAuthenticator};
 use crate::actors::{bind, PolicyActor, ZapSocket};
-use crate::error::StartError;
+use crate::messages::error::StartError;
 use crate::settings::Settings;
 
 /// The oldest libzmq without the pre-authentication overflow (CVE-2019-13132).

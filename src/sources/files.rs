@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::ReloadError;
 use crate::certs::{assemble, CertFile, CertStore, FileError, RejectedFile};
+use crate::messages::error::ReloadError;
 use crate::policy::PasswordTable;
 
 /// One version of a file, told by what user space cannot set back: the inode, the change

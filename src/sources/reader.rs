@@ -11,7 +11,6 @@ use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
@@ -19,15 +18,13 @@ use futures::channel::oneshot;
 use super::files::{
     Changes, Config, Content, Failure, Files, Install, Kind, Listing, Skipped, Stamp,
 };
-use super::{ReloadError, WatchSource};
 use crate::certs::{
     candidates, layout_warning, parse_cert_file, CertError, DirectoryLoad, FileError, Layout,
     RejectedFile, MAX_CERTIFICATE_BYTES,
 };
+use crate::messages::error::ReloadError;
+use crate::messages::watch::{ReadHook, WatchSource};
 use crate::policy::PasswordTable;
-
-/// Replaces file reads (tests make reads hang or panic with it).
-pub(crate) type ReadHook = Arc<dyn Fn(&Path) -> std::io::Result<Vec<u8>> + Send + Sync>;
 
 /// One look, handed to its thread with the watch's file state (so a watch has at most one
 /// look outstanding: the state is away while it runs).
@@ -413,6 +410,7 @@ fn read_regular(
 mod tests {
     use super::*;
     use crate::certs::Layout;
+    use std::sync::Arc;
 
     fn look(source: &WatchSource, files: Files) -> Looked {
         run(Look {

@@ -11,36 +11,16 @@
 //! list the domain as taken over.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
 use log::warn;
 
 use crate::actors::PolicyActor;
-use crate::error::ConfigError;
+use crate::messages::error::ConfigError;
 use crate::messages::MechanismKind;
+use crate::messages::SourceStats;
 use crate::policy::{Change, Origin, Owner, OwnerId};
-
-/// The state of one external source, in [`Stats::sources`](crate::messages::Stats::sources).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SourceStats {
-    /// Connected to its database (or whatever it follows) now.
-    pub connected: bool,
-    /// The last change-log sequence number whose changes are in force (0: none yet).
-    pub applied_seq: i64,
-    /// Time since the source last heard from its database (`None`: never).
-    pub staleness: Option<Duration>,
-    /// Its domains refuse everyone because it was out of touch longer than allowed.
-    pub failed_closed: bool,
-    /// The last error (connection, query or a malformed row), if any.
-    pub last_error: Option<String>,
-    /// Rows refused as malformed (bad key, bad or too costly hash) so far.
-    pub rejected_rows: u64,
-    /// Reconnections so far.
-    pub reconnects: u64,
-    /// Domains taken over by hand (`"domain (MECHANISM)"`): the source no longer changes them.
-    pub taken_over: Vec<String>,
-}
 
 /// Identifies a source within one policy actor: its id as the owner of its domains.
 pub(crate) type SourceId = OwnerId;

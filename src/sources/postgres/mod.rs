@@ -69,7 +69,7 @@ use tokio_postgres::{AsyncMessage, Client, Socket};
 
 pub use schema::{Store, SCHEMA_VERSION};
 
-use crate::error::ConfigError;
+use crate::messages::error::ConfigError;
 use crate::policy::Argon2Limits;
 use crate::Authenticator;
 

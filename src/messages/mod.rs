@@ -30,7 +30,6 @@ use std::time::Duration;
 use actix::Message;
 
 use crate::certs::{CertStore, Layout, RejectedFile};
-use crate::error::ConfigError;
 use crate::policy::UserIdMapper;
 use crate::policy::{
     AddressError, AddressPattern, AddressRules, GssapiPolicy, IpcRule, PasswordTable,
@@ -38,17 +37,20 @@ use crate::policy::{
 };
 use crate::provider::Provider;
 use crate::zap::Reply;
+use error::ConfigError;
 
-pub use crate::actors::deltas::{
+mod deltas;
+pub(crate) mod error;
+mod events;
+pub(crate) mod watch;
+
+pub use crate::policy::{MechanismKind, Removed};
+pub use crate::zap::StatusCode;
+pub use deltas::{
     AddCurveKeys, AddPlainUsers, ConfigureHashedPlain, RemoveCurveKeys, RemovePlainUsers,
 };
-pub use crate::actors::observe::{
-    DecisionEvent, EventMechanism, Stats, Subscriber, SubscriptionId,
-};
-pub use crate::policy::{MechanismKind, Removed};
-pub use crate::sources::SourceStats;
-pub use crate::sources::{ReloadCallback, Reloaded, Unwatch, Watch, WatchSource, Watches};
-pub use crate::zap::StatusCode;
+pub use events::{DecisionEvent, EventMechanism, SourceStats, Stats, Subscriber, SubscriptionId};
+pub use watch::{ReloadCallback, Reloaded, Unwatch, Watch, WatchSource, Watches};
 
 /// Messages that widen or replace a domain's setting take the domain over from a watch or a
 /// store only when asked: `.take_over()` sets their `take_over` field.
@@ -348,7 +350,7 @@ pub struct ConfigureCurve {
 /// A test's replacement for a directory load's file reads, with the deadline to hold it to.
 #[derive(Clone)]
 pub(crate) struct ReadThrough {
-    pub(crate) read: crate::sources::ReadHook,
+    pub(crate) read: watch::ReadHook,
     pub(crate) deadline: Duration,
 }
 

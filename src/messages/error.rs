@@ -1,8 +1,10 @@
 //! The errors a user of the authenticator can meet, one enum per kind of operation.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use crate::certs::CertError;
 use crate::policy::{AddressError, PolicyError};
-use crate::sources::{ReloadError, WatchError};
 
 /// The linked libzmq cannot do CURVE (`zmq::has("curve")` is not true), so a CURVE policy
 /// or a CURVE server socket would never work: the one error for it, wherever it is found.
@@ -138,4 +140,86 @@ pub enum StartError {
     /// A thread could not be started.
     #[error("could not start a thread: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// A [`Watch`](super::Watch) that cannot be started; nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WatchError {
+    /// [`Watch::every`](super::Watch::every) below [`Watch::MIN_INTERVAL`](super::Watch::MIN_INTERVAL).
+    #[error("watch interval {interval:?} is below the floor of {floor:?}")]
+    IntervalTooShort {
+        /// The interval asked for.
+        interval: Duration,
+        /// [`Watch::MIN_INTERVAL`](super::Watch::MIN_INTERVAL).
+        floor: Duration,
+    },
+    /// [`Watch::read_deadline`](super::Watch::read_deadline) below [`Watch::MIN_INTERVAL`](super::Watch::MIN_INTERVAL).
+    #[error("watch read deadline {deadline:?} is below the floor of {floor:?}")]
+    DeadlineTooShort {
+        /// The deadline asked for.
+        deadline: Duration,
+        /// [`Watch::MIN_INTERVAL`](super::Watch::MIN_INTERVAL).
+        floor: Duration,
+    },
+}
+
+/// Why a watched source, or one of its files, was not loaded.
+///
+/// As [`Reloaded::error`](super::Reloaded::error) the domain refuses everyone of that mechanism until a later
+/// reload succeeds (fail closed); as an entry of [`Reloaded::rejected`](super::Reloaded::rejected), only that file was
+/// skipped. The text of an I/O or parse failure is kept as `cause`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// The watch has started and its first load has not finished.
+    #[error("not loaded yet")]
+    NotLoadedYet,
+    /// The directory (or a subdirectory) cannot be listed, or a file cannot be read (or
+    /// changed while it was read).
+    #[error("{}: {cause}", path.display())]
+    Unreadable {
+        /// The directory or file.
+        path: PathBuf,
+        /// The failure, as the system reported it.
+        cause: String,
+    },
+    /// A file holds no valid entry: a broken certificate, a duplicate key, a password file
+    /// that is not UTF-8, or not a regular file at all.
+    #[error("{}: {cause}", path.display())]
+    InvalidFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        cause: String,
+    },
+    /// The source holds no entries at all, so the domain would refuse everyone.
+    #[error("{} has no entries", path.display())]
+    NoEntries {
+        /// The directory or file.
+        path: PathBuf,
+    },
+    /// One look at the source took longer than [`Watch::read_deadline`](super::Watch::read_deadline).
+    #[error(
+        "reading {} took longer than {deadline:?}; refusing everyone until it can be read",
+        path.display()
+    )]
+    TimedOut {
+        /// The directory or file.
+        path: PathBuf,
+        /// The deadline it passed.
+        deadline: Duration,
+    },
+    /// Reading the source panicked.
+    #[error("reading {} panicked; refusing everyone", path.display())]
+    Panicked {
+        /// The directory or file.
+        path: PathBuf,
+    },
+    /// No thread could be started to read the source.
+    #[error("cannot start a thread to read the source: {cause}")]
+    NoThread {
+        /// The failure, as the system reported it.
+        cause: String,
+    },
 }

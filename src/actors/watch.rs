@@ -11,15 +11,17 @@ use actix::prelude::*;
 use futures::channel::oneshot;
 use log::{debug, warn};
 
-use super::files::{reported, Config, Files, Install};
-use super::notifier::{touches, Notice, Notifier, Touch};
-use super::reader::{self, kind_of, Look, Looked, ReadHook};
-use super::{ReloadCallback, ReloadError, Reloaded, Unwatch, Watch, WatchSource, Watches};
-use crate::actors::{require_curve, PolicyActor};
+use super::{require_curve, PolicyActor};
 use crate::certs::Layout;
-use crate::error::ConfigError;
+use crate::messages::error::{ConfigError, ReloadError};
+use crate::messages::watch::{
+    ReadHook, ReloadCallback, Reloaded, Unwatch, Watch, WatchSource, Watches,
+};
 use crate::messages::MechanismKind;
 use crate::policy::{Change, CurvePolicy, Origin, Owner, OwnerId, PlainTable};
+use crate::sources::files::{reported, Config, Files, Install};
+use crate::sources::notifier::{touches, Notice, Notifier, Touch};
+use crate::sources::reader::{self, kind_of, Look, Looked};
 
 type Key = (String, MechanismKind);
 

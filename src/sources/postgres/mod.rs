@@ -264,7 +264,7 @@ impl PostgresSource {
     /// actix runtime (so this works from any thread, e.g. with a
     /// [`ThreadAuthenticator`](crate::ThreadAuthenticator)'s handle and
     /// `futures::executor::block_on`). Answers once the domains are registered; use
-    /// [`SourceHandle::synced`] or [`SourceStats::applied_seq`](crate::sources::SourceStats)
+    /// [`SourceHandle::synced`] or [`SourceStats::applied_seq`](crate::messages::SourceStats::applied_seq)
     /// to know the snapshot is in force.
     pub async fn start(self, auth: &Authenticator) -> Result<SourceHandle, ConfigError> {
         let name = self.name();

@@ -270,16 +270,11 @@ impl PolicyActor {
                 frames: frames.to_vec(),
                 facts: facts.into_owned(),
                 received,
-                deadline: received
-                    .checked_add(self.settings.provider_deadline)
-                    .unwrap_or(received + FAR_FUTURE),
+                deadline: crate::policy::deadline(received, self.settings.provider_deadline),
             },
         }
     }
 }
-
-/// A deadline that never comes, for a `provider_deadline` too long for the clock.
-const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 impl Actor for PolicyActor {
     type Context = Context<Self>;
@@ -379,7 +374,7 @@ impl Handler<GetStats> for PolicyActor {
 
     fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
         let mut stats = self.observers.stats();
-        stats.sources = self.served.stats();
+        stats.sources = self.served.stats(&self.policy, Instant::now());
         MessageResult(stats)
     }
 }

@@ -500,6 +500,9 @@ impl Control {
     }
 
     fn set_owner(&mut self, domain: &str, mechanism: MechanismKind, owner: Owner) {
+        if let Owner::Store { id, .. } = &owner {
+            self.trusted.entry(*id).or_insert(None);
+        }
         let domains = self.owners.entry(mechanism).or_default();
         let before = match owner {
             Owner::Hand => domains.remove(domain),
@@ -671,8 +674,7 @@ impl Change {
     }
 
     /// An empty key set and an empty hashed table for `domain`: everyone of CURVE and PLAIN is
-    /// refused there, with no fallback to `"*"` (a store's domain before its first read, or
-    /// past its staleness limit).
+    /// refused there, with no fallback to `"*"` (a store's domain before its first read).
     pub fn refuse_everyone(domain: &str) -> [Change; 2] {
         [
             Change::curve_keys(domain, CertStore::new()),
@@ -808,8 +810,13 @@ impl Policy {
         self.control.owner(domain, mechanism)
     }
 
-    /// Applies one change — the one way anything changes the policy (see the
-    /// [module](self) docs for who may change what). A refused change changes nothing.
+    /// Applies one change — the one way anything changes the policy. Who may change what: a
+    /// removal by hand is always applied (and kept as a local revocation over an owner's
+    /// updates); a widening or replacing change by hand on a domain a watch or store owns is
+    /// refused ([`PolicyError::OwnedBy`]) unless its [`Origin`] takes over; an owner's change
+    /// is applied only while that [`Owner`] is in charge ([`PolicyError::Superseded`]); a
+    /// [`Change::Trust`] only from a store ([`PolicyError::StoreOnly`]). A refused change
+    /// changes nothing.
     ///
     /// ```
     /// use actix_zap::keys::CurvePublicKey;

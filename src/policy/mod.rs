@@ -59,7 +59,7 @@ pub use filter::AddressFilter;
 pub use hashed::{Argon2Limits, HashError, HashedPassword, HashedTable, Verification};
 pub use inspect::{CurveSummary, OwnerSummary, PolicySnapshot, RevocationSummary};
 pub use ipc::{IpcRule, IpcRules};
-pub use now::Now;
+pub use now::{deadline, Now};
 pub use peer::{IpcPeer, Peer, Zone};
 pub use plain::{PasswordCheck, PasswordTable, PlainTable};
 pub use refusal::Refusal;

@@ -5,7 +5,16 @@
 //! time they like, so deadlines and expiries are tested without sleeping.
 
 use std::cell::OnceCell;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
+
+/// `after` past `from`: a deadline. A duration the monotonic clock cannot add (hundreds of
+/// billions of years) gives a deadline a century away instead of a panic.
+pub fn deadline(from: Instant, after: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    from.checked_add(after)
+        .or_else(|| from.checked_add(CENTURY))
+        .unwrap_or(from)
+}
 
 /// When a decision is taken: one monotonic instant, which every deadline is compared with
 /// (a store's staleness, the verification cache, a request's deadline), and the wall clock,
@@ -73,9 +82,9 @@ impl Now {
     }
 
     /// `by` later on both clocks (a wall clock not read yet is read when first asked for).
-    /// Any duration is accepted: one a clock cannot add leaves that clock where it is.
-    pub fn later(&self, by: std::time::Duration) -> Now {
-        let instant = self.instant.checked_add(by).unwrap_or(self.instant);
+    /// Any duration is accepted (see [`deadline`]).
+    pub fn later(&self, by: Duration) -> Now {
+        let instant = deadline(self.instant, by);
         match self.wall.get() {
             Some(wall) => Now::fixed(instant, wall.checked_add(by).unwrap_or(*wall)),
             None => Now::at(instant),
@@ -86,7 +95,6 @@ impl Now {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn the_wall_clock_is_read_once_and_only_when_asked() {
@@ -102,8 +110,12 @@ mod tests {
             SystemTime::UNIX_EPOCH + Duration::from_secs(5)
         );
         assert_eq!(later.instant(), now.instant() + Duration::from_secs(5));
-        // A duration too long for the clock leaves it where it is instead of panicking.
-        assert_eq!(fixed.later(Duration::MAX).instant(), now.instant());
+        // A duration too long for the clock gives a century instead of a panic.
+        let century = Duration::from_secs(100 * 365 * 24 * 3600);
+        assert_eq!(
+            fixed.later(Duration::MAX).instant(),
+            now.instant() + century
+        );
         // An expiry is reached at its date, not before; no date is never reached, and
         // asking about none reads no clock.
         let epoch = SystemTime::UNIX_EPOCH;

@@ -710,6 +710,186 @@ mod time {
         }
     }
 
+    fn assert_stale(reply: &Reply) {
+        assert_eq!(reply.status, StatusCode::InternalError, "{reply:?}");
+        assert_eq!(reply.text, "Credential store out of touch");
+        assert_eq!(reply.user_id, "");
+    }
+
+    /// A policy whose `"*"` admits any CURVE key and `admin`/`secret` over PLAIN, and whose
+    /// domain `fleet` is owned (CURVE and PLAIN) by a store holding `CLIENT` and `alice`.
+    fn with_store() -> (Policy, OwnerId) {
+        let mut policy = Policy::default();
+        policy.configure_curve("*", CurvePolicy::AllowAny).unwrap();
+        (policy.configure_plain("*", PasswordTable::new([("alice", "pw")]))).unwrap();
+        let store = policy.new_owner_id();
+        for mechanism in [MechanismKind::Curve, MechanismKind::Plain] {
+            let owner = Owner::Store {
+                id: store,
+                name: "db".into(),
+            };
+            let claim = Change::Claim {
+                domain: "fleet".into(),
+                mechanism,
+                owner,
+            };
+            policy.apply(Origin::HAND, claim).unwrap();
+        }
+        let keys: CertStore = [key(CLIENT)].into_iter().collect();
+        let users: HashedTable = [(b"alice".to_vec(), cheap("pw"))].into_iter().collect();
+        for change in [
+            Change::curve_keys("fleet", keys),
+            Change::hashed_users("fleet", users),
+        ] {
+            policy.apply(Origin::Owner(store), change).unwrap();
+        }
+        (policy, store)
+    }
+
+    fn trust(policy: &mut Policy, store: OwnerId, until: Instant) -> Result<(), PolicyError> {
+        policy
+            .apply(Origin::Owner(store), Change::Trust { until })
+            .map(drop)
+    }
+
+    #[test]
+    fn a_store_domain_proved_nothing_yet_refuses_everyone_without_falling_back() {
+        let (policy, store) = with_store();
+        let now = Now::read();
+        assert_eq!(policy.store_trust(store), Trust::Unproved);
+        assert_stale(&reply_at(&policy, &curve("fleet", CLIENT), &now));
+        assert_stale(&reply_at(&policy, &plain("fleet", "alice", "pw"), &now));
+        // Other domains fall back to "*" as ever, with no deadline.
+        assert_ok(&reply_at(&policy, &curve("other", CLIENT), &now), CLIENT);
+        assert_ok(
+            &reply_at(&policy, &plain("other", "alice", "pw"), &now),
+            "alice",
+        );
+        assert_eq!(
+            policy.trust("other", MechanismKind::Curve),
+            Trust::Unlimited
+        );
+    }
+
+    #[test]
+    fn a_store_domain_is_admitted_before_its_deadline_and_refused_at_and_after_it() {
+        let (mut policy, store) = with_store();
+        let start = Instant::now();
+        trust(&mut policy, store, start + 2 * SECOND).unwrap();
+        assert_eq!(policy.store_trust(store), Trust::Until(start + 2 * SECOND));
+        let before = Now::at(start + 2 * SECOND - Duration::from_nanos(1));
+        assert_ok(&reply_at(&policy, &curve("fleet", CLIENT), &before), CLIENT);
+        let Decision::Verify(verification) =
+            policy.handle_at(&plain("fleet", "alice", "pw"), &before)
+        else {
+            panic!("a hashed table verifies")
+        };
+        let matched = verification.verify();
+        assert_ok(&verification.finish(Ok(matched), &before), "alice");
+        for late in [start + 2 * SECOND, start + 60 * SECOND] {
+            let late = Now::at(late);
+            assert_stale(&reply_at(&policy, &curve("fleet", CLIENT), &late));
+            assert_stale(&reply_at(&policy, &plain("fleet", "alice", "pw"), &late));
+            assert_stale(&reply_at(&policy, &curve("fleet", SERVER), &late));
+            assert_ok(&reply_at(&policy, &curve("other", SERVER), &late), SERVER);
+        }
+        // A later proof moves the deadline forward; an earlier one never moves it back.
+        trust(&mut policy, store, start + 5 * SECOND).unwrap();
+        trust(&mut policy, store, start + SECOND).unwrap();
+        assert_eq!(policy.store_trust(store), Trust::Until(start + 5 * SECOND));
+        let now = Now::at(start + 3 * SECOND);
+        assert_ok(&reply_at(&policy, &curve("fleet", CLIENT), &now), CLIENT);
+        // Trust is no epoch change: nothing narrowed.
+        let epoch = policy.epoch();
+        trust(&mut policy, store, start + 6 * SECOND).unwrap();
+        assert_eq!(policy.epoch(), epoch);
+    }
+
+    #[test]
+    fn only_a_store_in_charge_extends_trust() {
+        let (mut policy, store) = with_store();
+        let until = Instant::now() + SECOND;
+        let by_hand = policy.apply(Origin::HAND, Change::Trust { until });
+        assert_eq!(by_hand.unwrap_err(), PolicyError::StoreOnly);
+        let watch = policy.new_owner_id();
+        let owner = Owner::Watch {
+            id: watch,
+            path: "/keys".into(),
+        };
+        let claim = Change::Claim {
+            domain: "watched".into(),
+            mechanism: MechanismKind::Curve,
+            owner,
+        };
+        policy.apply(Origin::HAND, claim).unwrap();
+        assert_eq!(
+            trust(&mut policy, watch, until),
+            Err(PolicyError::Superseded)
+        );
+        assert_eq!(
+            policy.trust("watched", MechanismKind::Curve),
+            Trust::Unlimited
+        );
+        // Taken over by hand, a domain has no deadline; once the store is in charge of
+        // nothing, its proofs are refused.
+        for mechanism in [MechanismKind::Curve, MechanismKind::Plain] {
+            let change = match mechanism {
+                MechanismKind::Curve => Change::ConfigureCurve {
+                    domain: "fleet".into(),
+                    curve: CurvePolicy::AllowAny,
+                },
+                _ => Change::ConfigurePlain {
+                    domain: "fleet".into(),
+                    table: PlainTable::Clear(PasswordTable::new([("bob", "x")])),
+                },
+            };
+            let take_over = Origin::Hand { take_over: true };
+            policy.apply(take_over, change).unwrap();
+            let late = Now::at(until + 60 * SECOND);
+            match mechanism {
+                MechanismKind::Curve => {
+                    assert_ok(&reply_at(&policy, &curve("fleet", SERVER), &late), SERVER);
+                    assert_stale(&reply_at(&policy, &plain("fleet", "alice", "pw"), &late));
+                    assert!(trust(&mut policy, store, until).is_ok(), "still owns PLAIN");
+                }
+                _ => {
+                    assert_ok(
+                        &reply_at(&policy, &plain("fleet", "bob", "x"), &late),
+                        "bob",
+                    );
+                    assert_eq!(
+                        trust(&mut policy, store, until),
+                        Err(PolicyError::Superseded)
+                    );
+                    assert_eq!(policy.store_trust(store), Trust::Unlimited);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_store_domain_without_its_own_setting_does_not_fall_back_to_any_past_the_deadline() {
+        let (mut policy, store) = with_store();
+        let start = Instant::now();
+        trust(&mut policy, store, start + SECOND).unwrap();
+        // The store removes its own setting: "*" decides, but only while the store is trusted.
+        let unconfigure = Change::Unconfigure {
+            domain: "fleet".into(),
+            mechanism: MechanismKind::Curve,
+        };
+        policy.apply(Origin::Owner(store), unconfigure).unwrap();
+        assert_ok(
+            &reply_at(&policy, &curve("fleet", SERVER), &Now::at(start)),
+            SERVER,
+        );
+        let late = Now::at(start + SECOND);
+        assert_stale(&reply_at(&policy, &curve("fleet", SERVER), &late));
+        assert_eq!(
+            policy.trust("fleet", MechanismKind::Curve),
+            Trust::Until(start + SECOND)
+        );
+    }
+
     #[test]
     fn a_key_expires_at_the_wall_clock_time_given_and_only_such_a_key_reads_it() {
         let mut policy = Policy::default();
@@ -770,6 +950,45 @@ mod time {
             unreachable!()
         };
         assert_denied(&consultation.finish(verdict, &expired), "Unknown key");
+    }
+
+    #[test]
+    fn an_answer_that_comes_back_after_the_deadline_of_the_store_is_refused_unless_proved_again() {
+        let (mut policy, store) = with_store();
+        policy.set_curve_user_id(Some(Arc::new(|_: &CurvePublicKey| Ok("mapped".into()))));
+        let start = Instant::now();
+        trust(&mut policy, store, start + 2 * SECOND).unwrap();
+        let frames = curve("fleet", CLIENT);
+        let decided = Now::at(start + SECOND);
+        let deadline = start + 10 * SECOND;
+        let answer = |policy: &Policy| match policy.handle_at(&frames, &decided) {
+            Decision::Consult(c) => Answer::Consulted(c, Ok(CurveVerdict::admit())),
+            other => panic!("the mapping is consulted: {other:?}"),
+        };
+        let back = Now::at(start + 3 * SECOND);
+        let asked = answer(&policy);
+        let Decision::Reply(reply) = policy.resume(asked, &frames, &back, deadline) else {
+            panic!("answered")
+        };
+        assert_stale(&reply);
+        // Proved again while the mapping ran: the same answer is good.
+        let asked = answer(&policy);
+        trust(&mut policy, store, start + 4 * SECOND).unwrap();
+        let Decision::Reply(reply) = policy.resume(asked, &frames, &back, deadline) else {
+            panic!("answered")
+        };
+        assert_ok(&reply, CLIENT); // the answer in hand: an admission without a user id
+                                   // A password checked while the store went stale is refused as well.
+        let frames = plain("fleet", "alice", "pw");
+        let Decision::Verify(verification) = policy.handle_at(&frames, &back) else {
+            panic!("a hashed table verifies")
+        };
+        let late = Now::at(start + 4 * SECOND);
+        let answer = Answer::Verified(verification, Ok(true));
+        let Decision::Reply(reply) = policy.resume(answer, &frames, &late, deadline) else {
+            panic!("answered")
+        };
+        assert_stale(&reply);
     }
 
     #[test]

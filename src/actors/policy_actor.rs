@@ -14,8 +14,7 @@ use super::watchdog::Watchdog;
 use crate::messages::error::ConfigError;
 use crate::messages::*;
 use crate::policy::ProviderFailure;
-use crate::policy::{BlockingCall, BlockingRunner, Consultation, Decision, Policy};
-use crate::provider::CurveVerdict;
+use crate::policy::{Answer, BlockingCall, BlockingRunner, Consultation, Decision, Now, Policy};
 use crate::settings::Settings;
 use crate::zap::{Reply, Request};
 
@@ -29,7 +28,8 @@ pub(crate) fn require_curve(has_curve: Option<bool>) -> Result<(), ConfigError> 
 /// Decisions that need no provider are answered inside the handler. Provider lookups run
 /// concurrently (asynchronous ones on this thread, synchronous ones on the bounded pool),
 /// each under the deadline and with panics caught, so one slow or broken provider delays
-/// only its own client.
+/// only its own client. Every decision goes through one router (`route`); the clocks are read
+/// once per request, and once more when the work it asked for comes back.
 pub struct PolicyActor {
     pub(crate) policy: Policy,
     settings: Settings,
@@ -84,10 +84,11 @@ fn settings_watchdog(settings: &Settings) -> Option<Watchdog> {
         .map(|threshold| Watchdog::new(threshold, Instant::now()))
 }
 
-/// Blocking user code runs on the authenticator's bounded pool: a full queue is
-/// `Overloaded`, a panic `Panicked`.
+/// Blocking work runs on a bounded pool (user code on the provider pool, argon2 on the
+/// verifier's): a full queue is `Overloaded`, a panic or a lost worker `Panicked` — the one
+/// mapping of the pool's failures.
 #[derive(Clone)]
-struct OnPool(BlockingPool);
+pub(super) struct OnPool(pub(super) BlockingPool);
 
 impl BlockingRunner for OnPool {
     fn run<T: Send + 'static>(
@@ -108,109 +109,170 @@ impl BlockingRunner for OnPool {
 }
 
 /// `future`'s answer, or `TimedOut` at the deadline.
-async fn within<T>(
-    deadline: tokio::time::Instant,
+pub(super) async fn within<T>(
+    deadline: Instant,
     future: impl Future<Output = Result<T, ProviderFailure>>,
 ) -> Result<T, ProviderFailure> {
+    let deadline = tokio::time::Instant::from_std(deadline);
     tokio::time::timeout_at(deadline, future)
         .await
         .unwrap_or(Err(ProviderFailure::TimedOut))
 }
 
-/// A request whose decision needs user code, on its way through the actor.
+/// A request whose decision needs work (user code, a password hash), on its way through the
+/// actor.
 pub(super) struct Pending {
-    /// Kept to decide the request again if the policy changes meanwhile.
+    /// Kept to decide the request again when its work comes back.
     pub(super) frames: Vec<Vec<u8>>,
     /// Read when the request arrived, for the log and the observers.
     pub(super) facts: RequestFacts<'static>,
+    /// When the request arrived.
     pub(super) received: Instant,
     /// Set when the request arrived; a decision taken again keeps it.
-    pub(super) deadline: tokio::time::Instant,
+    pub(super) deadline: Instant,
+}
+
+/// A request in the router: just arrived (its facts borrow its frames, so a reply sent at
+/// once copies nothing), or back from work started for it.
+pub(super) enum Carried<'a> {
+    /// Decided for the first time.
+    Arrived {
+        frames: &'a [Vec<u8>],
+        facts: RequestFacts<'a>,
+        received: Instant,
+    },
+    /// Decided again.
+    Waiting(Pending),
+}
+
+impl Carried<'_> {
+    fn facts(&self) -> (&RequestFacts<'_>, Instant) {
+        match self {
+            Carried::Arrived {
+                facts, received, ..
+            } => (facts, *received),
+            Carried::Waiting(pending) => (&pending.facts, pending.received),
+        }
+    }
+}
+
+/// Where the router leaves a request.
+pub(super) enum Routed {
+    /// Answered.
+    Now(Reply),
+    /// Waiting on work; the future resolves with the reply.
+    Later(ResponseActFuture<PolicyActor, Reply>),
+}
+
+impl Routed {
+    fn into_response(self) -> ActorResponse<PolicyActor, Reply> {
+        match self {
+            Routed::Now(reply) => ActorResponse::reply(reply),
+            Routed::Later(future) => ActorResponse::r#async(future),
+        }
+    }
+
+    fn into_future(self) -> ResponseActFuture<PolicyActor, Reply> {
+        match self {
+            Routed::Now(reply) => Box::pin(fut::ready(reply)),
+            Routed::Later(future) => future,
+        }
+    }
 }
 
 impl PolicyActor {
-    /// Runs the consultation's user code under the request's deadline; when it answers,
-    /// sends the answer only if the policy is still the one it was asked under. Otherwise
-    /// the request is decided again from its frames under the policy in force, so an
-    /// acknowledged narrowing also decides the requests that were already waiting.
-    fn consult(
-        &mut self,
-        consultation: Consultation,
-        pending: Pending,
-    ) -> ResponseActFuture<Self, Reply> {
+    /// The one router: does what a decision says, for a request that just arrived or one
+    /// decided again when its work came back. A reply is logged, counted and sent; a
+    /// verification remembered at `now` is a reply; user code and argon2 run under the
+    /// request's deadline, and their answer goes back to the policy ([`resume`](Self::resume)).
+    pub(super) fn route(&mut self, decision: Decision, carried: Carried<'_>, now: &Now) -> Routed {
+        match decision {
+            Decision::Reply(reply) => {
+                let (facts, received) = carried.facts();
+                self.decided(facts, &reply, received);
+                Routed::Now(reply)
+            }
+            Decision::Verify(verification)
+                if self.verifier.cache.remembers(&verification, now.instant()) =>
+            {
+                let reply = verification.finish(Ok(true), now);
+                self.route(Decision::Reply(reply), carried, now)
+            }
+            Decision::Consult(consultation) => {
+                let pending = self.pending(carried);
+                self.consult(consultation, pending)
+            }
+            Decision::Verify(verification) => {
+                let pending = self.pending(carried);
+                self.verify(verification, pending)
+            }
+        }
+    }
+
+    /// Runs the consultation's user code under the request's deadline, then resumes.
+    fn consult(&mut self, consultation: Consultation, pending: Pending) -> Routed {
         let asked = within(
             pending.deadline,
             consultation.ask(OnPool(self.pool.clone())),
         );
-        Box::pin(asked.into_actor(self).then(move |verdict, act, _| {
-            if act.policy.epoch() == consultation.epoch() {
-                return act.finished(consultation, verdict, pending);
+        Routed::Later(Box::pin(asked.into_actor(self).then(
+            move |verdict, act, _| {
+                let answer = Answer::Consulted(consultation, verdict);
+                act.resume(answer, pending, &Now::read())
+            },
+        )))
+    }
+
+    /// Work came back at `now`: the policy in force decides what its answer is worth
+    /// ([`Policy::resume`]: the answer, the request decided again, or a timeout), and the
+    /// router does that. So an acknowledged narrowing also decides the requests that were
+    /// already waiting, and a store's deadline or a key's expiry is checked at `now`.
+    pub(super) fn resume(
+        &mut self,
+        answer: Answer,
+        pending: Pending,
+        now: &Now,
+    ) -> ResponseActFuture<Self, Reply> {
+        let epoch = match &answer {
+            Answer::Consulted(consultation, verdict) => {
+                if let Err(failure) = verdict {
+                    warn!(
+                        target: "actix_zap::provider",
+                        "CURVE provider or user-id mapping for domain {:?}, key {}: {failure}",
+                        consultation.domain, consultation.public_key
+                    );
+                }
+                consultation.epoch()
             }
+            Answer::Verified(verification, _) => verification.epoch(),
+        };
+        if epoch != self.policy.epoch() {
             debug!(
                 target: "actix_zap::decision",
-                "the policy changed while user code ran for domain {:?}; deciding again",
-                consultation.domain
-            );
-            act.decide_again(pending, consultation, verdict)
-        }))
-    }
-
-    /// Decides a request again under the policy in force, from scratch (see
-    /// [`consult`](Self::consult)); its facts stay those read when it arrived.
-    pub(super) fn decide(&mut self, pending: Pending) -> ResponseActFuture<Self, Reply> {
-        match self.policy.handle(&pending.frames) {
-            Decision::Reply(reply) => {
-                self.decided(&pending.facts, &reply, pending.received);
-                Box::pin(fut::ready(reply))
-            }
-            Decision::Consult(consultation) => self.consult(consultation, pending),
-            Decision::Verify(verification) => self.verify(verification, pending),
-        }
-    }
-
-    /// Decides a request again under the policy in force (see [`consult`](Self::consult)).
-    /// When the same user code would be asked the same question, the answer in hand
-    /// stands; past the request's deadline nothing is asked again (`500`). Its facts stay
-    /// those read when it arrived.
-    fn decide_again(
-        &mut self,
-        pending: Pending,
-        asked: Consultation,
-        verdict: Result<CurveVerdict, ProviderFailure>,
-    ) -> ResponseActFuture<Self, Reply> {
-        match self.policy.handle(&pending.frames) {
-            Decision::Verify(verification) => self.verify(verification, pending),
-            Decision::Reply(reply) => {
-                self.decided(&pending.facts, &reply, pending.received);
-                Box::pin(fut::ready(reply))
-            }
-            Decision::Consult(fresh) if fresh.asks_the_same(&asked) => {
-                self.finished(fresh, verdict, pending)
-            }
-            Decision::Consult(fresh) if tokio::time::Instant::now() >= pending.deadline => {
-                self.finished(fresh, Err(ProviderFailure::TimedOut), pending)
-            }
-            Decision::Consult(fresh) => self.consult(fresh, pending),
-        }
-    }
-
-    /// Turns a current answer into the reply, logging failures of user code.
-    fn finished(
-        &mut self,
-        consultation: Consultation,
-        verdict: Result<CurveVerdict, ProviderFailure>,
-        pending: Pending,
-    ) -> ResponseActFuture<Self, Reply> {
-        if let Err(failure) = &verdict {
-            warn!(
-                target: "actix_zap::provider",
-                "CURVE provider or user-id mapping for domain {:?}, key {}: {failure}",
-                consultation.domain, consultation.public_key
+                "the policy changed while work ran for a request of domain {:?}; deciding again",
+                pending.facts.domain
             );
         }
-        let reply = consultation.finish(verdict);
-        self.decided(&pending.facts, &reply, pending.received);
-        Box::pin(fut::ready(reply))
+        let decision = (self.policy).resume(answer, &pending.frames, now, pending.deadline);
+        self.route(decision, Carried::Waiting(pending), now)
+            .into_future()
+    }
+
+    /// A request that work must decide, under a deadline that starts when it arrived.
+    fn pending(&self, carried: Carried<'_>) -> Pending {
+        match carried {
+            Carried::Waiting(pending) => pending,
+            Carried::Arrived {
+                frames,
+                facts,
+                received,
+            } => Pending {
+                frames: frames.to_vec(),
+                facts: facts.into_owned(),
+                received,
+                deadline: crate::policy::deadline(received, self.settings.provider_deadline),
+            },
+        }
     }
 }
 
@@ -257,52 +319,29 @@ impl Handler<Authenticate> for PolicyActor {
         Authenticate(frames): Authenticate,
         _: &mut Self::Context,
     ) -> Self::Result {
-        let received = Instant::now();
+        // The one reading of the clocks for this decision (the wall clock only if a key with
+        // an expiry asks for it).
+        let now = Now::read();
         if let Some(stall) = self.watchdog.as_mut().and_then(Watchdog::request) {
             self.stalled(stall);
         }
         // Parsed once: the decision, the log and the observers all read this.
         let (decision, facts) = match Request::parse(&frames) {
-            Ok(request) => (self.policy.decide(&request), RequestFacts::of(request)),
+            Ok(request) => (
+                self.policy.decide(&request, &now),
+                RequestFacts::of(request),
+            ),
             Err(error) => (
                 Decision::Reply(Policy::refuse_malformed(&frames, &error)),
                 RequestFacts::unparsed(&frames),
             ),
         };
-        match decision {
-            Decision::Reply(reply) => {
-                self.decided(&facts, &reply, received);
-                ActorResponse::reply(reply)
-            }
-            Decision::Consult(consultation) => {
-                let facts = facts.into_owned();
-                let pending = self.pending(frames, facts, received);
-                ActorResponse::r#async(self.consult(consultation, pending))
-            }
-            Decision::Verify(verification) => {
-                let facts = facts.into_owned();
-                let pending = self.pending(frames, facts, received);
-                ActorResponse::r#async(self.verify(verification, pending))
-            }
-        }
-    }
-}
-
-impl PolicyActor {
-    /// A request that user code (a provider, a mapping) or a password hash must decide,
-    /// under a deadline that starts now.
-    fn pending(
-        &self,
-        frames: Vec<Vec<u8>>,
-        facts: RequestFacts<'static>,
-        received: Instant,
-    ) -> Pending {
-        Pending {
-            frames,
+        let carried = Carried::Arrived {
+            frames: &frames,
             facts,
-            received,
-            deadline: tokio::time::Instant::now() + self.settings.provider_deadline,
-        }
+            received: now.instant(),
+        };
+        self.route(decision, carried, &now).into_response()
     }
 }
 
@@ -335,7 +374,7 @@ impl Handler<GetStats> for PolicyActor {
 
     fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
         let mut stats = self.observers.stats();
-        stats.sources = self.served.stats();
+        stats.sources = self.served.stats(&self.policy, Instant::now());
         MessageResult(stats)
     }
 }

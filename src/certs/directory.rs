@@ -444,13 +444,16 @@ mod tests {
         let alice_key = load_certificate(&alice).unwrap().public_key;
         let client_key = CurvePublicKey::from_z85(CLIENT_PUBLIC).unwrap();
         assert_eq!(load.store.len(), 2, "{:?}", load.rejected);
-        assert!(load.store.contains(&client_key));
+        assert!(load.store.holds(&client_key));
         // The public file carries the metadata too (pyzmq's own writer would drop it).
         let hello = Metadata::from_pairs([("Hello", "World")]).unwrap();
-        assert_eq!(load.store.get(&alice_key), Some(&hello));
+        assert_eq!(
+            load.store.entry(&alice_key).map(|e| e.metadata),
+            Some(&hello)
+        );
         assert!(!load
             .store
-            .contains(&CurvePublicKey::from_z85(SERVER_PUBLIC).unwrap()));
+            .holds(&CurvePublicKey::from_z85(SERVER_PUBLIC).unwrap()));
         check_broken(&load, ".key");
         let dup = load
             .rejected
@@ -493,11 +496,11 @@ mod tests {
 
         let load = load_directory(root, Layout::Czmq).unwrap();
         assert_eq!(load.store.len(), 2, "{:?}", load.rejected);
-        let meta = load.store.get(&alice_cert.public_key).unwrap();
+        let meta = load.store.entry(&alice_cert.public_key).unwrap().metadata;
         assert_eq!(meta.as_bytes(), b"\x05Hello\x00\x00\x00\x06World!");
         assert!(load
             .store
-            .contains(&CurvePublicKey::from_z85(CLIENT_PUBLIC).unwrap()));
+            .holds(&CurvePublicKey::from_z85(CLIENT_PUBLIC).unwrap()));
         check_broken(&load, "");
         // The secret file is never read, so no duplicate is reported for it; the copy in a
         // subdirectory and the symlink are duplicates of the first file in path order.

@@ -23,4 +23,4 @@ pub(crate) use directory::{assemble, candidates, layout_warning, parse_cert_file
 pub use directory::{load_directory, DirectoryLoad, Layout, RejectedFile};
 pub use error::{CertError, CertificateError, FileError};
 pub use file::{create_certificates, load_certificate, MAX_CERTIFICATE_BYTES};
-pub use store::CertStore;
+pub use store::{CertStore, KeyEntry};

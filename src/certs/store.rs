@@ -8,6 +8,25 @@ use std::time::SystemTime;
 use crate::keys::CurvePublicKey;
 use crate::zap::Metadata;
 
+/// What a [`CertStore`] holds for one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyEntry<'a> {
+    /// The metadata its `200` reply carries.
+    pub metadata: &'a Metadata,
+    /// The user id stored with it, if any (otherwise the reply carries the key's Z85 text, or
+    /// what the user-id mapping makes of it).
+    pub user_id: Option<&'a str>,
+    /// When it stops being allowed, if it has an expiry.
+    pub expires: Option<SystemTime>,
+}
+
+impl KeyEntry<'_> {
+    /// Whether the key is expired at `now`.
+    pub fn expired_at(&self, now: SystemTime) -> bool {
+        self.expires.is_some_and(|expires| now >= expires)
+    }
+}
+
 /// Allowed CURVE public keys, each with its already-encoded reply metadata.
 ///
 /// Built off the actor thread (see [`load_directory`](super::load_directory)) and handed to
@@ -18,7 +37,8 @@ use crate::zap::Metadata;
 /// Keys from a credential store may also carry a user id and an expiry
 /// ([`upsert`](Self::upsert)); those live in a side table that is empty for certificate
 /// directories, so their lookups cost nothing more. An expired key is not allowed: expiry is
-/// checked on every lookup, since time passing sends no notification.
+/// checked on every lookup against the time the caller passes (the decision's), since time
+/// passing sends no notification.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct CertStore {
     keys: HashMap<CurvePublicKey, Metadata>,
@@ -56,24 +76,41 @@ impl CertStore {
         self.keys.is_empty()
     }
 
-    /// Whether a client presenting `key` is allowed (present and not expired).
-    pub fn contains(&self, key: &CurvePublicKey) -> bool {
-        self.get(key).is_some()
+    /// Whether a client presenting `key` is allowed at `now` (present and not expired).
+    pub fn contains(&self, key: &CurvePublicKey, now: SystemTime) -> bool {
+        self.get(key, now).is_some()
     }
 
-    /// The metadata for an allowed key (`None` when the key is not allowed, or expired).
-    pub fn get(&self, key: &CurvePublicKey) -> Option<&Metadata> {
+    /// Whether `key` is in the store, expired or not.
+    pub fn holds(&self, key: &CurvePublicKey) -> bool {
+        self.keys.contains_key(key)
+    }
+
+    /// The metadata for a key allowed at `now` (`None` when the key is not allowed, or
+    /// expired at `now`).
+    pub fn get(&self, key: &CurvePublicKey, now: SystemTime) -> Option<&Metadata> {
+        let entry = self.entry(key)?;
+        (!entry.expired_at(now)).then_some(entry.metadata)
+    }
+
+    /// Everything stored with `key`, expired or not: one lookup for a decision, which checks
+    /// the expiry itself (reading the wall clock only for a key that has one).
+    pub fn entry(&self, key: &CurvePublicKey) -> Option<KeyEntry<'_>> {
         let metadata = self.keys.get(key)?;
         if self.extras.is_empty() {
-            return Some(metadata);
+            // Certificate directories: no second lookup on the hot path.
+            return Some(KeyEntry {
+                metadata,
+                user_id: None,
+                expires: None,
+            });
         }
-        match self.extras.get(key) {
-            Some(Extra {
-                expires: Some(expires),
-                ..
-            }) if SystemTime::now() >= *expires => None,
-            _ => Some(metadata),
-        }
+        let extra = self.extras.get(key);
+        Some(KeyEntry {
+            metadata,
+            user_id: extra.and_then(|extra| extra.user_id.as_deref()),
+            expires: extra.and_then(|extra| extra.expires),
+        })
     }
 
     /// The user id stored with `key`, if any (otherwise the reply carries the key's Z85
@@ -187,9 +224,11 @@ mod tests {
         let meta = Metadata::from_pairs([("Hello", "World")]).unwrap();
         assert!(store.insert(key(CLIENT_PUBLIC), meta.clone()));
         assert!(!store.insert(key(CLIENT_PUBLIC), Metadata::empty()));
-        assert_eq!(store.get(&key(CLIENT_PUBLIC)), Some(&meta));
-        assert!(store.contains(&key(CLIENT_PUBLIC)));
-        assert!(!store.contains(&key(SERVER_PUBLIC)));
+        let now = SystemTime::now();
+        assert_eq!(store.get(&key(CLIENT_PUBLIC), now), Some(&meta));
+        assert!(store.contains(&key(CLIENT_PUBLIC), now));
+        assert!(store.holds(&key(CLIENT_PUBLIC)));
+        assert!(!store.contains(&key(SERVER_PUBLIC), now));
         assert_eq!(store.len(), 1);
         assert_eq!(store.keys().collect::<Vec<_>>(), [&key(CLIENT_PUBLIC)]);
         assert_eq!(store.remove(&key(CLIENT_PUBLIC)), Some(meta));
@@ -202,29 +241,47 @@ mod tests {
             .into_iter()
             .collect();
         assert_eq!(store.len(), 2);
-        assert_eq!(store.get(&key(SERVER_PUBLIC)), Some(&Metadata::empty()));
+        let now = SystemTime::UNIX_EPOCH;
+        assert_eq!(
+            store.get(&key(SERVER_PUBLIC), now),
+            Some(&Metadata::empty())
+        );
         assert_eq!(format!("{store:?}"), "CertStore { len: 2 }");
         assert_eq!(store.clone(), store);
     }
 
     #[test]
-    fn upserted_keys_carry_a_user_id_and_expire() {
+    fn upserted_keys_carry_a_user_id_and_expire_at_the_time_given() {
         let mut store = CertStore::new();
-        let past = SystemTime::now() - std::time::Duration::from_secs(1);
-        let future = SystemTime::now() + std::time::Duration::from_secs(3600);
+        let start = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let hour = std::time::Duration::from_secs(3600);
         store.upsert(
             key(CLIENT_PUBLIC),
             Metadata::empty(),
             Some("alice".into()),
             None,
         );
-        store.upsert(key(SERVER_PUBLIC), Metadata::empty(), None, Some(past));
+        store.upsert(key(SERVER_PUBLIC), Metadata::empty(), None, Some(start));
         assert_eq!(store.user_id(&key(CLIENT_PUBLIC)), Some("alice"));
-        assert!(store.contains(&key(CLIENT_PUBLIC)));
-        assert!(!store.contains(&key(SERVER_PUBLIC)), "expired");
-        store.upsert(key(SERVER_PUBLIC), Metadata::empty(), None, Some(future));
-        assert!(store.contains(&key(SERVER_PUBLIC)));
-        assert_eq!(store.expires(&key(SERVER_PUBLIC)), Some(future));
+        assert!(store.contains(&key(CLIENT_PUBLIC), start + hour));
+        // Allowed up to its expiry, not at it nor after; held all along.
+        assert!(store.contains(&key(SERVER_PUBLIC), start - hour));
+        assert!(!store.contains(&key(SERVER_PUBLIC), start), "expired");
+        assert!(store.get(&key(SERVER_PUBLIC), start + hour).is_none());
+        assert!(store.holds(&key(SERVER_PUBLIC)));
+        let entry = store.entry(&key(SERVER_PUBLIC)).unwrap();
+        assert_eq!(entry.expires, Some(start));
+        assert!(entry.expired_at(start) && !entry.expired_at(start - hour));
+        let alice = store.entry(&key(CLIENT_PUBLIC)).unwrap();
+        assert_eq!((alice.user_id, alice.expires), (Some("alice"), None));
+        store.upsert(
+            key(SERVER_PUBLIC),
+            Metadata::empty(),
+            None,
+            Some(start + hour),
+        );
+        assert!(store.contains(&key(SERVER_PUBLIC), start));
+        assert_eq!(store.expires(&key(SERVER_PUBLIC)), Some(start + hour));
         store.upsert(key(CLIENT_PUBLIC), Metadata::empty(), None, None);
         assert_eq!(store.user_id(&key(CLIENT_PUBLIC)), None);
         store.remove(&key(SERVER_PUBLIC));

@@ -171,9 +171,11 @@ pub struct SourceStats {
     pub connected: bool,
     /// The last change-log sequence number whose changes are in force (0: none yet).
     pub applied_seq: i64,
-    /// Time since the source last heard from its database (`None`: never).
+    /// Time since the last proof that the source was up to date: since the sending of the
+    /// last read that found nothing committed beyond what it had applied (`None`: none yet).
     pub staleness: Option<Duration>,
-    /// Its domains refuse everyone because it was out of touch longer than allowed.
+    /// Its domains refuse everyone: no read proved them up to date within the source's
+    /// `max_staleness` (true before the first read too).
     pub failed_closed: bool,
     /// The last error (connection, query or a malformed row), if any.
     pub last_error: Option<String>,
@@ -184,3 +186,4 @@ pub struct SourceStats {
     /// Domains taken over by hand (`"domain (MECHANISM)"`): the source no longer changes them.
     pub taken_over: Vec<String>,
 }
+

@@ -22,10 +22,20 @@
 //! Changes sent by an owner ([`Origin::Owner`]) are applied only while that owner is in charge
 //! of the domain; otherwise they are refused with [`PolicyError::Superseded`] and change
 //! nothing.
+//!
+//! # Trust: how long a store's domains may decide
+//! A store's copy of its domains is only as good as its last proof that it had applied
+//! everything the store had committed. Each domain a store owns is trusted until a deadline
+//! ([`Trust`]) that the store moves forward with [`Change::Trust`] after each such proof;
+//! every decision for the domain compares it with its `now`, and past it the domain refuses
+//! everyone ([`Refusal::StaleStore`](super::Refusal::StaleStore)), never falling back to
+//! `"*"`. A store that has proved nothing yet is not trusted at all. Domains of the hand, a
+//! load or a watch have no deadline.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::{
     check_domain, AddressFilter, AddressPattern, AddressRules, CurveEntry, CurvePolicy,
@@ -300,6 +310,13 @@ pub enum Change {
         /// CURVE keys (32 bytes) or usernames; `None` for all.
         names: Option<Vec<Vec<u8>>>,
     },
+    /// A store's domains may decide until `until` (sent by the store, [`Origin::Owner`], while
+    /// it is in charge of some domain): it proved, by a read sent at `until - max_staleness`,
+    /// that it had applied everything committed before then. Only moves the deadline forward.
+    Trust {
+        /// The new deadline.
+        until: Instant,
+    },
 }
 
 impl std::fmt::Debug for Change {
@@ -439,11 +456,51 @@ pub struct TakenOver {
 
 type DomainKey = (String, MechanismKind);
 
+/// Until when a domain's setting may decide: its owner's deadline, compared with the `now` of
+/// every decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// No deadline: the hand's, a load's or a watch's setting.
+    Unlimited,
+    /// A store's setting, proved up to date; trusted before this instant, not at it.
+    Until(Instant),
+    /// A store's setting that no read has proved yet: not trusted.
+    Unproved,
+}
+
+impl Trust {
+    /// The one that ends first.
+    pub fn earlier(self, other: Trust) -> Trust {
+        match (self, other) {
+            (Trust::Unproved, _) | (_, Trust::Unproved) => Trust::Unproved,
+            (Trust::Until(a), Trust::Until(b)) => Trust::Until(a.min(b)),
+            (Trust::Until(at), Trust::Unlimited) | (Trust::Unlimited, Trust::Until(at)) => {
+                Trust::Until(at)
+            }
+            (Trust::Unlimited, Trust::Unlimited) => Trust::Unlimited,
+        }
+    }
+
+    /// Whether the setting may decide at `now`.
+    pub fn holds_at(self, now: Instant) -> bool {
+        match self {
+            Trust::Unlimited => true,
+            Trust::Until(until) => now < until,
+            Trust::Unproved => false,
+        }
+    }
+}
+
 /// Who owns what, and the local revocations. Part of [`Policy`].
 #[derive(Debug, Clone, Default)]
 pub(super) struct Control {
-    /// Owners other than the hand; a domain's mechanism not listed is the hand's.
-    owners: HashMap<DomainKey, Owner>,
+    /// Owners other than the hand, by mechanism then domain (looked up with a `&str`, no
+    /// allocation per request); a domain's mechanism not listed is the hand's.
+    owners: HashMap<MechanismKind, HashMap<String, Owner>>,
+    /// Each store in charge of some domain: until when its domains may decide (`None`: it
+    /// has proved nothing yet). Empty without stores, which keeps the decision's check to
+    /// one branch.
+    trusted: HashMap<OwnerId, Option<Instant>>,
     /// Names refused per mechanism and domain, whatever the domain's setting.
     revoked: HashMap<MechanismKind, HashMap<String, HashSet<Vec<u8>>>>,
     /// The latest take-over per domain's mechanism.
@@ -453,18 +510,73 @@ pub(super) struct Control {
 
 impl Control {
     fn owner(&self, domain: &str, mechanism: MechanismKind) -> Owner {
-        self.owners
-            .get(&(domain.to_owned(), mechanism))
+        self.owner_ref(domain, mechanism)
             .cloned()
             .unwrap_or(Owner::Hand)
     }
 
+    fn owner_ref(&self, domain: &str, mechanism: MechanismKind) -> Option<&Owner> {
+        self.owners.get(&mechanism)?.get(domain)
+    }
+
     fn set_owner(&mut self, domain: &str, mechanism: MechanismKind, owner: Owner) {
-        let key = (domain.to_owned(), mechanism);
-        match owner {
-            Owner::Hand => self.owners.remove(&key),
-            owner => self.owners.insert(key, owner),
+        if let Owner::Store { id, .. } = &owner {
+            self.trusted.entry(*id).or_insert(None);
+        }
+        let domains = self.owners.entry(mechanism).or_default();
+        let before = match owner {
+            Owner::Hand => domains.remove(domain),
+            owner => domains.insert(domain.to_owned(), owner),
         };
+        self.owners.retain(|_, domains| !domains.is_empty());
+        // A store in charge of nothing any more has nothing left to trust.
+        if let Some(Owner::Store { id, .. }) = before {
+            let in_charge = (self.owners.values())
+                .flat_map(HashMap::values)
+                .any(|owner| matches!(owner, Owner::Store { id: other, .. } if *other == id));
+            if !in_charge {
+                self.trusted.remove(&id);
+            }
+        }
+    }
+
+    /// Until when a request of `domain` may be decided by the setting of `setting_domain`
+    /// (the domain's own, or `"*"`): the earlier deadline of the two owners, so a store's
+    /// domain never falls back to `"*"` past its deadline.
+    pub(super) fn trust(
+        &self,
+        mechanism: MechanismKind,
+        domain: &str,
+        setting_domain: &str,
+    ) -> Trust {
+        if self.trusted.is_empty() {
+            return Trust::Unlimited; // no store: the common case costs one branch
+        }
+        let of = |domain: &str| match self.owner_ref(domain, mechanism) {
+            Some(Owner::Store { id, .. }) => self.store_trust(*id),
+            _ => Trust::Unlimited,
+        };
+        if setting_domain == domain {
+            of(domain)
+        } else {
+            of(domain).earlier(of(setting_domain))
+        }
+    }
+
+    /// Until when the domains of the store `id` may decide.
+    fn store_trust(&self, id: OwnerId) -> Trust {
+        match self.trusted.get(&id) {
+            Some(Some(until)) => Trust::Until(*until),
+            Some(None) => Trust::Unproved,
+            None => Trust::Unlimited,
+        }
+    }
+
+    /// Moves the store's deadline forward to `until` (never back).
+    fn extend_trust(&mut self, id: OwnerId, until: Instant) {
+        if let Some(deadline) = self.trusted.get_mut(&id) {
+            *deadline = Some(deadline.map_or(until, |before| before.max(until)));
+        }
     }
 
     /// Whether `name` is revoked for a request of `domain` decided by the setting of
@@ -513,7 +625,7 @@ impl Control {
     /// Every owner other than the hand, sorted.
     pub(super) fn owners(&self) -> Vec<(String, MechanismKind, Owner)> {
         let mut all: Vec<_> = (self.owners.iter())
-            .map(|((d, m), o)| (d.clone(), *m, o.clone()))
+            .flat_map(|(m, domains)| domains.iter().map(|(d, o)| (d.clone(), *m, o.clone())))
             .collect();
         all.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         all
@@ -560,6 +672,8 @@ enum Kind {
     Release,
     /// Lifts revocations: the hand's explicit word.
     Lift,
+    /// A store's proof that it is up to date: only from a store in charge of some domain.
+    Trust,
 }
 
 impl Change {
@@ -580,8 +694,7 @@ impl Change {
     }
 
     /// An empty key set and an empty hashed table for `domain`: everyone of CURVE and PLAIN is
-    /// refused there, with no fallback to `"*"` (a store's domain before its first read, or
-    /// past its staleness limit).
+    /// refused there, with no fallback to `"*"` (a store's domain before its first read).
     pub fn refuse_everyone(domain: &str) -> [Change; 2] {
         [
             Change::curve_keys(domain, CertStore::new()),
@@ -610,6 +723,7 @@ impl Change {
             Change::Claim { .. } => "Claim",
             Change::Release { .. } => "Release",
             Change::LiftRevocations { .. } => "LiftRevocations",
+            Change::Trust { .. } => "Trust",
         }
     }
 
@@ -649,6 +763,7 @@ impl Change {
             | Change::Claim { .. } => Kind::Widening,
             Change::Release { .. } => Kind::Release,
             Change::LiftRevocations { .. } => Kind::Lift,
+            Change::Trust { .. } => Kind::Trust,
             _ => Kind::HandOnly,
         }
     }
@@ -715,8 +830,13 @@ impl Policy {
         self.control.owner(domain, mechanism)
     }
 
-    /// Applies one change — the one way anything changes the policy (see [`Change`] for who
-    /// may change what). A refused change changes nothing.
+    /// Applies one change — the one way anything changes the policy. Who may change what: a
+    /// removal by hand is always applied (and kept as a local revocation over an owner's
+    /// updates); a widening or replacing change by hand on a domain a watch or store owns is
+    /// refused ([`PolicyError::OwnedBy`]) unless its [`Origin`] takes over; an owner's change
+    /// is applied only while that [`Owner`] is in charge ([`PolicyError::Superseded`]); a
+    /// [`Change::Trust`] only from a store ([`PolicyError::StoreOnly`]). A refused change
+    /// changes nothing. [`Change`] has the whole table.
     ///
     /// ```
     /// use actix_zap::keys::CurvePublicKey;
@@ -800,12 +920,18 @@ impl Policy {
     fn authorize(&self, origin: Origin, change: &Change) -> Result<Authority, PolicyError> {
         let kind = change.kind();
         let Some((domain, mechanism)) = change.target() else {
-            return match origin {
-                Origin::Hand { .. } => Ok(Authority {
-                    before: Owner::Hand,
-                    displaced: None,
-                }),
-                Origin::Owner(_) => Err(PolicyError::HandOnly),
+            let unowned = Authority {
+                before: Owner::Hand,
+                displaced: None,
+            };
+            return match (origin, kind) {
+                (Origin::Hand { .. }, Kind::Trust) => Err(PolicyError::StoreOnly),
+                (Origin::Hand { .. }, _) => Ok(unowned),
+                (Origin::Owner(id), Kind::Trust) if self.control.trusted.contains_key(&id) => {
+                    Ok(unowned)
+                }
+                (Origin::Owner(_), Kind::Trust) => Err(PolicyError::Superseded),
+                (Origin::Owner(_), _) => Err(PolicyError::HandOnly),
             };
         };
         let before = self.control.owner(domain, mechanism);
@@ -830,7 +956,8 @@ impl Policy {
                 None
             }
             Origin::Hand { take_over } => match (kind, &before) {
-                (Kind::Removal | Kind::Lift | Kind::HandOnly, _) | (_, Owner::Hand) => None,
+                (Kind::Removal | Kind::Lift | Kind::HandOnly | Kind::Trust, _)
+                | (_, Owner::Hand) => None,
                 (Kind::Release, Owner::Watch { .. }) => displaced(false),
                 (Kind::Release, _) => None,
                 (Kind::Widening, Owner::Load { .. }) => displaced(false),
@@ -980,7 +1107,7 @@ impl Policy {
                 };
                 for key in &keys {
                     let gone = match store.as_mut() {
-                        Some(store) if store.contains(key) => {
+                        Some(store) if store.holds(key) => {
                             Arc::make_mut(store).remove(key).is_some()
                         }
                         _ => false,
@@ -1054,6 +1181,12 @@ impl Policy {
                 mechanism,
                 names,
             } => Outcome::Count(self.control.lift(&domain, mechanism, names.as_deref())),
+            Change::Trust { until } => {
+                if let Origin::Owner(id) = origin {
+                    self.control.extend_trust(id, until);
+                }
+                Outcome::Done
+            }
         })
     }
 
@@ -1099,6 +1232,23 @@ impl Policy {
     /// Every owner other than the hand, sorted by domain.
     pub fn owners(&self) -> Vec<(String, MechanismKind, Owner)> {
         self.control.owners()
+    }
+
+    /// Until when the domains the store `owner` is in charge of may decide
+    /// ([`Trust::Unlimited`] when it is in charge of nothing, or not a store).
+    pub fn store_trust(&self, owner: OwnerId) -> Trust {
+        self.control.store_trust(owner)
+    }
+
+    /// Until when the setting of `mechanism` that decides for `domain` (its own, or `"*"`'s)
+    /// may decide.
+    pub fn trust(&self, domain: &str, mechanism: MechanismKind) -> Trust {
+        let setting_domain = match mechanism {
+            MechanismKind::Plain => super::for_domain(&self.plain, domain).map(|(d, _)| d),
+            MechanismKind::Curve => super::for_domain(&self.curve, domain).map(|(d, _)| d),
+            MechanismKind::Gssapi => super::for_domain(&self.gssapi, domain).map(|(d, _)| d),
+        };
+        (self.control).trust(mechanism, domain, setting_domain.unwrap_or(domain))
     }
 
     /// Whether `name` is refused by a local revocation for a request of `domain` decided by

@@ -1,15 +1,19 @@
-//! The decision procedure: a request (or raw frames) in, a reply — or a provider to ask — out.
+//! The decision procedure: a request (or raw frames) and the time in, a reply — or work to do
+//! and hand back — out.
 //!
 //! Which refusal applies is decided here; its status code and text come from [`Refusal`].
+//! Time is an input ([`Now`]): a store's deadline and a key's expiry are compared with the
+//! `now` the caller passes, when the request is decided and again when the work it asked for
+//! comes back ([`Policy::resume`]).
 
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use futures::future::{ready, LocalBoxFuture};
 use futures::FutureExt as _;
 
-use super::UserIdMapper;
 use super::{for_domain, CurvePolicy, GssapiPolicy, MechanismKind, PlainTable, Policy};
-use super::{AddressVerdict, PasswordCheck, Refusal};
+use super::{AddressVerdict, Now, PasswordCheck, Refusal, Trust, UserIdMapper, Verification};
 use crate::keys::CurvePublicKey;
 use crate::provider::{call_guarded, poll_guarded, Panicked};
 use crate::provider::{Admission, CurveVerdict, Provider, ProviderError};
@@ -23,21 +27,32 @@ pub const ANONYMOUS: &str = "anonymous";
 pub enum Decision {
     /// Send this reply now.
     Reply(Reply),
-    /// Ask the provider, then call [`Consultation::finish`] with its answer.
+    /// Ask the provider, then hand its answer to [`Policy::resume`] (or, with no policy
+    /// change to consider, [`Consultation::finish`]).
     Consult(Consultation),
-    /// Check a hashed PLAIN password off the event loop, then call
-    /// [`Verification::finish`](super::Verification::finish).
-    Verify(super::Verification),
+    /// Check a hashed PLAIN password off the event loop, then hand the outcome to
+    /// [`Policy::resume`] (or [`Verification::finish`]).
+    Verify(Verification),
+}
+
+/// The answer of work a [`Decision`] asked for, handed back to [`Policy::resume`].
+#[derive(Debug)]
+pub enum Answer {
+    /// What user code answered a consultation.
+    Consulted(Consultation, Result<CurveVerdict, ProviderFailure>),
+    /// What argon2 answered a verification (`Ok(true)`: the password matched).
+    Verified(Verification, Result<bool, ProviderFailure>),
 }
 
 /// A CURVE request that needs user code before it can be answered: a provider's verdict,
 /// a custom user-id mapping, or both (provider first).
 ///
 /// [`ask`](Self::ask) runs that user code — the one place where the provider → mapping
-/// sequence exists — and [`finish`](Self::finish) turns its answer into the reply. The answer
-/// belongs to the policy [`epoch`](Self::epoch) the request was decided under: when the
-/// policy has changed since ([`Policy::epoch`]), the answer must not be sent; decide the
-/// request again instead (the actors do).
+/// sequence exists — and [`finish`](Self::finish) turns its answer into the reply, checking
+/// again at its `now` that the domain's store is still trusted and the key not expired. The
+/// answer belongs to the policy [`epoch`](Self::epoch) the request was decided under: when the
+/// policy has changed since ([`Policy::epoch`]), the answer must not be sent as it is; hand it
+/// to [`Policy::resume`], which decides the request again (the actors do, always).
 pub struct Consultation {
     /// The request's ZAP domain, as the server socket set it.
     pub domain: String,
@@ -51,6 +66,10 @@ pub struct Consultation {
     metadata: Metadata,
     request_id: Vec<u8>,
     epoch: u64,
+    /// Until when the domain's setting may decide, as it was when the request was decided.
+    trust: Trust,
+    /// The key's expiry, from the key set that admitted it.
+    expires: Option<SystemTime>,
 }
 
 impl std::fmt::Debug for Consultation {
@@ -61,6 +80,8 @@ impl std::fmt::Debug for Consultation {
             .field("provider", &self.provider)
             .field("custom_user_id", &self.user_id_mapper.is_some())
             .field("epoch", &self.epoch)
+            .field("trust", &self.trust)
+            .field("expires", &self.expires)
             .finish()
     }
 }
@@ -190,10 +211,18 @@ impl Consultation {
         })
     }
 
-    /// Turns the final answer into the reply. An admission without a user id gets the key's
-    /// Z85 text: [`ask`](Self::ask) has already run the custom mapping, if any.
-    pub fn finish(self, outcome: Result<CurveVerdict, ProviderFailure>) -> Reply {
+    /// Turns the final answer into the reply at `now`: a domain whose store is no longer
+    /// trusted, or a key that expired while user code ran, is refused whatever the answer.
+    /// An admission without a user id gets the key's Z85 text: [`ask`](Self::ask) has
+    /// already run the custom mapping, if any.
+    pub fn finish(self, outcome: Result<CurveVerdict, ProviderFailure>, now: &Now) -> Reply {
         let id = &self.request_id;
+        if !self.trust.holds_at(now.instant()) {
+            return Refusal::StaleStore.reply(id);
+        }
+        if now.reached(self.expires) {
+            return Refusal::UnknownKey.reply(id);
+        }
         match outcome {
             Ok(CurveVerdict::Admit(Admission { user_id, metadata })) => {
                 let user_id = user_id.unwrap_or_else(|| self.public_key.to_z85());
@@ -206,24 +235,88 @@ impl Consultation {
     }
 
     /// Asks on this thread ([`Inline`]; an async provider with
-    /// `futures::executor::block_on`) and finishes, with panics caught but no deadline. For
-    /// tests, fuzzers and tools; the actors never block like this.
+    /// `futures::executor::block_on`) and finishes at the time it answered, with panics
+    /// caught but no deadline. For tests, fuzzers and tools; the actors never block like
+    /// this.
     pub fn resolve_blocking(self) -> Reply {
         let verdict = futures::executor::block_on(self.ask(Inline));
-        self.finish(verdict)
+        self.finish(verdict, &Now::read())
     }
 }
 
 impl Policy {
-    /// pyzmq's `handle_zap_message`: raw frames (after the routing envelope) in, decision out.
+    /// pyzmq's `handle_zap_message`: raw frames (after the routing envelope) in, decision out,
+    /// at the time it is called ([`handle_at`](Self::handle_at) with [`Now::read`]).
     ///
     /// A malformed request gets a `400` echoing its request id. Fewer than 2 frames hold no
     /// request id: they get a `400 Not enough frames` with an empty one, which libzmq could
     /// not match to a handshake — the ZAP socket never passes such frames on, it drops them.
     pub fn handle<F: AsRef<[u8]>>(&self, frames: &[F]) -> Decision {
+        self.handle_at(frames, &Now::read())
+    }
+
+    /// [`handle`](Self::handle) at `now`: every deadline and expiry is compared with it.
+    pub fn handle_at<F: AsRef<[u8]>>(&self, frames: &[F], now: &Now) -> Decision {
         match Request::parse(frames) {
-            Ok(request) => self.decide(&request),
+            Ok(request) => self.decide(&request, now),
             Err(error) => Decision::Reply(Self::refuse_malformed(frames, &error)),
+        }
+    }
+
+    /// The work a decision asked for came back at `now`: the decision to act on. The
+    /// request is decided again from its `frames` under the policy in force at `now` (so a
+    /// change acknowledged meanwhile decides it, and so do a store's deadline and a key's
+    /// expiry); when that decision asks the same question of the same user code (or checks
+    /// the same password against the same hash), the answer in hand stands and is finished.
+    /// Otherwise, past the request's `deadline` nothing is asked again (`500`); before it, the
+    /// fresh decision is returned, to be carried out like the first.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use actix_zap::policy::{Answer, CurvePolicy, Decision, Now, Policy};
+    /// use actix_zap::provider::{CurveVerdict, Provider};
+    /// use actix_zap::zap::StatusCode;
+    /// let mut policy = Policy::default();
+    /// let provider = Provider::from_fn(|_: &str, _: &actix_zap::keys::CurvePublicKey| Ok(true.into()));
+    /// policy.configure_curve("db", CurvePolicy::Provider(provider)).unwrap();
+    /// let key = [7u8; 32];
+    /// let frames: [&[u8]; 7] = [b"1.0", b"1", b"db", b"127.0.0.1", b"", b"CURVE", &key];
+    /// let now = Now::read();
+    /// let Decision::Consult(asked) = policy.handle_at(&frames, &now) else { unreachable!() };
+    /// // The provider admitted the key, but the domain was reconfigured while it ran.
+    /// policy.configure_curve("db", CurvePolicy::Keys(Default::default())).unwrap();
+    /// let answer = Answer::Consulted(asked, Ok(CurveVerdict::admit()));
+    /// let deadline = now.instant() + Duration::from_secs(5);
+    /// let Decision::Reply(reply) = policy.resume(answer, &frames, &now, deadline) else { unreachable!() };
+    /// assert_eq!(reply.status, StatusCode::Denied);
+    /// ```
+    pub fn resume<F: AsRef<[u8]>>(
+        &self,
+        answer: Answer,
+        frames: &[F],
+        now: &Now,
+        deadline: Instant,
+    ) -> Decision {
+        let fresh = self.handle_at(frames, now);
+        let past_deadline = now.instant() >= deadline;
+        match (fresh, answer) {
+            (Decision::Consult(fresh), Answer::Consulted(asked, verdict))
+                if fresh.asks_the_same(&asked) =>
+            {
+                Decision::Reply(fresh.finish(verdict, now))
+            }
+            (Decision::Verify(fresh), Answer::Verified(asked, outcome))
+                if fresh.asks_the_same(&asked) =>
+            {
+                Decision::Reply(fresh.finish(outcome, now))
+            }
+            (Decision::Consult(fresh), _) if past_deadline => {
+                Decision::Reply(fresh.finish(Err(ProviderFailure::TimedOut), now))
+            }
+            (Decision::Verify(fresh), _) if past_deadline => {
+                Decision::Reply(fresh.finish(Err(ProviderFailure::TimedOut), now))
+            }
+            (fresh, _) => fresh,
         }
     }
 
@@ -233,8 +326,8 @@ impl Policy {
         Refusal::from(error).reply(request_id)
     }
 
-    /// Decides on a parsed request.
-    pub fn decide(&self, request: &Request<'_>) -> Decision {
+    /// Decides on a parsed request at `now`.
+    pub fn decide(&self, request: &Request<'_>, now: &Now) -> Decision {
         let id = request.request_id;
         let domain: &str = &request.domain;
         if let AddressVerdict::Refused(refusal) = self.addresses.check(&request.address) {
@@ -248,16 +341,42 @@ impl Policy {
         let reply = match &request.mechanism {
             Mechanism::Null => Reply::ok(id, ANONYMOUS, Metadata::empty()),
             Mechanism::Plain { username, password } => {
-                return self.decide_plain(id, domain, username, password)
+                return self.decide_plain(id, domain, username, password, now)
             }
-            Mechanism::Curve { public_key } => return self.decide_curve(id, domain, public_key),
-            Mechanism::Gssapi { principal } => self.decide_gssapi(id, domain, principal),
+            Mechanism::Curve { public_key } => {
+                return self.decide_curve(id, domain, public_key, now)
+            }
+            Mechanism::Gssapi { principal } => self.decide_gssapi(id, domain, principal, now),
             Mechanism::Unknown { .. } => Refusal::UnsupportedMechanism.reply(id),
         };
         Decision::Reply(reply)
     }
 
-    fn decide_plain(&self, id: &[u8], domain: &str, username: &[u8], password: &[u8]) -> Decision {
+    /// Until when a request of `domain` may be decided by the setting of `setting_domain`,
+    /// if it may be decided at `now` at all.
+    fn trusted(
+        &self,
+        mechanism: MechanismKind,
+        domain: &str,
+        setting_domain: &str,
+        now: &Now,
+    ) -> Result<Trust, Refusal> {
+        let trust = self.control.trust(mechanism, domain, setting_domain);
+        if trust.holds_at(now.instant()) {
+            Ok(trust)
+        } else {
+            Err(Refusal::StaleStore)
+        }
+    }
+
+    fn decide_plain(
+        &self,
+        id: &[u8],
+        domain: &str,
+        username: &[u8],
+        password: &[u8],
+        now: &Now,
+    ) -> Decision {
         let refuse = |refusal: Refusal| Decision::Reply(refusal.reply(id));
         if self.plain.is_empty() {
             return refuse(Refusal::NoPasswordsDefined);
@@ -265,13 +384,18 @@ impl Policy {
         let Some((table_domain, table)) = for_domain(&self.plain, domain) else {
             return refuse(Refusal::InvalidDomain);
         };
+        let trust = match self.trusted(MechanismKind::Plain, domain, table_domain, now) {
+            Ok(trust) => trust,
+            Err(refusal) => return refuse(refusal),
+        };
         if self.revoked(MechanismKind::Plain, domain, table_domain, username) {
             return refuse(Refusal::InvalidUsername);
         }
         let table = match table {
             PlainTable::Clear(table) => table,
             PlainTable::Hashed(table) => {
-                return self.decide_hashed_plain(id, table_domain, table, username, password)
+                let user = (table_domain, username, password);
+                return self.decide_hashed_plain(id, table, user, trust);
             }
         };
         match table.check(username, password) {
@@ -285,24 +409,30 @@ impl Policy {
         }
     }
 
-    fn decide_curve(&self, id: &[u8], domain: &str, key: &CurvePublicKey) -> Decision {
-        let mut user_id = None;
+    fn decide_curve(&self, id: &[u8], domain: &str, key: &CurvePublicKey, now: &Now) -> Decision {
+        let refuse = |refusal: Refusal| Decision::Reply(refusal.reply(id));
         let Some((setting_domain, setting)) = for_domain(&self.curve, domain) else {
-            return Decision::Reply(Refusal::UnknownDomain.reply(id));
+            return refuse(Refusal::UnknownDomain);
+        };
+        let trust = match self.trusted(MechanismKind::Curve, domain, setting_domain, now) {
+            Ok(trust) => trust,
+            Err(refusal) => return refuse(refusal),
         };
         if self.revoked(MechanismKind::Curve, domain, setting_domain, key.as_bytes()) {
-            return Decision::Reply(Refusal::UnknownKey.reply(id));
+            return refuse(Refusal::UnknownKey);
         }
-        let (provider, metadata) = match setting {
-            CurvePolicy::AllowAny => (None, Metadata::empty()),
-            CurvePolicy::Keys(store) => match store.get(key) {
-                Some(metadata) => {
-                    user_id = store.user_id(key);
-                    (None, metadata.clone())
+        let (provider, metadata, user_id, expires) = match setting {
+            CurvePolicy::AllowAny => (None, Metadata::empty(), None, None),
+            // The wall clock is read only for a key that carries an expiry.
+            CurvePolicy::Keys(store) => match store.entry(key) {
+                Some(entry) if !now.reached(entry.expires) => {
+                    (None, entry.metadata.clone(), entry.user_id, entry.expires)
                 }
-                None => return Decision::Reply(Refusal::UnknownKey.reply(id)),
+                _ => return refuse(Refusal::UnknownKey),
             },
-            CurvePolicy::Provider(provider) => (Some(provider.clone()), Metadata::empty()),
+            CurvePolicy::Provider(provider) => {
+                (Some(provider.clone()), Metadata::empty(), None, None)
+            }
         };
         if provider.is_none() && (self.curve_user_id.is_none() || user_id.is_some()) {
             // The common case: admitted, default (or stored) user id, no user code to run.
@@ -317,20 +447,27 @@ impl Policy {
             metadata,
             request_id: id.to_vec(),
             epoch: self.epoch,
+            trust,
+            expires,
         })
     }
 
-    fn decide_gssapi(&self, id: &[u8], domain: &str, principal: &[u8]) -> Reply {
+    fn decide_gssapi(&self, id: &[u8], domain: &str, principal: &[u8], now: &Now) -> Reply {
         let Ok(principal) = std::str::from_utf8(principal) else {
             return Refusal::InvalidCredentials.reply(id);
         };
-        match for_domain(&self.gssapi, domain).map(|(_, setting)| setting) {
-            None => Refusal::UnknownDomain.reply(id),
-            Some(GssapiPolicy::AnyPrincipal) => Reply::ok(id, principal, Metadata::empty()),
-            Some(GssapiPolicy::Principals(set)) if set.contains(principal) => {
+        let Some((setting_domain, setting)) = for_domain(&self.gssapi, domain) else {
+            return Refusal::UnknownDomain.reply(id);
+        };
+        if let Err(refusal) = self.trusted(MechanismKind::Gssapi, domain, setting_domain, now) {
+            return refusal.reply(id);
+        }
+        match setting {
+            GssapiPolicy::AnyPrincipal => Reply::ok(id, principal, Metadata::empty()),
+            GssapiPolicy::Principals(set) if set.contains(principal) => {
                 Reply::ok(id, principal, Metadata::empty())
             }
-            Some(GssapiPolicy::Principals(_)) => Refusal::UnknownPrincipal.reply(id),
+            GssapiPolicy::Principals(_) => Refusal::UnknownPrincipal.reply(id),
         }
     }
 }

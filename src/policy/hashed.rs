@@ -13,7 +13,7 @@ use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params};
 
 use super::decision::{Decision, ProviderFailure};
-use super::{Change, Origin, PlainTable, Policy, Refusal, Removed};
+use super::{Change, Now, Origin, PlainTable, Policy, Refusal, Removed, Trust};
 use crate::zap::{Metadata, Reply};
 
 /// The most an installed hash may ask of the verifying machine.
@@ -213,7 +213,8 @@ impl FromIterator<(Vec<u8>, HashedPassword)> for HashedTable {
 
 /// A PLAIN request for a domain with hashed passwords: run [`verify`](Self::verify) off the
 /// event loop, then [`finish`](Self::finish). Like a [`Consultation`](super::Consultation),
-/// the answer belongs to the policy [`epoch`](Self::epoch) it was decided under.
+/// the answer belongs to the policy [`epoch`](Self::epoch) it was decided under: after a
+/// change, hand it to [`Policy::resume`](super::Policy::resume).
 pub struct Verification {
     /// The domain whose table holds the user (the request's own, or `"*"`).
     pub table_domain: String,
@@ -224,6 +225,8 @@ pub struct Verification {
     password: Vec<u8>,
     request_id: Vec<u8>,
     epoch: u64,
+    /// Until when the table's domain may decide, as it was when the request was decided.
+    trust: Trust,
 }
 
 impl std::fmt::Debug for Verification {
@@ -233,6 +236,7 @@ impl std::fmt::Debug for Verification {
             .field("username", &String::from_utf8_lossy(&self.username))
             .field("password", &"<redacted>")
             .field("epoch", &self.epoch)
+            .field("trust", &self.trust)
             .finish()
     }
 }
@@ -260,9 +264,24 @@ impl Verification {
         self.hash.verify(&self.password)
     }
 
-    /// The reply for a verification's outcome (`Ok(true)`: the password matched).
-    pub fn finish(self, outcome: Result<bool, ProviderFailure>) -> Reply {
+    /// Whether `other` checks the same password against the same hash of the same user's
+    /// table: then its outcome is this one's.
+    pub fn asks_the_same(&self, other: &Verification) -> bool {
+        let same_password: bool =
+            subtle::ConstantTimeEq::ct_eq(&self.password[..], &other.password[..]).into();
+        same_password
+            && self.table_domain == other.table_domain
+            && self.username == other.username
+            && (Arc::ptr_eq(&self.hash, &other.hash) || self.hash.as_str() == other.hash.as_str())
+    }
+
+    /// The reply for a verification's outcome (`Ok(true)`: the password matched) at `now`:
+    /// a domain whose store is no longer trusted is refused whatever the outcome.
+    pub fn finish(self, outcome: Result<bool, ProviderFailure>, now: &Now) -> Reply {
         let id = &self.request_id;
+        if !self.trust.holds_at(now.instant()) {
+            return Refusal::StaleStore.reply(id);
+        }
         match outcome {
             Ok(true) => Reply::ok(
                 id,
@@ -270,15 +289,14 @@ impl Verification {
                 Metadata::empty(),
             ),
             Ok(false) => Refusal::InvalidPassword.reply(id),
-            Err(ProviderFailure::Overloaded) => Refusal::VerifierOverloaded.reply(id),
-            Err(_) => Refusal::VerificationFailed.reply(id),
+            Err(failure) => Refusal::of_verification(&failure).reply(id),
         }
     }
 
-    /// Verifies on this thread and finishes (tests, fuzzers, tools).
+    /// Verifies on this thread and finishes at the time it is done (tests, fuzzers, tools).
     pub fn resolve_blocking(self) -> Reply {
         let matched = self.verify();
-        self.finish(Ok(matched))
+        self.finish(Ok(matched), &Now::read())
     }
 }
 
@@ -335,14 +353,13 @@ impl Policy {
     }
 
     /// The decision for a PLAIN request decided by a hashed table (the domain's own, or the
-    /// `"*"` table it falls back to: `table_domain`).
+    /// `"*"` table it falls back to: `table_domain`), trusted as `trust` says.
     pub(super) fn decide_hashed_plain(
         &self,
         id: &[u8],
-        table_domain: &str,
         table: &HashedTable,
-        username: &[u8],
-        password: &[u8],
+        (table_domain, username, password): (&str, &[u8], &[u8]),
+        trust: Trust,
     ) -> Decision {
         let Some(hash) = table.get(username) else {
             return Decision::Reply(Refusal::InvalidUsername.reply(id));
@@ -354,6 +371,7 @@ impl Policy {
             password: password.to_vec(),
             request_id: id.to_vec(),
             epoch: self.epoch,
+            trust,
         })
     }
 }
@@ -428,9 +446,10 @@ mod tests {
             Decision::Verify(v) => v,
             other => panic!("{other:?}"),
         };
-        let busy = verification(&policy).finish(Err(ProviderFailure::Overloaded));
+        let now = Now::read();
+        let busy = verification(&policy).finish(Err(ProviderFailure::Overloaded), &now);
         assert_eq!(busy.status, StatusCode::TryLater);
-        let failed = verification(&policy).finish(Err(ProviderFailure::Panicked));
+        let failed = verification(&policy).finish(Err(ProviderFailure::Panicked), &now);
         assert_eq!(failed.status, StatusCode::InternalError);
         assert!(!format!("{:?}", verification(&policy)).contains("pw\""));
     }

@@ -1,9 +1,15 @@
 //! Decisions, sans-IO: the whole authentication state and the verdict for each request.
 //!
 //! [`Policy::handle`] is pyzmq's `handle_zap_message` without the socket: raw request frames
-//! in, reply frames out — or, for a domain whose CURVE keys are decided by a provider, a
-//! [`Consultation`] to run and then [`finish`](Consultation::finish). Tests, fuzzers and
-//! benchmarks drive it directly; the actors only carry frames to and from it.
+//! in, reply frames out — or, for a domain whose CURVE keys are decided by a provider (or
+//! whose PLAIN passwords are hashed), a [`Consultation`] (a [`Verification`]) to run and then
+//! hand back to [`Policy::resume`]. Tests, fuzzers and benchmarks drive it directly; the
+//! actors only carry frames to and from it.
+//!
+//! Time is an input, as the frames are ([`Now`]): [`Policy::handle_at`] and
+//! [`Policy::decide`] take it, and so do everything that compares a deadline or an expiry
+//! (a store's [`Trust`], a key's expiry, the [`VerificationCache`], a request's deadline in
+//! [`Policy::resume`]). [`Policy::handle`] reads the clocks for you.
 //!
 //! ```
 //! use actix_zap::policy::{Decision, PasswordTable, Policy};
@@ -28,9 +34,11 @@ mod filter;
 mod hashed;
 mod inspect;
 mod ipc;
+mod now;
 mod peer;
 mod plain;
 mod refusal;
+mod verified;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -40,19 +48,22 @@ pub use address::{
 };
 pub use control::{
     Applied, Change, Displaced, MechanismKind, Narrowing, Origin, Outcome, Owner, OwnerId, Removed,
-    TakenOver,
+    TakenOver, Trust,
 };
 pub use decision::{
-    BlockingCall, BlockingRunner, Consultation, Decision, Inline, ProviderFailure, ANONYMOUS,
+    Answer, BlockingCall, BlockingRunner, Consultation, Decision, Inline, ProviderFailure,
+    ANONYMOUS,
 };
 pub use deltas::CurveEntry;
 pub use filter::AddressFilter;
 pub use hashed::{Argon2Limits, HashError, HashedPassword, HashedTable, Verification};
 pub use inspect::{CurveSummary, OwnerSummary, PolicySnapshot, RevocationSummary};
 pub use ipc::{IpcRule, IpcRules};
+pub use now::{deadline, Now};
 pub use peer::{IpcPeer, Peer, Zone};
 pub use plain::{PasswordCheck, PasswordTable, PlainTable};
 pub use refusal::Refusal;
+pub use verified::{VerificationCache, VERIFIED_FOR};
 
 use crate::certs::CertStore;
 use crate::keys::CurvePublicKey;
@@ -150,6 +161,10 @@ pub enum PolicyError {
     /// claims, lifting revocations). Nothing was changed.
     #[error("only a change by hand may do this")]
     HandOnly,
+    /// A [`Change::Trust`] not sent by a store: only a store's own reads can prove its
+    /// domains up to date. Nothing was changed.
+    #[error("only a credential store in charge of its domains may extend their trust")]
+    StoreOnly,
     /// An empty table would silently refuse everyone; remove the domain instead.
     #[error(
         "password table for domain {0:?} is empty; nothing was changed (unconfigure removes the \

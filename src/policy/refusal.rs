@@ -68,6 +68,10 @@ pub enum Refusal {
     VerifierOverloaded,
     /// A hashed-password verification failed (no worker, a panic, the deadline).
     VerificationFailed,
+    /// The domain is a credential store's, and the store has not proved within its
+    /// `max_staleness` that this copy is up to date (or has proved nothing yet): fail closed,
+    /// with no fallback to `"*"`.
+    StaleStore,
 }
 
 impl Refusal {
@@ -83,7 +87,8 @@ impl Refusal {
             | Refusal::ProviderPanicked
             | Refusal::ProviderTimedOut
             | Refusal::PolicyUnavailable
-            | Refusal::VerificationFailed => StatusCode::InternalError,
+            | Refusal::VerificationFailed
+            | Refusal::StaleStore => StatusCode::InternalError,
             _ => StatusCode::Denied,
         }
     }
@@ -113,6 +118,7 @@ impl Refusal {
             Refusal::PolicyUnavailable => "Policy unavailable",
             Refusal::VerifierOverloaded => "Verifier overloaded",
             Refusal::VerificationFailed => "Verification failed",
+            Refusal::StaleStore => "Credential store out of touch",
         }
     }
 
@@ -142,6 +148,7 @@ impl From<&RequestError> for Refusal {
     }
 }
 
+/// User code (a provider, a user-id mapping) that gave no answer.
 impl From<&ProviderFailure> for Refusal {
     fn from(failure: &ProviderFailure) -> Self {
         match failure {
@@ -149,6 +156,17 @@ impl From<&ProviderFailure> for Refusal {
             ProviderFailure::Error(_) => Refusal::ProviderFailed,
             ProviderFailure::Panicked => Refusal::ProviderPanicked,
             ProviderFailure::TimedOut => Refusal::ProviderTimedOut,
+        }
+    }
+}
+
+impl Refusal {
+    /// A hashed-password verification that gave no answer: a full queue asks the client to
+    /// come back (`300`); no worker, a panic or the deadline is a failure (`500`).
+    pub fn of_verification(failure: &ProviderFailure) -> Refusal {
+        match failure {
+            ProviderFailure::Overloaded => Refusal::VerifierOverloaded,
+            _ => Refusal::VerificationFailed,
         }
     }
 }
@@ -171,6 +189,7 @@ mod tests {
             Refusal::ProviderPanicked,
             Refusal::ProviderTimedOut,
             Refusal::PolicyUnavailable,
+            Refusal::StaleStore,
         ] {
             assert_eq!(refusal.status(), StatusCode::InternalError, "{refusal}");
         }

@@ -589,23 +589,27 @@ fn provider_answers_map_to_status_codes() {
         .configure_curve("*", CurvePolicy::Provider(provider))
         .unwrap();
     let consult = || consult(&policy, &curve("dom", CLIENT));
+    let now = Now::read();
     let c = consult();
     assert_eq!((c.domain.as_str(), c.public_key), ("dom", key(CLIENT)));
     assert_ok(&c.resolve_blocking(), CLIENT);
 
-    assert_ok(&consult().finish(Ok(CurveVerdict::admit())), CLIENT);
+    assert_ok(&consult().finish(Ok(CurveVerdict::admit()), &now), CLIENT);
     let named = CurveVerdict::Admit(Admission {
         user_id: Some("alice".into()),
         metadata: Metadata::from_pairs([("Role", "admin")]).unwrap(),
     });
-    let r = consult().finish(Ok(named));
+    let r = consult().finish(Ok(named), &now);
     assert_ok(&r, "alice");
     assert_eq!(
         r.metadata.pairs(),
         vec![("Role".to_string(), b"admin".to_vec())]
     );
-    assert_denied(&consult().finish(Ok(CurveVerdict::Refuse)), "Unknown key");
-    let status = |outcome| consult().finish(outcome).status;
+    assert_denied(
+        &consult().finish(Ok(CurveVerdict::Refuse), &now),
+        "Unknown key",
+    );
+    let status = |outcome| consult().finish(outcome, &now).status;
     assert_eq!(status(Ok(CurveVerdict::TryLater)), StatusCode::TryLater);
     assert_eq!(
         status(Err(ProviderFailure::Overloaded)),
@@ -624,7 +628,7 @@ fn provider_answers_map_to_status_codes() {
         StatusCode::InternalError
     );
     for outcome in [Err(ProviderFailure::TimedOut), Ok(CurveVerdict::TryLater)] {
-        assert_eq!(consult().finish(outcome).user_id, "");
+        assert_eq!(consult().finish(outcome, &now).user_id, "");
     }
 }
 
@@ -667,4 +671,429 @@ fn request_ids_are_echoed_verbatim() {
         .request_id(b"\x00\xffid")
         .frames();
     assert_eq!(reply(&Policy::default(), &frames).request_id, b"\x00\xffid");
+}
+
+// Time is an input: deadlines, expiries and answers that come back later, without sleeping.
+
+mod time {
+    use std::time::{Duration, Instant, SystemTime};
+
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn cheap(password: &str) -> HashedPassword {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let params = argon2::Params::new(64, 1, 1, None).unwrap();
+        let argon =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let salt = SaltString::from_b64("c2FsdHNhbHRzYWx0").unwrap();
+        let phc = argon.hash_password(password.as_bytes(), &salt).unwrap();
+        HashedPassword::parse(&phc.to_string(), &Argon2Limits::default()).unwrap()
+    }
+
+    fn reply_at(policy: &Policy, frames: &[Vec<u8>], now: &Now) -> Reply {
+        match policy.handle_at(frames, now) {
+            Decision::Reply(reply) => reply,
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    fn assert_stale(reply: &Reply) {
+        assert_eq!(reply.status, StatusCode::InternalError, "{reply:?}");
+        assert_eq!(reply.text, "Credential store out of touch");
+        assert_eq!(reply.user_id, "");
+    }
+
+    /// A policy whose `"*"` admits any CURVE key and `admin`/`secret` over PLAIN, and whose
+    /// domain `fleet` is owned (CURVE and PLAIN) by a store holding `CLIENT` and `alice`.
+    fn with_store() -> (Policy, OwnerId) {
+        let mut policy = Policy::default();
+        policy.configure_curve("*", CurvePolicy::AllowAny).unwrap();
+        (policy.configure_plain("*", PasswordTable::new([("alice", "pw")]))).unwrap();
+        let store = policy.new_owner_id();
+        for mechanism in [MechanismKind::Curve, MechanismKind::Plain] {
+            let owner = Owner::Store {
+                id: store,
+                name: "db".into(),
+            };
+            let claim = Change::Claim {
+                domain: "fleet".into(),
+                mechanism,
+                owner,
+            };
+            policy.apply(Origin::HAND, claim).unwrap();
+        }
+        let keys: CertStore = [key(CLIENT)].into_iter().collect();
+        let users: HashedTable = [(b"alice".to_vec(), cheap("pw"))].into_iter().collect();
+        for change in [
+            Change::curve_keys("fleet", keys),
+            Change::hashed_users("fleet", users),
+        ] {
+            policy.apply(Origin::Owner(store), change).unwrap();
+        }
+        (policy, store)
+    }
+
+    fn trust(policy: &mut Policy, store: OwnerId, until: Instant) -> Result<(), PolicyError> {
+        policy
+            .apply(Origin::Owner(store), Change::Trust { until })
+            .map(drop)
+    }
+
+    #[test]
+    fn a_store_domain_proved_nothing_yet_refuses_everyone_without_falling_back() {
+        let (policy, store) = with_store();
+        let now = Now::read();
+        assert_eq!(policy.store_trust(store), Trust::Unproved);
+        assert_stale(&reply_at(&policy, &curve("fleet", CLIENT), &now));
+        assert_stale(&reply_at(&policy, &plain("fleet", "alice", "pw"), &now));
+        // Other domains fall back to "*" as ever, with no deadline.
+        assert_ok(&reply_at(&policy, &curve("other", CLIENT), &now), CLIENT);
+        assert_ok(
+            &reply_at(&policy, &plain("other", "alice", "pw"), &now),
+            "alice",
+        );
+        assert_eq!(
+            policy.trust("other", MechanismKind::Curve),
+            Trust::Unlimited
+        );
+    }
+
+    #[test]
+    fn a_store_domain_is_admitted_before_its_deadline_and_refused_at_and_after_it() {
+        let (mut policy, store) = with_store();
+        let start = Instant::now();
+        trust(&mut policy, store, start + 2 * SECOND).unwrap();
+        assert_eq!(policy.store_trust(store), Trust::Until(start + 2 * SECOND));
+        let before = Now::at(start + 2 * SECOND - Duration::from_nanos(1));
+        assert_ok(&reply_at(&policy, &curve("fleet", CLIENT), &before), CLIENT);
+        let Decision::Verify(verification) =
+            policy.handle_at(&plain("fleet", "alice", "pw"), &before)
+        else {
+            panic!("a hashed table verifies")
+        };
+        let matched = verification.verify();
+        assert_ok(&verification.finish(Ok(matched), &before), "alice");
+        for late in [start + 2 * SECOND, start + 60 * SECOND] {
+            let late = Now::at(late);
+            assert_stale(&reply_at(&policy, &curve("fleet", CLIENT), &late));
+            assert_stale(&reply_at(&policy, &plain("fleet", "alice", "pw"), &late));
+            assert_stale(&reply_at(&policy, &curve("fleet", SERVER), &late));
+            assert_ok(&reply_at(&policy, &curve("other", SERVER), &late), SERVER);
+        }
+        // A later proof moves the deadline forward; an earlier one never moves it back.
+        trust(&mut policy, store, start + 5 * SECOND).unwrap();
+        trust(&mut policy, store, start + SECOND).unwrap();
+        assert_eq!(policy.store_trust(store), Trust::Until(start + 5 * SECOND));
+        let now = Now::at(start + 3 * SECOND);
+        assert_ok(&reply_at(&policy, &curve("fleet", CLIENT), &now), CLIENT);
+        // Trust is no epoch change: nothing narrowed.
+        let epoch = policy.epoch();
+        trust(&mut policy, store, start + 6 * SECOND).unwrap();
+        assert_eq!(policy.epoch(), epoch);
+    }
+
+    #[test]
+    fn only_a_store_in_charge_extends_trust() {
+        let (mut policy, store) = with_store();
+        let until = Instant::now() + SECOND;
+        let by_hand = policy.apply(Origin::HAND, Change::Trust { until });
+        assert_eq!(by_hand.unwrap_err(), PolicyError::StoreOnly);
+        let watch = policy.new_owner_id();
+        let owner = Owner::Watch {
+            id: watch,
+            path: "/keys".into(),
+        };
+        let claim = Change::Claim {
+            domain: "watched".into(),
+            mechanism: MechanismKind::Curve,
+            owner,
+        };
+        policy.apply(Origin::HAND, claim).unwrap();
+        assert_eq!(
+            trust(&mut policy, watch, until),
+            Err(PolicyError::Superseded)
+        );
+        assert_eq!(
+            policy.trust("watched", MechanismKind::Curve),
+            Trust::Unlimited
+        );
+        // Taken over by hand, a domain has no deadline; once the store is in charge of
+        // nothing, its proofs are refused.
+        for mechanism in [MechanismKind::Curve, MechanismKind::Plain] {
+            let change = match mechanism {
+                MechanismKind::Curve => Change::ConfigureCurve {
+                    domain: "fleet".into(),
+                    curve: CurvePolicy::AllowAny,
+                },
+                _ => Change::ConfigurePlain {
+                    domain: "fleet".into(),
+                    table: PlainTable::Clear(PasswordTable::new([("bob", "x")])),
+                },
+            };
+            let take_over = Origin::Hand { take_over: true };
+            policy.apply(take_over, change).unwrap();
+            let late = Now::at(until + 60 * SECOND);
+            match mechanism {
+                MechanismKind::Curve => {
+                    assert_ok(&reply_at(&policy, &curve("fleet", SERVER), &late), SERVER);
+                    assert_stale(&reply_at(&policy, &plain("fleet", "alice", "pw"), &late));
+                    assert!(trust(&mut policy, store, until).is_ok(), "still owns PLAIN");
+                }
+                _ => {
+                    assert_ok(
+                        &reply_at(&policy, &plain("fleet", "bob", "x"), &late),
+                        "bob",
+                    );
+                    assert_eq!(
+                        trust(&mut policy, store, until),
+                        Err(PolicyError::Superseded)
+                    );
+                    assert_eq!(policy.store_trust(store), Trust::Unlimited);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_store_domain_without_its_own_setting_does_not_fall_back_to_any_past_the_deadline() {
+        let (mut policy, store) = with_store();
+        let start = Instant::now();
+        trust(&mut policy, store, start + SECOND).unwrap();
+        // The store removes its own setting: "*" decides, but only while the store is trusted.
+        let unconfigure = Change::Unconfigure {
+            domain: "fleet".into(),
+            mechanism: MechanismKind::Curve,
+        };
+        policy.apply(Origin::Owner(store), unconfigure).unwrap();
+        assert_ok(
+            &reply_at(&policy, &curve("fleet", SERVER), &Now::at(start)),
+            SERVER,
+        );
+        let late = Now::at(start + SECOND);
+        assert_stale(&reply_at(&policy, &curve("fleet", SERVER), &late));
+        assert_eq!(
+            policy.trust("fleet", MechanismKind::Curve),
+            Trust::Until(start + SECOND)
+        );
+    }
+
+    #[test]
+    fn a_key_expires_at_the_wall_clock_time_given_and_only_such_a_key_reads_it() {
+        let mut policy = Policy::default();
+        // An hour from now, so that the real clock, read below, finds the key valid.
+        let expiry = SystemTime::now() + 3600 * SECOND;
+        let mut keys = CertStore::new();
+        keys.upsert(key(CLIENT), Metadata::empty(), None, Some(expiry));
+        keys.insert(key(SERVER), Metadata::empty());
+        policy
+            .configure_curve("*", CurvePolicy::Keys(Arc::new(keys)))
+            .unwrap();
+        let instant = Instant::now();
+        let before = Now::fixed(instant, expiry - SECOND);
+        assert_ok(&reply_at(&policy, &curve("", CLIENT), &before), CLIENT);
+        let at = Now::fixed(instant, expiry);
+        assert_denied(&reply_at(&policy, &curve("", CLIENT), &at), "Unknown key");
+        // A key without an expiry, or a refused one, needs no date: the wall clock is not read.
+        let unread = Now::at(instant);
+        assert_ok(&reply_at(&policy, &curve("", SERVER), &unread), SERVER);
+        assert!(!unread.wall_was_read());
+        let unknown = RequestBuilder::curve(CurvePublicKey::from_bytes([9; 32])).frames();
+        assert_denied(&reply_at(&policy, &unknown, &unread), "Unknown key");
+        assert!(!unread.wall_was_read());
+        assert_ok(&reply_at(&policy, &curve("", CLIENT), &unread), CLIENT);
+        assert!(unread.wall_was_read(), "an expiring key reads it");
+    }
+
+    #[test]
+    fn a_key_that_expires_while_its_user_id_mapping_runs_is_not_admitted() {
+        let mut policy = Policy::default();
+        let expiry = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut keys = CertStore::new();
+        keys.upsert(key(CLIENT), Metadata::empty(), None, Some(expiry));
+        policy
+            .configure_curve("*", CurvePolicy::Keys(Arc::new(keys)))
+            .unwrap();
+        policy.set_curve_user_id(Some(Arc::new(|_: &CurvePublicKey| Ok("mapped".into()))));
+        let instant = Instant::now();
+        let decided = Now::fixed(instant, expiry - SECOND);
+        let frames = curve("", CLIENT);
+        let deadline = instant + 5 * SECOND;
+        let answer = || match policy.handle_at(&frames, &decided) {
+            Decision::Consult(c) => Answer::Consulted(c, Ok(CurveVerdict::admit())),
+            other => panic!("the mapping is consulted: {other:?}"),
+        };
+        let in_time = decided.later(Duration::from_millis(500));
+        let Decision::Reply(reply) = policy.resume(answer(), &frames, &in_time, deadline) else {
+            panic!("answered")
+        };
+        assert_ok(&reply, CLIENT);
+        let expired = decided.later(2 * SECOND);
+        let Decision::Reply(reply) = policy.resume(answer(), &frames, &expired, deadline) else {
+            panic!("answered")
+        };
+        assert_denied(&reply, "Unknown key");
+        // `finish` alone checks it too.
+        let Answer::Consulted(consultation, verdict) = answer() else {
+            unreachable!()
+        };
+        assert_denied(&consultation.finish(verdict, &expired), "Unknown key");
+    }
+
+    #[test]
+    fn an_answer_that_comes_back_after_the_deadline_of_the_store_is_refused_unless_proved_again() {
+        let (mut policy, store) = with_store();
+        policy.set_curve_user_id(Some(Arc::new(|_: &CurvePublicKey| Ok("mapped".into()))));
+        let start = Instant::now();
+        trust(&mut policy, store, start + 2 * SECOND).unwrap();
+        let frames = curve("fleet", CLIENT);
+        let decided = Now::at(start + SECOND);
+        let deadline = start + 10 * SECOND;
+        let answer = |policy: &Policy| match policy.handle_at(&frames, &decided) {
+            Decision::Consult(c) => Answer::Consulted(c, Ok(CurveVerdict::admit())),
+            other => panic!("the mapping is consulted: {other:?}"),
+        };
+        let back = Now::at(start + 3 * SECOND);
+        let asked = answer(&policy);
+        let Decision::Reply(reply) = policy.resume(asked, &frames, &back, deadline) else {
+            panic!("answered")
+        };
+        assert_stale(&reply);
+        // Proved again while the mapping ran: the same answer is good.
+        let asked = answer(&policy);
+        trust(&mut policy, store, start + 4 * SECOND).unwrap();
+        let Decision::Reply(reply) = policy.resume(asked, &frames, &back, deadline) else {
+            panic!("answered")
+        };
+        assert_ok(&reply, CLIENT); // the answer in hand: an admission without a user id
+                                   // A password checked while the store went stale is refused as well.
+        let frames = plain("fleet", "alice", "pw");
+        let Decision::Verify(verification) = policy.handle_at(&frames, &back) else {
+            panic!("a hashed table verifies")
+        };
+        let late = Now::at(start + 4 * SECOND);
+        let answer = Answer::Verified(verification, Ok(true));
+        let Decision::Reply(reply) = policy.resume(answer, &frames, &late, deadline) else {
+            panic!("answered")
+        };
+        assert_stale(&reply);
+    }
+
+    #[test]
+    fn after_a_change_an_answer_stands_only_for_the_same_question_and_nothing_is_asked_past_the_deadline(
+    ) {
+        let mut policy = Policy::default();
+        let first = Provider::from_fn(|_: &str, _: &CurvePublicKey| Ok(true.into()));
+        (policy.configure_curve("db", CurvePolicy::Provider(first))).unwrap();
+        let frames = curve("db", CLIENT);
+        let start = Instant::now();
+        let decided = Now::at(start);
+        let deadline = start + 5 * SECOND;
+        let ask = |policy: &Policy| match policy.handle_at(&frames, &decided) {
+            Decision::Consult(c) => c,
+            other => panic!("the provider is consulted: {other:?}"),
+        };
+        let admitted = || Ok(CurveVerdict::admit());
+        // Another domain changed: the same provider would be asked the same: the answer stands.
+        let asked = ask(&policy);
+        policy
+            .configure_curve("other", CurvePolicy::AllowAny)
+            .unwrap();
+        assert!(asked.epoch() < policy.epoch());
+        let back = Now::at(start + SECOND);
+        let answer = Answer::Consulted(asked, admitted());
+        match policy.resume(answer, &frames, &back, deadline) {
+            Decision::Reply(reply) => assert_ok(&reply, CLIENT),
+            other => panic!("{other:?}"),
+        }
+        // Another provider now: asked again before the deadline, a timeout after it.
+        let asked = ask(&policy);
+        let second = Provider::from_fn(|_: &str, _: &CurvePublicKey| Ok(false.into()));
+        (policy.configure_curve("db", CurvePolicy::Provider(second))).unwrap();
+        let answer = Answer::Consulted(asked, admitted());
+        let Decision::Consult(again) = policy.resume(answer, &frames, &back, deadline) else {
+            panic!("asked again")
+        };
+        let verdict = futures::executor::block_on(again.ask(Inline));
+        assert_denied(&again.finish(verdict, &back), "Unknown key");
+        let asked = Answer::Consulted(ask_again(&policy, &frames, &decided), admitted());
+        (policy.configure_curve(
+            "db",
+            CurvePolicy::Provider(Provider::from_fn(|_: &str, _: &CurvePublicKey| {
+                Ok(true.into())
+            })),
+        ))
+        .unwrap();
+        let past = Now::at(deadline);
+        let Decision::Reply(reply) = policy.resume(asked, &frames, &past, deadline) else {
+            panic!("nothing asked past the deadline")
+        };
+        assert_eq!(
+            (reply.status, &*reply.text),
+            (StatusCode::InternalError, "Provider timed out")
+        );
+        // Now a key set without the key: refused, whatever the provider said.
+        let asked = Answer::Consulted(ask_again(&policy, &frames, &decided), admitted());
+        policy.configure_curve("db", curve_keys(&[SERVER])).unwrap();
+        let Decision::Reply(reply) = policy.resume(asked, &frames, &back, deadline) else {
+            panic!("decided")
+        };
+        assert_denied(&reply, "Unknown key");
+    }
+
+    fn ask_again(policy: &Policy, frames: &[Vec<u8>], now: &Now) -> Consultation {
+        match policy.handle_at(frames, now) {
+            Decision::Consult(c) => c,
+            other => panic!("the provider is consulted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_verification_outcome_stands_while_the_hash_is_the_same() {
+        let mut policy = Policy::default();
+        (policy.upsert_hashed_users("fleet", [(b"alice".to_vec(), cheap("pw"))])).unwrap();
+        let frames = plain("fleet", "alice", "pw");
+        let start = Instant::now();
+        let decided = Now::at(start);
+        let deadline = start + 5 * SECOND;
+        let verify = |policy: &Policy| match policy.handle_at(&frames, &decided) {
+            Decision::Verify(v) => v,
+            other => panic!("{other:?}"),
+        };
+        let back = Now::at(start + SECOND);
+        // Another user added: the same hash decides, the outcome in hand stands.
+        let asked = verify(&policy);
+        (policy.upsert_hashed_users("fleet", [(b"bob".to_vec(), cheap("x"))])).unwrap();
+        let answer = Answer::Verified(asked, Ok(true));
+        let Decision::Reply(reply) = policy.resume(answer, &frames, &back, deadline) else {
+            panic!("answered")
+        };
+        assert_ok(&reply, "alice");
+        // Alice's password changed: checked again (before the deadline), a failure after it.
+        let asked = verify(&policy);
+        (policy.upsert_hashed_users("fleet", [(b"alice".to_vec(), cheap("new"))])).unwrap();
+        let answer = Answer::Verified(asked, Ok(true));
+        let Decision::Verify(again) = policy.resume(answer, &frames, &back, deadline) else {
+            panic!("checked again")
+        };
+        assert!(!again.verify());
+        let asked = Answer::Verified(again, Ok(true));
+        (policy.upsert_hashed_users("fleet", [(b"alice".to_vec(), cheap("pw"))])).unwrap();
+        let past = Now::at(deadline);
+        let Decision::Reply(reply) = policy.resume(asked, &frames, &past, deadline) else {
+            panic!("nothing checked past the deadline")
+        };
+        assert_eq!(
+            (reply.status, &*reply.text),
+            (StatusCode::InternalError, "Verification failed")
+        );
+        // Removed meanwhile: refused.
+        let asked = Answer::Verified(verify(&policy), Ok(true));
+        policy.remove_plain_users("fleet", [&b"alice"[..]]).unwrap();
+        let Decision::Reply(reply) = policy.resume(asked, &frames, &back, deadline) else {
+            panic!("decided")
+        };
+        assert_denied(&reply, "Invalid username");
+    }
 }

@@ -9,18 +9,23 @@
 //! revocation); a widening or replacing change is refused unless it takes the domain over,
 //! after which the source's changes for that domain are refused (`Superseded`) and its stats
 //! list the domain as taken over.
+//!
+//! A source's domains decide only until a deadline: [`Apply::proof`] carries the time a read
+//! was sent that proved the source had applied everything the store had committed before it,
+//! and the source's domains are then trusted ([`Change::Trust`]) until that time plus the
+//! source's `max_staleness`. Nothing else extends it: not a connection, not a query that only
+//! shows the database answers. Every decision compares the deadline with its `now`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use log::warn;
 
 use crate::actors::PolicyActor;
 use crate::messages::error::ConfigError;
 use crate::messages::MechanismKind;
 use crate::messages::SourceStats;
-use crate::policy::{Change, Origin, Owner, OwnerId};
+use crate::policy::{Change, Origin, Owner, OwnerId, Policy};
 
 /// Identifies a source within one policy actor: its id as the owner of its domains.
 pub(crate) type SourceId = OwnerId;
@@ -30,7 +35,10 @@ struct SourceState {
     name: String,
     domains: Vec<String>,
     stats: SourceStats,
-    contact: Option<Instant>,
+    /// How long after a proof its domains may decide.
+    max_staleness: Duration,
+    /// When the read that last proved it up to date was sent.
+    proved: Option<Instant>,
 }
 
 /// Each external source's state (who owns which domain is the policy's to say).
@@ -50,13 +58,15 @@ impl Served {
         }
     }
 
-    /// Each source's state by name, staleness as of now.
-    pub(crate) fn stats(&self) -> BTreeMap<String, SourceStats> {
+    /// Each source's state by name at `now`: staleness since its last proof, and whether
+    /// `policy` refuses its domains because the deadline passed.
+    pub(crate) fn stats(&self, policy: &Policy, now: Instant) -> BTreeMap<String, SourceStats> {
         self.states
-            .values()
-            .map(|state| {
+            .iter()
+            .map(|(id, state)| {
                 let mut stats = state.stats.clone();
-                stats.staleness = state.contact.map(|at| at.elapsed());
+                stats.staleness = state.proved.map(|at| now.saturating_duration_since(at));
+                stats.failed_closed = !policy.store_trust(*id).holds_at(now);
                 (state.name.clone(), stats)
             })
             .collect()
@@ -75,6 +85,8 @@ pub(crate) struct Serve {
     pub(crate) domains: Vec<String>,
     /// Take the domains over from a watch or another store that owns them.
     pub(crate) take_over: bool,
+    /// How long after a proof ([`Apply::proof`]) the domains may decide.
+    pub(crate) max_staleness: Duration,
     pub(crate) start: StartSource,
 }
 
@@ -85,17 +97,18 @@ pub(crate) struct Apply {
     pub(crate) source: SourceId,
     pub(crate) seq: Option<i64>,
     pub(crate) changes: Vec<Change>,
+    /// When the read was sent that proved everything the store had committed before it is
+    /// in force once these changes are: the domains are trusted until then plus
+    /// `max_staleness` (if every change was applied). `None`: no proof.
+    pub(crate) proof: Option<Instant>,
 }
 
-/// A source's state changed (connection, contact, error).
+/// A source's state changed (connection, error).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub(crate) struct Report {
     pub(crate) source: SourceId,
     pub(crate) connected: bool,
-    /// It heard from its database just now.
-    pub(crate) contact: bool,
-    pub(crate) failed_closed: Option<bool>,
     pub(crate) error: Option<String>,
     pub(crate) rejected: u64,
     pub(crate) reconnected: bool,
@@ -153,7 +166,8 @@ impl Handler<Serve> for PolicyActor {
             name: msg.name,
             domains: msg.domains,
             stats: SourceStats::default(),
-            contact: None,
+            max_staleness: msg.max_staleness,
+            proved: None,
         };
         self.served.states.insert(source, state);
         (msg.start)(source);
@@ -177,8 +191,21 @@ impl Handler<Apply> for PolicyActor {
                 }
             }
         }
-        if let (Some(seq), Some(state)) = (msg.seq, self.served.states.get_mut(&msg.source)) {
+        let Some(state) = self.served.states.get_mut(&msg.source) else {
+            return first_error.map_or(Ok(()), Err);
+        };
+        if let Some(seq) = msg.seq {
             state.stats.applied_seq = state.stats.applied_seq.max(seq);
+        }
+        // A proof counts only if everything it covers is in force.
+        if let (Some(sent), None) = (msg.proof, &first_error) {
+            let until = crate::policy::deadline(sent, state.max_staleness);
+            state.proved = state.proved.max(Some(sent));
+            let trust = Change::Trust { until };
+            match self.change(Origin::Owner(msg.source), trust, ctx) {
+                Ok(_) | Err(ConfigError::Superseded) => {}
+                Err(error) => first_error = Some(error),
+            }
         }
         first_error.map_or(Ok(()), Err)
     }
@@ -191,24 +218,8 @@ impl Handler<Report> for PolicyActor {
         let Some(state) = self.served.states.get_mut(&msg.source) else {
             return;
         };
-        let SourceState {
-            name,
-            stats,
-            contact,
-            ..
-        } = state;
+        let stats = &mut state.stats;
         stats.connected = msg.connected;
-        if msg.contact {
-            *contact = Some(Instant::now());
-        }
-        if let Some(failed) = msg.failed_closed {
-            if failed && !stats.failed_closed {
-                warn!(
-                    "source {name:?} lost touch longer than allowed: its domains refuse everyone"
-                );
-            }
-            stats.failed_closed = failed;
-        }
         if msg.error.is_some() {
             stats.last_error = msg.error;
         }

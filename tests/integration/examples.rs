@@ -311,3 +311,36 @@ fn fleet_bench_measures_load_fanout_rate_and_plain() {
         assert!(out.contains(field), "{field} missing from: {out}");
     }
 }
+
+#[cfg(feature = "postgres")]
+#[test]
+fn staleness_measures_every_case_and_never_refuses_before_the_deadline() {
+    let out = measurement_line(
+        "staleness",
+        &[
+            "--trials",
+            "1",
+            "--max-staleness-ms",
+            "1000",
+            "--heartbeat-ms",
+            "200",
+        ],
+    );
+    for case in ["partition", "locked", "partition-hung"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("case={case} ")))
+            .unwrap_or_else(|| panic!("no line for {case}: {out}"));
+        assert!(
+            line.contains("trials=1") && line.contains("p50_probe_ms="),
+            "{line}"
+        );
+        // The refusal comes at the deadline or after it, never before (a fact, not a timing).
+        let min_over: f64 = line
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("min_over_ms="))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no min_over_ms in {line}"));
+        assert!(min_over >= 0.0, "refused before the deadline: {line}");
+    }
+}

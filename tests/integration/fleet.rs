@@ -400,39 +400,143 @@ fn malformed_rows_are_reported_and_refused() {
     member.stop();
 }
 
+/// The staleness tests' allowance, and the margin they give the machine on top of it.
+const MAX_STALENESS: Duration = Duration::from_secs(2);
+const MARGIN: Duration = Duration::from_secs(3);
+
+/// Waits (polling with fresh handshakes) until `member` refuses `keys` with the stale store's
+/// `500`, which must happen by `by`.
+fn refused_as_stale_by(member: &Member, keys: &Keys, by: Instant) {
+    loop {
+        match member.curve(keys) {
+            Outcome::Refused(500) => return,
+            Outcome::Admitted(_) => {}
+            other => panic!("neither admitted nor refused as stale: {other:?}"),
+        }
+        assert!(
+            Instant::now() < by,
+            "still admitted past max_staleness and its margin"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until `member` admits `keys` again (within PATIENCE).
+fn admitted_again(member: &Member, keys: &Keys) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match member.curve(keys) {
+            Outcome::Admitted(_) => return,
+            Outcome::Refused(500) => {}
+            other => panic!("neither admitted nor refused as stale: {other:?}"),
+        }
+        assert!(Instant::now() < deadline, "never admitted again");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
-fn past_max_staleness_the_served_domains_fail_closed_until_the_store_is_back() {
+fn a_store_out_of_reach_is_refused_after_max_staleness_and_admitted_again_once_it_catches_up() {
     let mut db = Db::new("stale");
     let role = db.role();
     let alice = Keys::generate();
     let first = db.add_key(&alice, "");
     let conninfo = format!("{} user={role}", conninfo());
-    let member = Member::start_as(&db, 0, &conninfo, |s| {
-        s.max_staleness(Duration::from_millis(300))
-    });
+    let member = Member::start_as(&db, 0, &conninfo, |s| s.max_staleness(MAX_STALENESS));
     member
         .at(first)
         .curve(&alice)
         .assert_admitted(&alice.public.to_z85());
+    assert!(!member.stats().failed_closed, "{:?}", member.stats());
     db.execute(&format!("ALTER ROLE {role} NOLOGIN"));
+    let cut = Instant::now();
     db.terminate_sources();
-    let deadline = Instant::now() + PATIENCE;
-    while !member.stats().failed_closed {
-        assert!(Instant::now() < deadline, "never failed closed");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    refused_as_stale_by(&member, &alice, cut + MAX_STALENESS + MARGIN);
     let stats = member.stats();
-    assert!(!stats.connected && stats.staleness.unwrap() >= Duration::from_millis(300));
-    member.curve(&alice).assert_refused(400);
-    // Back in touch: a fresh snapshot, and alice is admitted again.
+    assert!(stats.failed_closed && !stats.connected, "{stats:?}");
+    assert!(stats.staleness.unwrap() >= MAX_STALENESS, "{stats:?}");
+    // Back in touch: the log read from the position it had proves it, and alice is admitted.
     let back = db.execute(&format!("ALTER ROLE {role} LOGIN"));
     member.at(back);
-    let deadline = Instant::now() + PATIENCE;
-    while member.stats().failed_closed {
-        assert!(Instant::now() < deadline, "never recovered");
-        std::thread::sleep(Duration::from_millis(5));
+    admitted_again(&member, &alice);
+    let stats = member.stats();
+    assert!(
+        !stats.failed_closed && stats.staleness.unwrap() < MAX_STALENESS,
+        "{stats:?}"
+    );
+    member.stop();
+}
+
+#[test]
+fn a_locked_change_log_proves_nothing_so_its_domains_are_refused_after_max_staleness() {
+    let db = Db::new("locked");
+    let alice = Keys::generate();
+    let first = db.add_key(&alice, "");
+    // A heartbeat every 250 ms proves the source up to date, well within its 2 s.
+    let member = Member::start(&db, 0, |s| {
+        s.max_staleness(MAX_STALENESS)
+            .heartbeat(Duration::from_millis(250))
+    });
+    member.at(first);
+    let healthy = Instant::now() + MAX_STALENESS + Duration::from_millis(500);
+    while Instant::now() < healthy {
+        member.curve(&alice).assert_admitted(&alice.public.to_z85());
+        std::thread::sleep(Duration::from_millis(100));
     }
-    member.curve(&alice).assert_admitted(&alice.public.to_z85());
+    // The database answers, but no read of the log can: nothing proves the source up to date.
+    let (locker, connection) = db.runtime.block_on(async {
+        tokio_postgres::connect(&conninfo(), tokio_postgres::NoTls)
+            .await
+            .unwrap()
+    });
+    db.runtime.spawn(connection);
+    let lock = db
+        .store
+        .sql("BEGIN; LOCK TABLE {schema}.changes IN ACCESS EXCLUSIVE MODE");
+    db.runtime.block_on(locker.batch_execute(&lock)).unwrap();
+    let locked = Instant::now();
+    refused_as_stale_by(&member, &alice, locked + MAX_STALENESS + MARGIN);
+    assert!(member.stats().failed_closed);
+    db.runtime
+        .block_on(locker.batch_execute("ROLLBACK"))
+        .unwrap();
+    admitted_again(&member, &alice);
+    member.stop();
+}
+
+#[test]
+fn a_store_dropped_and_migrated_again_is_read_from_a_snapshot_not_by_its_numbers() {
+    let mut db = Db::new("migrated");
+    let alice = Keys::generate();
+    let bob = Keys::generate();
+    db.add_key(&alice, "");
+    db.add_key(&Keys::generate(), "");
+    let before = db.add_key(&Keys::generate(), "");
+    let member = Member::start(&db, 0, |s| s);
+    member
+        .at(before)
+        .curve(&alice)
+        .assert_admitted(&alice.public.to_z85());
+    // A new store under the same name: its change numbers start again, below the position.
+    db.runtime
+        .block_on(db.store.drop_schema(&db.client))
+        .unwrap();
+    db.runtime
+        .block_on(db.store.migrate(&mut db.client))
+        .unwrap();
+    let added = db.add_key(&bob, "");
+    assert!(added < before);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match member.curve(&bob) {
+            Outcome::Admitted(_) => break,
+            Outcome::Refused(_) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(Instant::now() < deadline, "the new store was never read");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    member.curve(&alice).assert_refused(400);
     member.stop();
 }
 

@@ -1,5 +1,8 @@
 //! The source's task, on the authenticator's actix runtime: connect, `LISTEN`, snapshot,
-//! follow the change log; heartbeat, reconnect with backoff, fail closed when stale.
+//! follow the change log; heartbeat, reconnect with backoff. Each read that proves the source
+//! up to date ([`position`](super::position)) moves its domains' deadline forward; past it,
+//! every decision refuses them, whatever this task is doing (connecting, waiting for a hung
+//! query, sleeping before a reconnect).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -11,6 +14,7 @@ use log::{debug, info, warn};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::{AsyncMessage, Client, Row};
 
+use super::position::{log_end, store_id, LogEnd, Next, Position, HEARTBEAT};
 use super::rows::{key_of, CurveRow, PlainRow};
 use super::PostgresSource;
 use crate::actors::PolicyActor;
@@ -36,11 +40,31 @@ struct Follower {
     source: PostgresSource,
     policy: Addr<PolicyActor>,
     id: SourceId,
-    /// The change-log position in force; `None`: a snapshot is needed.
-    applied: Option<i64>,
-    last_contact: Instant,
-    failed_closed: bool,
+    /// The change-log position in force, in its store; `None`: a snapshot is needed.
+    position: Option<Position>,
+    /// When the read that last proved the source up to date was sent (for the log).
+    proved: Option<Instant>,
+    /// The staleness warning was logged since the last proof.
+    warned: bool,
     synced: watch::Sender<Option<i64>>,
+}
+
+/// What a read brought: the log end it found (and when it was sent), what changed up to it,
+/// and the rows refused as malformed.
+struct Read {
+    end: LogEnd,
+    deltas: Vec<Change>,
+    rejected: Vec<String>,
+}
+
+/// What became of changes handed to the policy actor.
+enum Applied {
+    /// All in force.
+    Done,
+    /// Some change was refused: the position is not in force, and proves nothing.
+    Failed,
+    /// The authenticator is gone.
+    Gone,
 }
 
 /// Follows the store until stopped (or the authenticator is gone).
@@ -55,9 +79,9 @@ pub(super) async fn follow(
         source,
         policy,
         id,
-        applied: None,
-        last_contact: Instant::now(),
-        failed_closed: false,
+        position: None,
+        proved: None,
+        warned: false,
         synced,
     };
     // A dropped handle detaches the source: only an explicit stop ends it.
@@ -91,49 +115,30 @@ impl Follower {
                 "credential source {:?}: {error}; reconnecting",
                 self.source.name()
             );
-            self.report(false, false, Some(error), 0, false).await;
+            self.warn_if_stale();
+            self.report(false, Some(error), 0, false).await;
             // A session that lasted resets the backoff.
             if started.elapsed() > max {
                 backoff = min;
             }
-            let wait = tokio::time::sleep(backoff);
-            tokio::pin!(wait);
-            loop {
-                tokio::select! {
-                    () = &mut wait => break,
-                    () = tokio::time::sleep(self.until_stale()), if !self.failed_closed => {
-                        if !self.fail_closed().await {
-                            return;
-                        }
-                    }
-                }
-            }
+            tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(max);
         }
     }
 
-    /// Time left before the last known policy is too old to keep.
-    fn until_stale(&self) -> Duration {
-        self.source
-            .max_staleness
-            .saturating_sub(self.last_contact.elapsed())
-    }
-
-    /// Every served domain refuses everyone; the next session reads a snapshot.
-    async fn fail_closed(&mut self) -> bool {
-        let deltas = self
-            .source
-            .domains
-            .iter()
-            .flat_map(|d| Change::refuse_everyone(d))
-            .collect();
-        self.applied = None;
-        self.failed_closed = true;
-        if !self.apply(None, deltas).await {
-            return false;
+    /// Says so (once per proof) when the domains refuse everyone for want of a recent proof;
+    /// the decisions need no word from here: they compare the deadline with their own time.
+    fn warn_if_stale(&mut self) {
+        let max = self.source.max_staleness;
+        let stale = self.proved.is_none_or(|at| at.elapsed() >= max);
+        if stale && !self.warned {
+            self.warned = true;
+            warn!(
+                "credential source {:?}: nothing proved it up to date for {max:?} \
+                 (max_staleness): its domains refuse everyone until it catches up",
+                self.source.name()
+            );
         }
-        self.report(false, false, None, 0, false).await;
-        true
     }
 
     /// One connection: connect, listen, catch up, then follow until it fails.
@@ -168,7 +173,7 @@ impl Follower {
             }
         });
         let store = self.source.store.clone();
-        let heartbeat_sql = store.sql("SELECT coalesce(max(seq), 0) FROM {schema}.changes");
+        let heartbeat_sql = store.sql(HEARTBEAT);
         // LISTEN before the snapshot: nothing committed after the snapshot goes unnoticed.
         let listen = format!("LISTEN {}", store.channel());
         if let Err(e) = self.timed(client.batch_execute(&listen)).await {
@@ -177,14 +182,14 @@ impl Follower {
         if let Err(ended) = self.catch_up(&client).await {
             return ended;
         }
-        self.report(true, true, None, 0, reconnect).await;
+        self.report(true, None, 0, reconnect).await;
         info!(
             "credential source {:?} following {} (change {})",
             self.source.name(),
             store.schema(),
-            self.applied.unwrap_or(0)
+            self.position.map_or(0, |p| p.applied)
         );
-        let mut heartbeat = tokio::time::interval(self.source.heartbeat);
+        let mut heartbeat = tokio::time::interval(self.source.heartbeat_interval());
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         heartbeat.tick().await;
         loop {
@@ -201,28 +206,43 @@ impl Follower {
                                 }
                             }
                         }
-                        if self.applied.is_some_and(|applied| seq <= applied) {
+                        // Nothing new: nothing to read (and a notification proves nothing).
+                        if self.position.is_some_and(|p| seq <= p.applied) {
                             continue;
                         }
                         if let Err(ended) = self.catch_up(&client).await {
                             return ended;
                         }
-                        self.touch().await;
                     }
                     Some(Err(error)) => return Ended::Lost(format!("connection lost: {error}")),
                     None => return Ended::Lost("connection closed".into()),
                 },
                 _ = heartbeat.tick() => {
-                    let latest: i64 = match self.timed(client.query_one(&heartbeat_sql, &[])).await {
-                        Ok(row) => row.try_get(0).unwrap_or(i64::MAX),
+                    // The proof dates from the sending: take the time before the query goes.
+                    let sent = Instant::now();
+                    let end = match self.timed(client.query_one(&heartbeat_sql, &[])).await {
+                        Ok(row) => LogEnd::read(&row, 0, sent).map_err(|e| e.to_string()),
+                        Err(e) => Err(e),
+                    };
+                    let end = match end {
+                        Ok(end) => end,
                         Err(e) => return lost("heartbeat failed")(e),
                     };
-                    if self.applied.is_none_or(|applied| latest > applied) {
-                        if let Err(ended) = self.catch_up(&client).await {
-                            return ended;
+                    match Position::next(self.position, &end) {
+                        Next::Proved(sent) => {
+                            if let Applied::Gone = self.prove(sent).await {
+                                return Ended::Stop;
+                            }
+                        }
+                        next => {
+                            if next == Next::Snapshot {
+                                self.position = None;
+                            }
+                            if let Err(ended) = self.catch_up(&client).await {
+                                return ended;
+                            }
                         }
                     }
-                    self.touch().await;
                 }
             }
         }
@@ -233,25 +253,38 @@ impl Follower {
         &self,
         query: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, String> {
-        match tokio::time::timeout(self.source.heartbeat, query).await {
+        let within = self.source.heartbeat_interval();
+        match tokio::time::timeout(within, query).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(error.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", self.source.heartbeat)),
+            Err(_) => Err(format!("no answer within {within:?}")),
         }
     }
 
-    async fn touch(&mut self) {
-        self.last_contact = Instant::now();
-        self.report(true, true, None, 0, false).await;
+    /// Everything committed before `sent` is in force: the domains may decide until `sent`
+    /// plus `max_staleness`.
+    async fn prove(&mut self, sent: Instant) -> Applied {
+        let applied = self.apply(None, Vec::new(), Some(sent)).await;
+        if let Applied::Done = applied {
+            self.proved = self.proved.max(Some(sent));
+            self.warned = false;
+        }
+        applied
     }
 
-    /// Reads a snapshot (when none is in force, or the log was pruned past it) or the change
-    /// log after the position in force, and applies it.
+    /// Reads a snapshot (when none is in force, or the log was pruned past it, or the store
+    /// is another) or the change log after the position in force, and applies it; the read
+    /// proves the position as of its sending.
     async fn catch_up(&mut self, client: &Client) -> Result<(), Ended> {
         // A snapshot may be large: it gets the staleness allowance, not the heartbeat's.
         let deadline = self.source.max_staleness.max(self.source.heartbeat);
-        let read = tokio::time::timeout(deadline, self.read(client));
-        let (seq, deltas, rejected) = match read.await {
+        let sent = Instant::now();
+        let read = tokio::time::timeout(deadline, self.read(client, sent));
+        let Read {
+            end,
+            deltas,
+            rejected,
+        } = match read.await {
             Ok(Ok(read)) => read,
             Ok(Err(error)) => return Err(lost("reading the store failed")(error)),
             Err(_) => {
@@ -260,48 +293,52 @@ impl Follower {
                 )))
             }
         };
-        let error = rejected.last().cloned();
+        let mut error = rejected.last().cloned();
         for row in &rejected {
             warn!("credential source {:?}: refused {row}", self.source.name());
         }
-        self.last_contact = Instant::now();
-        if !self.apply(Some(seq), deltas).await {
-            return Err(Ended::Stop);
+        // Once applied, the position is the log end the read found: a proof from its sending.
+        match self.apply(Some(end.seq), deltas, Some(end.sent)).await {
+            Applied::Gone => return Err(Ended::Stop),
+            Applied::Failed => {
+                // Not in force as read: the next read is a snapshot, and nothing is proved.
+                self.position = None;
+                error = Some("a change from the store was refused (see the log)".into());
+            }
+            Applied::Done => {
+                self.position = Some(Position {
+                    store: end.store,
+                    applied: end.seq,
+                });
+                self.proved = self.proved.max(Some(end.sent));
+                self.warned = false;
+                let _ = self.synced.send(Some(end.seq));
+            }
         }
-        self.applied = Some(seq);
-        self.failed_closed = false;
-        let _ = self.synced.send(Some(seq));
-        self.report(true, true, error, rejected.len() as u64, false)
-            .await;
+        self.report(true, error, rejected.len() as u64, false).await;
         Ok(())
     }
 
-    /// The position and what changed up to it: a snapshot in one `REPEATABLE READ`
+    /// The log end and what changed up to it: a snapshot in one `REPEATABLE READ`
     /// transaction, or the log after the position in force. The log needs no transaction:
     /// its rows are read before the credentials they name, so those are at least as new,
     /// and applying a credential's current state twice changes nothing.
-    async fn read(
-        &self,
-        client: &Client,
-    ) -> Result<(i64, Vec<Change>, Vec<String>), tokio_postgres::Error> {
+    async fn read(&self, client: &Client, sent: Instant) -> Result<Read, tokio_postgres::Error> {
         let store = &self.source.store;
-        let position = store.sql(
-            "SELECT coalesce((SELECT max(seq) FROM {schema}.changes), 0),
-                    (SELECT pruned_through FROM {schema}.settings)",
-        );
-        if let Some(applied) = self.applied {
-            if let Some(changes) = self.changes(client, applied).await? {
+        if let Some(position) = self.position {
+            if let Some(changes) = self.changes(client, position, sent).await? {
                 return Ok(changes);
             }
         }
+        let position = store.sql(concat!("SELECT ", log_end!(), ", ", store_id!()));
         // A transaction needs `&mut Client`; the same statements by hand need only `&`.
         client
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await?;
         let result = async {
             let row = client.query_one(&position, &[]).await?;
-            let seq: i64 = row.try_get(0)?;
-            self.snapshot(client, &self.source.domains, seq).await
+            let end = LogEnd::read(&row, 0, sent)?;
+            self.snapshot(client, &self.source.domains, end).await
         }
         .await;
         let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
@@ -315,8 +352,8 @@ impl Follower {
         &self,
         client: &Client,
         domains: &[String],
-        seq: i64,
-    ) -> Result<(i64, Vec<Change>, Vec<String>), tokio_postgres::Error> {
+        end: LogEnd,
+    ) -> Result<Read, tokio_postgres::Error> {
         let store = &self.source.store;
         let mut keys: BTreeMap<&str, CertStore> = domains
             .iter()
@@ -365,23 +402,37 @@ impl Follower {
         for (domain, table) in users {
             deltas.push(Change::hashed_users(domain, table));
         }
-        Ok((seq, deltas, rejected))
+        Ok(Read {
+            end,
+            deltas,
+            rejected,
+        })
     }
 
-    /// The changes after `applied`, with each changed credential as it is now, in one
-    /// statement (one snapshot, one round trip); `None` when the log was pruned past
-    /// `applied` and a snapshot is needed instead.
+    /// The changes after the position, with each changed credential as it is now, in one
+    /// statement (one snapshot, one round trip); `None` when a snapshot is needed instead:
+    /// the log was pruned past the position, or the log end says the position does not count
+    /// in this store ([`Next::Snapshot`]).
     async fn changes(
         &self,
         client: &Client,
-        applied: i64,
-    ) -> Result<Option<(i64, Vec<Change>, Vec<String>)>, tokio_postgres::Error> {
+        position: Position,
+        sent: Instant,
+    ) -> Result<Option<Read>, tokio_postgres::Error> {
         let store = &self.source.store;
         let domains = &self.source.domains;
+        let applied = position.applied;
         let rows = client
             .query(&store.sql(CHANGES), &[&applied, domains])
             .await?;
-        let mut seq = applied;
+        // The settings row makes sure one row comes back; its log end is the statement's.
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let end = LogEnd::read(first, 13, sent)?;
+        if Position::next(Some(position), &end) == Next::Snapshot {
+            return Ok(None);
+        }
         // The last change of each credential decides; the joined row says what it is now.
         let mut order: Vec<(String, String, String)> = Vec::new();
         let mut now: HashMap<(String, String, String), Current> = HashMap::new();
@@ -390,14 +441,13 @@ impl Follower {
             if pruned > applied {
                 return Ok(None);
             }
-            let Some(at) = row.try_get::<_, Option<i64>>(1)? else {
+            if row.try_get::<_, Option<i64>>(1)?.is_none() {
                 continue; // no change after `applied`
-            };
-            seq = seq.max(at);
+            }
             let (kind, domain, ident): (String, String, String) =
                 (row.try_get(2)?, row.try_get(3)?, row.try_get(4)?);
             if !domains.contains(&domain) {
-                continue; // only the newest change, for its sequence number
+                continue; // not one of ours (the statement already filters)
             }
             let current = if kind == "curve" {
                 match row.try_get::<_, Option<String>>(5)? {
@@ -471,30 +521,40 @@ impl Follower {
                 });
             }
         }
-        Ok(Some((seq, deltas, rejected)))
+        Ok(Some(Read {
+            end,
+            deltas,
+            rejected,
+        }))
     }
 
-    /// Hands deltas to the policy actor; false once the authenticator is gone.
-    async fn apply(&self, seq: Option<i64>, deltas: Vec<Change>) -> bool {
+    /// Hands deltas to the policy actor, with the sending time of the read that proves them
+    /// complete (if any).
+    async fn apply(
+        &self,
+        seq: Option<i64>,
+        deltas: Vec<Change>,
+        proof: Option<Instant>,
+    ) -> Applied {
         let applied = self.policy.send(Apply {
             source: self.id,
             seq,
             changes: deltas,
+            proof,
         });
         match applied.await {
-            Ok(Ok(())) => true,
+            Ok(Ok(())) => Applied::Done,
             Ok(Err(error)) => {
                 warn!("credential source {:?}: {error}", self.source.name());
-                true
+                Applied::Failed
             }
-            Err(_) => false,
+            Err(_) => Applied::Gone,
         }
     }
 
     async fn report(
         &self,
         connected: bool,
-        contact: bool,
         error: Option<String>,
         rejected: u64,
         reconnected: bool,
@@ -504,8 +564,6 @@ impl Follower {
             .send(Report {
                 source: self.id,
                 connected,
-                contact,
-                failed_closed: Some(self.failed_closed),
                 error,
                 rejected,
                 reconnected,
@@ -527,24 +585,29 @@ enum Current {
     Plain(PlainRow),
 }
 
-/// The change log after `$1` for the domains `$2` (plus the newest change, for its sequence
-/// number), each joined with its credential as it is now, and the pruning mark — in one
-/// statement, so one snapshot. The settings row makes sure one row comes back.
-const CHANGES: &str = "SELECT s.pruned_through, c.seq, c.kind, c.domain, c.ident,
+/// The change log after `$1` for the domains `$2`, each joined with its credential as it is
+/// now, the pruning mark, and the log end and store (columns 13 to 15) — in one statement, so
+/// one snapshot. The settings row makes sure one row comes back.
+const CHANGES: &str = concat!(
+    "SELECT s.pruned_through, c.seq, c.kind, c.domain, c.ident,
         k.public_key, k.user_id,
         ARRAY(SELECT e.key FROM jsonb_each_text(k.metadata) e ORDER BY e.key),
         ARRAY(SELECT e.value FROM jsonb_each_text(k.metadata) e ORDER BY e.key),
         k.enabled, k.expires_at,
-        u.password_hash, u.enabled
+        u.password_hash, u.enabled, ",
+    log_end!(),
+    ", ",
+    store_id!(),
+    "
     FROM {schema}.settings s
     LEFT JOIN ({schema}.changes c
         LEFT JOIN {schema}.curve_keys k
             ON c.kind = 'curve' AND k.domain = c.domain AND k.public_key = c.ident
         LEFT JOIN {schema}.plain_users u
             ON c.kind = 'plain' AND u.domain = c.domain AND u.username = c.ident)
-    ON c.seq > $1
-        AND (c.domain = ANY($2) OR c.seq = (SELECT max(seq) FROM {schema}.changes))
-    ORDER BY c.seq";
+    ON c.seq > $1 AND c.domain = ANY($2)
+    ORDER BY c.seq"
+);
 
 const PLAIN_COLUMNS: &str =
     "SELECT domain, username, password_hash, enabled FROM {schema}.plain_users";

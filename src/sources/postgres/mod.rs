@@ -25,15 +25,27 @@
 //! # When the database is away
 //! - Notifications sent while the listener is disconnected are lost, so after every
 //!   reconnect the source reads the change log from the last position it applied (or a
-//!   snapshot again, if it failed closed or the log was pruned past it).
+//!   snapshot again, if the log was pruned past it or the store is another).
 //! - Reconnects back off from [`PostgresSource::backoff`]'s minimum to its maximum.
 //! - A silent partition is found by a heartbeat query every [`PostgresSource::heartbeat`]
 //!   (default 5 s) that must answer within that time: TCP keepalive would take hours.
-//! - While out of touch, the last known policy stays in force for
-//!   [`PostgresSource::max_staleness`] (default 3 minutes); after that the served domains
-//!   **fail closed** (refuse everyone) until the source has read a fresh snapshot.
-//! - The state — connected, last applied sequence number, staleness, last error, rows
-//!   refused — is in [`Stats::sources`](crate::messages::Stats::sources) under the source's name.
+//! - **Staleness is a deadline.** The served domains decide only while a recent read proved
+//!   the source up to date: a read of the log's end (a heartbeat, or the read of what
+//!   changed) that found nothing committed beyond the position applied, in the same store.
+//!   Such a proof dates from the read's *sending*, and keeps the domains trusted for
+//!   [`PostgresSource::max_staleness`] (default 3 minutes) from then. Every decision compares
+//!   that deadline with its own time, so past it the served domains **fail closed** (refuse
+//!   everyone: `500 Credential store out of touch`, never a fallback to `"*"`) whatever the
+//!   source is doing — a silent partition, a query hung on a locked table, a reconnect — and
+//!   until a read proves them up to date again. A connection, a `LISTEN` or a notification
+//!   proves nothing. The same goes before the first read.
+//! - The store is identified by the cluster's system identifier and the change log's OID:
+//!   a store dropped and migrated again, or another cluster behind the same address, is read
+//!   from a snapshot, never trusted by sequence numbers that counted something else. So is a
+//!   store whose log ends before the position applied (restored from a backup).
+//! - The state — connected, last applied sequence number, staleness since the last proof,
+//!   whether the domains fail closed, last error, rows refused — is in
+//!   [`Stats::sources`](crate::messages::Stats::sources) under the source's name.
 //! - A malformed row (bad Z85, bad metadata, a hash that is not argon2id or asks for more
 //!   than [`Argon2Limits`]) is reported there and refused: the key or user is not admitted.
 //!
@@ -55,6 +67,7 @@
 //! ```
 
 mod follower;
+mod position;
 mod rows;
 mod schema;
 
@@ -215,8 +228,10 @@ impl PostgresSource {
         }
     }
 
-    /// How long the last known policy stays in force while the database is out of reach;
-    /// after it, the served domains refuse everyone until a fresh snapshot is read.
+    /// How long the last known policy stays in force without a proof that it is up to date
+    /// (a read that found nothing committed beyond what the source applied, counted from its
+    /// sending); after it, every decision for the served domains refuses everyone until a
+    /// read proves them up to date again. The heartbeat runs at least four times within it.
     pub fn max_staleness(self, max_staleness: Duration) -> Self {
         PostgresSource {
             max_staleness,
@@ -224,10 +239,20 @@ impl PostgresSource {
         }
     }
 
-    /// How often the source asks the database whether it is there (and for any change it
-    /// missed); a heartbeat not answered within this time counts as a lost connection.
+    /// How often the source asks the database where its change log ends — which, when
+    /// nothing is new, proves the source up to date (and otherwise makes it read the
+    /// changes it missed); a heartbeat not answered within this time counts as a lost
+    /// connection. At most a quarter of [`max_staleness`](Self::max_staleness), so that a
+    /// healthy source proves itself well before its deadline.
     pub fn heartbeat(self, heartbeat: Duration) -> Self {
         PostgresSource { heartbeat, ..self }
+    }
+
+    /// The heartbeat in use: as set, at most a quarter of `max_staleness`, at least 10 ms.
+    pub(super) fn heartbeat_interval(&self) -> Duration {
+        (self.heartbeat)
+            .min(self.max_staleness / 4)
+            .max(Duration::from_millis(10))
     }
 
     /// The wait before the first reconnect, doubled after each failure up to `max`.
@@ -272,6 +297,7 @@ impl PostgresSource {
         let (stop, stopped) = futures::channel::oneshot::channel();
         let (synced_tx, synced) = tokio::sync::watch::channel(None);
         let domains = self.domains.clone();
+        let max_staleness = self.max_staleness;
         let follower_policy = policy.clone();
         let start = Box::new(move |source| {
             actix::spawn(follower::follow(
@@ -287,6 +313,7 @@ impl PostgresSource {
                 name: name.clone(),
                 domains,
                 take_over: false,
+                max_staleness,
                 start,
             })
             .await

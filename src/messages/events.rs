@@ -186,4 +186,3 @@ pub struct SourceStats {
     /// Domains taken over by hand (`"domain (MECHANISM)"`): the source no longer changes them.
     pub taken_over: Vec<String>,
 }
-

@@ -1,20 +1,17 @@
 //! `PolicyActor`: owns the [`Policy`], applies configuration messages, decides requests.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use futures::future::{ready, LocalBoxFuture};
 use log::{debug, warn};
 
 use super::observe::{Observers, RequestFacts};
-use super::pool::{BlockingPool, JobError};
+use super::pool::{within, BlockingPool, OnPool};
 use super::watch::Sources;
 use super::watchdog::Watchdog;
 use crate::messages::error::ConfigError;
 use crate::messages::*;
-use crate::policy::ProviderFailure;
-use crate::policy::{Answer, BlockingCall, BlockingRunner, Consultation, Decision, Now, Policy};
+use crate::policy::{Answer, Consultation, Decision, Now, Policy, Verification};
 use crate::settings::Settings;
 use crate::zap::{Reply, Request};
 
@@ -82,41 +79,6 @@ fn settings_watchdog(settings: &Settings) -> Option<Watchdog> {
     settings
         .stall_warning
         .map(|threshold| Watchdog::new(threshold, Instant::now()))
-}
-
-/// Blocking work runs on a bounded pool (user code on the provider pool, argon2 on the
-/// verifier's): a full queue is `Overloaded`, a panic or a lost worker `Panicked` — the one
-/// mapping of the pool's failures.
-#[derive(Clone)]
-pub(super) struct OnPool(pub(super) BlockingPool);
-
-impl BlockingRunner for OnPool {
-    fn run<T: Send + 'static>(
-        &self,
-        call: BlockingCall<T>,
-    ) -> LocalBoxFuture<'static, Result<T, ProviderFailure>> {
-        match self.0.run(call) {
-            Err(_) => Box::pin(ready(Err(ProviderFailure::Overloaded))),
-            Ok(answer) => Box::pin(async move {
-                match answer.await {
-                    Ok(Ok(answer)) => ProviderFailure::from_guarded(Ok(answer)),
-                    Ok(Err(JobError::Overloaded)) => Err(ProviderFailure::Overloaded),
-                    Ok(Err(JobError::Panicked)) | Err(_) => Err(ProviderFailure::Panicked),
-                }
-            }),
-        }
-    }
-}
-
-/// `future`'s answer, or `TimedOut` at the deadline.
-pub(super) async fn within<T>(
-    deadline: Instant,
-    future: impl Future<Output = Result<T, ProviderFailure>>,
-) -> Result<T, ProviderFailure> {
-    let deadline = tokio::time::Instant::from_std(deadline);
-    tokio::time::timeout_at(deadline, future)
-        .await
-        .unwrap_or(Err(ProviderFailure::TimedOut))
 }
 
 /// A request whose decision needs work (user code, a password hash), on its way through the
@@ -398,5 +360,26 @@ mod tests {
             let error = require_curve(missing).unwrap_err();
             assert!(error.to_string().contains("libzmq3-dev"), "{error}");
         }
+    }
+}
+
+impl PolicyActor {
+    /// Verifies a hashed PLAIN password on the workers, under the request's deadline, then
+    /// resumes. A success is remembered first (when the hash it was checked against is still
+    /// the user's), so that deciding again costs no second argon2 run.
+    pub(super) fn verify(&mut self, verification: Verification, pending: Pending) -> Routed {
+        let outcome = within(pending.deadline, self.verifier.run(&verification));
+        Routed::Later(Box::pin(outcome.into_actor(self).then(
+            move |outcome, act, _| {
+                let now = Now::read();
+                let still_installed = (act.policy)
+                    .hashed_user(&verification.table_domain, &verification.username)
+                    .is_some_and(|hash| hash.as_str() == verification.hash.as_str());
+                if matches!(outcome, Ok(true)) && still_installed {
+                    act.verifier.cache.remember(&verification, now.instant());
+                }
+                act.resume(Answer::Verified(verification, outcome), pending, &now)
+            },
+        )))
     }
 }

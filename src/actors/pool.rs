@@ -19,6 +19,12 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use futures::channel::oneshot;
 
+use std::future::Future;
+use std::time::Instant;
+
+use futures::future::{ready, LocalBoxFuture};
+
+use crate::policy::{BlockingCall, BlockingRunner, ProviderFailure};
 use crate::provider::call_guarded;
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -121,4 +127,39 @@ mod tests {
         assert_eq!(block_on(first).unwrap(), Ok(()));
         assert_eq!(block_on(queued).unwrap(), Ok(()));
     }
+}
+
+/// Blocking work runs on a bounded pool (user code on the provider pool, argon2 on the
+/// verifier's): a full queue is `Overloaded`, a panic or a lost worker `Panicked` — the one
+/// mapping of the pool's failures.
+#[derive(Clone)]
+pub(super) struct OnPool(pub(super) BlockingPool);
+
+impl BlockingRunner for OnPool {
+    fn run<T: Send + 'static>(
+        &self,
+        call: BlockingCall<T>,
+    ) -> LocalBoxFuture<'static, Result<T, ProviderFailure>> {
+        match self.0.run(call) {
+            Err(_) => Box::pin(ready(Err(ProviderFailure::Overloaded))),
+            Ok(answer) => Box::pin(async move {
+                match answer.await {
+                    Ok(Ok(answer)) => ProviderFailure::from_guarded(Ok(answer)),
+                    Ok(Err(JobError::Overloaded)) => Err(ProviderFailure::Overloaded),
+                    Ok(Err(JobError::Panicked)) | Err(_) => Err(ProviderFailure::Panicked),
+                }
+            }),
+        }
+    }
+}
+
+/// `future`'s answer, or `TimedOut` at the deadline.
+pub(super) async fn within<T>(
+    deadline: Instant,
+    future: impl Future<Output = Result<T, ProviderFailure>>,
+) -> Result<T, ProviderFailure> {
+    let deadline = tokio::time::Instant::from_std(deadline);
+    tokio::time::timeout_at(deadline, future)
+        .await
+        .unwrap_or(Err(ProviderFailure::TimedOut))
 }

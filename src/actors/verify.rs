@@ -5,15 +5,13 @@
 //! [`VerificationCache`](crate::policy::VerificationCache), keyed with OS randomness read
 //! here, and forgotten as soon as the user changes.
 
-use actix::prelude::*;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use futures::future::{ready, LocalBoxFuture};
 use log::warn;
 
-use super::policy_actor::{within, OnPool, Pending, PolicyActor, Routed};
-use super::pool::BlockingPool;
+use super::pool::{BlockingPool, OnPool};
 use crate::policy::{
-    Answer, BlockingCall, BlockingRunner, Now, ProviderFailure, Verification, VerificationCache,
+    BlockingCall, BlockingRunner, ProviderFailure, Verification, VerificationCache,
 };
 use crate::settings::Settings;
 
@@ -50,7 +48,7 @@ impl Verifier {
     }
 
     /// Runs argon2 for `verification` on the workers (started now if need be).
-    fn run(
+    pub(super) fn run(
         &mut self,
         verification: &Verification,
     ) -> LocalBoxFuture<'static, Result<bool, ProviderFailure>> {
@@ -77,26 +75,5 @@ impl Verifier {
             Ok(matched)
         });
         OnPool(pool).run(job)
-    }
-}
-
-impl PolicyActor {
-    /// Verifies a hashed PLAIN password on the workers, under the request's deadline, then
-    /// resumes. A success is remembered first (when the hash it was checked against is still
-    /// the user's), so that deciding again costs no second argon2 run.
-    pub(super) fn verify(&mut self, verification: Verification, pending: Pending) -> Routed {
-        let outcome = within(pending.deadline, self.verifier.run(&verification));
-        Routed::Later(Box::pin(outcome.into_actor(self).then(
-            move |outcome, act, _| {
-                let now = Now::read();
-                let still_installed = (act.policy)
-                    .hashed_user(&verification.table_domain, &verification.username)
-                    .is_some_and(|hash| hash.as_str() == verification.hash.as_str());
-                if matches!(outcome, Ok(true)) && still_installed {
-                    act.verifier.cache.remember(&verification, now.instant());
-                }
-                act.resume(Answer::Verified(verification, outcome), pending, &now)
-            },
-        )))
     }
 }

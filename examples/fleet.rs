@@ -120,7 +120,7 @@ fn main() -> support::Result<()> {
         let source = PostgresSource::new(&conninfo, ["fleet"])?
             .store(store.clone())
             .named(name.clone());
-        block_on(source.start(auth.handle()))?;
+        block_on(auth.handle().serve(source))?;
         let secret = server_cert.secret_key.clone().ok_or("no secret key")?;
         let socket = ServerSocket::curve("fleet", secret).build(&context, zmq::REP)?;
         let server = Server::start(&context, socket, |request| {

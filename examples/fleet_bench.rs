@@ -154,7 +154,7 @@ impl Member {
             .unwrap_or_else(|e| fail(e))
             .store(store.clone())
             .named(name);
-        let handle = block_on(source.start(auth.handle())).unwrap_or_else(|e| fail(e));
+        let handle = block_on(auth.handle().serve(source)).unwrap_or_else(|e| fail(e));
         if !block_on(handle.synced(None)) {
             fail("the source ended before its snapshot");
         }

@@ -358,7 +358,7 @@ fn main() {
         .max_staleness(args.max_staleness)
         .heartbeat(args.heartbeat)
         .backoff(Duration::from_millis(20), Duration::from_millis(200));
-    let handle = block_on(source.start(auth.handle())).unwrap_or_else(|e| fail(e));
+    let handle = block_on(auth.handle().serve(source)).unwrap_or_else(|e| fail(e));
     if !block_on(handle.synced(None)) {
         fail("the source ended before its snapshot");
     }

@@ -11,6 +11,7 @@ pub(crate) mod deltas;
 pub(crate) mod observe;
 mod policy_actor;
 mod pool;
+mod served;
 mod verify;
 mod watch;
 mod watchdog;
@@ -18,5 +19,6 @@ mod zap_socket;
 
 pub(crate) use policy_actor::require_curve;
 pub use policy_actor::PolicyActor;
+pub(crate) use served::Served;
 pub(crate) use zap_socket::bind;
 pub use zap_socket::ZapSocket;

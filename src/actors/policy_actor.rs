@@ -37,7 +37,7 @@ pub struct PolicyActor {
     /// Notices a stalled thread (`Settings::stall_warning`).
     watchdog: Option<Watchdog>,
     /// Domains served by external sources (a credential store).
-    pub(crate) served: crate::sources::Served,
+    pub(crate) served: super::Served,
     /// Hashed PLAIN passwords: argon2 workers and the verification cache.
     pub(crate) verifier: super::verify::Verifier,
 }

@@ -361,6 +361,38 @@ impl Authenticator {
         self.send(SetCurveUserId(None)).await
     }
 
+    /// Starts a credential store source (feature `postgres`): it becomes the owner of its
+    /// domains (refused, with [`PolicyError::OwnedBy`](crate::policy::PolicyError::OwnedBy),
+    /// for a domain a watch or another store owns), each refusing everyone until the source
+    /// has proved itself up to date, and follows the store on this authenticator's actix
+    /// runtime. Works from any thread (with a [`ThreadAuthenticator`](crate::ThreadAuthenticator)
+    /// too). Answers once the domains are registered; use
+    /// [`SourceHandle::synced`](crate::postgres::SourceHandle::synced) to know the snapshot is
+    /// in force.
+    ///
+    /// ```no_run
+    /// # async fn demo(auth: actix_zap::Authenticator) -> Result<(), Box<dyn std::error::Error>> {
+    /// use actix_zap::postgres::PostgresSource;
+    /// let source = PostgresSource::new("host=db user=zap dbname=zap", ["fleet"])?;
+    /// let handle = auth.serve(source).await?;
+    /// # drop(handle); Ok(()) }
+    /// ```
+    #[cfg(feature = "postgres")]
+    pub async fn serve(
+        &self,
+        source: crate::postgres::PostgresSource,
+    ) -> Result<crate::postgres::SourceHandle, ConfigError> {
+        let policy = self.policy();
+        let link = crate::messages::store::StoreLink {
+            apply: policy.clone().recipient(),
+            report: policy.clone().recipient(),
+            unserve: policy.clone().recipient(),
+        };
+        let (serve, handle) = source.into_serve(link);
+        policy.send(serve).await??;
+        Ok(handle)
+    }
+
     /// Follows a certificate directory or password file from now on (see [`Watch`]):
     /// deletions apply at once, other changes per file once settled, atomically; a source
     /// that cannot be read (or whose read hangs past its deadline) leaves its domain refusing

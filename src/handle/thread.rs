@@ -219,7 +219,9 @@ impl ThreadAuthenticator {
         where { F: Fn(&CurvePublicKey) -> String + Send + Sync + 'static };
         fn reset_curve_user_id(&self) -> Result<(), ConfigError>;
 
-        // Live reload.
+        // Credential stores and live reload.
+        #[cfg(feature = "postgres")]
+        fn serve(&self, source: crate::postgres::PostgresSource) -> Result<crate::postgres::SourceHandle, ConfigError>;
         fn watch(&self, watch: Watch) -> Result<Reloaded, ConfigError>;
         fn unwatch(&self, domain: &str, mechanism: MechanismKind) -> Result<bool, ConfigError>;
         fn watches(&self) -> Result<Vec<Reloaded>, Unavailable>;

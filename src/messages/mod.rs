@@ -42,6 +42,8 @@ use error::ConfigError;
 mod deltas;
 pub(crate) mod error;
 mod events;
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) mod store;
 pub(crate) mod watch;
 
 pub use crate::policy::{MechanismKind, Removed};

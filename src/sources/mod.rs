@@ -25,11 +25,7 @@ pub(crate) mod notifier;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub(crate) mod reader;
-mod served;
 
 #[cfg(test)]
 pub(crate) use reader::PARALLEL_THRESHOLD;
 pub(crate) use reader::{load_directory, load_directory_within};
-pub(crate) use served::Served;
-#[cfg(feature = "postgres")]
-pub(crate) use served::{Apply, Report, Serve, SourceId, Unserve};

@@ -193,7 +193,7 @@ impl Member {
             .named(name.clone())
             .heartbeat(Duration::from_millis(500))
             .backoff(Duration::from_millis(20), Duration::from_millis(200));
-        let source = block_on(tweak(source).start(auth.handle())).unwrap();
+        let source = block_on(auth.handle().serve(tweak(source))).unwrap();
         let server = Keys::generate();
         let curve = Listening::new(&context, &Server::Curve(server.clone()), Some("fleet"));
         let plain = Listening::new(&context, &Server::Plain, Some("fleet"));

@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use actix::Addr;
 use futures::channel::oneshot;
 use futures::StreamExt as _;
 use log::{debug, info, warn};
@@ -17,11 +16,10 @@ use tokio_postgres::{AsyncMessage, Client, Row};
 use super::position::{log_end, store_id, LogEnd, Next, Position, HEARTBEAT};
 use super::rows::{key_of, CurveRow, PlainRow};
 use super::PostgresSource;
-use crate::actors::PolicyActor;
 use crate::certs::CertStore;
+use crate::messages::store::{Apply, Report, SourceId, StoreLink, Unserve};
 use crate::policy::Change;
 use crate::policy::HashedTable;
-use crate::sources::{Apply, Report, SourceId, Unserve};
 
 /// Why a session with the database ended.
 enum Ended {
@@ -38,7 +36,7 @@ fn lost<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Ended + '_ {
 
 struct Follower {
     source: PostgresSource,
-    policy: Addr<PolicyActor>,
+    link: StoreLink,
     id: SourceId,
     /// The change-log position in force, in its store; `None`: a snapshot is needed.
     position: Option<Position>,
@@ -70,14 +68,14 @@ enum Applied {
 /// Follows the store until stopped (or the authenticator is gone).
 pub(super) async fn follow(
     source: PostgresSource,
-    policy: Addr<PolicyActor>,
+    link: StoreLink,
     id: SourceId,
     stopped: oneshot::Receiver<()>,
     synced: watch::Sender<Option<i64>>,
 ) {
     let mut follower = Follower {
         source,
-        policy,
+        link,
         id,
         position: None,
         proved: None,
@@ -94,7 +92,7 @@ pub(super) async fn follow(
         () = stop => {}
         () = follower.run() => {}
     }
-    follower.policy.do_send(Unserve(follower.id));
+    follower.link.unserve.do_send(Unserve(follower.id));
     debug!("credential source {:?} stopped", follower.source.name());
 }
 
@@ -536,7 +534,7 @@ impl Follower {
         deltas: Vec<Change>,
         proof: Option<Instant>,
     ) -> Applied {
-        let applied = self.policy.send(Apply {
+        let applied = self.link.apply.send(Apply {
             source: self.id,
             seq,
             changes: deltas,
@@ -560,7 +558,8 @@ impl Follower {
         reconnected: bool,
     ) {
         let _ = self
-            .policy
+            .link
+            .report
             .send(Report {
                 source: self.id,
                 connected,

@@ -58,11 +58,10 @@
 //! # async fn demo(auth: actix_zap::Authenticator) -> Result<(), Box<dyn std::error::Error>> {
 //! use actix_zap::postgres::{PostgresSource, Store};
 //! let source = PostgresSource::new("host=db.internal user=zap dbname=zap", ["fleet"])?
-//!     .store(Store::new("actix_zap")?)
-//!     .start(&auth)
-//!     .await?;
+//!     .store(Store::new("actix_zap")?);
+//! let handle = auth.serve(source).await?;
 //! // ... every change in the database reaches this authenticator ...
-//! source.stop();
+//! handle.stop();
 //! # Ok(()) }
 //! ```
 
@@ -82,9 +81,8 @@ use tokio_postgres::{AsyncMessage, Client, Socket};
 
 pub use schema::{Store, SCHEMA_VERSION};
 
-use crate::messages::error::ConfigError;
+use crate::messages::store::{Serve, StoreLink};
 use crate::policy::Argon2Limits;
-use crate::Authenticator;
 
 /// What went wrong with the store's database.
 #[derive(Debug, thiserror::Error)]
@@ -284,45 +282,32 @@ impl PostgresSource {
         }
     }
 
-    /// Registers the domains with the authenticator (each refuses everyone until the first
-    /// snapshot is installed) and starts following the store on the authenticator's own
-    /// actix runtime (so this works from any thread, e.g. with a
-    /// [`ThreadAuthenticator`](crate::ThreadAuthenticator)'s handle and
-    /// `futures::executor::block_on`). Answers once the domains are registered; use
-    /// [`SourceHandle::synced`] or [`SourceStats::applied_seq`](crate::messages::SourceStats::applied_seq)
-    /// to know the snapshot is in force.
-    pub async fn start(self, auth: &Authenticator) -> Result<SourceHandle, ConfigError> {
+    /// The registration of this source with a policy actor (sent by
+    /// [`Authenticator::serve`](crate::Authenticator::serve)), and the handle of the source it
+    /// starts: once registered, the follower runs on the authenticator's own actix runtime and
+    /// sends what it reads through `link`.
+    pub(crate) fn into_serve(self, link: StoreLink) -> (Serve, SourceHandle) {
         let name = self.name();
-        let policy = auth.policy().clone();
         let (stop, stopped) = futures::channel::oneshot::channel();
         let (synced_tx, synced) = tokio::sync::watch::channel(None);
         let domains = self.domains.clone();
         let max_staleness = self.max_staleness;
-        let follower_policy = policy.clone();
         let start = Box::new(move |source| {
-            actix::spawn(follower::follow(
-                self,
-                follower_policy,
-                source,
-                stopped,
-                synced_tx,
-            ));
+            actix::spawn(follower::follow(self, link, source, stopped, synced_tx));
         });
-        policy
-            .send(crate::sources::Serve {
-                name: name.clone(),
-                domains,
-                take_over: false,
-                max_staleness,
-                start,
-            })
-            .await
-            .map_err(|_| ConfigError::Stopped)??;
-        Ok(SourceHandle {
+        let serve = Serve {
+            name: name.clone(),
+            domains,
+            take_over: false,
+            max_staleness,
+            start,
+        };
+        let handle = SourceHandle {
             name,
             stop: Some(stop),
             synced,
-        })
+        };
+        (serve, handle)
     }
 }
 

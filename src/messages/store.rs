@@ -1,0 +1,68 @@
+//! What a credential store's follower and the policy actor say to each other: the store
+//! registers its domains ([`Serve`]), hands over the changes it read with the proof that it was
+//! up to date ([`Apply`]), reports its connection ([`Report`]) and lets go ([`Unserve`]). A
+//! follower holds a [`StoreLink`] of recipients, never the actor itself.
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use super::error::ConfigError;
+use crate::policy::{Change, OwnerId};
+
+/// Identifies a source within one policy actor: its id as the owner of its domains.
+pub(crate) type SourceId = OwnerId;
+
+/// Starts a source's task on the authenticator's thread, given the source's id.
+pub(crate) type StartSource = Box<dyn FnOnce(SourceId) + Send>;
+
+/// Registers a source and its domains, then runs `start` on the actor's thread (so a
+/// source can be started from any thread); answers the source's id.
+#[derive(Message)]
+#[rtype(result = "Result<SourceId, ConfigError>")]
+pub(crate) struct Serve {
+    pub(crate) name: String,
+    pub(crate) domains: Vec<String>,
+    /// Take the domains over from a watch or another store that owns them.
+    pub(crate) take_over: bool,
+    /// How long after a proof ([`Apply::proof`]) the domains may decide.
+    pub(crate) max_staleness: Duration,
+    pub(crate) start: StartSource,
+}
+
+/// Changes from a source, applied in order as one step; `seq` is then in force.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), ConfigError>")]
+pub(crate) struct Apply {
+    pub(crate) source: SourceId,
+    pub(crate) seq: Option<i64>,
+    pub(crate) changes: Vec<Change>,
+    /// When the read was sent that proved everything the store had committed before it is
+    /// in force once these changes are: the domains are trusted until then plus
+    /// `max_staleness` (if every change was applied). `None`: no proof.
+    pub(crate) proof: Option<Instant>,
+}
+
+/// A source's state changed (connection, error).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Report {
+    pub(crate) source: SourceId,
+    pub(crate) connected: bool,
+    pub(crate) error: Option<String>,
+    pub(crate) rejected: u64,
+    pub(crate) reconnected: bool,
+}
+
+/// The source stops serving (its handle stopped it): the policy stays as it is.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Unserve(pub(crate) SourceId);
+
+/// Where a follower sends what it reads: the policy actor's recipients for its messages.
+#[derive(Clone)]
+pub(crate) struct StoreLink {
+    pub(crate) apply: Recipient<Apply>,
+    pub(crate) report: Recipient<Report>,
+    pub(crate) unserve: Recipient<Unserve>,
+}

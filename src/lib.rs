@@ -70,8 +70,9 @@
 //! - [`actors`]: [`PolicyActor`](actors::PolicyActor) owns the policy,
 //!   [`ZapSocket`](actors::ZapSocket) the ZAP socket.
 //! - [`policy`]: the decisions, sans-IO — [`Policy::handle`](policy::Policy::handle) is
-//!   pyzmq's `handle_zap_message` without a socket — and their vocabulary (address patterns,
-//!   password tables, snapshots).
+//!   pyzmq's `handle_zap_message` without a socket, and time is an input like the frames
+//!   ([`Policy::handle_at`](policy::Policy::handle_at) with a [`Now`](policy::Now)) — and
+//!   their vocabulary (address patterns, password tables, snapshots).
 //! - [`certs`]: CURVE certificate files (pyzmq and CZMQ flavours) and key sets.
 //! - [`keys`]: CURVE keys and their Z85 text.
 //! - [`provider`]: credential providers, synchronous and asynchronous.

@@ -5,7 +5,9 @@ use actix_zap::zap::{decode_metadata, Metadata};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {
-    let Ok(pairs) = decode_metadata(bytes) else { return };
+    let Ok(pairs) = decode_metadata(bytes) else {
+        return;
+    };
     let owned: Vec<(String, Vec<u8>)> = pairs
         .iter()
         .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), v.to_vec()))

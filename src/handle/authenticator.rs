@@ -380,8 +380,8 @@ impl Authenticator {
     #[cfg(feature = "postgres")]
     pub async fn serve(
         &self,
-        source: crate::postgres::PostgresSource,
-    ) -> Result<crate::postgres::SourceHandle, ConfigError> {
+        source: crate::sources::postgres::PostgresSource,
+    ) -> Result<crate::sources::postgres::SourceHandle, ConfigError> {
         let policy = self.policy();
         let link = crate::messages::store::StoreLink {
             apply: policy.clone().recipient(),

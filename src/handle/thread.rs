@@ -221,7 +221,7 @@ impl ThreadAuthenticator {
 
         // Credential stores and live reload.
         #[cfg(feature = "postgres")]
-        fn serve(&self, source: crate::postgres::PostgresSource) -> Result<crate::postgres::SourceHandle, ConfigError>;
+        fn serve(&self, source: crate::sources::postgres::PostgresSource) -> Result<crate::sources::postgres::SourceHandle, ConfigError>;
         fn watch(&self, watch: Watch) -> Result<Reloaded, ConfigError>;
         fn unwatch(&self, domain: &str, mechanism: MechanismKind) -> Result<bool, ConfigError>;
         fn watches(&self) -> Result<Vec<Reloaded>, Unavailable>;

@@ -92,3 +92,34 @@ fn main() -> ExitCode {
     };
     ExitCode::from(code)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Z85 text may begin with '-' (one key in 85 does): it is a value, never taken for a flag.
+    #[test]
+    fn keys_that_begin_with_a_dash_are_values() {
+        let key = "-Vq/T]f$PzP8:Ly+qPk.x5mnb-jnOi0}#SwN&#Hp";
+        let probe = [
+            "zapctl",
+            "probe",
+            "tcp://127.0.0.1:1",
+            "--curve",
+            "--server-key",
+            key,
+            "--cert",
+            "c",
+        ];
+        let parsed = Cli::try_parse_from(probe).unwrap();
+        assert!(format!("{parsed:?}").contains(key));
+        #[cfg(feature = "postgres")]
+        for db in [
+            ["zapctl", "db", "key", "add", "fleet", key],
+            ["zapctl", "db", "key", "remove", "fleet", key],
+        ] {
+            let parsed = Cli::try_parse_from(db).unwrap();
+            assert!(format!("{parsed:?}").contains(key));
+        }
+    }
+}

@@ -57,6 +57,7 @@ enum KeyCommand {
         /// The ZAP domain
         domain: String,
         /// A public certificate file (pyzmq or CZMQ layout) or the key's 40-character Z85 text
+        #[arg(allow_hyphen_values = true)]
         key: String,
         /// The User-Id servers see for this key (default: the key's Z85 text)
         #[arg(long, value_name = "ID")]
@@ -81,6 +82,7 @@ struct KeyRef {
     /// The ZAP domain
     domain: String,
     /// A public certificate file or the key's Z85 text
+    #[arg(allow_hyphen_values = true)]
     key: String,
 }
 

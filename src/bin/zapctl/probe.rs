@@ -32,7 +32,13 @@ pub struct ProbeArgs {
     #[arg(long, requires_all = ["server_key", "cert"])]
     curve: bool,
     /// The server's public key: 40 characters of Z85, or a certificate file holding it
-    #[arg(long, value_name = "KEY", requires = "curve")]
+    // Z85 text may start with '-': it is a value, never a flag.
+    #[arg(
+        long,
+        value_name = "KEY",
+        requires = "curve",
+        allow_hyphen_values = true
+    )]
     server_key: Option<String>,
     /// The client's certificate with its secret key (NAME.key_secret)
     #[arg(long, value_name = "CLIENT.key_secret", requires = "curve")]

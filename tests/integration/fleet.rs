@@ -648,6 +648,56 @@ fn a_key_and_a_user_removed_by_hand_stay_refused_while_the_store_applies_changes
     member.stop();
 }
 
+#[test]
+fn a_store_on_a_watched_domain_is_refused_unless_it_takes_over() {
+    let db = Db::new("takeover");
+    let alice = Keys::generate();
+    let seq = db.add_key(&alice, "");
+    let (context, auth) = started();
+    let server = Keys::generate();
+    let curve = Listening::new(&context, &Server::Curve(server.clone()), Some("fleet"));
+    let dir = tempfile::tempdir().unwrap();
+    auth.watch(actix_zap::messages::Watch::curve("fleet", dir.path()))
+        .unwrap();
+    let source = |name: &str| {
+        PostgresSource::new(&conninfo(), ["fleet"])
+            .unwrap()
+            .store(db.store.clone())
+            .named(name)
+    };
+    match block_on(auth.handle().serve(source("refused"))) {
+        Err(ConfigError::Policy(PolicyError::OwnedBy { owner, .. })) => {
+            assert!(owner.contains("watch"), "{owner}")
+        }
+        other => panic!("{:?}", other.map(drop)),
+    }
+    assert_eq!(
+        auth.watches().unwrap().len(),
+        1,
+        "a refused store changes nothing"
+    );
+    let name = format!("{}-taken", db.store.schema());
+    let handle = block_on(auth.handle().serve(source(&name).take_over())).unwrap();
+    assert!(
+        auth.watches().unwrap().is_empty(),
+        "the store took the domain over"
+    );
+    let deadline = Instant::now() + PATIENCE;
+    while !(auth.stats().unwrap().sources.get(&name)).is_some_and(|s| s.applied_seq >= seq) {
+        assert!(
+            Instant::now() < deadline,
+            "the store never applied its snapshot"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let client = Client::Curve(server.public, alice.clone());
+    curve
+        .attempt(&context, &client)
+        .assert_admitted(&alice.public.to_z85());
+    handle.stop();
+    auth.stop();
+}
+
 /// Runs `zapctl db --schema … ARGS` against the test database; exit code, stdout, stderr.
 fn zapctl(db: &Db, args: &[&str], stdin: &str) -> (i32, String, String) {
     use std::io::Write as _;

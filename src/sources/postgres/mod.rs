@@ -161,6 +161,7 @@ pub struct PostgresSource {
     backoff: (Duration, Duration),
     limits: Argon2Limits,
     connector: Arc<dyn Fn() -> Box<dyn Connector> + Send + Sync>,
+    take_over: bool,
 }
 
 impl std::fmt::Debug for PostgresSource {
@@ -172,6 +173,7 @@ impl std::fmt::Debug for PostgresSource {
             .field("max_staleness", &self.max_staleness)
             .field("heartbeat", &self.heartbeat)
             .field("backoff", &self.backoff)
+            .field("take_over", &self.take_over)
             .finish()
     }
 }
@@ -201,6 +203,7 @@ impl PostgresSource {
             backoff: (Duration::from_millis(50), Duration::from_secs(5)),
             limits: Argon2Limits::default(),
             connector: Arc::new(|| Box::new(tokio_postgres::NoTls)),
+            take_over: false,
         })
     }
 
@@ -216,6 +219,17 @@ impl PostgresSource {
         self.name
             .clone()
             .unwrap_or_else(|| self.store.schema().to_owned())
+    }
+
+    /// Takes its domains over from a watch or another store that owns them, which then stop
+    /// changing them (see the README's "Who may change a domain"). Without it, serving a
+    /// domain another owner holds is refused with
+    /// [`PolicyError::OwnedBy`](crate::policy::PolicyError::OwnedBy) and nothing changes.
+    pub fn take_over(self) -> Self {
+        PostgresSource {
+            take_over: true,
+            ..self
+        }
     }
 
     /// Sets the [`name`](Self::name).
@@ -292,13 +306,14 @@ impl PostgresSource {
         let (synced_tx, synced) = tokio::sync::watch::channel(None);
         let domains = self.domains.clone();
         let max_staleness = self.max_staleness;
+        let self_take_over = self.take_over;
         let start = Box::new(move |source| {
             actix::spawn(follower::follow(self, link, source, stopped, synced_tx));
         });
         let serve = Serve {
             name: name.clone(),
             domains,
-            take_over: false,
+            take_over: self_take_over,
             max_staleness,
             start,
         };

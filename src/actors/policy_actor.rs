@@ -349,20 +349,6 @@ impl Handler<Stop> for PolicyActor {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn curve_configuration_needs_a_curve_capable_libzmq() {
-        assert!(require_curve(Some(true)).is_ok());
-        for missing in [Some(false), None] {
-            let error = require_curve(missing).unwrap_err();
-            assert!(error.to_string().contains("libzmq3-dev"), "{error}");
-        }
-    }
-}
-
 impl PolicyActor {
     /// Verifies a hashed PLAIN password on the workers, under the request's deadline, then
     /// resumes. A success is remembered first (when the hash it was checked against is still
@@ -381,5 +367,19 @@ impl PolicyActor {
                 act.resume(Answer::Verified(verification, outcome), pending, &now)
             },
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curve_configuration_needs_a_curve_capable_libzmq() {
+        assert!(require_curve(Some(true)).is_ok());
+        for missing in [Some(false), None] {
+            let error = require_curve(missing).unwrap_err();
+            assert!(error.to_string().contains("libzmq3-dev"), "{error}");
+        }
     }
 }

@@ -687,7 +687,7 @@ fn a_store_on_a_watched_domain_is_refused_unless_it_takes_over() {
         "the store took the domain over"
     );
     let deadline = Instant::now() + PATIENCE;
-    while !(auth.stats().unwrap().sources.get(&name)).is_some_and(|s| s.applied_seq >= seq) {
+    while (auth.stats().unwrap().sources.get(&name)).is_none_or(|s| s.applied_seq < seq) {
         assert!(
             Instant::now() < deadline,
             "the store never applied its snapshot"

@@ -149,7 +149,7 @@ where
 }
 
 /// A source that serves some domains from a PostgreSQL credential store. Build it, then
-/// [`start`](Self::start) it on an authenticator.
+/// start it with [`Authenticator::serve`](crate::Authenticator::serve).
 #[derive(Clone)]
 pub struct PostgresSource {
     config: tokio_postgres::Config,

@@ -31,20 +31,24 @@ pub fn deadline(from: Instant, after: Duration) -> Instant {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Now {
-    instant: Instant,
+    instant: OnceCell<Instant>,
     wall: OnceCell<SystemTime>,
 }
 
 impl Now {
-    /// The monotonic clock now; the wall clock when first asked for.
+    /// The time of the first question: each clock is read when first asked for, and then
+    /// stays (a decision that meets no deadline and no expiring key reads no clock at all).
     pub fn read() -> Now {
-        Now::at(Instant::now())
+        Now {
+            instant: OnceCell::new(),
+            wall: OnceCell::new(),
+        }
     }
 
     /// `instant`, with the wall clock read when first asked for.
     pub fn at(instant: Instant) -> Now {
         Now {
-            instant,
+            instant: OnceCell::from(instant),
             wall: OnceCell::new(),
         }
     }
@@ -52,14 +56,14 @@ impl Now {
     /// Both clocks given (tests, fuzzers, replays): nothing is read.
     pub fn fixed(instant: Instant, wall: SystemTime) -> Now {
         Now {
-            instant,
+            instant: OnceCell::from(instant),
             wall: OnceCell::from(wall),
         }
     }
 
-    /// The monotonic instant.
+    /// The monotonic instant (read now if it was not given and not read yet).
     pub fn instant(&self) -> Instant {
-        self.instant
+        *self.instant.get_or_init(Instant::now)
     }
 
     /// The wall clock (read now if it was not given and not read yet), for expiries, which
@@ -84,7 +88,7 @@ impl Now {
     /// `by` later on both clocks (a wall clock not read yet is read when first asked for).
     /// Any duration is accepted (see [`deadline`]).
     pub fn later(&self, by: Duration) -> Now {
-        let instant = deadline(self.instant, by);
+        let instant = deadline(self.instant(), by);
         match self.wall.get() {
             Some(wall) => Now::fixed(instant, wall.checked_add(by).unwrap_or(*wall)),
             None => Now::at(instant),

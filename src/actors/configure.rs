@@ -24,7 +24,7 @@ fn by_hand(take_over: bool) -> Origin {
 impl Handler<Allow> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: Allow, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Allow, _: &mut Self::Context) -> Self::Result {
         let Allow { addresses, scope } = msg;
         let (kind, patterns) = (ListKind::Allow, addresses);
         let change = Change::AddAddresses {
@@ -32,14 +32,14 @@ impl Handler<Allow> for PolicyActor {
             kind,
             patterns,
         };
-        self.change(Origin::HAND, change, ctx).map(drop)
+        self.change(Origin::HAND, change).map(drop)
     }
 }
 
 impl Handler<Deny> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: Deny, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Deny, _: &mut Self::Context) -> Self::Result {
         let Deny { addresses, scope } = msg;
         let (kind, patterns) = (ListKind::Deny, addresses);
         let change = Change::AddAddresses {
@@ -47,89 +47,89 @@ impl Handler<Deny> for PolicyActor {
             kind,
             patterns,
         };
-        self.change(Origin::HAND, change, ctx).map(drop)
+        self.change(Origin::HAND, change).map(drop)
     }
 }
 
 impl Handler<RemoveAddresses> for PolicyActor {
     type Result = Result<usize, ConfigError>;
 
-    fn handle(&mut self, msg: RemoveAddresses, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: RemoveAddresses, _: &mut Self::Context) -> Self::Result {
         let RemoveAddresses { addresses, scope } = msg;
         let change = Change::RemoveAddresses {
             scope,
             patterns: addresses,
         };
-        Ok(self.change(Origin::HAND, change, ctx)?.count())
+        Ok(self.change(Origin::HAND, change)?.count())
     }
 }
 
 impl Handler<ClearAddressRules> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: ClearAddressRules, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: ClearAddressRules, _: &mut Self::Context) -> Self::Result {
         let change = Change::ClearAddressRules { scope: msg.scope };
-        self.change(Origin::HAND, change, ctx).map(drop)
+        self.change(Origin::HAND, change).map(drop)
     }
 }
 
 impl Handler<AllowIpc> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: AllowIpc, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: AllowIpc, _: &mut Self::Context) -> Self::Result {
         let AllowIpc { rules, scope } = msg;
         let change = Change::AllowIpc { scope, rules };
-        self.change(Origin::HAND, change, ctx).map(drop)
+        self.change(Origin::HAND, change).map(drop)
     }
 }
 
 impl Handler<RemoveIpc> for PolicyActor {
     type Result = Result<usize, ConfigError>;
 
-    fn handle(&mut self, msg: RemoveIpc, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: RemoveIpc, _: &mut Self::Context) -> Self::Result {
         let RemoveIpc { rules, scope } = msg;
         let change = Change::RemoveIpc { scope, rules };
-        Ok(self.change(Origin::HAND, change, ctx)?.count())
+        Ok(self.change(Origin::HAND, change)?.count())
     }
 }
 
 impl Handler<ClearIpcRules> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: ClearIpcRules, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: ClearIpcRules, _: &mut Self::Context) -> Self::Result {
         let change = Change::ClearIpcRules { scope: msg.scope };
-        self.change(Origin::HAND, change, ctx).map(drop)
+        self.change(Origin::HAND, change).map(drop)
     }
 }
 
 impl Handler<SetAddressRules> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: SetAddressRules, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: SetAddressRules, _: &mut Self::Context) -> Self::Result {
         let change = Change::SetAddressRules {
             scope: Scope::Global,
             rules: msg.0,
         };
-        self.change(Origin::HAND, change, ctx).map(drop)
+        self.change(Origin::HAND, change).map(drop)
     }
 }
 
 impl Handler<SetDomainAddressRules> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: SetDomainAddressRules, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: SetDomainAddressRules, _: &mut Self::Context) -> Self::Result {
         let change = Change::SetAddressRules {
             scope: Scope::Domain(msg.domain),
             rules: msg.rules,
         };
-        self.change(Origin::HAND, change, ctx).map(drop)
+        self.change(Origin::HAND, change).map(drop)
     }
 }
 
 impl Handler<ConfigurePlain> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: ConfigurePlain, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: ConfigurePlain, _: &mut Self::Context) -> Self::Result {
         let ConfigurePlain {
             domain,
             passwords,
@@ -137,7 +137,7 @@ impl Handler<ConfigurePlain> for PolicyActor {
         } = msg;
         let table = PlainTable::Clear(passwords);
         let change = Change::ConfigurePlain { domain, table };
-        self.change(by_hand(take_over), change, ctx).map(drop)
+        self.change(by_hand(take_over), change).map(drop)
     }
 }
 
@@ -156,10 +156,8 @@ impl Handler<ConfigureCurve> for PolicyActor {
             ..
         } = msg;
         let origin = by_hand(take_over);
-        let installed = |act: &mut Self, curve, report, ctx: &mut Self::Context| -> Self::Result {
-            let answer = act
-                .install_curve(origin, &domain, curve, ctx)
-                .map(|()| report);
+        let installed = |act: &mut Self, curve, report, _: &mut Self::Context| -> Self::Result {
+            let answer = act.install_curve(origin, &domain, curve).map(|()| report);
             Box::pin(fut::ready(answer))
         };
         let (path, layout) = match source {
@@ -188,13 +186,13 @@ impl Handler<ConfigureCurve> for PolicyActor {
             mechanism: MechanismKind::Curve,
             owner,
         };
-        if let Err(error) = self.change(origin, claim, ctx) {
+        if let Err(error) = self.change(origin, claim) {
             return Box::pin(fut::ready(Err(error)));
         }
         // The watches' reader, as their first look: on a thread nobody waits for, under a
         // deadline.
         let load = load_directory_within(path, layout, hook, deadline);
-        Box::pin(load.into_actor(self).map(move |loaded, act, ctx| {
+        Box::pin(load.into_actor(self).map(move |loaded, act, _| {
             let load = Origin::Owner(id);
             let error = match loaded {
                 Ok(Ok(DirectoryLoad {
@@ -208,7 +206,7 @@ impl Handler<ConfigureCurve> for PolicyActor {
                         warning,
                     };
                     let store = CurvePolicy::Keys(Arc::new(store));
-                    act.install_curve(load, &domain, store, ctx)?;
+                    act.install_curve(load, &domain, store)?;
                     debug!("CURVE for domain {domain:?}: {} key(s)", report.keys);
                     return Ok(report);
                 }
@@ -217,7 +215,7 @@ impl Handler<ConfigureCurve> for PolicyActor {
             };
             // Fail closed: an unreadable directory admits nobody in this domain.
             let nobody = CurvePolicy::Keys(Arc::new(CertStore::new()));
-            act.install_curve(load, &domain, nobody, ctx)?;
+            act.install_curve(load, &domain, nobody)?;
             warn!("CURVE for domain {domain:?}: {error}; refusing every key");
             Err(error)
         }))
@@ -227,57 +225,57 @@ impl Handler<ConfigureCurve> for PolicyActor {
 impl Handler<ConfigureCurveCallback> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: ConfigureCurveCallback, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: ConfigureCurveCallback, _: &mut Self::Context) -> Self::Result {
         let ConfigureCurveCallback {
             domain,
             provider,
             take_over,
         } = msg;
         let curve = CurvePolicy::Provider(provider);
-        self.install_curve(by_hand(take_over), &domain, curve, ctx)
+        self.install_curve(by_hand(take_over), &domain, curve)
     }
 }
 
 impl Handler<ConfigureGssapi> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: ConfigureGssapi, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: ConfigureGssapi, _: &mut Self::Context) -> Self::Result {
         let ConfigureGssapi { domain, policy } = msg;
         let change = Change::ConfigureGssapi {
             domain,
             gssapi: policy,
         };
-        self.change(Origin::HAND, change, ctx).map(drop)
+        self.change(Origin::HAND, change).map(drop)
     }
 }
 
 impl Handler<Unconfigure> for PolicyActor {
     type Result = Result<bool, ConfigError>;
 
-    fn handle(&mut self, msg: Unconfigure, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Unconfigure, _: &mut Self::Context) -> Self::Result {
         let Unconfigure {
             domain,
             mechanism,
             take_over,
         } = msg;
         let change = Change::Unconfigure { domain, mechanism };
-        Ok(self.change(by_hand(take_over), change, ctx)?.existed())
+        Ok(self.change(by_hand(take_over), change)?.existed())
     }
 }
 
 impl Handler<SetCurveUserId> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: SetCurveUserId, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: SetCurveUserId, _: &mut Self::Context) -> Self::Result {
         let change = Change::SetCurveUserId(msg.0);
-        self.change(Origin::HAND, change, ctx).map(drop)
+        self.change(Origin::HAND, change).map(drop)
     }
 }
 
 impl Handler<LiftRevocations> for PolicyActor {
     type Result = Result<usize, ConfigError>;
 
-    fn handle(&mut self, msg: LiftRevocations, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: LiftRevocations, _: &mut Self::Context) -> Self::Result {
         let LiftRevocations {
             domain,
             mechanism,
@@ -288,6 +286,6 @@ impl Handler<LiftRevocations> for PolicyActor {
             mechanism,
             names,
         };
-        Ok(self.change(Origin::HAND, change, ctx)?.count())
+        Ok(self.change(Origin::HAND, change)?.count())
     }
 }

@@ -4,7 +4,6 @@
 //! says: stop a displaced watch, detach a store from a domain taken over, forget cached
 //! password verifications of what was narrowed.
 
-use actix::prelude::*;
 use log::{debug, warn};
 
 use super::policy_actor::{require_curve, PolicyActor};
@@ -35,7 +34,6 @@ impl PolicyActor {
         &mut self,
         origin: Origin,
         change: Change,
-        ctx: &mut Context<Self>,
     ) -> Result<Outcome, ConfigError> {
         if configures_curve(&change) {
             require_curve(zmq::has("curve"))?;
@@ -49,7 +47,7 @@ impl PolicyActor {
                 error => ConfigError::Policy(error),
             })?;
         for displaced in applied.displaced {
-            self.displaced(displaced, ctx);
+            self.displaced(displaced);
         }
         for narrowing in &applied.narrowed {
             match narrowing {
@@ -71,7 +69,7 @@ impl PolicyActor {
     }
 
     /// An owner stopped being in charge of a domain's mechanism.
-    fn displaced(&mut self, displaced: Displaced, ctx: &mut Context<Self>) {
+    fn displaced(&mut self, displaced: Displaced) {
         let Displaced {
             domain,
             mechanism,
@@ -86,7 +84,7 @@ impl PolicyActor {
             );
         }
         match owner {
-            Owner::Watch { .. } => self.end_watch(&domain, mechanism, ctx),
+            Owner::Watch { id, .. } => self.end_watch(id),
             Owner::Store { id, .. } => self.served.taken_over(id, &domain, mechanism),
             Owner::Load { path, .. } => debug!(
                 target: "actix_zap::control",
@@ -103,10 +101,9 @@ impl PolicyActor {
         origin: Origin,
         domain: &str,
         curve: CurvePolicy,
-        ctx: &mut Context<Self>,
     ) -> Result<(), ConfigError> {
         let domain = domain.to_owned();
-        self.change(origin, Change::ConfigureCurve { domain, curve }, ctx)
+        self.change(origin, Change::ConfigureCurve { domain, curve })
             .map(drop)
     }
 }

@@ -17,7 +17,7 @@ fn by_hand(take_over: bool) -> Origin {
 impl Handler<AddCurveKeys> for PolicyActor {
     type Result = Result<usize, ConfigError>;
 
-    fn handle(&mut self, msg: AddCurveKeys, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: AddCurveKeys, _: &mut Self::Context) -> Self::Result {
         let AddCurveKeys {
             domain,
             keys,
@@ -27,24 +27,24 @@ impl Handler<AddCurveKeys> for PolicyActor {
             domain,
             entries: keys,
         };
-        Ok(self.change(by_hand(take_over), change, ctx)?.count())
+        Ok(self.change(by_hand(take_over), change)?.count())
     }
 }
 
 impl Handler<RemoveCurveKeys> for PolicyActor {
     type Result = Result<Removed, ConfigError>;
 
-    fn handle(&mut self, msg: RemoveCurveKeys, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: RemoveCurveKeys, _: &mut Self::Context) -> Self::Result {
         let RemoveCurveKeys { domain, keys } = msg;
         let change = Change::RemoveCurveKeys { domain, keys };
-        Ok(self.change(Origin::HAND, change, ctx)?.removed())
+        Ok(self.change(Origin::HAND, change)?.removed())
     }
 }
 
 impl Handler<ConfigureHashedPlain> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: ConfigureHashedPlain, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: ConfigureHashedPlain, _: &mut Self::Context) -> Self::Result {
         let ConfigureHashedPlain {
             domain,
             table,
@@ -52,14 +52,14 @@ impl Handler<ConfigureHashedPlain> for PolicyActor {
         } = msg;
         let table = PlainTable::from(table);
         let change = Change::ConfigurePlain { domain, table };
-        self.change(by_hand(take_over), change, ctx).map(drop)
+        self.change(by_hand(take_over), change).map(drop)
     }
 }
 
 impl Handler<AddPlainUsers> for PolicyActor {
     type Result = Result<usize, ConfigError>;
 
-    fn handle(&mut self, msg: AddPlainUsers, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: AddPlainUsers, _: &mut Self::Context) -> Self::Result {
         let AddPlainUsers {
             domain,
             users,
@@ -70,17 +70,17 @@ impl Handler<AddPlainUsers> for PolicyActor {
             .map(|(n, h)| (n.into_bytes(), h))
             .collect();
         let change = Change::AddPlainUsers { domain, users };
-        Ok(self.change(by_hand(take_over), change, ctx)?.count())
+        Ok(self.change(by_hand(take_over), change)?.count())
     }
 }
 
 impl Handler<RemovePlainUsers> for PolicyActor {
     type Result = Result<Removed, ConfigError>;
 
-    fn handle(&mut self, msg: RemovePlainUsers, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: RemovePlainUsers, _: &mut Self::Context) -> Self::Result {
         let RemovePlainUsers { domain, users } = msg;
         let users = users.into_iter().map(String::into_bytes).collect();
         let change = Change::RemovePlainUsers { domain, users };
-        Ok(self.change(Origin::HAND, change, ctx)?.removed())
+        Ok(self.change(Origin::HAND, change)?.removed())
     }
 }

@@ -15,6 +15,7 @@ mod served;
 mod verify;
 mod watch;
 mod watchdog;
+mod watched;
 mod zap_socket;
 
 pub(crate) use policy_actor::require_curve;

@@ -7,7 +7,6 @@ use log::{debug, warn};
 
 use super::observe::{Observers, RequestFacts};
 use super::pool::{within, BlockingPool, OnPool};
-use super::watch::Sources;
 use super::watchdog::Watchdog;
 use crate::messages::error::ConfigError;
 use crate::messages::*;
@@ -32,8 +31,8 @@ pub struct PolicyActor {
     settings: Settings,
     pool: BlockingPool,
     observers: Observers,
-    /// Live reload: every watch and their shared notifier.
-    pub(crate) sources: Sources,
+    /// Live reload: the actor that follows watched files, started at the first watch.
+    pub(super) watcher: Option<Addr<super::watch::FileWatcher>>,
     /// Notices a stalled thread (`Settings::stall_warning`).
     watchdog: Option<Watchdog>,
     /// Domains served by external sources (a credential store).
@@ -53,7 +52,7 @@ impl PolicyActor {
             settings,
             pool,
             observers: Observers::default(),
-            sources: Sources::default(),
+            watcher: None,
             watchdog,
             served: Default::default(),
         })
@@ -253,6 +252,10 @@ impl Actor for PolicyActor {
                 }
             });
         }
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.stop_watcher();
     }
 }
 

@@ -74,7 +74,7 @@ impl Served {
 impl Handler<Serve> for PolicyActor {
     type Result = Result<SourceId, ConfigError>;
 
-    fn handle(&mut self, msg: Serve, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Serve, _: &mut Self::Context) -> Self::Result {
         for domain in &msg.domains {
             crate::policy::check_domain(domain)?;
             if domain == crate::policy::ANY_DOMAIN {
@@ -106,12 +106,12 @@ impl Handler<Serve> for PolicyActor {
             self.policy.check(origin, claim)?;
         }
         for claim in claims {
-            self.change(origin, claim, ctx)?;
+            self.change(origin, claim)?;
         }
         // Everyone is refused (never a fallback to "*") until the source installs what it read.
         for domain in &msg.domains {
             for empty in Change::refuse_everyone(domain) {
-                self.change(Origin::Owner(source), empty, ctx)?;
+                self.change(Origin::Owner(source), empty)?;
             }
         }
         let state = SourceState {
@@ -130,13 +130,13 @@ impl Handler<Serve> for PolicyActor {
 impl Handler<Apply> for PolicyActor {
     type Result = Result<(), ConfigError>;
 
-    fn handle(&mut self, msg: Apply, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Apply, _: &mut Self::Context) -> Self::Result {
         // Every change is applied even if one fails, so a failure can never leave a later
         // removal undone; the first error is reported. A domain taken over by hand refuses
         // the source's changes (`Superseded`), as it should.
         let mut first_error = None;
         for change in msg.changes {
-            match self.change(Origin::Owner(msg.source), change, ctx) {
+            match self.change(Origin::Owner(msg.source), change) {
                 Ok(_) | Err(ConfigError::Superseded) => {}
                 Err(error) => {
                     first_error.get_or_insert(error);
@@ -154,7 +154,7 @@ impl Handler<Apply> for PolicyActor {
             let until = crate::policy::deadline(sent, state.max_staleness);
             state.proved = state.proved.max(Some(sent));
             let trust = Change::Trust { until };
-            match self.change(Origin::Owner(msg.source), trust, ctx) {
+            match self.change(Origin::Owner(msg.source), trust) {
                 Ok(_) | Err(ConfigError::Superseded) => {}
                 Err(error) => first_error = Some(error),
             }
@@ -183,7 +183,7 @@ impl Handler<Report> for PolicyActor {
 impl Handler<Unserve> for PolicyActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Unserve, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: Unserve, _: &mut Self::Context) {
         let Some(state) = self.served.states.remove(&msg.0) else {
             return;
         };
@@ -194,7 +194,7 @@ impl Handler<Unserve> for PolicyActor {
                     domain: domain.clone(),
                     mechanism,
                 };
-                let _ = self.change(Origin::Owner(msg.0), release, ctx);
+                let _ = self.change(Origin::Owner(msg.0), release);
             }
         }
     }

@@ -1,6 +1,10 @@
-//! The policy actor's side of live reload, kept thin: start looks (on a timer, and when a
-//! notification arrives), enforce one look per watch and its deadline, install what a look
-//! brings back, and report.
+//! The file-watch actor: one per policy actor, started at the first [`Watch`]. It keeps every
+//! watch's file state, starts looks (on a timer, and when a notification arrives), enforces one
+//! look per watch and its deadline, and hands what a look found to the policy actor as the
+//! watch's owned change ([`Reload`]) — through the one way in, which refuses it once the watch
+//! no longer owns the domain. It never touches the policy itself.
+//!
+//! [`Watch`]: crate::messages::Watch
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -8,26 +12,57 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use actix::WeakAddr;
 use futures::channel::oneshot;
 use log::{debug, warn};
 
-use super::{require_curve, PolicyActor};
+use super::PolicyActor;
 use crate::certs::Layout;
 use crate::messages::error::{ConfigError, ReloadError};
-use crate::messages::watch::{
-    ReadHook, ReloadCallback, Reloaded, Unwatch, Watch, WatchSource, Watches,
-};
-use crate::messages::MechanismKind;
-use crate::policy::{Change, CurvePolicy, Origin, Owner, OwnerId, PlainTable};
+use crate::messages::watch::{ReadHook, ReloadCallback, Reloaded, WatchSource, Watches};
+use crate::messages::{MechanismKind, Stop};
+use crate::policy::{Change, CurvePolicy, OwnerId, PlainTable};
 use crate::sources::files::{reported, Config, Files, Install};
 use crate::sources::notifier::{touches, Notice, Notifier, Touch};
 use crate::sources::reader::{self, kind_of, Look, Looked};
 
 type Key = (String, MechanismKind);
 
+/// Starts following a source for a domain whose mechanism `owner` now owns (the policy actor
+/// checked and claimed it). `first` gets the first load's report.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct Follow {
+    pub(super) domain: String,
+    pub(super) owner: OwnerId,
+    pub(super) source: WatchSource,
+    pub(super) interval: Duration,
+    pub(super) read_deadline: Duration,
+    pub(super) polling_only: bool,
+    pub(super) hook: Option<ReadHook>,
+    pub(super) on_reload: Option<ReloadCallback>,
+    pub(super) first: oneshot::Sender<Reloaded>,
+}
+
+/// The watch `owner` no longer owns its domain (unwatched, or taken over): end it; a look it
+/// has outstanding is never handed over.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct EndWatch(pub(super) OwnerId);
+
+/// A watch's owned change: what its look found (or refuse-all when the look failed).
+/// Refused with [`ConfigError::Superseded`] once the watch no longer owns the domain.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), ConfigError>")]
+pub(super) struct Reload {
+    pub(super) owner: OwnerId,
+    pub(super) change: Change,
+}
+
 /// Every watch of one policy actor, and their shared notifier.
-#[derive(Default)]
-pub(crate) struct Sources {
+pub(super) struct FileWatcher {
+    /// Weak: the policy actor holds this actor's address, and stops it when it stops.
+    policy: WeakAddr<PolicyActor>,
     watches: HashMap<Key, Watching>,
     notifier: Notifier,
     /// Numbers looks, so that a look of a replaced watch, or one past its deadline, is
@@ -35,6 +70,20 @@ pub(crate) struct Sources {
     looks: u64,
 }
 
+impl Actor for FileWatcher {
+    type Context = Context<Self>;
+}
+
+impl FileWatcher {
+    pub(super) fn new(policy: WeakAddr<PolicyActor>) -> FileWatcher {
+        FileWatcher {
+            policy,
+            watches: HashMap::new(),
+            notifier: Notifier::default(),
+            looks: 0,
+        }
+    }
+}
 /// Where notifications for a watch come from, and how their paths map to the source's.
 struct Followed {
     /// The directory registered with the notifier (canonical, as notifications name it).
@@ -111,36 +160,12 @@ impl Followed {
     }
 }
 
-impl PolicyActor {
-    /// Ends the watch of a domain's mechanism once it no longer owns it (unwatched, or taken
-    /// over); its outstanding look, if any, is never installed.
-    pub(crate) fn end_watch(
-        &mut self,
-        domain: &str,
-        mechanism: MechanismKind,
-        ctx: &mut Context<Self>,
-    ) {
-        let Some(watching) = self.sources.watches.remove(&(domain.to_owned(), mechanism)) else {
-            return;
-        };
-        ctx.cancel_future(watching.timer);
-        if let Some(followed) = &watching.followed {
-            if followed.registered {
-                let notifier = &mut self.sources.notifier;
-                notifier.unregister(&followed.dir, followed.recursive);
-            }
-        }
-        debug!(
-            "stopped watching {} for domain {domain:?}",
-            watching.source.path().display()
-        );
-    }
-
+impl FileWatcher {
     /// Starts a look unless one is outstanding (then looks again once it is back).
     fn look(&mut self, key: &Key, ctx: &mut Context<Self>) {
-        self.sources.looks += 1;
-        let id = self.sources.looks;
-        let Some(watching) = self.sources.watches.get_mut(key) else {
+        self.looks += 1;
+        let id = self.looks;
+        let Some(watching) = self.watches.get_mut(key) else {
             return;
         };
         if watching.look.is_some() {
@@ -173,7 +198,7 @@ impl PolicyActor {
         }));
     }
 
-    /// A look is back: install what it found, unless the watch moved on meanwhile.
+    /// A look is back: hand over what it found, unless the watch moved on meanwhile.
     fn looked(
         &mut self,
         key: &Key,
@@ -181,12 +206,7 @@ impl PolicyActor {
         answer: Result<Result<Looked, crate::provider::Panicked>, oneshot::Canceled>,
         ctx: &mut Context<Self>,
     ) {
-        let Some(watching) = self
-            .sources
-            .watches
-            .get_mut(key)
-            .filter(|w| w.look == Some(id))
-        else {
+        let Some(watching) = self.watches.get_mut(key).filter(|w| w.look == Some(id)) else {
             return; // unwatched or replaced meanwhile: this look is stale
         };
         watching.look = None;
@@ -217,7 +237,7 @@ impl PolicyActor {
     /// A look passed its deadline: the domain refuses that mechanism, and the watch looks
     /// again once the hung read returns (never two reads at once).
     fn overdue(&mut self, key: &Key, id: u64, ctx: &mut Context<Self>) {
-        let Some(watching) = self.sources.watches.get_mut(key) else {
+        let Some(watching) = self.watches.get_mut(key) else {
             return;
         };
         if watching.look != Some(id) || watching.overdue {
@@ -233,7 +253,7 @@ impl PolicyActor {
 
     /// Refuses everyone of the watch's mechanism, and says why.
     fn fail(&mut self, key: &Key, error: ReloadError, ctx: &mut Context<Self>) {
-        let Some(watching) = self.sources.watches.get_mut(key) else {
+        let Some(watching) = self.watches.get_mut(key) else {
             return;
         };
         watching.files = None;
@@ -241,13 +261,15 @@ impl PolicyActor {
         self.install(key, Install::refuse_all(kind, error), ctx);
     }
 
-    /// Installs a look's result through the one way in, as the watch (the domain's owner),
-    /// and reports it.
+    /// Hands a look's result to the policy actor as the watch's owned change, and reports it
+    /// once it is in force. Nothing else happens on this actor until the answer is back, so
+    /// changes and reports keep the order of the looks.
     fn install(&mut self, key: &Key, install: Install, ctx: &mut Context<Self>) {
-        let domain = &key.0;
-        let Some(owner) = self.sources.watches.get(key).map(|w| w.owner) else {
+        let Some(watching) = self.watches.get(key) else {
             return;
         };
+        let owner = watching.owner;
+        let domain = key.0.clone();
         let Install {
             config,
             entries,
@@ -255,24 +277,6 @@ impl PolicyActor {
             rejected,
             warning,
         } = install;
-        let change = match config {
-            Config::Curve(store) => Change::ConfigureCurve {
-                domain: domain.clone(),
-                curve: CurvePolicy::Keys(Arc::new(store)),
-            },
-            Config::Plain(table) => Change::ConfigurePlain {
-                domain: domain.clone(),
-                table: PlainTable::Clear(table),
-            },
-        };
-        if let Err(error) = self.change(Origin::Owner(owner), change, ctx) {
-            // Only if the watch no longer owns the domain, which ends it first.
-            warn!("reload for domain {domain:?} not installed: {error}");
-            return;
-        }
-        let Some(watching) = self.sources.watches.get_mut(key) else {
-            return;
-        };
         let report = Reloaded {
             domain: domain.clone(),
             path: watching.source.path().to_owned(),
@@ -281,6 +285,39 @@ impl PolicyActor {
             rejected: rejected.iter().map(reported).collect(),
             warning,
         };
+        let change = match config {
+            Config::Curve(store) => Change::ConfigureCurve {
+                domain,
+                curve: CurvePolicy::Keys(Arc::new(store)),
+            },
+            Config::Plain(table) => Change::ConfigurePlain {
+                domain,
+                table: PlainTable::Clear(table),
+            },
+        };
+        let Some(policy) = self.policy.upgrade() else {
+            return ctx.stop(); // the policy actor is gone
+        };
+        let key = key.clone();
+        let sent = policy.send(Reload { owner, change });
+        ctx.wait(
+            sent.into_actor(self)
+                .map(move |answer, act, ctx| match answer {
+                    Ok(Ok(())) => act.reported(&key, owner, report),
+                    // Only if the watch no longer owns the domain: its end is on its way.
+                    Ok(Err(error)) => warn!("reload for domain {:?} not installed: {error}", key.0),
+                    Err(MailboxError::Closed | MailboxError::Timeout) => ctx.stop(),
+                }),
+        );
+    }
+
+    /// A reload is in force: log it, keep it for [`Watches`], answer the first load, call the
+    /// watch's callback.
+    fn reported(&mut self, key: &Key, owner: OwnerId, report: Reloaded) {
+        let Some(watching) = self.watches.get_mut(key).filter(|w| w.owner == owner) else {
+            return;
+        };
+        let domain = &key.0;
         match &report.error {
             Some(error) => warn!("reload for domain {domain:?}: {error}; refusing everyone"),
             None => debug!(
@@ -295,7 +332,6 @@ impl PolicyActor {
         if let Some(warning) = &report.warning {
             warn!("reload for domain {domain:?}: {warning}");
         }
-        watching.last = report.clone();
         if let Some(first) = watching.first.take() {
             let _ = first.send(report.clone());
         }
@@ -304,35 +340,142 @@ impl PolicyActor {
                 warn!("a reload callback panicked");
             }
         }
-        self.follow(key);
+        watching.last = report;
+        self.register(key);
     }
 
     /// Registers the watch with the notifier if it is not yet (its directory may only now
     /// exist).
-    fn follow(&mut self, key: &Key) {
-        let Some(followed) = self
-            .sources
-            .watches
-            .get_mut(key)
-            .and_then(|w| w.followed.as_mut())
-        else {
+    fn register(&mut self, key: &Key) {
+        let Some(followed) = self.watches.get_mut(key).and_then(|w| w.followed.as_mut()) else {
             return;
         };
         if !followed.registered {
-            followed.registered = self
-                .sources
-                .notifier
-                .register(&followed.dir, followed.recursive);
+            followed.registered = self.notifier.register(&followed.dir, followed.recursive);
         }
     }
 }
 
-impl StreamHandler<Notice> for PolicyActor {
+impl Handler<Follow> for FileWatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: Follow, ctx: &mut Self::Context) {
+        let Follow {
+            domain,
+            owner,
+            source,
+            interval,
+            read_deadline,
+            polling_only,
+            hook,
+            on_reload,
+            first,
+        } = msg;
+        let key = (domain.clone(), source.mechanism());
+        // A watch it replaces was displaced first, and its end came before this message.
+        self.end(&key, ctx);
+        let followed = if polling_only {
+            None
+        } else {
+            if let Some(notices) = self.notifier.start() {
+                ctx.add_stream(notices);
+            }
+            Some(Followed::of(&source))
+        };
+        let ticking = key.clone();
+        let timer = ctx.run_interval(interval, move |act, ctx| act.look(&ticking, ctx));
+        let last = Reloaded {
+            domain,
+            path: source.path().to_owned(),
+            entries: 0,
+            error: Some(ReloadError::NotLoadedYet),
+            rejected: Vec::new(),
+            warning: None,
+        };
+        let watching = Watching {
+            owner,
+            source,
+            interval,
+            read_deadline,
+            hook,
+            on_reload,
+            timer,
+            followed,
+            files: None,
+            look: None,
+            overdue: false,
+            deadline: None,
+            again: false,
+            closed: BTreeSet::new(),
+            last,
+            first: Some(first),
+        };
+        self.watches.insert(key.clone(), watching);
+        // Follow before the first look, so no change after it goes unnoticed.
+        self.register(&key);
+        self.look(&key, ctx);
+    }
+}
+
+impl FileWatcher {
+    /// Ends the watch of a key, if any: stops its timer and its notifications; an outstanding
+    /// look is never handed over, and a first load never answered (`Superseded`).
+    fn end(&mut self, key: &Key, ctx: &mut Context<Self>) {
+        let Some(watching) = self.watches.remove(key) else {
+            return;
+        };
+        ctx.cancel_future(watching.timer);
+        if let Some(followed) = &watching.followed {
+            if followed.registered {
+                self.notifier.unregister(&followed.dir, followed.recursive);
+            }
+        }
+        debug!(
+            "stopped watching {} for domain {:?}",
+            watching.source.path().display(),
+            key.0
+        );
+    }
+}
+
+impl Handler<EndWatch> for FileWatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: EndWatch, ctx: &mut Self::Context) {
+        let key = self
+            .watches
+            .iter()
+            .find(|(_, watching)| watching.owner == msg.0)
+            .map(|(key, _)| key.clone());
+        if let Some(key) = key {
+            self.end(&key, ctx);
+        }
+    }
+}
+
+impl Handler<Watches> for FileWatcher {
+    type Result = MessageResult<Watches>;
+
+    fn handle(&mut self, _: Watches, _: &mut Self::Context) -> Self::Result {
+        let mut all: Vec<Reloaded> = self.watches.values().map(|w| w.last.clone()).collect();
+        all.sort_by(|a, b| (&a.domain, &a.path).cmp(&(&b.domain, &b.path)));
+        MessageResult(all)
+    }
+}
+
+impl Handler<Stop> for FileWatcher {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+impl StreamHandler<Notice> for FileWatcher {
     fn handle(&mut self, notice: Notice, ctx: &mut Context<Self>) {
         let mut due: Vec<Key> = Vec::new();
         let mut lost = Vec::new();
         for touch in touches(&notice) {
-            for (key, watching) in &mut self.sources.watches {
+            for (key, watching) in &mut self.watches {
                 let Some(followed) = &mut watching.followed else {
                     continue;
                 };
@@ -367,7 +510,7 @@ impl StreamHandler<Notice> for PolicyActor {
             }
         }
         for (dir, recursive) in lost {
-            self.sources.notifier.unregister(&dir, recursive);
+            self.notifier.unregister(&dir, recursive);
         }
         for key in due {
             self.look(&key, ctx);
@@ -376,118 +519,4 @@ impl StreamHandler<Notice> for PolicyActor {
 
     /// The notifier lives as long as the actor; its stream ending changes nothing.
     fn finished(&mut self, _: &mut Context<Self>) {}
-}
-
-impl Handler<Watch> for PolicyActor {
-    type Result = ResponseActFuture<Self, Result<Reloaded, ConfigError>>;
-
-    fn handle(&mut self, msg: Watch, ctx: &mut Self::Context) -> Self::Result {
-        // Validate everything first: a refused message changes nothing.
-        let mechanism = msg.source.mechanism();
-        let checked = match mechanism {
-            MechanismKind::Curve => require_curve(zmq::has("curve")),
-            _ => Ok(()),
-        }
-        .and_then(|()| Ok(crate::policy::check_domain(&msg.domain)?))
-        .and_then(|()| Ok(msg.check()?));
-        if let Err(error) = checked {
-            return Box::pin(fut::ready(Err(error)));
-        }
-        let Watch {
-            domain,
-            source,
-            interval,
-            read_deadline,
-            polling_only,
-            take_over,
-            on_reload,
-            reader: hook,
-        } = msg;
-        // The watch owns the domain's mechanism from now on: refused on a domain another watch
-        // or a store owns unless it takes over (which ends that owner's hold).
-        let owner = self.policy.new_owner_id();
-        let claim = Change::Claim {
-            domain: domain.clone(),
-            mechanism,
-            owner: Owner::Watch {
-                id: owner,
-                path: source.path().to_owned(),
-            },
-        };
-        if let Err(error) = self.change(Origin::Hand { take_over }, claim, ctx) {
-            return Box::pin(fut::ready(Err(error)));
-        }
-        let followed = if polling_only {
-            None
-        } else {
-            if let Some(notices) = self.sources.notifier.start() {
-                ctx.add_stream(notices);
-            }
-            Some(Followed::of(&source))
-        };
-        let key = (domain.clone(), mechanism);
-        let ticking = key.clone();
-        let timer = ctx.run_interval(interval, move |act, ctx| act.look(&ticking, ctx));
-        let (first, loaded) = oneshot::channel();
-        let last = Reloaded {
-            domain,
-            path: source.path().to_owned(),
-            entries: 0,
-            error: Some(ReloadError::NotLoadedYet),
-            rejected: Vec::new(),
-            warning: None,
-        };
-        let watching = Watching {
-            owner,
-            source,
-            interval,
-            read_deadline,
-            hook,
-            on_reload,
-            timer,
-            followed,
-            files: None,
-            look: None,
-            overdue: false,
-            deadline: None,
-            again: false,
-            closed: BTreeSet::new(),
-            last,
-            first: Some(first),
-        };
-        self.sources.watches.insert(key.clone(), watching);
-        // Follow before the first look, so no change after it goes unnoticed.
-        self.follow(&key);
-        self.look(&key, ctx);
-        Box::pin(fut::wrap_future(async move {
-            // The answer is dropped unsent when a later message replaced (or ended) this watch
-            // before its first load, or when the authenticator stopped.
-            loaded.await.map_err(|_| ConfigError::Superseded)
-        }))
-    }
-}
-
-impl Handler<Unwatch> for PolicyActor {
-    type Result = Result<bool, ConfigError>;
-
-    fn handle(&mut self, msg: Unwatch, ctx: &mut Self::Context) -> Self::Result {
-        let Unwatch { domain, mechanism } = msg;
-        let change = Change::Release { domain, mechanism };
-        Ok(self.change(Origin::HAND, change, ctx)?.existed())
-    }
-}
-
-impl Handler<Watches> for PolicyActor {
-    type Result = MessageResult<Watches>;
-
-    fn handle(&mut self, _: Watches, _: &mut Self::Context) -> Self::Result {
-        let mut all: Vec<Reloaded> = self
-            .sources
-            .watches
-            .values()
-            .map(|w| w.last.clone())
-            .collect();
-        all.sort_by(|a, b| (&a.domain, &a.path).cmp(&(&b.domain, &b.path)));
-        MessageResult(all)
-    }
 }

@@ -12,7 +12,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::certificate::{parse_parts, text_of};
-use super::{CertError, CertStore, FileError};
+use super::reading::{in_parallel, read_regular, ReadHook};
+use super::{CertError, CertStore, FileError, MAX_CERTIFICATE_BYTES};
 use crate::keys::CurvePublicKey;
 use crate::zap::Metadata;
 
@@ -280,7 +281,60 @@ pub(crate) fn assemble<E>(
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn load_directory(dir: impl AsRef<Path>, layout: Layout) -> Result<DirectoryLoad, CertError> {
-    crate::sources::load_directory(dir.as_ref(), layout, None)
+    read_directory(dir.as_ref(), layout, None)
+}
+
+/// [`load_directory`], with the reads replaced by `hook` in tests. What a watch's first look
+/// finds in the same directory, file for file: the same listing ([`candidates`]), the same
+/// reads ([`read_regular`]); a file that changed while it was read is refused
+/// ([`FileError::Changing`]), never loaded half-written.
+pub(crate) fn read_directory(
+    dir: &Path,
+    layout: Layout,
+    hook: Option<&ReadHook>,
+) -> Result<DirectoryLoad, CertError> {
+    let found = candidates(dir, layout).map_err(|cause| CertError::file(dir, cause))?;
+    let mut paths = found.files;
+    paths.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
+    let read = in_parallel(&paths, |path| {
+        let read = read_regular(path, Some(MAX_CERTIFICATE_BYTES), hook)?;
+        if !read.steady {
+            return Err(FileError::Changing);
+        }
+        parse_cert_file(&read.bytes)
+    });
+    let (store, refused) = assemble(dir, paths.into_iter().zip(read), |key, first| {
+        FileError::DuplicateKey { key, first }
+    });
+    let mut rejected = found.rejected;
+    rejected.extend(
+        refused
+            .into_iter()
+            .map(|(path, cause)| RejectedFile { path, cause }),
+    );
+    rejected.sort_by_cached_key(|r| (r.path.clone(), r.cause.to_string()));
+    let warning = layout_warning(dir, layout, store.len(), rejected.len(), &found.ignored);
+    for file in &rejected {
+        log::warn!(
+            "certificates: refused {}: {}",
+            file.path.display(),
+            file.cause
+        );
+    }
+    log::info!(
+        "certificates: loaded {} keys from {}, refused {} files",
+        store.len(),
+        dir.display(),
+        rejected.len()
+    );
+    if let Some(warning) = &warning {
+        log::warn!("certificates: {warning}");
+    }
+    Ok(DirectoryLoad {
+        store,
+        rejected,
+        warning,
+    })
 }
 
 /// The most file names a warning lists.
@@ -344,10 +398,10 @@ pub(crate) fn layout_warning(
 mod tests {
     use super::*;
     use crate::certs::certificate::tests::{pyzmq_public_text, CLIENT_PUBLIC, SERVER_PUBLIC};
+    use crate::certs::reading::PARALLEL_THRESHOLD;
     use crate::certs::zpl::ZplErrorKind;
     use crate::certs::{create_certificates, load_certificate, CertificateError, Flavour};
     use crate::keys::KeyError;
-    use crate::sources::PARALLEL_THRESHOLD;
     use crate::zap::MetadataError;
     use std::os::unix::fs::symlink;
 

@@ -11,8 +11,7 @@ use super::error::{ConfigError, ReloadError, WatchError};
 use super::MechanismKind;
 use crate::certs::Layout;
 
-/// Replaces file reads in tests of reads that hang or panic.
-pub(crate) type ReadHook = Arc<dyn Fn(&Path) -> std::io::Result<Vec<u8>> + Send + Sync>;
+pub(crate) use crate::certs::ReadHook;
 
 /// Called after every (re)load of a watched source, on the authenticator's thread.
 pub type ReloadCallback = Arc<dyn Fn(&Reloaded) + Send + Sync>;

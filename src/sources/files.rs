@@ -10,44 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub(crate) use crate::certs::Stamp;
 use crate::certs::{assemble, CertFile, CertStore, FileError, RejectedFile};
 use crate::messages::error::ReloadError;
 use crate::policy::PasswordTable;
-
-/// One version of a file, told by what user space cannot set back: the inode, the change
-/// time (`touch -r`, `cp -p` and `rsync -t` restore the modification time, never the change
-/// time), the size and, where the look read the file, a hash of its content (for
-/// filesystems whose change time is coarse).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Stamp {
-    pub(crate) dev: u64,
-    pub(crate) ino: u64,
-    pub(crate) size: u64,
-    pub(crate) ctime: (i64, i64),
-    pub(crate) mtime: (i64, i64),
-    pub(crate) content: Option<u64>,
-}
-
-impl Stamp {
-    /// The stamp of a file with this metadata and, when it was read, this content.
-    pub(crate) fn of(meta: &std::fs::Metadata, content: Option<&[u8]>) -> Stamp {
-        use std::hash::{Hash, Hasher};
-        use std::os::unix::fs::MetadataExt;
-        let content = content.map(|bytes| {
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            bytes.hash(&mut hasher);
-            hasher.finish()
-        });
-        Stamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.len(),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            content,
-        }
-    }
-}
 
 /// What one look found.
 #[derive(Debug)]

@@ -10,15 +10,15 @@
 //!   `CLOSE_WRITE`), renamed into place, or unchanged since the previous look at least half
 //!   an interval earlier; a **removal** is applied at once;
 //! - an **install** replaces the domain's configuration of that mechanism with exactly what
-//!   the files hold now, through the same [`Policy`](crate::policy::Policy) methods as an
-//!   explicit configuration; every install is a [`Reloaded`] report.
+//!   the files hold now: the watch's owned change, through the policy's one way in
+//!   ([`Policy::apply`](crate::policy::Policy::apply)); every install is a [`Reloaded`] report.
 //!
 //! `files` is the sans-IO core (per-file state, what changed, what to install);
-//! `reader` does the file I/O on a thread of its own per look, under a deadline — and is the
-//! one reader of certificate directories: a `ConfigureCurve` of a directory and
-//! [`load_directory`](crate::certs::load_directory) are a first look through it; `notifier`
-//! turns kernel notifications (the `notify` crate: inotify on Linux) into looks; `actor` is
-//! the thin glue in the policy actor.
+//! `reader` does a look's file I/O on a thread of its own, under a deadline, with the one
+//! file reader of `certs` (the same listing and reads as
+//! [`load_directory`](crate::certs::load_directory), which a `ConfigureCurve` of a directory
+//! runs on such a thread too); `notifier` turns kernel notifications (the `notify` crate:
+//! inotify on Linux) into looks. The file-watch actor (`actors::watch`) drives them.
 
 pub(crate) mod files;
 pub(crate) mod notifier;
@@ -26,6 +26,4 @@ pub(crate) mod notifier;
 pub mod postgres;
 pub(crate) mod reader;
 
-#[cfg(test)]
-pub(crate) use reader::PARALLEL_THRESHOLD;
-pub(crate) use reader::{load_directory, load_directory_within};
+pub(crate) use reader::load_directory_within;

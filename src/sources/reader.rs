@@ -1,29 +1,26 @@
-//! The one reader of credential files: list the source, stamp each file, read the settled
-//! ones — for a watch's every look, for a `ConfigureCurve` of a directory and for
-//! [`load_directory`](crate::certs::load_directory) alike. Off the actix thread it runs on a
-//! thread of its own that nobody waits for, so a read that hangs (an NFS stall) can neither
+//! A watch's look: list the source, stamp each file, read the settled ones — with the one file
+//! reader of `certs` ([`read_regular`], [`candidates`]), which
+//! [`load_directory`](crate::certs::load_directory) and a `ConfigureCurve` of a directory use
+//! too. Off the actix thread a look (and such a load) runs on a thread of its own that nobody
+//! waits for, so a read that hangs (an NFS stall) can neither
 //! block the authenticator nor its shutdown (tokio's blocking pool would: runtime shutdown
 //! waits for its tasks); the caller holds the deadline.
 
 use crate::provider::{call_guarded, Panicked};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, OpenOptions};
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
 
-use super::files::{
-    Changes, Config, Content, Failure, Files, Install, Kind, Listing, Skipped, Stamp,
-};
+use super::files::{Changes, Content, Failure, Files, Install, Kind, Listing, Skipped};
 use crate::certs::{
-    candidates, layout_warning, parse_cert_file, CertError, DirectoryLoad, FileError, Layout,
-    RejectedFile, MAX_CERTIFICATE_BYTES,
+    candidates, in_parallel, layout_warning, parse_cert_file, read_directory, read_regular,
+    CertError, DirectoryLoad, FileError, Layout, ReadHook, RejectedFile, Stamp, Steady,
+    MAX_CERTIFICATE_BYTES,
 };
 use crate::messages::error::ReloadError;
-use crate::messages::watch::{ReadHook, WatchSource};
+use crate::messages::watch::WatchSource;
 use crate::policy::PasswordTable;
 
 /// One look, handed to its thread with the watch's file state (so a watch has at most one
@@ -70,68 +67,7 @@ pub(crate) fn kind_of(source: &WatchSource) -> Kind {
     }
 }
 
-/// Loads a certificate directory once, on the calling thread: a watch's first look, made
-/// into a [`DirectoryLoad`]. Fails only when `dir` itself cannot be read; logs every refused
-/// file and the warning.
-pub(crate) fn load_directory(
-    dir: &Path,
-    layout: Layout,
-    hook: Option<&ReadHook>,
-) -> Result<DirectoryLoad, CertError> {
-    let source = WatchSource::CurveDirectory {
-        path: dir.to_path_buf(),
-        layout,
-    };
-    let look = Look {
-        source,
-        files: Files::default(),
-        closed: BTreeSet::new(),
-        settle: Duration::ZERO,
-        hook: hook.cloned(),
-    };
-    // A first look always has something to install; the fallback is only for the types.
-    let install = run(look)
-        .install
-        .unwrap_or_else(|| Install::refuse_all(Kind::Curve, ReloadError::NotLoadedYet));
-    let Install {
-        config,
-        error,
-        rejected,
-        warning,
-        ..
-    } = install;
-    if let Some(Failure::Unreadable { path, cause }) = error {
-        return Err(CertError::File { path, cause });
-    }
-    // Any other failure of a directory is `NoEntries`: the empty store says it all.
-    let store = match config {
-        Config::Curve(store) => store,
-        Config::Plain(_) => Default::default(),
-    };
-    for file in &rejected {
-        log::warn!(
-            "certificates: refused {}: {}",
-            file.path.display(),
-            file.cause
-        );
-    }
-    log::info!(
-        "certificates: loaded {} keys from {}, refused {} files",
-        store.len(),
-        dir.display(),
-        rejected.len()
-    );
-    if let Some(warning) = &warning {
-        log::warn!("certificates: {warning}");
-    }
-    Ok(DirectoryLoad {
-        store,
-        rejected,
-        warning,
-    })
-}
-
-/// [`load_directory`] on a thread of its own, within `deadline`. Past it the caller gets
+/// [`read_directory`] on a thread of its own, within `deadline`. Past it the caller gets
 /// [`ReloadError::TimedOut`] and the thread is left behind, waited for by nobody; a panic is
 /// [`ReloadError::Panicked`], a thread that cannot start [`ReloadError::NoThread`].
 pub(crate) async fn load_directory_within(
@@ -142,7 +78,7 @@ pub(crate) async fn load_directory_within(
 ) -> Result<Result<DirectoryLoad, CertError>, ReloadError> {
     let path = dir.clone();
     let answered = detached("zap-load-certs", move || {
-        load_directory(&dir, layout, hook.as_ref())
+        read_directory(&dir, layout, hook.as_ref())
     })
     .map_err(|error| ReloadError::NoThread {
         cause: error.to_string(),
@@ -193,49 +129,6 @@ pub(crate) fn run(look: Look) -> Looked {
         files,
         install: Some(install),
     }
-}
-
-/// Below this many files a look reads them on its own thread; spawning threads would cost
-/// more.
-pub(crate) const PARALLEL_THRESHOLD: usize = 512;
-/// Reading is bound by system calls; a few threads are enough to hide their latency.
-const MAX_THREADS: usize = 8;
-
-/// `each` of `items`, in order, on a few threads when there are many (a first look at a
-/// large directory): stamping and reading files are bound by system calls. A panic on a
-/// helper thread is the caller's panic.
-fn in_parallel<T: Sync, R: Send>(items: &[T], each: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let part = |part: &[T]| part.iter().map(&each).collect::<Vec<R>>();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(MAX_THREADS);
-    if threads <= 1 || items.len() < PARALLEL_THRESHOLD {
-        return part(items);
-    }
-    let chunk = items.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let jobs: Vec<_> = items
-            .chunks(chunk)
-            .map(|items| {
-                let spawned = std::thread::Builder::new()
-                    .name("zap-read".into())
-                    .spawn_scoped(scope, || part(items));
-                (items, spawned)
-            })
-            .collect();
-        let mut results = Vec::with_capacity(items.len());
-        for (items, spawned) in jobs {
-            match spawned {
-                Ok(handle) => match handle.join() {
-                    Ok(done) => results.extend(done),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                },
-                // No thread available: do this part here.
-                Err(_) => results.extend(part(items)),
-            }
-        }
-        results
-    })
 }
 
 /// Reads the chosen files (see [`in_parallel`]); the results are in the order chosen.
@@ -347,62 +240,6 @@ fn read(
                     .map_err(|_| "not valid UTF-8".to_owned())
             }))
         }
-    })
-}
-
-/// A file's content with its metadata when opened, and whether it was unchanged by the end
-/// of the read.
-struct Steady {
-    opened: std::fs::Metadata,
-    bytes: Vec<u8>,
-    steady: bool,
-}
-
-/// Reads a regular file, refusing anything else. The file is opened without blocking and
-/// checked after opening, so a FIFO swapped in after the listing is refused, never waited on.
-/// A file over `limit` bytes is [`FileError::TooLarge`] (the limit is a certificate's).
-fn read_regular(
-    path: &Path,
-    limit: Option<u64>,
-    hook: Option<&ReadHook>,
-) -> Result<Steady, FileError> {
-    if let Some(hook) = hook {
-        let opened = std::fs::metadata(path).map_err(FileError::Read)?;
-        let bytes = hook(path).map_err(FileError::Read)?;
-        let after = std::fs::metadata(path).map_err(FileError::Read)?;
-        let steady = Stamp::of(&opened, None) == Stamp::of(&after, None);
-        return Ok(Steady {
-            opened,
-            bytes,
-            steady,
-        });
-    }
-    let mut file: File = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(FileError::Read)?;
-    let opened = file.metadata().map_err(FileError::Read)?;
-    if !opened.is_file() {
-        return Err(FileError::NotARegularFile);
-    }
-    let mut bytes = Vec::with_capacity(opened.len().min(1 << 20) as usize);
-    let cap = limit.map_or(u64::MAX, |limit| limit + 1);
-    (&mut file)
-        .take(cap)
-        .read_to_end(&mut bytes)
-        .map_err(FileError::Read)?;
-    if let Some(limit) = limit {
-        if bytes.len() as u64 > limit {
-            return Err(FileError::TooLarge);
-        }
-    }
-    let after = file.metadata().map_err(FileError::Read)?;
-    let steady = Stamp::of(&opened, None) == Stamp::of(&after, None);
-    Ok(Steady {
-        opened,
-        bytes,
-        steady,
     })
 }
 
@@ -588,7 +425,7 @@ mod tests {
         assert_eq!(looked.install.unwrap().entries, 1);
         let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
         std::fs::write(&file, "admin=two\n").unwrap();
-        File::options()
+        std::fs::File::options()
             .write(true)
             .open(&file)
             .unwrap()

@@ -742,7 +742,12 @@ fn zapctl_db_commands_reach_every_follower() {
         (code, out.trim()),
         (
             0,
-            format!("schema {} is at version 1", db.store.schema()).as_str()
+            format!(
+                "schema {} is at version {}",
+                db.store.schema(),
+                actix_zap::postgres::SCHEMA_VERSION
+            )
+            .as_str()
         )
     );
     let dir = tempfile::tempdir().unwrap();

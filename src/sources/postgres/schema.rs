@@ -6,7 +6,10 @@ use super::StoreError;
 
 /// The migrations, in order; version N is the N-th entry. Each runs once per schema, in
 /// the same transaction as the record that it ran.
-const MIGRATIONS: &[&str] = &[include_str!("sql/0001_credentials.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("sql/0001_credentials.sql"),
+    include_str!("sql/0002_guarded_log.sql"),
+];
 
 /// The newest schema version this crate knows.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;

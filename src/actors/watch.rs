@@ -19,7 +19,7 @@ use log::{debug, warn};
 use super::PolicyActor;
 use crate::certs::Layout;
 use crate::messages::error::{ConfigError, ReloadError};
-use crate::messages::watch::{ReadHook, ReloadCallback, Reloaded, WatchSource, Watches};
+use crate::messages::watch::{ReadHook, ReloadCallback, Reloaded, Watch, WatchSource, Watches};
 use crate::messages::{MechanismKind, Stop};
 use crate::policy::{Change, CurvePolicy, OwnerId, PlainTable};
 use crate::sources::files::{reported, Config, Files, Install};
@@ -33,14 +33,9 @@ type Key = (String, MechanismKind);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(super) struct Follow {
-    pub(super) domain: String,
+    /// The checked message (its `take_over` was used by the claim).
+    pub(super) watch: Watch,
     pub(super) owner: OwnerId,
-    pub(super) source: WatchSource,
-    pub(super) interval: Duration,
-    pub(super) read_deadline: Duration,
-    pub(super) polling_only: bool,
-    pub(super) hook: Option<ReadHook>,
-    pub(super) on_reload: Option<ReloadCallback>,
     pub(super) first: oneshot::Sender<Reloaded>,
 }
 
@@ -361,16 +356,20 @@ impl Handler<Follow> for FileWatcher {
 
     fn handle(&mut self, msg: Follow, ctx: &mut Self::Context) {
         let Follow {
-            domain,
+            watch,
             owner,
+            first,
+        } = msg;
+        let Watch {
+            domain,
             source,
             interval,
             read_deadline,
             polling_only,
-            hook,
             on_reload,
-            first,
-        } = msg;
+            reader: hook,
+            ..
+        } = watch;
         let key = (domain.clone(), source.mechanism());
         // A watch it replaces was displaced first, and its end came before this message.
         self.end(&key, ctx);

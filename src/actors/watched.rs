@@ -54,40 +54,25 @@ impl Handler<Watch> for PolicyActor {
         if let Err(error) = checked {
             return Box::pin(fut::ready(Err(error)));
         }
-        let Watch {
-            domain,
-            source,
-            interval,
-            read_deadline,
-            polling_only,
-            take_over,
-            on_reload,
-            reader: hook,
-        } = msg;
         // The watch owns the domain's mechanism from now on: refused on a domain another watch
         // or a store owns unless it takes over (which ends that owner's hold).
         let owner = self.policy.new_owner_id();
         let claim = Change::Claim {
-            domain: domain.clone(),
+            domain: msg.domain.clone(),
             mechanism,
             owner: Owner::Watch {
                 id: owner,
-                path: source.path().to_owned(),
+                path: msg.source.path().to_owned(),
             },
         };
+        let take_over = msg.take_over;
         if let Err(error) = self.change(Origin::Hand { take_over }, claim) {
             return Box::pin(fut::ready(Err(error)));
         }
         let (first, loaded) = oneshot::channel();
         self.watcher(ctx).do_send(Follow {
-            domain,
+            watch: msg,
             owner,
-            source,
-            interval,
-            read_deadline,
-            polling_only,
-            hook,
-            on_reload,
             first,
         });
         Box::pin(fut::wrap_future(async move {

@@ -11,6 +11,8 @@ mod db;
 mod json;
 #[path = "zapctl/probe.rs"]
 mod probe;
+#[path = "zapctl/secret.rs"]
+mod secret;
 
 use std::process::ExitCode;
 

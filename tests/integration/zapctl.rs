@@ -469,3 +469,76 @@ fn cert_check_finds_a_bad_file_a_duplicate_ignored_files_and_a_group_writable_di
         "{out}"
     );
 }
+
+/// A password typed at `zapctl probe`'s prompt on a terminal is not echoed (and is used).
+#[test]
+fn probe_reads_a_password_typed_at_its_prompt_without_echoing_it() {
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    use std::io::Read;
+    const TYPED: &str = "typed-s3cret";
+    let (ctx, auth) = authenticator();
+    auth.configure_plain("global", [("admin", TYPED)]).unwrap();
+    let server = listening(&ctx, &Server::Plain, "global");
+
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let name = ptsname(&master, Vec::new()).unwrap();
+    let terminal = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(name.to_str().unwrap())
+            .unwrap()
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_zapctl"))
+        .args(["probe", &server.endpoint, "--plain", "admin"])
+        .args(["--socket-type", "push", "--timeout", TIMEOUT])
+        .env_remove("ZAPCTL_PASSWORD")
+        .stdin(terminal())
+        .stderr(terminal())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Everything the terminal shows, read until zapctl is gone (then the read fails).
+    let mut screen = std::fs::File::from(master.try_clone().unwrap());
+    let (shown, showing) = std::sync::mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buffer = [0u8; 256];
+        while let Ok(n @ 1..) = screen.read(&mut buffer) {
+            if shown.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&seen).contains("Password: ") {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        match showing.recv_timeout(left) {
+            Ok(bytes) => seen.extend(bytes),
+            Err(_) => panic!(
+                "no prompt; the terminal showed {:?}",
+                String::from_utf8_lossy(&seen)
+            ),
+        }
+    }
+    std::fs::File::from(master.try_clone().unwrap())
+        .write_all(format!("{TYPED}\n").as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    drop(master);
+    while let Ok(bytes) = showing.recv_timeout(Duration::from_millis(500)) {
+        seen.extend(bytes);
+    }
+    let screen = String::from_utf8_lossy(&seen);
+    assert!(
+        !screen.contains(TYPED),
+        "the password was echoed: {screen:?}"
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    assert!(stdout(&output).contains("admitted"), "{}", stdout(&output));
+    drop(reader);
+    drop(server);
+    auth.stop();
+}

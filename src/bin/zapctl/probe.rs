@@ -1,6 +1,5 @@
 //! `zapctl probe`: one client handshake against an endpoint, reported in one line.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -219,24 +218,13 @@ fn server_key(text: &str) -> Result<CurvePublicKey, String> {
         })
 }
 
-/// `ZAPCTL_PASSWORD`, or else the first line of stdin (prompted for on a terminal).
+/// `ZAPCTL_PASSWORD`, or else the first line of stdin (prompted for, without echo, on a
+/// terminal).
 fn password() -> Result<String, String> {
     if let Ok(password) = std::env::var(PASSWORD_VAR) {
         return non_empty(password);
     }
-    let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprint!("Password (echoed): ");
-        let _ = std::io::stderr().flush();
-    }
-    let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
-    let line = line.strip_suffix('\n').unwrap_or(&line);
-    let line = line.strip_suffix('\r').unwrap_or(line);
-    non_empty(line.to_owned())
+    non_empty(crate::secret::read_secret("Password: ")?)
 }
 
 /// libzmq cannot send an empty PLAIN password (EINVAL).

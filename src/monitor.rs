@@ -23,34 +23,58 @@ const MONITOR_STOPPED: u16 = zmq::SocketEvent::MONITOR_STOPPED as u16;
 /// returns the (event, value) pairs as they come, with the reading thread.
 ///
 /// The thread ends when libzmq sends `MONITOR_STOPPED` (always added to the mask): when the
-/// socket closes, when another monitor replaces this one, or after [`remove`].
+/// socket closes, when another monitor replaces this one, or after [`remove`]. The monitor is
+/// installed last, once its reader is connected and running: a failure (no thread, no socket)
+/// leaves no monitor behind, which would block libzmq's I/O thread on its first event.
 pub fn spawn(
     context: &zmq::Context,
     socket: &zmq::Socket,
     endpoint: &str,
     events: i32,
 ) -> zmq::Result<(Events, JoinHandle<()>)> {
-    socket.monitor(endpoint, events | zmq::SocketEvent::MONITOR_STOPPED as i32)?;
+    spawn_with(context, socket, endpoint, events, |reader| {
+        std::thread::Builder::new()
+            .name("zmq-monitor".into())
+            .spawn(reader)
+    })
+}
+
+/// [`spawn`], with the reader's thread started by `start` (tests make it fail).
+fn spawn_with(
+    context: &zmq::Context,
+    socket: &zmq::Socket,
+    endpoint: &str,
+    events: i32,
+    start: impl FnOnce(Box<dyn FnOnce() + Send>) -> std::io::Result<JoinHandle<()>>,
+) -> zmq::Result<(Events, JoinHandle<()>)> {
+    // inproc allows connecting before the bind, which the monitor makes.
     let pair = context.socket(zmq::PAIR)?;
     pair.set_linger(0)?;
     pair.connect(endpoint)?;
     let (tx, rx) = channel();
-    let thread = std::thread::Builder::new()
-        .name("zmq-monitor".into())
-        .spawn(move || {
-            while let Ok(frames) = pair.recv_multipart(0) {
-                let Some(f) = frames.first().filter(|f| f.len() >= 6) else {
-                    continue;
-                };
-                let event = u16::from_ne_bytes([f[0], f[1]]);
-                let value = u32::from_ne_bytes([f[2], f[3], f[4], f[5]]);
-                if event == MONITOR_STOPPED {
-                    return;
-                }
-                let _ = tx.send((event, value));
+    // The reader gets its socket once the monitor is installed; if that fails, the sender is
+    // dropped and the reader ends without ever reading.
+    let (hand_over, handed) = channel::<zmq::Socket>();
+    let thread = start(Box::new(move || {
+        let Ok(pair) = handed.recv() else {
+            return;
+        };
+        while let Ok(frames) = pair.recv_multipart(0) {
+            let Some(f) = frames.first().filter(|f| f.len() >= 6) else {
+                continue;
+            };
+            let event = u16::from_ne_bytes([f[0], f[1]]);
+            let value = u32::from_ne_bytes([f[2], f[3], f[4], f[5]]);
+            if event == MONITOR_STOPPED {
+                return;
             }
-        })
-        .map_err(|_| zmq::Error::ENOMEM)?;
+            let _ = tx.send((event, value));
+        }
+    }))
+    .map_err(|_| zmq::Error::ENOMEM)?;
+    socket.monitor(endpoint, events | zmq::SocketEvent::MONITOR_STOPPED as i32)?;
+    // The reader waits on `handed` and cannot have ended, so this hand-over cannot fail.
+    let _ = hand_over.send(pair);
     Ok((rx, thread))
 }
 
@@ -68,4 +92,48 @@ pub fn unique_endpoint(prefix: &str) -> String {
 /// `MONITOR_STOPPED`, which ends the reading thread, and closes its side of the PAIR.
 pub fn remove(socket: &mut zmq::Socket) -> zmq::Result<()> {
     crate::ffi::stop_monitor(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether a monitor of this process holds `endpoint` (a monitor binds it).
+    fn bound(context: &zmq::Context, endpoint: &str) -> bool {
+        let probe = context.socket(zmq::PAIR).unwrap();
+        probe.set_linger(0).unwrap();
+        probe.bind(endpoint).is_err()
+    }
+
+    #[test]
+    fn a_reader_that_cannot_start_leaves_no_monitor_installed() {
+        let context = zmq::Context::new();
+        let socket = context.socket(zmq::REP).unwrap();
+        socket.set_linger(0).unwrap();
+        let endpoint = unique_endpoint("monitor-test");
+        let no_thread = |_| Err(std::io::Error::other("no thread"));
+        let failed = spawn_with(
+            &context,
+            &socket,
+            &endpoint,
+            zmq::SocketEvent::ALL as i32,
+            no_thread,
+        );
+        assert_eq!(failed.err(), Some(zmq::Error::ENOMEM));
+        assert!(!bound(&context, &endpoint), "a monitor was left installed");
+
+        // A monitor that starts is installed, reads, and ends when removed.
+        let endpoint = unique_endpoint("monitor-test");
+        let mut socket = socket;
+        let (events, thread) =
+            spawn(&context, &socket, &endpoint, zmq::SocketEvent::ALL as i32).unwrap();
+        assert!(bound(&context, &endpoint));
+        socket.bind("tcp://127.0.0.1:*").unwrap();
+        let (event, _) = events
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(event, zmq::SocketEvent::LISTENING as u16);
+        remove(&mut socket).unwrap();
+        thread.join().unwrap();
+    }
 }

@@ -271,13 +271,14 @@ impl FileWatcher {
             error,
             rejected,
             warning,
+            refused,
         } = install;
         let report = Reloaded {
             domain: domain.clone(),
             path: watching.source.path().to_owned(),
             entries,
             error: error.as_ref().map(|error| error.report()),
-            rejected: rejected.iter().map(reported).collect(),
+            rejected: rejected.iter().map(reported).chain(refused).collect(),
             warning,
         };
         let change = match config {

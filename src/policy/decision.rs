@@ -385,6 +385,10 @@ impl Policy {
         let Some((table_domain, table)) = for_domain(&self.plain, domain) else {
             return refuse(Refusal::InvalidDomain);
         };
+        // Never admitted, whatever a table holds (an entry with an empty password included).
+        if password.is_empty() {
+            return refuse(Refusal::EmptyPassword);
+        }
         let trust = match self.trusted(MechanismKind::Plain, domain, table_domain, now) {
             Ok(trust) => trust,
             Err(refusal) => return refuse(refusal),

@@ -47,6 +47,9 @@ pub enum HashError {
     /// Not a PHC string, or one argon2 cannot use.
     #[error("not a valid argon2id PHC string: {0}")]
     Malformed(String),
+    /// An empty password: never stored, never admitted.
+    #[error("an empty password is refused")]
+    EmptyPassword,
     /// Another algorithm than argon2id (or another version than 0x13).
     #[error("hash algorithm {0:?} is not argon2id v19")]
     Algorithm(String),
@@ -118,9 +121,13 @@ impl HashedPassword {
     }
 
     /// Hashes `password` with argon2id's default parameters (19 MiB, 2 passes, 1 lane) and
-    /// a random salt, as `zapctl db user add` stores it.
+    /// a random salt, as `zapctl db user add` stores it. An empty password is refused
+    /// ([`HashError::EmptyPassword`]): it could never log in.
     pub fn hash(password: &[u8]) -> Result<Self, HashError> {
         use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+        if password.is_empty() {
+            return Err(HashError::EmptyPassword);
+        }
         let salt = SaltString::generate(&mut OsRng);
         let hash = Argon2::default()
             .hash_password(password, &salt)
@@ -136,8 +143,12 @@ impl HashedPassword {
     }
 
     /// Whether `password` matches. Costs what the hash's parameters say (milliseconds):
-    /// never call it on an event loop.
+    /// never call it on an event loop. An empty password never matches (even a hash of one
+    /// made elsewhere).
     pub fn verify(&self, password: &[u8]) -> bool {
+        if password.is_empty() {
+            return false;
+        }
         match PasswordHash::new(&self.phc) {
             Ok(hash) => Argon2::default().verify_password(password, &hash).is_ok(),
             Err(_) => false,
@@ -402,6 +413,34 @@ mod tests {
         let salt = SaltString::from_b64("c2FsdHNhbHRzYWx0").unwrap();
         let phc = argon.hash_password(password.as_bytes(), &salt).unwrap();
         HashedPassword::parse(&phc.to_string(), &Argon2Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn an_empty_password_is_never_hashed_verified_or_admitted() {
+        assert!(matches!(
+            HashedPassword::hash(b""),
+            Err(HashError::EmptyPassword)
+        ));
+        // A hash of "" made elsewhere matches nothing.
+        assert!(!cheap("").verify(b""));
+        let mut policy = Policy::default();
+        let mut table = HashedTable::new();
+        table.upsert("empty", cheap(""));
+        table.upsert("alice", cheap("pw"));
+        policy.configure_hashed_plain("global", table).unwrap();
+        for (user, password) in [("empty", ""), ("alice", "")] {
+            let refused = reply(&policy, &request("global", user, password));
+            assert_eq!(refused.status, StatusCode::Denied, "{user}");
+            assert_eq!(refused.text, "Empty password", "{user}");
+        }
+        let admitted = reply(&policy, &request("global", "alice", "pw"));
+        assert_eq!(admitted.status, StatusCode::Ok);
+        // A clear-text table too.
+        policy
+            .configure_plain("clear", crate::policy::PasswordTable::new([("empty", "")]))
+            .unwrap();
+        let refused = reply(&policy, &request("clear", "empty", ""));
+        assert_eq!(refused.text, "Empty password");
     }
 
     #[test]

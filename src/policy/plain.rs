@@ -138,14 +138,29 @@ impl PasswordTable {
     /// assert_eq!(table.check(b"guest", b""), PasswordCheck::Valid);
     /// ```
     pub fn parse_password_file(text: &str) -> Self {
+        Self::parse_password_file_refusing(text).0
+    }
+
+    /// [`parse_password_file`](Self::parse_password_file), and the users whose entry was
+    /// refused because its password is empty (never admitted: such an entry is left out).
+    pub(crate) fn parse_password_file_refusing(text: &str) -> (Self, Vec<String>) {
+        let mut refused = Vec::new();
         let users = text
             .lines()
             .map(|line| line.strip_suffix('\r').unwrap_or(line))
             .filter(|line| !line.starts_with('#'))
             .filter_map(|line| line.split_once('='))
             .filter(|(name, _)| !name.is_empty())
-            .map(|(name, password)| (name.as_bytes().to_vec(), password.as_bytes().to_vec()));
-        users.collect()
+            .filter(|(name, password)| {
+                let empty = password.is_empty();
+                if empty {
+                    refused.push((*name).to_owned());
+                }
+                !empty
+            })
+            .map(|(name, password)| (name.as_bytes().to_vec(), password.as_bytes().to_vec()))
+            .collect();
+        (users, refused)
     }
 
     /// Checks a username and password. The password comparison takes the same time wherever
@@ -275,6 +290,16 @@ mod tests {
             .collect();
         assert_eq!(borrowed, owned);
         assert_eq!(borrowed.check(b"admin", b"secret"), PasswordCheck::Valid);
+    }
+
+    #[test]
+    fn a_password_file_entry_with_an_empty_password_is_left_out_and_named() {
+        let (table, refused) =
+            PasswordTable::parse_password_file_refusing("admin=secret\nempty=\n#c=\nb=x=y\n");
+        assert_eq!(table.len(), 2);
+        assert!(!table.contains(b"empty"));
+        assert_eq!(table.check(b"b", b"x=y"), PasswordCheck::Valid);
+        assert_eq!(refused, ["empty"]);
     }
 
     #[test]

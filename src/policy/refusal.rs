@@ -42,6 +42,9 @@ pub enum Refusal {
     InvalidUsername,
     /// PLAIN, and the password does not match.
     InvalidPassword,
+    /// PLAIN with an empty password: refused whatever the table holds (libzmq clients cannot
+    /// send one, other ZMTP clients can).
+    EmptyPassword,
     /// CURVE or GSSAPI, and nothing is configured for the domain.
     UnknownDomain,
     /// CURVE, and the key is not admitted (not in the key set, or the provider refused it).
@@ -106,6 +109,7 @@ impl Refusal {
             Refusal::InvalidDomain => "Invalid domain",
             Refusal::InvalidUsername => "Invalid username",
             Refusal::InvalidPassword => "Invalid password",
+            Refusal::EmptyPassword => "Empty password",
             Refusal::UnknownDomain => "Unknown domain",
             Refusal::UnknownKey => "Unknown key",
             Refusal::UnknownPrincipal => "Unknown principal",

@@ -98,7 +98,8 @@ pub(crate) enum Content {
     /// A certificate: its key, metadata, and whether it (wrongly) holds a secret key.
     Cert(CertFile),
     /// A password file.
-    Passwords(Result<PasswordTable, String>),
+    /// The table, and the users whose entry was refused (an empty password).
+    Passwords(Result<(PasswordTable, Vec<String>), String>),
 }
 
 /// What a look asks for: drop these files now, read those.
@@ -133,6 +134,8 @@ pub(crate) struct Install {
     /// What the files the layout passed over say (see `certs::layout_warning`); set by the
     /// reader, which knows the layout.
     pub(crate) warning: Option<String>,
+    /// Entries of an installed file that were left out (a user with an empty password).
+    pub(crate) refused: Vec<ReloadError>,
 }
 
 /// The configuration a source yields.
@@ -161,6 +164,7 @@ impl Install {
             error: Some(error.into()),
             rejected: Vec::new(),
             warning: None,
+            refused: Vec::new(),
         }
     }
 }
@@ -292,6 +296,7 @@ impl Files {
             .map(RejectedFile::duplicate)
             .collect();
         let mut error = None;
+        let mut refused = Vec::new();
         let config = match kind {
             Kind::Curve => {
                 let files = self.held.iter().filter_map(|(path, (_, content))| {
@@ -317,7 +322,13 @@ impl Files {
                 let mut table = PasswordTable::default();
                 for (path, (_, content)) in &self.held {
                     match content {
-                        Content::Passwords(Ok(held)) => table = held.clone(),
+                        Content::Passwords(Ok((held, empty))) => {
+                            table = held.clone();
+                            refused.extend(empty.iter().map(|user| ReloadError::InvalidFile {
+                                path: path.clone(),
+                                cause: format!("user {user:?}: empty password, entry refused"),
+                            }));
+                        }
                         Content::Passwords(Err(cause)) => {
                             error = Some(Failure::Reload(ReloadError::InvalidFile {
                                 path: path.clone(),
@@ -345,6 +356,7 @@ impl Files {
             error,
             rejected,
             warning: None,
+            refused,
         }
     }
 }
@@ -532,7 +544,7 @@ mod tests {
 
         let mut plain = Files::default();
         look(&mut plain, &[("pw", stamp(1, 1))], &[], t, |_| {
-            Content::Passwords(Ok(PasswordTable::default()))
+            Content::Passwords(Ok((PasswordTable::default(), Vec::new())))
         });
         let install = plain.install(Kind::Plain, Path::new("pw"));
         assert_eq!((install.entries, install.error.is_some()), (0, true));

@@ -236,7 +236,7 @@ fn read(
         Kind::Plain => {
             Content::Passwords(bytes.map_err(|error| error.to_string()).and_then(|bytes| {
                 String::from_utf8(bytes)
-                    .map(|text| PasswordTable::parse_password_file(&text))
+                    .map(|text| PasswordTable::parse_password_file_refusing(&text))
                     .map_err(|_| "not valid UTF-8".to_owned())
             }))
         }

@@ -10,6 +10,7 @@
 mod common;
 
 mod address_rules;
+mod attacks;
 mod bad_config;
 mod beyond;
 mod control;

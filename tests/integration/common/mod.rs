@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod zmtp;
 
 #[path = "../../../examples/support/monitor.rs"]
 mod monitor;

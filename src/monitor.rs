@@ -8,13 +8,42 @@
 //!
 //! A socket has exactly one monitor: starting one replaces (and stops) the previous one.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How many events wait unread at most; later ones are dropped and counted
+/// ([`Events::dropped`]). The reader never blocks: a blocked reader would stall libzmq's I/O
+/// thread, and every socket of the context with it.
+pub const QUEUE: usize = 1024;
 
 /// (event, value) pairs as they arrive: the `ZMQ_EVENT_*` id and its value (a ZAP status,
-/// a ZMTP error code, an errno, a file descriptor or a reconnect interval, by event).
-pub type Events = Receiver<(u16, u32)>;
+/// a ZMTP error code, an errno, a file descriptor or a reconnect interval, by event). At most
+/// [`QUEUE`] wait; beyond, events are dropped and counted.
+#[derive(Debug)]
+pub struct Events {
+    receiver: Receiver<(u16, u32)>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Events {
+    /// The next event, waiting at most `wait`.
+    pub fn recv_timeout(&self, wait: Duration) -> Result<(u16, u32), RecvTimeoutError> {
+        self.receiver.recv_timeout(wait)
+    }
+
+    /// The next event, if one is waiting.
+    pub fn try_recv(&self) -> Result<(u16, u32), TryRecvError> {
+        self.receiver.try_recv()
+    }
+
+    /// Events dropped so far because [`QUEUE`] of them were waiting unread.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
 
 /// `ZMQ_EVENT_MONITOR_STOPPED`: the last event a monitor sends.
 const MONITOR_STOPPED: u16 = zmq::SocketEvent::MONITOR_STOPPED as u16;
@@ -32,7 +61,19 @@ pub fn spawn(
     endpoint: &str,
     events: i32,
 ) -> zmq::Result<(Events, JoinHandle<()>)> {
-    spawn_with(context, socket, endpoint, events, |reader| {
+    spawn_queued(context, socket, endpoint, events, QUEUE)
+}
+
+/// [`spawn`], with at most `queue` events waiting unread instead of [`QUEUE`] (a tool that
+/// counts every handshake of a burst wants a deeper one).
+pub fn spawn_queued(
+    context: &zmq::Context,
+    socket: &zmq::Socket,
+    endpoint: &str,
+    events: i32,
+    queue: usize,
+) -> zmq::Result<(Events, JoinHandle<()>)> {
+    spawn_with(context, socket, endpoint, events, queue, |reader| {
         std::thread::Builder::new()
             .name("zmq-monitor".into())
             .spawn(reader)
@@ -45,13 +86,16 @@ fn spawn_with(
     socket: &zmq::Socket,
     endpoint: &str,
     events: i32,
+    queue: usize,
     start: impl FnOnce(Box<dyn FnOnce() + Send>) -> std::io::Result<JoinHandle<()>>,
 ) -> zmq::Result<(Events, JoinHandle<()>)> {
     // inproc allows connecting before the bind, which the monitor makes.
     let pair = context.socket(zmq::PAIR)?;
     pair.set_linger(0)?;
     pair.connect(endpoint)?;
-    let (tx, rx) = channel();
+    let (tx, rx) = sync_channel(queue);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let dropping = Arc::clone(&dropped);
     // The reader gets its socket once the monitor is installed; if that fails, the sender is
     // dropped and the reader ends without ever reading.
     let (hand_over, handed) = channel::<zmq::Socket>();
@@ -68,14 +112,20 @@ fn spawn_with(
             if event == MONITOR_STOPPED {
                 return;
             }
-            let _ = tx.send((event, value));
+            if let Err(std::sync::mpsc::TrySendError::Full(_)) = tx.try_send((event, value)) {
+                dropping.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }))
     .map_err(|_| zmq::Error::ENOMEM)?;
     socket.monitor(endpoint, events | zmq::SocketEvent::MONITOR_STOPPED as i32)?;
     // The reader waits on `handed` and cannot have ended, so this hand-over cannot fail.
     let _ = hand_over.send(pair);
-    Ok((rx, thread))
+    let events = Events {
+        receiver: rx,
+        dropped,
+    };
+    Ok((events, thread))
 }
 
 /// A fresh inproc name for a monitor, unique within the process.
@@ -117,6 +167,7 @@ mod tests {
             &socket,
             &endpoint,
             zmq::SocketEvent::ALL as i32,
+            QUEUE,
             no_thread,
         );
         assert_eq!(failed.err(), Some(zmq::Error::ENOMEM));
@@ -133,6 +184,28 @@ mod tests {
             .recv_timeout(std::time::Duration::from_secs(5))
             .unwrap();
         assert_eq!(event, zmq::SocketEvent::LISTENING as u16);
+        remove(&mut socket).unwrap();
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn events_beyond_the_queue_are_dropped_and_counted_never_waited_for() {
+        let context = zmq::Context::new();
+        let mut socket = context.socket(zmq::REP).unwrap();
+        socket.set_linger(0).unwrap();
+        let endpoint = unique_endpoint("monitor-test");
+        let listening = zmq::SocketEvent::LISTENING as i32;
+        let (events, thread) = spawn_queued(&context, &socket, &endpoint, listening, 2).unwrap();
+        for _ in 0..5 {
+            socket.bind("tcp://127.0.0.1:*").unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while events.dropped() < 3 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(events.dropped(), 3);
+        assert!(events.try_recv().is_ok() && events.try_recv().is_ok());
+        assert!(events.try_recv().is_err());
         remove(&mut socket).unwrap();
         thread.join().unwrap();
     }

@@ -1,7 +1,6 @@
 //! `ServerSocket`: server sockets that refuse every handshake when no ZAP handler answers,
 //! and an opt-in watch over a server socket's handshakes.
 
-use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -128,7 +127,9 @@ impl ServerSocket {
     ///
     /// Call it before `bind`, so that no handshake is missed. The watch **owns the socket's
     /// monitor** (a socket has one; this replaces any other) and drains it on a thread of its
-    /// own into an unbounded queue, so an unread (or dropped) watch never stalls libzmq; the
+    /// own into a queue of at most [`monitor::QUEUE`] events (later ones are dropped and
+    /// counted: [`HandshakeWatch::dropped`]), so an unread (or dropped) watch never stalls
+    /// libzmq; the
     /// thread ends when the socket closes or another monitor replaces this one. `context` must
     /// be the socket's context.
     ///
@@ -198,7 +199,7 @@ pub struct ServerHandshake {
 /// The handshakes of one server socket; see [`ServerSocket::watch_handshakes`].
 #[derive(Debug)]
 pub struct HandshakeWatch {
-    events: Receiver<(u16, u32)>,
+    events: monitor::Events,
     /// Detached on drop: it keeps draining until `MONITOR_STOPPED`.
     _reader: JoinHandle<()>,
 }
@@ -219,6 +220,12 @@ impl HandshakeWatch {
                 });
             }
         }
+    }
+
+    /// Events dropped because [`monitor::QUEUE`] of them were waiting unread (the watch is
+    /// read too slowly, or not at all).
+    pub fn dropped(&self) -> u64 {
+        self.events.dropped()
     }
 
     /// Every handshake reported so far, without waiting.

@@ -46,6 +46,7 @@ pub struct Settings {
     pub(crate) hash_threads: usize,
     /// `None`: [`HASH_QUEUE_PER_WORKER`] per worker.
     hash_queue: Option<usize>,
+    pub(crate) subscriber_queue: usize,
 }
 
 impl Default for Settings {
@@ -58,6 +59,7 @@ impl Default for Settings {
             stall_warning: Some(Duration::from_millis(500)),
             hash_threads: std::thread::available_parallelism().map_or(2, NonZeroUsize::get),
             hash_queue: None,
+            subscriber_queue: 1024,
         }
     }
 }
@@ -172,6 +174,22 @@ impl Settings {
         self.hash_queue = Some(queue);
         self
     }
+
+    /// Decision events that may wait for one actor subscriber (sent, not yet handled);
+    /// beyond, new events for it are dropped and counted in
+    /// [`Stats::events_dropped`](crate::messages::Stats::events_dropped), so a slow subscriber
+    /// costs bounded memory however fast peers are refused. Callbacks run inline and queue
+    /// nothing. Default 1,024.
+    pub fn subscriber_queue(&self) -> usize {
+        self.subscriber_queue
+    }
+
+    /// Sets [`subscriber_queue`](Self::subscriber_queue); 0 is raised to 1.
+    #[must_use = "with_* methods return the changed settings"]
+    pub fn with_subscriber_queue(mut self, events: usize) -> Self {
+        self.subscriber_queue = at_least_one("subscriber_queue", events);
+        self
+    }
 }
 
 #[cfg(test)]
@@ -211,5 +229,6 @@ mod tests {
         let cores = std::thread::available_parallelism().map_or(2, NonZeroUsize::get);
         assert_eq!(settings.hash_threads(), cores);
         assert_eq!(settings.hash_queue(), cores * 32);
+        assert_eq!(settings.subscriber_queue(), 1024);
     }
 }

@@ -15,7 +15,6 @@ mod monitor;
 
 use std::error::Error;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -124,7 +123,7 @@ where
 /// monitor. Dropping it stops the thread and closes the socket.
 pub struct Server {
     pub endpoint: String,
-    events: Mutex<Receiver<(u16, u32)>>,
+    events: Mutex<monitor::Events>,
     control: Mutex<zmq::Socket>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -279,7 +278,7 @@ fn protocol_error(value: u32) -> &'static str {
 }
 
 /// Starts a monitor on `socket` (see `monitor.rs`) and returns the (event, value) pairs.
-fn watch(context: &zmq::Context, socket: &zmq::Socket) -> Result<Receiver<(u16, u32)>> {
+fn watch(context: &zmq::Context, socket: &zmq::Socket) -> Result<monitor::Events> {
     let endpoint = unique("monitor");
     let (events, _thread) =
         monitor::spawn(context, socket, &endpoint, zmq::SocketEvent::ALL as i32)?;

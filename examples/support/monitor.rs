@@ -5,4 +5,4 @@
 //! the tests include this file by path and keep calling `monitor::spawn`.
 #![allow(unused_imports)]
 
-pub use actix_zap::monitor::{spawn, Events};
+pub use actix_zap::monitor::{spawn, spawn_queued, Events};

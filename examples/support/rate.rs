@@ -19,7 +19,6 @@ mod xorshift;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -283,7 +282,7 @@ fn start_handler(
 
 /// Server handshake events, read with blocking receives on a thread of their own.
 struct Monitor {
-    events: Receiver<(u16, u32)>,
+    events: monitor::Events,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -293,8 +292,14 @@ impl Monitor {
             | zmq::SocketEvent::HANDSHAKE_FAILED_AUTH as i32
             | zmq::SocketEvent::HANDSHAKE_FAILED_NO_DETAIL as i32
             | zmq::SocketEvent::HANDSHAKE_FAILED_PROTOCOL as i32;
-        let (events, thread) =
-            monitor::spawn(context, socket, "inproc://handshake-rate-monitor", mask).unwrap();
+        let (events, thread) = monitor::spawn_queued(
+            context,
+            socket,
+            "inproc://handshake-rate-monitor",
+            mask,
+            1 << 20,
+        )
+        .unwrap();
         Monitor {
             events,
             thread: Some(thread),

@@ -3,7 +3,9 @@
 //! [`messages`](crate::messages)).
 
 use std::borrow::Cow;
-use std::time::{Duration, SystemTime};
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::messages::{DecisionEvent, EventMechanism, Stats, Subscriber, SubscriptionId};
 use crate::zap::{Reply, Request};
@@ -46,26 +48,55 @@ impl<'a> RequestFacts<'a> {
     }
 }
 
+/// How often, at most, a subscriber's dropped events are logged.
+const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// One subscription.
+struct Subscription {
+    id: SubscriptionId,
+    subscriber: Subscriber,
+    /// Events sent to an actor subscriber and not yet handled (the policy actor's thread only).
+    waiting: Rc<Cell<usize>>,
+    /// When its drops were last logged.
+    logged: Option<Instant>,
+}
+
 /// Subscribers and counters, owned by the policy actor.
-#[derive(Default)]
 pub(crate) struct Observers {
-    subscribers: Vec<(SubscriptionId, Subscriber)>,
+    subscriptions: Vec<Subscription>,
     next_id: u64,
     stats: Stats,
+    /// Events that may wait for one actor subscriber.
+    queue: usize,
 }
 
 impl Observers {
+    pub(crate) fn new(queue: usize) -> Self {
+        Observers {
+            subscriptions: Vec::new(),
+            next_id: 0,
+            stats: Stats::default(),
+            queue,
+        }
+    }
+
     pub(crate) fn subscribe(&mut self, subscriber: Subscriber) -> SubscriptionId {
         self.next_id += 1;
         let id = SubscriptionId(self.next_id);
-        self.subscribers.push((id, subscriber));
+        self.subscriptions.push(Subscription {
+            id,
+            subscriber,
+            waiting: Rc::default(),
+            logged: None,
+        });
         id
     }
 
     pub(crate) fn unsubscribe(&mut self, id: SubscriptionId) -> bool {
-        let before = self.subscribers.len();
-        self.subscribers.retain(|(i, _)| *i != id);
-        before != self.subscribers.len()
+        let before = self.subscriptions.len();
+        self.subscriptions.retain(|s| s.id != id);
+        self.stats.events_dropped.remove(&id);
+        before != self.subscriptions.len()
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -80,7 +111,7 @@ impl Observers {
     /// Counts the reply and tells the subscribers.
     pub(crate) fn record(&mut self, facts: &RequestFacts<'_>, reply: &Reply, latency: Duration) {
         self.stats.count_reply(facts.mechanism, reply.status);
-        if self.subscribers.is_empty() {
+        if self.subscriptions.is_empty() {
             return;
         }
         let event = DecisionEvent {
@@ -93,18 +124,49 @@ impl Observers {
             reason: reply.text.to_string(),
             latency,
         };
-        self.subscribers.retain(|(_, subscriber)| match subscriber {
-            Subscriber::Actor(recipient) => {
-                recipient.do_send(event.clone());
-                recipient.connected()
-            }
-            Subscriber::Callback(callback) => {
-                if crate::provider::call_guarded(|| callback(&event)).is_err() {
-                    log::warn!("a decision-event callback panicked");
+        let (queue, dropped) = (self.queue, &mut self.stats.events_dropped);
+        self.subscriptions
+            .retain_mut(|subscription| match &subscription.subscriber {
+                Subscriber::Actor(recipient) => {
+                    if !recipient.connected() {
+                        dropped.remove(&subscription.id);
+                        return false;
+                    }
+                    let waiting = &subscription.waiting;
+                    if waiting.get() >= queue {
+                        *dropped.entry(subscription.id).or_default() += 1;
+                        let now = Instant::now();
+                        if subscription
+                            .logged
+                            .is_none_or(|at| now.duration_since(at) >= DROP_LOG_EVERY)
+                        {
+                            subscription.logged = Some(now);
+                            log::warn!(
+                                "decision events dropped for subscriber {}: {queue} are waiting \
+                             for it (Settings::subscriber_queue); {} dropped so far",
+                                subscription.id.0,
+                                dropped[&subscription.id]
+                            );
+                        }
+                        return true;
+                    }
+                    waiting.set(waiting.get() + 1);
+                    let sent = recipient.send(event.clone());
+                    let waiting = Rc::clone(waiting);
+                    // On the policy actor's thread: the count needs no lock.
+                    actix::spawn(async move {
+                        let _ = sent.await;
+                        waiting.set(waiting.get() - 1);
+                    });
+                    true
                 }
-                true
-            }
-        });
+                Subscriber::Callback(callback) => {
+                    if crate::provider::call_guarded(|| callback(&event)).is_err() {
+                        log::warn!("a decision-event callback panicked");
+                    }
+                    true
+                }
+            });
     }
 }
 
@@ -136,7 +198,7 @@ mod tests {
 
     #[test]
     fn counts_by_mechanism_and_status_and_tells_callbacks() {
-        let mut observers = Observers::default();
+        let mut observers = Observers::new(16);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&seen);
         observers.subscribe(Subscriber::Callback(Arc::new(move |e: &DecisionEvent| {
@@ -189,7 +251,7 @@ mod tests {
 
     #[test]
     fn a_panicking_callback_is_contained_and_unsubscribe_works() {
-        let mut observers = Observers::default();
+        let mut observers = Observers::new(16);
         let id = observers.subscribe(Subscriber::Callback(Arc::new(|_: &DecisionEvent| {
             panic!("subscriber bug")
         })));

@@ -49,9 +49,9 @@ impl PolicyActor {
         Ok(PolicyActor {
             policy: Policy::default(),
             verifier: super::verify::Verifier::new(&settings),
+            observers: Observers::new(settings.subscriber_queue),
             settings,
             pool,
-            observers: Observers::default(),
             watcher: None,
             watchdog,
             served: Default::default(),

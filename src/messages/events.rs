@@ -106,7 +106,10 @@ pub struct DecisionEvent {
 /// Who receives decision events.
 #[derive(Clone)]
 pub enum Subscriber {
-    /// An actor (or anything with a `Recipient`); dropped once its mailbox is gone.
+    /// An actor (or anything with a `Recipient`); dropped once its mailbox is gone. At most
+    /// [`Settings::subscriber_queue`](crate::Settings::subscriber_queue) events wait for it
+    /// (sent, not yet handled); beyond, new events for it are dropped and counted in
+    /// [`Stats::events_dropped`].
     Actor(Recipient<DecisionEvent>),
     /// A plain callback, run on the authenticator's thread: keep it quick. A panic in it is
     /// caught and logged.
@@ -123,7 +126,7 @@ impl std::fmt::Debug for Subscriber {
 }
 
 /// Identifies a subscription, to end it with `Unsubscribe`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SubscriptionId(pub(crate) u64);
 
 /// Counters since the authenticator started.
@@ -146,6 +149,10 @@ pub struct Stats {
     /// External credential sources (e.g. the PostgreSQL store) by name: connection, the
     /// change-log position in force, staleness, last error.
     pub sources: BTreeMap<String, SourceStats>,
+    /// Decision events dropped per actor subscriber because
+    /// [`Settings::subscriber_queue`](crate::Settings::subscriber_queue) of them were waiting
+    /// for it already (a subscriber slower than the decisions).
+    pub events_dropped: BTreeMap<SubscriptionId, u64>,
 }
 
 impl Stats {

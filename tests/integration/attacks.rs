@@ -56,3 +56,88 @@ fn an_empty_password_is_refused_in_clear_text_hashed_and_watched_tables() {
     }
     auth.stop();
 }
+
+/// An actor that takes `pause` per decision event, on a System of its own.
+struct Slow {
+    handled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pause: std::time::Duration,
+}
+
+impl actix::Actor for Slow {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<actix_zap::messages::DecisionEvent> for Slow {
+    type Result = ();
+
+    fn handle(&mut self, _: actix_zap::messages::DecisionEvent, _: &mut Self::Context) {
+        std::thread::sleep(self.pause);
+        self.handled
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_slow_subscriber_holds_at_most_its_queue_and_the_rest_is_dropped_and_counted() {
+    use actix::Actor as _;
+    use actix_zap::messages::Subscriber;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    const QUEUE: usize = 8;
+    const REFUSALS: usize = 60;
+    let handled = Arc::new(AtomicUsize::new(0));
+    let (sender, recipient) = std::sync::mpsc::channel();
+    let counter = Arc::clone(&handled);
+    std::thread::spawn(move || {
+        let system = actix::System::new();
+        system.block_on(async move {
+            let slow = Slow {
+                handled: counter,
+                pause: Duration::from_millis(200),
+            };
+            sender.send(slow.start().recipient()).unwrap();
+        });
+        system.run().unwrap();
+    });
+    let recipient = recipient.recv().unwrap();
+    init_logging();
+    let context = zmq::Context::new();
+    let settings = actix_zap::Settings::default().with_subscriber_queue(QUEUE);
+    let auth = actix_zap::Authenticator::builder()
+        .settings(settings)
+        .start_thread(&context)
+        .unwrap();
+    auth.configure_plain("global", [("admin", "secret")])
+        .unwrap();
+    let id = auth.subscribe(Subscriber::Actor(recipient)).unwrap();
+    let server = Listening::new(&context, &Server::Plain, Some("global"));
+    for _ in 0..REFUSALS {
+        server
+            .attempt(&context, &Client::Plain("admin", "wrong"))
+            .assert_refused(400);
+    }
+    let handled_by_then = handled.load(Ordering::SeqCst);
+    let dropped = || {
+        let stats = auth.stats().unwrap();
+        stats.events_dropped.get(&id).copied().unwrap_or(0) as usize
+    };
+    // Everything not dropped reaches the subscriber, at its own pace.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while handled.load(Ordering::SeqCst) + dropped() < REFUSALS && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (handled, dropped) = (handled.load(Ordering::SeqCst), dropped());
+    assert_eq!(
+        handled + dropped,
+        REFUSALS,
+        "handled {handled}, dropped {dropped}"
+    );
+    // At most QUEUE events were waiting when the refusals ended.
+    assert!(
+        handled <= handled_by_then + QUEUE,
+        "handled {handled}, {handled_by_then} by the end of the refusals"
+    );
+    assert!(dropped > 0);
+    auth.stop();
+}

@@ -10,7 +10,6 @@ pub mod zmtp;
 mod monitor;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -105,7 +104,7 @@ static MONITORS: AtomicUsize = AtomicUsize::new(0);
 
 /// A socket monitor drained on its own thread, connected before anything connects.
 pub struct Monitor {
-    pub events: Receiver<(u16, u32)>,
+    pub events: monitor::Events,
     thread: Option<JoinHandle<()>>,
 }
 

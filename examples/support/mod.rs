@@ -199,12 +199,22 @@ impl Server {
         if let Err(e) = client.connect(&self.endpoint) {
             return Outcome::Failed(format!("connect: {e}"));
         }
-        // A REQ socket queues the request until the connection is up.
-        if let Err(e) = client.send("Hello", 0) {
-            return Outcome::Failed(format!("send: {e}"));
-        }
+        // Queued without waiting: `connect` made the pipe (`ZMQ_IMMEDIATE` is off), but a
+        // client refused before this call (on a loaded machine the whole handshake can end
+        // first) has lost it already, since libzmq ends the session on the server's ERROR. A
+        // blocking send would then wait PATIENCE and leave this client's handshake event
+        // to the next attempt. The event below still says what happened.
+        let queued = match client.send("Hello", zmq::DONTWAIT) {
+            Ok(()) => true,
+            Err(zmq::Error::EAGAIN) => false,
+            Err(e) => return Outcome::Failed(format!("send: {e}")),
+        };
         match self.next_handshake() {
             None => Outcome::NoAnswer,
+            // Never seen: an admitted client keeps its pipe.
+            Some(Handshake::Succeeded) if !queued => {
+                Outcome::Failed("admitted, but its pipe was gone before the send".into())
+            }
             Some(Handshake::Succeeded) => match client.recv_string(0) {
                 Ok(Ok(reply)) => Outcome::Admitted {
                     reply,

@@ -24,7 +24,7 @@ use crate::messages::{MechanismKind, Stop};
 use crate::policy::{Change, CurvePolicy, OwnerId, PlainTable};
 use crate::sources::files::{reported, Config, Files, Install};
 use crate::sources::notifier::{touches, Notice, Notifier, Touch};
-use crate::sources::reader::{self, kind_of, Look, Looked};
+use crate::sources::reader::{self, kind_of, Limits, Look, Looked};
 
 type Key = (String, MechanismKind);
 
@@ -97,6 +97,7 @@ struct Watching {
     read_deadline: Duration,
     hook: Option<ReadHook>,
     on_reload: Option<ReloadCallback>,
+    limits: Limits,
     timer: SpawnHandle,
     followed: Option<Followed>,
     /// The file state; away (`None`) while a look holds it.
@@ -173,6 +174,7 @@ impl FileWatcher {
             closed: std::mem::take(&mut watching.closed),
             settle: watching.interval / 2,
             hook: watching.hook.clone(),
+            limits: watching.limits,
         };
         let deadline = watching.read_deadline;
         let answered = match reader::spawn(look) {
@@ -369,8 +371,14 @@ impl Handler<Follow> for FileWatcher {
             polling_only,
             on_reload,
             reader: hook,
+            max_file_bytes,
+            max_entries,
             ..
         } = watch;
+        let limits = Limits {
+            file_bytes: max_file_bytes,
+            entries: max_entries,
+        };
         let key = (domain.clone(), source.mechanism());
         // A watch it replaces was displaced first, and its end came before this message.
         self.end(&key, ctx);
@@ -399,6 +407,7 @@ impl Handler<Follow> for FileWatcher {
             read_deadline,
             hook,
             on_reload,
+            limits,
             timer,
             followed,
             files: None,

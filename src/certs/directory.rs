@@ -12,8 +12,16 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::certificate::{parse_parts, text_of};
-use super::reading::{in_parallel, read_regular, ReadHook};
-use super::{CertError, CertStore, FileError, MAX_CERTIFICATE_BYTES};
+use super::reading::{in_parallel, read_certificate, ReadHook};
+use super::{CertError, CertStore, FileError};
+
+/// The most entries (files, subdirectories, passed-over files) a certificate directory may
+/// hold for [`load_directory`] and, unless [`Watch::max_entries`] says otherwise, a watch:
+/// 4,194,304. A directory with more is refused whole ([`FileError::TooManyEntries`]), never
+/// listed into memory.
+///
+/// [`Watch::max_entries`]: crate::messages::Watch::max_entries
+pub const MAX_DIRECTORY_ENTRIES: usize = 1 << 22;
 use crate::keys::CurvePublicKey;
 use crate::zap::Metadata;
 
@@ -96,12 +104,17 @@ pub(crate) struct Candidates {
 /// Lists the candidate files under `dir`; only a failure to list `dir` itself is an error
 /// (its cause; the path is `dir`). FIFOs, sockets and devices (and links to them) are never
 /// opened — a FIFO would block the reader — and are reported in `rejected`.
-pub(crate) fn candidates(dir: &Path, layout: Layout) -> Result<Candidates, FileError> {
+pub(crate) fn candidates(
+    dir: &Path,
+    layout: Layout,
+    max_entries: usize,
+) -> Result<Candidates, FileError> {
     let top = fs::metadata(dir).map_err(FileError::ListDirectory)?;
     if !top.is_dir() {
         return Err(FileError::NotADirectory);
     }
     let mut visited = HashSet::from([(top.dev(), top.ino())]);
+    let mut entries_seen = 0usize;
     let mut pending = vec![dir.to_path_buf()];
     let Candidates {
         mut files,
@@ -131,6 +144,12 @@ pub(crate) fn candidates(dir: &Path, layout: Layout) -> Result<Candidates, FileE
                     break;
                 }
             };
+            // Counted before anything is kept: a directory of millions of entries is refused
+            // whole, never read into memory.
+            entries_seen += 1;
+            if entries_seen > max_entries {
+                return Err(FileError::TooManyEntries { limit: max_entries });
+            }
             let name = entry.file_name();
             let name = name.as_bytes();
             // Hidden files are skipped by both CZMQ (zdir) and pyzmq (glob); our own
@@ -293,11 +312,12 @@ pub(crate) fn read_directory(
     layout: Layout,
     hook: Option<&ReadHook>,
 ) -> Result<DirectoryLoad, CertError> {
-    let found = candidates(dir, layout).map_err(|cause| CertError::file(dir, cause))?;
+    let found = candidates(dir, layout, MAX_DIRECTORY_ENTRIES)
+        .map_err(|cause| CertError::file(dir, cause))?;
     let mut paths = found.files;
     paths.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
     let read = in_parallel(&paths, |path| {
-        let read = read_regular(path, Some(MAX_CERTIFICATE_BYTES), hook)?;
+        let read = read_certificate(path, hook)?;
         if !read.steady {
             return Err(FileError::Changing);
         }

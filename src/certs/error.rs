@@ -116,6 +116,24 @@ pub enum FileError {
         super::MAX_CERTIFICATE_BYTES
     )]
     TooLarge,
+    /// Larger than the cap its reader was given (a watched password file's
+    /// [`Watch::max_file_bytes`](crate::messages::Watch::max_file_bytes)): refused, and not
+    /// read into memory when its size says so.
+    #[error("{size} bytes, over the cap of {limit} bytes; refused")]
+    OverLimit {
+        /// Its size (or, when its size said less, at least this many bytes were read).
+        size: u64,
+        /// The cap.
+        limit: u64,
+    },
+    /// A directory holding more entries than its reader's cap
+    /// ([`Watch::max_entries`](crate::messages::Watch::max_entries),
+    /// [`MAX_DIRECTORY_ENTRIES`](super::MAX_DIRECTORY_ENTRIES) for a load): refused whole.
+    #[error("more than {limit} entries; refused")]
+    TooManyEntries {
+        /// The cap.
+        limit: usize,
+    },
     /// The file changed while it was read (a writer is at work): skipped rather than loaded
     /// half-written. A watch reads it again once it has settled.
     #[error("changed while being read (a writer is at work); skipped")]
@@ -148,6 +166,11 @@ impl FileError {
             FileError::NotADirectory => FileError::NotADirectory,
             FileError::NotARegularFile => FileError::NotARegularFile,
             FileError::TooLarge => FileError::TooLarge,
+            FileError::OverLimit { size, limit } => FileError::OverLimit {
+                size: *size,
+                limit: *limit,
+            },
+            FileError::TooManyEntries { limit } => FileError::TooManyEntries { limit: *limit },
             FileError::Changing => FileError::Changing,
             FileError::Certificate(e) => FileError::Certificate(e.clone()),
             FileError::DuplicateKey { key, first } => FileError::DuplicateKey {

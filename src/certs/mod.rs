@@ -23,8 +23,8 @@ pub use certificate::{Certificate, Flavour};
 pub(crate) use directory::{
     assemble, candidates, layout_warning, parse_cert_file, read_directory, CertFile,
 };
-pub use directory::{load_directory, DirectoryLoad, Layout, RejectedFile};
+pub use directory::{load_directory, DirectoryLoad, Layout, RejectedFile, MAX_DIRECTORY_ENTRIES};
 pub use error::{CertError, CertificateError, FileError};
 pub use file::{create_certificates, load_certificate, MAX_CERTIFICATE_BYTES};
-pub(crate) use reading::{in_parallel, read_regular, ReadHook, Stamp, Steady};
+pub(crate) use reading::{in_parallel, read_certificate, read_regular, ReadHook, Stamp, Steady};
 pub use store::{CertStore, KeyEntry};

@@ -10,7 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::FileError;
+use super::{FileError, MAX_CERTIFICATE_BYTES};
 
 /// Replaces file reads in tests of reads that hang or panic.
 pub(crate) type ReadHook = Arc<dyn Fn(&Path) -> std::io::Result<Vec<u8>> + Send + Sync>;
@@ -60,7 +60,8 @@ pub(crate) struct Steady {
 
 /// Reads a regular file, refusing anything else. The file is opened without blocking and
 /// checked after opening, so a FIFO swapped in after a listing is refused, never waited on.
-/// A file over `limit` bytes is [`FileError::TooLarge`] (the limit is a certificate's).
+/// A file over `limit` bytes is [`FileError::OverLimit`], not read at all when its size says
+/// so (a certificate's reader makes it [`FileError::TooLarge`]).
 pub(crate) fn read_regular(
     path: &Path,
     limit: Option<u64>,
@@ -68,6 +69,10 @@ pub(crate) fn read_regular(
 ) -> Result<Steady, FileError> {
     if let Some(hook) = hook {
         let opened = std::fs::metadata(path).map_err(FileError::Read)?;
+        if let Some(limit) = limit.filter(|limit| opened.len() > *limit) {
+            let size = opened.len();
+            return Err(FileError::OverLimit { size, limit });
+        }
         let bytes = hook(path).map_err(FileError::Read)?;
         let after = std::fs::metadata(path).map_err(FileError::Read)?;
         let steady = Stamp::of(&opened, None) == Stamp::of(&after, None);
@@ -86,6 +91,10 @@ pub(crate) fn read_regular(
     if !opened.is_file() {
         return Err(FileError::NotARegularFile);
     }
+    if let Some(limit) = limit.filter(|limit| opened.len() > *limit) {
+        let size = opened.len();
+        return Err(FileError::OverLimit { size, limit });
+    }
     let mut bytes = Vec::with_capacity(opened.len().min(1 << 20) as usize);
     let cap = limit.map_or(u64::MAX, |limit| limit + 1);
     (&mut file)
@@ -94,7 +103,8 @@ pub(crate) fn read_regular(
         .map_err(FileError::Read)?;
     if let Some(limit) = limit {
         if bytes.len() as u64 > limit {
-            return Err(FileError::TooLarge);
+            let size = bytes.len() as u64;
+            return Err(FileError::OverLimit { size, limit });
         }
     }
     let after = file.metadata().map_err(FileError::Read)?;
@@ -103,6 +113,15 @@ pub(crate) fn read_regular(
         opened,
         bytes,
         steady,
+    })
+}
+
+/// A certificate file, through [`read_regular`] with [`MAX_CERTIFICATE_BYTES`] as its cap
+/// (over it: [`FileError::TooLarge`]).
+pub(crate) fn read_certificate(path: &Path, hook: Option<&ReadHook>) -> Result<Steady, FileError> {
+    read_regular(path, Some(MAX_CERTIFICATE_BYTES), hook).map_err(|error| match error {
+        FileError::OverLimit { .. } => FileError::TooLarge,
+        error => error,
     })
 }
 

@@ -193,6 +193,26 @@ pub enum ReloadError {
         /// What is wrong with it.
         cause: String,
     },
+    /// A watched password file larger than its cap
+    /// ([`Watch::max_file_bytes`](super::Watch::max_file_bytes)): refused, not read.
+    #[error("{}: {size} bytes, over the cap of {limit} bytes; refusing everyone", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The cap.
+        limit: u64,
+    },
+    /// A watched directory with more entries than its cap
+    /// ([`Watch::max_entries`](super::Watch::max_entries)): refused whole.
+    #[error("{} has more than {limit} entries; refusing everyone", path.display())]
+    TooManyEntries {
+        /// The directory.
+        path: PathBuf,
+        /// The cap.
+        limit: usize,
+    },
     /// The source holds no entries at all, so the domain would refuse everyone.
     #[error("{} has no entries", path.display())]
     NoEntries {

@@ -96,6 +96,12 @@ pub struct Watch {
     pub take_over: bool,
     /// Told about every reload, successful or not.
     pub on_reload: Option<ReloadCallback>,
+    /// The largest password file read (default 64 MiB, see [`max_file_bytes`](Self::max_file_bytes)).
+    pub max_file_bytes: u64,
+    /// The most entries a certificate directory may hold (default
+    /// [`MAX_DIRECTORY_ENTRIES`](crate::certs::MAX_DIRECTORY_ENTRIES), see
+    /// [`max_entries`](Self::max_entries)).
+    pub max_entries: usize,
     /// Replaces file reads, for tests of hanging or panicking reads.
     pub(crate) reader: Option<ReadHook>,
 }
@@ -120,6 +126,8 @@ impl Watch {
     pub const MIN_INTERVAL: Duration = MIN_INTERVAL;
     const DEFAULT_INTERVAL: Duration = Duration::from_millis(250);
     const DEFAULT_READ_DEADLINE: Duration = Duration::from_secs(5);
+    /// The default [`max_file_bytes`](Self::max_file_bytes): 64 MiB.
+    pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 << 20;
 
     /// Follow a certificate directory (pyzmq layout: the `*.key` files directly in it) for
     /// `domain`'s CURVE keys.
@@ -156,7 +164,34 @@ impl Watch {
             polling_only: false,
             take_over: false,
             on_reload: None,
+            max_file_bytes: Self::DEFAULT_MAX_FILE_BYTES,
+            max_entries: crate::certs::MAX_DIRECTORY_ENTRIES,
             reader: None,
+        }
+    }
+
+    /// Refuse a password file larger than this (default 64 MiB): the domain then refuses
+    /// everyone of PLAIN and the reload reports
+    /// [`ReloadError::TooLarge`](crate::ReloadError::TooLarge) with the file's size. A file
+    /// whose size says so is not read at all. (Certificate files have their own cap,
+    /// [`MAX_CERTIFICATE_BYTES`](crate::certs::MAX_CERTIFICATE_BYTES): a larger one is
+    /// skipped and named.)
+    pub fn max_file_bytes(self, bytes: u64) -> Self {
+        Watch {
+            max_file_bytes: bytes,
+            ..self
+        }
+    }
+
+    /// Refuse a certificate directory holding more entries than this (files,
+    /// subdirectories and files the layout passes over, counted as they are listed; default
+    /// [`MAX_DIRECTORY_ENTRIES`](crate::certs::MAX_DIRECTORY_ENTRIES)): the domain then
+    /// refuses everyone of CURVE and the reload reports
+    /// [`ReloadError::TooManyEntries`](crate::ReloadError::TooManyEntries).
+    pub fn max_entries(self, entries: usize) -> Self {
+        Watch {
+            max_entries: entries,
+            ..self
         }
     }
 

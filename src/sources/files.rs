@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub(crate) use crate::certs::Stamp;
 use crate::certs::{assemble, CertFile, CertStore, FileError, RejectedFile};
@@ -65,6 +65,21 @@ impl Failure {
     /// As a watch reports it.
     pub(crate) fn report(&self) -> ReloadError {
         match self {
+            Failure::Unreadable {
+                path,
+                cause: FileError::OverLimit { size, limit },
+            } => ReloadError::TooLarge {
+                path: path.clone(),
+                size: *size,
+                limit: *limit,
+            },
+            Failure::Unreadable {
+                path,
+                cause: FileError::TooManyEntries { limit },
+            } => ReloadError::TooManyEntries {
+                path: path.clone(),
+                limit: *limit,
+            },
             Failure::Unreadable { path, cause } => ReloadError::Unreadable {
                 path: path.clone(),
                 cause: cause.to_string(),
@@ -184,9 +199,47 @@ pub(crate) struct Files {
     loaded: bool,
     /// The failure last installed, so a lasting failure is reported once.
     failure: Option<ReloadError>,
+    /// For a held file whose content a look hashed: when that look started, if the hash
+    /// matched what is held (the held content was confirmed then).
+    confirmed: BTreeMap<PathBuf, SystemTime>,
 }
 
+/// How coarse a file system's timestamps may be: one second (ext3, HFS+, some NFS).
+const COARSEST_TIMESTAMP: Duration = Duration::from_secs(1);
+
 impl Files {
+    /// Records that a look started at `at` hashed `path`'s content and listed it as `listed`:
+    /// if that is what is held, the held content is confirmed as of `at`.
+    pub(crate) fn confirm(&mut self, path: &Path, listed: Stamp, at: SystemTime) {
+        if self.held.get(path).map(|(held, _)| *held) == Some(listed) {
+            self.confirmed.insert(path.to_path_buf(), at);
+        } else {
+            self.confirmed.remove(path);
+        }
+    }
+
+    /// The held stamp of `path` (its content hash included), if `current` (its stamp now,
+    /// without content) shows it cannot have changed since its content was last confirmed:
+    /// the same identity, size and times, and a change time more than a second older than
+    /// that confirmation — any write since would have moved it, however coarse the file
+    /// system's timestamps (git's "racily clean" rule). Otherwise the file must be read.
+    pub(crate) fn clean(&self, path: &Path, current: Stamp) -> Option<Stamp> {
+        let (held, _) = self.held.get(path)?;
+        let confirmed = *self.confirmed.get(path)?;
+        if (Stamp {
+            content: None,
+            ..*held
+        }) != current
+        {
+            return None;
+        }
+        let (seconds, nanos) = held.ctime;
+        let changed = UNIX_EPOCH
+            + Duration::from_secs(u64::try_from(seconds).ok()?)
+            + Duration::from_nanos(u64::try_from(nanos).ok()?);
+        (changed + COARSEST_TIMESTAMP < confirmed).then_some(*held)
+    }
+
     /// Compares a listing with what is held. A removed file is dropped at once; a new or
     /// edited file is read once settled: named in `closed` (closed after writing or renamed
     /// into place) or seen with the same stamp at least `settle` ago. A file still changing
@@ -364,6 +417,55 @@ impl Files {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_file_is_clean_only_if_unchanged_and_confirmed_over_a_second_after_its_change() {
+        let mut files = Files::default();
+        let path = Path::new("passwords");
+        let changed = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let held = Stamp {
+            dev: 1,
+            ino: 2,
+            size: 3,
+            ctime: (1_000_000, 0),
+            mtime: (1_000_000, 0),
+            content: Some(42),
+        };
+        let now = Stamp {
+            content: None,
+            ..held
+        };
+        files.held.insert(
+            path.to_path_buf(),
+            (held, Content::Cert(Err(FileError::Changing))),
+        );
+        // Never confirmed: read it.
+        assert_eq!(files.clean(path, now), None);
+        // Confirmed within a second of its change: a write in the same second could hide.
+        files.confirm(path, held, changed + Duration::from_millis(900));
+        assert_eq!(files.clean(path, now), None);
+        // Confirmed later: any write since would have moved its change time.
+        files.confirm(path, held, changed + Duration::from_millis(1500));
+        assert_eq!(files.clean(path, now), Some(held));
+        // Another size, inode or time now: read it.
+        for other in [
+            Stamp { size: 4, ..now },
+            Stamp { ino: 9, ..now },
+            Stamp {
+                ctime: (1_000_001, 0),
+                ..now
+            },
+        ] {
+            assert_eq!(files.clean(path, other), None);
+        }
+        // A listing that does not match what is held withdraws the confirmation.
+        files.confirm(
+            path,
+            Stamp { size: 4, ..held },
+            changed + Duration::from_secs(5),
+        );
+        assert_eq!(files.clean(path, now), None);
+    }
     use crate::certs::CertificateError;
     use crate::keys::CurvePublicKey;
     use crate::zap::Metadata;

@@ -9,15 +9,15 @@
 use crate::provider::{call_guarded, Panicked};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::channel::oneshot;
 
 use super::files::{Changes, Content, Failure, Files, Install, Kind, Listing, Skipped};
 use crate::certs::{
-    candidates, in_parallel, layout_warning, parse_cert_file, read_directory, read_regular,
-    CertError, DirectoryLoad, FileError, Layout, ReadHook, RejectedFile, Stamp, Steady,
-    MAX_CERTIFICATE_BYTES,
+    candidates, in_parallel, layout_warning, parse_cert_file, read_certificate, read_directory,
+    read_regular, CertError, DirectoryLoad, FileError, Layout, ReadHook, RejectedFile, Stamp,
+    Steady,
 };
 use crate::messages::error::ReloadError;
 use crate::messages::watch::WatchSource;
@@ -31,6 +31,14 @@ pub(crate) struct Look {
     pub(crate) closed: BTreeSet<PathBuf>,
     pub(crate) settle: Duration,
     pub(crate) hook: Option<ReadHook>,
+    pub(crate) limits: Limits,
+}
+
+/// What a look reads at most: the bytes of a password file, the entries of a directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub(crate) file_bytes: u64,
+    pub(crate) entries: usize,
 }
 
 /// What a look brings back: the file state, and what to install if anything changed.
@@ -99,11 +107,17 @@ pub(crate) fn run(look: Look) -> Looked {
         closed,
         settle,
         hook,
+        limits,
     } = look;
     let kind = kind_of(&source);
     let first = !files.loaded();
-    let listing = list(&source, hook.as_ref());
-    let mut changes: Changes = match files.observe(listing, &closed, Instant::now(), settle) {
+    let started = SystemTime::now();
+    let (listing, hashed) = list(&source, hook.as_ref(), limits, &files);
+    let observed = files.observe(listing, &closed, Instant::now(), settle);
+    if let Some(listed) = hashed {
+        files.confirm(source.path(), listed, started);
+    }
+    let mut changes: Changes = match observed {
         Ok(changes) => changes,
         Err(error) => {
             let news = files.fail(&error);
@@ -118,8 +132,11 @@ pub(crate) fn run(look: Look) -> Looked {
         };
     }
     let chosen = std::mem::take(&mut changes.read);
-    let read = read_all(kind, chosen, hook.as_ref(), first);
+    let read = read_all(kind, chosen, hook.as_ref(), limits, first);
     files.apply(&changes, read);
+    if let Some(listed) = hashed {
+        files.confirm(source.path(), listed, started);
+    }
     let mut install = files.install(kind, source.path());
     if let WatchSource::CurveDirectory { path, layout } = &source {
         let (keys, rejected) = (install.entries, install.rejected.len());
@@ -136,10 +153,11 @@ fn read_all(
     kind: Kind,
     chosen: Vec<(PathBuf, Stamp)>,
     hook: Option<&ReadHook>,
+    limits: Limits,
     first: bool,
 ) -> Vec<(PathBuf, Stamp, Content)> {
     let contents = in_parallel(&chosen, |(path, listed)| {
-        read(kind, path, *listed, hook, first)
+        read(kind, path, *listed, hook, limits, first)
     });
     chosen
         .into_iter()
@@ -148,15 +166,25 @@ fn read_all(
         .collect()
 }
 
-/// Every file of the source with its stamp. A password file is read to hash its content.
-fn list(source: &WatchSource, hook: Option<&ReadHook>) -> Listing {
+/// Every file of the source with its stamp. A password file is read to hash its content
+/// (then its stamp is also returned), unless what is held shows it cannot have changed
+/// ([`Files::clean`]).
+fn list(
+    source: &WatchSource,
+    hook: Option<&ReadHook>,
+    limits: Limits,
+    held: &Files,
+) -> (Listing, Option<Stamp>) {
     match source {
         WatchSource::CurveDirectory { path, layout } => {
-            let found = match candidates(path, *layout) {
+            let found = match candidates(path, *layout, limits.entries) {
                 Ok(found) => found,
                 Err(cause) => {
                     let path = path.clone();
-                    return Listing::Unreadable(Failure::Unreadable { path, cause });
+                    return (
+                        Listing::Unreadable(Failure::Unreadable { path, cause }),
+                        None,
+                    );
                 }
             };
             let mut rejected = found.rejected;
@@ -184,18 +212,31 @@ fn list(source: &WatchSource, hook: Option<&ReadHook>) -> Listing {
             rejected.sort_by_cached_key(|r| (r.path.clone(), r.cause.to_string()));
             let ignored = found.ignored;
             let skipped = Skipped { rejected, ignored };
-            Listing::Files { files, skipped }
+            (Listing::Files { files, skipped }, None)
         }
-        WatchSource::PlainFile { path } => match read_regular(path, None, hook) {
-            Ok(read) => Listing::Files {
-                files: BTreeMap::from([(path.clone(), Stamp::of(&read.opened, Some(&read.bytes)))]),
+        WatchSource::PlainFile { path } => {
+            let single = |stamp| Listing::Files {
+                files: BTreeMap::from([(path.clone(), stamp)]),
                 skipped: Skipped::default(),
-            },
-            Err(cause) => Listing::Unreadable(Failure::Unreadable {
-                path: path.clone(),
-                cause,
-            }),
-        },
+            };
+            let current = std::fs::metadata(path).map(|meta| Stamp::of(&meta, None));
+            if let Some(clean) = current.ok().and_then(|now| held.clean(path, now)) {
+                return (single(clean), None);
+            }
+            match read_regular(path, Some(limits.file_bytes), hook) {
+                Ok(read) => {
+                    let stamp = Stamp::of(&read.opened, Some(&read.bytes));
+                    (single(stamp), Some(stamp))
+                }
+                Err(cause) => {
+                    let path = path.clone();
+                    (
+                        Listing::Unreadable(Failure::Unreadable { path, cause }),
+                        None,
+                    )
+                }
+            }
+        }
     }
 }
 
@@ -209,10 +250,14 @@ fn read(
     path: &Path,
     listed: Stamp,
     hook: Option<&ReadHook>,
+    limits: Limits,
     first: bool,
 ) -> Option<Content> {
-    let limit = (kind == Kind::Curve).then_some(MAX_CERTIFICATE_BYTES);
-    let bytes = match read_regular(path, limit, hook) {
+    let read = match kind {
+        Kind::Curve => read_certificate(path, hook),
+        Kind::Plain => read_regular(path, Some(limits.file_bytes), hook),
+    };
+    let bytes = match read {
         Ok(Steady {
             opened,
             bytes,
@@ -246,6 +291,77 @@ fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LIMITS: Limits = Limits {
+        file_bytes: 64 << 20,
+        entries: 1 << 22,
+    };
+
+    #[test]
+    fn a_password_file_over_its_cap_and_a_directory_over_its_entries_are_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("passwords");
+        std::fs::write(&file, "admin=secret\n".repeat(100)).unwrap();
+        let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&reads);
+        let hook: ReadHook = std::sync::Arc::new(move |path: &Path| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::fs::read(path)
+        });
+        let small = Limits {
+            file_bytes: 100,
+            entries: 3,
+        };
+        let looked = run(Look {
+            source: WatchSource::PlainFile { path: file.clone() },
+            files: Files::default(),
+            closed: BTreeSet::new(),
+            settle: Duration::ZERO,
+            hook: Some(hook),
+            limits: small,
+        });
+        let error = looked.install.unwrap().error.unwrap().report();
+        assert_eq!(
+            error,
+            ReloadError::TooLarge {
+                path: file,
+                size: 1300,
+                limit: 100
+            }
+        );
+        assert!(error.to_string().contains("1300 bytes"), "{error}");
+        assert_eq!(
+            reads.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "read anyway"
+        );
+
+        let certs = dir.path().join("certs");
+        std::fs::create_dir(&certs).unwrap();
+        for n in 0..4 {
+            std::fs::write(certs.join(format!("{n}.key")), "").unwrap();
+        }
+        let source = WatchSource::CurveDirectory {
+            path: certs.clone(),
+            layout: Layout::Pyzmq,
+        };
+        let looked = run(Look {
+            source,
+            files: Files::default(),
+            closed: BTreeSet::new(),
+            settle: Duration::ZERO,
+            hook: None,
+            limits: small,
+        });
+        let error = looked.install.unwrap().error.unwrap().report();
+        assert_eq!(
+            error,
+            ReloadError::TooManyEntries {
+                path: certs,
+                limit: 3
+            }
+        );
+    }
     use crate::certs::Layout;
     use std::sync::Arc;
 
@@ -255,6 +371,7 @@ mod tests {
             files,
             closed: BTreeSet::new(),
             settle: Duration::from_secs(3600),
+            limits: LIMITS,
             hook: None,
         })
     }
@@ -329,7 +446,7 @@ mod tests {
         assert!(made.success());
         // Opened without blocking (no writer will ever come), then refused.
         for first in [true, false] {
-            let content = read(Kind::Curve, &file, listed, None, first);
+            let content = read(Kind::Curve, &file, listed, None, LIMITS, first);
             assert!(
                 matches!(
                     content,
@@ -348,7 +465,7 @@ mod tests {
         let listed = Stamp::of(&std::fs::metadata(&file).unwrap(), None);
         // Replaced after the listing, read whole: a first look takes it (a watch would wait).
         std::fs::write(&file, "second, longer").unwrap();
-        let content = read(Kind::Curve, &file, listed, None, true);
+        let content = read(Kind::Curve, &file, listed, None, LIMITS, true);
         assert!(
             matches!(content, Some(Content::Cert(Err(FileError::Certificate(_))))),
             "{content:?}"
@@ -360,13 +477,13 @@ mod tests {
             Ok(bytes)
         });
         let listed = Stamp::of(&std::fs::metadata(&file).unwrap(), None);
-        let content = read(Kind::Curve, &file, listed, Some(&busy), true);
+        let content = read(Kind::Curve, &file, listed, Some(&busy), LIMITS, true);
         assert!(
             matches!(content, Some(Content::Cert(Err(FileError::Changing)))),
             "{content:?}"
         );
         let listed = Stamp::of(&std::fs::metadata(&file).unwrap(), None);
-        assert!(read(Kind::Curve, &file, listed, Some(&busy), false).is_none());
+        assert!(read(Kind::Curve, &file, listed, Some(&busy), LIMITS, false).is_none());
     }
 
     /// A one-shot load runs on a thread of its own: a read that hangs is a typed timeout at
@@ -410,9 +527,9 @@ mod tests {
         let file = dir.path().join("a.key");
         std::fs::write(&file, "first").unwrap();
         let listed = Stamp::of(&std::fs::metadata(&file).unwrap(), None);
-        assert!(read(Kind::Curve, &file, listed, None, false).is_some());
+        assert!(read(Kind::Curve, &file, listed, None, LIMITS, false).is_some());
         std::fs::write(&file, "second, longer").unwrap();
-        assert!(read(Kind::Curve, &file, listed, None, false).is_none());
+        assert!(read(Kind::Curve, &file, listed, None, LIMITS, false).is_none());
     }
 
     #[test]
@@ -439,6 +556,7 @@ mod tests {
             closed,
             settle: Duration::from_secs(3600),
             hook: None,
+            limits: LIMITS,
         });
         let install = looked.install.expect("the rewrite is seen");
         let super::super::files::Config::Plain(table) = install.config else {

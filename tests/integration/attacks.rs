@@ -141,3 +141,52 @@ fn a_slow_subscriber_holds_at_most_its_queue_and_the_rest_is_dropped_and_counted
     assert!(dropped > 0);
     auth.stop();
 }
+
+/// A watched password file that grows over its cap is refused, unread, and says its size.
+#[test]
+fn a_watched_password_file_over_its_cap_fails_closed_and_names_its_size() {
+    use std::sync::{Arc, Mutex};
+    let (context, auth) = started();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("passwords");
+    std::fs::write(&file, "admin=secret\n").unwrap();
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&reports);
+    let watch = Watch::plain("global", &file)
+        .every(std::time::Duration::from_millis(20))
+        .max_file_bytes(1024)
+        .on_reload(move |report| sink.lock().unwrap().push(report.clone()));
+    auth.watch(watch).unwrap();
+    let server = Listening::new(&context, &Server::Plain, Some("global"));
+    server
+        .attempt(&context, &Client::Plain("admin", "secret"))
+        .assert_admitted("admin");
+    // Written aside and renamed into place: the watch sees it whole.
+    let big = dir.path().join(".big");
+    std::fs::write(&big, "admin=secret\n".repeat(1000)).unwrap();
+    std::fs::rename(&big, &file).unwrap();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let error = loop {
+        let last = reports.lock().unwrap().last().and_then(|r| r.error.clone());
+        if let Some(error) = last {
+            break error;
+        }
+        assert!(std::time::Instant::now() < deadline, "never refused");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert!(
+        matches!(
+            error,
+            actix_zap::ReloadError::TooLarge {
+                size: 13000,
+                limit: 1024,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    server
+        .attempt(&context, &Client::Plain("admin", "secret"))
+        .assert_refused(400);
+    auth.stop();
+}

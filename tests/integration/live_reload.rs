@@ -412,8 +412,11 @@ fn a_hanging_or_panicking_read_fails_closed_and_stop_still_returns() {
     let admin = Client::Plain("admin", "one");
     server.attempt(&ctx, &admin).assert_admitted("admin");
 
-    // A read hangs: past the deadline the domain refuses everyone, and says so.
+    // A read hangs: past the deadline the domain refuses everyone, and says so. (The file is
+    // written again so that a look reads it: an unchanged file whose change time is over a
+    // second old is not read again just to hash it.)
     mode.store(HANG, Ordering::SeqCst);
+    std::fs::write(&file, "admin=one\n").unwrap();
     reload_where(&reloads, |r| error_says(r, "took longer"));
     server.attempt(&ctx, &admin).assert_refused(400);
     assert!(watches(&auth)[0].error.is_some());
@@ -425,6 +428,7 @@ fn a_hanging_or_panicking_read_fails_closed_and_stop_still_returns() {
 
     // A read panics: the same.
     mode.store(PANIC, Ordering::SeqCst);
+    std::fs::write(&file, "admin=one\n").unwrap();
     reload_where(&reloads, |r| error_says(r, "panicked"));
     server.attempt(&ctx, &admin).assert_refused(400);
     mode.store(READ, Ordering::SeqCst);
@@ -433,6 +437,7 @@ fn a_hanging_or_panicking_read_fails_closed_and_stop_still_returns() {
 
     // A read hangs for good: stop() returns all the same.
     mode.store(HANG, Ordering::SeqCst);
+    std::fs::write(&file, "admin=one\n").unwrap();
     reload_where(&reloads, |r| error_says(r, "took longer"));
     server.attempt(&ctx, &admin).assert_refused(400);
     stop_within_patience(auth);

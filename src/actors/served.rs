@@ -23,7 +23,7 @@ use actix::prelude::*;
 
 use super::PolicyActor;
 use crate::messages::error::ConfigError;
-use crate::messages::store::{Apply, Report, Serve, SourceId, Unserve};
+use crate::messages::store::{Apply, CheckSource, Report, Serve, SourceId, Unserve};
 use crate::messages::MechanismKind;
 use crate::messages::SourceStats;
 use crate::policy::{Change, Origin, Owner, Policy};
@@ -68,6 +68,16 @@ impl Served {
                 (state.name.clone(), stats)
             })
             .collect()
+    }
+}
+
+impl Handler<CheckSource> for PolicyActor {
+    type Result = ResponseFuture<Result<(), ConfigError>>;
+
+    /// The look runs on this thread's runtime, beside the actor: it does not hold the
+    /// mailbox up while it waits for the database.
+    fn handle(&mut self, msg: CheckSource, _: &mut Self::Context) -> Self::Result {
+        (msg.0)()
     }
 }
 
@@ -172,8 +182,14 @@ impl Handler<Report> for PolicyActor {
         };
         let stats = &mut state.stats;
         stats.connected = msg.connected;
-        if msg.error.is_some() {
-            stats.last_error = msg.error;
+        match msg.error {
+            Some(error) => {
+                stats.last_error = Some(error);
+                stats.last_error_at = Some(std::time::SystemTime::now());
+            }
+            // Connected and read without an error: recovered (the time stays).
+            None if msg.connected => stats.last_error = None,
+            None => {}
         }
         stats.rejected_rows += msg.rejected;
         stats.reconnects += u64::from(msg.reconnected);

@@ -370,6 +370,18 @@ impl Authenticator {
     /// [`SourceHandle::synced`](crate::postgres::SourceHandle::synced) to know the snapshot is
     /// in force.
     ///
+    /// Before registering, it connects once (on the authenticator's runtime, within twice the
+    /// source's heartbeat, at least 1 s) and refuses, with [`ConfigError::Store`], a store
+    /// that cannot be followed as it is: missing (no store in that schema:
+    /// [`StoreError::Missing`](crate::postgres::StoreError::Missing)), older than this crate
+    /// follows ([`Unmigrated`](crate::postgres::StoreError::Unmigrated): run `zapctl db
+    /// migrate`), newer ([`NewerSchema`](crate::postgres::StoreError::NewerSchema): upgrade
+    /// this server), or on a hot standby ([`HotStandby`](crate::postgres::StoreError::HotStandby)).
+    /// A database it cannot reach (or log in to, or whose certificate does not verify) is an
+    /// outage, not a configuration error: `serve` answers `Ok`, logs a warning, and the
+    /// source retries, its domains refusing everyone until it has read the store; its
+    /// [`Stats::sources`](crate::messages::Stats::sources) entry shows the last error.
+    ///
     /// ```no_run
     /// # async fn demo(auth: actix_zap::Authenticator) -> Result<(), Box<dyn std::error::Error>> {
     /// use actix_zap::postgres::PostgresSource;
@@ -388,6 +400,8 @@ impl Authenticator {
             report: policy.clone().recipient(),
             unserve: policy.clone().recipient(),
         };
+        // One look first: a store that cannot be followed is refused here; an outage is not.
+        policy.send(source.check_source()).await??;
         let (serve, handle) = source.into_serve(link);
         policy.send(serve).await??;
         Ok(handle)

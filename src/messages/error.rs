@@ -79,6 +79,12 @@ pub enum ConfigError {
     /// what to do.
     #[error("credential source: {0}")]
     Source(String),
+    /// The PostgreSQL credential store cannot be followed as it is (feature `postgres`):
+    /// [`Authenticator::serve`](crate::Authenticator::serve) found it missing, unmigrated, of
+    /// a newer schema version, or on a hot standby. Nothing was registered.
+    #[cfg(feature = "postgres")]
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// The authenticator was stopped; start a new one.
     #[error("the authenticator is stopped")]
     Stopped,
@@ -242,4 +248,137 @@ pub enum ReloadError {
         /// The failure, as the system reported it.
         cause: String,
     },
+}
+
+/// What went wrong with a PostgreSQL credential store or its database (feature `postgres`);
+/// also [`actix_zap::postgres::StoreError`](crate::postgres::StoreError).
+///
+/// No variant holds a connection string or a password: the database is named by host, port,
+/// user and database name ([`Database`](crate::postgres::Database)'s `Display`), and errors of
+/// PostgreSQL keep their cause (the server's message, not "db error").
+#[cfg(feature = "postgres")]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A schema or channel name this crate will not write into SQL.
+    #[error(
+        "{what} name {name:?} must be lower-case letters, digits and '_', not start with a \
+         digit, and be at most 63 bytes"
+    )]
+    BadName {
+        /// `"schema"` or `"channel"`.
+        what: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// The connection string did not parse, or its TLS settings cannot be used (an
+    /// `sslrootcert` that cannot be read, `verify-full` without a host name).
+    #[error("bad connection string: {0}")]
+    Config(String),
+    /// The connection failed: the database could not be reached, refused the login, or its
+    /// certificate did not verify.
+    #[error("cannot connect to {database}: {}{hint}", postgres_cause(.error))]
+    Connect {
+        /// Host, port, user and database name (never a password).
+        database: String,
+        /// What to do about it, if this crate knows (a certificate that did not verify).
+        hint: String,
+        /// What failed.
+        #[source]
+        error: tokio_postgres::Error,
+    },
+    /// The database did not answer in time.
+    #[error("{database}: no answer within {after:?} ({what})")]
+    TimedOut {
+        /// Host, port, user and database name (never a password).
+        database: String,
+        /// What was asked.
+        what: String,
+        /// The deadline.
+        after: Duration,
+    },
+    /// There is no store in this schema of this database (no `settings` or
+    /// `schema_migrations` table): a misspelled schema, or a store never migrated.
+    #[error(
+        "no credential store in schema {schema} of {database}: run `zapctl db migrate --schema \
+         {schema}` (with the same database), or check the schema's name"
+    )]
+    Missing {
+        /// The schema.
+        schema: String,
+        /// Host, port, user and database name.
+        database: String,
+    },
+    /// The store's schema is older than this crate follows: migrate it first (migrations
+    /// are additive: servers of the older version keep working).
+    #[error(
+        "the store in schema {schema} is at version {found}, this program follows version \
+         {known}: run `zapctl db migrate --schema {schema}` first"
+    )]
+    Unmigrated {
+        /// The schema.
+        schema: String,
+        /// The schema's version.
+        found: i32,
+        /// This crate's ([`SCHEMA_VERSION`](crate::postgres::SCHEMA_VERSION)).
+        known: i32,
+    },
+    /// The schema was migrated by a newer version of this crate.
+    #[error(
+        "schema version {found} is newer than this program knows ({known}): upgrade this \
+         server (or zapctl) to a version that knows it"
+    )]
+    NewerSchema {
+        /// The schema's version.
+        found: i32,
+        /// This crate's.
+        known: i32,
+    },
+    /// The database is a hot standby (`pg_is_in_recovery()`), where `LISTEN` is refused:
+    /// follow the primary.
+    #[error(
+        "{database} is a hot standby (in recovery), where LISTEN is refused: connect to the \
+         primary"
+    )]
+    HotStandby {
+        /// Host, port, user and database name.
+        database: String,
+    },
+    /// The database refused or the connection failed.
+    #[error("PostgreSQL: {}", postgres_cause(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+}
+
+/// A PostgreSQL error with its cause: the server's own message (with its detail and hint)
+/// rather than "db error", or the chain of causes of a connection or TLS failure.
+#[cfg(feature = "postgres")]
+pub(crate) fn postgres_cause(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        let mut text = db.message().to_owned();
+        if let Some(detail) = db.detail() {
+            text += &format!(" ({detail})");
+        }
+        if let Some(hint) = db.hint() {
+            text += &format!("; hint: {hint}");
+        }
+        return text;
+    }
+    cause_chain(error)
+}
+
+/// An error and its causes (`source()`), each said once, joined with `": "`, on one line.
+pub(crate) fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let part = error.to_string().replace('\n', "; ");
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text += ": ";
+            }
+            text += &part;
+        }
+        next = error.source();
+    }
+    text
 }

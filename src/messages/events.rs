@@ -184,8 +184,12 @@ pub struct SourceStats {
     /// Its domains refuse everyone: no read proved them up to date within the source's
     /// `max_staleness` (true before the first read too).
     pub failed_closed: bool,
-    /// The last error (connection, query or a malformed row), if any.
+    /// The last error (connection, query or a malformed row), with its cause and, for a
+    /// connection, the database's host, port, user and name (never a password); cleared
+    /// once the source has connected and read the store again without one.
     pub last_error: Option<String>,
+    /// When the last error happened (kept when [`last_error`](Self::last_error) clears).
+    pub last_error_at: Option<SystemTime>,
     /// Rows refused as malformed (bad key, bad or too costly hash) so far.
     pub rejected_rows: u64,
     /// Reconnections so far.

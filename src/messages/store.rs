@@ -1,5 +1,5 @@
 //! What a credential store's follower and the policy actor say to each other: the store
-//! registers its domains ([`Serve`]), hands over the changes it read with the proof that it was
+//! is looked at once ([`CheckSource`]), registers its domains ([`Serve`]), hands over the changes it read with the proof that it was
 //! up to date ([`Apply`]), reports its connection ([`Report`]) and lets go ([`Unserve`]). A
 //! follower holds a [`StoreLink`] of recipients, never the actor itself.
 
@@ -15,6 +15,19 @@ pub(crate) type SourceId = OwnerId;
 
 /// Starts a source's task on the authenticator's thread, given the source's id.
 pub(crate) type StartSource = Box<dyn FnOnce(SourceId) + Send>;
+
+/// Runs a source's look at its store ([`PostgresSource::check`]) on the authenticator's
+/// runtime, where its connection can run (the caller of `serve` may have no such runtime),
+/// before the source is registered; answers whether the store can be followed.
+///
+/// [`PostgresSource::check`]: crate::postgres::PostgresSource
+#[derive(Message)]
+#[rtype(result = "Result<(), ConfigError>")]
+pub(crate) struct CheckSource(pub(crate) CheckFuture);
+
+/// Makes, on the authenticator's thread, the future of a [`CheckSource`].
+pub(crate) type CheckFuture =
+    Box<dyn FnOnce() -> futures::future::LocalBoxFuture<'static, Result<(), ConfigError>> + Send>;
 
 /// Registers a source and its domains, then runs `start` on the actor's thread (so a
 /// source can be started from any thread); answers the source's id.

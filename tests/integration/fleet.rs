@@ -13,6 +13,9 @@ use actix_zap::postgres::{PostgresSource, SourceHandle, Store};
 use actix_zap::{ConfigError, ThreadAuthenticator};
 use futures::executor::block_on;
 
+mod startup;
+mod tls;
+
 /// A connection for the test's own SQL, with the schema it created; drops the schema (and
 /// the test's role, if any) when the test ends, however it ends.
 struct Db {
@@ -738,18 +741,24 @@ fn zapctl(db: &Db, args: &[&str], stdin: &str) -> (i32, String, String) {
 fn zapctl_db_commands_reach_every_follower() {
     let db = Db::new("zapctl");
     let (code, out, _) = zapctl(&db, &["migrate"], "");
-    assert_eq!(
-        (code, out.trim()),
-        (
-            0,
-            format!(
-                "schema {} is at version {}",
-                db.store.schema(),
-                actix_zap::postgres::SCHEMA_VERSION
-            )
-            .as_str()
-        )
+    // First the database and schema it used, then what it did.
+    let used = format!(
+        "database host=127.0.0.1 port=5432 user=postgres dbname=test (sslmode prefer), schema {}",
+        db.store.schema()
     );
+    let did = format!(
+        "schema {} is at version {}",
+        db.store.schema(),
+        actix_zap::postgres::SCHEMA_VERSION
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    if std::env::var_os("ZAP_TEST_DATABASE").is_none() {
+        assert_eq!(
+            (code, lines.as_slice()),
+            (0, [used.as_str(), &did].as_slice())
+        );
+    }
+    assert_eq!((code, lines.last()), (0, Some(&did.as_str())));
     let dir = tempfile::tempdir().unwrap();
     let alice = Keys::generate();
     write_public(dir.path(), "alice.key", &alice);

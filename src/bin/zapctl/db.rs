@@ -3,32 +3,52 @@
 
 use std::io::BufRead as _;
 use std::path::Path;
+use std::time::Duration;
 
 use actix_zap::certs::load_certificate;
 use actix_zap::keys::CurvePublicKey;
 use actix_zap::policy::HashedPassword;
-use actix_zap::postgres::{Store, StoreError};
+use actix_zap::postgres::{Database, SslMode, Store, StoreError};
 use clap::{Args, Subcommand};
-use tokio_postgres::{Client, NoTls};
+use futures::StreamExt as _;
+use tokio_postgres::Client;
 
 /// Exit code when the database refused or the thing asked for is not there.
 const FAILED: u8 = 1;
 
+/// The connection string when neither --database nor ZAPCTL_DATABASE gives one.
+const DEFAULT_DATABASE: &str = "host=127.0.0.1 user=postgres dbname=postgres";
+
 /// The exit codes of `zapctl db`.
 pub const DB_EXIT_CODES: &str = "\
 Exit codes: 0 success; 1 the database could not be reached or refused, or the key or user
-is not there (or already is); 2 usage error.
+is not there (or already is); 2 usage error (a connection string that does not parse too).
 The connection string comes from --database, else ZAPCTL_DATABASE, else
-\"host=127.0.0.1 user=postgres dbname=postgres\"; add sslmode=require for a remote database.";
+\"host=127.0.0.1 user=postgres dbname=postgres\": the database named postgres, unless you
+give dbname=... Every command prints the database it used (host, port, user, dbname; never
+the password) and the schema.
+TLS: across a network add sslmode=verify-full sslrootcert=FILE (FILE: the root certificate
+the server's chains to; the server's certificate must name host=...; add hostaddr=ADDRESS to
+connect to an address without looking the name up). sslmode=verify-ca checks the chain but
+not the name; sslmode=require encrypts but checks nothing (a warning says so); prefer,
+allow and disable use no TLS. Passwords in the string are never printed.
+Every statement may run at most --timeout on the server (statement_timeout); zapctl waits
+at most --timeout for the connection, and --timeout and 1 s for the command's answers.";
 
 #[derive(Debug, Args)]
 pub struct DbArgs {
-    /// libpq connection string, e.g. "host=db user=zap dbname=zap" [env: ZAPCTL_DATABASE]
+    /// libpq connection string, e.g. "host=db user=zap dbname=zap sslmode=verify-full
+    /// sslrootcert=root.pem" [env: ZAPCTL_DATABASE] [default: host=127.0.0.1 user=postgres
+    /// dbname=postgres]
     #[arg(long, global = true, value_name = "CONN")]
     database: Option<String>,
     /// The store's schema (its NOTIFY channel is SCHEMA_changes)
     #[arg(long, global = true, value_name = "NAME", default_value = "actix_zap")]
     schema: String,
+    /// Seconds a statement may run on the server, and zapctl waits for an answer
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30.0,
+          value_parser = parse_timeout)]
+    timeout: f64,
     #[command(subcommand)]
     command: DbCommand,
 }
@@ -112,6 +132,15 @@ struct UserRef {
     name: String,
 }
 
+fn parse_timeout(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if (0.001..=86_400.0).contains(&seconds) => Ok(seconds),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds from 0.001 to 86400"
+        )),
+    }
+}
+
 fn parse_meta(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
@@ -130,7 +159,23 @@ pub fn run(args: DbArgs) -> u8 {
     let conn = args
         .database
         .or_else(|| std::env::var("ZAPCTL_DATABASE").ok())
-        .unwrap_or_else(|| "host=127.0.0.1 user=postgres dbname=postgres".into());
+        .unwrap_or_else(|| DEFAULT_DATABASE.into());
+    // Errors name the database by host, port, user and dbname: never the string (its password).
+    let database = match Database::new(&conn) {
+        Ok(database) => database,
+        Err(error) => {
+            eprintln!("zapctl db: {error}; check --database or ZAPCTL_DATABASE");
+            return 2;
+        }
+    };
+    if database.ssl_mode() == SslMode::Require {
+        eprintln!(
+            "zapctl db: warning: sslmode=require encrypts without checking the server's \
+             certificate: anyone on the way can read and change the session; use \
+             sslmode=verify-full sslrootcert=FILE"
+        );
+    }
+    let timeout = Duration::from_secs_f64(args.timeout);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -149,16 +194,32 @@ pub fn run(args: DbArgs) -> u8 {
             return 2;
         }
     };
-    let result = runtime.block_on(async {
-        let (mut client, connection) =
-            tokio_postgres::connect(&conn, NoTls).await.map_err(|e| {
-                format!(
-                    "cannot connect to PostgreSQL with {conn:?}: {e}; check --database or \
-                     ZAPCTL_DATABASE, and that the server runs"
-                )
-            })?;
-        tokio::spawn(connection);
-        execute(&mut client, &store, command).await
+    let local = tokio::task::LocalSet::new();
+    let result = local.block_on(&runtime, async {
+        let (mut client, messages) =
+            database
+                .connect("zapctl", timeout, timeout)
+                .await
+                .map_err(|e| {
+                    format!("{e}; check --database or ZAPCTL_DATABASE, and that the server runs")
+                })?;
+        tokio::task::spawn_local(messages.for_each(|_| async {}));
+        println!(
+            "database {database} (sslmode {}), schema {}",
+            database.ssl_mode(),
+            store.schema()
+        );
+        // A deadline on the whole command bounds every round trip in it. It comes a second
+        // after the server's statement_timeout, which cancels a statement with a clearer
+        // error as long as the server can be reached.
+        let deadline = timeout + Duration::from_secs(1);
+        match tokio::time::timeout(deadline, execute(&mut client, &store, command)).await {
+            Ok(done) => done,
+            Err(_) => Err(format!(
+                "{database}: no answer within {deadline:?} (--timeout and 1 s); a change is \
+                 made only if its commit was answered: check with `zapctl db list DOMAIN`"
+            )),
+        }
     });
     match result {
         Ok(()) => 0,
@@ -273,12 +334,29 @@ fn set_user(u: UserRef, enabled: Option<bool>) -> Prepared {
     }
 }
 
+/// An error and its causes (`source()`), each said once, on one line.
+fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let part = error.to_string().replace('\n', "; ");
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text += ": ";
+            }
+            text += &part;
+        }
+        next = error.source();
+    }
+    text
+}
+
 /// The error, with what to do about the usual ones.
 fn explain(failure: tokio_postgres::Error) -> String {
     use tokio_postgres::error::SqlState;
     let error = match failure.as_db_error() {
         Some(db) => format!("PostgreSQL: {}", db.message()),
-        None => failure.to_string(),
+        None => cause_chain(&failure),
     };
     match failure.code() {
         Some(code)

@@ -5,7 +5,7 @@
 //! query, sleeping before a reconnect).
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::channel::oneshot;
 use futures::StreamExt as _;
@@ -17,6 +17,7 @@ use super::position::{log_end, store_id, LogEnd, Next, Position, HEARTBEAT};
 use super::rows::{key_of, CurveRow, PlainRow};
 use super::PostgresSource;
 use crate::certs::CertStore;
+use crate::messages::error::postgres_cause;
 use crate::messages::store::{Apply, Report, SourceId, StoreLink, Unserve};
 use crate::policy::Change;
 use crate::policy::HashedTable;
@@ -141,16 +142,10 @@ impl Follower {
 
     /// One connection: connect, listen, catch up, then follow until it fails.
     async fn session(&mut self, reconnect: bool) -> Ended {
-        let mut config = self.source.config.clone();
-        config.application_name(format!("actix-zap/{}", self.source.name()));
-        config.connect_timeout(self.source.heartbeat.max(Duration::from_secs(1)));
-        let connector = (self.source.connector)();
-        let connecting =
-            tokio::time::timeout(self.source.heartbeat * 2, connector.connect(&config));
-        let (client, mut messages) = match connecting.await {
-            Ok(Ok(connected)) => connected,
-            Ok(Err(error)) => return Ended::Lost(format!("cannot connect: {error}")),
-            Err(_) => return Ended::Lost("cannot connect: timed out".into()),
+        // The database (never the password) and the cause are in the error.
+        let (client, mut messages) = match self.source.connect().await {
+            Ok(connected) => connected,
+            Err(error) => return Ended::Lost(error.to_string()),
         };
         // The connection makes progress only while polled: a task of its own forwards the
         // notifications and tells when the connection ends.
@@ -161,7 +156,7 @@ impl Follower {
                     Ok(AsyncMessage::Notification(n)) => notices.send(Ok(n.payload().to_owned())),
                     Ok(_) => Ok(()),
                     Err(error) => {
-                        let _ = notices.send(Err(error.to_string()));
+                        let _ = notices.send(Err(postgres_cause(&error)));
                         return;
                     }
                 };
@@ -254,7 +249,7 @@ impl Follower {
         let within = self.source.heartbeat_interval();
         match tokio::time::timeout(within, query).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(error.to_string()),
+            Ok(Err(error)) => Err(postgres_cause(&error)),
             Err(_) => Err(format!("no answer within {within:?}")),
         }
     }
@@ -284,7 +279,7 @@ impl Follower {
             rejected,
         } = match read.await {
             Ok(Ok(read)) => read,
-            Ok(Err(error)) => return Err(lost("reading the store failed")(error)),
+            Ok(Err(error)) => return Err(lost("reading the store failed")(postgres_cause(&error))),
             Err(_) => {
                 return Err(Ended::Lost(format!(
                     "reading the store took over {deadline:?}"

@@ -49,28 +49,73 @@
 //! - A malformed row (bad Z85, bad metadata, a hash that is not argon2id or asks for more
 //!   than [`Argon2Limits`]) is reported there and refused: the key or user is not admitted.
 //!
+//! # Starting
+//! [`Authenticator::serve`](crate::Authenticator::serve) connects once before it registers a
+//! source, and refuses ([`ConfigError::Store`](crate::ConfigError::Store)) a store that
+//! cannot be followed as it is: none in that schema ([`StoreError::Missing`]), one older
+//! than this crate follows ([`StoreError::Unmigrated`]: run `zapctl db migrate`), one
+//! migrated by a newer version ([`StoreError::NewerSchema`]: upgrade this server), or a hot
+//! standby ([`StoreError::HotStandby`]: `LISTEN` is refused there). A database out of reach
+//! (or refusing the login, or whose certificate does not verify) is an outage, not a
+//! configuration error: `serve` answers, and the source retries with its domains refusing
+//! everyone until it has read the store; its stats show the last error. Followers need
+//! `SELECT` on the store's tables, `schema_migrations` included.
+//!
 //! # TLS
-//! Tests and local databases use no TLS. For a database across an untrusted network, pass
-//! any `tokio-postgres` TLS connector (e.g. `postgres-native-tls` or `tokio-postgres-rustls`)
-//! with [`PostgresSource::tls`] and put `sslmode=require` in the connection string.
+//! The connection string takes libpq's `sslmode` and `sslrootcert=FILE` (in both forms,
+//! `key=value` and `postgresql://…?sslmode=…`), which `tokio-postgres` does not know: they
+//! are taken out and pick a rustls connector (the `ring` provider; TLS 1.2 and 1.3):
+//!
+//! | `sslmode` | TLS | what is checked of the server |
+//! |---|---|---|
+//! | `verify-full` | required | its certificate chains to a root of `sslrootcert` and names `host` |
+//! | `verify-ca` | required | its certificate chains to a root of `sslrootcert` (any name) |
+//! | `require` | required | nothing (as libpq: a warning is logged once, when the source is built); with a root file, as `verify-ca` (as libpq) |
+//! | `prefer` (the default), `allow`, `disable` | none | — (as before: no TLS is attempted, unlike libpq's `prefer`) |
+//!
+//! `sslrootcert` is a PEM file of root certificates (a self-signed server certificate works
+//! as its own root), read when the source is built; without it `verify-*` reads libpq's
+//! default, `~/.postgresql/root.crt`, and is refused if there is none (`sslrootcert=system`
+//! is not supported). The name verified is `host`, the address connected to `hostaddr` when
+//! given (`host=db.internal hostaddr=10.0.0.5`: no name look-up); TLS needs a `host`. A
+//! certificate that does not verify fails the connection (an outage: see above) with the
+//! reason and what to do (`the server's certificate does not chain to a root of
+//! sslrootcert=…`, `certificate not valid for name …`). Client certificates (`sslcert`,
+//! `sslkey`) are not supported. [`PostgresSource::tls`] replaces the connector picked from the
+//! string with any `tokio-postgres` connector of your own, which then alone decides what is
+//! verified.
+//!
+//! Every statement of a source's session is limited by the server (`statement_timeout`, sent
+//! with the login as `options`, unless the string's `options` set one) to the longest the
+//! source waits for a read (`max_staleness`, or the heartbeat if longer), and every round
+//! trip has a client-side deadline too (the heartbeat for a heartbeat or `LISTEN`, that
+//! allowance for a read, twice the heartbeat, at least 1 s, for the connection and login):
+//! a statement timeout never fires in a silent partition. Errors name the database by host,
+//! port, user and dbname ([`Database`]'s `Display`), never the connection string or a
+//! password, and keep their cause (the server's message, the TLS failure).
 //!
 //! ```no_run
 //! # async fn demo(auth: actix_zap::Authenticator) -> Result<(), Box<dyn std::error::Error>> {
 //! use actix_zap::postgres::{PostgresSource, Store};
-//! let source = PostgresSource::new("host=db.internal user=zap dbname=zap", ["fleet"])?
-//!     .store(Store::new("actix_zap")?);
+//! let source = PostgresSource::new(
+//!     "host=db.internal user=zap dbname=zap sslmode=verify-full sslrootcert=/etc/zap/db-root.pem",
+//!     ["fleet"],
+//! )?
+//! .store(Store::new("actix_zap")?);
 //! let handle = auth.serve(source).await?;
 //! // ... every change in the database reaches this authenticator ...
 //! handle.stop();
 //! # Ok(()) }
 //! ```
 
+mod database;
 mod follower;
 mod position;
 mod rows;
 mod schema;
+mod startup;
+mod tls;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
@@ -79,40 +124,13 @@ use futures::{FutureExt as _, StreamExt as _};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{AsyncMessage, Client, Socket};
 
+pub use database::{Database, SslMode};
 pub use schema::{Store, SCHEMA_VERSION};
 
-use crate::messages::store::{Serve, StoreLink};
-use crate::policy::Argon2Limits;
+pub use crate::messages::error::StoreError;
 
-/// What went wrong with the store's database.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A schema or channel name this crate will not write into SQL.
-    #[error(
-        "{what} name {name:?} must be lower-case letters, digits and '_', not start with a \
-         digit, and be at most 63 bytes"
-    )]
-    BadName {
-        /// `"schema"` or `"channel"`.
-        what: &'static str,
-        /// The name.
-        name: String,
-    },
-    /// The connection string did not parse.
-    #[error("bad connection string: {0}")]
-    Config(String),
-    /// The schema was migrated by a newer version of this crate.
-    #[error("schema version {found} is newer than this program knows ({known}); upgrade it")]
-    NewerSchema {
-        /// The schema's version.
-        found: i32,
-        /// This crate's.
-        known: i32,
-    },
-    /// The database refused or the connection failed.
-    #[error("PostgreSQL: {0}")]
-    Postgres(#[from] tokio_postgres::Error),
-}
+use crate::messages::store::{CheckSource, Serve, StoreLink};
+use crate::policy::Argon2Limits;
 
 /// Notifications and other messages of one connection.
 pub type Messages = LocalBoxStream<'static, Result<AsyncMessage, tokio_postgres::Error>>;
@@ -152,7 +170,7 @@ where
 /// start it with [`Authenticator::serve`](crate::Authenticator::serve).
 #[derive(Clone)]
 pub struct PostgresSource {
-    config: tokio_postgres::Config,
+    database: Database,
     store: Store,
     domains: Vec<String>,
     name: Option<String>,
@@ -160,13 +178,13 @@ pub struct PostgresSource {
     heartbeat: Duration,
     backoff: (Duration, Duration),
     limits: Argon2Limits,
-    connector: Arc<dyn Fn() -> Box<dyn Connector> + Send + Sync>,
     take_over: bool,
 }
 
 impl std::fmt::Debug for PostgresSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresSource")
+            .field("database", &self.database)
             .field("store", &self.store)
             .field("domains", &self.domains)
             .field("name", &self.name())
@@ -184,17 +202,23 @@ impl PostgresSource {
     /// Default [`heartbeat`](Self::heartbeat): 5 s.
     pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
 
-    /// A source for `domains`, connecting with a libpq-style connection string
-    /// (`host=… user=… dbname=…` or `postgresql://…`), without TLS, to the default [`Store`].
+    /// A source for `domains`, connecting with a libpq connection string (`host=… user=…
+    /// dbname=…` or `postgresql://…`, see [`Database::new`]: its `sslmode` and
+    /// `sslrootcert` pick the TLS connector), to the default [`Store`].
     pub fn new<D: Into<String>>(
         connection: &str,
         domains: impl IntoIterator<Item = D>,
     ) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config = connection
-            .parse()
-            .map_err(|e: tokio_postgres::Error| StoreError::Config(e.to_string()))?;
-        Ok(PostgresSource {
-            config,
+        Ok(Self::with_database(Database::new(connection)?, domains))
+    }
+
+    /// A source for `domains` in `database`, to the default [`Store`].
+    pub fn with_database<D: Into<String>>(
+        database: Database,
+        domains: impl IntoIterator<Item = D>,
+    ) -> Self {
+        PostgresSource {
+            database,
             store: Store::default(),
             domains: domains.into_iter().map(Into::into).collect(),
             name: None,
@@ -202,9 +226,13 @@ impl PostgresSource {
             heartbeat: Self::DEFAULT_HEARTBEAT,
             backoff: (Duration::from_millis(50), Duration::from_secs(5)),
             limits: Argon2Limits::default(),
-            connector: Arc::new(|| Box::new(tokio_postgres::NoTls)),
             take_over: false,
-        })
+        }
+    }
+
+    /// The database it follows.
+    pub fn database(&self) -> &Database {
+        &self.database
     }
 
     /// The store (schema and channel) to follow.
@@ -280,9 +308,10 @@ impl PostgresSource {
         PostgresSource { limits, ..self }
     }
 
-    /// Connects through a TLS connector of `tokio-postgres` (e.g.
-    /// `postgres_native_tls::MakeTlsConnector`); put `sslmode=require` in the connection
-    /// string so that a server without TLS is refused.
+    /// Connects through a TLS connector of `tokio-postgres` of your own (e.g.
+    /// `postgres_native_tls::MakeTlsConnector`) instead of the one the connection string's
+    /// `sslmode` picked: that connector alone then decides what is verified. With
+    /// `sslmode=require` (or `verify-*`) in the string a server without TLS is refused.
     pub fn tls<T>(self, connector: T) -> Self
     where
         T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
@@ -291,9 +320,35 @@ impl PostgresSource {
         <T::TlsConnect as TlsConnect<Socket>>::Future: 'static,
     {
         PostgresSource {
-            connector: Arc::new(move || Box::new(connector.clone())),
+            database: self.database.clone().tls(connector),
             ..self
         }
+    }
+
+    /// The longest a statement of this source may run on the server (`statement_timeout`):
+    /// the longest the follower waits for a read (a snapshot gets `max_staleness`).
+    pub(super) fn statement_timeout(&self) -> Duration {
+        self.max_staleness.max(self.heartbeat)
+    }
+
+    /// One connection of this source: as `actix-zap/<name>`, within twice the heartbeat (at
+    /// least 1 s), every statement limited by the server to
+    /// [`statement_timeout`](Self::statement_timeout).
+    pub(super) async fn connect(&self) -> Result<(Client, Messages), StoreError> {
+        let within = (self.heartbeat * 2).max(Duration::from_secs(1));
+        let name = format!("actix-zap/{}", self.name());
+        (self.database)
+            .connect(&name, within, self.statement_timeout())
+            .await
+    }
+
+    /// The look at the store that [`Authenticator::serve`](crate::Authenticator::serve) has
+    /// the policy actor's runtime take before registering this source.
+    pub(crate) fn check_source(&self) -> CheckSource {
+        let source = self.clone();
+        CheckSource(Box::new(move || {
+            async move { Ok(source.check_before_serving().await?) }.boxed_local()
+        }))
     }
 
     /// The registration of this source with a policy actor (sent by

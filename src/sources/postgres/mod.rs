@@ -69,6 +69,7 @@ mod follower;
 mod position;
 mod rows;
 mod schema;
+mod write;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,6 +81,7 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{AsyncMessage, Client, Socket};
 
 pub use schema::{Store, SCHEMA_VERSION};
+pub use write::{BadUuid, Credential, NewKey, Position, Pruned, StoreUuid, WriteError};
 
 use crate::messages::store::{Serve, StoreLink};
 use crate::policy::Argon2Limits;

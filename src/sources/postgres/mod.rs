@@ -333,7 +333,7 @@ impl PostgresSource {
 pub struct SourceHandle {
     name: String,
     stop: Option<futures::channel::oneshot::Sender<()>>,
-    synced: tokio::sync::watch::Receiver<Option<i64>>,
+    synced: tokio::sync::watch::Receiver<Option<Position>>,
 }
 
 impl std::fmt::Debug for SourceHandle {
@@ -356,7 +356,7 @@ impl SourceHandle {
         let mut synced = self.synced.clone();
         let reached = synced
             .wait_for(|applied| match (applied, seq) {
-                (Some(applied), Some(seq)) => *applied >= seq,
+                (Some(applied), Some(seq)) => applied.seq >= seq,
                 (Some(_), None) => true,
                 (None, _) => false,
             })

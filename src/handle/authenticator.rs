@@ -387,6 +387,7 @@ impl Authenticator {
             apply: policy.clone().recipient(),
             report: policy.clone().recipient(),
             unserve: policy.clone().recipient(),
+            state: policy.clone().recipient(),
         };
         let (serve, handle) = source.into_serve(link);
         policy.send(serve).await??;

@@ -69,9 +69,10 @@ mod follower;
 mod position;
 mod rows;
 mod schema;
+mod synced;
 mod write;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
@@ -81,6 +82,7 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{AsyncMessage, Client, Socket};
 
 pub use schema::{Store, SCHEMA_VERSION};
+pub use synced::SyncError;
 pub use write::{BadUuid, Credential, NewKey, Position, Pruned, StoreUuid, WriteError};
 
 use crate::messages::store::{Serve, StoreLink};
@@ -309,7 +311,14 @@ impl PostgresSource {
         let domains = self.domains.clone();
         let max_staleness = self.max_staleness;
         let self_take_over = self.take_over;
+        let state = link.state.clone();
+        let started = Arc::new(OnceLock::new());
+        let starting = started.clone();
         let start = Box::new(move |source| {
+            let _ = starting.set(synced::Started {
+                id: source,
+                arbiter: actix::Arbiter::current(),
+            });
             actix::spawn(follower::follow(self, link, source, stopped, synced_tx));
         });
         let serve = Serve {
@@ -323,6 +332,8 @@ impl PostgresSource {
             name,
             stop: Some(stop),
             synced,
+            started,
+            state,
         };
         (serve, handle)
     }
@@ -330,16 +341,21 @@ impl PostgresSource {
 
 /// A running source. Dropping it keeps the source running for as long as the authenticator;
 /// [`stop`](Self::stop) ends it, leaving the policy it installed in force.
+/// [`synced`](Self::synced) says when a change written to the store is in force here.
 pub struct SourceHandle {
     name: String,
     stop: Option<futures::channel::oneshot::Sender<()>>,
     synced: tokio::sync::watch::Receiver<Option<Position>>,
+    /// Set when the authenticator starts the source (before `serve` answers).
+    started: Arc<OnceLock<synced::Started>>,
+    state: actix::Recipient<crate::messages::store::StatsOf>,
 }
 
 impl std::fmt::Debug for SourceHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SourceHandle")
             .field("name", &self.name)
+            .field("applied", &*self.synced.borrow())
             .finish()
     }
 }
@@ -348,21 +364,6 @@ impl SourceHandle {
     /// The source's name in [`Stats::sources`](crate::messages::Stats::sources).
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// Waits until the changes up to `seq` (or, with `None`, a first snapshot) are in force;
-    /// `false` if the source ended first.
-    pub async fn synced(&self, seq: Option<i64>) -> bool {
-        let mut synced = self.synced.clone();
-        let reached = synced
-            .wait_for(|applied| match (applied, seq) {
-                (Some(applied), Some(seq)) => applied.seq >= seq,
-                (Some(_), None) => true,
-                (None, _) => false,
-            })
-            .await
-            .is_ok();
-        reached
     }
 
     /// Stops following the store; the domains keep the policy last installed, and the

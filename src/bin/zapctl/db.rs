@@ -84,8 +84,8 @@ enum KeyCommand {
         /// The User-Id servers see for this key (default: the key's Z85 text)
         #[arg(long, value_name = "ID")]
         user_id: Option<String>,
-        /// Metadata for the 200 reply, e.g. --meta role=frontend (repeatable; replaces the
-        /// certificate's property of the same name)
+        /// Metadata for the 200 reply, e.g. --meta role=frontend (repeatable; sets the value
+        /// of the certificate's property of the same name)
         #[arg(long = "meta", value_name = "k=v", value_parser = parse_meta)]
         meta: Vec<(String, String)>,
         /// Refuse the key from this instant on, e.g. "2027-01-01 00:00+00"

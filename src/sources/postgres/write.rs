@@ -259,12 +259,13 @@ impl NewKey {
         }
     }
 
-    /// Sets one metadata property: replaces one of the same name (ASCII case-insensitive, as
-    /// ZMTP compares them), else adds it.
+    /// Sets one metadata property: the value of one of the same name (ASCII
+    /// case-insensitive, as ZMTP compares them; its spelling is kept, as servers look it up
+    /// by it), else a new property.
     pub fn meta(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let (name, value) = (name.into(), value.into());
         match (self.metadata.iter_mut()).find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
-            Some(entry) => *entry = (name, value),
+            Some((_, old)) => *old = value,
             None => self.metadata.push((name, value)),
         }
         self
@@ -655,7 +656,7 @@ mod tests {
             .meta("role", "dev");
         assert_eq!(
             key.metadata,
-            [("role".into(), "dev".into()), ("zone".into(), "a".into())]
+            [("Role".into(), "dev".into()), ("zone".into(), "a".into())]
         );
     }
 }

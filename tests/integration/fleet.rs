@@ -13,6 +13,9 @@ use actix_zap::postgres::{PostgresSource, SourceHandle, Store};
 use actix_zap::{ConfigError, ThreadAuthenticator};
 use futures::executor::block_on;
 
+/// Writes through the library and zapctl, `synced`, roles and pruning (uses the helpers here).
+mod writes;
+
 /// A connection for the test's own SQL, with the schema it created; drops the schema (and
 /// the test's role, if any) when the test ends, however it ends.
 struct Db {

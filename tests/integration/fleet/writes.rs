@@ -625,11 +625,11 @@ fn zapctl_key_add_keeps_a_certificates_metadata_and_list_escapes_what_it_prints(
             "Note=a\nb\u{202e}",
         ],
     );
-    let hostile = format!("eve\x07\u{9b}");
+    let hostile = "eve\x07\u{9b}";
     let (code, _, err) = zapctl_as(
         &db,
         &owner,
-        &["user", "add", "fleet", &hostile],
+        &["user", "add", "fleet", hostile],
         "",
         Some("pw"),
     );

@@ -11,6 +11,14 @@
 //! Writers take turns (an advisory lock held to commit), so sequence numbers become visible
 //! in order.
 //!
+//! # Writing, and knowing when a write is in force
+//! [`Store`]'s typed writes ([`Store::add_key`], [`Store::remove_key`], [`Store::add_user`],
+//! …; see [`WriteError`] for what each refuses) run one transaction each and answer the
+//! change's [`Position`]: the store's uuid and the number the store's own trigger gave the
+//! change. [`SourceHandle::synced`] answers once this authenticator has applied it, or says
+//! why not at its deadline ([`SyncError`]). Who may write, follow or prune: the README's
+//! "Three roles" ([`Store::grant_writer`], [`Store::grant_follower`], [`Store::prune`]).
+//!
 //! # How a source follows it
 //! [`PostgresSource`] serves a list of domains. Each starts out refusing everyone (an empty
 //! key set and an empty password table: never a fallback to `"*"`). The source connects

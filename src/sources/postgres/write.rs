@@ -485,20 +485,40 @@ impl Store {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Position, WriteError> {
+        self.transaction(client, async |tx| {
+            let changed = tx.execute(sql, params).await.map_err(|e| self.failed(e))?;
+            if changed == 0 {
+                let domain = domain.to_owned();
+                return Err(if insert {
+                    WriteError::AlreadyThere { credential, domain }
+                } else {
+                    WriteError::NotFound { credential, domain }
+                });
+            }
+            self.position(tx).await
+        })
+        .await
+    }
+
+    /// Runs `work` in a transaction: committed if it succeeds, else rolled back before the
+    /// error is answered (not left to the transaction's drop, which only queues the rollback:
+    /// its locks would outlive the call until the client is next used).
+    async fn transaction<T>(
+        &self,
+        client: &mut Client,
+        work: impl AsyncFnOnce(&Transaction<'_>) -> Result<T, WriteError>,
+    ) -> Result<T, WriteError> {
         let tx = client.transaction().await.map_err(|e| self.failed(e))?;
-        let changed = tx.execute(sql, params).await.map_err(|e| self.failed(e))?;
-        if changed == 0 {
-            // Dropped uncommitted: rolled back.
-            let domain = domain.to_owned();
-            return Err(if insert {
-                WriteError::AlreadyThere { credential, domain }
-            } else {
-                WriteError::NotFound { credential, domain }
-            });
+        match work(&tx).await {
+            Ok(value) => {
+                tx.commit().await.map_err(|e| self.failed(e))?;
+                Ok(value)
+            }
+            Err(error) => {
+                let _ = tx.rollback().await;
+                Err(error)
+            }
         }
-        let position = self.position(&tx).await?;
-        tx.commit().await.map_err(|e| self.failed(e))?;
-        Ok(position)
     }
 
     /// The position of the transaction's last change: the store's trigger function left it
@@ -541,24 +561,26 @@ impl Store {
     /// one transaction (the store's `prune` function): a follower that had not applied them
     /// reads a snapshot. The store's owner only.
     pub async fn prune(&self, client: &mut Client, keep: Duration) -> Result<Pruned, WriteError> {
-        let tx = client.transaction().await.map_err(|e| self.failed(e))?;
-        let sql = self.sql("SELECT {schema}.prune(make_interval(secs => $1))");
-        let row = (tx.query_one(&sql, &[&keep.as_secs_f64()]).await).map_err(|e| self.failed(e))?;
-        let deleted: i64 = row.get(0);
-        let sql = self.sql("SELECT pruned_through, store_id::text FROM {schema}.settings");
-        let row = (tx.query_one(&sql, &[]).await).map_err(|e| self.failed(e))?;
-        let mark: i64 = row.get(0);
-        let store = (row.get::<_, String>(1))
-            .parse()
-            .map_err(|_| WriteError::Unmigrated {
-                schema: self.schema().to_owned(),
-            })?;
-        tx.commit().await.map_err(|e| self.failed(e))?;
-        Ok(Pruned {
-            store,
-            deleted,
-            mark,
+        self.transaction(client, async |tx| {
+            let sql = self.sql("SELECT {schema}.prune(make_interval(secs => $1))");
+            let row =
+                (tx.query_one(&sql, &[&keep.as_secs_f64()]).await).map_err(|e| self.failed(e))?;
+            let deleted: i64 = row.get(0);
+            let sql = self.sql("SELECT pruned_through, store_id::text FROM {schema}.settings");
+            let row = (tx.query_one(&sql, &[]).await).map_err(|e| self.failed(e))?;
+            let mark: i64 = row.get(0);
+            let store = (row.get::<_, String>(1))
+                .parse()
+                .map_err(|_| WriteError::Unmigrated {
+                    schema: self.schema().to_owned(),
+                })?;
+            Ok(Pruned {
+                store,
+                deleted,
+                mark,
+            })
         })
+        .await
     }
 
     /// Lets `role` write credentials: `USAGE` on the schema; `SELECT, INSERT, UPDATE, DELETE`
@@ -601,20 +623,20 @@ impl Store {
         role: &str,
         sql: impl FnOnce(&str) -> String,
     ) -> Result<(), WriteError> {
-        let tx = client.transaction().await.map_err(|e| self.failed(e))?;
-        let quoted = tx
-            .query_opt(
-                "SELECT quote_ident(rolname::text) FROM pg_catalog.pg_roles WHERE rolname = $1",
-                &[&role],
-            )
-            .await
-            .map_err(|e| self.failed(e))?
-            .map(|row| row.get::<_, String>(0))
-            .ok_or_else(|| WriteError::NoSuchRole(role.to_owned()))?;
-        tx.batch_execute(&sql(&quoted))
-            .await
-            .map_err(|e| self.failed(e))?;
-        tx.commit().await.map_err(|e| self.failed(e))
+        self.transaction(client, async |tx| {
+            let quoted = tx
+                .query_opt(
+                    "SELECT quote_ident(rolname::text) FROM pg_catalog.pg_roles \
+                     WHERE rolname = $1",
+                    &[&role],
+                )
+                .await
+                .map_err(|e| self.failed(e))?
+                .map(|row| row.get::<_, String>(0))
+                .ok_or_else(|| WriteError::NoSuchRole(role.to_owned()))?;
+            (tx.batch_execute(&sql(&quoted)).await).map_err(|e| self.failed(e))
+        })
+        .await
     }
 }
 

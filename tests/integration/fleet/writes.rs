@@ -675,3 +675,82 @@ fn zapctl_refuses_an_empty_password() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(printed_position(&out).seq, 1);
 }
+
+#[test]
+fn expiries_are_written_and_a_write_the_store_would_not_log_is_refused() {
+    use std::time::SystemTime;
+    let db = Db::new("expiry_unlogged");
+    let member = Member::start(&db, 0, |s| s);
+    let mut writer = Writer::connect(&db, &conninfo());
+    let (past, future) = (Keys::generate(), Keys::generate());
+    let hour = Duration::from_secs(3600);
+    writer
+        .add(&key(&past).expires(SystemTime::now() - hour))
+        .unwrap();
+    let added = writer
+        .add(&key(&future).expires(SystemTime::now() + hour))
+        .unwrap();
+    synced(&member, added).curve(&past).assert_refused(400);
+    member
+        .curve(&future)
+        .assert_admitted(&future.public.to_z85());
+    // zapctl reads --expires as PostgreSQL reads a timestamptz.
+    let late = Keys::generate();
+    let z85 = late.public.to_z85();
+    let args = [
+        "key",
+        "add",
+        "fleet",
+        &z85,
+        "--expires",
+        "2001-02-03 04:05+00",
+    ];
+    let expired = zapctl_write(&db, &conninfo(), &args);
+    synced(&member, expired).curve(&late).assert_refused(400);
+    let (code, _, err) = zapctl_as(
+        &db,
+        &conninfo(),
+        &[
+            "key",
+            "add",
+            "fleet",
+            &Keys::generate().public.to_z85(),
+            "--expires",
+            "soon",
+        ],
+        "",
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("--expires"), "{err}");
+    // With the log's trigger disabled (by the owner), a write would reach no follower: it is
+    // refused and rolled back.
+    db.execute("ALTER TABLE {schema}.curve_keys DISABLE TRIGGER curve_keys_changed");
+    let unlogged = Keys::generate();
+    let refused = writer.add(&key(&unlogged));
+    assert!(
+        matches!(refused, Err(WriteError::NotLogged { .. })),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        writer.remove(&future),
+        Err(WriteError::NotLogged { .. })
+    ));
+    db.execute("ALTER TABLE {schema}.curve_keys ENABLE ALWAYS TRIGGER curve_keys_changed");
+    let count: i64 = (db.runtime)
+        .block_on(db.client.query_one(
+            &db.store.sql("SELECT count(*) FROM {schema}.curve_keys"),
+            &[],
+        ))
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 3, "nothing was written");
+    // A store that is not there is named as such.
+    let mut lost = Writer::connect(&db, &conninfo());
+    lost.store = Store::new(&format!("{}_missing", db.store.schema())).unwrap();
+    assert!(matches!(
+        lost.add(&key(&unlogged)),
+        Err(WriteError::NoStore { .. })
+    ));
+    member.stop();
+}

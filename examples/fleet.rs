@@ -6,7 +6,9 @@
 //! a libpq connection string). It works in a schema of its own and drops it at the end.
 //!
 //! Each server has its own zmq context and its own authenticator (here `ThreadAuthenticator`s,
-//! as three separate processes would); each follows the store with a `PostgresSource`.
+//! as three separate processes would); each follows the store with a `PostgresSource`. The
+//! changes are written as `zapctl db` writes them (`Store::add_key`, `Store::disable_key`),
+//! and each answers its position in the store, which `SourceHandle::synced` waits for.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -14,26 +16,16 @@ mod support;
 use std::time::{Duration, Instant};
 
 use actix_zap::certs::Certificate;
-use actix_zap::postgres::{PostgresSource, Store};
+use actix_zap::postgres::{NewKey, Position, PostgresSource, SourceHandle, Store};
 use actix_zap::{ServerSocket, ThreadAuthenticator};
 use futures::executor::block_on;
 use support::{curve_client, fail, Outcome, Server};
 
-/// The example's own connection, to write to the store as `zapctl db` would.
+/// The example's own connection, to write to the store as `zapctl db` does.
 struct Admin {
     runtime: tokio::runtime::Runtime,
     client: tokio_postgres::Client,
     store: Store,
-}
-
-impl Admin {
-    fn run(&self, sql: &str) -> support::Result<i64> {
-        let sql = self.store.sql(sql);
-        self.runtime.block_on(self.client.batch_execute(&sql))?;
-        let latest = self.store.sql("SELECT max(seq) FROM {schema}.changes");
-        let row = self.runtime.block_on(self.client.query_one(&latest, &[]))?;
-        Ok(row.get(0))
-    }
 }
 
 impl Drop for Admin {
@@ -46,28 +38,19 @@ impl Drop for Admin {
 struct Member {
     name: String,
     auth: ThreadAuthenticator,
+    source: SourceHandle,
     server: Server,
     context: zmq::Context,
 }
 
 impl Member {
-    /// Waits until the store's change `seq` is in force on this server.
-    fn at(&self, seq: i64) -> support::Result<()> {
+    /// Waits until the change at `position` is in force on this server.
+    fn at(&self, position: Position) -> support::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let stats = self.auth.stats()?;
-            if stats
-                .sources
-                .get(&self.name)
-                .is_some_and(|s| s.applied_seq >= seq)
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                fail(format!("{} never applied change {seq}", self.name));
-            }
-            std::thread::sleep(Duration::from_millis(2));
+        if let Err(error) = block_on(self.source.synced(position, deadline)) {
+            fail(format!("{}: {position} not in force: {error}", self.name));
         }
+        Ok(())
     }
 }
 
@@ -93,7 +76,7 @@ fn main() -> support::Result<()> {
             ))
         });
     runtime.block_on(store.migrate(&mut client))?;
-    let admin = Admin {
+    let mut admin = Admin {
         runtime,
         client,
         store: store.clone(),
@@ -106,10 +89,8 @@ fn main() -> support::Result<()> {
     let server_cert = Certificate::generate()?;
     let client_cert = Certificate::generate()?;
     let key = client_cert.public_key.to_z85();
-    let added = admin.run(&format!(
-        "INSERT INTO {{schema}}.curve_keys (domain, public_key, user_id)
-         VALUES ('fleet', '{key}', 'alice')"
-    ))?;
+    let alice = NewKey::new(client_cert.public_key).user_id("alice");
+    let added = (admin.runtime).block_on(store.add_key(&mut admin.client, "fleet", &alice))?;
     println!("  stored the client's key {key} for domain \"fleet\" (User-Id alice)");
 
     let mut fleet = Vec::new();
@@ -120,7 +101,7 @@ fn main() -> support::Result<()> {
         let source = PostgresSource::new(&conninfo, ["fleet"])?
             .store(store.clone())
             .named(name.clone());
-        block_on(auth.handle().serve(source))?;
+        let source = block_on(auth.handle().serve(source))?;
         let secret = server_cert.secret_key.clone().ok_or("no secret key")?;
         let socket = ServerSocket::curve("fleet", secret).build(&context, zmq::REP)?;
         let server = Server::start(&context, socket, |request| {
@@ -129,6 +110,7 @@ fn main() -> support::Result<()> {
         fleet.push(Member {
             name,
             auth,
+            source,
             server,
             context,
         });
@@ -149,9 +131,12 @@ fn main() -> support::Result<()> {
     }
 
     println!("  one command: zapctl db key disable fleet {key}");
-    let disabled = admin.run(&format!(
-        "UPDATE {{schema}}.curve_keys SET enabled = false WHERE domain = 'fleet' AND public_key = '{key}'"
+    let disabled = (admin.runtime).block_on(store.disable_key(
+        &mut admin.client,
+        "fleet",
+        &client_cert.public_key,
     ))?;
+    println!("  ({disabled})");
     for member in &fleet {
         member.at(disabled)?;
         let socket = curve_client(&member.context, &server_cert.public_key, &client_cert)?;

@@ -155,8 +155,9 @@ impl Member {
             .store(store.clone())
             .named(name);
         let handle = block_on(auth.handle().serve(source)).unwrap_or_else(|e| fail(e));
-        if !block_on(handle.synced(None)) {
-            fail("the source ended before its snapshot");
+        let deadline = Instant::now() + Duration::from_secs(600);
+        if let Err(error) = block_on(handle.synced_first(deadline)) {
+            fail(format!("no snapshot in force: {error}"));
         }
         let loaded = started.elapsed();
         let secret = server.secret_key.clone().expect("secret key");

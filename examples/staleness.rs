@@ -359,8 +359,9 @@ fn main() {
         .heartbeat(args.heartbeat)
         .backoff(Duration::from_millis(20), Duration::from_millis(200));
     let handle = block_on(auth.handle().serve(source)).unwrap_or_else(|e| fail(e));
-    if !block_on(handle.synced(None)) {
-        fail("the source ended before its snapshot");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    if let Err(error) = block_on(handle.synced_first(deadline)) {
+        fail(format!("no snapshot in force: {error}"));
     }
     let secret = server_key.secret_key.clone().expect("secret key");
     let socket = ServerSocket::curve("fleet", secret)

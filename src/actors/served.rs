@@ -23,7 +23,7 @@ use actix::prelude::*;
 
 use super::PolicyActor;
 use crate::messages::error::ConfigError;
-use crate::messages::store::{Apply, CheckSource, Report, Serve, SourceId, Unserve};
+use crate::messages::store::{Apply, CheckSource, Report, Serve, SourceId, StatsOf, Unserve};
 use crate::messages::MechanismKind;
 use crate::messages::SourceStats;
 use crate::policy::{Change, Origin, Owner, Policy};
@@ -61,12 +61,7 @@ impl Served {
     pub(crate) fn stats(&self, policy: &Policy, now: Instant) -> BTreeMap<String, SourceStats> {
         self.states
             .iter()
-            .map(|(id, state)| {
-                let mut stats = state.stats.clone();
-                stats.staleness = state.proved.map(|at| now.saturating_duration_since(at));
-                stats.failed_closed = !policy.store_trust(*id).holds_at(now);
-                (state.name.clone(), stats)
-            })
+            .map(|(id, state)| (state.name.clone(), state.at(*id, policy, now)))
             .collect()
     }
 }
@@ -78,6 +73,25 @@ impl Handler<CheckSource> for PolicyActor {
     /// mailbox up while it waits for the database.
     fn handle(&mut self, msg: CheckSource, _: &mut Self::Context) -> Self::Result {
         (msg.0)()
+    }
+}
+
+impl SourceState {
+    /// The stats of source `id` at `now`.
+    fn at(&self, id: SourceId, policy: &Policy, now: Instant) -> SourceStats {
+        let mut stats = self.stats.clone();
+        stats.staleness = self.proved.map(|at| now.saturating_duration_since(at));
+        stats.failed_closed = !policy.store_trust(id).holds_at(now);
+        stats
+    }
+}
+
+impl Handler<StatsOf> for PolicyActor {
+    type Result = MessageResult<StatsOf>;
+
+    fn handle(&mut self, msg: StatsOf, _: &mut Self::Context) -> Self::Result {
+        let state = self.served.states.get(&msg.0);
+        MessageResult(state.map(|state| state.at(msg.0, &self.policy, Instant::now())))
     }
 }
 

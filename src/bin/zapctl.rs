@@ -77,9 +77,12 @@ enum Command {
     #[command(
         long_about = "Manage the PostgreSQL credential store that authenticators follow \
         (actix_zap::sources::postgres): create its schema, add, disable, enable and remove CURVE \
-        keys and PLAIN users, list a domain. Every command is one transaction; every \
-        authenticator following the store applies it when it commits. PLAIN passwords are read \
-        from ZAPCTL_PASSWORD or standard input and stored as argon2id hashes, never as text."
+        keys and PLAIN users, list a domain, grant writers and followers their rights, prune \
+        the change log. Every command is one transaction; every authenticator following the \
+        store applies it when it commits. A write prints its position (store UUID seq N): \
+        SourceHandle::synced with it says when a server has it in force. PLAIN passwords are \
+        read from ZAPCTL_PASSWORD or standard input, never empty, and stored as argon2id \
+        hashes, never as text."
     )]
     Db(db::DbArgs),
 }

@@ -399,6 +399,7 @@ impl Authenticator {
             apply: policy.clone().recipient(),
             report: policy.clone().recipient(),
             unserve: policy.clone().recipient(),
+            state: policy.clone().recipient(),
         };
         // One look first: a store that cannot be followed is refused here; an outage is not.
         policy.send(source.check_source()).await??;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::error::ConfigError;
+use super::SourceStats;
 use crate::policy::{Change, OwnerId};
 
 /// Identifies a source within one policy actor: its id as the owner of its domains.
@@ -72,10 +73,18 @@ pub(crate) struct Report {
 #[rtype(result = "()")]
 pub(crate) struct Unserve(pub(crate) SourceId);
 
-/// Where a follower sends what it reads: the policy actor's recipients for its messages.
+/// Asks for one source's state as [`Stats::sources`](crate::messages::Stats::sources) shows
+/// it (`None`: not served any more); its handle asks for the last error.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<SourceStats>")]
+pub(crate) struct StatsOf(pub(crate) SourceId);
+
+/// Where a follower sends what it reads: the policy actor's recipients for its messages
+/// (and where its handle asks for its state).
 #[derive(Clone)]
 pub(crate) struct StoreLink {
     pub(crate) apply: Recipient<Apply>,
     pub(crate) report: Recipient<Report>,
     pub(crate) unserve: Recipient<Unserve>,
+    pub(crate) state: Recipient<StatsOf>,
 }

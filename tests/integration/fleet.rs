@@ -15,6 +15,8 @@ use futures::executor::block_on;
 
 mod startup;
 mod tls;
+/// Writes through the library and zapctl, `synced`, roles and pruning (uses the helpers here).
+mod writes;
 
 /// A connection for the test's own SQL, with the schema it created; drops the schema (and
 /// the test's role, if any) when the test ends, however it ends.

@@ -45,7 +45,7 @@ struct Follower {
     proved: Option<Instant>,
     /// The staleness warning was logged since the last proof.
     warned: bool,
-    synced: watch::Sender<Option<i64>>,
+    synced: watch::Sender<Option<super::Position>>,
 }
 
 /// What a read brought: the log end it found (and when it was sent), what changed up to it,
@@ -54,6 +54,8 @@ struct Read {
     end: LogEnd,
     deltas: Vec<Change>,
     rejected: Vec<String>,
+    /// The store's uuid, read with a snapshot (a read of the log keeps the store's).
+    uuid: Option<super::StoreUuid>,
 }
 
 /// What became of changes handed to the policy actor.
@@ -72,7 +74,7 @@ pub(super) async fn follow(
     link: StoreLink,
     id: SourceId,
     stopped: oneshot::Receiver<()>,
-    synced: watch::Sender<Option<i64>>,
+    synced: watch::Sender<Option<super::Position>>,
 ) {
     let mut follower = Follower {
         source,
@@ -277,6 +279,7 @@ impl Follower {
             end,
             deltas,
             rejected,
+            uuid,
         } = match read.await {
             Ok(Ok(read)) => read,
             Ok(Err(error)) => return Err(lost("reading the store failed")(postgres_cause(&error))),
@@ -305,7 +308,12 @@ impl Follower {
                 });
                 self.proved = self.proved.max(Some(end.sent));
                 self.warned = false;
-                let _ = self.synced.send(Some(end.seq));
+                // Published with the store's uuid, for writers waiting for their change.
+                let uuid = uuid.or_else(|| self.synced.borrow().map(|p| p.store));
+                if let Some(store) = uuid {
+                    let seq = end.seq;
+                    let _ = self.synced.send(Some(super::Position { store, seq }));
+                }
             }
         }
         self.report(true, error, rejected.len() as u64, false).await;
@@ -323,7 +331,13 @@ impl Follower {
                 return Ok(changes);
             }
         }
-        let position = store.sql(concat!("SELECT ", log_end!(), ", ", store_id!()));
+        let position = store.sql(concat!(
+            "SELECT ",
+            log_end!(),
+            ", ",
+            store_id!(),
+            ", (SELECT store_id::text FROM {schema}.settings)"
+        ));
         // A transaction needs `&mut Client`; the same statements by hand need only `&`.
         client
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -331,7 +345,9 @@ impl Follower {
         let result = async {
             let row = client.query_one(&position, &[]).await?;
             let end = LogEnd::read(&row, 0, sent)?;
-            self.snapshot(client, &self.source.domains, end).await
+            let uuid = row.try_get::<_, String>(3)?.parse().ok();
+            let read = self.snapshot(client, &self.source.domains, end).await?;
+            Ok(Read { uuid, ..read })
         }
         .await;
         let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
@@ -399,6 +415,7 @@ impl Follower {
             end,
             deltas,
             rejected,
+            uuid: None,
         })
     }
 
@@ -518,6 +535,7 @@ impl Follower {
             end,
             deltas,
             rejected,
+            uuid: None,
         }))
     }
 

@@ -11,6 +11,14 @@
 //! Writers take turns (an advisory lock held to commit), so sequence numbers become visible
 //! in order.
 //!
+//! # Writing, and knowing when a write is in force
+//! [`Store`]'s typed writes ([`Store::add_key`], [`Store::remove_key`], [`Store::add_user`],
+//! …; see [`WriteError`] for what each refuses) run one transaction each and answer the
+//! change's [`Position`]: the store's uuid and the number the store's own trigger gave the
+//! change. [`SourceHandle::synced`] answers once this authenticator has applied it, or says
+//! why not at its deadline ([`SyncError`]). Who may write, follow or prune: the README's
+//! "Three roles" ([`Store::grant_writer`], [`Store::grant_follower`], [`Store::prune`]).
+//!
 //! # How a source follows it
 //! [`PostgresSource`] serves a list of domains. Each starts out refusing everyone (an empty
 //! key set and an empty password table: never a fallback to `"*"`). The source connects
@@ -114,8 +122,11 @@ mod position;
 mod rows;
 mod schema;
 mod startup;
+mod synced;
 mod tls;
+mod write;
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
@@ -126,6 +137,8 @@ use tokio_postgres::{AsyncMessage, Client, Socket};
 
 pub use database::{Database, SslMode};
 pub use schema::{Store, SCHEMA_VERSION};
+pub use synced::SyncError;
+pub use write::{BadUuid, Credential, NewKey, Position, Pruned, StoreUuid, WriteError};
 
 pub use crate::messages::error::StoreError;
 
@@ -362,7 +375,14 @@ impl PostgresSource {
         let domains = self.domains.clone();
         let max_staleness = self.max_staleness;
         let self_take_over = self.take_over;
+        let state = link.state.clone();
+        let started = Arc::new(OnceLock::new());
+        let starting = started.clone();
         let start = Box::new(move |source| {
+            let _ = starting.set(synced::Started {
+                id: source,
+                arbiter: actix::Arbiter::current(),
+            });
             actix::spawn(follower::follow(self, link, source, stopped, synced_tx));
         });
         let serve = Serve {
@@ -376,6 +396,8 @@ impl PostgresSource {
             name,
             stop: Some(stop),
             synced,
+            started,
+            state,
         };
         (serve, handle)
     }
@@ -383,16 +405,21 @@ impl PostgresSource {
 
 /// A running source. Dropping it keeps the source running for as long as the authenticator;
 /// [`stop`](Self::stop) ends it, leaving the policy it installed in force.
+/// [`synced`](Self::synced) says when a change written to the store is in force here.
 pub struct SourceHandle {
     name: String,
     stop: Option<futures::channel::oneshot::Sender<()>>,
-    synced: tokio::sync::watch::Receiver<Option<i64>>,
+    synced: tokio::sync::watch::Receiver<Option<Position>>,
+    /// Set when the authenticator starts the source (before `serve` answers).
+    started: Arc<OnceLock<synced::Started>>,
+    state: actix::Recipient<crate::messages::store::StatsOf>,
 }
 
 impl std::fmt::Debug for SourceHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SourceHandle")
             .field("name", &self.name)
+            .field("applied", &*self.synced.borrow())
             .finish()
     }
 }
@@ -401,21 +428,6 @@ impl SourceHandle {
     /// The source's name in [`Stats::sources`](crate::messages::Stats::sources).
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// Waits until the changes up to `seq` (or, with `None`, a first snapshot) are in force;
-    /// `false` if the source ended first.
-    pub async fn synced(&self, seq: Option<i64>) -> bool {
-        let mut synced = self.synced.clone();
-        let reached = synced
-            .wait_for(|applied| match (applied, seq) {
-                (Some(applied), Some(seq)) => *applied >= seq,
-                (Some(_), None) => true,
-                (None, _) => false,
-            })
-            .await
-            .is_ok();
-        reached
     }
 
     /// Stops following the store; the domains keep the policy last installed, and the

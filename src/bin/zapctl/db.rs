@@ -1,7 +1,6 @@
 //! `zapctl db`: manage the PostgreSQL credential store that authenticators follow. Every
 //! command is one transaction; the followers see its change when it commits.
 
-use std::io::BufRead as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -338,14 +337,8 @@ fn read_password() -> Result<String, String> {
         Some(password) => password
             .into_string()
             .map_err(|_| "ZAPCTL_PASSWORD is not UTF-8".to_owned())?,
-        None => {
-            let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
-            line.trim_end_matches(['\r', '\n']).to_owned()
-        }
+        // Prompted for, without echo, on a terminal.
+        None => crate::secret::read_secret("Password: ")?,
     };
     if password.is_empty() {
         return Err(format!(

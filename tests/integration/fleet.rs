@@ -129,7 +129,8 @@ impl Db {
         self.execute(&format!(
             "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN;
              GRANT USAGE ON SCHEMA {{schema}} TO {role};
-             GRANT SELECT ON ALL TABLES IN SCHEMA {{schema}} TO {role};"
+             GRANT SELECT ON ALL TABLES IN SCHEMA {{schema}} TO {role};
+             GRANT SELECT ON SEQUENCE {{schema}}.changes_seq_seq TO {role};"
         ));
         self.role = Some(role.clone());
         role

@@ -65,6 +65,7 @@
 //! # Ok(()) }
 //! ```
 
+mod digest;
 mod follower;
 mod position;
 mod rows;
@@ -158,6 +159,7 @@ pub struct PostgresSource {
     name: Option<String>,
     max_staleness: Duration,
     heartbeat: Duration,
+    anti_entropy: Duration,
     backoff: (Duration, Duration),
     limits: Argon2Limits,
     connector: Arc<dyn Fn() -> Box<dyn Connector> + Send + Sync>,
@@ -172,6 +174,7 @@ impl std::fmt::Debug for PostgresSource {
             .field("name", &self.name())
             .field("max_staleness", &self.max_staleness)
             .field("heartbeat", &self.heartbeat)
+            .field("anti_entropy", &self.anti_entropy)
             .field("backoff", &self.backoff)
             .field("take_over", &self.take_over)
             .finish()
@@ -183,6 +186,8 @@ impl PostgresSource {
     pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(180);
     /// Default [`heartbeat`](Self::heartbeat): 5 s.
     pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+    /// Default [`anti_entropy`](Self::anti_entropy): 5 minutes.
+    pub const DEFAULT_ANTI_ENTROPY: Duration = Duration::from_secs(300);
 
     /// A source for `domains`, connecting with a libpq-style connection string
     /// (`host=… user=… dbname=…` or `postgresql://…`), without TLS, to the default [`Store`].
@@ -200,6 +205,7 @@ impl PostgresSource {
             name: None,
             max_staleness: Self::DEFAULT_MAX_STALENESS,
             heartbeat: Self::DEFAULT_HEARTBEAT,
+            anti_entropy: Self::DEFAULT_ANTI_ENTROPY,
             backoff: (Duration::from_millis(50), Duration::from_secs(5)),
             limits: Argon2Limits::default(),
             connector: Arc::new(|| Box::new(tokio_postgres::NoTls)),
@@ -265,6 +271,20 @@ impl PostgresSource {
         (self.heartbeat)
             .min(self.max_staleness / 4)
             .max(Duration::from_millis(10))
+    }
+
+    /// How often (on average: each wait is drawn between ¾ and 1¼ of it, so that followers
+    /// spread out) the source compares the store's digest of its domains' rows with the one
+    /// it keeps of the rows it applied, at a heartbeat that finds it at the log's end; a
+    /// difference (rows changed without a log entry: triggers disabled, `pg_restore
+    /// --disable-triggers`, a hand edit by the owner) makes it read a snapshot. Each
+    /// comparison reads every row of the served domains on the database (see BENCHMARKS.md,
+    /// "Store anti-entropy"). Default 5 minutes; at least the heartbeat.
+    pub fn anti_entropy(self, every: Duration) -> Self {
+        PostgresSource {
+            anti_entropy: every,
+            ..self
+        }
     }
 
     /// The wait before the first reconnect, doubled after each failure up to `max`.

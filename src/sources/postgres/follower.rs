@@ -317,6 +317,10 @@ impl Follower {
                     if let Err(ended) = done {
                         return ended;
                     }
+                    if compare {
+                        // A digest comparison that changed nothing still shows in the stats.
+                        self.report(true, None, 0, false).await;
+                    }
                 }
             }
         }

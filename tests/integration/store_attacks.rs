@@ -550,6 +550,36 @@ fn the_digest_agrees_through_ordinary_changes() {
     let stats = member.stats();
     assert_eq!(stats.snapshots_forced, 0, "{stats:?}");
     member.curve(&keys[0]).assert_admitted("zero");
+    // The follower's row hashes are the store's functions', on every row those can hash.
+    db.execute(&format!(
+        "INSERT INTO {{schema}}.curve_keys (domain, public_key, user_id, metadata, expires_at)
+         VALUES ('mirror', '{}', 'u', '{{\"Role\": \"ops\", \"A\": \"\"}}',
+                 '2031-02-03 04:05:06.789+00'),
+                ('mirror', '{}', NULL, '{{}}', NULL);
+         INSERT INTO {{schema}}.plain_users (domain, username, password_hash)
+         VALUES ('mirror', 'erin', '{}')",
+        z85(&Keys::generate()),
+        z85(&Keys::generate()),
+        crate::fleet::cheap_hash("pw")
+    ));
+    let ours = db.store.sql(actix_zap::postgres::DIGEST_SQL);
+    let theirs = db.store.sql(
+        "SELECT (SELECT bit_xor({schema}.curve_row_hash(k)) FROM {schema}.curve_keys k
+                 WHERE k.domain = 'mirror'),
+                (SELECT bit_xor({schema}.plain_row_hash(u)) FROM {schema}.plain_users u
+                 WHERE u.domain = 'mirror')",
+    );
+    let domains = vec!["mirror".to_owned()];
+    let ours = db
+        .runtime
+        .block_on(db.client.query_one(&ours, &[&domains]))
+        .unwrap();
+    let theirs = db
+        .runtime
+        .block_on(db.client.query_one(&theirs, &[]))
+        .unwrap();
+    assert_eq!(ours.get::<_, i64>(0), theirs.get::<_, i64>(0), "curve");
+    assert_eq!(ours.get::<_, i64>(2), theirs.get::<_, i64>(1), "plain");
     member.curve(&keys[2]).assert_admitted(&z85(&keys[2]));
     member.curve(&keys[3]).assert_refused(400);
     member.stop();

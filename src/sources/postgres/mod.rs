@@ -82,6 +82,11 @@ use tokio_postgres::{AsyncMessage, Client, Socket};
 
 pub use schema::{Store, SCHEMA_VERSION};
 
+/// The statement of one anti-entropy comparison's digest (`$1`: the served domains), for
+/// `examples/fleet_bench`; not a stable interface.
+#[doc(hidden)]
+pub const DIGEST_SQL: &str = digest::DIGEST;
+
 use crate::messages::store::{Serve, StoreLink};
 use crate::policy::Argon2Limits;
 

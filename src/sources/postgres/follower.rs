@@ -9,8 +9,9 @@
 //! issued, not pruned past, the row applied last still there with its tag); a position that
 //! fails a check is given up for a snapshot (forced: counted, logged, in the stats), after a
 //! short random wait so that a fleet does not read its snapshots at the same instant.
-//! Notifications are hints only: an implausible one is ignored, and reads they call for are
-//! at least [`CATCH_UP_GAP`] apart (the first after a quiet spell is read at once).
+//! Notifications are hints only: an implausible one is ignored, and the reads they call for
+//! are paced ([`Pace`]: a few at once, then at least 5 ms apart; the first after a quiet spell
+//! is read at once).
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher as _;
@@ -24,7 +25,7 @@ use tokio_postgres::{AsyncMessage, Client, Row};
 
 use super::digest::{curve_hash, plain_hash, Digest, Ident, Kind, Sum, DIGEST};
 use super::position::{
-    check_columns, check_from, plausible_hint, LogEnd, Next, Position, Why, HEARTBEAT,
+    check_columns, check_from, plausible_hint, LogEnd, Next, Pace, Position, Why, HEARTBEAT,
 };
 use super::rows::{key_of, CurveRow, Micros, PlainRow, Refused};
 use super::PostgresSource;
@@ -32,10 +33,6 @@ use crate::certs::CertStore;
 use crate::messages::store::{Apply, Progress, Report, SourceId, StoreLink, Unserve};
 use crate::policy::Change;
 use crate::policy::HashedTable;
-
-/// Reads that notifications call for are at least this far apart: the first notification
-/// after a quiet spell is read at once, a flood costs at most one read per gap.
-pub(super) const CATCH_UP_GAP: Duration = Duration::from_millis(5);
 
 /// The longest random wait before a forced snapshot (and at most a tenth of
 /// `max_staleness`): followers that find the same damage spread their snapshots out.
@@ -74,8 +71,8 @@ struct Follower {
     digest: Digest,
     /// When the next digest comparison is due.
     compare_at: Instant,
-    /// When the last read of the store ended (notifications' reads are spaced from it).
-    last_read: Option<Instant>,
+    /// The pace of the reads notifications call for.
+    pace: Pace,
     /// A read that notifications called for is due at this instant.
     wake: Option<Instant>,
     /// What happened since the last report.
@@ -131,7 +128,7 @@ pub(super) async fn follow(
         issued: 0,
         digest: Digest::default(),
         compare_at: Instant::now(),
-        last_read: None,
+        pace: Pace::default(),
         wake: None,
         progress: Progress::default(),
         proved: None,
@@ -274,10 +271,10 @@ impl Follower {
                         if !hinted {
                             continue; // nothing new (and a notification proves nothing)
                         }
-                        // The first hint after a quiet spell is read at once; later ones
-                        // wait for the gap.
-                        let at = self.last_read.map_or_else(Instant::now, |t| t + CATCH_UP_GAP);
-                        if at <= Instant::now() {
+                        // Read at once, unless a flood has used up the burst.
+                        let now = Instant::now();
+                        let at = self.pace.allowed_at(now);
+                        if at <= now {
                             if let Err(ended) = self.catch_up(&client).await {
                                 return ended;
                             }
@@ -471,8 +468,8 @@ impl Follower {
         // Every hint seen so far is covered by this read.
         self.wake = None;
         let sent = Instant::now();
+        self.pace.read(sent);
         let read = self.timed(self.changes(client, position, sent)).await;
-        self.last_read = Some(Instant::now());
         match read {
             Ok(Ok(read)) => self.install(read).await,
             Ok(Err(why)) => self.snapshot(client, why).await,
@@ -501,8 +498,8 @@ impl Follower {
         self.progress.reads += 1;
         let deadline = self.long_read();
         let sent = Instant::now();
+        self.pace.read(sent);
         let read = tokio::time::timeout(deadline, self.read_snapshot(client, sent)).await;
-        self.last_read = Some(Instant::now());
         match read {
             Ok(Ok(read)) => {
                 self.install(read).await?;

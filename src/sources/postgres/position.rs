@@ -297,6 +297,38 @@ pub(super) fn plausible_hint(payload: &str, applied: Option<i64>, issued: i64) -
     applied.is_none_or(|applied| seq > applied) && seq <= issued.saturating_add(AHEAD)
 }
 
+/// Reads that notifications call for are paced: a burst of [`Pace::BURST`] at once, then one
+/// per [`Pace::GAP`] (a token bucket, kept as the instant it would be full again). A
+/// notification after a quiet spell is read at once, so is a second change moments after a
+/// first; a flood costs at most one read per gap.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Pace {
+    /// When the bucket is full again, if it is not now.
+    full_at: Option<Instant>,
+}
+
+impl Pace {
+    /// How many reads may follow each other at once.
+    pub(super) const BURST: u32 = 4;
+    /// Past the burst, the time between two reads.
+    pub(super) const GAP: std::time::Duration = std::time::Duration::from_millis(5);
+
+    /// When a read called for at `now` may be sent.
+    pub(super) fn allowed_at(&self, now: Instant) -> Instant {
+        let burst = Self::GAP * (Self::BURST - 1);
+        match self.full_at.and_then(|full| full.checked_sub(burst)) {
+            Some(at) if at > now => at,
+            _ => now,
+        }
+    }
+
+    /// A read was sent at `now`.
+    pub(super) fn read(&mut self, now: Instant) {
+        let from = self.full_at.map_or(now, |full| full.max(now));
+        self.full_at = Some(from + Self::GAP);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,6 +539,33 @@ mod tests {
             Some(0x0e8c6d0a_3f7e_4b0a_9c1d_2a3b4c5d6e7f)
         );
         assert_eq!(parse_uuid("not a uuid"), None);
+    }
+
+    #[test]
+    fn reads_come_at_once_in_a_burst_then_one_per_gap() {
+        let start = Instant::now();
+        let mut pace = Pace::default();
+        assert_eq!(pace.allowed_at(start), start);
+        for _ in 0..Pace::BURST {
+            assert_eq!(pace.allowed_at(start), start, "the burst is at once");
+            pace.read(start);
+        }
+        let next = pace.allowed_at(start);
+        assert_eq!(next, start + Pace::GAP, "then one per gap");
+        pace.read(next);
+        assert_eq!(pace.allowed_at(next), next + Pace::GAP);
+        // After a quiet spell the whole burst is back.
+        let later = start + Pace::GAP * (2 * Pace::BURST + 2);
+        assert_eq!(pace.allowed_at(later), later);
+        // A flood for one second costs at most the burst plus one read per gap.
+        let mut pace = Pace::default();
+        let (mut now, mut reads) = (start, 0);
+        while now < start + std::time::Duration::from_secs(1) {
+            now = pace.allowed_at(now);
+            pace.read(now);
+            reads += 1;
+        }
+        assert!(reads <= Pace::BURST + 200 + 1, "{reads}");
     }
 
     #[test]

@@ -184,6 +184,7 @@ impl Handler<Report> for PolicyActor {
         stats.digest_checks += progress.digest_checks;
         if progress.snapshot_reason.is_some() {
             stats.last_snapshot_reason = progress.snapshot_reason;
+            stats.last_snapshot_at = Some(std::time::SystemTime::now());
         }
         if progress.rejected_row.is_some() {
             stats.last_rejected_row = progress.rejected_row;

@@ -194,6 +194,8 @@ pub struct SourceStats {
     pub snapshots_forced: u64,
     /// Why the latest snapshot was read (`"first read"` for the first one).
     pub last_snapshot_reason: Option<String>,
+    /// When the latest snapshot was read (its reason reported).
+    pub last_snapshot_at: Option<SystemTime>,
     /// Anti-entropy comparisons of the store's digest with the source's so far.
     pub digest_checks: u64,
     /// Reconnections so far.

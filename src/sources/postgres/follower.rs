@@ -384,7 +384,8 @@ impl Follower {
             )),
             store.sql(DIGEST),
         );
-        let applied = self.position.map_or(0, |p| p.applied);
+        let position = self.position;
+        let applied = position.map_or(0, |p| p.applied);
         let domains = &self.source.domains;
         self.progress.reads += 1;
         let sent = Instant::now();
@@ -395,12 +396,18 @@ impl Follower {
             let result = async {
                 let row = client.query_one(&check, &[&applied]).await?;
                 let end = LogEnd::read(&row, 0, sent).map_err(ReadError::Store)?;
+                // The digest is worth reading only at the log's end (the transaction's
+                // snapshot is the check's).
+                let at_end = position.is_some_and(|p| matches!(p.next(&end), Next::Proved(_)));
+                if !at_end {
+                    return Ok((end, None));
+                }
                 let row = client.query_one(&digest, &[domains]).await?;
                 let sum = Sum::of_tables(
                     (row.try_get(0)?, row.try_get(1)?),
                     (row.try_get(2)?, row.try_get(3)?),
                 );
-                Ok::<_, ReadError>((end, sum))
+                Ok::<_, ReadError>((end, Some(sum)))
             }
             .await;
             let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
@@ -420,9 +427,9 @@ impl Follower {
             }
         };
         let next = self.next(&end);
-        if !matches!(next, Next::Proved(_)) {
+        let (Next::Proved(_), Some(sum)) = (&next, sum) else {
             return Ok(next);
-        }
+        };
         self.progress.digest_checks += 1;
         self.schedule_comparison();
         let held = self.digest.sum();
@@ -545,7 +552,7 @@ impl Follower {
             }
             Applied::Done => {
                 self.position = Some(Position::at(&end));
-                self.issued = self.issued.max(end.issued);
+                self.issued = end.issued;
                 match digest {
                     DigestUpdate::Replace(digest) => self.digest = digest,
                     DigestUpdate::Rows(rows) => {

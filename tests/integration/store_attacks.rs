@@ -133,6 +133,7 @@ fn truncate_of_the_keys_is_refused_by_running_followers() {
     }
     let stats = member.stats();
     assert!(stats.snapshots_forced >= 1, "{stats:?}");
+    assert!(stats.last_snapshot_at.is_some(), "{stats:?}");
     assert!(
         stats
             .last_snapshot_reason

@@ -21,7 +21,7 @@ use futures::channel::oneshot;
 use futures::StreamExt as _;
 use log::{debug, info, warn};
 use tokio::sync::{mpsc, watch};
-use tokio_postgres::{AsyncMessage, Client, Row};
+use tokio_postgres::{AsyncMessage, Client, Row, Statement};
 
 use super::digest::{curve_hash, plain_hash, Digest, Ident, Kind, Sum, DIGEST};
 use super::position::{
@@ -77,6 +77,8 @@ struct Follower {
     wake: Option<Instant>,
     /// What happened since the last report.
     progress: Progress,
+    /// The session's prepared catch-up statement ([`CHANGES`]): one round trip per read.
+    prepared: Option<Statement>,
     /// When the read that last proved the source up to date was sent (for the log).
     proved: Option<Instant>,
     /// The staleness warning was logged since the last proof.
@@ -131,6 +133,7 @@ pub(super) async fn follow(
         pace: Pace::default(),
         wake: None,
         progress: Progress::default(),
+        prepared: None,
         proved: None,
         warned: false,
         synced,
@@ -234,11 +237,20 @@ impl Follower {
             }
         });
         let store = self.source.store.clone();
-        let heartbeat_sql = store.sql(HEARTBEAT);
         // LISTEN before the snapshot: nothing committed after the snapshot goes unnoticed.
         let listen = format!("LISTEN {}", store.channel());
         if let Err(e) = self.timed(client.batch_execute(&listen)).await {
             return lost("LISTEN failed")(e);
+        }
+        // The statements a session repeats are prepared once: each read is one round trip.
+        self.prepared = None;
+        let heartbeat_sql = match self.timed(client.prepare(&store.sql(HEARTBEAT))).await {
+            Ok(statement) => statement,
+            Err(e) => return lost("preparing the heartbeat failed")(e),
+        };
+        match self.timed(client.prepare(&store.sql(CHANGES))).await {
+            Ok(statement) => self.prepared = Some(statement),
+            Err(e) => return lost("preparing the catch-up failed")(e),
         }
         if let Err(ended) = self.catch_up(&client).await {
             return ended;
@@ -357,7 +369,7 @@ impl Follower {
     }
 
     /// The heartbeat: checks the position against the store.
-    async fn check(&mut self, client: &Client, sql: &str) -> Result<Next, Ended> {
+    async fn check(&mut self, client: &Client, sql: &Statement) -> Result<Next, Ended> {
         let applied = self.position.map_or(0, |p| p.applied);
         // The proof dates from the sending: take the time before the query goes.
         let sent = Instant::now();
@@ -681,9 +693,13 @@ impl Follower {
         let store = &self.source.store;
         let domains = &self.source.domains;
         let applied = position.applied;
-        let rows = client
-            .query(&store.sql(CHANGES), &[&applied, domains])
-            .await?;
+        let rows = match &self.prepared {
+            Some(statement) => client.query(statement, &[&applied, domains]).await?,
+            None => {
+                let sql = store.sql(CHANGES);
+                client.query(&sql, &[&applied, domains]).await?
+            }
+        };
         // The settings row makes sure one row comes back; its log end is the statement's.
         let Some(first) = rows.first() else {
             return Err(ReadError::Store("the store has no settings row".into()));

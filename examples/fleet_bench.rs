@@ -7,7 +7,13 @@
 //! - `rate`: CURVE handshakes per second against a domain served by the store and a domain
 //!   loaded from a certificate directory of the same size, `--rounds` rounds (medians);
 //! - `plain`: PLAIN handshakes per second with argon2id hashes (`--hash-memory-kib`, default
-//!   19,456: zapctl's), cold (each user's first verification) and cached.
+//!   19,456: zapctl's), cold (each user's first verification) and cached;
+//! - `entropy`: one anti-entropy comparison as a follower makes it — the store's digest of the
+//!   served domain in a `REPEATABLE READ` transaction — `--rounds` times (median, min);
+//! - `forced`: a forced snapshot on a running follower: `TRUNCATE changes` (logged, with the
+//!   pruning mark raised past every follower's position), and the time from its `COMMIT` to
+//!   the first member's snapshot in force (it includes the random wait before a forced
+//!   snapshot, at most 1 s; all three members read theirs at about the same time).
 //!
 //! `cargo run --release --features postgres --example fleet_bench -- --keys 1000000`
 //! (PostgreSQL at 127.0.0.1:5432, or FLEET_DATABASE). Works in a schema of its own, dropped at
@@ -65,7 +71,7 @@ fn args() -> Args {
         rounds: 5,
         plain_users: 20,
         hash_memory_kib: 19_456,
-        parts: "load,fanout,rate,plain".into(),
+        parts: "load,fanout,rate,plain,entropy,forced".into(),
     };
     let given: Vec<String> = std::env::args().skip(1).collect();
     for pair in given.chunks(2) {
@@ -75,7 +81,7 @@ fn args() -> Args {
         }
         let value = pair.get(1).and_then(|v| v.parse::<usize>().ok());
         let Some(value) = value else {
-            fail(format!("usage: fleet_bench [--keys N] [--trials N] [--handshakes N] [--rounds N] [--plain-users N] [--hash-memory-kib N] [--parts load,fanout,rate,plain]; got {pair:?}"))
+            fail(format!("usage: fleet_bench [--keys N] [--trials N] [--handshakes N] [--rounds N] [--plain-users N] [--hash-memory-kib N] [--parts load,fanout,rate,plain,entropy,forced]; got {pair:?}"))
         };
         match pair[0].as_str() {
             "--keys" => args.keys = value,
@@ -121,7 +127,10 @@ impl Admin {
                 .block_on(self.client.execute(&sql, &[&domain, &texts]))
                 .unwrap_or_else(|e| fail(e));
         }
-        self.run("ALTER TABLE {schema}.curve_keys ENABLE TRIGGER USER");
+        self.run(
+            "ALTER TABLE {schema}.curve_keys ENABLE ALWAYS TRIGGER curve_keys_changed;
+             ALTER TABLE {schema}.curve_keys ENABLE ALWAYS TRIGGER curve_keys_truncated",
+        );
     }
 }
 
@@ -442,6 +451,60 @@ fn main() {
             "fleet_bench plain users={} m_kib={} cold_per_s={cold:.1} cached_per_s={cached:.0}",
             users.len(),
             args.hash_memory_kib
+        );
+    }
+    if part("entropy") {
+        // entropy: the store's side of one digest comparison (the follower's is a compare of
+        // two numbers); the log end read in the same transaction is a heartbeat's.
+        let digest = store.sql(actix_zap::postgres::DIGEST_SQL);
+        let domains = vec!["fleet".to_owned()];
+        let (mut took, mut rows) = (Vec::new(), 0);
+        for _ in 0..args.rounds.max(1) {
+            let started = Instant::now();
+            rows = admin
+                .runtime
+                .block_on(async {
+                    let client = &admin.client;
+                    client
+                        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        .await?;
+                    let row = client.query_one(&digest, &[&domains]).await?;
+                    client.batch_execute("COMMIT").await?;
+                    Ok::<i64, tokio_postgres::Error>(row.get(1))
+                })
+                .unwrap_or_else(|e| fail(e));
+            took.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        let min = took.iter().copied().fold(f64::INFINITY, f64::min);
+        println!(
+            "fleet_bench entropy keys={} rows={rows} rounds={} entropy_ms={:.1} min_ms={min:.1}",
+            keys.len() + 1,
+            took.len(),
+            median(took)
+        );
+    }
+    if part("forced") {
+        // forced: the log pruned past every position.
+        let stats =
+            |m: &Member| m.auth.stats().unwrap_or_else(|e| fail(e)).sources[&m.name].clone();
+        let before = stats(member).snapshots_forced;
+        // TRUNCATE of the log is logged, with the pruning mark raised past every position.
+        let started = Instant::now();
+        let seq = admin.run("TRUNCATE {schema}.changes");
+        member.at(seq);
+        let deadline = started + Duration::from_secs(120);
+        while stats(member).snapshots_forced == before {
+            if Instant::now() > deadline {
+                fail("no forced snapshot");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let forced = started.elapsed();
+        println!(
+            "fleet_bench forced keys={} forced_s={:.3} reason={:?}",
+            keys.len() + 1,
+            forced.as_secs_f64(),
+            stats(member).last_snapshot_reason.unwrap_or_default()
         );
     }
     for member in fleet {

@@ -171,7 +171,8 @@ impl Handler<Apply> for PolicyActor {
             return first_error.map_or(Ok(()), Err);
         };
         if let Some(seq) = msg.seq {
-            state.stats.applied_seq = state.stats.applied_seq.max(seq);
+            // The position in force, even lower than before (a renumbered log's snapshot).
+            state.stats.applied_seq = seq;
         }
         // A proof counts only if everything it covers is in force.
         if let (Some(sent), None) = (msg.proof, &first_error) {
@@ -207,6 +208,17 @@ impl Handler<Report> for PolicyActor {
         }
         stats.rejected_rows += msg.rejected;
         stats.reconnects += u64::from(msg.reconnected);
+        let progress = msg.progress;
+        stats.reads += progress.reads;
+        stats.snapshots_forced += progress.forced;
+        stats.digest_checks += progress.digest_checks;
+        if progress.snapshot_reason.is_some() {
+            stats.last_snapshot_reason = progress.snapshot_reason;
+            stats.last_snapshot_at = Some(std::time::SystemTime::now());
+        }
+        if progress.rejected_row.is_some() {
+            stats.last_rejected_row = progress.rejected_row;
+        }
     }
 }
 

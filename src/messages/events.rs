@@ -176,7 +176,8 @@ impl Stats {
 pub struct SourceStats {
     /// Connected to its database (or whatever it follows) now.
     pub connected: bool,
-    /// The last change-log sequence number whose changes are in force (0: none yet).
+    /// The last change-log sequence number whose changes are in force (0: none yet). It
+    /// goes down when a snapshot of a store whose log was renumbered is applied.
     pub applied_seq: i64,
     /// Time since the last proof that the source was up to date: since the sending of the
     /// last read that found nothing committed beyond what it had applied (`None`: none yet).
@@ -190,8 +191,24 @@ pub struct SourceStats {
     pub last_error: Option<String>,
     /// When the last error happened (kept when [`last_error`](Self::last_error) clears).
     pub last_error_at: Option<SystemTime>,
-    /// Rows refused as malformed (bad key, bad or too costly hash) so far.
+    /// Rows refused as malformed (bad key, bad metadata, bad or too costly hash) so far,
+    /// counted at each read that brought them.
     pub rejected_rows: u64,
+    /// The latest row refused as malformed, naming its domain and key or user.
+    pub last_rejected_row: Option<String>,
+    /// Reads of the store so far: snapshots, change-log catch-ups and digest comparisons
+    /// (heartbeats not counted). Notifications are only hints: a flood of them costs at most
+    /// one read every few milliseconds.
+    pub reads: u64,
+    /// Snapshots read because the position in force could not be verified (another store,
+    /// a log renumbered, rewritten or pruned past it) or the anti-entropy digests differed.
+    pub snapshots_forced: u64,
+    /// Why the latest snapshot was read (`"first read"` for the first one).
+    pub last_snapshot_reason: Option<String>,
+    /// When the latest snapshot was read (its reason reported).
+    pub last_snapshot_at: Option<SystemTime>,
+    /// Anti-entropy comparisons of the store's digest with the source's so far.
+    pub digest_checks: u64,
     /// Reconnections so far.
     pub reconnects: u64,
     /// Domains taken over by hand (`"domain (MECHANISM)"`): the source no longer changes them.

@@ -66,6 +66,23 @@ pub(crate) struct Report {
     pub(crate) error: Option<String>,
     pub(crate) rejected: u64,
     pub(crate) reconnected: bool,
+    /// What the source did since its last report.
+    pub(crate) progress: Progress,
+}
+
+/// What a source did since its last report: counts to add, and the latest of what it says.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    /// Reads of the store (catch-ups, snapshots, digest comparisons).
+    pub(crate) reads: u64,
+    /// Snapshots forced (its position could not be verified, or the digests differed).
+    pub(crate) forced: u64,
+    /// Why the latest snapshot was read.
+    pub(crate) snapshot_reason: Option<String>,
+    /// Digest comparisons (anti-entropy) made.
+    pub(crate) digest_checks: u64,
+    /// The latest row refused, naming it.
+    pub(crate) rejected_row: Option<String>,
 }
 
 /// The source stops serving (its handle stopped it): the policy stays as it is.

@@ -307,6 +307,9 @@ fn fleet_bench_measures_load_fanout_rate_and_plain() {
         "directory_per_s=",
         "cold_per_s=",
         "cached_per_s=",
+        "entropy keys=2001",
+        "entropy_ms=",
+        "forced keys=2001 forced_s=",
     ] {
         assert!(out.contains(field), "{field} missing from: {out}");
     }

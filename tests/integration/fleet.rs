@@ -20,20 +20,20 @@ mod writes;
 
 /// A connection for the test's own SQL, with the schema it created; drops the schema (and
 /// the test's role, if any) when the test ends, however it ends.
-struct Db {
-    runtime: tokio::runtime::Runtime,
-    client: tokio_postgres::Client,
-    store: Store,
-    role: Option<String>,
+pub(crate) struct Db {
+    pub(crate) runtime: tokio::runtime::Runtime,
+    pub(crate) client: tokio_postgres::Client,
+    pub(crate) store: Store,
+    roles: Vec<String>,
 }
 
-fn conninfo() -> String {
+pub(crate) fn conninfo() -> String {
     std::env::var("ZAP_TEST_DATABASE")
         .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into())
 }
 
 impl Db {
-    fn new(test: &str) -> Db {
+    pub(crate) fn new(test: &str) -> Db {
         init_logging();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -62,11 +62,11 @@ impl Db {
             runtime,
             client,
             store,
-            role: None,
+            roles: Vec::new(),
         }
     }
 
-    fn execute(&self, sql: &str) -> i64 {
+    pub(crate) fn execute(&self, sql: &str) -> i64 {
         let sql = sql.replace("{schema}", self.store.schema());
         self.runtime
             .block_on(self.client.batch_execute(&sql))
@@ -75,7 +75,7 @@ impl Db {
     }
 
     /// The newest change-log sequence number.
-    fn latest(&self) -> i64 {
+    pub(crate) fn latest(&self) -> i64 {
         let sql = format!(
             "SELECT coalesce(max(seq), 0) FROM {}.changes",
             self.store.schema()
@@ -86,7 +86,7 @@ impl Db {
             .get(0)
     }
 
-    fn add_key(&self, keys: &Keys, extra: &str) -> i64 {
+    pub(crate) fn add_key(&self, keys: &Keys, extra: &str) -> i64 {
         self.execute(&format!(
             "INSERT INTO {{schema}}.curve_keys (domain, public_key{}) VALUES ('fleet', '{}'{})",
             if extra.is_empty() { "" } else { ", user_id" },
@@ -99,14 +99,14 @@ impl Db {
         ))
     }
 
-    fn set_key(&self, keys: &Keys, set: &str) -> i64 {
+    pub(crate) fn set_key(&self, keys: &Keys, set: &str) -> i64 {
         self.execute(&format!(
             "UPDATE {{schema}}.curve_keys SET {set} WHERE public_key = '{}'",
             keys.public.to_z85()
         ))
     }
 
-    fn add_user(&self, name: &str, password: &str) -> i64 {
+    pub(crate) fn add_user(&self, name: &str, password: &str) -> i64 {
         self.execute(&format!(
             "INSERT INTO {{schema}}.plain_users (domain, username, password_hash)
              VALUES ('fleet', '{name}', '{}')",
@@ -115,7 +115,7 @@ impl Db {
     }
 
     /// Ends every connection of the sources of this test.
-    fn terminate_sources(&self) -> i64 {
+    pub(crate) fn terminate_sources(&self) -> i64 {
         let sql = format!(
             "SELECT count(pg_terminate_backend(pid))::bigint FROM pg_stat_activity
              WHERE application_name LIKE 'actix-zap/{}%'",
@@ -129,22 +129,67 @@ impl Db {
 
     /// A login role of the test's own that may read the store; `ALTER ROLE … NOLOGIN` then
     /// keeps its sources out.
-    fn role(&mut self) -> String {
-        let role = format!("{}_reader", self.store.schema());
+    pub(crate) fn role(&mut self) -> String {
+        self.make_role(
+            "reader",
+            "GRANT USAGE ON SCHEMA {schema} TO {role};
+             GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role};
+             GRANT SELECT ON SEQUENCE {schema}.changes_seq_seq TO {role};",
+        )
+    }
+
+    /// A login role of the test's own, `<schema>_<name>`, given `grants` (with `{role}` for
+    /// its name); dropped when the test ends.
+    pub(crate) fn make_role(&mut self, name: &str, grants: &str) -> String {
+        let role = format!("{}_{name}", self.store.schema());
         self.execute(&format!(
-            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN;
-             GRANT USAGE ON SCHEMA {{schema}} TO {role};
-             GRANT SELECT ON ALL TABLES IN SCHEMA {{schema}} TO {role};"
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN; {}",
+            grants.replace("{role}", &role)
         ));
-        self.role = Some(role.clone());
+        self.roles.push(role.clone());
         role
+    }
+
+    /// A connection of its own (as `role`, if any), driven by the test's runtime.
+    pub(crate) fn connect(&self, role: Option<&str>) -> tokio_postgres::Client {
+        let conninfo = match role {
+            Some(role) => format!("{} user={role}", conninfo()),
+            None => conninfo(),
+        };
+        let (client, connection) = self
+            .runtime
+            .block_on(tokio_postgres::connect(&conninfo, tokio_postgres::NoTls))
+            .unwrap();
+        self.runtime.spawn(connection);
+        client
+    }
+
+    /// Runs `sql` (with `{schema}`) on `client`: the database's error, if any.
+    pub(crate) fn try_on(&self, client: &tokio_postgres::Client, sql: &str) -> Result<(), String> {
+        let sql = self.store.sql(sql);
+        (self.runtime.block_on(client.batch_execute(&sql))).map_err(|e| match e.as_db_error() {
+            Some(db) => db.message().to_owned(),
+            None => e.to_string(),
+        })
+    }
+
+    /// Where the change log ends: its newest number, or the pruning mark beyond it.
+    pub(crate) fn end(&self) -> i64 {
+        let sql = self.store.sql(
+            "SELECT greatest((SELECT coalesce(max(seq), 0) FROM {schema}.changes),
+                             (SELECT pruned_through FROM {schema}.settings))",
+        );
+        self.runtime
+            .block_on(self.client.query_one(&sql, &[]))
+            .unwrap()
+            .get(0)
     }
 }
 
 impl Drop for Db {
     fn drop(&mut self) {
         let _ = self.runtime.block_on(self.store.drop_schema(&self.client));
-        if let Some(role) = &self.role {
+        for role in &self.roles {
             let sql = format!(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}';
                  DROP ROLE IF EXISTS {role}"
@@ -155,7 +200,7 @@ impl Drop for Db {
 }
 
 /// An argon2id hash with tiny parameters, so debug builds verify it quickly.
-fn cheap_hash(password: &str) -> String {
+pub(crate) fn cheap_hash(password: &str) -> String {
     use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
     let params = argon2::Params::new(64, 1, 1, None).unwrap();
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
@@ -169,9 +214,9 @@ fn cheap_hash(password: &str) -> String {
 
 /// One server of the fleet: its context, authenticator, source, and a CURVE and a PLAIN
 /// server socket in domain `fleet`.
-struct Member {
+pub(crate) struct Member {
     context: zmq::Context,
-    auth: ThreadAuthenticator,
+    pub(crate) auth: ThreadAuthenticator,
     source: Option<SourceHandle>,
     name: String,
     server: Keys,
@@ -180,11 +225,15 @@ struct Member {
 }
 
 impl Member {
-    fn start(db: &Db, n: usize, tweak: impl FnOnce(PostgresSource) -> PostgresSource) -> Member {
+    pub(crate) fn start(
+        db: &Db,
+        n: usize,
+        tweak: impl FnOnce(PostgresSource) -> PostgresSource,
+    ) -> Member {
         Member::start_as(db, n, &conninfo(), tweak)
     }
 
-    fn start_as(
+    pub(crate) fn start_as(
         db: &Db,
         n: usize,
         conninfo: &str,
@@ -214,7 +263,7 @@ impl Member {
     }
 
     /// Waits until the changes up to `seq` are in force here.
-    fn at(&self, seq: i64) -> &Member {
+    pub(crate) fn at(&self, seq: i64) -> &Member {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let stats = self.auth.stats().unwrap();
@@ -235,21 +284,21 @@ impl Member {
         }
     }
 
-    fn curve(&self, client: &Keys) -> Outcome {
+    pub(crate) fn curve(&self, client: &Keys) -> Outcome {
         let client = Client::Curve(self.server.public, client.clone());
         self.curve.attempt(&self.context, &client)
     }
 
-    fn plain(&self, user: &'static str, password: &'static str) -> Outcome {
+    pub(crate) fn plain(&self, user: &'static str, password: &'static str) -> Outcome {
         self.plain
             .attempt(&self.context, &Client::Plain(user, password))
     }
 
-    fn stats(&self) -> actix_zap::messages::SourceStats {
+    pub(crate) fn stats(&self) -> actix_zap::messages::SourceStats {
         self.auth.stats().unwrap().sources[&self.name].clone()
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         if let Some(source) = self.source.take() {
             source.stop();
         }

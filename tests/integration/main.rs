@@ -30,6 +30,8 @@ mod properties;
 mod revocation;
 mod secrets;
 mod stalls;
+#[cfg(feature = "postgres")]
+mod store_attacks;
 mod surface;
 #[cfg(feature = "cli")]
 mod zapctl;

@@ -8,6 +8,7 @@
 mod configure;
 mod control;
 pub(crate) mod deltas;
+mod log_limit;
 pub(crate) mod observe;
 mod policy_actor;
 mod pool;

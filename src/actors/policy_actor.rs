@@ -19,6 +19,9 @@ pub(crate) fn require_curve(has_curve: Option<bool>) -> Result<(), ConfigError> 
     Ok(crate::messages::error::NoCurveSupport::check(has_curve)?)
 }
 
+/// Decision log lines (target `actix_zap::decision`, level debug) a second at most.
+const DECISION_LINES_PER_SECOND: u32 = 100;
+
 /// The actor that owns the authentication policy.
 ///
 /// Decisions that need no provider are answered inside the handler. Provider lookups run
@@ -33,6 +36,8 @@ pub struct PolicyActor {
     observers: Observers,
     /// Live reload: the actor that follows watched files, started at the first watch.
     pub(super) watcher: Option<Addr<super::watch::FileWatcher>>,
+    /// The decision log's budget of lines.
+    decision_log: super::log_limit::LogBudget,
     /// Notices a stalled thread (`Settings::stall_warning`).
     watchdog: Option<Watchdog>,
     /// Domains served by external sources (a credential store).
@@ -53,6 +58,7 @@ impl PolicyActor {
             settings,
             pool,
             watcher: None,
+            decision_log: super::log_limit::LogBudget::new(DECISION_LINES_PER_SECOND),
             watchdog,
             served: Default::default(),
         })
@@ -260,18 +266,27 @@ impl Actor for PolicyActor {
 }
 
 impl PolicyActor {
-    /// Logs the decision and tells the observers, from the facts read when it arrived.
+    /// Logs the decision (escaped, and at most [`DECISION_LINES_PER_SECOND`] a second: the
+    /// text is the peer's) and tells the observers, from the facts read when it arrived.
     pub(super) fn decided(&mut self, facts: &RequestFacts<'_>, reply: &Reply, received: Instant) {
-        debug!(
-            target: "actix_zap::decision",
-            "{} {:?} domain={:?} address={} mechanism={} user_id={:?}",
-            reply.status,
-            reply.text,
-            facts.domain,
-            facts.address,
-            facts.mechanism,
-            reply.user_id
-        );
+        let target = "actix_zap::decision";
+        if log::log_enabled!(target: target, log::Level::Debug) {
+            if let Some(held_back) = self.decision_log.spend(Instant::now()) {
+                if held_back > 0 {
+                    debug!(target: target, "{held_back} decision lines held back (flood)");
+                }
+                debug!(
+                    target: target,
+                    "{} {:?} domain={:?} address={:?} mechanism={} user_id={:?}",
+                    reply.status,
+                    reply.text,
+                    facts.domain,
+                    facts.address,
+                    facts.mechanism,
+                    reply.user_id
+                );
+            }
+        }
         self.observers.record(facts, reply, received.elapsed());
     }
 }

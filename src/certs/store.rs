@@ -47,9 +47,21 @@ pub struct CertStore {
 
 /// What a key from a credential store carries besides its metadata.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Extra {
+pub(crate) struct Extra {
     user_id: Option<Box<str>>,
     expires: Option<SystemTime>,
+}
+
+impl Extra {
+    /// The user id stored with the key, if any.
+    pub(crate) fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+
+    /// When the key stops being allowed, if it has an expiry.
+    pub(crate) fn expires(&self) -> Option<SystemTime> {
+        self.expires
+    }
 }
 
 impl CertStore {
@@ -96,21 +108,25 @@ impl CertStore {
     /// Everything stored with `key`, expired or not: one lookup for a decision, which checks
     /// the expiry itself (reading the wall clock only for a key that has one).
     pub fn entry(&self, key: &CurvePublicKey) -> Option<KeyEntry<'_>> {
+        let (metadata, extra) = self.lookup(key)?;
+        Some(KeyEntry {
+            metadata,
+            user_id: extra.and_then(Extra::user_id),
+            expires: extra.and_then(Extra::expires),
+        })
+    }
+
+    /// [`entry`](Self::entry) as the decision takes it: the metadata and what else the key
+    /// carries, if anything. Two references, returned in registers (a [`KeyEntry`] is
+    /// written through memory), and one probe for certificate directories, whose keys carry
+    /// nothing else.
+    pub(crate) fn lookup(&self, key: &CurvePublicKey) -> Option<(&Metadata, Option<&Extra>)> {
         let metadata = self.keys.get(key)?;
         if self.extras.is_empty() {
             // Certificate directories: no second lookup on the hot path.
-            return Some(KeyEntry {
-                metadata,
-                user_id: None,
-                expires: None,
-            });
+            return Some((metadata, None));
         }
-        let extra = self.extras.get(key);
-        Some(KeyEntry {
-            metadata,
-            user_id: extra.and_then(|extra| extra.user_id.as_deref()),
-            expires: extra.and_then(|extra| extra.expires),
-        })
+        Some((metadata, self.extras.get(key)))
     }
 
     /// The user id stored with `key`, if any (otherwise the reply carries the key's Z85

@@ -501,6 +501,7 @@ impl AddressRules {
     /// This is the IP part of [`AddressFilter::check`](super::AddressFilter::check), the one
     /// filter the authenticator applies to a request's address frame (it also decides IPC
     /// peers and frames that are not an address).
+    #[inline]
     pub fn check_ip(&self, ip: IpAddr, zone: Option<Zone>) -> AddressVerdict {
         match self {
             AddressRules::Open => AddressVerdict::NotFiltered,

@@ -543,6 +543,10 @@ impl Control {
     /// Until when a request of `domain` may be decided by the setting of `setting_domain`
     /// (the domain's own, or `"*"`): the earlier deadline of the two owners, so a store's
     /// domain never falls back to `"*"` past its deadline.
+    ///
+    /// Inlined into the decision: without stores (the common case) it is one branch there,
+    /// not a call; with stores, `stores_trust` looks the owners up.
+    #[inline]
     pub(super) fn trust(
         &self,
         mechanism: MechanismKind,
@@ -552,6 +556,12 @@ impl Control {
         if self.trusted.is_empty() {
             return Trust::Unlimited; // no store: the common case costs one branch
         }
+        self.stores_trust(mechanism, domain, setting_domain)
+    }
+
+    /// [`trust`](Self::trust) when some store is in charge of some domain.
+    #[inline(never)]
+    fn stores_trust(&self, mechanism: MechanismKind, domain: &str, setting_domain: &str) -> Trust {
         let of = |domain: &str| match self.owner_ref(domain, mechanism) {
             Some(Owner::Store { id, .. }) => self.store_trust(*id),
             _ => Trust::Unlimited,
@@ -581,6 +591,10 @@ impl Control {
 
     /// Whether `name` is revoked for a request of `domain` decided by the setting of
     /// `setting_domain` (the domain's own, or `"*"`).
+    ///
+    /// Inlined into the decision: without revocations (the common case) it is one branch
+    /// there, not a call; with some, `revoked_in` looks the name up.
+    #[inline]
     pub(super) fn is_revoked(
         &self,
         mechanism: MechanismKind,
@@ -591,6 +605,18 @@ impl Control {
         if self.revoked.is_empty() {
             return false; // the common case costs one branch
         }
+        self.revoked_in(mechanism, domain, setting_domain, name)
+    }
+
+    /// [`is_revoked`](Self::is_revoked) when some name is revoked somewhere.
+    #[inline(never)]
+    fn revoked_in(
+        &self,
+        mechanism: MechanismKind,
+        domain: &str,
+        setting_domain: &str,
+        name: &[u8],
+    ) -> bool {
         let Some(domains) = self.revoked.get(&mechanism) else {
             return false;
         };
@@ -1253,6 +1279,7 @@ impl Policy {
 
     /// Whether `name` is refused by a local revocation for a request of `domain` decided by
     /// the setting of `setting_domain` (the domain's own or `"*"`).
+    #[inline]
     pub(super) fn revoked(
         &self,
         mechanism: MechanismKind,

@@ -429,11 +429,16 @@ impl Policy {
         let (provider, metadata, user_id, expires) = match setting {
             CurvePolicy::AllowAny => (None, Metadata::empty(), None, None),
             // The wall clock is read only for a key that carries an expiry.
-            CurvePolicy::Keys(store) => match store.entry(key) {
-                Some(entry) if !now.reached(entry.expires) => {
-                    (None, entry.metadata.clone(), entry.user_id, entry.expires)
+            CurvePolicy::Keys(store) => match store.lookup(key) {
+                Some((metadata, extra)) => {
+                    let expires = extra.and_then(|extra| extra.expires());
+                    if now.reached(expires) {
+                        return refuse(Refusal::UnknownKey);
+                    }
+                    let user_id = extra.and_then(|extra| extra.user_id());
+                    (None, metadata.clone(), user_id, expires)
                 }
-                _ => return refuse(Refusal::UnknownKey),
+                None => return refuse(Refusal::UnknownKey),
             },
             CurvePolicy::Provider(provider) => {
                 (Some(provider.clone()), Metadata::empty(), None, None)

@@ -414,30 +414,13 @@ fn set_user(u: UserRef, enabled: Option<bool>) -> Prepared {
     }
 }
 
-/// An error and its causes (`source()`), each said once, on one line.
-fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = String::new();
-    let mut next = Some(error);
-    while let Some(error) = next {
-        let part = error.to_string().replace('\n', "; ");
-        if !text.contains(&part) {
-            if !text.is_empty() {
-                text += ": ";
-            }
-            text += &part;
-        }
-        next = error.source();
-    }
-    text
-}
-
 /// The error, with what to do about the usual ones.
 fn explain(failure: tokio_postgres::Error) -> String {
     use tokio_postgres::error::SqlState;
     // The server's messages may quote values from the store.
     let error = match failure.as_db_error() {
         Some(db) => format!("PostgreSQL: {}", escaped(db.message())),
-        None => cause_chain(&failure),
+        None => actix_zap::postgres::error_text(&failure),
     };
     match failure.code() {
         Some(code)

@@ -182,6 +182,12 @@ pub use write::{BadUuid, Credential, NewKey, Position, Pruned, StoreUuid, WriteE
 
 pub use crate::messages::error::StoreError;
 
+/// A `tokio_postgres::Error` on one line, with its cause: the database's message (with its
+/// detail and hint) or the chain of causes — its `Display` alone says only "db error".
+pub fn error_text(error: &tokio_postgres::Error) -> String {
+    crate::messages::error::postgres_cause(error)
+}
+
 /// The statement of one anti-entropy comparison's digest (`$1`: the served domains), for
 /// `examples/fleet_bench`; not a stable interface.
 #[doc(hidden)]

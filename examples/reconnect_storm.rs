@@ -29,8 +29,9 @@
 //! the first admission), `all_admitted_s` (until the last one, `-` if not all were),
 //! `p50_s`/`p90_s`/`p99_s` of the admission times, `status_300`/`status_500` (the server's `HANDSHAKE_FAILED_AUTH` events
 //! by status), `other_failures` (other handshake failures), the authenticator's own counts
-//! of its `200`/`300`/`500` replies, the peak of `Stats::in_flight` (sampled every 20 ms), and
-//! the load average before and after.
+//! of its `200`/`300`/`500` replies, the peak of `Stats::in_flight` (sampled every 20 ms),
+//! `Stats::held_back` (times the in-flight bound held requests back in libzmq), and the load
+//! average before and after.
 
 #[path = "support/monitor.rs"]
 mod monitor;
@@ -384,7 +385,7 @@ fn main() {
          contexts={} nofile={nofile} admitted={} first_s={} all_admitted_s={all_admitted_s} p50_s={} \
          p90_s={} p99_s={} status_300={status_300} status_500={status_500} \
          status_other={status_other} other_failures={other_failures} replies_200={} \
-         replies_300={} replies_500={} provider_calls={} peak_in_flight={} \
+         replies_300={} replies_500={} provider_calls={} peak_in_flight={} held_back={} \
          monitor_dropped={} load_before={load_before} load_after={load_after}",
         options.clients,
         options.addresses,
@@ -406,6 +407,7 @@ fn main() {
         stats.count(StatusCode::InternalError),
         calls.load(Ordering::Relaxed),
         peak.load(Ordering::Relaxed),
+        stats.held_back,
         events.dropped(),
     );
 

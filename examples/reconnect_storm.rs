@@ -30,12 +30,15 @@
 //! `p50_s`/`p90_s`/`p99_s` of the admission times, `status_300`/`status_500` (the server's `HANDSHAKE_FAILED_AUTH` events
 //! by status), `other_failures` (other handshake failures), the authenticator's own counts
 //! of its `200`/`300`/`500` replies, the peak of `Stats::in_flight` (sampled every 20 ms),
+//! `peak_per_address` (the most provider calls that ran at once for one source address: what
+//! a cap on lookups in flight per peer address would count),
 //! `Stats::held_back` (times the in-flight bound held requests back in libzmq), and the load
 //! average before and after.
 
 #[path = "support/monitor.rs"]
 mod monitor;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -194,18 +197,67 @@ fn settings(options: &Options) -> Settings {
     settings
 }
 
-fn provider(kind: Kind, delay: Duration, calls: Arc<AtomicUsize>) -> Provider {
+/// Provider calls: in all, and running at once per client source address (what a cap on
+/// lookups in flight per peer address would count).
+struct Calls {
+    total: AtomicUsize,
+    /// Each client's key to its source address's index.
+    address: HashMap<CurvePublicKey, usize>,
+    running: Vec<AtomicUsize>,
+    peak: Vec<AtomicUsize>,
+}
+
+impl Calls {
+    fn new(keys: &[(CurvePublicKey, CurveSecretKey)], addresses: usize) -> Calls {
+        Calls {
+            total: AtomicUsize::new(0),
+            address: keys
+                .iter()
+                .enumerate()
+                .map(|(n, (public, _))| (*public, n % addresses))
+                .collect(),
+            running: (0..addresses).map(|_| AtomicUsize::new(0)).collect(),
+            peak: (0..addresses).map(|_| AtomicUsize::new(0)).collect(),
+        }
+    }
+
+    /// A call for `key` starts; the returned index ends it.
+    fn start(&self, key: &CurvePublicKey) -> Option<usize> {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        let address = *self.address.get(key)?;
+        let now = self.running[address].fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak[address].fetch_max(now, Ordering::Relaxed);
+        Some(address)
+    }
+
+    fn end(&self, address: Option<usize>) {
+        if let Some(address) = address {
+            self.running[address].fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The highest number of calls that ran at once for one address.
+    fn peak_per_address(&self) -> usize {
+        let peaks = self.peak.iter().map(|p| p.load(Ordering::Relaxed));
+        peaks.max().unwrap_or(0)
+    }
+}
+
+fn provider(kind: Kind, delay: Duration, calls: Arc<Calls>) -> Provider {
     match kind {
-        Kind::Async => Provider::from_async_fn(move |_domain: String, _key| {
-            calls.fetch_add(1, Ordering::Relaxed);
+        Kind::Async => Provider::from_async_fn(move |_domain: String, key| {
+            let calls = Arc::clone(&calls);
+            let address = calls.start(&key);
             async move {
                 tokio::time::sleep(delay).await;
+                calls.end(address);
                 Ok(CurveVerdict::admit())
             }
         }),
-        Kind::Sync => Provider::from_fn(move |_domain: &str, _key: &CurvePublicKey| {
-            calls.fetch_add(1, Ordering::Relaxed);
+        Kind::Sync => Provider::from_fn(move |_domain: &str, key: &CurvePublicKey| {
+            let address = calls.start(key);
             std::thread::sleep(delay);
+            calls.end(address);
             Ok(CurveVerdict::admit())
         }),
     }
@@ -259,7 +311,7 @@ fn main() {
         .settings(settings.clone())
         .start_thread(&server_context)
         .expect("authenticator");
-    let calls = Arc::new(AtomicUsize::new(0));
+    let calls = Arc::new(Calls::new(&client_keys, options.addresses));
     auth.configure_curve_callback(
         "*",
         provider(options.kind, options.delay, Arc::clone(&calls)),
@@ -385,7 +437,8 @@ fn main() {
          contexts={} nofile={nofile} admitted={} first_s={} all_admitted_s={all_admitted_s} p50_s={} \
          p90_s={} p99_s={} status_300={status_300} status_500={status_500} \
          status_other={status_other} other_failures={other_failures} replies_200={} \
-         replies_300={} replies_500={} provider_calls={} peak_in_flight={} held_back={} \
+         replies_300={} replies_500={} provider_calls={} peak_in_flight={} \
+         peak_per_address={} held_back={} \
          monitor_dropped={} load_before={load_before} load_after={load_after}",
         options.clients,
         options.addresses,
@@ -405,8 +458,9 @@ fn main() {
         stats.count(StatusCode::Ok),
         stats.count(StatusCode::TryLater),
         stats.count(StatusCode::InternalError),
-        calls.load(Ordering::Relaxed),
+        calls.total.load(Ordering::Relaxed),
         peak.load(Ordering::Relaxed),
+        calls.peak_per_address(),
         stats.held_back,
         events.dropped(),
     );

@@ -90,6 +90,17 @@ impl Settings {
     }
 
     /// Worker threads for synchronous providers. Default 4.
+    ///
+    /// A pool of `n` threads answers at most `n / latency` lookups a second (4 threads and a
+    /// 20 ms provider: 200 a second). After a server restart every client handshakes at once,
+    /// as fast as libzmq completes them (CURVE: about 1,000 a second per I/O thread on the
+    /// 2-core machine of BENCHMARKS.md), so give the pool at least that rate times the
+    /// provider's latency, with headroom. Measured there, 5,000 CURVE clients reconnecting at
+    /// once against a 20 ms synchronous provider: with the default 4 threads, thousands get
+    /// `300` from the full queue and wait 30 s to retry; with 32 threads and
+    /// [`provider_queue`](Self::provider_queue) raised to
+    /// [`max_in_flight`](Self::max_in_flight), or 64 threads with the default queue, all are
+    /// admitted in about 5 s with no `300`. An async provider needs none of this.
     pub fn provider_threads(&self) -> usize {
         self.provider_threads
     }
@@ -102,6 +113,13 @@ impl Settings {
     }
 
     /// Synchronous provider calls that may wait for a worker; beyond it, `300`. Default 256.
+    ///
+    /// At least [`max_in_flight`](Self::max_in_flight) means that a burst is held back by the
+    /// ZAP socket (which reads no more than that many requests) rather than refused here, as
+    /// long as calls finish (a call whose deadline passed while it queued still holds its
+    /// place until a worker skips it). A call still waits at most until its
+    /// [`provider_deadline`](Self::provider_deadline), so too few
+    /// [threads](Self::provider_threads) then show as `500`s instead of `300`s.
     pub fn provider_queue(&self) -> usize {
         self.provider_queue
     }

@@ -22,15 +22,16 @@ fn started(settings: Settings) -> (zmq::Context, ThreadAuthenticator) {
 }
 
 /// An async provider that holds every request until the gate opens (then admits); `asked`
-/// counts its calls.
+/// counts its calls, when the policy actor makes them (before it handles its next message, so
+/// stats asked for afterwards see the count).
 fn gated_provider() -> (Provider, Arc<tokio::sync::Semaphore>, Arc<AtomicUsize>) {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let asked = Arc::new(AtomicUsize::new(0));
     let (waiting, counter) = (Arc::clone(&gate), Arc::clone(&asked));
     let provider = Provider::from_async_fn(move |_, _| {
-        let (gate, counter) = (Arc::clone(&waiting), Arc::clone(&counter));
+        counter.fetch_add(1, Ordering::SeqCst);
+        let gate = Arc::clone(&waiting);
         async move {
-            counter.fetch_add(1, Ordering::SeqCst);
             // The permit goes back when dropped: once opened, the gate stays open.
             let _permit = gate.acquire().await.expect("gate");
             Ok(CurveVerdict::admit())

@@ -90,6 +90,17 @@ impl Settings {
     }
 
     /// Worker threads for synchronous providers. Default 4.
+    ///
+    /// A pool of `n` threads answers at most `n / latency` lookups a second (4 threads and a
+    /// 20 ms provider: 200 a second). After a server restart every client handshakes at once,
+    /// as fast as libzmq completes them (CURVE: about 1,000 a second per I/O thread on the
+    /// 2-core machine of BENCHMARKS.md), so give the pool at least that rate times the
+    /// provider's latency, with headroom. Measured there, 5,000 CURVE clients reconnecting at
+    /// once against a 20 ms synchronous provider: with the default 4 threads, thousands get
+    /// `300` from the full queue and wait 30 s to retry; with 32 threads and
+    /// [`provider_queue`](Self::provider_queue) raised to
+    /// [`max_in_flight`](Self::max_in_flight), or 64 threads with the default queue, all are
+    /// admitted in about 5 s with no `300`. An async provider needs none of this.
     pub fn provider_threads(&self) -> usize {
         self.provider_threads
     }
@@ -102,6 +113,13 @@ impl Settings {
     }
 
     /// Synchronous provider calls that may wait for a worker; beyond it, `300`. Default 256.
+    ///
+    /// At least [`max_in_flight`](Self::max_in_flight) means that a burst is held back by the
+    /// ZAP socket (which reads no more than that many requests) rather than refused here, as
+    /// long as calls finish (a call whose deadline passed while it queued still holds its
+    /// place until a worker skips it). A call still waits at most until its
+    /// [`provider_deadline`](Self::provider_deadline), so too few
+    /// [threads](Self::provider_threads) then show as `500`s instead of `300`s.
     pub fn provider_queue(&self) -> usize {
         self.provider_queue
     }
@@ -114,14 +132,37 @@ impl Settings {
         self
     }
 
-    /// Requests being decided at once; beyond it, new requests get a prompt `300` (the client
-    /// reconnects and asks again). Default 1024.
+    /// Requests being decided at once. Default 1024.
+    ///
+    /// When that many are, the authenticator stops reading the ZAP endpoint until one is
+    /// answered: the next handshakes wait in libzmq, which keeps each handshake's request in
+    /// a pipe of its own (no high-water mark), and are read in turn as answers free slots
+    /// (libzmq fair-queues the pipes). A burst larger than the bound — a reconnect storm — is
+    /// so decided as fast as the slots free, with no `300` (after a `300`, libzmq makes the
+    /// client wait for the server's `ZMQ_HANDSHAKE_IVL`, 30 s by default, before it asks
+    /// again). [`Stats::held_back`](crate::messages::Stats::held_back) counts the times it
+    /// happened.
+    ///
+    /// What stays bounded: the authenticator holds at most this many requests (the policy
+    /// actor's mailbox has room for all of them), and each one it read is answered by its
+    /// [`provider_deadline`](Self::provider_deadline), counted from the read (`500` when the
+    /// work is not done by then), so a slot frees at least that often and a request that
+    /// waits is never dropped silently. libzmq holds one request per waiting handshake. A
+    /// backlog is only ever cleared by answers, so if requests keep arriving faster than they
+    /// are answered for longer than the server's `ZMQ_HANDSHAKE_IVL`, libzmq closes the
+    /// handshakes that waited that long (their clients reconnect), and the requests they left
+    /// in its pipes are still read and decided, their answers going nowhere: size this bound
+    /// and [`provider_deadline`](Self::provider_deadline) so that `max_in_flight /
+    /// provider latency` is above the rate of new handshakes.
+    ///
+    /// While [`stop`](crate::Authenticator::stop) drains, requests beyond the bound get a
+    /// prompt `300 Too many requests` instead, so stopping waits only for those in flight.
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight
     }
 
-    /// Sets [`max_in_flight`](Self::max_in_flight); 0 (which would refuse every request) is
-    /// raised to 1.
+    /// Sets [`max_in_flight`](Self::max_in_flight); 0 (which would decide nothing) is raised
+    /// to 1.
     #[must_use = "with_* methods return the changed settings"]
     pub fn with_max_in_flight(mut self, requests: usize) -> Self {
         self.max_in_flight = at_least_one("max_in_flight", requests);

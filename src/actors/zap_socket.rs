@@ -22,7 +22,8 @@ use crate::zap::{Reply, ZAP_ENDPOINT};
 #[derive(Debug, Clone, Copy)]
 struct Newest {
     sequence: u64,
-    /// Answered already (a prompt `300`): only older answers of the session remain to discard.
+    /// Answered already (a prompt `300` while stopping): only older answers of the session
+    /// remain to discard.
     answered: bool,
 }
 
@@ -35,12 +36,30 @@ struct Newest {
 /// `ZMQ_EVENTS` says `POLLIN`, re-checks after every send, and only then waits for the next
 /// edge. Requests are forwarded as they arrive and answered as their decisions complete, in
 /// any order: libzmq always uses request id `1`, the envelope is what routes a reply.
+///
+/// Backpressure: while `max_in_flight` requests are being decided, the actor reads no more.
+/// The next requests wait in libzmq, which gives each handshake's session a ZAP pipe of its
+/// own without a high-water mark, holding that handshake's one request (a few hundred bytes
+/// beside the connection's own buffers; a backlog that outlasts the handshake interval is
+/// described at [`Settings::max_in_flight`](crate::Settings::max_in_flight)). Each answer
+/// frees a slot and reads on (libzmq fair-queues the sessions). So a burst larger than
+/// the bound is decided as fast as the slots free, instead of being told `300` (after which
+/// libzmq makes the client wait for the server's `ZMQ_HANDSHAKE_IVL`, 30 s by default, before
+/// it asks again). Each request read is answered by its deadline
+/// ([`Settings::provider_deadline`](crate::Settings::provider_deadline), counted from when it
+/// is read), so a slot frees at least that often. Only while the actor is stopping does it
+/// still read everything and answer beyond the bound with a prompt `300`: `stop` then waits
+/// for the requests in flight, never for libzmq's queue.
 pub struct ZapSocket {
     state: State,
     policy: Addr<PolicyActor>,
     /// Requests sent to the policy actor and not answered yet.
     in_flight: usize,
+    /// The bound on `in_flight`: reaching it stops reading (see above).
     max_in_flight: usize,
+    /// Whether the last look found the bound reached with requests waiting, so that one
+    /// stretch of backpressure is counted once (`Stats::held_back`).
+    holding: bool,
     /// Replies this actor made itself (overload, policy gone) and messages it dropped,
     /// counted into `Stats`.
     own_replies: Stats,
@@ -107,13 +126,15 @@ impl ZapSocket {
             policy,
             in_flight: 0,
             max_in_flight,
+            holding: false,
             own_replies: Stats::default(),
             newest: HashMap::new(),
             next_request: 0,
         })
     }
 
-    /// Receives and dispatches every waiting request.
+    /// Receives and dispatches waiting requests, as many as the in-flight bound allows
+    /// (while serving; all of them while stopping).
     fn drain(&mut self, ctx: &mut Context<Self>) {
         loop {
             let Some(socket) = self.state.socket() else {
@@ -124,6 +145,20 @@ impl ZapSocket {
                 Ok(_) => return,
                 Err(e) => return error!("ZAP socket events: {e}"),
             }
+            if self.in_flight >= self.max_in_flight && matches!(self.state, State::Serving(_)) {
+                // Full: the request stays in libzmq's pipe until an answer frees a slot
+                // (each answer drains again).
+                if !self.holding {
+                    self.holding = true;
+                    self.own_replies.held_back += 1;
+                    debug!(
+                        "{} ZAP requests in flight: further requests wait in libzmq",
+                        self.in_flight
+                    );
+                }
+                return;
+            }
+            self.holding = false;
             match socket.recv_multipart(zmq::DONTWAIT) {
                 Ok(frames) => self.dispatch(frames, ctx),
                 Err(zmq::Error::EAGAIN) => return,
@@ -156,6 +191,7 @@ impl ZapSocket {
         let mechanism = EventMechanism::of_frames(&request);
         self.next_request += 1;
         let sequence = self.next_request;
+        // Only while stopping: serving, `drain` reads no request beyond the bound.
         if self.in_flight >= self.max_in_flight {
             let reply = Refusal::TooManyRequests.reply(&request_id);
             self.own_replies.count_reply(mechanism, reply.status);
@@ -189,6 +225,8 @@ impl ZapSocket {
                 if newest.is_some_and(|n| n.answered) {
                     act.newest.remove(&envelope);
                 }
+                // A slot is free: requests held back by the bound may be read now.
+                act.drain(ctx);
                 return act.finish_stop_when_idle(ctx);
             }
             act.newest.remove(&envelope);
@@ -202,7 +240,8 @@ impl ZapSocket {
                 }
             };
             act.write(&envelope, &reply);
-            // The send may have consumed the signal for a request that arrived meanwhile.
+            // A slot is free, and the send may have consumed the signal for a request that
+            // arrived meanwhile.
             act.drain(ctx);
             act.finish_stop_when_idle(ctx);
         }));
@@ -296,6 +335,7 @@ impl Handler<GetStats> for ZapSocket {
             }
             stats.in_flight = act.in_flight;
             stats.superseded = act.own_replies.superseded;
+            stats.held_back = act.own_replies.held_back;
             stats.dropped = act.own_replies.dropped;
             stats
         }))

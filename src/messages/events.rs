@@ -142,6 +142,12 @@ pub struct Stats {
     /// Answers discarded because a newer request of the same session (routing id) arrived
     /// before them: a server socket that connects out reuses its session across reconnects.
     pub superseded: u64,
+    /// Times the authenticator stopped reading the ZAP endpoint because
+    /// [`Settings::max_in_flight`](crate::Settings::max_in_flight) requests were being
+    /// decided while more waited (counted once per stretch): the next handshakes waited in
+    /// libzmq for a slot instead of being refused. Often: raise the bound, or look at what
+    /// holds the requests (a slow provider).
+    pub held_back: u64,
     /// Times the authenticator's thread did not run for longer than
     /// [`Settings::stall_warning`](crate::Settings::stall_warning) while requests waited:
     /// something blocked the actix thread (each one is also logged as a warning).

@@ -239,6 +239,47 @@ fn handshake_rate_measures_ours_the_minimal_responder_and_no_handler() {
     }
 }
 
+/// A small storm against a tiny in-flight bound: the bound holds requests back, and every
+/// client is still admitted with no `300`.
+#[test]
+fn reconnect_storm_admits_every_client_with_no_300() {
+    let line = measurement_line(
+        "reconnect_storm",
+        &[
+            "--clients",
+            "60",
+            "--addresses",
+            "3",
+            "--per-context",
+            "25",
+            "--max-in-flight",
+            "4",
+            "--delay-ms",
+            "200",
+            "--down-ms",
+            "200",
+            "--wait-s",
+            "20",
+        ],
+    );
+    for field in [
+        "clients=60 ",
+        "per_address=20 ",
+        "contexts=3 ",
+        "admitted=60 ",
+        "status_300=0 ",
+        "replies_300=0 ",
+        "replies_200=60 ",
+        "peak_in_flight=",
+    ] {
+        assert!(line.contains(field), "{field} missing from: {line}");
+    }
+    assert!(
+        !line.contains("held_back=0 "),
+        "the bound never held back: {line}"
+    );
+}
+
 #[test]
 fn load_certs_reports_time_and_memory_per_key() {
     let line = measurement_line("load_certs", &["--count", "200", "--loads", "1"]);

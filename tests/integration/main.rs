@@ -11,6 +11,7 @@ mod common;
 
 mod address_rules;
 mod attacks;
+mod backpressure;
 mod bad_config;
 mod beyond;
 mod control;

@@ -310,6 +310,10 @@ impl Policy {
             {
                 Decision::Reply(fresh.finish(outcome, now))
             }
+            // Now an unknown username (removed meanwhile): refused, argon2 has run once.
+            (Decision::Verify(fresh), Answer::Verified(..)) if !fresh.knows_user() => {
+                Decision::Reply(fresh.finish(Ok(false), now))
+            }
             (Decision::Consult(fresh), _) if past_deadline => {
                 Decision::Reply(fresh.finish(Err(ProviderFailure::TimedOut), now))
             }

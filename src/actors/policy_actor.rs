@@ -11,7 +11,8 @@ use super::watchdog::Watchdog;
 use crate::messages::error::ConfigError;
 use crate::messages::*;
 use crate::policy::{
-    Answer, Consultation, Decision, Now, Policy, Throttle, ThrottleLimits, Ticket, Verification, Work,
+    Answer, Consultation, Decision, Now, Policy, Throttle, ThrottleLimits, Ticket, Verification,
+    Work,
 };
 use crate::settings::Settings;
 use crate::zap::{Reply, Request};

@@ -527,7 +527,10 @@ mod tests {
         assert!(!unknown.knows_user());
         // Same parameters and lengths as alice's hash, and a valid PHC string.
         let dummy = unknown.hash.as_str().to_owned();
-        assert!(dummy.starts_with("$argon2id$v=19$m=128,t=2,p=1$"), "{dummy}");
+        assert!(
+            dummy.starts_with("$argon2id$v=19$m=128,t=2,p=1$"),
+            "{dummy}"
+        );
         let parsed = HashedPassword::parse(&dummy, &Argon2Limits::default()).unwrap();
         assert_eq!(parsed.shape, alice.shape);
         assert!(!parsed.verify(b"pw") && !parsed.verify(b""));
@@ -561,7 +564,10 @@ mod tests {
         let Decision::Verify(reshaped) = policy.handle(&request("fleet", "bob", "pw")) else {
             panic!("verified")
         };
-        assert!(reshaped.hash.as_str().starts_with("$argon2id$v=19$m=256,t=3,p=1$"));
+        assert!(reshaped
+            .hash
+            .as_str()
+            .starts_with("$argon2id$v=19$m=256,t=3,p=1$"));
         // The known user is still admitted, and a wrong password is still a wrong password.
         assert_eq!(
             reply(&policy, &request("fleet", "alice", "pw")).status,

@@ -1089,9 +1089,10 @@ mod time {
         let Decision::Verify(asked) = policy.handle_at(&unknown, &Now::at(start)) else {
             panic!("a dummy verification")
         };
-        policy.configure_plain("other", PasswordTable::new([("x", "z")])).unwrap();
-        let Decision::Reply(reply) = policy.resume(failed(asked), &unknown, &back, deadline)
-        else {
+        policy
+            .configure_plain("other", PasswordTable::new([("x", "z")]))
+            .unwrap();
+        let Decision::Reply(reply) = policy.resume(failed(asked), &unknown, &back, deadline) else {
             panic!("stands")
         };
         assert_denied(&reply, "Invalid username");

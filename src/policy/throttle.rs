@@ -677,7 +677,10 @@ mod tests {
         assert!(!throttled(&throttle, "2001:db8:1:3::1", "alice", t));
         fail(&mut throttle, "::ffff:192.0.2.1", "bob", t, 3);
         assert!(throttled(&throttle, "192.0.2.1", "bob", t));
-        assert!(!throttled(&throttle, "192.0.2.2", "bob", t), "IPv4 is not grouped");
+        assert!(
+            !throttled(&throttle, "192.0.2.2", "bob", t),
+            "IPv4 is not grouped"
+        );
     }
 
     #[test]
@@ -687,7 +690,12 @@ mod tests {
         fail(&mut throttle, "localhost:1000:1000:4242", "alice", t, 3);
         assert!(throttled(&throttle, "localhost:1000:1000:4243", "alice", t));
         assert!(throttled(&throttle, "localhost:1000:20:", "alice", t));
-        assert!(!throttled(&throttle, "localhost:1001:1000:4242", "alice", t));
+        assert!(!throttled(
+            &throttle,
+            "localhost:1001:1000:4242",
+            "alice",
+            t
+        ));
         assert!(!throttled(&throttle, "localhost", "alice", t));
         assert_eq!(Source::of("localhost"), Source::Uid(None));
         assert_eq!(Source::of(""), Source::Unknown);
@@ -772,7 +780,9 @@ mod tests {
             .address("10.0.0.1")
             .frames();
         let plain = Request::parse(&plain).unwrap();
-        let curve = RequestBuilder::curve(crate::keys::CurvePublicKey::from_bytes([9; 32])).address("10.0.0.2").frames();
+        let curve = RequestBuilder::curve(crate::keys::CurvePublicKey::from_bytes([9; 32]))
+            .address("10.0.0.2")
+            .frames();
         let curve = Request::parse(&curve).unwrap();
         for refusal in [
             Refusal::AddressDenied,

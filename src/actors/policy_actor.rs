@@ -83,14 +83,14 @@ impl PolicyActor {
 
 /// The throttle's limits, from the settings.
 fn throttle_limits(settings: &Settings) -> ThrottleLimits {
-    let mut limits = ThrottleLimits::default();
-    limits.pair_threshold = settings.throttle_pair_threshold();
-    limits.address_threshold = settings.throttle_address_threshold();
-    limits.decay = settings.throttle_decay();
-    limits.capacity = settings.throttle_capacity();
-    limits.verifications_per_address = settings.verifications_per_address();
-    limits.lookups_per_address = settings.lookups_per_address();
-    limits
+    ThrottleLimits {
+        pair_threshold: settings.throttle_pair_threshold(),
+        address_threshold: settings.throttle_address_threshold(),
+        decay: settings.throttle_decay(),
+        capacity: settings.throttle_capacity(),
+        verifications_per_address: settings.verifications_per_address(),
+        lookups_per_address: settings.lookups_per_address(),
+    }
 }
 
 /// How often decayed failures are swept from the throttle's table, at most and at least.
@@ -198,14 +198,16 @@ impl PolicyActor {
                 let reply = verification.finish(Ok(true), now);
                 self.route(Decision::Reply(reply), carried, now)
             }
-            Decision::Consult(consultation) => match self.take_on(carried, Work::Lookup) {
-                Ok(pending) => self.consult(consultation, pending),
-                Err((busy, carried)) => self.route(busy, carried, now),
-            },
-            Decision::Verify(verification) => match self.take_on(carried, Work::Verification) {
-                Ok(pending) => self.verify(verification, pending),
-                Err((busy, carried)) => self.route(busy, carried, now),
-            },
+            Decision::Consult(consultation) => {
+                self.take_on(carried, Work::Lookup, now, |act, pending| {
+                    act.consult(consultation, pending)
+                })
+            }
+            Decision::Verify(verification) => {
+                self.take_on(carried, Work::Verification, now, |act, pending| {
+                    act.verify(verification, pending)
+                })
+            }
         }
     }
 
@@ -221,30 +223,37 @@ impl PolicyActor {
         }
     }
 
-    /// The request, waiting on work from now on, with a ticket for that work from its
-    /// address; or, when the address has its cap of such work in flight, the refusal to
-    /// route instead (no work starts).
-    fn take_on<'a>(
+    /// Starts the work a request waits on (`run`), holding a ticket for that work from its
+    /// address; when the address has its cap of such work in flight, the request is refused
+    /// at once instead and no work starts.
+    fn take_on(
         &mut self,
-        carried: Carried<'a>,
+        carried: Carried<'_>,
         work: Work,
-    ) -> Result<Pending, (Decision, Carried<'a>)> {
-        if let Carried::Waiting(Pending {
-            ticket: Some(_), ..
-        }) = carried
-        {
-            return Ok(self.pending(carried));
+        now: &Now,
+        run: impl FnOnce(&mut Self, Pending) -> Routed,
+    ) -> Routed {
+        // Decided again after its work came back: it holds its ticket still.
+        if matches!(
+            carried,
+            Carried::Waiting(Pending {
+                ticket: Some(_),
+                ..
+            })
+        ) {
+            let pending = self.pending(carried);
+            return run(self, pending);
         }
-        let started = self.throttle.start(&carried.facts().0.address, work);
-        match started {
+        match self.throttle.start(&carried.facts().0.address, work) {
             Ok(ticket) => {
                 let mut pending = self.pending(carried);
                 pending.ticket = Some(ticket);
-                Ok(pending)
+                run(self, pending)
             }
             Err(refusal) => {
                 let id = carried.frames().get(1).map_or(&[][..], Vec::as_slice);
-                Err((Decision::Reply(refusal.reply(id)), carried))
+                let reply = refusal.reply(id);
+                self.route(Decision::Reply(reply), carried, now)
             }
         }
     }

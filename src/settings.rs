@@ -49,7 +49,8 @@ const HASH_QUEUE_PER_WORKER: usize = 32;
 ///   [`throttle_capacity`](Self::throttle_capacity) entries (default 65,536).
 ///
 /// Each address may have at most [`verifications_per_address`](Self::verifications_per_address)
-/// argon2 verifications (default 2) and [`lookups_per_address`](Self::lookups_per_address)
+/// argon2 verifications (default: half the hash threads, at least 1) and
+/// [`lookups_per_address`](Self::lookups_per_address)
 /// provider lookups (default 16) in flight. Throttled and over-the-cap attempts are refused
 /// at once with `400` (`Too many failures`, `Too many attempts in flight`), before any
 /// argon2 or provider work, and never counted as failures.
@@ -81,7 +82,8 @@ pub struct Settings {
     throttle_address_threshold: u32,
     throttle_decay: Duration,
     throttle_capacity: usize,
-    verifications_per_address: usize,
+    /// `None`: half the hash threads, at least 1.
+    verifications_per_address: Option<usize>,
     lookups_per_address: usize,
 }
 
@@ -100,7 +102,7 @@ impl Default for Settings {
             throttle_address_threshold: 20,
             throttle_decay: Duration::from_secs(30),
             throttle_capacity: 65_536,
-            verifications_per_address: 2,
+            verifications_per_address: None,
             lookups_per_address: 16,
         }
     }
@@ -299,17 +301,20 @@ impl Settings {
     }
 
     /// argon2 verifications (hashed PLAIN passwords, known username or not) one peer
-    /// address may have in flight; beyond, `400 Too many attempts in flight` at once.
-    /// Default 2.
+    /// address may have in flight (running or waiting for a worker); beyond, `400 Too many
+    /// attempts in flight` at once. Default: half the [hash threads](Self::hash_threads), at
+    /// least 1, so that one address never occupies every worker (on 2 cores: 1).
     pub fn verifications_per_address(&self) -> usize {
         self.verifications_per_address
+            .unwrap_or_else(|| (self.hash_threads / 2).max(1))
     }
 
-    /// Sets [`verifications_per_address`](Self::verifications_per_address); 0 is raised
-    /// to 1.
+    /// Sets [`verifications_per_address`](Self::verifications_per_address) to this many,
+    /// whatever the number of workers; 0 is raised to 1.
     #[must_use = "with_* methods return the changed settings"]
     pub fn with_verifications_per_address(mut self, verifications: usize) -> Self {
-        self.verifications_per_address = at_least_one("verifications_per_address", verifications);
+        self.verifications_per_address =
+            Some(at_least_one("verifications_per_address", verifications));
         self
     }
 
@@ -371,7 +376,15 @@ mod tests {
         assert_eq!(settings.throttle_address_threshold(), 20);
         assert_eq!(settings.throttle_decay(), Duration::from_secs(30));
         assert_eq!(settings.throttle_capacity(), 65_536);
-        assert_eq!(settings.verifications_per_address(), 2);
+        assert_eq!(settings.verifications_per_address(), (cores / 2).max(1));
+        let eight = Settings::default().with_hash_threads(8);
+        assert_eq!(eight.verifications_per_address(), 4);
+        assert_eq!(
+            eight
+                .with_verifications_per_address(6)
+                .verifications_per_address(),
+            6
+        );
         assert_eq!(settings.lookups_per_address(), 16);
     }
 

@@ -34,7 +34,8 @@ pub struct ThrottleLimits {
     /// Most entries (addresses plus pairs) in the table. Default 65,536. Zero keeps nothing
     /// (the failure throttle is off; the caps below still hold).
     pub capacity: usize,
-    /// Password verifications (argon2 runs) one address may have in flight. Default 2.
+    /// Password verifications (argon2 runs) one address may have in flight. Default 2 here;
+    /// the authenticator's default is half its hash threads, at least 1.
     pub verifications_per_address: usize,
     /// Provider lookups (and user-id mappings) one address may have in flight. Default 16.
     pub lookups_per_address: usize,

@@ -29,9 +29,11 @@
 //!   with the authenticator as configured by default against one with the throttle and caps
 //!   off, in alternating rounds, for PLAIN admissions, PLAIN wrong passwords and unknown CURVE
 //!   keys (which are counted as failures).
-//! - `instructions`: a callgrind driver for the sans-IO comparison: N decisions (empty table).
-//!   `valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/guessing
-//!   instructions check-decide 20000`; per decision: (I(20000) - I(10000)) / 10000.
+//! - `instructions`: a callgrind driver for the sans-IO comparison: N decisions of a scenario
+//!   (`decide`, `check-decide`, `check-decide-others`, `check-decide-this`, `refuse`,
+//!   `refuse-record`: see `instructions`). `valgrind --tool=callgrind
+//!   --callgrind-out-file=/dev/null target/release/examples/guessing instructions
+//!   check-decide 20000`; per decision: (I(20000) - I(10000)) / 10000.
 
 #[path = "support/rate.rs"]
 mod rate;
@@ -54,8 +56,8 @@ use futures::executor::block_on;
 use zmtp::{plain_hello, Hello};
 
 const DOMAIN: &str = "hashed";
-/// Users who log in during a flood, each once (`user-0`, `user-1`, ...).
-const LEGITIMATE: usize = 400;
+/// Logins per second during a flood (each one another user: `user-0`, `user-1`, ...).
+const LOGINS_PER_S: usize = 20;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -119,7 +121,7 @@ struct Setup {
 }
 
 impl Setup {
-    fn new(settings: Settings) -> Setup {
+    fn new(settings: Settings, legitimate: usize) -> Setup {
         let server_context = zmq::Context::new();
         let auth = ThreadAuthenticator::builder()
             .settings(settings)
@@ -127,7 +129,7 @@ impl Setup {
             .expect("authenticator");
         // alice, and the legitimate users (hashed on both cores).
         let names: Vec<String> = std::iter::once("alice".to_owned())
-            .chain((0..LEGITIMATE).map(|k| format!("user-{k}")))
+            .chain((0..legitimate).map(|k| format!("user-{k}")))
             .collect();
         let halves: Vec<Vec<String>> = names
             .chunks(names.len() / 2 + 1)
@@ -245,9 +247,10 @@ fn percentiles(mut times: Vec<Duration>) -> String {
 }
 
 fn flood(mode: &str, throttle: bool, attackers: usize, seconds: Duration) {
-    let setup = Setup::new(settings(throttle));
+    let legitimate = 11 + seconds.as_secs() as usize * LOGINS_PER_S;
+    let setup = Setup::new(settings(throttle), legitimate);
     let patience = Duration::from_secs(2);
-    let mut users = (0..LEGITIMATE).map(|k| format!("user-{k}"));
+    let mut users = (0..legitimate).map(|k| format!("user-{k}"));
     // Before the flood: the cost of a login on a quiet server (the first starts the workers).
     let quiet: Vec<Duration> = (0..11)
         .filter_map(|n| {
@@ -299,7 +302,7 @@ fn flood(mode: &str, throttle: bool, attackers: usize, seconds: Duration) {
             (None, false) => missed_attacker += 1,
         }
         turn += 1;
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(1000 / LOGINS_PER_S as u64));
     }
     stop.store(true, Ordering::Relaxed);
     for thread in threads {
@@ -347,7 +350,7 @@ fn flood(mode: &str, throttle: bool, attackers: usize, seconds: Duration) {
 }
 
 fn timing(attempts: usize) {
-    let setup = Setup::new(settings(false));
+    let setup = Setup::new(settings(false), 0);
     let time = |user: &[u8]| {
         let started = Instant::now();
         let answer = plain_hello(&setup.endpoint, user, b"wrong");
@@ -424,11 +427,7 @@ fn cost(rounds: usize, decisions: usize, handshakes: usize, e2e_rounds: usize) {
     let (policy, frames) = plain_policy();
     let now = Instant::now();
     let empty = Throttle::default();
-    let mut others = Throttle::default();
-    for n in 0..10_000u32 {
-        let [a, b, c, d] = (0x0a00_0000 + n).to_be_bytes();
-        others.failed_address(&format!("{a}.{b}.{c}.{d}"), now);
-    }
+    let others = others(now);
     let mut this_address = Throttle::new(ThrottleLimits::default());
     this_address.failed_plain("127.0.0.1", b"someone-else", now);
     let tables: [(&str, &Throttle); 3] = [
@@ -498,15 +497,57 @@ fn cost(rounds: usize, decisions: usize, handshakes: usize, e2e_rounds: usize) {
     }
 }
 
+/// A throttle holding 10,000 IPv4 addresses other than 127.0.0.1.
+fn others(now: Instant) -> Throttle {
+    let mut others = Throttle::default();
+    for n in 0..10_000u32 {
+        let [a, b, c, d] = (0x0a00_0000 + n).to_be_bytes();
+        others.failed_address(&format!("{a}.{b}.{c}.{d}"), now);
+    }
+    others
+}
+
+/// A wrong password: the refusal as the actor takes it, then (`record`) what it does after
+/// the reply with the throttle: `Throttle::counts`, parse again, `Throttle::record`.
+#[inline(never)]
+fn refuse(policy: &Policy, throttle: Option<&mut Throttle>, frames: &[Vec<u8>], now: &Now) {
+    let request = Request::parse(black_box(frames)).expect("parses");
+    let Decision::Reply(reply) = policy.decide(&request, now) else {
+        panic!("a reply")
+    };
+    if let Some(throttle) = throttle {
+        if Throttle::counts(&reply) {
+            let again = Request::parse(frames).expect("parses");
+            throttle.record(&again, &reply, now.instant());
+        }
+    }
+    black_box(reply);
+}
+
+/// `decide`, `check-decide` (empty table), `check-decide-others` (10,000 other addresses),
+/// `check-decide-this` (this address, another username); `refuse` and `refuse-record` (a
+/// wrong password, without and with the throttle's counting).
 fn instructions(which: &str, n: usize) {
     let (policy, frames) = plain_policy();
-    let throttle = Throttle::default();
-    let throttle = match which {
-        "decide" => None,
-        "check-decide" => Some(&throttle),
-        other => panic!("{other}: decide or check-decide"),
-    };
     let now = Now::at(Instant::now());
+    let mut throttle = match which {
+        "check-decide-others" => others(now.instant()),
+        _ => Throttle::default(),
+    };
+    if which == "check-decide-this" {
+        throttle.failed_plain("127.0.0.1", b"someone-else", now.instant());
+    }
+    if which.starts_with("refuse") {
+        let wrong = RequestBuilder::plain("admin", "wrong")
+            .domain("global")
+            .frames();
+        let mut throttle = (which == "refuse-record").then_some(&mut throttle);
+        for _ in 0..n {
+            refuse(&policy, throttle.as_deref_mut(), &wrong, &now);
+        }
+        return;
+    }
+    let throttle = (which != "decide").then_some(&throttle);
     let mut admitted = 0;
     for _ in 0..n {
         admitted += usize::from(decide(&policy, throttle, &frames, &now));

@@ -129,13 +129,14 @@ impl PasswordTable {
 
     /// Reads CZMQ's password file format: one `name=password` per line, split at the first
     /// `=`; lines starting with `#`, lines without `=` and lines starting with `=` are
-    /// skipped. Nothing is trimmed but the line ending, as in CZMQ (`zhashx_load`).
+    /// skipped, and so is an entry with an empty password (never admitted). Nothing is
+    /// trimmed but the line ending, as in CZMQ (`zhashx_load`).
     ///
     /// ```
     /// use actix_zap::policy::{PasswordCheck, PasswordTable};
     /// let table = PasswordTable::parse_password_file("# users\nadmin=s3cret\nguest=\n");
     /// assert_eq!(table.check(b"admin", b"s3cret"), PasswordCheck::Valid);
-    /// assert_eq!(table.check(b"guest", b""), PasswordCheck::Valid);
+    /// assert_eq!(table.check(b"guest", b""), PasswordCheck::UnknownUser);
     /// ```
     pub fn parse_password_file(text: &str) -> Self {
         Self::parse_password_file_refusing(text).0

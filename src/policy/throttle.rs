@@ -214,7 +214,8 @@ struct Busy {
 ///   a username without one is still verified (and never waits behind the guesses: refused
 ///   attempts take no argon2 and no queue).
 /// - Nothing is counted or refused per username alone: nobody can lock a user out from
-///   elsewhere.
+///   elsewhere. Counts are not per domain: a username is one pair whichever domain it is
+///   tried in, and an address is one address.
 /// - Counts decay: one failure is forgotten every [`decay`](ThrottleLimits::decay). A pair
 ///   that reached its threshold gets one more verified attempt per `decay`.
 /// - Throttled attempts are not failures: they cost nothing, so they do not prolong the

@@ -214,7 +214,9 @@ impl PolicyActor {
     /// Counts a reply that the throttle counts: a failure, or a PLAIN admission while the
     /// table holds failures (the frames are parsed again only then).
     fn count(&mut self, carried: &Carried<'_>, reply: &Reply, now: &Now) {
-        let admitted = reply.status == crate::zap::StatusCode::Ok && !self.throttle.is_empty();
+        let admitted = reply.status == crate::zap::StatusCode::Ok
+            && carried.facts().0.mechanism == crate::messages::EventMechanism::Plain
+            && !self.throttle.is_empty();
         if !admitted && !Throttle::counts(reply) {
             return;
         }

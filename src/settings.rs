@@ -33,6 +33,37 @@ const HASH_QUEUE_PER_WORKER: usize = 32;
 /// assert_eq!(Settings::default().with_provider_threads(0).provider_threads(), 1);
 /// ```
 ///
+/// # Guessing and floods
+///
+/// Failed PLAIN attempts are counted per (peer address, username) pair and per peer address
+/// (an IPv6 peer by its /64, an `ipc://` peer by its user id), and the counts decay (see
+/// [`Throttle`](crate::policy::Throttle)):
+/// - after [`throttle_pair_threshold`](Self::throttle_pair_threshold) failures (default 5),
+///   that username is refused at once from that address, even with the right password;
+/// - after [`throttle_address_threshold`](Self::throttle_address_threshold) failures of the
+///   address (default 20, over all usernames and unknown CURVE keys), every username with a
+///   remembered failure from it is refused at once; usernames without one are still
+///   verified;
+/// - one failure of each count is forgotten every [`throttle_decay`](Self::throttle_decay)
+///   (default 30 s), and the table holds at most
+///   [`throttle_capacity`](Self::throttle_capacity) entries (default 65,536).
+///
+/// Each address may have at most [`verifications_per_address`](Self::verifications_per_address)
+/// argon2 verifications (default: half the hash threads, at least 1) and
+/// [`lookups_per_address`](Self::lookups_per_address)
+/// provider lookups (default 16) in flight. Throttled and over-the-cap attempts are refused
+/// at once with `400` (`Too many failures`, `Too many attempts in flight`), before any
+/// argon2 or provider work, and never counted as failures.
+///
+/// **Many users behind one address** (a NAT, a proxy, a shared host, one Unix user running
+/// many clients) share the address's count and caps: once their typing errors together pass
+/// the address threshold, each of them who mistyped is refused at once until that failure
+/// decays (a user who did not mistype is still verified), and more simultaneous logins than
+/// the caps are refused. **libzmq does not reconnect after a `400`**: the refused client's
+/// socket stays down until the application reconnects it (a `300` would make it retry). For
+/// such deployments raise the address threshold and the caps (or allow-list and separate
+/// the NAT's traffic by domain); `throttle_capacity` 0 turns the failure counts off.
+///
 /// The authenticator takes them when it starts, through
 /// [`AuthenticatorBuilder::settings`](crate::AuthenticatorBuilder::settings).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +78,13 @@ pub struct Settings {
     /// `None`: [`HASH_QUEUE_PER_WORKER`] per worker.
     hash_queue: Option<usize>,
     pub(crate) subscriber_queue: usize,
+    throttle_pair_threshold: u32,
+    throttle_address_threshold: u32,
+    throttle_decay: Duration,
+    throttle_capacity: usize,
+    /// `None`: half the hash threads, at least 1.
+    verifications_per_address: Option<usize>,
+    lookups_per_address: usize,
 }
 
 impl Default for Settings {
@@ -60,6 +98,12 @@ impl Default for Settings {
             hash_threads: std::thread::available_parallelism().map_or(2, NonZeroUsize::get),
             hash_queue: None,
             subscriber_queue: 1024,
+            throttle_pair_threshold: 5,
+            throttle_address_threshold: 20,
+            throttle_decay: Duration::from_secs(30),
+            throttle_capacity: 65_536,
+            verifications_per_address: None,
+            lookups_per_address: 16,
         }
     }
 }
@@ -233,6 +277,104 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// Failures of one (peer address, username) pair after which that pair is refused at
+    /// once (`400 Too many failures`), whatever the password, until one of them decays.
+    /// Default 5.
+    pub fn throttle_pair_threshold(&self) -> u32 {
+        self.throttle_pair_threshold
+    }
+
+    /// Sets [`throttle_pair_threshold`](Self::throttle_pair_threshold); 0 is raised to 1.
+    #[must_use = "with_* methods return the changed settings"]
+    pub fn with_throttle_pair_threshold(mut self, failures: u32) -> Self {
+        self.throttle_pair_threshold = at_least_one("throttle_pair_threshold", failures as usize)
+            .try_into()
+            .unwrap_or(u32::MAX);
+        self
+    }
+
+    /// Failures of one peer address (all its usernames, and its unknown CURVE keys) after
+    /// which each of its usernames with a remembered failure is refused at once; a username
+    /// without one is still verified. Default 20.
+    pub fn throttle_address_threshold(&self) -> u32 {
+        self.throttle_address_threshold
+    }
+
+    /// Sets [`throttle_address_threshold`](Self::throttle_address_threshold); 0 is raised
+    /// to 1.
+    #[must_use = "with_* methods return the changed settings"]
+    pub fn with_throttle_address_threshold(mut self, failures: u32) -> Self {
+        self.throttle_address_threshold =
+            at_least_one("throttle_address_threshold", failures as usize)
+                .try_into()
+                .unwrap_or(u32::MAX);
+        self
+    }
+
+    /// One failure of each count is forgotten per this duration, so a pair at its threshold
+    /// gets one more verified attempt per `throttle_decay`. Default 30 s.
+    pub fn throttle_decay(&self) -> Duration {
+        self.throttle_decay
+    }
+
+    /// Sets [`throttle_decay`](Self::throttle_decay). Zero forgets every failure at once:
+    /// nothing is throttled (the caps per address still hold).
+    #[must_use = "with_* methods return the changed settings"]
+    pub fn with_throttle_decay(mut self, decay: Duration) -> Self {
+        self.throttle_decay = decay;
+        self
+    }
+
+    /// Most entries (peer addresses plus (address, username) pairs, at most 64 pairs per
+    /// address) the failure table holds; when full, the least recently updated address is
+    /// forgotten with its pairs. About 100 bytes an entry. Default 65,536.
+    pub fn throttle_capacity(&self) -> usize {
+        self.throttle_capacity
+    }
+
+    /// Sets [`throttle_capacity`](Self::throttle_capacity). 0 keeps nothing: the failure
+    /// throttle is off (the caps per address still hold).
+    #[must_use = "with_* methods return the changed settings"]
+    pub fn with_throttle_capacity(mut self, entries: usize) -> Self {
+        self.throttle_capacity = entries;
+        self
+    }
+
+    /// argon2 verifications (hashed PLAIN passwords, known username or not) one peer
+    /// address may have in flight (running or waiting for a worker); beyond, `400 Too many
+    /// attempts in flight` at once. Default: half the [hash threads](Self::hash_threads), at
+    /// least 1, so that one address never occupies every worker (on 2 cores: 1).
+    pub fn verifications_per_address(&self) -> usize {
+        self.verifications_per_address
+            .unwrap_or_else(|| (self.hash_threads / 2).max(1))
+    }
+
+    /// Sets [`verifications_per_address`](Self::verifications_per_address) to this many,
+    /// whatever the number of workers; 0 is raised to 1.
+    #[must_use = "with_* methods return the changed settings"]
+    pub fn with_verifications_per_address(mut self, verifications: usize) -> Self {
+        self.verifications_per_address =
+            Some(at_least_one("verifications_per_address", verifications));
+        self
+    }
+
+    /// CURVE provider lookups and user-id mappings one peer address may have in flight;
+    /// beyond, `400 Too many attempts in flight` at once. Default 16.
+    pub fn lookups_per_address(&self) -> usize {
+        self.lookups_per_address
+    }
+
+    /// Sets [`lookups_per_address`](Self::lookups_per_address); 0 is raised to 1. Many
+    /// CURVE clients behind one address reconnecting at once (a restart) need a cap as high
+    /// as their number.
+    #[must_use = "with_* methods return the changed settings"]
+    pub fn with_lookups_per_address(mut self, lookups: usize) -> Self {
+        self.lookups_per_address = at_least_one("lookups_per_address", lookups);
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,5 +413,36 @@ mod tests {
         assert_eq!(settings.hash_threads(), cores);
         assert_eq!(settings.hash_queue(), cores * 32);
         assert_eq!(settings.subscriber_queue(), 1024);
+        assert_eq!(settings.throttle_pair_threshold(), 5);
+        assert_eq!(settings.throttle_address_threshold(), 20);
+        assert_eq!(settings.throttle_decay(), Duration::from_secs(30));
+        assert_eq!(settings.throttle_capacity(), 65_536);
+        assert_eq!(settings.verifications_per_address(), (cores / 2).max(1));
+        let eight = Settings::default().with_hash_threads(8);
+        assert_eq!(eight.verifications_per_address(), 4);
+        assert_eq!(
+            eight
+                .with_verifications_per_address(6)
+                .verifications_per_address(),
+            6
+        );
+        assert_eq!(settings.lookups_per_address(), 16);
+    }
+
+    #[test]
+    fn throttle_settings_raise_zero_where_it_makes_no_sense() {
+        let settings = Settings::default()
+            .with_throttle_pair_threshold(0)
+            .with_throttle_address_threshold(0)
+            .with_verifications_per_address(0)
+            .with_lookups_per_address(0)
+            .with_throttle_capacity(0)
+            .with_throttle_decay(Duration::ZERO);
+        assert_eq!(settings.throttle_pair_threshold(), 1);
+        assert_eq!(settings.throttle_address_threshold(), 1);
+        assert_eq!(settings.verifications_per_address(), 1);
+        assert_eq!(settings.lookups_per_address(), 1);
+        assert_eq!(settings.throttle_capacity(), 0);
+        assert_eq!(settings.throttle_decay(), Duration::ZERO);
     }
 }

@@ -124,6 +124,9 @@ pub enum Handler {
     Minimal,
     /// Nothing bound.
     Unbound,
+    /// This crate's authenticator with the failure throttle off and no cap per address
+    /// (`examples/guessing.rs` measures the throttle's cost against it).
+    Unthrottled,
 }
 
 impl Handler {
@@ -133,6 +136,7 @@ impl Handler {
             Handler::AuthenticatorInstant => "instant",
             Handler::Minimal => "minimal",
             Handler::Unbound => "no_handler",
+            Handler::Unthrottled => "unthrottled",
         }
     }
 }
@@ -242,6 +246,16 @@ fn start_handler(
         Handler::Minimal => return Running::Minimal(Minimal::start(context, status)),
         Handler::Authenticator | Handler::AuthenticatorInstant => {
             ThreadAuthenticator::start(context).expect("authenticator")
+        }
+        Handler::Unthrottled => {
+            let settings = actix_zap::Settings::default()
+                .with_throttle_capacity(0)
+                .with_verifications_per_address(usize::MAX)
+                .with_lookups_per_address(usize::MAX);
+            ThreadAuthenticator::builder()
+                .settings(settings)
+                .start_thread(context)
+                .expect("authenticator")
         }
     };
     let certs = |with_clients: bool| -> CertStore {

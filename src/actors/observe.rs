@@ -103,6 +103,11 @@ impl Observers {
         self.stats.clone()
     }
 
+    /// Counts an argon2 verification started.
+    pub(crate) fn verifying(&mut self) {
+        self.stats.verifications += 1;
+    }
+
     /// Counts a stall of the authenticator's thread.
     pub(crate) fn stalled(&mut self) {
         self.stats.stalls += 1;

@@ -10,7 +10,10 @@ use super::pool::{within, BlockingPool, OnPool};
 use super::watchdog::Watchdog;
 use crate::messages::error::ConfigError;
 use crate::messages::*;
-use crate::policy::{Answer, Consultation, Decision, Now, Policy, Verification};
+use crate::policy::{
+    Answer, Consultation, Decision, Now, Policy, Throttle, ThrottleLimits, Ticket, Verification,
+    Work,
+};
 use crate::settings::Settings;
 use crate::zap::{Reply, Request};
 
@@ -44,6 +47,9 @@ pub struct PolicyActor {
     pub(crate) served: super::Served,
     /// Hashed PLAIN passwords: argon2 workers and the verification cache.
     pub(crate) verifier: super::verify::Verifier,
+    /// Failures per peer address and (address, username), and the work each address has
+    /// in flight.
+    throttle: Throttle,
 }
 
 impl PolicyActor {
@@ -54,6 +60,7 @@ impl PolicyActor {
         Ok(PolicyActor {
             policy: Policy::default(),
             verifier: super::verify::Verifier::new(&settings),
+            throttle: Throttle::new(throttle_limits(&settings)),
             observers: Observers::new(settings.subscriber_queue),
             settings,
             pool,
@@ -80,6 +87,21 @@ impl PolicyActor {
     }
 }
 
+/// The throttle's limits, from the settings.
+fn throttle_limits(settings: &Settings) -> ThrottleLimits {
+    ThrottleLimits {
+        pair_threshold: settings.throttle_pair_threshold(),
+        address_threshold: settings.throttle_address_threshold(),
+        decay: settings.throttle_decay(),
+        capacity: settings.throttle_capacity(),
+        verifications_per_address: settings.verifications_per_address(),
+        lookups_per_address: settings.lookups_per_address(),
+    }
+}
+
+/// How often decayed failures are swept from the throttle's table, at most and at least.
+const SWEEP_EVERY: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(60));
+
 fn settings_watchdog(settings: &Settings) -> Option<Watchdog> {
     settings
         .stall_warning
@@ -97,6 +119,8 @@ pub(super) struct Pending {
     pub(super) received: Instant,
     /// Set when the request arrived; a decision taken again keeps it.
     pub(super) deadline: Instant,
+    /// The work its address has in flight for it, handed back when it is answered.
+    pub(super) ticket: Option<Ticket>,
 }
 
 /// A request in the router: just arrived (its facts borrow its frames, so a reply sent at
@@ -113,6 +137,13 @@ pub(super) enum Carried<'a> {
 }
 
 impl Carried<'_> {
+    fn frames(&self) -> &[Vec<u8>] {
+        match self {
+            Carried::Arrived { frames, .. } => frames,
+            Carried::Waiting(pending) => &pending.frames,
+        }
+    }
+
     fn facts(&self) -> (&RequestFacts<'_>, Instant) {
         match self {
             Carried::Arrived {
@@ -157,6 +188,14 @@ impl PolicyActor {
             Decision::Reply(reply) => {
                 let (facts, received) = carried.facts();
                 self.decided(facts, &reply, received);
+                self.count(&carried, &reply, now);
+                if let Carried::Waiting(Pending {
+                    ticket: Some(ticket),
+                    ..
+                }) = carried
+                {
+                    self.throttle.end(ticket);
+                }
                 Routed::Now(reply)
             }
             Decision::Verify(verification)
@@ -166,12 +205,63 @@ impl PolicyActor {
                 self.route(Decision::Reply(reply), carried, now)
             }
             Decision::Consult(consultation) => {
-                let pending = self.pending(carried);
-                self.consult(consultation, pending)
+                self.take_on(carried, Work::Lookup, now, |act, pending| {
+                    act.consult(consultation, pending)
+                })
             }
             Decision::Verify(verification) => {
-                let pending = self.pending(carried);
-                self.verify(verification, pending)
+                self.take_on(carried, Work::Verification, now, |act, pending| {
+                    act.verify(verification, pending)
+                })
+            }
+        }
+    }
+
+    /// Counts a reply that the throttle counts: a failure, or a PLAIN admission while the
+    /// table holds failures (the frames are parsed again only then).
+    fn count(&mut self, carried: &Carried<'_>, reply: &Reply, now: &Now) {
+        let admitted = reply.status == crate::zap::StatusCode::Ok
+            && carried.facts().0.mechanism == crate::messages::EventMechanism::Plain
+            && !self.throttle.is_empty();
+        if !admitted && !Throttle::counts(reply) {
+            return;
+        }
+        if let Ok(request) = Request::parse(carried.frames()) {
+            self.throttle.record(&request, reply, now.instant());
+        }
+    }
+
+    /// Starts the work a request waits on (`run`), holding a ticket for that work from its
+    /// address; when the address has its cap of such work in flight, the request is refused
+    /// at once instead and no work starts.
+    fn take_on(
+        &mut self,
+        carried: Carried<'_>,
+        work: Work,
+        now: &Now,
+        run: impl FnOnce(&mut Self, Pending) -> Routed,
+    ) -> Routed {
+        // Decided again after its work came back: it holds its ticket still.
+        if matches!(
+            carried,
+            Carried::Waiting(Pending {
+                ticket: Some(_),
+                ..
+            })
+        ) {
+            let pending = self.pending(carried);
+            return run(self, pending);
+        }
+        match self.throttle.start(&carried.facts().0.address, work) {
+            Ok(ticket) => {
+                let mut pending = self.pending(carried);
+                pending.ticket = Some(ticket);
+                run(self, pending)
+            }
+            Err(refusal) => {
+                let id = carried.frames().get(1).map_or(&[][..], Vec::as_slice);
+                let reply = refusal.reply(id);
+                self.route(Decision::Reply(reply), carried, now)
             }
         }
     }
@@ -238,6 +328,7 @@ impl PolicyActor {
                 facts: facts.into_owned(),
                 received,
                 deadline: crate::policy::deadline(received, self.settings.provider_deadline),
+                ticket: None,
             },
         }
     }
@@ -247,6 +338,9 @@ impl Actor for PolicyActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        let (least, most) = SWEEP_EVERY;
+        let sweep = self.settings.throttle_decay().clamp(least, most);
+        ctx.run_interval(sweep, |act, _| act.throttle.sweep(Instant::now()));
         // Requests arrive in bursts of up to `max_in_flight` (the ZapSocket's bound); room for
         // all of them plus configuration messages means nobody waits for mailbox space.
         ctx.set_mailbox_capacity(self.settings.max_in_flight.saturating_add(64));
@@ -307,10 +401,15 @@ impl Handler<Authenticate> for PolicyActor {
         }
         // Parsed once: the decision, the log and the observers all read this.
         let (decision, facts) = match Request::parse(&frames) {
-            Ok(request) => (
-                self.policy.decide(&request, &now),
-                RequestFacts::of(request),
-            ),
+            Ok(request) => {
+                // A throttled PLAIN attempt is refused before anything is decided or run
+                // (one comparison while the throttle's table is empty).
+                let decision = match self.throttle.check(&request, now.instant()) {
+                    Some(refusal) => Decision::Reply(refusal.reply(request.request_id)),
+                    None => self.policy.decide(&request, &now),
+                };
+                (decision, RequestFacts::of(request))
+            }
             Err(error) => (
                 Decision::Reply(Policy::refuse_malformed(&frames, &error)),
                 RequestFacts::unparsed(&frames),
@@ -355,6 +454,7 @@ impl Handler<GetStats> for PolicyActor {
     fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
         let mut stats = self.observers.stats();
         stats.sources = self.served.stats(&self.policy, Instant::now());
+        stats.throttle_entries = self.throttle.len();
         MessageResult(stats)
     }
 }
@@ -372,6 +472,7 @@ impl PolicyActor {
     /// resumes. A success is remembered first (when the hash it was checked against is still
     /// the user's), so that deciding again costs no second argon2 run.
     pub(super) fn verify(&mut self, verification: Verification, pending: Pending) -> Routed {
+        self.observers.verifying();
         let outcome = within(pending.deadline, self.verifier.run(&verification));
         Routed::Later(Box::pin(outcome.into_actor(self).then(
             move |outcome, act, _| {

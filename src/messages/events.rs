@@ -159,6 +159,14 @@ pub struct Stats {
     /// [`Settings::subscriber_queue`](crate::Settings::subscriber_queue) of them were waiting
     /// for it already (a subscriber slower than the decisions).
     pub events_dropped: BTreeMap<SubscriptionId, u64>,
+    /// argon2 verifications of hashed PLAIN passwords handed to the workers (a full queue
+    /// refuses some: [`Settings::hash_queue`](crate::Settings::hash_queue)): one per attempt
+    /// whose password had to be checked, an unknown username's dummy verification included;
+    /// an outcome that stands after a policy change is not checked again.
+    pub verifications: u64,
+    /// Entries (peer addresses and (address, username) pairs) in the failure throttle's
+    /// table right now (see [`Throttle`](crate::policy::Throttle)).
+    pub throttle_entries: usize,
 }
 
 impl Stats {

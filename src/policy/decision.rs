@@ -267,7 +267,9 @@ impl Policy {
     /// request is decided again from its `frames` under the policy in force at `now` (so a
     /// change acknowledged meanwhile decides it, and so do a store's deadline and a key's
     /// expiry); when that decision asks the same question of the same user code (or checks
-    /// the same password against the same hash), the answer in hand stands and is finished.
+    /// the same password against the same hash), the answer in hand stands and is finished:
+    /// a failed verification whose domain, user and PHC string are unchanged is not run
+    /// again after an unrelated change, and a user gone meanwhile is refused without one.
     /// Otherwise, past the request's `deadline` nothing is asked again (`500`); before it, the
     /// fresh decision is returned, to be carried out like the first.
     ///
@@ -309,6 +311,10 @@ impl Policy {
                 if fresh.asks_the_same(&asked) =>
             {
                 Decision::Reply(fresh.finish(outcome, now))
+            }
+            // Now an unknown username (removed meanwhile): refused, argon2 has run once.
+            (Decision::Verify(fresh), Answer::Verified(..)) if !fresh.knows_user() => {
+                Decision::Reply(fresh.finish(Ok(false), now))
             }
             (Decision::Consult(fresh), _) if past_deadline => {
                 Decision::Reply(fresh.finish(Err(ProviderFailure::TimedOut), now))

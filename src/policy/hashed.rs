@@ -78,6 +78,31 @@ pub enum HashError {
 #[derive(Clone, PartialEq, Eq)]
 pub struct HashedPassword {
     phc: Box<str>,
+    shape: Shape,
+}
+
+/// What a verification against a hash costs: its parameters and lengths. A dummy hash of
+/// the same shape costs the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    memory_kib: u32,
+    time_cost: u32,
+    lanes: u32,
+    salt_len: usize,
+    output_len: usize,
+}
+
+impl Shape {
+    fn of(hash: &PasswordHash<'_>, params: &Params) -> Option<Shape> {
+        let mut salt = [0u8; 64];
+        Some(Shape {
+            memory_kib: params.m_cost(),
+            time_cost: params.t_cost(),
+            lanes: params.p_cost(),
+            salt_len: hash.salt?.decode_b64(&mut salt).ok()?.len(),
+            output_len: hash.hash?.len(),
+        })
+    }
 }
 
 impl std::fmt::Debug for HashedPassword {
@@ -101,9 +126,9 @@ impl HashedPassword {
             return Err(HashError::Algorithm(hash.algorithm.to_string()));
         }
         let params = Params::try_from(&hash).map_err(|e| HashError::Malformed(e.to_string()))?;
-        if hash.hash.is_none() || hash.salt.is_none() {
+        let Some(shape) = Shape::of(&hash, &params) else {
             return Err(HashError::Malformed("no salt or no hash".into()));
-        }
+        };
         if params.m_cost() > limits.max_memory_kib
             || params.t_cost() > limits.max_time_cost
             || params.p_cost() > limits.max_lanes
@@ -117,7 +142,10 @@ impl HashedPassword {
                 max_lanes: limits.max_lanes,
             });
         }
-        Ok(HashedPassword { phc: phc.into() })
+        Ok(HashedPassword {
+            phc: phc.into(),
+            shape,
+        })
     }
 
     /// Hashes `password` with argon2id's default parameters (19 MiB, 2 passes, 1 lane) and
@@ -132,9 +160,36 @@ impl HashedPassword {
         let hash = Argon2::default()
             .hash_password(password, &salt)
             .map_err(|e| HashError::Malformed(e.to_string()))?;
-        Ok(HashedPassword {
-            phc: hash.to_string().into(),
-        })
+        HashedPassword::parse(&hash.to_string(), &Argon2Limits::default())
+    }
+
+    /// A hash of the same parameters, salt and output lengths that no password matches
+    /// (its output is zeros, not argon2's): verifying against it costs what verifying
+    /// against this one costs. An unknown username is verified against it, so that its
+    /// refusal takes as long as a wrong password's.
+    fn dummy(&self) -> HashedPassword {
+        use argon2::password_hash::{Output, SaltString};
+        let Shape {
+            memory_kib,
+            time_cost,
+            lanes,
+            salt_len,
+            output_len,
+        } = self.shape;
+        let salt = SaltString::encode_b64(&[0x5a; 64][..salt_len]);
+        let output = Output::new(&[0; 64][..output_len]);
+        match (salt, output) {
+            (Ok(salt), Ok(output)) => HashedPassword {
+                phc: format!(
+                    "$argon2id$v=19$m={memory_kib},t={time_cost},p={lanes}${}${output}",
+                    salt.as_str()
+                )
+                .into(),
+                shape: self.shape,
+            },
+            // Lengths this hash already has are always valid: never reached.
+            _ => self.clone(),
+        }
     }
 
     /// The PHC string.
@@ -157,9 +212,15 @@ impl HashedPassword {
 }
 
 /// One domain's PLAIN users with hashed passwords. `Debug` shows the count only.
+///
+/// An unknown username is verified too, against a dummy hash with the parameters of the
+/// hash last installed (so that it is refused in the time a known one is), on the same
+/// workers; its outcome is always a refusal.
 #[derive(Clone, Default)]
 pub struct HashedTable {
     users: HashMap<Box<[u8]>, Arc<HashedPassword>>,
+    /// Shaped like the last hash installed; `None` until one is.
+    dummy: Option<Arc<HashedPassword>>,
 }
 
 impl std::fmt::Debug for HashedTable {
@@ -176,6 +237,9 @@ impl HashedTable {
 
     /// Adds a user or replaces its hash.
     pub fn upsert(&mut self, username: impl Into<Vec<u8>>, hash: HashedPassword) {
+        if self.dummy.as_ref().is_none_or(|d| d.shape != hash.shape) {
+            self.dummy = Some(Arc::new(hash.dummy()));
+        }
         self.users
             .insert(username.into().into_boxed_slice(), Arc::new(hash));
     }
@@ -231,8 +295,12 @@ pub struct Verification {
     pub table_domain: String,
     /// The username.
     pub username: Vec<u8>,
-    /// The user's hash as installed when the request was decided.
+    /// The user's hash as installed when the request was decided; for a username the table
+    /// does not hold, the table's dummy hash (see [`knows_user`](Self::knows_user)).
     pub hash: Arc<HashedPassword>,
+    /// Whether the table holds the user: if not, the outcome is a refusal whatever argon2
+    /// says, and the verification only costs the time a known user's would.
+    known: bool,
     password: Vec<u8>,
     request_id: Vec<u8>,
     epoch: u64,
@@ -245,6 +313,7 @@ impl std::fmt::Debug for Verification {
         f.debug_struct("Verification")
             .field("table_domain", &self.table_domain)
             .field("username", &String::from_utf8_lossy(&self.username))
+            .field("known", &self.known)
             .field("password", &"<redacted>")
             .field("epoch", &self.epoch)
             .field("trust", &self.trust)
@@ -265,6 +334,12 @@ impl Verification {
         self.epoch
     }
 
+    /// Whether the table holds the user. An unknown one is verified against the table's
+    /// dummy hash, for the time it takes, and always refused (`Invalid username`).
+    pub fn knows_user(&self) -> bool {
+        self.known
+    }
+
     /// The password the client sent.
     pub fn password(&self) -> &[u8] {
         &self.password
@@ -281,6 +356,7 @@ impl Verification {
         let same_password: bool =
             subtle::ConstantTimeEq::ct_eq(&self.password[..], &other.password[..]).into();
         same_password
+            && self.known == other.known
             && self.table_domain == other.table_domain
             && self.username == other.username
             && (Arc::ptr_eq(&self.hash, &other.hash) || self.hash.as_str() == other.hash.as_str())
@@ -294,6 +370,7 @@ impl Verification {
             return Refusal::StaleStore.reply(id);
         }
         match outcome {
+            Ok(_) if !self.known => Refusal::InvalidUsername.reply(id),
             Ok(true) => Reply::ok(
                 id,
                 String::from_utf8_lossy(&self.username),
@@ -372,13 +449,18 @@ impl Policy {
         (table_domain, username, password): (&str, &[u8], &[u8]),
         trust: Trust,
     ) -> Decision {
-        let Some(hash) = table.get(username) else {
-            return Decision::Reply(Refusal::InvalidUsername.reply(id));
+        // An unknown username costs what a known one costs: a verification against the
+        // table's dummy hash, refused whatever it says.
+        let (hash, known) = match (table.get(username), &table.dummy) {
+            (Some(hash), _) => (hash, true),
+            (None, Some(dummy)) => (dummy, false),
+            (None, None) => return Decision::Reply(Refusal::InvalidUsername.reply(id)),
         };
         Decision::Verify(Verification {
             table_domain: table_domain.to_owned(),
             username: username.to_vec(),
             hash: Arc::clone(hash),
+            known,
             password: password.to_vec(),
             request_id: id.to_vec(),
             epoch: self.epoch,
@@ -413,6 +495,88 @@ mod tests {
         let salt = SaltString::from_b64("c2FsdHNhbHRzYWx0").unwrap();
         let phc = argon.hash_password(password.as_bytes(), &salt).unwrap();
         HashedPassword::parse(&phc.to_string(), &Argon2Limits::default()).unwrap()
+    }
+
+    fn shaped(password: &str, memory_kib: u32, passes: u32) -> HashedPassword {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let params = Params::new(memory_kib, passes, 1, Some(24)).unwrap();
+        let argon = Argon2::new(Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let salt = SaltString::from_b64("c2FsdHNhbHRzYWx0c2FsdA").unwrap();
+        let phc = argon.hash_password(password.as_bytes(), &salt).unwrap();
+        HashedPassword::parse(&phc.to_string(), &Argon2Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn an_unknown_username_is_verified_against_a_dummy_of_the_same_shape_and_refused() {
+        let mut policy = Policy::default();
+        // An empty table has nothing to mimic: refused at once.
+        policy
+            .configure_hashed_plain("fleet", HashedTable::new())
+            .unwrap();
+        assert!(matches!(
+            policy.handle(&request("fleet", "bob", "pw")),
+            Decision::Reply(reply) if reply.text == "Invalid username"
+        ));
+        let alice = shaped("pw", 128, 2);
+        policy
+            .upsert_hashed_users("fleet", [(b"alice".to_vec(), alice.clone())])
+            .unwrap();
+        let Decision::Verify(unknown) = policy.handle(&request("fleet", "bob", "pw")) else {
+            panic!("an unknown username is verified too")
+        };
+        assert!(!unknown.knows_user());
+        // Same parameters and lengths as alice's hash, and a valid PHC string.
+        let dummy = unknown.hash.as_str().to_owned();
+        assert!(
+            dummy.starts_with("$argon2id$v=19$m=128,t=2,p=1$"),
+            "{dummy}"
+        );
+        let parsed = HashedPassword::parse(&dummy, &Argon2Limits::default()).unwrap();
+        assert_eq!(parsed.shape, alice.shape);
+        assert!(!parsed.verify(b"pw") && !parsed.verify(b""));
+        // Refused whatever argon2 says.
+        let now = Now::read();
+        for outcome in [Ok(true), Ok(false)] {
+            let Decision::Verify(unknown) = policy.handle(&request("fleet", "bob", "pw")) else {
+                panic!("verified")
+            };
+            let reply = unknown.finish(outcome, &now);
+            assert_eq!(
+                (reply.status, &*reply.text),
+                (StatusCode::Denied, "Invalid username")
+            );
+        }
+        assert_eq!(
+            &*reply(&policy, &request("fleet", "bob", "pw")).text,
+            "Invalid username"
+        );
+        // A user added with the same shape keeps the dummy; another shape changes it.
+        policy
+            .upsert_hashed_users("fleet", [(b"carol".to_vec(), shaped("x", 128, 2))])
+            .unwrap();
+        let Decision::Verify(again) = policy.handle(&request("fleet", "bob", "pw")) else {
+            panic!("verified")
+        };
+        assert!(Arc::ptr_eq(&again.hash, &unknown.hash));
+        policy
+            .upsert_hashed_users("fleet", [(b"dave".to_vec(), shaped("x", 256, 3))])
+            .unwrap();
+        let Decision::Verify(reshaped) = policy.handle(&request("fleet", "bob", "pw")) else {
+            panic!("verified")
+        };
+        assert!(reshaped
+            .hash
+            .as_str()
+            .starts_with("$argon2id$v=19$m=256,t=3,p=1$"));
+        // The known user is still admitted, and a wrong password is still a wrong password.
+        assert_eq!(
+            reply(&policy, &request("fleet", "alice", "pw")).status,
+            StatusCode::Ok
+        );
+        assert_eq!(
+            &*reply(&policy, &request("fleet", "alice", "no")).text,
+            "Invalid password"
+        );
     }
 
     #[test]

@@ -75,6 +75,12 @@ pub enum Refusal {
     /// `max_staleness` that this copy is up to date (or has proved nothing yet): fail closed,
     /// with no fallback to `"*"`.
     StaleStore,
+    /// PLAIN, and this (address, username) pair, or this address, has failed too often
+    /// lately (see [`Throttle`](super::Throttle)): refused at once, whatever the password.
+    Throttled,
+    /// The address already has as many verifications or provider lookups in flight as it
+    /// may (see [`Throttle::start`](super::Throttle::start)): refused at once.
+    AddressBusy,
 }
 
 impl Refusal {
@@ -123,6 +129,8 @@ impl Refusal {
             Refusal::VerifierOverloaded => "Verifier overloaded",
             Refusal::VerificationFailed => "Verification failed",
             Refusal::StaleStore => "Credential store out of touch",
+            Refusal::Throttled => "Too many failures",
+            Refusal::AddressBusy => "Too many attempts in flight",
         }
     }
 
@@ -198,6 +206,9 @@ mod tests {
             assert_eq!(refusal.status(), StatusCode::InternalError, "{refusal}");
         }
         assert_eq!(Refusal::AddressDenied.to_string(), "400 Address denied");
+        // The throttle's refusals are verdicts on the attempt: never "come back later".
+        assert_eq!(Refusal::Throttled.to_string(), "400 Too many failures");
+        assert_eq!(Refusal::AddressBusy.status(), StatusCode::Denied);
     }
 
     #[test]

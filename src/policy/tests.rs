@@ -1042,6 +1042,68 @@ mod time {
         assert_denied(&reply, "Unknown key");
     }
 
+    #[test]
+    fn a_failed_verification_stands_while_domain_user_and_hash_are_unchanged() {
+        let mut policy = Policy::default();
+        (policy.upsert_hashed_users("fleet", [(b"alice".to_vec(), cheap("pw"))])).unwrap();
+        let frames = plain("fleet", "alice", "wrong");
+        let start = Instant::now();
+        let deadline = start + 5 * SECOND;
+        let back = Now::at(start + SECOND);
+        let verify = |policy: &Policy| match policy.handle_at(&frames, &Now::at(start)) {
+            Decision::Verify(v) => v,
+            other => panic!("{other:?}"),
+        };
+        let failed = |asked| Answer::Verified(asked, Ok(false));
+        let refused = |decision: Decision| match decision {
+            Decision::Reply(reply) => assert_denied(&reply, "Invalid password"),
+            other => panic!("the failure stands, nothing is verified again: {other:?}"),
+        };
+        // Unrelated changes: another domain (many times over), another user, the domain's
+        // table replaced by one holding the same PHC string (another allocation).
+        let asked = verify(&policy);
+        for n in 0..100 {
+            let table = PasswordTable::new([("x", format!("y{n}"))]);
+            policy.configure_plain("other", table).unwrap();
+        }
+        refused(policy.resume(failed(asked), &frames, &back, deadline));
+        let asked = verify(&policy);
+        (policy.upsert_hashed_users("fleet", [(b"bob".to_vec(), cheap("x"))])).unwrap();
+        refused(policy.resume(failed(asked), &frames, &back, deadline));
+        let asked = verify(&policy);
+        let same = HashedPassword::parse(asked.hash.as_str(), &Argon2Limits::default()).unwrap();
+        let table: HashedTable = [(b"alice".to_vec(), same)].into_iter().collect();
+        policy.configure_hashed_plain("fleet", table).unwrap();
+        assert!(!Arc::ptr_eq(&verify(&policy).hash, &asked.hash));
+        refused(policy.resume(failed(asked), &frames, &back, deadline));
+        // Her hash changed: verified again (the failure was against the old one).
+        let asked = verify(&policy);
+        (policy.upsert_hashed_users("fleet", [(b"alice".to_vec(), cheap("new"))])).unwrap();
+        assert!(matches!(
+            policy.resume(failed(asked), &frames, &back, deadline),
+            Decision::Verify(_)
+        ));
+        // An unknown username's dummy verification stands too, and a user removed while
+        // verified is refused without a second (dummy) run.
+        let unknown = plain("fleet", "mallory", "guess");
+        let Decision::Verify(asked) = policy.handle_at(&unknown, &Now::at(start)) else {
+            panic!("a dummy verification")
+        };
+        policy
+            .configure_plain("other", PasswordTable::new([("x", "z")]))
+            .unwrap();
+        let Decision::Reply(reply) = policy.resume(failed(asked), &unknown, &back, deadline) else {
+            panic!("stands")
+        };
+        assert_denied(&reply, "Invalid username");
+        let asked = verify(&policy);
+        policy.remove_plain_users("fleet", [&b"alice"[..]]).unwrap();
+        let Decision::Reply(reply) = policy.resume(failed(asked), &frames, &back, deadline) else {
+            panic!("refused without another run")
+        };
+        assert_denied(&reply, "Invalid username");
+    }
+
     fn ask_again(policy: &Policy, frames: &[Vec<u8>], now: &Now) -> Consultation {
         match policy.handle_at(frames, now) {
             Decision::Consult(c) => c,

@@ -190,3 +190,354 @@ fn a_watched_password_file_over_its_cap_fails_closed_and_names_its_size() {
         .assert_refused(400);
     auth.stop();
 }
+
+/// An argon2id hash of `password` with these parameters (cheap ones keep a debug build quick).
+fn hash_with(password: &str, memory_kib: u32, passes: u32) -> HashedPassword {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let params = argon2::Params::new(memory_kib, passes, 1, None).unwrap();
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let phc = argon
+        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+        .unwrap()
+        .to_string();
+    HashedPassword::parse(&phc, &Default::default()).unwrap()
+}
+
+/// Every decision event, as (address, status, reason), in order.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, u16, String)>>>;
+
+fn watch_decisions(auth: &actix_zap::ThreadAuthenticator) -> Seen {
+    use actix_zap::messages::{DecisionEvent, Subscriber};
+    let seen = Seen::default();
+    let sink = std::sync::Arc::clone(&seen);
+    let callback = move |e: &DecisionEvent| {
+        let event = (e.address.clone(), e.status.as_u16(), e.reason.clone());
+        sink.lock().unwrap().push(event);
+    };
+    auth.subscribe(Subscriber::Callback(std::sync::Arc::new(callback)))
+        .unwrap();
+    seen
+}
+
+fn reasons(seen: &Seen) -> Vec<String> {
+    seen.lock().unwrap().iter().map(|e| e.2.clone()).collect()
+}
+
+/// Connects a PLAIN client from `source` (an address of the loopback network) to `server`,
+/// sends one message and waits for the server to receive it: the time that took, or `None`
+/// if nothing arrived within `patience`.
+fn admitted_from(
+    context: &zmq::Context,
+    server: &Listening,
+    source: &str,
+    user: &'static str,
+    password: &'static str,
+    patience: std::time::Duration,
+) -> Option<std::time::Duration> {
+    let started = std::time::Instant::now();
+    let port = server.endpoint.rsplit(':').next().unwrap();
+    let client = client_socket(context, &Client::Plain(user, password));
+    client
+        .connect(&format!("tcp://{source}:0;127.0.0.1:{port}"))
+        .unwrap();
+    send_after_connect(&client, user);
+    server
+        .socket
+        .set_rcvtimeo(patience.as_millis() as i32)
+        .unwrap();
+    let mut message = zmq::Message::new();
+    let received = server.socket.recv(&mut message, 0);
+    server
+        .socket
+        .set_rcvtimeo(PATIENCE.as_millis() as i32)
+        .unwrap();
+    received.ok()?;
+    assert_eq!(message.gets("User-Id"), Some(user));
+    assert_eq!(message.gets("Peer-Address"), Some(source));
+    Some(started.elapsed())
+}
+
+#[test]
+fn a_flood_of_guesses_is_throttled_and_legitimate_users_still_get_in() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    let (context, auth) = started();
+    let users = vec![
+        ("alice".to_owned(), hash_with("alice's", 1024, 1)),
+        ("bob".to_owned(), hash_with("bob's", 1024, 1)),
+    ];
+    block_on(auth.handle().send(AddPlainUsers::new("hashed", users))).unwrap();
+    let seen = watch_decisions(&auth);
+    let server = Listening::new(&context, &Server::Plain, Some("hashed"));
+
+    // The attacker: 4 raw clients on 127.0.0.1 guessing alice's password, as fast as the
+    // server answers.
+    let stop = Arc::new(AtomicBool::new(false));
+    let guesses = Arc::new(AtomicUsize::new(0));
+    let attackers: Vec<_> = (0..4)
+        .map(|n| {
+            let (stop, guesses) = (Arc::clone(&stop), Arc::clone(&guesses));
+            let endpoint = server.endpoint.clone();
+            std::thread::spawn(move || {
+                let mut answers = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    let guess = format!("guess-{n}-{}", guesses.fetch_add(1, Ordering::SeqCst));
+                    answers.push(plain_hello(&endpoint, b"alice", guess.as_bytes()));
+                }
+                answers
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + PATIENCE;
+    while !reasons(&seen).iter().any(|r| r == "Too many failures") {
+        assert!(Instant::now() < deadline, "the throttle never engaged");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    // The throttle engaged after argon2 ran for the attacker: wrong passwords first.
+    let verified_by_then = auth.stats().unwrap().verifications;
+    let events = reasons(&seen);
+    let first = events
+        .iter()
+        .position(|r| r == "Too many failures")
+        .unwrap();
+    let verified = events[..first]
+        .iter()
+        .filter(|r| *r == "Invalid password")
+        .count();
+    assert!(verified >= 5, "{:?}", &events[..first]);
+
+    // While the flood goes on, alice from another address and bob from the attacker's
+    // address are admitted within a second.
+    let patience = Duration::from_secs(1);
+    for (source, user, password) in [
+        ("127.0.0.2", "alice", "alice's"),
+        ("127.0.0.1", "bob", "bob's"),
+        ("127.0.0.3", "alice", "alice's"),
+    ] {
+        let took = admitted_from(&context, &server, source, user, password, patience);
+        assert!(
+            took.is_some(),
+            "{user} from {source} not admitted within 1 s"
+        );
+    }
+    let during = guesses.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        guesses.load(Ordering::SeqCst) > during,
+        "the flood still runs"
+    );
+    stop.store(true, Ordering::SeqCst);
+    let answers: Vec<Hello> = attackers
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+
+    // Every guess was refused with a 400 (never a 300: that would close without an ERROR);
+    // once the throttle engaged, every one at once, without argon2: the only verifications
+    // after it are the legitimate users' (alice's second login is remembered).
+    assert!(
+        answers.iter().all(|a| *a == Hello::Error("400".into())),
+        "{:?}",
+        answers.iter().find(|a| **a != Hello::Error("400".into()))
+    );
+    let stats = auth.stats().unwrap();
+    assert_eq!(stats.count(actix_zap::zap::StatusCode::TryLater), 0);
+    assert!(
+        stats.verifications <= verified_by_then + 2,
+        "{} verifications, {verified_by_then} when the throttle engaged",
+        stats.verifications
+    );
+    let events = seen.lock().unwrap().clone();
+    let first = (events.iter())
+        .position(|(_, _, reason)| reason == "Too many failures")
+        .unwrap();
+    let later = &events[first..];
+    // The attacker's verifications already in flight when its pair reached the threshold
+    // end with their own answer (none with one in flight per address, the default on 2 cores).
+    let in_flight = actix_zap::Settings::default().verifications_per_address() - 1;
+    let not_throttled = |(address, status, reason): &&(String, u16, String)| {
+        address == "127.0.0.1" && *status != 200 && reason != "Too many failures"
+    };
+    let late: Vec<_> = later.iter().filter(not_throttled).collect();
+    assert!(late.len() <= in_flight, "{late:?}");
+    let throttled = later.iter().filter(|e| e.2 == "Too many failures").count();
+    assert!(throttled > 10, "{throttled} guesses throttled");
+    assert!(stats.throttle_entries >= 2);
+    auth.stop();
+}
+
+#[test]
+fn an_unknown_username_is_refused_in_about_the_time_of_a_known_one() {
+    use std::time::{Duration, Instant};
+    init_logging();
+    let context = zmq::Context::new();
+    // No throttle in the way: every attempt is verified.
+    let settings = actix_zap::Settings::default().with_throttle_capacity(0);
+    let auth = actix_zap::ThreadAuthenticator::builder()
+        .settings(settings)
+        .start_thread(&context)
+        .unwrap();
+    let users = vec![("alice".to_owned(), hash_with("right", 1024, 2))];
+    block_on(auth.handle().send(AddPlainUsers::new("hashed", users))).unwrap();
+    let seen = watch_decisions(&auth);
+    let server = Listening::new(&context, &Server::Plain, Some("hashed"));
+    let time = |user: &[u8]| {
+        let started = Instant::now();
+        assert_eq!(
+            plain_hello(&server.endpoint, user, b"wrong"),
+            Hello::Error("400".into())
+        );
+        started.elapsed()
+    };
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for n in 0..9 {
+        known.push(time(b"alice"));
+        unknown.push(time(format!("nobody-{n}").as_bytes()));
+    }
+    let median = |times: &mut Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let (known, unknown) = (median(&mut known), median(&mut unknown));
+    assert!(
+        unknown * 2 >= known,
+        "unknown {unknown:?}, known {known:?} (medians)"
+    );
+    let events = reasons(&seen);
+    assert_eq!(
+        events.iter().filter(|r| *r == "Invalid username").count(),
+        9
+    );
+    assert_eq!(auth.stats().unwrap().verifications, 18);
+    auth.stop();
+}
+
+#[test]
+fn one_wrong_password_is_verified_once_while_another_domain_changes_every_5_ms() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    let (context, auth) = started();
+    // Costly enough that many changes happen while it is verified.
+    let users = vec![("alice".to_owned(), hash_with("right", 16 * 1024, 2))];
+    block_on(auth.handle().send(AddPlainUsers::new("hashed", users))).unwrap();
+    let server = Listening::new(&context, &Server::Plain, Some("hashed"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let changer = {
+        let (stop, handle) = (Arc::clone(&stop), auth.handle().clone());
+        std::thread::spawn(move || {
+            let mut changes = 0;
+            while !stop.load(Ordering::SeqCst) {
+                changes += 1;
+                let table = [("someone", format!("password {changes}"))];
+                block_on(handle.configure_plain("other", table)).unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            changes
+        })
+    };
+    std::thread::sleep(Duration::from_millis(20));
+    let started = Instant::now();
+    server
+        .attempt(&context, &Client::Plain("alice", "wrong"))
+        .assert_refused(400);
+    let took = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let changes = changer.join().unwrap();
+    assert!(changes >= 2, "only {changes} changes in {took:?}");
+    let stats = auth.stats().unwrap();
+    assert_eq!(stats.verifications, 1, "verified once, in {took:?}");
+    assert_eq!(stats.count(actix_zap::zap::StatusCode::InternalError), 0);
+    auth.stop();
+}
+
+#[test]
+fn the_work_one_address_has_in_flight_is_capped() {
+    use actix_zap::messages::StatusCode;
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+    init_logging();
+    let context = zmq::Context::new();
+    let settings = actix_zap::Settings::default()
+        .with_lookups_per_address(2)
+        .with_verifications_per_address(1)
+        .with_provider_deadline(PATIENCE);
+    let auth = actix_zap::ThreadAuthenticator::builder()
+        .settings(settings)
+        .start_thread(&context)
+        .unwrap();
+    let seen = watch_decisions(&auth);
+    // CURVE: a provider that holds every lookup until released.
+    let (provider, release, asked) = held_provider();
+    auth.configure_curve_callback("held", provider).unwrap();
+    let server_keys = Keys::generate();
+    let curve = Listening::new(&context, &Server::Curve(server_keys.clone()), Some("held"));
+    let client = || Client::Curve(server_keys.public, Keys::generate());
+    let held: Vec<_> = (0..2).map(|_| curve.connect(&context, &client())).collect();
+    let deadline = Instant::now() + PATIENCE;
+    while asked.load(Ordering::SeqCst) < 2 {
+        assert!(Instant::now() < deadline, "the lookups never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // A third lookup from the same address: refused at once, never asked.
+    let _third = curve.connect(&context, &client());
+    curve.outcome().assert_refused(400);
+    assert_eq!(asked.load(Ordering::SeqCst), 2);
+    assert!(reasons(&seen).contains(&"Too many attempts in flight".to_owned()));
+    release.notify_waiters();
+    for _ in 0..2 {
+        assert!(curve.outcome().is_admitted());
+    }
+    drop(held);
+
+    // PLAIN: one verification in flight per address; the second waits for none.
+    let users = vec![("alice".to_owned(), hash_with("right", 16 * 1024, 2))];
+    block_on(auth.handle().send(AddPlainUsers::new("hashed", users))).unwrap();
+    let plain = Listening::new(&context, &Server::Plain, Some("hashed"));
+    let _slow = plain.connect(&context, &Client::Plain("alice", "right"));
+    while auth.stats().unwrap().verifications == 0 {
+        assert!(Instant::now() < deadline, "the verification never started");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let started = Instant::now();
+    assert_eq!(
+        plain_hello(&plain.endpoint, b"alice", b"right"),
+        Hello::Error("400".into())
+    );
+    let refused_in = started.elapsed();
+    assert_eq!(auth.stats().unwrap().verifications, 1, "{refused_in:?}");
+    // The first one was not disturbed; from another address, a second one runs.
+    let mut outcomes = [plain.outcome(), plain.outcome()];
+    outcomes.sort_by_key(|o| !o.is_admitted());
+    assert!(outcomes[0].is_admitted(), "{outcomes:?}");
+    let took = admitted_from(&context, &plain, "127.0.0.2", "alice", "right", PATIENCE);
+    assert!(took.is_some());
+    assert_eq!(auth.stats().unwrap().count(StatusCode::TryLater), 0);
+    auth.stop();
+}
+
+#[test]
+fn unknown_curve_keys_count_as_failures_of_their_address() {
+    let (context, auth) = started();
+    let dir = tempfile::tempdir().unwrap();
+    let known = Keys::generate();
+    write_public(dir.path(), "known.key", &known);
+    auth.configure_curve("keys", dir.path()).unwrap();
+    let server_keys = Keys::generate();
+    let server = Listening::new(&context, &Server::Curve(server_keys.clone()), Some("keys"));
+    assert_eq!(auth.stats().unwrap().throttle_entries, 0);
+    server
+        .attempt(&context, &Client::Curve(server_keys.public, known.clone()))
+        .assert_admitted(&known.public.to_z85());
+    assert_eq!(auth.stats().unwrap().throttle_entries, 0, "an admission");
+    server
+        .attempt(
+            &context,
+            &Client::Curve(server_keys.public, Keys::generate()),
+        )
+        .assert_refused(400);
+    assert_eq!(auth.stats().unwrap().throttle_entries, 1, "the address");
+    auth.stop();
+}

@@ -71,10 +71,12 @@ fn the_argon2_workers_and_their_queue_are_the_settings_ones() {
     init_logging();
     let context = zmq::Context::new();
     // One worker and room for one more: while it verifies a password, a third gets `300`
-    // (the defaults, a worker per core and 32 waiting per worker, would take all three).
+    // (the defaults, a worker per core and 32 waiting per worker, would take all three; the
+    // cap of 2 verifications per address is raised, or the third would get its `400`).
     let settings = Settings::default()
         .with_hash_threads(1)
         .with_hash_queue(1)
+        .with_verifications_per_address(3)
         .with_provider_deadline(PATIENCE);
     let auth = ThreadAuthenticator::builder()
         .settings(settings)

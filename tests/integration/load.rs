@@ -36,11 +36,13 @@ fn run_round(ctx: &zmq::Context, servers: &Servers, trusted: &[Keys], round: usi
             &name,
         ));
         expected_plain.insert(name);
+        // Another username: from one address, a username that failed 5 times is refused
+        // whatever its password (the throttle), one that did not is still verified.
         let name = format!("r{round}-plain-bad-{i}");
         clients.push(connect(
             ctx,
             &servers.plain,
-            &Client::Plain("user", "wrong"),
+            &Client::Plain("intruder", "wrong"),
             &name,
         ));
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+#[path = "../../../examples/support/zmtp.rs"]
 pub mod zmtp;
 
 #[path = "../../../examples/support/monitor.rs"]

@@ -367,6 +367,7 @@ pub(crate) fn postgres_cause(error: &tokio_postgres::Error) -> String {
 }
 
 /// An error and its causes (`source()`), each said once, joined with `": "`, on one line.
+#[cfg(feature = "postgres")]
 pub(crate) fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = String::new();
     let mut next = Some(error);

@@ -63,7 +63,8 @@ pub enum Refusal {
     ProviderPanicked,
     /// The provider (or user-id mapping) did not answer before the deadline.
     ProviderTimedOut,
-    /// More requests are being decided than `Settings::max_in_flight` allows.
+    /// The authenticator is stopping: requests it held back at `Settings::max_in_flight` (which
+    /// otherwise only waits) are answered this while it drains.
     TooManyRequests,
     /// The policy actor is gone: fail closed.
     PolicyUnavailable,

@@ -377,7 +377,8 @@ impl PolicyActor {
                     facts.domain,
                     facts.address,
                     facts.mechanism,
-                    reply.user_id
+                    reply.user_id,
+                    facts.client
                 );
             }
         }

@@ -36,8 +36,9 @@ finds a problem, 2 on a usage error.";
 
 /// The exit codes of `zapctl cert`.
 const CERT_EXIT_CODES: &str = "\
-Exit codes: 0 success; 1 a file cannot be written or read, or `cert check` found a refused
-file, a duplicate key or a permission problem; 2 usage error.";
+Exit codes: 0 success; 1 a file cannot be written or read, `cert new` found the key pair
+already there (without --force), or `cert check` found a refused file, a duplicate key or a
+permission problem; 2 usage error.";
 
 #[derive(Debug, Parser)]
 #[command(

@@ -472,7 +472,7 @@ fn the_check_replaces_the_applications_monitor_and_removes_its_own() {
     auth.stop();
 }
 
-#[actix_rt::test]
+#[actix::test]
 async fn the_async_check_runs_beside_an_actix_authenticator() {
     let context = zmq::Context::new();
     let auth = actix_zap::Authenticator::start(&context).unwrap();

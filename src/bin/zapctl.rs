@@ -77,7 +77,7 @@ enum Command {
     #[command(after_help = db::DB_EXIT_CODES)]
     #[command(
         long_about = "Manage the PostgreSQL credential store that authenticators follow \
-        (actix_zap::sources::postgres): create its schema, add, disable, enable and remove CURVE \
+        (actix_zap::postgres): create its schema, add, disable, enable and remove CURVE \
         keys and PLAIN users, list a domain, grant writers and followers their rights, prune \
         the change log. Every command is one transaction; every authenticator following the \
         store applies it when it commits. A write prints its position (store UUID seq N): \

@@ -24,6 +24,33 @@ impl log::Log for Capture {
     fn flush(&self) {}
 }
 
+/// The log targets the README lists: public paths (or named topics), never a private module.
+const PUBLIC_TARGETS: [&str; 12] = [
+    "actix_zap::decision",
+    "actix_zap::control",
+    "actix_zap::provider",
+    "actix_zap::actors::PolicyActor",
+    "actix_zap::actors::ZapSocket",
+    "actix_zap::messages::Watch",
+    "actix_zap::certs",
+    "actix_zap::postgres",
+    "actix_zap::HandshakeWatch",
+    "actix_zap::ThreadAuthenticator",
+    "actix_zap::AuthenticatorBuilder",
+    "actix_zap::Settings",
+];
+
+/// Every line of this crate was logged under one of [`PUBLIC_TARGETS`].
+fn assert_public_targets(lines: &[String]) {
+    for line in lines {
+        let target = line.split(' ').nth(1).unwrap_or_default();
+        assert!(
+            !target.starts_with("actix_zap") || PUBLIC_TARGETS.contains(&target),
+            "a private log target: {line}"
+        );
+    }
+}
+
 /// The logger is process-wide: the test runs in a child process of its own, where it is the
 /// only one to install a logger.
 #[test]
@@ -95,6 +122,7 @@ fn logged_runs() {
         lines.iter().any(|l| l.contains("actix_zap")),
         "the capture saw the authenticator's logs"
     );
+    assert_public_targets(&lines);
     let secrets = [
         PASSWORD.to_string(),
         WRONG_PASSWORD.to_string(),
@@ -188,4 +216,5 @@ fn named_refusals() {
         lines.iter().all(|l| !l.contains(WRONG_PASSWORD)),
         "{lines:#?}"
     );
+    assert_public_targets(&lines);
 }

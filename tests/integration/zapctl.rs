@@ -324,6 +324,45 @@ fn help_lists_every_exit_code() {
     assert!(out.contains("ZAPCTL_PASSWORD") && out.contains("--server-key"));
 }
 
+/// Every crate path a help text names is one a user can look up: no private module.
+#[test]
+fn help_texts_name_public_paths_only() {
+    let mut helps = vec![
+        vec!["--help"],
+        vec!["probe", "--help"],
+        vec!["cert", "--help"],
+        vec!["cert", "new", "--help"],
+        vec!["cert", "show", "--help"],
+        vec!["cert", "check", "--help"],
+    ];
+    if cfg!(feature = "postgres") {
+        helps.push(vec!["db", "--help"]);
+    }
+    let public = [
+        "actix_zap::postgres",
+        "actix_zap::certs",
+        "actix_zap::client",
+    ];
+    let mut named = 0;
+    for args in helps {
+        let out = stdout(&zapctl(&args, None, None));
+        for (at, _) in out.match_indices("actix_zap::") {
+            let path: String = out[at..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            assert!(
+                public.contains(&path.as_str()),
+                "{args:?} names {path}:\n{out}"
+            );
+            named += 1;
+        }
+    }
+    if cfg!(feature = "postgres") {
+        assert!(named > 0, "the db help names the store's module");
+    }
+}
+
 #[test]
 fn cert_new_writes_pyzmq_files_that_show_and_load() {
     let dir = tempfile::tempdir().unwrap();

@@ -6,8 +6,9 @@
 //! from the directory it runs in and from each parent, never from a dependency's directory:
 //! run from elsewhere, or with this crate as a dependency of a project without those lines,
 //! it silently builds a libzmq where CURVE fails at run time. An authenticator that cannot do
-//! CURVE must not build, so this script fails loudly and says how to fix it. Documentation
-//! builds (docs.rs sets `DOCS_RS`) link nothing and are let through.
+//! CURVE must not build, so this script prints how to fix it and exits with an error (a panic
+//! would bury the message under a backtrace). Documentation builds (docs.rs sets `DOCS_RS`)
+//! link nothing and are let through.
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_ZMQ_SYSTEM");
@@ -16,8 +17,9 @@ fn main() {
         return;
     }
     let target = std::env::var("TARGET").unwrap_or_else(|_| "<your target triple>".into());
-    panic!(
-        "\n\nactix-zap: zmq-sys is building its bundled libzmq, which has no CURVE support.\n\
+    // Cargo shows a failed build script's standard error as it is.
+    eprintln!(
+        "\nactix-zap: zmq-sys is building its bundled libzmq, which has no CURVE support.\n\
          Link the system libzmq instead (Debian/Ubuntu: `apt-get install libzmq3-dev`) by\n\
          adding these lines to a `.cargo/config.toml` in the directory you run cargo from\n\
          or in one of its parents (e.g. your project's or workspace's root):\n\n\
@@ -28,4 +30,5 @@ fn main() {
          dependency's directory), so run cargo from inside your project (not with\n\
          --manifest-path from elsewhere).\n"
     );
+    std::process::exit(1);
 }

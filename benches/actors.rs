@@ -129,7 +129,7 @@ impl Drop for Rig {
 fn actor_path(c: &mut Criterion) {
     let rig = Rig::new();
     let auth = rig.auth();
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let mut rng = XorShift::new(0x9E37_79B9_7F4A_7C15);
     let known = rng.key();
     auth.allow(["127.0.0.1"]).unwrap();
     auth.configure_plain("*", [("admin", "secret")]).unwrap();
@@ -200,7 +200,7 @@ fn async_provider(c: &mut Criterion) {
         Ok(CurveVerdict::admit())
     });
     rig.auth().configure_curve_callback("*", provider).unwrap();
-    let key = XorShift(7).key();
+    let key = XorShift::new(7).key();
     let frames = sent(curve_client(key), "slow");
     rig.expect(&frames, b"200");
 
@@ -327,7 +327,7 @@ fn median(values: &mut [f64]) -> f64 {
 fn config_under_load(c: &mut Criterion) {
     let rig = Rig::new();
     let auth = rig.auth();
-    let mut rng = XorShift(0xD1B5_4A32_D192_ED03);
+    let mut rng = XorShift::new(0xD1B5_4A32_D192_ED03);
     let keys: Vec<[u8; 32]> = (0..DIRECTORY_KEYS).map(|_| rng.key()).collect();
     let dir = tempfile::tempdir().unwrap();
     write_directory(dir.path(), &keys);

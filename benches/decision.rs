@@ -84,7 +84,7 @@ fn mechanisms(c: &mut Criterion) {
     group.bench_function("plain", |b| b.iter(|| decide(&plain, &frames)));
 
     // CURVE with a certificate set of one key.
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let mut rng = XorShift::new(0x9E37_79B9_7F4A_7C15);
     let key = rng.key();
     let mut curve = Policy::default();
     let store: CertStore = [CurvePublicKey::from_bytes(key)].into_iter().collect();
@@ -131,7 +131,7 @@ fn cycle<'a>(policy: &'a Policy, requests: &'a [Vec<Vec<u8>>]) -> impl FnMut() -
 }
 
 fn scaling(c: &mut Criterion) {
-    let mut rng = XorShift(0xD1B5_4A32_D192_ED03);
+    let mut rng = XorShift::new(0xD1B5_4A32_D192_ED03);
 
     let mut group = c.benchmark_group("curve_keys");
     group.throughput(Throughput::Elements(1));

@@ -1,37 +1,46 @@
-//! Credentials from a database: a credentials provider decides on CURVE clients by looking
-//! their public key up in a SQLite table, so keys can be added, changed or disabled without
-//! touching the authenticator.
+//! Credentials from a database: an asynchronous credentials provider decides on CURVE clients
+//! by looking their public key up in a PostgreSQL table, so keys can be added, changed or
+//! disabled without touching the authenticator.
 //!
-//! Run it with `cargo run --example credentials_db`.
+//! Run it with `cargo run --features postgres --example credentials_db` while PostgreSQL runs
+//! at 127.0.0.1:5432 with trust authentication and a database `test` (or set
+//! CREDENTIALS_DATABASE to a libpq connection string). Its table is a temporary one, gone when
+//! the example's connection closes.
 //!
 //! The table holds `(domain, public_key (Z85), user_id, enabled, metadata)`. An enabled row
 //! admits the key with that `User-Id` and metadata (e.g. `Role=admin`), which the server
 //! application reads from each message. The example shows alice admitted, an unknown key
 //! refused, and alice refused on her next connection after an `UPDATE` disables her row —
 //! while the server keeps running.
+//!
+//! This is your own table and your own query, looked up at each handshake. For keys shared by
+//! many servers and applied as they change (with revocation fan-out and fail-closed staleness),
+//! the crate's store does the work: see the `fleet` example.
 
 #[path = "support/mod.rs"]
 mod support;
 
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use actix_zap::certs::Certificate;
-use actix_zap::keys::CurvePublicKey;
 use actix_zap::provider::{Admission, CurveVerdict, Provider, ProviderError};
 use actix_zap::zap::Metadata;
 use actix_zap::{Authenticator, ServerSocket};
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use support::{curve_client, fail, off_thread, Outcome, Server};
+use tokio_postgres::{Client, NoTls, Statement};
 
-const SCHEMA: &str = "CREATE TABLE credentials (
+/// Temporary: the session's own, dropped when its connection closes.
+const SCHEMA: &str = "CREATE TEMPORARY TABLE credentials (
     domain     TEXT NOT NULL,
     public_key TEXT NOT NULL,      -- Z85, 40 characters
     user_id    TEXT NOT NULL,
-    enabled    INTEGER NOT NULL,
+    enabled    BOOLEAN NOT NULL,
     metadata   TEXT,               -- e.g. 'Role=admin;Team=ops', or NULL
     PRIMARY KEY (domain, public_key)
 )";
+
+const LOOKUP: &str = "SELECT user_id, enabled, metadata FROM credentials
+                      WHERE domain = $1 AND public_key = $2";
 
 /// Turns `Name=value;Name=value` into ZAP metadata.
 fn parse_metadata(text: Option<&str>) -> Result<Metadata, ProviderError> {
@@ -44,69 +53,72 @@ fn parse_metadata(text: Option<&str>) -> Result<Metadata, ProviderError> {
     Ok(Metadata::from_pairs(pairs)?)
 }
 
-/// The provider: one query per CURVE handshake.
+/// The provider: one query per CURVE handshake, prepared once.
 ///
-/// A synchronous provider runs on the authenticator's bounded worker pool, never on the
-/// actix thread, so the blocking rusqlite call is fine here. The pool may call it from
-/// several threads, so it must be `Sync`; `rusqlite::Connection` is `Send` but not `Sync`,
-/// hence one connection behind a `Mutex`. The query is a primary-key lookup taking
-/// microseconds, so serialising it costs nothing, whereas opening a connection per call
-/// would reopen the file for every handshake. (A busy server would use a pool of
-/// connections, e.g. r2d2.)
-fn database_provider(path: &Path) -> rusqlite::Result<Provider> {
-    let db = Mutex::new(Connection::open(path)?);
-    Ok(Provider::from_fn(
-        move |domain: &str, key: &CurvePublicKey| {
-            let db = db.lock().map_err(|_| "database connection poisoned")?;
-            let row = db
-                .query_row(
-                    "SELECT user_id, enabled, metadata FROM credentials
-                 WHERE domain = ?1 AND public_key = ?2",
-                    params![domain, key.to_z85()],
-                    |row| {
-                        let user_id: String = row.get(0)?;
-                        let enabled: bool = row.get(1)?;
-                        let metadata: Option<String> = row.get(2)?;
-                        Ok((user_id, enabled, metadata))
-                    },
-                )
-                .optional()?;
-            match row {
-                Some((user_id, true, metadata)) => Ok(CurveVerdict::Admit(Admission {
-                    user_id: Some(user_id),
-                    metadata: parse_metadata(metadata.as_deref())?,
-                })),
-                // Unknown or disabled: `400 Unknown key`.
-                _ => Ok(CurveVerdict::Refuse),
+/// An asynchronous provider's future is polled on the authenticator's thread; a query waiting
+/// for the database blocks nothing (each handshake waits for its own answer, under the
+/// provider deadline). `tokio_postgres::Client` is shared by reference counting and
+/// pipelines concurrent queries over its one connection. (A busy server would use a pool of
+/// connections, e.g. deadpool-postgres.)
+fn database_provider(client: Arc<Client>, lookup: Statement) -> Provider {
+    Provider::from_async_fn(move |domain: String, key| {
+        let (client, lookup) = (Arc::clone(&client), lookup.clone());
+        async move {
+            let row = client.query_opt(&lookup, &[&domain, &key.to_z85()]).await?;
+            let Some(row) = row else {
+                return Ok(CurveVerdict::Refuse); // `400 Unknown key`
+            };
+            let (user_id, enabled): (String, bool) = (row.try_get(0)?, row.try_get(1)?);
+            let metadata: Option<String> = row.try_get(2)?;
+            if !enabled {
+                return Ok(CurveVerdict::Refuse);
             }
-        },
-    ))
-}
-
-/// Runs SQL on a connection of its own, off the actix thread (it blocks on file I/O).
-async fn execute(path: &Path, sql: &'static str, args: Vec<String>) -> rusqlite::Result<usize> {
-    let path = path.to_owned();
-    off_thread(move || Connection::open(path)?.execute(sql, params_from_iter(args))).await
+            Ok(CurveVerdict::Admit(Admission {
+                user_id: Some(user_id),
+                metadata: parse_metadata(metadata.as_deref())?,
+            }))
+        }
+    })
 }
 
 #[actix::main]
 async fn main() -> support::Result<()> {
     env_logger::init();
+    let conninfo = std::env::var("CREDENTIALS_DATABASE")
+        .unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".into());
+    let (client, connection) = tokio_postgres::connect(&conninfo, NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            fail(format!(
+                "cannot reach PostgreSQL with {conninfo:?} ({e}): start PostgreSQL on \
+                 127.0.0.1:5432 with trust authentication, or set CREDENTIALS_DATABASE"
+            ))
+        });
+    // The connection does the I/O; it runs on this thread, beside the authenticator.
+    actix::spawn(async move {
+        if let Err(e) = connection.await {
+            eprintln!("database connection: {e}");
+        }
+    });
+    let client = Arc::new(client);
+
     let server_cert = Certificate::generate()?;
     let alice = Certificate::generate()?;
     let mallory = Certificate::generate()?;
-
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join("credentials.sqlite");
     let alice_key = alice.public_key.to_z85();
-    execute(&path, SCHEMA, vec![]).await?;
-    let insert = "INSERT INTO credentials VALUES ('global', ?1, 'alice', 1, 'Role=admin')";
-    execute(&path, insert, vec![alice_key.clone()]).await?;
+    client.batch_execute(SCHEMA).await?;
+    client
+        .execute(
+            "INSERT INTO credentials VALUES ('global', $1, 'alice', true, 'Role=admin')",
+            &[&alice_key],
+        )
+        .await?;
 
     let context = zmq::Context::new();
     let auth = Authenticator::start(&context)?;
     auth.allow(["127.0.0.1"]).await?;
-    auth.configure_curve_callback("global", database_provider(&path)?)
+    let lookup = client.prepare(LOOKUP).await?;
+    auth.configure_curve_callback("global", database_provider(Arc::clone(&client), lookup))
         .await?;
 
     let secret = server_cert
@@ -125,8 +137,8 @@ async fn main() -> support::Result<()> {
         let server = server.clone();
         Ok(off_thread(move || server.attempt(socket)))
     };
-    println!("Credentials database: CURVE keys looked up in SQLite at each handshake.");
-    println!("  table: {}", path.display());
+    println!("Credentials database: CURVE keys looked up in PostgreSQL at each handshake.");
+    println!("  database: {conninfo}, table pg_temp.credentials");
 
     match attempt(&alice)?.await {
         Outcome::Admitted { reply, .. } => {
@@ -142,9 +154,9 @@ async fn main() -> support::Result<()> {
         other => fail(format!("an unknown key should be refused, got {other:?}")),
     }
 
-    let disable = "UPDATE credentials SET enabled = 0 WHERE public_key = ?1";
-    let changed = execute(&path, disable, vec![alice_key]).await?;
-    println!("  UPDATE credentials SET enabled = 0 for alice ({changed} row)");
+    let disable = "UPDATE credentials SET enabled = false WHERE public_key = $1";
+    let changed = client.execute(disable, &[&alice_key]).await?;
+    println!("  UPDATE credentials SET enabled = false for alice ({changed} row)");
     match attempt(&alice)?.await {
         Outcome::Refused(status) => println!(
             "  refused: alice's next connection, now that her row is disabled (ZAP status {status})"

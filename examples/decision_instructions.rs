@@ -110,7 +110,7 @@ fn curve_policy(keys: &[[u8; 32]]) -> Policy {
 
 /// The policy and the requests (cycled through) of a scenario, and the status expected.
 fn scenario(name: &str) -> (Policy, Vec<Vec<Vec<u8>>>, &'static [u8]) {
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let mut rng = XorShift::new(0x9E37_79B9_7F4A_7C15);
     let admin = || vec![("admin".to_string(), "secret".to_string())];
     match name {
         "null_allow_list" => (
@@ -160,7 +160,7 @@ fn scenario(name: &str) -> (Policy, Vec<Vec<Vec<u8>>>, &'static [u8]) {
             )
         }
         _ => {
-            let mut rng = XorShift(0xD1B5_4A32_D192_ED03);
+            let mut rng = XorShift::new(0xD1B5_4A32_D192_ED03);
             let (kind, rest) = if let Some(rest) = name.strip_prefix("curve_keys_") {
                 ("curve", rest)
             } else if let Some(rest) = name.strip_prefix("plain_users_") {

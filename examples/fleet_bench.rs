@@ -262,7 +262,7 @@ fn main() {
     };
 
     // Fixture: N keys, the last one the measuring client's.
-    let mut rng = XorShift(0x5EED_F1EE_7000_0001);
+    let mut rng = XorShift::new(0x5EED_F1EE_7000_0001);
     let client_cert = Certificate::generate().unwrap_or_else(|e| fail(e));
     let server_cert = Certificate::generate().unwrap_or_else(|e| fail(e));
     let mut keys: Vec<CurvePublicKey> = (1..args.keys.max(1))

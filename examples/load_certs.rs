@@ -53,7 +53,7 @@ fn rss_bytes() -> u64 {
 
 /// Writes `count` public certificate files (plain writes, no fsync: a benchmark fixture).
 fn create(dir: &Path, count: usize) {
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let mut rng = XorShift::new(0x9E37_79B9_7F4A_7C15);
     for i in 0..count {
         let cert = Certificate {
             public_key: CurvePublicKey::from_bytes(rng.key()),

@@ -145,7 +145,7 @@ fn message_case(context: &zmq::Context, auth: &ThreadAuthenticator, trials: usiz
 
 /// Fills `dir` with `count` public certificates of random keys.
 fn fill(dir: &Path, count: usize) -> Result<()> {
-    let mut rng = XorShift(0x5EED);
+    let mut rng = XorShift::new(0x5EED);
     for i in 0..count {
         let cert = Certificate {
             public_key: CurvePublicKey::from_bytes(rng.key()),

@@ -110,6 +110,7 @@ pub const DEFAULT_GREETING_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Why a check could not run (the handshake itself never makes it fail: that is an outcome).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CheckError {
     /// The socket's options could not be read (e.g. the context is terminating).
     #[error("cannot read the socket's options: {0}")]

@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 /// Why a text or byte string is not a CURVE key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyError {
     /// Z85 keys are exactly 40 characters.
     #[error("a Z85 CURVE key has 40 characters, this one has {0}")]

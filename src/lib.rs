@@ -112,7 +112,8 @@ pub use zmq;
 pub use handle::{Authenticator, AuthenticatorBuilder, ThreadAuthenticator, CURVE_ALLOW_ANY};
 pub use messages::error::{ConfigError, NoCurveSupport, StartError, Unavailable};
 pub use server::{
-    HandshakeWatch, ServerHandshake, ServerMechanism, ServerSocket, ServerSocketError,
+    HandshakeTally, HandshakeWatch, ServerHandshake, ServerMechanism, ServerSocket,
+    ServerSocketError,
 };
 pub use settings::Settings;
 

@@ -10,6 +10,9 @@ use crate::messages::error::NoCurveSupport;
 use crate::monitor;
 use crate::policy::check_domain;
 
+mod tally;
+pub use tally::HandshakeTally;
+
 /// libzmq's `ZMQ_ZAP_ENFORCE_DOMAIN` (draft API, present in 4.3.x builds).
 const ZMQ_ZAP_ENFORCE_DOMAIN: i32 = 93;
 

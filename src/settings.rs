@@ -111,7 +111,10 @@ impl Default for Settings {
 /// `value`, or 1 (with a warning) when it is 0.
 fn at_least_one(setting: &str, value: usize) -> usize {
     if value == 0 {
-        log::warn!("Settings: {setting} 0 makes no sense, 1 is used instead");
+        log::warn!(
+            target: "actix_zap::Settings",
+            "Settings: {setting} 0 makes no sense, 1 is used instead"
+        );
         return 1;
     }
     value

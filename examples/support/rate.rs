@@ -166,7 +166,7 @@ impl Keys {
 
 /// Deterministic filler keys (the same every run).
 fn filler_keys(n: usize) -> impl Iterator<Item = CurvePublicKey> {
-    let mut rng = xorshift::XorShift(0x9E37_79B9_7F4A_7C15);
+    let mut rng = xorshift::XorShift::new(0x9E37_79B9_7F4A_7C15);
     (0..n).map(move |_| CurvePublicKey::from_bytes(rng.key()))
 }
 

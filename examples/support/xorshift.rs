@@ -1,25 +1,28 @@
-//! A tiny deterministic generator (xorshift64*) for test keys in the benches and tools, so no
-//! `rand` dependency is needed. Not for secrets.
+//! Deterministic test keys and picks for the benches and tools, from `rand_xorshift` (fast,
+//! seeded, reproducible). Not for secrets.
 #![allow(dead_code)]
 
-/// xorshift64* state; any non-zero seed.
-pub struct XorShift(pub u64);
+use rand_core::{Rng, SeedableRng};
+use rand_xorshift::XorShiftRng;
+
+/// A seeded xorshift generator.
+pub struct XorShift(XorShiftRng);
 
 impl XorShift {
+    /// The generator for `seed` (any seed; the same seed gives the same sequence).
+    pub fn new(seed: u64) -> Self {
+        XorShift(XorShiftRng::seed_from_u64(seed))
+    }
+
     /// The next 64 random bits.
     pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.0.next_u64()
     }
 
     /// 32 random bytes (a CURVE public key for tests).
     pub fn key(&mut self) -> [u8; 32] {
         let mut bytes = [0u8; 32];
-        for chunk in bytes.chunks_mut(8) {
-            chunk.copy_from_slice(&self.next().to_le_bytes());
-        }
+        self.0.fill_bytes(&mut bytes);
         bytes
     }
 

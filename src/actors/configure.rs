@@ -167,8 +167,7 @@ impl Handler<ConfigureCurve> for PolicyActor {
             CurveSource::Keys(store) => {
                 let report = CurveReport {
                     keys: store.len(),
-                    rejected: Vec::new(),
-                    warning: None,
+                    ..CurveReport::default()
                 };
                 return installed(self, CurvePolicy::Keys(Arc::new(store)), report, ctx);
             }
@@ -198,16 +197,22 @@ impl Handler<ConfigureCurve> for PolicyActor {
                 Ok(Ok(DirectoryLoad {
                     store,
                     rejected,
+                    skipped,
                     warning,
+                    ..
                 })) => {
                     let report = CurveReport {
                         keys: store.len(),
                         rejected,
+                        skipped,
                         warning,
                     };
                     let store = CurvePolicy::Keys(Arc::new(store));
                     act.install_curve(load, &domain, store)?;
-                    debug!("CURVE for domain {domain:?}: {} key(s)", report.keys);
+                    debug!(
+                        target: "actix_zap::actors::PolicyActor",
+                        "CURVE for domain {domain:?}: {} key(s)", report.keys
+                    );
                     return Ok(report);
                 }
                 Ok(Err(unreadable)) => ConfigError::Certificates(unreadable),
@@ -216,7 +221,10 @@ impl Handler<ConfigureCurve> for PolicyActor {
             // Fail closed: an unreadable directory admits nobody in this domain.
             let nobody = CurvePolicy::Keys(Arc::new(CertStore::new()));
             act.install_curve(load, &domain, nobody)?;
-            warn!("CURVE for domain {domain:?}: {error}; refusing every key");
+            warn!(
+                target: "actix_zap::actors::PolicyActor",
+                "CURVE for domain {domain:?}: {error}; refusing every key"
+            );
             Err(error)
         }))
     }

@@ -7,9 +7,12 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::keys::CurvePublicKey;
 use crate::messages::{DecisionEvent, EventMechanism, Stats, Subscriber, SubscriptionId};
-use crate::zap::{Reply, Request};
+use crate::zap::{Mechanism, Reply, Request};
 
+/// What the decision log and the observers say about a request, read from it once when it
+/// arrives and carried to its reply (also across a provider consultation).
 #[derive(Debug, Clone)]
 pub(crate) struct RequestFacts<'a> {
     /// The ZAP domain; empty when the frames did not parse.
@@ -17,6 +20,53 @@ pub(crate) struct RequestFacts<'a> {
     /// The peer address; empty when the frames did not parse.
     pub(crate) address: Cow<'a, str>,
     pub(crate) mechanism: EventMechanism,
+    /// What the client presented to be known by (never a password).
+    pub(crate) client: Presented<'a>,
+}
+
+/// What a client presented to be known by: the key or username an operator trusts or looks
+/// up. Public keys are no secret; passwords never get here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Presented<'a> {
+    /// A CURVE client's long-term public key.
+    Key(CurvePublicKey),
+    /// A PLAIN client's username (bytes that are not UTF-8 replaced).
+    Username(Cow<'a, str>),
+    /// Nothing to name (NULL, GSSAPI, other mechanisms, requests that did not parse).
+    Nothing,
+}
+
+impl<'a> Presented<'a> {
+    fn of(mechanism: &Mechanism<'a>) -> Self {
+        match mechanism {
+            Mechanism::Curve { public_key } => Presented::Key(*public_key),
+            Mechanism::Plain { username, .. } => {
+                Presented::Username(String::from_utf8_lossy(username))
+            }
+            _ => Presented::Nothing,
+        }
+    }
+
+    fn into_owned(self) -> Presented<'static> {
+        match self {
+            Presented::Key(key) => Presented::Key(key),
+            Presented::Username(name) => Presented::Username(Cow::Owned(name.into_owned())),
+            Presented::Nothing => Presented::Nothing,
+        }
+    }
+}
+
+/// The decision log's words for it, as pyzmq logs it (` client_key=Z85`, ` username="…"`,
+/// escaped: the text is the peer's), or nothing.
+impl std::fmt::Display for Presented<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // Z85 has no quote, backslash or blank: nothing to escape.
+            Presented::Key(key) => write!(f, " client_key={key}"),
+            Presented::Username(name) => write!(f, " username={name:?}"),
+            Presented::Nothing => Ok(()),
+        }
+    }
 }
 
 impl<'a> RequestFacts<'a> {
@@ -24,6 +74,7 @@ impl<'a> RequestFacts<'a> {
     pub(crate) fn of(request: Request<'a>) -> Self {
         RequestFacts {
             mechanism: EventMechanism::from(&request.mechanism),
+            client: Presented::of(&request.mechanism),
             domain: request.domain,
             address: request.address,
         }
@@ -35,6 +86,7 @@ impl<'a> RequestFacts<'a> {
             domain: Cow::Borrowed(""),
             address: Cow::Borrowed(""),
             mechanism: EventMechanism::of_frames(frames),
+            client: Presented::Nothing,
         }
     }
 
@@ -44,6 +96,7 @@ impl<'a> RequestFacts<'a> {
             domain: Cow::Owned(self.domain.into_owned()),
             address: Cow::Owned(self.address.into_owned()),
             mechanism: self.mechanism,
+            client: self.client.into_owned(),
         }
     }
 }
@@ -125,6 +178,14 @@ impl Observers {
             address: facts.address.clone().into_owned(),
             mechanism: facts.mechanism,
             user_id: reply.user_id.clone(),
+            client_key: match facts.client {
+                Presented::Key(key) => Some(key),
+                _ => None,
+            },
+            username: match &facts.client {
+                Presented::Username(name) => Some(name.clone().into_owned()),
+                _ => None,
+            },
             status: reply.status,
             reason: reply.text.to_string(),
             latency,
@@ -147,6 +208,7 @@ impl Observers {
                         {
                             subscription.logged = Some(now);
                             log::warn!(
+                                target: "actix_zap::actors::PolicyActor",
                                 "decision events dropped for subscriber {}: {queue} are waiting \
                              for it (Settings::subscriber_queue); {} dropped so far",
                                 subscription.id.0,
@@ -167,7 +229,10 @@ impl Observers {
                 }
                 Subscriber::Callback(callback) => {
                     if crate::provider::call_guarded(|| callback(&event)).is_err() {
-                        log::warn!("a decision-event callback panicked");
+                        log::warn!(
+                            target: "actix_zap::actors::PolicyActor",
+                            "a decision-event callback panicked"
+                        );
                     }
                     true
                 }
@@ -229,6 +294,54 @@ mod tests {
         );
         assert_eq!(events[1].mechanism, EventMechanism::Plain);
         assert_eq!(events[2].mechanism, EventMechanism::Malformed);
+        assert!(events.iter().all(|e| !format!("{e:?}").contains("hunter2")));
+    }
+
+    #[test]
+    fn events_and_log_words_name_the_key_or_username_never_the_password() {
+        let mut observers = Observers::new(16);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        observers.subscribe(Subscriber::Callback(Arc::new(move |e: &DecisionEvent| {
+            sink.lock().unwrap().push(e.clone())
+        })));
+        let key = crate::keys::CurvePublicKey::from_bytes([7; 32]);
+        let mut curve = frames("CURVE");
+        curve.truncate(6);
+        curve.push(key.as_bytes().to_vec());
+        let mut odd_name = frames("PLAIN");
+        odd_name[6] = b"bob\"\n\xff".to_vec();
+        let no = Reply::refusal(b"1", StatusCode::Denied, "Unknown key");
+        let mut words = Vec::new();
+        for frames in [&curve, &odd_name, &frames("NULL")[..6].to_vec()] {
+            let facts = match Request::parse(frames) {
+                Ok(request) => RequestFacts::of(request),
+                Err(_) => RequestFacts::unparsed(frames),
+            };
+            words.push(facts.client.to_string());
+            observers.record(&facts.into_owned(), &no, Duration::ZERO);
+        }
+        assert_eq!(
+            words,
+            [
+                format!(" client_key={}", key.to_z85()),
+                " username=\"bob\\\"\\n\u{fffd}\"".to_string(),
+                String::new(),
+            ]
+        );
+        let events = seen.lock().unwrap();
+        assert_eq!(
+            (events[0].client_key, events[0].username.as_deref()),
+            (Some(key), None)
+        );
+        assert_eq!(
+            (events[1].client_key, events[1].username.as_deref()),
+            (None, Some("bob\"\n\u{fffd}"))
+        );
+        assert_eq!(
+            (events[2].client_key, events[2].username.as_deref()),
+            (None, None)
+        );
         assert!(events.iter().all(|e| !format!("{e:?}").contains("hunter2")));
     }
 

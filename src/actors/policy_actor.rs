@@ -78,6 +78,7 @@ impl PolicyActor {
             .as_ref()
             .map_or(Duration::ZERO, Watchdog::threshold);
         warn!(
+            target: "actix_zap::actors::PolicyActor",
             "the authenticator's thread did not run for {stall:?} (threshold {threshold:?}) \
              while ZAP requests waited: something blocks the actix thread. Run blocking work \
              with tokio::task::spawn_blocking (or actix_web::web::block), or use \
@@ -371,13 +372,14 @@ impl PolicyActor {
                 }
                 debug!(
                     target: target,
-                    "{} {:?} domain={:?} address={:?} mechanism={} user_id={:?}",
+                    "{} {:?} domain={:?} address={:?} mechanism={} user_id={:?}{}",
                     reply.status,
                     reply.text,
                     facts.domain,
                     facts.address,
                     facts.mechanism,
-                    reply.user_id
+                    reply.user_id,
+                    facts.client
                 );
             }
         }

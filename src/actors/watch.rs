@@ -26,6 +26,9 @@ use crate::sources::files::{reported, Config, Files, Install};
 use crate::sources::notifier::{touches, Notice, Notifier, Touch};
 use crate::sources::reader::{self, kind_of, Limits, Look, Looked};
 
+/// The log target: a public path, what a user looks up.
+const LOG_TARGET: &str = "actix_zap::messages::Watch";
+
 type Key = (String, MechanismKind);
 
 /// Starts following a source for a domain whose mechanism `owner` now owns (the policy actor
@@ -272,6 +275,7 @@ impl FileWatcher {
             entries,
             error,
             rejected,
+            skipped,
             warning,
             refused,
         } = install;
@@ -281,6 +285,7 @@ impl FileWatcher {
             entries,
             error: error.as_ref().map(|error| error.report()),
             rejected: rejected.iter().map(reported).chain(refused).collect(),
+            skipped,
             warning,
         };
         let change = match config {
@@ -303,7 +308,10 @@ impl FileWatcher {
                 .map(move |answer, act, ctx| match answer {
                     Ok(Ok(())) => act.reported(&key, owner, report),
                     // Only if the watch no longer owns the domain: its end is on its way.
-                    Ok(Err(error)) => warn!("reload for domain {:?} not installed: {error}", key.0),
+                    Ok(Err(error)) => warn!(
+                        target: LOG_TARGET,
+                        "reload for domain {:?} not installed: {error}", key.0
+                    ),
                     Err(MailboxError::Closed | MailboxError::Timeout) => ctx.stop(),
                 }),
         );
@@ -317,25 +325,31 @@ impl FileWatcher {
         };
         let domain = &key.0;
         match &report.error {
-            Some(error) => warn!("reload for domain {domain:?}: {error}; refusing everyone"),
+            Some(error) => {
+                warn!(
+                    target: LOG_TARGET,
+                    "reload for domain {domain:?}: {error}; refusing everyone"
+                )
+            }
             None => debug!(
+                target: LOG_TARGET,
                 "reloaded {} for domain {domain:?}: {} entries",
                 report.path.display(),
                 report.entries
             ),
         }
         for rejected in &report.rejected {
-            warn!("reload for domain {domain:?}: skipped {rejected}");
+            warn!(target: LOG_TARGET, "reload for domain {domain:?}: skipped {rejected}");
         }
         if let Some(warning) = &report.warning {
-            warn!("reload for domain {domain:?}: {warning}");
+            warn!(target: LOG_TARGET, "reload for domain {domain:?}: {warning}");
         }
         if let Some(first) = watching.first.take() {
             let _ = first.send(report.clone());
         }
         if let Some(callback) = watching.on_reload.clone() {
             if crate::provider::call_guarded(|| callback(&report)).is_err() {
-                warn!("a reload callback panicked");
+                warn!(target: LOG_TARGET, "a reload callback panicked");
             }
         }
         watching.last = report;
@@ -398,6 +412,7 @@ impl Handler<Follow> for FileWatcher {
             entries: 0,
             error: Some(ReloadError::NotLoadedYet),
             rejected: Vec::new(),
+            skipped: Vec::new(),
             warning: None,
         };
         let watching = Watching {
@@ -440,6 +455,7 @@ impl FileWatcher {
             }
         }
         debug!(
+            target: LOG_TARGET,
             "stopped watching {} for domain {:?}",
             watching.source.path().display(),
             key.0

@@ -18,6 +18,9 @@ use crate::messages::{EventMechanism, Stats};
 use crate::policy::Refusal;
 use crate::zap::{Reply, ZAP_ENDPOINT};
 
+/// The log target: a public path, what a user looks up.
+const LOG_TARGET: &str = "actix_zap::actors::ZapSocket";
+
 /// The newest request of one session (routing id).
 #[derive(Debug, Clone, Copy)]
 struct Newest {
@@ -143,7 +146,7 @@ impl ZapSocket {
             match socket.get_events() {
                 Ok(events) if events.contains(zmq::POLLIN) => {}
                 Ok(_) => return,
-                Err(e) => return error!("ZAP socket events: {e}"),
+                Err(e) => return error!(target: LOG_TARGET, "ZAP socket events: {e}"),
             }
             if self.in_flight >= self.max_in_flight && matches!(self.state, State::Serving(_)) {
                 // Full: the request stays in libzmq's pipe until an answer frees a slot
@@ -152,6 +155,7 @@ impl ZapSocket {
                     self.holding = true;
                     self.own_replies.held_back += 1;
                     debug!(
+                        target: LOG_TARGET,
                         "{} ZAP requests in flight: further requests wait in libzmq",
                         self.in_flight
                     );
@@ -162,7 +166,7 @@ impl ZapSocket {
             match socket.recv_multipart(zmq::DONTWAIT) {
                 Ok(frames) => self.dispatch(frames, ctx),
                 Err(zmq::Error::EAGAIN) => return,
-                Err(e) => return error!("ZAP socket receive: {e}"),
+                Err(e) => return error!(target: LOG_TARGET, "ZAP socket receive: {e}"),
             }
         }
     }
@@ -175,13 +179,14 @@ impl ZapSocket {
     fn dispatch(&mut self, mut frames: Vec<Vec<u8>>, ctx: &mut Context<Self>) {
         let Some(delimiter) = frames.iter().position(|f| f.is_empty()) else {
             self.own_replies.dropped += 1;
-            return warn!("dropped a ZAP message without an envelope delimiter");
+            return warn!(target: LOG_TARGET, "dropped a ZAP message without an envelope delimiter");
         };
         let request = frames.split_off(delimiter + 1);
         let envelope = frames;
         let Some(request_id) = request.get(1).cloned() else {
             self.own_replies.dropped += 1;
             return warn!(
+                target: LOG_TARGET,
                 "dropped a ZAP message of {} frame(s): no request id",
                 request.len()
             );
@@ -210,7 +215,10 @@ impl ZapSocket {
             answered: false,
         };
         if self.newest.insert(envelope.clone(), newest).is_some() {
-            debug!("a newer ZAP request from the same session supersedes one in flight");
+            debug!(
+                target: LOG_TARGET,
+                "a newer ZAP request from the same session supersedes one in flight"
+            );
         }
         let decision = self.policy.send(Authenticate(request));
         ctx.spawn(decision.into_actor(self).map(move |answer, act, ctx| {
@@ -218,6 +226,7 @@ impl ZapSocket {
             let newest = act.newest.get(&envelope).copied();
             if newest.map(|n| n.sequence) != Some(sequence) {
                 warn!(
+                    target: LOG_TARGET,
                     "discarded the answer to a superseded ZAP request (its session asked \
                      again since); the newer request is answered on its own"
                 );
@@ -253,8 +262,8 @@ impl ZapSocket {
         };
         let frames = envelope.iter().map(Vec::as_slice).chain(reply.frames());
         match socket.send_multipart(frames, zmq::DONTWAIT) {
-            Ok(()) => trace!("ZAP reply {} sent", reply.status),
-            Err(e) => warn!("ZAP reply {} not sent: {e}", reply.status),
+            Ok(()) => trace!(target: LOG_TARGET, "ZAP reply {} sent", reply.status),
+            Err(e) => warn!(target: LOG_TARGET, "ZAP reply {} not sent: {e}", reply.status),
         }
     }
 
@@ -301,7 +310,7 @@ impl ActorFuture<ZapSocket> for Readiness {
             match watched.poll_read_ready(task) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => {
-                    error!("ZAP socket readiness: {e}");
+                    error!(target: LOG_TARGET, "ZAP socket readiness: {e}");
                     return Poll::Ready(());
                 }
                 // Cleared before draining: an edge that comes during the drain sets it again.
@@ -367,7 +376,7 @@ impl Handler<Stop> for ZapSocket {
                 self.drain(ctx);
                 if let Some(socket) = self.state.socket() {
                     if let Err(e) = socket.unbind(ZAP_ENDPOINT) {
-                        warn!("unbinding the ZAP endpoint: {e}");
+                        warn!(target: LOG_TARGET, "unbinding the ZAP endpoint: {e}");
                     }
                 }
                 self.finish_stop_when_idle(ctx);

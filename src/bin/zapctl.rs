@@ -36,8 +36,9 @@ finds a problem, 2 on a usage error.";
 
 /// The exit codes of `zapctl cert`.
 const CERT_EXIT_CODES: &str = "\
-Exit codes: 0 success; 1 a file cannot be written or read, or `cert check` found a refused
-file, a duplicate key or a permission problem; 2 usage error.";
+Exit codes: 0 success; 1 a file cannot be written or read, `cert new` found the key pair
+already there (without --force), or `cert check` found a refused file, a duplicate key or a
+permission problem; 2 usage error.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -76,7 +77,7 @@ enum Command {
     #[command(after_help = db::DB_EXIT_CODES)]
     #[command(
         long_about = "Manage the PostgreSQL credential store that authenticators follow \
-        (actix_zap::sources::postgres): create its schema, add, disable, enable and remove CURVE \
+        (actix_zap::postgres): create its schema, add, disable, enable and remove CURVE \
         keys and PLAIN users, list a domain, grant writers and followers their rights, prune \
         the change log. Every command is one transaction; every authenticator following the \
         store applies it when it commits. A write prints its position (store UUID seq N): \

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use super::certificate::{parse_parts, text_of};
 use super::reading::{in_parallel, read_certificate, ReadHook};
 use super::{CertError, CertStore, FileError};
+use walkdir::WalkDir;
 
 /// The most entries (files, subdirectories, passed-over files) a certificate directory may
 /// hold for [`load_directory`] and, unless [`Watch::max_entries`] says otherwise, a watch:
@@ -24,6 +25,9 @@ use super::{CertError, CertStore, FileError};
 pub const MAX_DIRECTORY_ENTRIES: usize = 1 << 22;
 use crate::keys::CurvePublicKey;
 use crate::zap::Metadata;
+
+/// The log target: a public path, what a user looks up.
+const LOG_TARGET: &str = "actix_zap::certs";
 
 /// Which files of a directory are certificates, following the program whose directories
 /// users already have.
@@ -46,13 +50,75 @@ pub struct RejectedFile {
     pub cause: FileError,
 }
 
-/// The result of loading a directory: the keys to allow and the files that were refused.
+/// An entry of a certificate directory that its layout does not read — not a problem in
+/// itself (unlike a [`RejectedFile`]), listed so that a program can tell which files were
+/// left out, and why. Hidden entries (names starting with `.`) are skipped by both layouts
+/// and not listed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SkippedFile {
+    /// The file, subdirectory or link.
+    pub path: PathBuf,
+    /// Why the layout does not read it.
+    pub reason: SkipReason,
+}
+
+/// Why a directory's [`Layout`] passed an entry over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// A secret file (a name ending in `_secret`: pyzmq's `NAME.key_secret`, CZMQ's
+    /// `NAME_secret`), which neither layout reads; expected beside certificates.
+    SecretFile,
+    /// A CZMQ certificate (`NAME.cert`) in a directory read in pyzmq's layout, which reads only
+    /// `NAME.key` files: read the directory in [`Layout::Czmq`] to load it.
+    CzmqCertificate,
+    /// Named otherwise than the layout reads (in pyzmq's layout: not `NAME.key`).
+    OtherLayout,
+    /// A subdirectory (pyzmq's layout reads none; CZMQ's enters them), or a link to a
+    /// directory (never followed: no loops).
+    Directory,
+    /// A FIFO, socket or device (or a link to one) under a name the layout does not read
+    /// anyway (one under a name it reads is a [`RejectedFile`]).
+    NotARegularFile,
+}
+
+impl SkipReason {
+    /// Why, in words.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::SecretFile => "a secret file (never loaded)",
+            SkipReason::CzmqCertificate => {
+                "a CZMQ certificate, not read in pyzmq's layout (NAME.key only): use the CZMQ layout"
+            }
+            SkipReason::OtherLayout => "not named NAME.key (pyzmq's layout)",
+            SkipReason::Directory => "a directory (not read by this layout, links never followed)",
+            SkipReason::NotARegularFile => "not a regular file",
+        }
+    }
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The result of loading a directory: the keys to allow, the files that were refused and
+/// those the layout passed over.
 #[derive(Debug, Default)]
 pub struct DirectoryLoad {
     /// One entry per valid certificate, with its metadata encoded for replies.
     pub store: CertStore,
     /// Every refused file, in path order.
     pub rejected: Vec<RejectedFile>,
+    /// Every entry the layout did not read, with the reason, in path order (hidden ones
+    /// excepted): secret files, CZMQ's `*.cert` in pyzmq's layout, other names,
+    /// subdirectories pyzmq's layout does not enter, FIFOs under other names.
+    pub skipped: Vec<SkippedFile>,
+    /// Certificate files read that hold a secret key too, in path order (each logged at
+    /// `warn`): their public key is used, but a secret key has no place in a directory of keys
+    /// an authenticator trusts.
+    pub with_secret_key: Vec<PathBuf>,
     /// Names the files the layout passed over, and why: set when the directory holds files
     /// but none is a certificate in the layout asked for (e.g. CZMQ's `*.cert` files read in
     /// pyzmq's layout, which takes only `*.key`: no key is admitted, and this says why instead
@@ -96,14 +162,37 @@ pub(crate) struct Candidates {
     /// Files that will not be read, each with its cause (FIFOs and other non-regular files,
     /// unlistable subdirectories).
     pub(crate) rejected: Vec<RejectedFile>,
-    /// Files the layout does not read (secret files included; hidden files and directories
-    /// not), for the report's warning.
-    pub(crate) ignored: Vec<PathBuf>,
+    /// Entries the layout does not read (hidden ones not listed), in path order.
+    pub(crate) skipped: Vec<SkippedFile>,
 }
 
-/// Lists the candidate files under `dir`; only a failure to list `dir` itself is an error
-/// (its cause; the path is `dir`). FIFOs, sockets and devices (and links to them) are never
-/// opened — a FIFO would block the reader — and are reported in `rejected`.
+/// Why `layout` passes over a non-hidden entry named `name` that is no directory, or `None`
+/// when it reads it. `not_regular`: the entry (or a link's target) is known to be a FIFO,
+/// socket or device.
+fn skip_reason(layout: Layout, name: &[u8], not_regular: bool) -> Option<SkipReason> {
+    let secret = name.ends_with(b"_secret");
+    let wanted = match layout {
+        Layout::Pyzmq => name.ends_with(b".key"),
+        Layout::Czmq => !secret,
+    };
+    if wanted {
+        None
+    } else if secret {
+        Some(SkipReason::SecretFile)
+    } else if not_regular {
+        Some(SkipReason::NotARegularFile)
+    } else if name.ends_with(b".cert") {
+        Some(SkipReason::CzmqCertificate)
+    } else {
+        Some(SkipReason::OtherLayout)
+    }
+}
+
+/// Lists the candidate files under `dir` (with `walkdir`: pyzmq's layout one level deep,
+/// CZMQ's recursively, hidden entries skipped, links to directories never followed); only a
+/// failure to list `dir` itself is an error (its cause; the path is `dir`). FIFOs, sockets and
+/// devices (and links to them) are never opened — a FIFO would block the reader — and are
+/// reported in `rejected` when the layout would read them, in `skipped` otherwise.
 pub(crate) fn candidates(
     dir: &Path,
     layout: Layout,
@@ -113,118 +202,96 @@ pub(crate) fn candidates(
     if !top.is_dir() {
         return Err(FileError::NotADirectory);
     }
+    let depth = match layout {
+        Layout::Pyzmq => 1,
+        Layout::Czmq => usize::MAX,
+    };
+    // Directories entered: a bind mount can make a loop that no link shows.
     let mut visited = HashSet::from([(top.dev(), top.ino())]);
+    let mut found = Candidates::default();
+    let skip = |found: &mut Candidates, path: PathBuf, reason| {
+        found.skipped.push(SkippedFile { path, reason });
+    };
+    // Hidden entries are skipped by both CZMQ (zdir) and pyzmq (glob); our own temporary
+    // files are hidden too. (The filter sees `dir` itself too, whatever its name.)
+    let mut walk = WalkDir::new(dir)
+        .min_depth(1)
+        .max_depth(depth)
+        .into_iter()
+        .filter_entry(|entry| {
+            entry.depth() == 0 || !entry.file_name().as_bytes().starts_with(b".")
+        });
     let mut entries_seen = 0usize;
-    let mut pending = vec![dir.to_path_buf()];
-    let Candidates {
-        mut files,
-        mut rejected,
-        mut ignored,
-    } = Candidates::default();
-    while let Some(current) = pending.pop() {
-        let entries = match fs::read_dir(&current) {
-            Ok(entries) => entries,
-            Err(e) if current == dir => return Err(FileError::ListDirectory(e)),
-            Err(e) => {
-                rejected.push(RejectedFile {
-                    path: current,
-                    cause: FileError::ListDirectory(e),
+    while let Some(entry) = walk.next() {
+        // Counted before anything is kept: a directory of millions of entries is refused
+        // whole, never read into memory.
+        entries_seen += 1;
+        if entries_seen > max_entries {
+            return Err(FileError::TooManyEntries { limit: max_entries });
+        }
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) => {
+                let path = error.path().unwrap_or(dir).to_path_buf();
+                let root = error.depth() == 0;
+                let cause = error
+                    .into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("a loop of directories"));
+                if root {
+                    return Err(FileError::ListDirectory(cause));
+                }
+                found.rejected.push(RejectedFile {
+                    path,
+                    cause: FileError::ListDirectory(cause),
                 });
                 continue;
             }
         };
-        for entry in entries {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    rejected.push(RejectedFile {
-                        path: current.clone(),
-                        cause: FileError::ListDirectory(e),
-                    });
-                    break;
-                }
-            };
-            // Counted before anything is kept: a directory of millions of entries is refused
-            // whole, never read into memory.
-            entries_seen += 1;
-            if entries_seen > max_entries {
-                return Err(FileError::TooManyEntries { limit: max_entries });
-            }
-            let name = entry.file_name();
-            let name = name.as_bytes();
-            // Hidden files are skipped by both CZMQ (zdir) and pyzmq (glob); our own
-            // temporary files are hidden too.
-            if name.starts_with(b".") {
-                continue;
-            }
-            let path = entry.path();
-            let kind = match entry.file_type() {
-                Ok(kind) => kind,
-                Err(e) => {
-                    rejected.push(RejectedFile {
-                        path,
-                        cause: FileError::Read(e),
-                    });
-                    continue;
-                }
-            };
-            if kind.is_dir() {
-                if layout == Layout::Czmq {
-                    match entry.metadata() {
-                        Ok(m) if visited.insert((m.dev(), m.ino())) => pending.push(path),
-                        Ok(_) => {}
-                        Err(e) => rejected.push(RejectedFile {
+        let kind = entry.file_type();
+        let path = entry.into_path();
+        if kind.is_dir() {
+            match layout {
+                Layout::Pyzmq => skip(&mut found, path, SkipReason::Directory),
+                Layout::Czmq => match fs::metadata(&path) {
+                    Ok(m) if visited.insert((m.dev(), m.ino())) => {}
+                    Ok(_) => walk.skip_current_dir(),
+                    Err(e) => {
+                        walk.skip_current_dir();
+                        found.rejected.push(RejectedFile {
                             path,
                             cause: FileError::ListDirectory(e),
-                        }),
-                    }
-                }
-                continue;
-            }
-            let wanted = match layout {
-                Layout::Pyzmq => name.ends_with(b".key"),
-                Layout::Czmq => !name.ends_with(b"_secret"),
-            };
-            if !wanted {
-                // A link to a directory is no file the layout passed over.
-                if !(kind.is_symlink() && fs::metadata(&path).is_ok_and(|m| m.is_dir())) {
-                    ignored.push(path);
-                }
-                continue;
-            }
-            if kind.is_symlink() {
-                // Links to files are followed; links to directories are not (no loops), and
-                // a dangling link is kept so that reading it reports the problem.
-                match fs::metadata(&path) {
-                    Ok(target) if target.is_dir() => {
-                        log::debug!("certificates: skipping {} (a directory)", path.display());
-                        continue;
-                    }
-                    Ok(target) if !target.is_file() => {
-                        rejected.push(RejectedFile {
-                            path,
-                            cause: FileError::NotARegularFile,
                         });
-                        continue;
                     }
-                    _ => {}
-                }
-            } else if !kind.is_file() {
-                rejected.push(RejectedFile {
-                    path,
-                    cause: FileError::NotARegularFile,
-                });
-                continue;
+                },
             }
-            files.push(path);
+            continue;
+        }
+        // A link is judged by its target; a dangling one is a file to read, so that reading
+        // it reports the problem.
+        let target = if kind.is_symlink() {
+            fs::metadata(&path).ok().map(|m| m.file_type())
+        } else {
+            Some(kind)
+        };
+        if target.is_some_and(|t| t.is_dir()) {
+            skip(&mut found, path, SkipReason::Directory);
+            continue;
+        }
+        let not_regular = target.is_some_and(|t| !t.is_file());
+        let name = path.file_name().map_or(&[][..], |name| name.as_bytes());
+        if let Some(reason) = skip_reason(layout, name, not_regular) {
+            skip(&mut found, path, reason);
+        } else if not_regular {
+            found.rejected.push(RejectedFile {
+                path,
+                cause: FileError::NotARegularFile,
+            });
+        } else {
+            found.files.push(path);
         }
     }
-    ignored.sort_unstable();
-    Ok(Candidates {
-        files,
-        rejected,
-        ignored,
-    })
+    found.skipped.sort_unstable();
+    Ok(found)
 }
 
 /// Builds the key set from files read in path order: a key already loaded from an earlier file
@@ -243,6 +310,7 @@ pub(crate) fn assemble<E>(
             Ok((key, metadata, has_secret)) => {
                 if has_secret {
                     log::warn!(
+                        target: LOG_TARGET,
                         "certificates: {} holds a secret key; only public certificates belong in {}",
                         path.display(),
                         dir.display()
@@ -323,6 +391,10 @@ pub(crate) fn read_directory(
         }
         parse_cert_file(&read.bytes)
     });
+    let with_secret_key = (paths.iter().zip(&read))
+        .filter(|(_, read)| matches!(read, Ok((_, _, true))))
+        .map(|(path, _)| path.clone())
+        .collect();
     let (store, refused) = assemble(dir, paths.into_iter().zip(read), |key, first| {
         FileError::DuplicateKey { key, first }
     });
@@ -333,26 +405,31 @@ pub(crate) fn read_directory(
             .map(|(path, cause)| RejectedFile { path, cause }),
     );
     rejected.sort_by_cached_key(|r| (r.path.clone(), r.cause.to_string()));
-    let warning = layout_warning(dir, layout, store.len(), rejected.len(), &found.ignored);
+    let skipped = found.skipped;
+    let warning = layout_warning(dir, layout, store.len(), rejected.len(), &skipped);
     for file in &rejected {
         log::warn!(
+            target: LOG_TARGET,
             "certificates: refused {}: {}",
             file.path.display(),
             file.cause
         );
     }
     log::info!(
+        target: LOG_TARGET,
         "certificates: loaded {} keys from {}, refused {} files",
         store.len(),
         dir.display(),
         rejected.len()
     );
     if let Some(warning) = &warning {
-        log::warn!("certificates: {warning}");
+        log::warn!(target: LOG_TARGET, "certificates: {warning}");
     }
     Ok(DirectoryLoad {
         store,
         rejected,
+        skipped,
+        with_secret_key,
         warning,
     })
 }
@@ -360,23 +437,30 @@ pub(crate) fn read_directory(
 /// The most file names a warning lists.
 const NAMED_IN_WARNING: usize = 10;
 
-/// What a load says about the files its layout passed over (`ignored`, from the listing), if
-/// anything: a directory that holds files but yielded no certificate at all names them and
-/// says what the layout reads; in pyzmq's layout, files beside the `NAME.key` ones that are
-/// neither `NAME.key` nor secret files (e.g. CZMQ's `*.cert`) are named too, so a mixed
-/// directory does not lose them silently.
+/// What a load says about the entries its layout passed over (`skipped`, from the listing),
+/// if anything: a directory that holds entries but yielded no certificate at all names them
+/// and says what the layout reads; in pyzmq's layout, files beside the `NAME.key` ones that
+/// are neither `NAME.key` nor secret files (e.g. CZMQ's `*.cert`) are named too, so a mixed
+/// directory does not lose them silently. Subdirectories are named (with a trailing `/`) only
+/// in the first case.
 pub(crate) fn layout_warning(
     dir: &Path,
     layout: Layout,
     keys: usize,
     rejected: usize,
-    ignored: &[PathBuf],
+    skipped: &[SkippedFile],
 ) -> Option<String> {
-    let names = |files: &[&PathBuf]| {
+    let names = |files: &[&SkippedFile]| {
         let mut names: Vec<String> = files
             .iter()
             .take(NAMED_IN_WARNING)
-            .map(|path| path.strip_prefix(dir).unwrap_or(path).display().to_string())
+            .map(|file| {
+                let name = file.path.strip_prefix(dir).unwrap_or(&file.path).display();
+                match file.reason {
+                    SkipReason::Directory => format!("{name}/"),
+                    _ => name.to_string(),
+                }
+            })
             .collect();
         if files.len() > NAMED_IN_WARNING {
             names.push(format!("and {} more", files.len() - NAMED_IN_WARNING));
@@ -389,8 +473,8 @@ pub(crate) fn layout_warning(
         Layout::Pyzmq => pyzmq,
         Layout::Czmq => "CZMQ's layout skips every NAME_secret file",
     };
-    if keys == 0 && rejected == 0 && !ignored.is_empty() {
-        let all: Vec<&PathBuf> = ignored.iter().collect();
+    if keys == 0 && rejected == 0 && !skipped.is_empty() {
+        let all: Vec<&SkippedFile> = skipped.iter().collect();
         return Some(format!(
             "{} holds {} file(s) but no public certificate ({}): {expected}; no key is admitted",
             dir.display(),
@@ -398,11 +482,10 @@ pub(crate) fn layout_warning(
             names(&all)
         ));
     }
-    let secret = |path: &&PathBuf| {
-        path.file_name()
-            .is_some_and(|name| name.as_bytes().ends_with(b"_secret"))
-    };
-    let passed_over: Vec<&PathBuf> = ignored.iter().filter(|path| !secret(path)).collect();
+    let passed_over: Vec<&SkippedFile> = skipped
+        .iter()
+        .filter(|file| !matches!(file.reason, SkipReason::SecretFile | SkipReason::Directory))
+        .collect();
     if passed_over.is_empty() {
         return None;
     }
@@ -602,6 +685,100 @@ mod tests {
     }
 
     #[test]
+    fn every_entry_a_layout_passes_over_is_listed_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let (alice, alice_secret) =
+            create_certificates(root, "alice", &[], Flavour::Pyzmq).unwrap();
+        let (bob, bob_secret) = create_certificates(root, "bob.cert", &[], Flavour::Czmq).unwrap();
+        fs::write(root.join("notes.txt"), "not a certificate").unwrap();
+        fs::write(root.join(".hidden"), "never listed").unwrap();
+        // A socket: neither layout opens it (a FIFO would block a reader).
+        let _socket = std::os::unix::net::UnixListener::bind(root.join("socket")).unwrap();
+        fs::create_dir(root.join("sub")).unwrap();
+        fs::write(root.join("sub/carol.key"), pyzmq_public_text(CLIENT_PUBLIC)).unwrap();
+        symlink(root.join("sub"), root.join("link-to-sub")).unwrap();
+        let listed = |load: &DirectoryLoad| -> Vec<(String, SkipReason)> {
+            let name = |path: &Path| path.strip_prefix(root).unwrap().display().to_string();
+            load.skipped
+                .iter()
+                .map(|s| (name(&s.path), s.reason))
+                .collect()
+        };
+        let owned = |pairs: &[(&str, SkipReason)]| -> Vec<(String, SkipReason)> {
+            pairs.iter().map(|(n, r)| (n.to_string(), *r)).collect()
+        };
+        assert!(bob.ends_with("bob.cert.key") && bob_secret.ends_with("bob.cert.key_secret"));
+        // CZMQ's zmakecert names: NAME.cert and NAME.cert_secret.
+        fs::rename(&bob, root.join("bob.cert")).unwrap();
+        fs::rename(&bob_secret, root.join("bob.cert_secret")).unwrap();
+
+        let pyzmq = load_directory(root, Layout::Pyzmq).unwrap();
+        assert_eq!(pyzmq.store.len(), 1);
+        assert!(pyzmq.rejected.is_empty(), "{:?}", pyzmq.rejected);
+        use SkipReason::*;
+        assert_eq!(
+            listed(&pyzmq),
+            owned(&[
+                ("alice.key_secret", SecretFile),
+                ("bob.cert", CzmqCertificate),
+                ("bob.cert_secret", SecretFile),
+                ("link-to-sub", Directory),
+                ("notes.txt", OtherLayout),
+                ("socket", NotARegularFile),
+                ("sub", Directory),
+            ])
+        );
+        assert!(alice_secret.ends_with("alice.key_secret") && alice.exists());
+        let warning = pyzmq.warning.unwrap();
+        assert!(
+            warning
+                .contains("3 file(s) not loaded, not named NAME.key (bob.cert, notes.txt, socket)"),
+            "{warning}"
+        );
+
+        // CZMQ's layout reads every other file, and enters `sub`.
+        let czmq = load_directory(root, Layout::Czmq).unwrap();
+        assert_eq!(
+            czmq.store.len(),
+            3,
+            "alice, bob, sub/carol: {:?}",
+            czmq.rejected
+        );
+        let rejected: Vec<String> = czmq
+            .rejected
+            .iter()
+            .map(|r| r.path.strip_prefix(root).unwrap().display().to_string())
+            .collect();
+        assert_eq!(rejected, ["notes.txt", "socket"]);
+        assert_eq!(
+            listed(&czmq),
+            owned(&[
+                ("alice.key_secret", SecretFile),
+                ("bob.cert_secret", SecretFile),
+                ("link-to-sub", Directory),
+            ])
+        );
+        assert_eq!(czmq.warning, None);
+    }
+
+    #[test]
+    fn a_certificate_that_holds_a_secret_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let (alice, alice_secret) =
+            create_certificates(root, "alice", &[], Flavour::Pyzmq).unwrap();
+        fs::copy(&alice_secret, root.join("bob.key")).unwrap();
+        let load = load_directory(root, Layout::Pyzmq).unwrap();
+        assert_eq!(load.with_secret_key, [root.join("bob.key")]);
+        // The same key as alice.key: refused as a duplicate, but named all the same.
+        assert_eq!(load.store.len(), 1);
+        assert!(
+            matches!(&load.rejected[0].cause, FileError::DuplicateKey { first, .. } if *first == alice)
+        );
+    }
+
+    #[test]
     fn missing_or_non_directory_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing");
@@ -645,9 +822,28 @@ mod tests {
     #[test]
     fn the_warning_names_the_files_the_layout_passed_over() {
         let dir = Path::new("/certs");
-        let files =
-            |names: &[&str]| -> Vec<PathBuf> { names.iter().map(|n| dir.join(n)).collect() };
-        let mixed = files(&["a.cert", "a.key_secret", "notes.txt"]);
+        // Typed as the listing types them.
+        let files = |names: &[&str]| -> Vec<SkippedFile> {
+            names
+                .iter()
+                .map(|n| {
+                    let (name, directory) = match n.strip_suffix('/') {
+                        Some(name) => (name, true),
+                        None => (*n, false),
+                    };
+                    let reason = match skip_reason(Layout::Pyzmq, name.as_bytes(), false) {
+                        _ if directory => SkipReason::Directory,
+                        Some(reason) => reason,
+                        None => panic!("{name} is read"),
+                    };
+                    SkippedFile {
+                        path: dir.join(name),
+                        reason,
+                    }
+                })
+                .collect()
+        };
+        let mixed = files(&["a.cert", "a.key_secret", "notes.txt", "sub/"]);
         assert_eq!(
             layout_warning(dir, Layout::Pyzmq, 1, 0, &mixed).as_deref(),
             Some(
@@ -663,8 +859,8 @@ mod tests {
         let zero = layout_warning(dir, Layout::Pyzmq, 0, 0, &mixed).unwrap();
         assert!(
             zero.starts_with(
-                "/certs holds 3 file(s) but no public certificate (a.cert, a.key_secret, \
-                 notes.txt): pyzmq's layout"
+                "/certs holds 4 file(s) but no public certificate (a.cert, a.key_secret, \
+                 notes.txt, sub/): pyzmq's layout"
             ),
             "{zero}"
         );
@@ -678,7 +874,8 @@ mod tests {
             "{zero}"
         );
         assert_eq!(layout_warning(dir, Layout::Pyzmq, 0, 0, &[]), None);
-        let many: Vec<PathBuf> = (0..12).map(|i| dir.join(format!("{i:02}.cert"))).collect();
+        let many: Vec<String> = (0..12).map(|i| format!("{i:02}.cert")).collect();
+        let many = files(&many.iter().map(String::as_str).collect::<Vec<_>>());
         let warning = layout_warning(dir, Layout::Pyzmq, 0, 0, &many).unwrap();
         assert!(warning.contains("(00.cert, 01.cert,"), "{warning}");
         assert!(warning.contains("09.cert, and 2 more)"), "{warning}");

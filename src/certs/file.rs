@@ -55,6 +55,8 @@ fn secret_path_of(path: &Path) -> PathBuf {
 /// Unlike CZMQ, a secret file that exists but cannot be read or parsed is an error (naming
 /// that file) rather than a silent fall-back to the public one, so a server never starts
 /// without the secret key it was meant to have.
+///
+/// To read exactly one file, never the secret file beside it, use [`load_certificate_file`].
 pub fn load_certificate(path: impl AsRef<Path>) -> Result<Certificate, CertError> {
     let path = path.as_ref();
     let secret = secret_path_of(path);
@@ -65,6 +67,27 @@ pub fn load_certificate(path: impl AsRef<Path>) -> Result<Certificate, CertError
         }) if e.kind() == io::ErrorKind::NotFound => read_certificate(path),
         other => other,
     }
+}
+
+/// Reads exactly the certificate file `path` — never the `<path>_secret` beside it, which
+/// [`load_certificate`] prefers — naming it in any error: what one file holds, e.g. to show it.
+///
+/// ```
+/// use actix_zap::certs::{create_certificates, load_certificate_file, Flavour};
+///
+/// let dir = tempfile::tempdir()?;
+/// let (public, secret) = create_certificates(dir.path(), "alice", &[], Flavour::Pyzmq)?;
+/// assert!(load_certificate_file(&public)?.secret_key.is_none());
+/// assert!(load_certificate_file(&secret)?.secret_key.is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn load_certificate_file(path: impl AsRef<Path>) -> Result<Certificate, CertError> {
+    read_certificate(path.as_ref())
+}
+
+/// The secret file [`load_certificate`] reads for `path` when it exists: `<path>_secret`.
+pub fn secret_file_of(path: impl AsRef<Path>) -> PathBuf {
+    secret_path_of(path.as_ref())
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -33,6 +33,7 @@ pub struct ZplError {
 
 /// What is wrong with a ZPL line; one variant per rule so callers and tests can tell them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ZplErrorKind {
     /// A tab in the indentation: ZPL indents with spaces only.
     Tab,

@@ -103,6 +103,7 @@ pub struct Greeting {
 /// Why bytes are not a ZMTP 3 greeting. Checked in wire order, so garbage is named by its
 /// first wrong byte even when fewer than 64 bytes arrived.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum GreetingError {
     /// The bytes do not start with `FF` (byte 0) or the signature does not end with `7F`
     /// (byte 9): not a ZMTP 3 peer (another protocol, or ZMTP 1.0).

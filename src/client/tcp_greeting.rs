@@ -29,6 +29,7 @@ impl std::fmt::Display for ReadEnd {
 
 /// Why the server's greeting was not read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum GreetingUnread {
     /// The check was told not to read it
     /// ([`HandshakeCheck::read_greeting`](super::HandshakeCheck::read_greeting)).

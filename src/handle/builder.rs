@@ -68,7 +68,10 @@ impl AuthenticatorBuilder {
         let socket = bind(context)?;
         let policy = PolicyActor::new(self.settings.clone())?.start();
         let zap = ZapSocket::new(socket, policy.clone(), self.settings.max_in_flight)?.start();
-        log::debug!("authenticator started on {}", crate::zap::ZAP_ENDPOINT);
+        log::debug!(
+            target: "actix_zap::AuthenticatorBuilder",
+            "authenticator started on {}", crate::zap::ZAP_ENDPOINT
+        );
         Ok(Authenticator { policy, zap })
     }
 

@@ -166,7 +166,10 @@ impl ThreadAuthenticator {
         future: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
         if self.on_own_thread() {
-            log::warn!("a blocking ThreadAuthenticator method was called on its own thread");
+            log::warn!(
+                target: "actix_zap::ThreadAuthenticator",
+                "a blocking ThreadAuthenticator method was called on its own thread"
+            );
             return Err(Unavailable::OwnThread.into());
         }
         block_on(future)

@@ -1,8 +1,9 @@
 //! What the authenticator tells: decision events for subscribers, counters, and the state
 //! of each credential source.
 //!
-//! Events never carry a secret: no password, no secret key; a PLAIN username appears only as
-//! the user id of an admitted client.
+//! Events never carry a secret: no password, no secret key. They do carry what a client
+//! presented to be known by — its CURVE public key or its PLAIN username — admitted or
+//! refused: that key is what an operator needs to trust a refused client.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use actix::{Message, Recipient};
 
+use crate::keys::CurvePublicKey;
 use crate::zap::{Mechanism, StatusCode};
 
 /// A request's mechanism as events and counters name it.
@@ -79,8 +81,6 @@ impl std::fmt::Display for EventMechanism {
     }
 }
 
-/// What the decision log and the observers say about a request, read from it once when it
-/// arrives and carried to its reply (also across a provider consultation).
 /// One decision, as subscribers see it.
 #[derive(Debug, Clone, PartialEq, Eq, Message)]
 #[rtype(result = "()")]
@@ -95,6 +95,14 @@ pub struct DecisionEvent {
     pub mechanism: EventMechanism,
     /// The user id of an admitted client; empty otherwise.
     pub user_id: String,
+    /// A CURVE client's long-term public key (`Display` gives its Z85 text), admitted or
+    /// refused: the key to trust, or to revoke. `None` for other mechanisms and for requests
+    /// that did not parse.
+    pub client_key: Option<CurvePublicKey>,
+    /// The username a PLAIN client sent (never its password), admitted or refused, bytes
+    /// that are not UTF-8 replaced by `U+FFFD`. `None` for other mechanisms and for requests
+    /// that did not parse.
+    pub username: Option<String>,
     /// The status sent.
     pub status: StatusCode,
     /// The status text sent (why).

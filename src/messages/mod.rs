@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use actix::Message;
 
-use crate::certs::{CertStore, Layout, RejectedFile};
+use crate::certs::{CertStore, Layout, RejectedFile, SkippedFile};
 use crate::policy::UserIdMapper;
 use crate::policy::{
     AddressError, AddressPattern, AddressRules, GssapiPolicy, IpcRule, PasswordTable,
@@ -454,6 +454,10 @@ pub struct CurveReport {
     /// certificates, duplicate keys (naming the file loaded), files that are not regular files
     /// (a FIFO), files that cannot be read or changed while read, unlistable subdirectories.
     pub rejected: Vec<RejectedFile>,
+    /// Every entry of the directory its layout passed over, with the reason, in path order:
+    /// secret files, CZMQ's `*.cert` read in pyzmq's layout, other names, subdirectories pyzmq's
+    /// layout does not enter (see [`SkipReason`](crate::certs::SkipReason)).
+    pub skipped: Vec<SkippedFile>,
     /// Names the files the layout passed over, and why: set when a directory holds files but
     /// none of them was a certificate in the layout asked for (e.g. `*.cert` files read in
     /// pyzmq's layout, which takes only `*.key`: the domain then admits no key), and, in

@@ -9,7 +9,7 @@ use actix::prelude::*;
 
 use super::error::{ConfigError, ReloadError, WatchError};
 use super::MechanismKind;
-use crate::certs::Layout;
+use crate::certs::{Layout, SkippedFile};
 
 pub(crate) use crate::certs::ReadHook;
 
@@ -298,6 +298,9 @@ pub struct Reloaded {
     pub error: Option<ReloadError>,
     /// Files that were skipped, each with its cause (the rest was installed).
     pub rejected: Vec<ReloadError>,
+    /// For a certificate directory, every entry its layout passed over, with the reason, in
+    /// path order, as in [`CurveReport::skipped`](crate::messages::CurveReport::skipped).
+    pub skipped: Vec<SkippedFile>,
     /// For a certificate directory, the files its layout passed over, named, as in
     /// [`CurveReport::warning`](crate::messages::CurveReport::warning): set when the directory
     /// holds files but no certificate in the layout asked for, or (pyzmq's layout) files beside

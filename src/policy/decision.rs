@@ -88,6 +88,7 @@ impl std::fmt::Debug for Consultation {
 
 /// Why user code gave no answer. Each becomes a `500` (or `300` when overloaded).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProviderFailure {
     /// The provider or mapping returned an error.
     #[error("failed: {0}")]

@@ -43,6 +43,7 @@ impl Default for Argon2Limits {
 
 /// Why a password hash was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HashError {
     /// Not a PHC string, or one argon2 cannot use.
     #[error("not a valid argon2id PHC string: {0}")]

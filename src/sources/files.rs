@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub(crate) use crate::certs::Stamp;
-use crate::certs::{assemble, CertFile, CertStore, FileError, RejectedFile};
+use crate::certs::{assemble, CertFile, CertStore, FileError, RejectedFile, SkippedFile};
 use crate::messages::error::ReloadError;
 use crate::policy::PasswordTable;
 
@@ -33,8 +33,8 @@ pub(crate) struct Skipped {
     /// Files that will not be read, each with its cause (not regular files, unlistable
     /// subdirectories, dangling links), in path order.
     pub(crate) rejected: Vec<RejectedFile>,
-    /// Files the directory's layout does not read, for the report's warning.
-    pub(crate) ignored: Vec<PathBuf>,
+    /// Entries the directory's layout does not read, with the reason, in path order.
+    pub(crate) ignored: Vec<SkippedFile>,
 }
 
 impl Skipped {
@@ -146,6 +146,8 @@ pub(crate) struct Install {
     pub(crate) error: Option<Failure>,
     /// Every file skipped, with its cause, in path order.
     pub(crate) rejected: Vec<RejectedFile>,
+    /// The entries a directory's layout passed over, with the reason; set by the reader.
+    pub(crate) skipped: Vec<SkippedFile>,
     /// What the files the layout passed over say (see `certs::layout_warning`); set by the
     /// reader, which knows the layout.
     pub(crate) warning: Option<String>,
@@ -178,6 +180,7 @@ impl Install {
             entries: 0,
             error: Some(error.into()),
             rejected: Vec::new(),
+            skipped: Vec::new(),
             warning: None,
             refused: Vec::new(),
         }
@@ -333,8 +336,8 @@ impl Files {
         self.loaded
     }
 
-    /// The files the layout does not read, as last listed.
-    pub(crate) fn ignored(&self) -> &[PathBuf] {
+    /// The entries the layout does not read, as last listed.
+    pub(crate) fn ignored(&self) -> &[SkippedFile] {
         &self.skipped.ignored
     }
 
@@ -408,6 +411,7 @@ impl Files {
             entries,
             error,
             rejected,
+            skipped: self.skipped.ignored.clone(),
             warning: None,
             refused,
         }

@@ -81,7 +81,10 @@ impl Notifier {
                 Some(receiver)
             }
             Err(error) => {
-                log::warn!("live reload: no kernel notifications ({error}); polling only");
+                log::warn!(
+                    target: "actix_zap::messages::Watch",
+                    "live reload: no kernel notifications ({error}); polling only"
+                );
                 self.unavailable = true;
                 None
             }
@@ -110,7 +113,10 @@ impl Notifier {
                 true
             }
             Err(error) => {
-                log::debug!("live reload: cannot follow {}: {error}", dir.display());
+                log::debug!(
+                    target: "actix_zap::messages::Watch",
+                    "live reload: cannot follow {}: {error}", dir.display()
+                );
                 false
             }
         }

@@ -210,7 +210,7 @@ fn list(
             }
             let files: BTreeMap<PathBuf, Stamp> = files.into_iter().collect();
             rejected.sort_by_cached_key(|r| (r.path.clone(), r.cause.to_string()));
-            let ignored = found.ignored;
+            let ignored = found.skipped;
             let skipped = Skipped { rejected, ignored };
             (Listing::Files { files, skipped }, None)
         }

@@ -20,6 +20,7 @@ pub const RESERVED_NAMES: [&str; 2] = ["Socket-Type", "Identity"];
 
 /// Why a metadata name, value or encoded block is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MetadataError {
     /// Names are 1 to 255 bytes.
     #[error("metadata name must be 1 to 255 bytes, {0:?} has {len}", len = .0.len())]

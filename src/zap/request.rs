@@ -97,6 +97,7 @@ impl std::fmt::Debug for Mechanism<'_> {
 
 /// Why frames are not a valid ZAP request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RequestError {
     /// Fewer than 2 frames: there is no request id to echo, so no reply is possible.
     #[error("{0} frame(s): not enough information to reply")]

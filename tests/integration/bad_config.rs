@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::*;
-use actix_zap::certs::{CertError, Certificate, FileError, Flavour, Layout, RejectedFile};
+use actix_zap::certs::{
+    CertError, Certificate, FileError, Flavour, Layout, RejectedFile, SkipReason, SkippedFile,
+};
 use actix_zap::messages::{ConfigureCurve, TakeOver, Watch};
 use actix_zap::policy::PolicyError;
 use actix_zap::{ConfigError, ReloadError};
@@ -240,9 +242,27 @@ fn a_configured_and_a_watched_directory_report_the_same_files_and_warning() {
         assert!(warning.contains(name), "{name} in {warning}");
     }
     assert!(!warning.contains("alice"), "{warning}");
+    // And typed, for a program: every file the layout passed over, with the reason.
+    let skipped = |names: &[(&str, SkipReason)]| -> Vec<SkippedFile> {
+        (names.iter())
+            .map(|(name, reason)| SkippedFile {
+                path: dir.path().join(name),
+                reason: *reason,
+            })
+            .collect()
+    };
+    assert_eq!(
+        report.skipped,
+        skipped(&[
+            ("alice.key_secret", SkipReason::SecretFile),
+            ("bob.cert", SkipReason::CzmqCertificate),
+            ("notes.txt", SkipReason::OtherLayout),
+        ])
+    );
 
     let watched = auth.watch(Watch::curve("watched", dir.path())).unwrap();
     assert_eq!((watched.entries, &watched.error), (1, &None));
+    assert_eq!(watched.skipped, report.skipped);
     let prefix = |path: &Path| format!("{}: ", path.display());
     let watched_rejected = named(watched.rejected.iter().map(|r| match r {
         ReloadError::InvalidFile { path, cause } | ReloadError::Unreadable { path, cause } => {
@@ -260,6 +280,22 @@ fn a_configured_and_a_watched_directory_report_the_same_files_and_warning() {
     write_czmq_public(&czmq_only.path().join("carol.cert"), &Keys::generate());
     let report = auth.configure_curve("*", czmq_only.path()).unwrap();
     assert_eq!((report.keys, report.rejected.len()), (0, 0));
+    let reasons: Vec<(PathBuf, SkipReason)> = (report.skipped.iter())
+        .map(|s| (s.path.clone(), s.reason))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (
+                czmq_only.path().join("bob.cert"),
+                SkipReason::CzmqCertificate
+            ),
+            (
+                czmq_only.path().join("carol.cert"),
+                SkipReason::CzmqCertificate
+            ),
+        ]
+    );
     let warning = report.warning.clone().expect("a warning for zero keys");
     for words in [
         "holds 2 file(s)",
@@ -277,5 +313,6 @@ fn a_configured_and_a_watched_directory_report_the_same_files_and_warning() {
         "{watched:?}"
     );
     assert_eq!(watched.warning, report.warning);
+    assert_eq!(watched.skipped, report.skipped);
     auth.stop();
 }

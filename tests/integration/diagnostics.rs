@@ -472,7 +472,7 @@ fn the_check_replaces_the_applications_monitor_and_removes_its_own() {
     auth.stop();
 }
 
-#[actix_rt::test]
+#[actix::test]
 async fn the_async_check_runs_beside_an_actix_authenticator() {
     let context = zmq::Context::new();
     let auth = actix_zap::Authenticator::start(&context).unwrap();
@@ -653,4 +653,112 @@ fn the_greeting_read_shows_on_the_server_watch_as_one_dropped_handshake() {
     assert_eq!(replies, 1, "only the admission asked the authenticator");
     drop(socket);
     auth.stop();
+}
+
+/// A client that expects another server key retries every reconnect interval; the server
+/// counts its failures under one outcome instead of reporting each as news.
+fn retrying_wrong_key_client(context: &zmq::Context, endpoint: &str) -> zmq::Socket {
+    let client = client_socket(
+        context,
+        &Client::Curve(Keys::generate().public, Keys::generate()),
+    );
+    client.set_reconnect_ivl(10).unwrap();
+    client.set_reconnect_ivl_max(10).unwrap();
+    client.connect(endpoint).unwrap();
+    client
+}
+
+#[test]
+fn a_client_retrying_with_a_wrong_server_key_is_counted_under_one_outcome() {
+    let (ctx, auth) = authenticator();
+    let server_keys = Keys::generate();
+    let (socket, watch, endpoint) = watched_server(&ctx, &server_keys);
+    let client = retrying_wrong_key_client(&ctx, &endpoint);
+    let interval = Duration::from_secs(2);
+    let tally = watch.tally(interval);
+    let outcomes: Vec<_> = tally.outcomes().collect();
+    assert_eq!(outcomes.len(), 1, "{tally:?}");
+    let (handshake, count) = outcomes[0];
+    assert_eq!(
+        handshake.outcome,
+        HandshakeOutcome::ProtocolError { code: 0x1100_0001 }
+    );
+    assert!(count >= 2, "a retrying client, counted: {tally:?}");
+    let lines = tally.lines(interval);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "{count} handshake(s) in 2s: protocol error 0x11000001"
+        )),
+        "{lines:?}"
+    );
+    drop((client, socket));
+    auth.stop();
+}
+
+/// The server's handshake log: one line per outcome and interval (a process of its own: it
+/// owns the global logger).
+#[test]
+fn the_server_handshake_log_is_one_line_per_outcome_and_interval() {
+    child::isolated(
+        "diagnostics::the_server_handshake_log_is_one_line_per_outcome_and_interval",
+        &[],
+        || {
+            static LINES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+            struct Capture;
+            impl log::Log for Capture {
+                fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+                    true
+                }
+                fn log(&self, record: &log::Record<'_>) {
+                    if record.target() == "actix_zap::HandshakeWatch" {
+                        let line = format!("{} {}", record.level(), record.args());
+                        LINES.lock().unwrap().push(line);
+                    }
+                }
+                fn flush(&self) {}
+            }
+            log::set_logger(&Capture).unwrap();
+            log::set_max_level(log::LevelFilter::Info);
+
+            let context = zmq::Context::new();
+            let server_keys = Keys::generate();
+            let (socket, watch, endpoint) = watched_server(&context, &server_keys);
+            let logging = watch.log_every(Duration::from_secs(1)).unwrap();
+            let client = retrying_wrong_key_client(&context, &endpoint);
+            let deadline = std::time::Instant::now() + PATIENCE;
+            // Two intervals, the second one spent wholly retrying.
+            let lines = loop {
+                let lines = LINES.lock().unwrap().clone();
+                if lines.len() >= 2 {
+                    break lines;
+                }
+                assert!(std::time::Instant::now() < deadline, "logged: {lines:?}");
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            // "WARN 37 handshake(s) in 1s: protocol error 0x11000001 (ZMTP_CRYPTOGRAPHIC): …"
+            let counts: Vec<u64> = (lines.iter())
+                .map(|line| {
+                    assert!(
+                        line.contains(
+                            " handshake(s) in 1s: protocol error 0x11000001 \
+                                       (ZMTP_CRYPTOGRAPHIC)"
+                        ),
+                        "{line}"
+                    );
+                    (line.strip_prefix("WARN "))
+                        .and_then(|rest| rest.split(' ').next())
+                        .and_then(|count| count.parse().ok())
+                        .unwrap_or_else(|| panic!("{line}"))
+                })
+                .collect();
+            assert!(
+                counts.iter().any(|count| *count >= 2),
+                "one line for several handshakes: {lines:?}"
+            );
+            // The thread ends with the socket.
+            drop((client, socket));
+            logging.join().unwrap();
+        },
+    );
 }

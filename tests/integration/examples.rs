@@ -147,6 +147,7 @@ fn reconfigure_admits_refuses_and_revokes_at_runtime() {
     );
 }
 
+#[cfg(feature = "postgres")]
 #[test]
 fn credentials_db_follows_the_table() {
     let out = check(

@@ -369,7 +369,7 @@ fn a_slow_provider_does_not_stall_other_handshakes() {
     auth.stop();
 }
 
-#[actix_rt::test]
+#[actix::test]
 async fn the_actix_handle_configures_and_serves_from_inside_a_system() {
     init_logging();
     let ctx = zmq::Context::new();

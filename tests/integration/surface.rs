@@ -309,3 +309,57 @@ fn reload_reports_carry_typed_errors_that_name_the_path() {
     );
     auth.stop();
 }
+
+/// The build script, run as Cargo runs it for a project without the `.cargo/config.toml`
+/// lines: it prints the lines to add and exits with an error — no panic, no backtrace. (The
+/// newest compiled script in this target directory is this build.rs.)
+#[test]
+fn the_build_script_without_the_system_libzmq_says_what_to_add_and_fails_without_a_panic() {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let script = std::fs::read_dir(profile.join("build"))
+        .unwrap()
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("actix-zap-")
+        })
+        .map(|entry| entry.path().join("build-script-build"))
+        .filter_map(|path| Some((std::fs::metadata(&path).ok()?.modified().ok()?, path)))
+        .max()
+        .map(|(_, path)| path)
+        .expect("the compiled build script");
+    let run = |system: Option<&str>| {
+        let mut command = std::process::Command::new(&script);
+        command
+            .env_remove("DEP_ZMQ_SYSTEM")
+            .env_remove("DOCS_RS")
+            .env("TARGET", "x86_64-unknown-linux-gnu")
+            .env("RUST_BACKTRACE", "1");
+        if let Some(system) = system {
+            command.env("DEP_ZMQ_SYSTEM", system);
+        }
+        command.output().unwrap()
+    };
+    let refused = run(None);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    for line in [
+        "has no CURVE support",
+        "[target.x86_64-unknown-linux-gnu.zmq]",
+        "rustc-link-lib = [\"zmq\"]",
+        "system = \"1\"",
+    ] {
+        assert!(stderr.contains(line), "{line} missing from: {stderr}");
+    }
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    assert_eq!(run(Some("1")).status.code(), Some(0));
+}

@@ -324,6 +324,45 @@ fn help_lists_every_exit_code() {
     assert!(out.contains("ZAPCTL_PASSWORD") && out.contains("--server-key"));
 }
 
+/// Every crate path a help text names is one a user can look up: no private module.
+#[test]
+fn help_texts_name_public_paths_only() {
+    let mut helps = vec![
+        vec!["--help"],
+        vec!["probe", "--help"],
+        vec!["cert", "--help"],
+        vec!["cert", "new", "--help"],
+        vec!["cert", "show", "--help"],
+        vec!["cert", "check", "--help"],
+    ];
+    if cfg!(feature = "postgres") {
+        helps.push(vec!["db", "--help"]);
+    }
+    let public = [
+        "actix_zap::postgres",
+        "actix_zap::certs",
+        "actix_zap::client",
+    ];
+    let mut named = 0;
+    for args in helps {
+        let out = stdout(&zapctl(&args, None, None));
+        for (at, _) in out.match_indices("actix_zap::") {
+            let path: String = out[at..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            assert!(
+                public.contains(&path.as_str()),
+                "{args:?} names {path}:\n{out}"
+            );
+            named += 1;
+        }
+    }
+    if cfg!(feature = "postgres") {
+        assert!(named > 0, "the db help names the store's module");
+    }
+}
+
 #[test]
 fn cert_new_writes_pyzmq_files_that_show_and_load() {
     let dir = tempfile::tempdir().unwrap();
@@ -370,13 +409,28 @@ fn cert_new_writes_pyzmq_files_that_show_and_load() {
         !shown.contains(&secret),
         "the secret is shown only when asked for"
     );
+    // It says which file it read — that one only — and names the secret file beside it.
     let secret_file = certs.join("alice.key_secret");
+    let read: Vec<&str> = shown.lines().filter(|l| l.starts_with("read: ")).collect();
+    assert_eq!(
+        read,
+        [format!("read: {}", certs.join("alice.key").display())]
+    );
+    assert!(shown.contains("secret-key: none in this file"), "{shown}");
+    assert!(
+        shown.contains(&format!("beside it: {} (not read", secret_file.display())),
+        "{shown}"
+    );
     let shown = stdout(&zapctl(
         &["cert", "show", secret_file.to_str().unwrap(), "--secret"],
         None,
         None,
     ));
     assert!(shown.contains(&format!("secret-key: {secret}")), "{shown}");
+    assert!(
+        shown.contains(&format!("read: {}\n", secret_file.display())),
+        "{shown}"
+    );
     assert_eq!(
         load_directory(&certs, Layout::Pyzmq).unwrap().store.len(),
         1
@@ -423,18 +477,54 @@ fn cert_new_czmq_round_trips_with_the_czmq_layout() {
 }
 
 #[test]
-fn cert_check_finds_a_bad_file_a_duplicate_ignored_files_and_a_group_writable_directory() {
+fn cert_new_refuses_to_replace_a_key_pair_without_force() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let (public, _) =
+    let new = |extra: &[&str]| {
+        let mut args = vec!["cert", "new", "alice", "--dir", d];
+        args.extend_from_slice(extra);
+        zapctl(&args, None, None)
+    };
+    assert_eq!(new(&[]).status.code(), Some(0));
+    let public = dir.path().join("alice.key");
+    let first = load_certificate(&public).unwrap().public_key;
+
+    let again = new(&[]);
+    let stderr = String::from_utf8_lossy(&again.stderr).into_owned();
+    assert_eq!(again.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} and", public.display())) && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert_eq!(load_certificate(&public).unwrap().public_key, first, "kept");
+    // Half a pair left behind counts too.
+    std::fs::remove_file(&public).unwrap();
+    assert_eq!(new(&[]).status.code(), Some(1));
+
+    assert_eq!(new(&["--force"]).status.code(), Some(0));
+    assert_ne!(
+        load_certificate(&public).unwrap().public_key,
+        first,
+        "replaced"
+    );
+}
+
+/// Sets `path`'s permission bits.
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn cert_check_finds_a_bad_file_a_duplicate_and_names_every_skipped_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    chmod(dir.path(), 0o755);
+    let (public, secret) =
         actix_zap::certs::create_certificates(dir.path(), "alice", &[], Flavour::Pyzmq).unwrap();
+    std::fs::remove_file(&secret).unwrap();
+    chmod(&public, 0o644); // whatever the umask
     let clean = zapctl(&["cert", "check", d], None, None);
     assert_eq!(clean.status.code(), Some(0), "{}", stdout(&clean));
-    assert!(
-        stdout(&clean).contains("ignored"),
-        "the secret file is ignored"
-    );
 
     std::fs::write(
         dir.path().join("broken.key"),
@@ -443,31 +533,110 @@ fn cert_check_finds_a_bad_file_a_duplicate_ignored_files_and_a_group_writable_di
     .unwrap();
     std::fs::copy(&public, dir.path().join("copy.key")).unwrap();
     std::fs::write(dir.path().join("notes.txt"), "not a certificate").unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o770)).unwrap();
+    std::fs::write(dir.path().join("bob.cert"), "CZMQ's name").unwrap();
+    for name in [
+        "alice.key",
+        "broken.key",
+        "copy.key",
+        "notes.txt",
+        "bob.cert",
+    ] {
+        chmod(&dir.path().join(name), 0o644); // whatever the umask
+    }
     let output = zapctl(&["cert", "check", d], None, None);
     let out = stdout(&output);
     assert_eq!(output.status.code(), Some(1), "{out}");
     assert!(out.contains("loaded 1 key(s)"), "{out}");
-    assert!(
+    let line = |start: &str, name: &str| {
         out.lines()
-            .any(|l| l.starts_with("rejected") && l.contains("broken.key")),
+            .any(|l| l.starts_with(start) && l.contains(name))
+    };
+    assert!(line("rejected", "broken.key"), "{out}");
+    assert!(
+        line("duplicate", "copy.key") && line("duplicate", "alice.key"),
+        "{out}"
+    );
+    assert!(line("skipped", "notes.txt: not named NAME.key"), "{out}");
+    assert!(line("skipped", "bob.cert: a CZMQ certificate"), "{out}");
+    assert!(out.contains("2 problem(s) found"), "{out}");
+}
+
+/// Public keys need integrity (nobody else may add or replace one), secret keys secrecy.
+#[test]
+fn cert_check_judges_a_directory_by_what_it_protects() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (public, secret) =
+        actix_zap::certs::create_certificates(dir.path(), "alice", &[], Flavour::Pyzmq).unwrap();
+    chmod(&public, 0o644); // whatever the umask
+    let check = || {
+        let output = zapctl(&["cert", "check", d], None, None);
+        (output.status.code(), stdout(&output))
+    };
+    // A secret key in a directory anyone may read (and list): a problem.
+    chmod(dir.path(), 0o755);
+    let (code, out) = check();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!("warning: {d} holds secret keys (alice.key_secret) and is open to group or others (mode 755)")),
         "{out}"
     );
     assert!(
-        out.lines().any(|l| l.starts_with("duplicate")
-            && l.contains("copy.key")
-            && l.contains("alice.key")),
+        out.contains("skipped") && out.contains("alice.key_secret: a secret file"),
         "{out}"
     );
+    // Owner-only, with an owner-only secret file: fine.
+    chmod(dir.path(), 0o700);
+    let (code, out) = check();
+    assert_eq!(code, Some(0), "{out}");
+    // A secret file others may read: a problem, whatever its directory.
+    chmod(&secret, 0o644);
+    let (code, out) = check();
+    assert_eq!(code, Some(1), "{out}");
     assert!(
-        out.lines()
-            .any(|l| l.starts_with("ignored") && l.contains("notes.txt")),
+        out.contains("secret key") && out.contains("mode 644"),
         "{out}"
     );
+
+    // Public keys only: a 755 directory and 644 files are normal.
+    std::fs::remove_file(&secret).unwrap();
+    chmod(dir.path(), 0o755);
+    let (code, out) = check();
+    assert_eq!(code, Some(0), "{out}");
+    // Writable by others: they could add or replace a trusted key.
+    chmod(dir.path(), 0o775);
+    let (code, out) = check();
+    assert_eq!(code, Some(1), "{out}");
     assert!(
-        out.contains("readable or writable by group or others"),
+        out.contains("writable by group or others (mode 775)"),
         "{out}"
     );
+    chmod(dir.path(), 0o755);
+    chmod(&public, 0o666);
+    let (code, out) = check();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{} is writable by group or others (mode 666)",
+            public.display()
+        )),
+        "{out}"
+    );
+    // A certificate holding a secret key is a secret key too.
+    chmod(&public, 0o644);
+    std::fs::write(dir.path().join("mallory.key"), {
+        let cert = actix_zap::certs::Certificate::generate().unwrap();
+        cert.to_secret_text(Flavour::Pyzmq).unwrap()
+    })
+    .unwrap();
+    chmod(&dir.path().join("mallory.key"), 0o600);
+    let (code, out) = check();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("secret") && out.contains("mallory.key: loaded for its public key"),
+        "{out}"
+    );
+    assert!(out.contains("holds secret keys (mallory.key)"), "{out}");
 }
 
 /// A password typed at `zapctl probe`'s prompt on a terminal is not echoed (and is used).

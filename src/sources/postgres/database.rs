@@ -392,6 +392,7 @@ impl Database {
         };
         if ssl_mode == SslMode::Require {
             warn!(
+                target: "actix_zap::postgres",
                 "{database}: sslmode=require encrypts without checking the server's certificate \
                  (as libpq does): anyone on the way can read and change the session; use \
                  sslmode=verify-full with sslrootcert=FILE"

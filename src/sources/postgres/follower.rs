@@ -35,6 +35,9 @@ use crate::messages::store::{Apply, Progress, Report, SourceId, StoreLink, Unser
 use crate::policy::Change;
 use crate::policy::HashedTable;
 
+/// The log target: a public path, what a user looks up.
+const LOG_TARGET: &str = "actix_zap::postgres";
+
 /// The longest random wait before a forced snapshot (and at most a tenth of
 /// `max_staleness`): followers that find the same damage spread their snapshots out.
 const SNAPSHOT_JITTER: Duration = Duration::from_secs(1);
@@ -151,7 +154,7 @@ pub(super) async fn follow(
         () = follower.run() => {}
     }
     follower.link.unserve.do_send(Unserve(follower.id));
-    debug!("credential source {:?} stopped", follower.source.name());
+    debug!(target: LOG_TARGET, "credential source {:?} stopped", follower.source.name());
 }
 
 impl Follower {
@@ -168,6 +171,7 @@ impl Follower {
                 Ended::Lost(error) => error,
             };
             warn!(
+                target: LOG_TARGET,
                 "credential source {:?}: {error}; reconnecting",
                 self.source.name()
             );
@@ -190,6 +194,7 @@ impl Follower {
         if stale && !self.warned {
             self.warned = true;
             warn!(
+                target: LOG_TARGET,
                 "credential source {:?}: nothing proved it up to date for {max:?} \
                  (max_staleness): its domains refuse everyone until it catches up",
                 self.source.name()
@@ -252,6 +257,7 @@ impl Follower {
         }
         self.report(true, None, 0, reconnect).await;
         info!(
+            target: LOG_TARGET,
             "credential source {:?} following {} (change {})",
             self.source.name(),
             store.schema(),
@@ -443,6 +449,7 @@ impl Follower {
         let held = self.digest.sum();
         if held == sum {
             debug!(
+                target: LOG_TARGET,
                 "credential source {:?}: digest of {} rows agrees at change {}",
                 self.source.name(),
                 sum.count,
@@ -451,6 +458,7 @@ impl Follower {
             return Ok(next);
         }
         warn!(
+            target: LOG_TARGET,
             "credential source {:?}: the store's digest of its domains ({} rows) differs from \
              the {} rows applied at change {}: rows were changed without a log entry",
             self.source.name(),
@@ -504,6 +512,7 @@ impl Follower {
             self.progress.forced += 1;
             let wait = jitter(SNAPSHOT_JITTER.min(self.source.max_staleness / 10));
             warn!(
+                target: LOG_TARGET,
                 "credential source {:?}: reading a snapshot ({why}) in {wait:?}",
                 self.source.name()
             );
@@ -543,6 +552,7 @@ impl Follower {
         let mut error = None;
         for row in &rejected {
             warn!(
+                target: LOG_TARGET,
                 "credential source {:?}: refused {}",
                 self.source.name(),
                 row.why
@@ -825,7 +835,7 @@ impl Follower {
         match applied.await {
             Ok(Ok(())) => Applied::Done,
             Ok(Err(error)) => {
-                warn!("credential source {:?}: {error}", self.source.name());
+                warn!(target: LOG_TARGET, "credential source {:?}: {error}", self.source.name());
                 Applied::Failed
             }
             Err(_) => Applied::Gone,

@@ -111,6 +111,7 @@ impl PostgresSource {
             Found::Ready => Ok(()),
             Found::Unreachable(error) => {
                 warn!(
+                    target: "actix_zap::postgres",
                     "credential source {:?}: {error}; serving its domains closed until it \
                      connects",
                     self.name()

@@ -57,6 +57,53 @@ pub(crate) fn stop_monitor(socket: &mut zmq::Socket) -> zmq::Result<()> {
     }
 }
 
+/// An address that names `context` for as long as it lives: the libzmq context's handle
+/// pointer, shared by every clone of it. The `zmq` crate has no accessor for it.
+pub(crate) fn context_address(context: &zmq::Context) -> usize {
+    // `zmq::Context` is a struct with one field, an `Arc` (one non-null pointer); the size
+    // check below makes sure of it at compile time, so that pointer is all there is to copy.
+    const _: () = assert!(std::mem::size_of::<zmq::Context>() == std::mem::size_of::<usize>());
+    // SAFETY: transmute_copy reads the `Arc`'s pointer as bits (same size, asserted above),
+    // without touching its reference count: no ownership is taken or given up, and the
+    // number is only compared, never turned back into a pointer.
+    unsafe { std::mem::transmute_copy::<zmq::Context, usize>(context) }
+}
+
+/// The kernel's cookie of the socket behind `fd` (`SO_COOKIE`, Linux 4.13+): unique per
+/// socket for the life of the system and never reused, unlike descriptor numbers. `None`
+/// when `fd` is no open socket (or the kernel has no cookies).
+pub(crate) fn socket_cookie(fd: RawFd) -> Option<u64> {
+    /// `SO_COOKIE` (the same number on every Linux architecture but a few: 57).
+    const SO_COOKIE: c_int = 57;
+    let mut cookie: u64 = 0;
+    let mut size = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `size` bytes to `cookie`, a u64 on our stack, and
+    // updates `size`; an invalid or non-socket descriptor makes it fail, which we report.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            SO_COOKIE,
+            (&mut cookie as *mut u64).cast(),
+            &mut size,
+        )
+    };
+    (rc == 0 && size as usize == std::mem::size_of::<u64>()).then_some(cookie)
+}
+
+/// Ends the connection behind `fd` if it is still the socket whose cookie is `cookie`:
+/// `shutdown(fd, SHUT_RDWR)`, which libzmq sees as the peer going away (it tears the session
+/// down and closes the descriptor itself). Never `close`: the descriptor is libzmq's. True
+/// when it was shut down.
+pub(crate) fn shut_down_if(fd: RawFd, cookie: u64) -> bool {
+    if socket_cookie(fd) != Some(cookie) {
+        return false;
+    }
+    // SAFETY: shutdown(2) on any descriptor number is memory-safe; the cookie check above
+    // makes sure it is still the connection we mean (a descriptor reused since has another).
+    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) == 0 }
+}
+
 /// The socket's `ZMQ_FD` number. Only the number is registered with the reactor: wrapping
 /// the `zmq::Socket` itself would make a failing `get_fd` during context termination panic
 /// inside a destructor.
@@ -103,5 +150,49 @@ impl WatchedSocket {
         task: &mut Context<'_>,
     ) -> Poll<std::io::Result<AsyncFdReadyGuard<'a, impl AsRawFd>>> {
         self.readiness.poll_read_ready(task)
+    }
+}
+
+/// A zmq socket whose `ZMQ_FD` is registered with the tokio reactor the first time someone
+/// waits on it (so the socket can be made and used outside a runtime, and awaited inside one).
+/// The same invariant as [`WatchedSocket`]: the registration goes first (field order), and the
+/// socket is never handed out mutably or replaced.
+pub(crate) struct LazyWatched {
+    readiness: Option<AsyncFd<ZmqFd>>,
+    socket: zmq::Socket,
+}
+
+impl LazyWatched {
+    pub(crate) fn new(socket: zmq::Socket) -> Self {
+        LazyWatched {
+            readiness: None,
+            socket,
+        }
+    }
+
+    /// The socket.
+    pub(crate) fn socket(&self) -> &zmq::Socket {
+        &self.socket
+    }
+
+    /// Waits for the next `ZMQ_FD` edge (registering it first, inside the current tokio
+    /// runtime). The caller checks `ZMQ_EVENTS` afterwards: the descriptor only says that
+    /// something changed.
+    pub(crate) async fn edge(&mut self) -> std::io::Result<()> {
+        if self.readiness.is_none() {
+            let fd = self.socket.get_fd().map_err(std::io::Error::from)?;
+            // SAFETY: as in `WatchedSocket::new`: the descriptor belongs to `self.socket`,
+            // which lives in the same struct, is never replaced, and is dropped after the
+            // registration (field order).
+            let readiness =
+                unsafe { AsyncFd::register_with_interest(ZmqFd(fd), Interest::READABLE) }?;
+            self.readiness = Some(readiness);
+        }
+        let Some(readiness) = &self.readiness else {
+            unreachable!("registered just above");
+        };
+        let mut guard = readiness.readable().await?;
+        guard.clear_ready();
+        Ok(())
     }
 }

@@ -77,6 +77,7 @@
 //! - [`keys`]: CURVE keys and their Z85 text.
 //! - [`provider`]: credential providers, synchronous and asynchronous.
 //! - [`zap`]: the wire format, sans-IO — parse requests, encode replies and metadata.
+//! - [`sessions`]: revocation that ends established sessions ([`sessions::SessionSocket`]).
 //! - [`monitor`]: libzmq socket monitors drained on a thread of their own, which the client's
 //!   handshake check and the server's handshake watch both use.
 //! - [`client`]: why a client's connection failed — [`HandshakeCheck`](client::HandshakeCheck)
@@ -102,6 +103,7 @@ pub mod monitor;
 pub mod policy;
 pub mod provider;
 mod server;
+pub mod sessions;
 mod settings;
 pub(crate) mod sources;
 pub mod zap;

@@ -89,13 +89,78 @@ fn spawn_with(
     queue: usize,
     start: impl FnOnce(Box<dyn FnOnce() + Send>) -> std::io::Result<JoinHandle<()>>,
 ) -> zmq::Result<(Events, JoinHandle<()>)> {
+    let (queued, events_out) = queue_of(queue);
+    let thread = handle_with(
+        context,
+        socket,
+        endpoint,
+        events,
+        queued.into_handler(),
+        start,
+    )?;
+    Ok((events_out, thread))
+}
+
+/// The writing side of an [`Events`] queue: never blocks, counts what it drops.
+#[derive(Clone)]
+pub(crate) struct Queued {
+    sender: std::sync::mpsc::SyncSender<(u16, u32)>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Queued {
+    /// Queues one event, or drops and counts it when the queue is full.
+    pub(crate) fn push(&self, event: u16, value: u32) {
+        if let Err(std::sync::mpsc::TrySendError::Full(_)) = self.sender.try_send((event, value)) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn into_handler(self) -> impl FnMut(u16, u32) + Send + 'static {
+        move |event, value| self.push(event, value)
+    }
+}
+
+/// A queue of at most `queue` events: its writing and its reading side.
+pub(crate) fn queue_of(queue: usize) -> (Queued, Events) {
+    let (sender, receiver) = sync_channel(queue);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let queued = Queued {
+        sender,
+        dropped: Arc::clone(&dropped),
+    };
+    (queued, Events { receiver, dropped })
+}
+
+/// Monitors `socket` for the `events` mask and hands each (event, value) to `handle` on the
+/// reading thread, which ends at `MONITOR_STOPPED` (never passed on). `handle` must not block:
+/// a blocked reader stalls libzmq's I/O thread. Installed last, as [`spawn`] is.
+pub(crate) fn spawn_handling(
+    context: &zmq::Context,
+    socket: &zmq::Socket,
+    endpoint: &str,
+    events: i32,
+    handle: impl FnMut(u16, u32) + Send + 'static,
+) -> zmq::Result<JoinHandle<()>> {
+    handle_with(context, socket, endpoint, events, handle, |reader| {
+        std::thread::Builder::new()
+            .name("zmq-monitor".into())
+            .spawn(reader)
+    })
+}
+
+fn handle_with(
+    context: &zmq::Context,
+    socket: &zmq::Socket,
+    endpoint: &str,
+    events: i32,
+    mut handle: impl FnMut(u16, u32) + Send + 'static,
+    start: impl FnOnce(Box<dyn FnOnce() + Send>) -> std::io::Result<JoinHandle<()>>,
+) -> zmq::Result<JoinHandle<()>> {
     // inproc allows connecting before the bind, which the monitor makes.
     let pair = context.socket(zmq::PAIR)?;
     pair.set_linger(0)?;
     pair.connect(endpoint)?;
-    let (tx, rx) = sync_channel(queue);
-    let dropped = Arc::new(AtomicU64::new(0));
-    let dropping = Arc::clone(&dropped);
     // The reader gets its socket once the monitor is installed; if that fails, the sender is
     // dropped and the reader ends without ever reading.
     let (hand_over, handed) = channel::<zmq::Socket>();
@@ -112,20 +177,14 @@ fn spawn_with(
             if event == MONITOR_STOPPED {
                 return;
             }
-            if let Err(std::sync::mpsc::TrySendError::Full(_)) = tx.try_send((event, value)) {
-                dropping.fetch_add(1, Ordering::Relaxed);
-            }
+            handle(event, value);
         }
     }))
     .map_err(|_| zmq::Error::ENOMEM)?;
     socket.monitor(endpoint, events | zmq::SocketEvent::MONITOR_STOPPED as i32)?;
     // The reader waits on `handed` and cannot have ended, so this hand-over cannot fail.
     let _ = hand_over.send(pair);
-    let events = Events {
-        receiver: rx,
-        dropped,
-    };
-    Ok((events, thread))
+    Ok(thread)
 }
 
 /// A fresh inproc name for a monitor, unique within the process.

@@ -107,6 +107,41 @@ impl ServerSocket {
         Ok(socket)
     }
 
+    /// Creates a [`SessionSocket`](crate::sessions::SessionSocket) with the options set: a
+    /// socket that delivers only messages of sessions the authenticator still admits, and
+    /// whose revoked sessions' connections are ended (see [`sessions`](crate::sessions)). It
+    /// owns the socket's monitor; bind it afterwards. In-process peers are delivered (see
+    /// [`build_sessions_with`](Self::build_sessions_with)).
+    ///
+    /// ```no_run
+    /// use actix_zap::ServerSocket;
+    /// let context = zmq::Context::new();
+    /// let mut server = ServerSocket::plain("global").build_sessions(&context, zmq::PULL)?;
+    /// server.bind("tcp://127.0.0.1:5558")?;
+    /// let message = server.recv_msg(0)?; // never from a revoked session
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn build_sessions(
+        &self,
+        context: &zmq::Context,
+        socket_type: zmq::SocketType,
+    ) -> Result<crate::sessions::SessionSocket, ServerSocketError> {
+        self.build_sessions_with(context, socket_type, crate::sessions::InprocPeers::Deliver)
+    }
+
+    /// [`build_sessions`](Self::build_sessions), deciding in-process peers as `inproc` says.
+    pub fn build_sessions_with(
+        &self,
+        context: &zmq::Context,
+        socket_type: zmq::SocketType,
+        inproc: crate::sessions::InprocPeers,
+    ) -> Result<crate::sessions::SessionSocket, ServerSocketError> {
+        let socket = self.build(context, socket_type)?;
+        Ok(crate::sessions::SessionSocket::new(
+            context, socket, inproc,
+        )?)
+    }
+
     /// Sets the options on an existing socket that is not bound yet.
     pub fn apply(&self, socket: &mut zmq::Socket) -> Result<(), ServerSocketError> {
         check_server_domain(&self.domain)?;
@@ -183,7 +218,7 @@ impl ServerSocket {
         let (events, thread) = monitor::spawn(context, socket, &endpoint, mask)?;
         Ok(HandshakeWatch {
             events,
-            _reader: thread,
+            _reader: Some(thread),
         })
     }
 }
@@ -203,11 +238,20 @@ pub struct ServerHandshake {
 #[derive(Debug)]
 pub struct HandshakeWatch {
     events: monitor::Events,
-    /// Detached on drop: it keeps draining until `MONITOR_STOPPED`.
-    _reader: JoinHandle<()>,
+    /// Detached on drop: it keeps draining until `MONITOR_STOPPED`. `None` when the monitor
+    /// is a [`SessionSocket`](crate::sessions::SessionSocket)'s.
+    _reader: Option<JoinHandle<()>>,
 }
 
 impl HandshakeWatch {
+    /// A watch over events another monitor reader forwards.
+    pub(crate) fn shared(events: monitor::Events) -> Self {
+        HandshakeWatch {
+            events,
+            _reader: None,
+        }
+    }
+
     /// The next handshake's end, waiting at most `wait`; `None` when `wait` passes or the
     /// socket closed.
     pub fn next(&self, wait: Duration) -> Option<ServerHandshake> {

@@ -65,6 +65,7 @@ impl PolicyActor {
                 _ => {}
             }
         }
+        self.end_sessions(&applied.narrowed);
         Ok(applied.outcome)
     }
 

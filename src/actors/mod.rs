@@ -13,6 +13,7 @@ pub(crate) mod observe;
 mod policy_actor;
 mod pool;
 mod served;
+mod sessions;
 mod verify;
 mod watch;
 mod watchdog;

@@ -189,7 +189,41 @@ impl Observers {
             status: reply.status,
             reason: reply.text.to_string(),
             latency,
+            lived: None,
         };
+        self.tell(event);
+    }
+
+    /// Counts a session the authenticator ended and tells the subscribers: who (its name as
+    /// the user id: key Z85, username or principal), why, and how long it lived.
+    pub(crate) fn session_ended(&mut self, ended: &crate::sessions::EndedSession) {
+        self.stats.sessions_ended += 1;
+        if self.subscriptions.is_empty() {
+            return;
+        }
+        let mark = &ended.mark;
+        let event = DecisionEvent {
+            time: SystemTime::now(),
+            domain: mark.domain.clone(),
+            address: mark.address.clone(),
+            mechanism: mark_mechanism(mark.mechanism),
+            user_id: name_of(mark),
+            client_key: <[u8; 32]>::try_from(mark.name.as_slice())
+                .ok()
+                .filter(|_| mark.mechanism == crate::zap::mark::MarkMechanism::Curve)
+                .map(crate::keys::CurvePublicKey::from_bytes),
+            username: (mark.mechanism == crate::zap::mark::MarkMechanism::Plain)
+                .then(|| String::from_utf8_lossy(&mark.name).into_owned()),
+            status: crate::zap::StatusCode::Denied,
+            reason: format!("Session ended: {}", ended.reason),
+            latency: Duration::ZERO,
+            lived: Some(crate::sessions::lived(mark)),
+        };
+        self.tell(event);
+    }
+
+    /// Hands one event to every subscriber (bounded per actor subscriber).
+    fn tell(&mut self, event: DecisionEvent) {
         let (queue, dropped) = (self.queue, &mut self.stats.events_dropped);
         self.subscriptions
             .retain_mut(|subscription| match &subscription.subscriber {
@@ -237,6 +271,26 @@ impl Observers {
                     true
                 }
             });
+    }
+}
+
+fn mark_mechanism(mechanism: crate::zap::mark::MarkMechanism) -> EventMechanism {
+    use crate::zap::mark::MarkMechanism;
+    match mechanism {
+        MarkMechanism::Null => EventMechanism::Null,
+        MarkMechanism::Plain => EventMechanism::Plain,
+        MarkMechanism::Curve => EventMechanism::Curve,
+        MarkMechanism::Gssapi => EventMechanism::Gssapi,
+    }
+}
+
+/// A session's name as events show it: a key's Z85 text, a username or principal as text.
+fn name_of(mark: &crate::zap::mark::SessionMark) -> String {
+    match <[u8; 32]>::try_from(mark.name.as_slice()) {
+        Ok(key) if mark.mechanism == crate::zap::mark::MarkMechanism::Curve => {
+            crate::keys::CurvePublicKey::from_bytes(key).to_z85()
+        }
+        _ => String::from_utf8_lossy(&mark.name).into_owned(),
     }
 }
 

@@ -36,7 +36,7 @@ pub struct PolicyActor {
     pub(crate) policy: Policy,
     settings: Settings,
     pool: BlockingPool,
-    observers: Observers,
+    pub(super) observers: Observers,
     /// Live reload: the actor that follows watched files, started at the first watch.
     pub(super) watcher: Option<Addr<super::watch::FileWatcher>>,
     /// The decision log's budget of lines.
@@ -50,6 +50,9 @@ pub struct PolicyActor {
     /// Failures per peer address and (address, username), and the work each address has
     /// in flight.
     throttle: Throttle,
+    /// The context's session board: admissions are marked, narrowings end sessions. `None`
+    /// for an actor started without an authenticator's builder (no marks).
+    pub(super) board: Option<std::sync::Arc<crate::sessions::Board>>,
 }
 
 impl PolicyActor {
@@ -68,7 +71,14 @@ impl PolicyActor {
             decision_log: super::log_limit::LogBudget::new(DECISION_LINES_PER_SECOND),
             watchdog,
             served: Default::default(),
+            board: None,
         })
+    }
+
+    /// Marks this actor's admissions and ends sessions on `context`'s board when it narrows.
+    pub(crate) fn with_sessions_of(mut self, context: &zmq::Context) -> Self {
+        self.board = Some(crate::sessions::Board::of(context));
+        self
     }
 
     /// Logs and counts a stall that requests waited through.
@@ -186,7 +196,8 @@ impl PolicyActor {
     /// request's deadline, and their answer goes back to the policy ([`resume`](Self::resume)).
     pub(super) fn route(&mut self, decision: Decision, carried: Carried<'_>, now: &Now) -> Routed {
         match decision {
-            Decision::Reply(reply) => {
+            Decision::Reply(mut reply) => {
+                self.mark(carried.frames(), &mut reply);
                 let (facts, received) = carried.facts();
                 self.decided(facts, &reply, received);
                 self.count(&carried, &reply, now);
@@ -430,7 +441,9 @@ impl Handler<Inspect> for PolicyActor {
     type Result = MessageResult<Inspect>;
 
     fn handle(&mut self, _: Inspect, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.policy.snapshot())
+        let mut snapshot = self.policy.snapshot();
+        snapshot.sessions = self.sessions_bound();
+        MessageResult(snapshot)
     }
 }
 
@@ -455,6 +468,10 @@ impl Handler<GetStats> for PolicyActor {
 
     fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
         let mut stats = self.observers.stats();
+        stats.sessions_bound = self.sessions_bound().values().sum();
+        if let Some(board) = &self.board {
+            stats.sessions_ended += board.ended_at_first_message();
+        }
         stats.sources = self.served.stats(&self.policy, Instant::now());
         stats.throttle_entries = self.throttle.len();
         MessageResult(stats)

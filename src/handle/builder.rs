@@ -66,7 +66,9 @@ impl AuthenticatorBuilder {
             return Err(StartError::NoSystem);
         }
         let socket = bind(context)?;
-        let policy = PolicyActor::new(self.settings.clone())?.start();
+        let policy = (PolicyActor::new(self.settings.clone())?)
+            .with_sessions_of(context)
+            .start();
         let zap = ZapSocket::new(socket, policy.clone(), self.settings.max_in_flight)?.start();
         log::debug!(
             target: "actix_zap::AuthenticatorBuilder",

@@ -109,6 +109,10 @@ pub struct DecisionEvent {
     pub reason: String,
     /// From the request reaching the policy to the reply being ready.
     pub latency: Duration,
+    /// `Some` for a session the authenticator ended (the reason starts with `Session ended:`,
+    /// the user id names the key, username or principal): how long it lived since its
+    /// admission. `None` for a handshake's decision.
+    pub lived: Option<Duration>,
 }
 
 /// Who receives decision events.
@@ -175,6 +179,12 @@ pub struct Stats {
     /// Entries (peer addresses and (address, username) pairs) in the failure throttle's
     /// table right now (see [`Throttle`](crate::policy::Throttle)).
     pub throttle_entries: usize,
+    /// Established sessions ended by narrowings since the authenticator started (see
+    /// [`sessions`](crate::sessions)); each is also a decision event, but for those ended at
+    /// their first message (judged on the receiving thread, counted on the context's board).
+    pub sessions_ended: u64,
+    /// Sessions bound right now (seen by a session socket of this context, not ended).
+    pub sessions_bound: usize,
 }
 
 impl Stats {

@@ -44,6 +44,10 @@ pub struct PolicySnapshot {
     pub revocations: Vec<RevocationSummary>,
     /// Domains taken over by hand from a watch or store.
     pub taken_over: Vec<OwnerSummary>,
+    /// Established sessions bound per domain (seen by a session socket of the context and
+    /// not ended; see [`sessions`](crate::sessions)). Filled in by the authenticator: a bare
+    /// `Policy` knows no sessions.
+    pub sessions: BTreeMap<String, usize>,
 }
 
 /// A domain's mechanism and who owns it (or owned it, for a take-over), as inspected.
@@ -126,6 +130,7 @@ impl Policy {
                     owner: t.from,
                 })
                 .collect(),
+            sessions: BTreeMap::new(),
         }
     }
 }

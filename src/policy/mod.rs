@@ -38,6 +38,7 @@ mod now;
 mod peer;
 mod plain;
 mod refusal;
+mod sessions;
 mod throttle;
 mod verified;
 
@@ -64,6 +65,7 @@ pub use now::{deadline, Now};
 pub use peer::{IpcPeer, Peer, Zone};
 pub use plain::{PasswordCheck, PasswordTable, PlainTable};
 pub use refusal::Refusal;
+pub use sessions::{admission_of, covers, Grant};
 pub use throttle::{Source, Throttle, ThrottleLimits, Ticket, Work, PAIRS_PER_ADDRESS};
 pub use verified::{VerificationCache, VERIFIED_FOR};
 

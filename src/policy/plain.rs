@@ -175,6 +175,11 @@ impl PasswordTable {
         }
     }
 
+    /// The stored password of a user (for a session's fingerprint; never logged).
+    pub(crate) fn password(&self, username: &[u8]) -> Option<&[u8]> {
+        self.users.get(username).map(|user| user.password())
+    }
+
     /// Removes a user; true if it was there.
     pub fn remove(&mut self, username: &[u8]) -> bool {
         self.users.remove(username)

@@ -28,8 +28,9 @@ pub enum MetadataError {
     /// Names use ALPHA, DIGIT, `-`, `_`, `.` and `+` only (ZMTP 3.0).
     #[error("metadata name {0:?} has a character outside A-Z a-z 0-9 - _ . +")]
     NameCharacter(String),
-    /// `Socket-Type` and `Identity` are interpreted by libzmq itself.
-    #[error("metadata name {0:?} is reserved by libzmq")]
+    /// `Socket-Type` and `Identity` are interpreted by libzmq itself; the session mark's
+    /// name ([`MARK_PROPERTY`](super::mark::MARK_PROPERTY)) is the authenticator's alone.
+    #[error("metadata name {0:?} is reserved (by libzmq, or for the session mark)")]
     ReservedName(String),
     /// The same name twice (libzmq would keep only the first).
     #[error("metadata name {0:?} appears twice")]
@@ -51,7 +52,10 @@ pub fn check_name(name: &str) -> Result<(), MetadataError> {
     if !name.bytes().all(valid) {
         return Err(MetadataError::NameCharacter(name.to_owned()));
     }
-    if RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+    let mark = super::mark::MARK_PROPERTY;
+    if RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(name))
+        || mark.eq_ignore_ascii_case(name)
+    {
         return Err(MetadataError::ReservedName(name.to_owned()));
     }
     Ok(())
@@ -102,6 +106,18 @@ impl Metadata {
             encoded.extend_from_slice(value);
         }
         Ok(Self::from_encoded(encoded))
+    }
+
+    /// These properties and the session mark after them (its name is reserved, so
+    /// [`from_pairs`](Self::from_pairs) could not have put it there already).
+    pub(crate) fn with_mark(&self, token: &str) -> Self {
+        let name = super::mark::MARK_PROPERTY;
+        let mut encoded = self.as_bytes().to_vec();
+        encoded.push(name.len() as u8);
+        encoded.extend_from_slice(name.as_bytes());
+        encoded.extend_from_slice(&(token.len() as u32).to_be_bytes());
+        encoded.extend_from_slice(token.as_bytes());
+        Self::from_encoded(encoded)
     }
 
     fn from_encoded(encoded: Vec<u8>) -> Self {

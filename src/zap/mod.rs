@@ -2,6 +2,7 @@
 //! requests out ([`RequestBuilder`]) for whatever plays libzmq's part.
 
 mod builder;
+pub mod mark;
 mod metadata;
 mod reply;
 mod request;

@@ -307,6 +307,29 @@ impl Member {
 }
 
 #[test]
+fn a_key_disabled_in_the_store_ends_its_open_session() {
+    use crate::sessions::{revocation_run, Login};
+    let db = Db::new("sessions");
+    let (kept, revoked) = (Keys::generate(), Keys::generate());
+    db.add_key(&kept, "");
+    let added = db.add_key(&revoked, "");
+    let member = Member::start(&db, 0, |source| source);
+    member.at(added);
+    let socket = actix_zap::ServerSocket::curve("fleet", member.server.secret.clone())
+        .build_sessions(&member.context, zmq::PULL)
+        .unwrap();
+    let logins = (
+        Login::Curve(member.server.public, kept),
+        Login::Curve(member.server.public, revoked.clone()),
+    );
+    revocation_run(&member.context, socket, logins, None, || {
+        let disabled = db.set_key(&revoked, "enabled = false");
+        member.at(disabled);
+    });
+    member.stop();
+}
+
+#[test]
 fn three_authenticators_follow_adds_disables_enables_and_removals() {
     let db = Db::new("follow");
     let alice = Keys::generate();

@@ -30,6 +30,7 @@ mod load;
 mod properties;
 mod revocation;
 mod secrets;
+mod sessions;
 mod stalls;
 #[cfg(feature = "postgres")]
 mod store_attacks;

@@ -1,0 +1,77 @@
+//! The actor shell of session revocation: each admission gets its mark, each narrowing ends
+//! the sessions it took away (see [`sessions`](crate::sessions)).
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use super::policy_actor::PolicyActor;
+use crate::policy::{admission_of, Grant, Narrowing};
+use crate::sessions::next_serial;
+use crate::zap::mark::SessionMark;
+use crate::zap::{Reply, Request, StatusCode};
+
+impl PolicyActor {
+    /// Puts the session mark into an admission's reply (a refusal is left as it is).
+    pub(super) fn mark(&self, frames: &[Vec<u8>], reply: &mut Reply) {
+        let Some(board) = &self.board else {
+            return;
+        };
+        if reply.status != StatusCode::Ok {
+            return;
+        }
+        let Ok(request) = Request::parse(frames) else {
+            return;
+        };
+        let Some((mechanism, name)) = admission_of(&request) else {
+            return;
+        };
+        // A 200 of this policy always has a grant; were there none, a fingerprint that matches
+        // nothing makes the session end at the first narrowing of its scope.
+        let grant = (self.policy)
+            .grant(&request.domain, mechanism, &name)
+            .unwrap_or(Grant {
+                fingerprint: [0; 16],
+                flags: 0,
+            });
+        let mark = SessionMark {
+            serial: next_serial(),
+            domain: request.domain.into_owned(),
+            mechanism,
+            name,
+            address: request.address.into_owned(),
+            admitted_at: SystemTime::now(),
+            generation: board.generation(),
+            flags: grant.flags,
+            fingerprint: grant.fingerprint,
+        };
+        reply.metadata = reply.metadata.with_mark(&mark.encode());
+    }
+
+    /// After a narrowing: the sessions it took away end (published to every session socket of
+    /// the context, their connections shut down) before the change answers.
+    pub(super) fn end_sessions(&mut self, narrowed: &[Narrowing]) {
+        let Some(board) = &self.board else {
+            return;
+        };
+        for ended in board.narrow(narrowed, &self.policy) {
+            log::info!(
+                target: "actix_zap::sessions",
+                "session {} of domain {:?} from {} ended: {}{}",
+                ended.mark.serial,
+                ended.mark.domain,
+                ended.mark.address,
+                ended.reason,
+                if ended.shut_down { ", connection shut down" } else { "" }
+            );
+            self.observers.session_ended(&ended);
+        }
+    }
+
+    /// Bound sessions per domain.
+    pub(super) fn sessions_bound(&self) -> BTreeMap<String, usize> {
+        self.board
+            .as_ref()
+            .map(|board| board.bound_per_domain().into_iter().collect())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,556 @@
+//! [`SessionSocket`]: a server socket that delivers only messages of sessions the
+//! authenticator still admits.
+
+use std::collections::HashMap;
+use std::os::unix::io::RawFd;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+use super::board::{Board, Descriptor, Inbox};
+use crate::monitor;
+use crate::zap::mark::{SessionMark, MARK_PROPERTY};
+
+/// What a [`SessionSocket`] does with messages of in-process (`inproc://`) peers, which never
+/// go through ZAP and carry no properties at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum InprocPeers {
+    /// Delivered: code in the same process is trusted as the process is (the default).
+    #[default]
+    Deliver,
+    /// Dropped, like a network peer without a mark.
+    Drop,
+}
+
+/// Why a [`SessionSocket`] call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The ROUTER peer this message is addressed to belongs to a session that was ended.
+    #[error("the peer's session was revoked: nothing is sent to it")]
+    Revoked,
+    /// A zmq call failed (`EAGAIN` for a non-blocking receive with nothing to deliver).
+    #[error("zmq: {0}")]
+    Zmq(#[from] zmq::Error),
+    /// Waiting on the socket's descriptor failed (an async receive outside a tokio runtime
+    /// panics instead, as tokio does).
+    #[error("waiting on the socket: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One session this socket has seen.
+struct Local {
+    token: Box<str>,
+    serial: u64,
+    ended: bool,
+    descriptor: Option<Descriptor>,
+}
+
+/// What the monitor thread knows of one descriptor: the connection last accepted on it.
+#[derive(Debug, Clone, Copy)]
+struct Accepted {
+    cookie: Option<u64>,
+    at: SystemTime,
+}
+
+/// State the monitor thread writes and the socket reads when a session shows its first message.
+#[derive(Default)]
+struct Connections {
+    accepted: HashMap<RawFd, Accepted>,
+    /// Descriptors gone since the socket last looked (their sessions are forgotten then).
+    gone: Vec<Descriptor>,
+}
+
+/// A server socket that enforces revocation on the sessions it already has.
+///
+/// Made by [`ServerSocket::build_sessions`](crate::ServerSocket::build_sessions). Every message
+/// is delivered only if the session it came over carries a valid mark of this process's
+/// authenticator and that session was not ended; a message without one — a GSSAPI peer that
+/// libzmq let in although ZAP refused it, a peer admitted by another ZAP handler — is never
+/// delivered, and its connection is ended. When the policy narrows, the authenticator ends the
+/// sessions it no longer admits before the narrowing answers `Ok`: no receive that starts
+/// afterwards delivers their messages, and their connections are shut down (the client sees a
+/// disconnect, reconnects, and is decided again).
+///
+/// Socket types: ROUTER, DEALER, PULL, PAIR, XPUB (subscriptions carry properties) and REP
+/// (a dropped request ends its connection and the socket answers it with an empty message,
+/// which cannot reach the peer: its connection is shut down first, so the REP state machine
+/// stays usable). PUB and SUB servers receive nothing from their peers to check and are not
+/// covered. In-process peers are decided by [`InprocPeers`].
+///
+/// [`raw`](Self::raw) gives the socket itself for what this type does not wrap (options,
+/// polling): receiving from it directly bypasses the check.
+pub struct SessionSocket {
+    socket: crate::ffi::LazyWatched,
+    board: Arc<Board>,
+    inbox: Inbox,
+    seen_generation: u64,
+    sessions: HashMap<u128, Local, TailHash>,
+    by_serial: HashMap<u64, u128>,
+    /// ROUTER: the session of each routing id seen, for sends.
+    routes: HashMap<Vec<u8>, u128>,
+    is_router: bool,
+    is_rep: bool,
+    inproc: InprocPeers,
+    connections: Arc<Mutex<Connections>>,
+    handshakes: Option<monitor::Events>,
+    _monitor: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for SessionSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionSocket")
+            .field("sessions", &self.sessions.len())
+            .field("inproc", &self.inproc)
+            .finish()
+    }
+}
+
+/// Keys of the session map are the last 16 bytes of a mark (hex digits of its MAC), random
+/// enough to be their own hash; the full mark is compared on every hit.
+#[derive(Default, Clone, Copy)]
+struct TailHash;
+
+impl std::hash::BuildHasher for TailHash {
+    type Hasher = TailHasher;
+    fn build_hasher(&self) -> TailHasher {
+        TailHasher(0)
+    }
+}
+
+struct TailHasher(u64);
+
+impl std::hash::Hasher for TailHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+    fn write_u128(&mut self, value: u128) {
+        self.0 = (value as u64) ^ ((value >> 64) as u64).rotate_left(29);
+    }
+}
+
+fn tail_key(token: &str) -> u128 {
+    let bytes = token.as_bytes();
+    let mut tail = [0u8; 16];
+    let n = bytes.len().min(16);
+    tail[16 - n..].copy_from_slice(&bytes[bytes.len() - n..]);
+    u128::from_le_bytes(tail)
+}
+
+/// What to do with one received message.
+enum Verdict {
+    Deliver,
+    Drop,
+}
+
+/// How much later than the accept itself the monitor thread may note it: a connection noted as
+/// accepted more than this after a session's admission is a later one on a reused number.
+/// (Judged too late, a session is bound to no descriptor: its messages are still never
+/// delivered once it ended, and its connection is shut down at its next message.)
+const MONITOR_LAG: std::time::Duration = std::time::Duration::from_millis(20);
+
+const ACCEPTED: u16 = zmq::SocketEvent::ACCEPTED as u16;
+const DISCONNECTED: u16 = zmq::SocketEvent::DISCONNECTED as u16;
+const CLOSED: u16 = zmq::SocketEvent::CLOSED as u16;
+
+impl SessionSocket {
+    /// Wraps `socket` (not bound yet, options set) of `context`, installing its monitor.
+    pub(crate) fn new(
+        context: &zmq::Context,
+        socket: zmq::Socket,
+        inproc: InprocPeers,
+    ) -> zmq::Result<Self> {
+        let socket_type = socket.get_socket_type()?;
+        let board = Board::of(context);
+        let inbox = board.register();
+        let connections = Arc::new(Mutex::new(Connections::default()));
+        let (queued, handshakes) = monitor::queue_of(monitor::QUEUE);
+        let endpoint = monitor::unique_endpoint("actix-zap-session-socket");
+        let mask = zmq::SocketEvent::ACCEPTED as i32
+            | zmq::SocketEvent::DISCONNECTED as i32
+            | zmq::SocketEvent::CLOSED as i32
+            | zmq::SocketEvent::HANDSHAKE_SUCCEEDED as i32
+            | zmq::SocketEvent::HANDSHAKE_FAILED_AUTH as i32
+            | zmq::SocketEvent::HANDSHAKE_FAILED_PROTOCOL as i32
+            | zmq::SocketEvent::HANDSHAKE_FAILED_NO_DETAIL as i32;
+        let (shared, board_for_monitor, socket_id) =
+            (Arc::clone(&connections), Arc::clone(&board), inbox.id);
+        let monitor = monitor::spawn_handling(context, &socket, &endpoint, mask, move |e, v| {
+            let fd = v as RawFd;
+            match e {
+                ACCEPTED => {
+                    let accepted = Accepted {
+                        cookie: crate::ffi::socket_cookie(fd),
+                        at: SystemTime::now(),
+                    };
+                    lock(&shared).accepted.insert(fd, accepted);
+                }
+                DISCONNECTED | CLOSED => {
+                    let gone = lock(&shared).accepted.remove(&fd);
+                    if let Some(cookie) = gone.and_then(|a| a.cookie) {
+                        let descriptor = Descriptor { fd, cookie };
+                        board_for_monitor.unbind(socket_id, descriptor);
+                        lock(&shared).gone.push(descriptor);
+                    }
+                }
+                _ => queued.push(e, v),
+            }
+        });
+        let monitor = match monitor {
+            Ok(thread) => thread,
+            Err(error) => {
+                board.deregister(inbox.id);
+                return Err(error);
+            }
+        };
+        Ok(SessionSocket {
+            socket: crate::ffi::LazyWatched::new(socket),
+            board,
+            inbox,
+            seen_generation: 0,
+            sessions: HashMap::with_hasher(TailHash),
+            by_serial: HashMap::new(),
+            routes: HashMap::new(),
+            is_router: socket_type == zmq::ROUTER,
+            is_rep: socket_type == zmq::REP,
+            inproc,
+            connections,
+            handshakes: Some(handshakes),
+            _monitor: monitor,
+        })
+    }
+
+    /// The wrapped socket, for options, binding and polling. **Receiving from it directly
+    /// bypasses the session check**; sending to it bypasses the ROUTER check.
+    pub fn raw(&self) -> &zmq::Socket {
+        self.socket.socket()
+    }
+
+    /// Binds the socket (see `zmq::Socket::bind`).
+    pub fn bind(&self, endpoint: &str) -> zmq::Result<()> {
+        self.socket.socket().bind(endpoint)
+    }
+
+    /// The handshakes of this socket, reported as [`ServerSocket::watch_handshakes`] reports
+    /// them, from the same monitor the session check uses (a socket has one monitor). `None`
+    /// after the first call.
+    ///
+    /// [`ServerSocket::watch_handshakes`]: crate::ServerSocket::watch_handshakes
+    pub fn watch_handshakes(&mut self) -> Option<crate::HandshakeWatch> {
+        self.handshakes.take().map(crate::HandshakeWatch::shared)
+    }
+
+    /// The next message of an admitted session (one frame), waiting as `flags` says;
+    /// messages of ended or unmarked sessions are dropped on the way.
+    pub fn recv_msg(&mut self, flags: i32) -> Result<zmq::Message, SessionError> {
+        loop {
+            let mut message = self.socket.socket().recv_msg(flags)?;
+            match self.check(&mut message) {
+                Verdict::Deliver => return Ok(message),
+                Verdict::Drop => self.dropped(message.get_more())?,
+            }
+        }
+    }
+
+    /// The next multipart message of an admitted session; messages of ended or unmarked
+    /// sessions are dropped whole.
+    pub fn recv_multipart(&mut self, flags: i32) -> Result<Vec<Vec<u8>>, SessionError> {
+        loop {
+            let mut first = self.socket.socket().recv_msg(flags)?;
+            let verdict = self.check(&mut first);
+            let more = first.get_more();
+            match verdict {
+                Verdict::Drop => self.dropped(more)?,
+                Verdict::Deliver => {
+                    let mut parts = vec![first.to_vec()];
+                    if more {
+                        parts.extend(self.socket.socket().recv_multipart(0)?);
+                    }
+                    if self.is_router {
+                        self.remember_route(&mut first, &parts[0]);
+                    }
+                    return Ok(parts);
+                }
+            }
+        }
+    }
+
+    /// [`recv_multipart`](Self::recv_multipart) for actix (and other tokio) code: waits on the
+    /// socket's `ZMQ_FD` instead of blocking the thread. Must be awaited inside a tokio runtime
+    /// (an actix System).
+    pub async fn recv_multipart_async(&mut self) -> Result<Vec<Vec<u8>>, SessionError> {
+        loop {
+            match self.recv_multipart(zmq::DONTWAIT) {
+                Err(SessionError::Zmq(zmq::Error::EAGAIN)) => {}
+                other => return other,
+            }
+            // ZMQ_FD signals edges: after one, ZMQ_EVENTS is checked again (by the receive).
+            let readable = self.raw().get_events()?.contains(zmq::POLLIN);
+            if !readable {
+                self.socket.edge().await?;
+            }
+        }
+    }
+
+    /// [`recv_msg`](Self::recv_msg) for actix (and other tokio) code; see
+    /// [`recv_multipart_async`](Self::recv_multipart_async).
+    pub async fn recv_msg_async(&mut self) -> Result<zmq::Message, SessionError> {
+        loop {
+            match self.recv_msg(zmq::DONTWAIT) {
+                Err(SessionError::Zmq(zmq::Error::EAGAIN)) => {}
+                other => return other,
+            }
+            let readable = self.raw().get_events()?.contains(zmq::POLLIN);
+            if !readable {
+                self.socket.edge().await?;
+            }
+        }
+    }
+
+    /// Sends a multipart message. On a ROUTER socket, a message addressed (first frame) to a
+    /// peer whose session was ended is refused with [`SessionError::Revoked`].
+    pub fn send_multipart<I, T>(&mut self, parts: I, flags: i32) -> Result<(), SessionError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<zmq::Message>,
+    {
+        let mut parts = parts.into_iter().map(Into::into).peekable();
+        if self.is_router {
+            self.catch_up();
+            if let Some(first) = parts.peek() {
+                let ended = self
+                    .routes
+                    .get(&first[..])
+                    .and_then(|key| self.sessions.get(key))
+                    .is_some_and(|local| local.ended);
+                if ended {
+                    return Err(SessionError::Revoked);
+                }
+            }
+        }
+        self.socket.socket().send_multipart(parts, flags)?;
+        Ok(())
+    }
+
+    /// Sends one message (see [`send_multipart`](Self::send_multipart) for ROUTER sockets).
+    pub fn send<T: Into<zmq::Message>>(&mut self, data: T, flags: i32) -> Result<(), SessionError> {
+        self.send_multipart([data.into()], flags)
+    }
+
+    /// Drops the rest of a refused message; a REP socket answers it (to nobody: its connection
+    /// is shut down) so that it can receive again.
+    fn dropped(&mut self, more: bool) -> Result<(), SessionError> {
+        if more {
+            self.socket.socket().recv_multipart(0)?;
+        }
+        if self.is_rep {
+            self.socket.socket().send(zmq::Message::new(), 0)?;
+        }
+        Ok(())
+    }
+
+    fn remember_route(&mut self, message: &mut zmq::Message, routing_id: &[u8]) {
+        if let Some(token) = message.gets(MARK_PROPERTY) {
+            let key = tail_key(token);
+            if !self.routes.contains_key(routing_id) {
+                self.routes.insert(routing_id.to_vec(), key);
+            }
+        }
+    }
+
+    /// Applies the sessions the authenticator ended since this socket last looked.
+    #[inline]
+    fn catch_up(&mut self) {
+        let generation = self.inbox.generation();
+        if generation == self.seen_generation {
+            return;
+        }
+        self.seen_generation = generation;
+        for ended in self.inbox.drain() {
+            if let Some(local) = self
+                .by_serial
+                .get(&ended.serial)
+                .and_then(|key| self.sessions.get_mut(key))
+            {
+                local.ended = true;
+            }
+        }
+    }
+
+    /// Whether `message` may be delivered.
+    #[inline]
+    fn check(&mut self, message: &mut zmq::Message) -> Verdict {
+        self.catch_up();
+        let Some(token) = message.gets(MARK_PROPERTY) else {
+            return self.unmarked(message);
+        };
+        if let Some(local) = self.sessions.get(&tail_key(token)) {
+            if *local.token == *token {
+                if local.ended {
+                    self.end_unclaimed(message);
+                    return Verdict::Drop;
+                }
+                return Verdict::Deliver;
+            }
+        }
+        let token: Box<str> = token.into();
+        self.first_sight(token, message)
+    }
+
+    /// A message without a mark: an in-process peer's (no descriptor), or a connection that no
+    /// authenticator of this process admitted — that one is ended.
+    fn unmarked(&mut self, message: &mut zmq::Message) -> Verdict {
+        match descriptor_of(message) {
+            None if self.inproc == InprocPeers::Deliver => Verdict::Deliver,
+            None => Verdict::Drop,
+            Some(fd) => {
+                if let Some(cookie) = crate::ffi::socket_cookie(fd) {
+                    crate::ffi::shut_down_if(fd, cookie);
+                }
+                log::warn!(
+                    target: "actix_zap::sessions",
+                    "dropped a message without a session mark of this process's authenticator \
+                     and ended its connection (descriptor {fd})"
+                );
+                Verdict::Drop
+            }
+        }
+    }
+
+    /// A message of an ended session still arrives: its connection was not shut down (it was
+    /// bound to no descriptor, or judged to belong to an earlier connection on a reused
+    /// number). It is now, unless the connection on that descriptor carries a live session of
+    /// this socket (then this message was a leftover of an earlier connection).
+    #[cold]
+    fn end_unclaimed(&mut self, message: &mut zmq::Message) {
+        let Some(fd) = descriptor_of(message) else {
+            return;
+        };
+        let Some(cookie) = crate::ffi::socket_cookie(fd) else {
+            return;
+        };
+        let descriptor = Descriptor { fd, cookie };
+        let claimed = (self.sessions.values())
+            .any(|local| !local.ended && local.descriptor == Some(descriptor));
+        if !claimed {
+            crate::ffi::shut_down_if(fd, cookie);
+        }
+    }
+
+    /// A session's first message on this socket: its mark is checked and bound.
+    #[cold]
+    fn first_sight(&mut self, token: Box<str>, message: &mut zmq::Message) -> Verdict {
+        let fd = descriptor_of(message);
+        let mark = match SessionMark::decode(&token) {
+            Ok(mark) => mark,
+            Err(error) => {
+                log::warn!(
+                    target: "actix_zap::sessions",
+                    "dropped a message with an invalid session mark ({error})"
+                );
+                if let Some((fd, cookie)) =
+                    fd.and_then(|fd| Some((fd, crate::ffi::socket_cookie(fd)?)))
+                {
+                    crate::ffi::shut_down_if(fd, cookie);
+                }
+                return Verdict::Drop;
+            }
+        };
+        self.forget_gone();
+        let descriptor = fd.and_then(|fd| self.descriptor_for(fd, &mark));
+        let ended = self.board.bind(self.inbox.id, &mark, descriptor).is_err();
+        if let Some(descriptor) = descriptor {
+            // A later admission on this connection: older sessions bound to it were on an
+            // earlier connection that had the same number.
+            for local in self.sessions.values_mut() {
+                if local.descriptor == Some(descriptor) && local.serial < mark.serial {
+                    local.descriptor = None;
+                }
+            }
+        }
+        let key = tail_key(&token);
+        if let Some(old) = self.sessions.insert(
+            key,
+            Local {
+                token,
+                serial: mark.serial,
+                ended,
+                descriptor,
+            },
+        ) {
+            self.by_serial.remove(&old.serial);
+        }
+        self.by_serial.insert(mark.serial, key);
+        if ended {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    }
+
+    /// The connection `fd` names for the session of `mark`, if it is that session's: not when
+    /// the descriptor already carries a later admission, nor when the connection on it now was
+    /// accepted after `mark`'s admission (the number was reused; `mark`'s connection is gone).
+    fn descriptor_for(&self, fd: RawFd, mark: &SessionMark) -> Option<Descriptor> {
+        let cookie = crate::ffi::socket_cookie(fd)?;
+        let descriptor = Descriptor { fd, cookie };
+        let later_on_it = self
+            .sessions
+            .values()
+            .any(|local| local.descriptor == Some(descriptor) && local.serial > mark.serial);
+        if later_on_it {
+            return None;
+        }
+        let accepted = lock(&self.connections).accepted.get(&fd).copied();
+        match accepted {
+            Some(accepted)
+                if accepted.cookie == Some(cookie)
+                    && accepted.at > mark.admitted_at + MONITOR_LAG =>
+            {
+                None
+            }
+            _ => Some(descriptor),
+        }
+    }
+
+    /// Forgets the sessions whose connection went.
+    fn forget_gone(&mut self) {
+        let gone = std::mem::take(&mut lock(&self.connections).gone);
+        if gone.is_empty() {
+            return;
+        }
+        let by_serial = &mut self.by_serial;
+        self.sessions.retain(|_, local| {
+            let keep = !local.descriptor.is_some_and(|d| gone.contains(&d));
+            if !keep {
+                by_serial.remove(&local.serial);
+            }
+            keep
+        });
+        let sessions = &self.sessions;
+        self.routes.retain(|_, key| sessions.contains_key(key));
+    }
+}
+
+impl Drop for SessionSocket {
+    fn drop(&mut self) {
+        self.board.deregister(self.inbox.id);
+    }
+}
+
+fn lock(connections: &Mutex<Connections>) -> std::sync::MutexGuard<'_, Connections> {
+    connections.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The descriptor a message came in on (libzmq's `__fd` property); `None` for inproc peers.
+fn descriptor_of(message: &mut zmq::Message) -> Option<RawFd> {
+    message.gets("__fd")?.parse().ok()
+}

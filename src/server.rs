@@ -56,7 +56,10 @@ pub enum ServerMechanism {
     Gssapi {
         /// The server's principal in libzmq's default name form, host-based: `service@host`
         /// (`zmq@server.example.com` is the Kerberos principal `zmq/server.example.com`). `None`:
-        /// any principal with a key in the keytab (`KRB5_KTNAME`).
+        /// any principal with a key in the keytab (`KRB5_KTNAME`). With a principal, libzmq
+        /// 4.3.4 acquires credentials to accept *and to initiate*, so the process also needs
+        /// initiator credentials for it (a ticket cache, or a client keytab:
+        /// `KRB5_CLIENT_KTNAME`); without one the handshake fails silently.
         principal: Option<String>,
     },
 }

@@ -36,7 +36,8 @@ ensure_kerberos() {
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   local policy=/usr/sbin/policy-rc.d saved=/usr/sbin/policy-rc.d.dev-sh-saved status=0
-  if [ -e "$policy" ]; then $sudo mv "$policy" "$saved"; fi
+  # A saved one left by an interrupted run is the original: keep it, replace what is in place.
+  if [ -e "$policy" ] && [ ! -e "$saved" ]; then $sudo mv "$policy" "$saved"; fi
   printf '#!/bin/sh\n# dev.sh: no service starts while the Kerberos packages install\nexit 101\n' |
     $sudo tee "$policy" >/dev/null
   $sudo chmod 755 "$policy"

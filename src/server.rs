@@ -29,6 +29,11 @@ pub enum ServerSocketError {
     /// The linked libzmq cannot do CURVE.
     #[error(transparent)]
     NoCurveSupport(#[from] NoCurveSupport),
+    /// The linked libzmq was built without GSSAPI.
+    #[error(
+        "the linked libzmq was built without GSSAPI (Debian's libzmq3-dev has it: it links libgssapi_krb5)"
+    )]
+    NoGssapiSupport,
     /// The linked libzmq does not know `ZMQ_ZAP_ENFORCE_DOMAIN` (older than 4.3.0).
     #[error("the linked libzmq does not support ZMQ_ZAP_ENFORCE_DOMAIN (needs 4.3.0 or later)")]
     EnforceUnsupported,
@@ -47,6 +52,19 @@ pub enum ServerMechanism {
     Plain,
     /// CURVE with the server's long-term secret key.
     Curve(CurveSecretKey),
+    /// GSSAPI (Kerberos), messages encrypted. **libzmq 4.3.x admits GSSAPI peers whatever the
+    /// authenticator answers**, and also when no handler is bound (`ZMQ_ZAP_ENFORCE_DOMAIN` does
+    /// not apply to it): the reply decides only the `User-Id` (empty for a refused peer). Only a
+    /// socket that checks every message's session can keep a refused principal's messages out.
+    Gssapi {
+        /// The server's principal in libzmq's default name form, host-based: `service@host`
+        /// (`zmq@server.example.com` is the Kerberos principal `zmq/server.example.com`). `None`:
+        /// any principal with a key in the keytab (`KRB5_KTNAME`). With a principal, libzmq
+        /// 4.3.4 acquires credentials to accept *and to initiate*, so the process also needs
+        /// initiator credentials for it (a ticket cache, or a client keytab:
+        /// `KRB5_CLIENT_KTNAME`); without one the handshake fails silently.
+        principal: Option<String>,
+    },
 }
 
 /// A recipe for server sockets that fail closed.
@@ -57,7 +75,8 @@ pub enum ServerMechanism {
 /// wrap) turns that into a refusal, but only together with a non-empty ZAP domain: with an
 /// empty domain a CURVE server skips ZAP altogether and a PLAIN server aborts the process
 /// (libzmq 4.3.4). This builder therefore requires a domain and sets, in this order and before
-/// the caller binds: the domain, the mechanism with its keys, and the enforce flag.
+/// the caller binds: the domain, the mechanism with its keys, and the enforce flag. GSSAPI is
+/// the exception libzmq leaves open: see [`ServerMechanism::Gssapi`].
 ///
 /// ```no_run
 /// use actix_zap::ServerSocket;
@@ -86,6 +105,13 @@ impl ServerSocket {
     /// CURVE security in `domain`, with the server's secret key.
     pub fn curve(domain: impl Into<String>, secret_key: CurveSecretKey) -> Self {
         Self::new(domain, ServerMechanism::Curve(secret_key))
+    }
+
+    /// GSSAPI in `domain`, as `principal` (see [`ServerMechanism::Gssapi`]: the authenticator's
+    /// refusals do not keep GSSAPI peers out of a libzmq 4.3.x socket).
+    pub fn gssapi(domain: impl Into<String>, principal: Option<&str>) -> Self {
+        let principal = principal.map(str::to_owned);
+        Self::new(domain, ServerMechanism::Gssapi { principal })
     }
 
     /// Any mechanism in `domain`.
@@ -146,6 +172,7 @@ impl ServerSocket {
     pub fn apply(&self, socket: &mut zmq::Socket) -> Result<(), ServerSocketError> {
         check_server_domain(&self.domain)?;
         check_mechanism(&self.mechanism, zmq::has("curve"))?;
+        check_gssapi(&self.mechanism, zmq::has("gssapi"))?;
         socket.set_zap_domain(&self.domain)?;
         match &self.mechanism {
             ServerMechanism::Null => {}
@@ -153,6 +180,13 @@ impl ServerSocket {
             ServerMechanism::Curve(secret) => {
                 socket.set_curve_server(true)?;
                 socket.set_curve_secretkey(secret.as_bytes())?;
+            }
+            ServerMechanism::Gssapi { principal } => {
+                socket.set_gssapi_server(true)?;
+                if let Some(principal) = principal {
+                    socket.set_gssapi_principal(principal)?;
+                }
+                socket.set_gssapi_plaintext(false)?;
             }
         }
         enforce_domain(socket)
@@ -313,8 +347,23 @@ fn check_mechanism(
 ) -> Result<(), ServerSocketError> {
     match (mechanism, has_curve) {
         (ServerMechanism::Curve(_), Some(true))
-        | (ServerMechanism::Null | ServerMechanism::Plain, _) => Ok(()),
+        | (ServerMechanism::Null | ServerMechanism::Plain | ServerMechanism::Gssapi { .. }, _) => {
+            Ok(())
+        }
         (ServerMechanism::Curve(_), _) => Err(NoCurveSupport.into()),
+    }
+}
+
+/// A GSSAPI server needs a libzmq built with GSSAPI (`has_gssapi` is `zmq::has("gssapi")`).
+fn check_gssapi(
+    mechanism: &ServerMechanism,
+    has_gssapi: Option<bool>,
+) -> Result<(), ServerSocketError> {
+    match mechanism {
+        ServerMechanism::Gssapi { .. } if has_gssapi != Some(true) => {
+            Err(ServerSocketError::NoGssapiSupport)
+        }
+        _ => Ok(()),
     }
 }
 
@@ -371,6 +420,20 @@ mod tests {
             assert!(error.to_string().contains("libzmq3-dev"), "{error}");
         }
         assert!(check_mechanism(&ServerMechanism::Plain, Some(false)).is_ok());
+    }
+
+    #[test]
+    fn a_gssapi_server_needs_gssapi_support() {
+        let gssapi = ServerMechanism::Gssapi { principal: None };
+        assert!(check_gssapi(&gssapi, Some(true)).is_ok());
+        for missing in [Some(false), None] {
+            let error = check_gssapi(&gssapi, missing).unwrap_err();
+            assert!(
+                matches!(error, ServerSocketError::NoGssapiSupport),
+                "{error}"
+            );
+        }
+        assert!(check_gssapi(&ServerMechanism::Plain, None).is_ok());
     }
 
     #[test]

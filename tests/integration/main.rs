@@ -21,6 +21,7 @@ mod fail_closed;
 mod faults;
 #[cfg(feature = "postgres")]
 mod fleet;
+mod gssapi;
 mod handshakes;
 mod hashed_plain;
 mod isolation;

@@ -21,6 +21,7 @@
 //! both processes.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -80,7 +81,17 @@ fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
 /// environment, and panics (with the child's output) unless it ran that test and passed.
 pub fn run_in_child(test: &str, env: &[(&str, &str)]) {
     let exe = std::env::current_exe().expect("the test binary's path");
-    let mut child = Command::new(&exe)
+    let mut command = Command::new(&exe);
+    // SAFETY: prctl is async-signal-safe and touches no memory of this process. A child
+    // killed for taking too long takes its own children with it (they would be orphans,
+    // holding ports and waiting on a peer that is gone).
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = command
         .args([
             test,
             "--exact",

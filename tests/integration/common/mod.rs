@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod kerberos;
 #[path = "../../../examples/support/zmtp.rs"]
 pub mod zmtp;
 

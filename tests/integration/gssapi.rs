@@ -32,6 +32,7 @@ use crate::common::*;
 
 use actix_zap::messages::DecisionEvent;
 use actix_zap::policy::GssapiPolicy;
+use actix_zap::sessions::SessionSocket;
 use actix_zap::{ServerSocket, ThreadAuthenticator};
 
 const DOMAIN: &str = "kerberos";
@@ -50,7 +51,8 @@ const ENDPOINT: &str = "ACTIX_ZAP_TEST_GSSAPI_ENDPOINT";
 fn an_allowed_principal_reaches_a_gssapi_server_as_its_user_id() {
     const TEST: &str = "gssapi::an_allowed_principal_reaches_a_gssapi_server_as_its_user_id";
     isolated_in_realm(TEST, &[ALLOWED], || {
-        let Some((received, decisions)) = play(TEST, &[ALLOWED], Zap::Authenticator) else {
+        let Some((received, decisions)) = play(TEST, &[ALLOWED], Zap::Authenticator, Socket::Bare)
+        else {
             return; // a client process
         };
         assert_eq!(received, sent_by(ALLOWED, &principal(ALLOWED)));
@@ -71,7 +73,8 @@ fn a_refused_principal_still_reaches_a_bare_gssapi_socket() {
     const TEST: &str = "gssapi::a_refused_principal_still_reaches_a_bare_gssapi_socket";
     isolated_in_realm(TEST, &[ALLOWED, REFUSED], || {
         let clients = [ALLOWED, REFUSED];
-        let Some((received, decisions)) = play(TEST, &clients, Zap::Authenticator) else {
+        let Some((received, decisions)) = play(TEST, &clients, Zap::Authenticator, Socket::Bare)
+        else {
             return; // a client process
         };
         let (refusals, admissions): (Vec<_>, Vec<_>) = decisions
@@ -98,6 +101,40 @@ fn a_refused_principal_still_reaches_a_bare_gssapi_socket() {
     });
 }
 
+/// The protection: the same two principals, served by a `SessionSocket`. The refused
+/// principal's session carries no mark of the authenticator (ZAP refused it), so none of its
+/// messages is delivered, while the allowed principal's all are.
+#[test]
+fn a_refused_principal_never_reaches_a_session_socket() {
+    const TEST: &str = "gssapi::a_refused_principal_never_reaches_a_session_socket";
+    isolated_in_realm(TEST, &[ALLOWED, REFUSED], || {
+        let clients = [ALLOWED, REFUSED];
+        let Some((received, decisions)) =
+            play(TEST, &clients, Zap::Authenticator, Socket::Sessions)
+        else {
+            return; // a client process
+        };
+        assert!(
+            decisions.iter().any(|d| d.status.as_u16() == 400),
+            "the refused principal was refused: {decisions:?}"
+        );
+        assert_eq!(received, sent_by(ALLOWED, &principal(ALLOWED)));
+    });
+}
+
+/// And with no handler bound, where libzmq admits every GSSAPI principal: a session socket
+/// delivers none of their messages (none carries a mark).
+#[test]
+fn with_no_authenticator_a_session_socket_delivers_nothing() {
+    const TEST: &str = "gssapi::with_no_authenticator_a_session_socket_delivers_nothing";
+    isolated_in_realm(TEST, &[REFUSED], || {
+        let Some((received, _)) = play(TEST, &[REFUSED], Zap::Nobody, Socket::Sessions) else {
+            return; // a client process
+        };
+        assert_eq!(received, Vec::new());
+    });
+}
+
 /// libzmq 4.3.x's other GSSAPI hole: `ZMQ_ZAP_ENFORCE_DOMAIN` (which `ServerSocket` sets)
 /// makes NULL, PLAIN and CURVE servers refuse everyone while no handler is bound, but a GSSAPI
 /// server then skips ZAP and admits every principal (with no `User-Id`).
@@ -105,7 +142,7 @@ fn a_refused_principal_still_reaches_a_bare_gssapi_socket() {
 fn with_no_authenticator_a_gssapi_server_admits_every_principal() {
     const TEST: &str = "gssapi::with_no_authenticator_a_gssapi_server_admits_every_principal";
     isolated_in_realm(TEST, &[REFUSED], || {
-        let Some((received, _)) = play(TEST, &[REFUSED], Zap::Nobody) else {
+        let Some((received, _)) = play(TEST, &[REFUSED], Zap::Nobody, Socket::Bare) else {
             return; // a client process
         };
         assert_eq!(received, sent_by(REFUSED, ""));
@@ -141,7 +178,12 @@ enum Zap {
 /// Plays this process's part of `test`: a client process sends its messages and returns `None`;
 /// the server process serves `clients` (each in a process of its own) and returns what its
 /// application received and the authenticator's decisions (one per client).
-fn play(test: &str, clients: &[&str], zap: Zap) -> Option<(Vec<Received>, Vec<DecisionEvent>)> {
+fn play(
+    test: &str,
+    clients: &[&str],
+    zap: Zap,
+    kind: Socket,
+) -> Option<(Vec<Received>, Vec<DecisionEvent>)> {
     if let Ok(client) = std::env::var(CLIENT) {
         let endpoint = std::env::var(ENDPOINT).expect("the server's endpoint");
         send_as(&client, &endpoint);
@@ -160,7 +202,7 @@ fn play(test: &str, clients: &[&str], zap: Zap) -> Option<(Vec<Received>, Vec<De
         Zap::Nobody => None,
     };
     let decisions = auth.as_ref().map(follow);
-    let server = Server::bind(&context);
+    let server = Server::bind(&context, kind);
     let processes: Vec<_> = clients
         .iter()
         .map(|client| {
@@ -177,13 +219,21 @@ fn play(test: &str, clients: &[&str], zap: Zap) -> Option<(Vec<Received>, Vec<De
             })
         })
         .collect();
-    let expected = clients.len() * MESSAGES;
-    let received = server.serve(|received| received.len() == expected);
+    // A bare socket delivers every client's messages; a session socket only the admitted
+    // ones (the others are dropped as they come).
+    let expected = match kind {
+        Socket::Bare => clients.len() * MESSAGES,
+        Socket::Sessions => clients.iter().filter(|c| **c == ALLOWED).count() * MESSAGES,
+    };
+    let mut received = server.serve(PATIENCE, |received| received.len() == expected);
     for process in processes {
         if let Err(panic) = process.join() {
             std::panic::resume_unwind(panic);
         }
     }
+    // Every client has sent all it had and exited: what is still queued is read now (a
+    // session socket must drop it).
+    received.extend(server.serve(std::time::Duration::from_secs(1), |_| false));
     let decisions = decisions.map_or_else(Vec::new, |decisions| {
         let next = |_| decisions.recv_timeout(PATIENCE).expect("a decision event");
         (0..clients.len()).map(next).collect()
@@ -191,40 +241,75 @@ fn play(test: &str, clients: &[&str], zap: Zap) -> Option<(Vec<Received>, Vec<De
     Some((received, decisions))
 }
 
-/// The GSSAPI server under test: a bare libzmq socket built by `ServerSocket`. A socket that
-/// enforces sessions (issue 19) replaces it here — the `socket` field, its construction in
-/// `bind`, the receive in `serve` — and nowhere else; then the refused principal's messages
-/// must not be received, and `serve`'s `enough` must stop on something other than their count.
+/// Which server socket the application receives from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Socket {
+    /// A bare libzmq socket built by `ServerSocket`: libzmq's hole shows.
+    Bare,
+    /// A `SessionSocket` (`ServerSocket::build_sessions`): only admitted sessions' messages.
+    Sessions,
+}
+
+/// The GSSAPI server under test.
 struct Server {
-    socket: zmq::Socket,
+    socket: Receiving,
     endpoint: String,
 }
 
+enum Receiving {
+    Bare(zmq::Socket),
+    Sessions(std::cell::RefCell<SessionSocket>),
+}
+
 impl Server {
-    fn bind(context: &zmq::Context) -> Server {
-        let socket = ServerSocket::gssapi(DOMAIN, Some(kerberos::SERVICE))
-            .build(context, zmq::PULL)
-            .expect("a GSSAPI server socket");
-        socket.set_linger(0).unwrap();
-        socket.bind("tcp://127.0.0.1:0").unwrap();
-        let endpoint = socket.get_last_endpoint().unwrap().unwrap();
+    fn bind(context: &zmq::Context, kind: Socket) -> Server {
+        let recipe = ServerSocket::gssapi(DOMAIN, Some(kerberos::SERVICE));
+        let socket = match kind {
+            Socket::Bare => Receiving::Bare(recipe.build(context, zmq::PULL).expect("a socket")),
+            Socket::Sessions => Receiving::Sessions(std::cell::RefCell::new(
+                recipe
+                    .build_sessions(context, zmq::PULL)
+                    .expect("a session socket"),
+            )),
+        };
+        let endpoint = match &socket {
+            Receiving::Bare(socket) => bind_raw(socket),
+            Receiving::Sessions(socket) => bind_raw(socket.borrow().raw()),
+        };
         Server { socket, endpoint }
     }
 
-    /// Every message the application receives, until `enough` or [`PATIENCE`] has passed
+    /// Every message the application receives, until `enough` or `patience` has passed
     /// (then the caller's assertions say what is missing).
-    fn serve(&self, enough: impl Fn(&[Received]) -> bool) -> Vec<Received> {
-        let deadline = Instant::now() + PATIENCE;
+    fn serve(
+        &self,
+        patience: std::time::Duration,
+        enough: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let deadline = Instant::now() + patience;
         let mut received = Vec::new();
         while !enough(&received) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            self.socket.set_rcvtimeo(left.as_millis() as i32).unwrap();
-            let mut message = zmq::Message::new();
-            match self.socket.recv(&mut message, 0) {
-                Ok(()) => received.push(Received {
+            let timeout = left.as_millis().max(1) as i32;
+            let outcome = match &self.socket {
+                Receiving::Bare(socket) => {
+                    socket.set_rcvtimeo(timeout).unwrap();
+                    socket.recv_msg(0)
+                }
+                Receiving::Sessions(socket) => {
+                    let mut socket = socket.borrow_mut();
+                    socket.raw().set_rcvtimeo(timeout).unwrap();
+                    socket.recv_msg(0).map_err(|error| match error {
+                        actix_zap::sessions::SessionError::Zmq(error) => error,
+                        other => panic!("receiving: {other}"),
+                    })
+                }
+            };
+            match outcome {
+                Ok(mut message) => received.push(Received {
                     user_id: message.gets("User-Id").unwrap_or_default().to_owned(),
                     body: message.as_str().expect("UTF-8 test messages").to_owned(),
                 }),
@@ -234,6 +319,12 @@ impl Server {
         }
         received
     }
+}
+
+fn bind_raw(socket: &zmq::Socket) -> String {
+    socket.set_linger(0).unwrap();
+    socket.bind("tcp://127.0.0.1:0").unwrap();
+    socket.get_last_endpoint().unwrap().unwrap()
 }
 
 /// Every decision of `auth`, in order.

@@ -258,7 +258,7 @@ struct Server {
 
 enum Receiving {
     Bare(zmq::Socket),
-    Sessions(std::cell::RefCell<SessionSocket>),
+    Sessions(Box<std::cell::RefCell<SessionSocket>>),
 }
 
 impl Server {
@@ -266,11 +266,11 @@ impl Server {
         let recipe = ServerSocket::gssapi(DOMAIN, Some(kerberos::SERVICE));
         let socket = match kind {
             Socket::Bare => Receiving::Bare(recipe.build(context, zmq::PULL).expect("a socket")),
-            Socket::Sessions => Receiving::Sessions(std::cell::RefCell::new(
+            Socket::Sessions => Receiving::Sessions(Box::new(std::cell::RefCell::new(
                 recipe
                     .build_sessions(context, zmq::PULL)
                     .expect("a session socket"),
-            )),
+            ))),
         };
         let endpoint = match &socket {
             Receiving::Bare(socket) => bind_raw(socket),

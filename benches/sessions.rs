@@ -163,15 +163,16 @@ fn receive_cost(messages: usize, rounds: usize) {
     for size in [10, 1024] {
         let (mut bare_ns, mut wrapped_ns) = (Vec::new(), Vec::new());
         for round in 0..rounds {
-            let mut message = zmq::Message::new();
+            let (mut bare_message, mut wrapped_message) =
+                (zmq::Message::new(), zmq::Message::new());
             let mut time_bare = || {
                 drain(&context, &bare_endpoint, messages, size, || {
-                    bare.recv(&mut message, zmq::DONTWAIT).is_ok()
+                    bare.recv(&mut bare_message, zmq::DONTWAIT).is_ok()
                 })
             };
             let mut time_wrapped = || {
                 drain(&context, &wrapped_endpoint, messages, size, || {
-                    wrapped.recv_msg(zmq::DONTWAIT).is_ok()
+                    wrapped.recv(&mut wrapped_message, zmq::DONTWAIT).is_ok()
                 })
             };
             let (b, w) = if round % 2 == 0 {
@@ -184,6 +185,9 @@ fn receive_cost(messages: usize, rounds: usize) {
             bare_ns.push(b.as_nanos() as f64 / messages as f64);
             wrapped_ns.push(w.as_nanos() as f64 / messages as f64);
         }
+        let per_round: Vec<String> = (bare_ns.iter().zip(&wrapped_ns))
+            .map(|(b, w)| format!("{:.0}/{:.0}", b, w))
+            .collect();
         let median = |v: &mut Vec<f64>| {
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
@@ -192,9 +196,10 @@ fn receive_cost(messages: usize, rounds: usize) {
         println!(
             "measure=receive_path size={size} messages={messages} rounds={rounds} \
              bare_ns_per_msg={b:.1} wrapped_ns_per_msg={w:.1} cost_ns_per_msg={:.1} \
-             ratio={:.3}",
+             ratio={:.3} rounds_bare/wrapped_ns={}",
             w - b,
-            b / w
+            b / w,
+            per_round.join(",")
         );
     }
     auth.stop();

@@ -6,6 +6,7 @@
 //! the invariants are kept inside this file, not left to callers.
 #![allow(unsafe_code)]
 
+use std::ffi::CStr;
 use std::os::raw::c_int;
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::task::{Context, Poll};
@@ -194,5 +195,56 @@ impl LazyWatched {
         let mut guard = readiness.readable().await?;
         guard.clear_ready();
         Ok(())
+    }
+}
+
+/// `zmq_msg_gets(message, name)` without the `zmq` crate's allocation of a C string per call
+/// (its `Message::gets` builds one from the name each time) and without UTF-8 validation: the
+/// property's bytes, borrowed from the message's metadata (shared by every message of its
+/// session, so the pointer stays the same for the session's life).
+pub(crate) fn message_property<'m>(message: &'m zmq::Message, name: &CStr) -> Option<&'m [u8]> {
+    // `zmq::Message` is a struct whose one field is a `zmq_msg_t`: with equal sizes (checked
+    // at compile time) that field is all of it, at offset 0.
+    const _: () =
+        assert!(std::mem::size_of::<zmq::Message>() == std::mem::size_of::<zmq_sys::zmq_msg_t>());
+    let raw = (message as *const zmq::Message).cast::<zmq_sys::zmq_msg_t>();
+    // SAFETY: `raw` points to the live `zmq_msg_t` of `message` (see above), which
+    // zmq_msg_gets only reads; `name` is NUL-terminated. The result is NULL or a
+    // NUL-terminated string owned by the message's metadata, which lives at least as long as
+    // the message: the borrow is tied to `'m`.
+    unsafe {
+        let value = zmq_sys::zmq_msg_gets(raw, name.as_ptr());
+        (!value.is_null()).then(|| CStr::from_ptr(value).to_bytes())
+    }
+}
+
+/// A copy of a received message that keeps its metadata alive (`zmq_msg_copy` shares it,
+/// reference-counted), so that the address of a property's value cannot be reused by another
+/// session's metadata while the copy is held: equal addresses then mean the same session.
+pub(crate) struct HeldMessage(zmq_sys::zmq_msg_t);
+
+impl HeldMessage {
+    /// A copy of `message` (its data is shared or, for a short one, copied; its metadata is
+    /// shared).
+    pub(crate) fn of(message: &mut zmq::Message) -> Option<HeldMessage> {
+        let raw = (message as *mut zmq::Message).cast::<zmq_sys::zmq_msg_t>();
+        // SAFETY: an all-zero zmq_msg_t is overwritten by zmq_msg_init before any use; `raw`
+        // is the live zmq_msg_t of `message` (see `message_property`), which we hold `&mut`,
+        // as zmq_msg_copy may update its reference-count flags. A failed copy leaves `held`
+        // initialised and empty, which Drop closes.
+        unsafe {
+            let mut held = HeldMessage(std::mem::zeroed());
+            zmq_sys::zmq_msg_init(&mut held.0);
+            (zmq_sys::zmq_msg_copy(&mut held.0, raw) == 0).then_some(held)
+        }
+    }
+}
+
+impl Drop for HeldMessage {
+    fn drop(&mut self) {
+        // SAFETY: the message was initialised in `of` and is closed exactly once, here.
+        unsafe {
+            zmq_sys::zmq_msg_close(&mut self.0);
+        }
     }
 }

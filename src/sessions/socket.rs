@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use super::board::{Board, Descriptor, Inbox};
 use crate::monitor;
-use crate::zap::mark::{SessionMark, MARK_PROPERTY};
+use crate::zap::mark::SessionMark;
 
 /// What a [`SessionSocket`] does with messages of in-process (`inproc://`) peers, which never
 /// go through ZAP and carry no properties at all.
@@ -37,6 +37,14 @@ pub enum SessionError {
     /// panics instead, as tokio does).
     #[error("waiting on the socket: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The last session seen: where its mark's text is (in its metadata, kept alive by `held`,
+/// so no other session's mark can be at that address meanwhile), and whether it ended.
+struct Last {
+    at: usize,
+    ended: bool,
+    _held: crate::ffi::HeldMessage,
 }
 
 /// One session this socket has seen.
@@ -87,6 +95,9 @@ pub struct SessionSocket {
     inbox: Inbox,
     seen_generation: u64,
     sessions: HashMap<u128, Local, TailHash>,
+    /// The session of the last message delivered or dropped, checked first: most messages
+    /// come in runs from one session.
+    last: Option<Last>,
     by_serial: HashMap<u64, u128>,
     /// ROUTER: the session of each routing id seen, for sends.
     routes: HashMap<Vec<u8>, u128>,
@@ -137,8 +148,7 @@ impl std::hash::Hasher for TailHasher {
     }
 }
 
-fn tail_key(token: &str) -> u128 {
-    let bytes = token.as_bytes();
+fn tail_key(bytes: &[u8]) -> u128 {
     let mut tail = [0u8; 16];
     let n = bytes.len().min(16);
     tail[16 - n..].copy_from_slice(&bytes[bytes.len() - n..]);
@@ -153,9 +163,13 @@ enum Verdict {
 
 /// How much later than the accept itself the monitor thread may note it: a connection noted as
 /// accepted more than this after a session's admission is a later one on a reused number.
-/// (Judged too late, a session is bound to no descriptor: its messages are still never
-/// delivered once it ended, and its connection is shut down at its next message.)
-const MONITOR_LAG: std::time::Duration = std::time::Duration::from_millis(20);
+/// (A session judged so by mistake — its connection noted that late — is bound to no
+/// descriptor: once it ended its messages are still never delivered, but its connection is
+/// not shut down.)
+const MONITOR_LAG: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How long a first message waits, at most, for the monitor to note its connection.
+const MONITOR_CATCH_UP: std::time::Duration = std::time::Duration::from_millis(100);
 
 const ACCEPTED: u16 = zmq::SocketEvent::ACCEPTED as u16;
 const DISCONNECTED: u16 = zmq::SocketEvent::DISCONNECTED as u16;
@@ -217,6 +231,7 @@ impl SessionSocket {
             inbox,
             seen_generation: 0,
             sessions: HashMap::with_hasher(TailHash),
+            last: None,
             by_serial: HashMap::new(),
             routes: HashMap::new(),
             is_router: socket_type == zmq::ROUTER,
@@ -260,6 +275,17 @@ impl SessionSocket {
         }
     }
 
+    /// [`recv_msg`](Self::recv_msg) into `message` (reused, as `zmq::Socket::recv` does).
+    pub fn recv(&mut self, message: &mut zmq::Message, flags: i32) -> Result<(), SessionError> {
+        loop {
+            self.socket.socket().recv(message, flags)?;
+            match self.check(message) {
+                Verdict::Deliver => return Ok(()),
+                Verdict::Drop => self.dropped(message.get_more())?,
+            }
+        }
+    }
+
     /// The next multipart message of an admitted session; messages of ended or unmarked
     /// sessions are dropped whole.
     pub fn recv_multipart(&mut self, flags: i32) -> Result<Vec<Vec<u8>>, SessionError> {
@@ -275,7 +301,7 @@ impl SessionSocket {
                         parts.extend(self.socket.socket().recv_multipart(0)?);
                     }
                     if self.is_router {
-                        self.remember_route(&mut first, &parts[0]);
+                        self.remember_route(&first, &parts[0]);
                     }
                     return Ok(parts);
                 }
@@ -357,8 +383,8 @@ impl SessionSocket {
         Ok(())
     }
 
-    fn remember_route(&mut self, message: &mut zmq::Message, routing_id: &[u8]) {
-        if let Some(token) = message.gets(MARK_PROPERTY) {
+    fn remember_route(&mut self, message: &zmq::Message, routing_id: &[u8]) {
+        if let Some(token) = crate::ffi::message_property(message, MARK_NAME) {
             let key = tail_key(token);
             if !self.routes.contains_key(routing_id) {
                 self.routes.insert(routing_id.to_vec(), key);
@@ -374,6 +400,7 @@ impl SessionSocket {
             return;
         }
         self.seen_generation = generation;
+        self.last = None;
         for ended in self.inbox.drain() {
             if let Some(local) = self
                 .by_serial
@@ -385,29 +412,47 @@ impl SessionSocket {
         }
     }
 
-    /// Whether `message` may be delivered.
+    /// Whether `message` may be delivered: one property read, then the address of the last
+    /// session's mark compared (its metadata is held alive, so the address cannot have been
+    /// reused), else a lookup; a mark not seen yet is checked and bound ([`first_sight`]).
+    ///
+    /// [`first_sight`]: Self::first_sight
     #[inline]
     fn check(&mut self, message: &mut zmq::Message) -> Verdict {
         self.catch_up();
-        let Some(token) = message.gets(MARK_PROPERTY) else {
+        let Some(token) = crate::ffi::message_property(message, MARK_NAME) else {
             return self.unmarked(message);
         };
-        if let Some(local) = self.sessions.get(&tail_key(token)) {
-            if *local.token == *token {
-                if local.ended {
-                    self.end_unclaimed(message);
-                    return Verdict::Drop;
-                }
-                return Verdict::Deliver;
-            }
+        let at = token.as_ptr() as usize;
+        if let Some(last) = self.last.as_ref().filter(|last| last.at == at) {
+            return if last.ended {
+                Verdict::Drop
+            } else {
+                Verdict::Deliver
+            };
         }
-        let token: Box<str> = token.into();
-        self.first_sight(token, message)
+        let ended = match self.sessions.get(&tail_key(token)) {
+            Some(local) if *local.token.as_bytes() == *token => local.ended,
+            _ => {
+                let token: Box<[u8]> = token.into();
+                return self.first_sight(&token, message);
+            }
+        };
+        self.last = crate::ffi::HeldMessage::of(message).map(|held| Last {
+            at,
+            ended,
+            _held: held,
+        });
+        if ended {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
     }
 
     /// A message without a mark: an in-process peer's (no descriptor), or a connection that no
     /// authenticator of this process admitted — that one is ended.
-    fn unmarked(&mut self, message: &mut zmq::Message) -> Verdict {
+    fn unmarked(&mut self, message: &zmq::Message) -> Verdict {
         match descriptor_of(message) {
             None if self.inproc == InprocPeers::Deliver => Verdict::Deliver,
             None => Verdict::Drop,
@@ -425,30 +470,19 @@ impl SessionSocket {
         }
     }
 
-    /// A message of an ended session still arrives: its connection was not shut down (it was
-    /// bound to no descriptor, or judged to belong to an earlier connection on a reused
-    /// number). It is now, unless the connection on that descriptor carries a live session of
-    /// this socket (then this message was a leftover of an earlier connection).
-    #[cold]
-    fn end_unclaimed(&mut self, message: &mut zmq::Message) {
-        let Some(fd) = descriptor_of(message) else {
-            return;
-        };
-        let Some(cookie) = crate::ffi::socket_cookie(fd) else {
-            return;
-        };
-        let descriptor = Descriptor { fd, cookie };
-        let claimed = (self.sessions.values())
-            .any(|local| !local.ended && local.descriptor == Some(descriptor));
-        if !claimed {
-            crate::ffi::shut_down_if(fd, cookie);
-        }
-    }
-
     /// A session's first message on this socket: its mark is checked and bound.
     #[cold]
-    fn first_sight(&mut self, token: Box<str>, message: &mut zmq::Message) -> Verdict {
+    fn first_sight(&mut self, token: &[u8], message: &zmq::Message) -> Verdict {
         let fd = descriptor_of(message);
+        let Ok(token) = std::str::from_utf8(token) else {
+            log::warn!(
+                target: "actix_zap::sessions",
+                "dropped a message whose session mark is not text"
+            );
+            self.end_descriptor(fd);
+            return Verdict::Drop;
+        };
+        let token: Box<str> = token.into();
         let mark = match SessionMark::decode(&token) {
             Ok(mark) => mark,
             Err(error) => {
@@ -476,7 +510,7 @@ impl SessionSocket {
                 }
             }
         }
-        let key = tail_key(&token);
+        let key = tail_key(token.as_bytes());
         if let Some(old) = self.sessions.insert(
             key,
             Local {
@@ -489,10 +523,19 @@ impl SessionSocket {
             self.by_serial.remove(&old.serial);
         }
         self.by_serial.insert(mark.serial, key);
+        self.last = None;
         if ended {
             Verdict::Drop
         } else {
             Verdict::Deliver
+        }
+    }
+
+    /// Ends the connection behind `fd` as it is now (a message that no session of ours
+    /// could have sent came over it).
+    fn end_descriptor(&self, fd: Option<RawFd>) {
+        if let Some((fd, cookie)) = fd.and_then(|fd| Some((fd, crate::ffi::socket_cookie(fd)?))) {
+            crate::ffi::shut_down_if(fd, cookie);
         }
     }
 
@@ -509,15 +552,26 @@ impl SessionSocket {
         if later_on_it {
             return None;
         }
-        let accepted = lock(&self.connections).accepted.get(&fd).copied();
+        let accepted = self.accepted(fd, cookie);
         match accepted {
-            Some(accepted)
-                if accepted.cookie == Some(cookie)
-                    && accepted.at > mark.admitted_at + MONITOR_LAG =>
-            {
-                None
-            }
+            Some(accepted) if accepted.at > mark.admitted_at + MONITOR_LAG => None,
             _ => Some(descriptor),
+        }
+    }
+
+    /// What the monitor noted when it saw the connection `cookie` accepted on `fd`. The
+    /// monitor reads its events on a thread of its own, a little after libzmq sends them: a
+    /// first message may come before the monitor noted its connection. Waited for, a little
+    /// (a connection that shows a message was accepted, and libzmq has sent that event).
+    fn accepted(&self, fd: RawFd, cookie: u64) -> Option<Accepted> {
+        let deadline = std::time::Instant::now() + MONITOR_CATCH_UP;
+        loop {
+            let accepted = lock(&self.connections).accepted.get(&fd).copied();
+            let noted = accepted.filter(|a| a.cookie == Some(cookie));
+            if noted.is_some() || std::time::Instant::now() >= deadline {
+                return noted;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
         }
     }
 
@@ -551,6 +605,19 @@ fn lock(connections: &Mutex<Connections>) -> std::sync::MutexGuard<'_, Connectio
 }
 
 /// The descriptor a message came in on (libzmq's `__fd` property); `None` for inproc peers.
-fn descriptor_of(message: &mut zmq::Message) -> Option<RawFd> {
-    message.gets("__fd")?.parse().ok()
+fn descriptor_of(message: &zmq::Message) -> Option<RawFd> {
+    let text = crate::ffi::message_property(message, c"__fd")?;
+    std::str::from_utf8(text).ok()?.parse().ok()
+}
+
+/// [`MARK_PROPERTY`](crate::zap::mark::MARK_PROPERTY) as a C string, for `zmq_msg_gets`.
+const MARK_NAME: &std::ffi::CStr = c"X-Zap-Session";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_c_name_is_the_mark_property() {
+        let name = super::MARK_NAME.to_str().unwrap();
+        assert_eq!(name, crate::zap::mark::MARK_PROPERTY);
+    }
 }

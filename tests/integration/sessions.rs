@@ -33,7 +33,7 @@ impl Sender {
     /// Connects to `endpoint` (optionally from `source`, an address of 127/8) and sends.
     fn start(
         context: &zmq::Context,
-        name: &'static str,
+        name: &str,
         login: Login,
         endpoint: &str,
         source: Option<&str>,
@@ -64,6 +64,7 @@ impl Sender {
         socket.connect(&target).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
+        let name = name.to_owned();
         let thread = std::thread::spawn(move || {
             let mut sent = 0u64;
             while !stopping.load(Ordering::Relaxed) {
@@ -355,34 +356,37 @@ fn reuse_run(read_old_first: bool) {
     server.bind("tcp://127.0.0.1:*").unwrap();
     let endpoint = server.raw().get_last_endpoint().unwrap().unwrap();
     let login = |keys: &Keys| Login::Curve(server_keys.public, keys.clone());
-    for _attempt in 0..20 {
-        let mut old = Sender::start(&context, "revoked", login(&revoked), &endpoint, None);
+    for attempt in 0..20 {
+        // Names per attempt: messages an earlier attempt left queued are told apart.
+        let (old_name, new_name) = (format!("revoked-{attempt}"), format!("kept-{attempt}"));
+        let mut old = Sender::start(&context, &old_name, login(&revoked), &endpoint, None);
         let old_fd = if read_old_first {
             // The old session's messages are read (it is bound) before its connection goes.
-            Some(descriptor_of(&mut server, "revoked"))
+            Some(descriptor_of(&mut server, &old_name))
         } else {
             // Wait for its handshake only: its first message is read after the reuse. It
             // lives a while first, as connections do (a reuse within milliseconds of the
             // admission cannot be told from the monitor's lag; see MONITOR_LAG).
             assert!(old.saw(zmq::SocketEvent::HANDSHAKE_SUCCEEDED).is_some());
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(600));
             None
         };
         old.finish();
         // Time for the server to close the old connection, so that its number can be reused
         // (whether it was is read from the messages below, never assumed).
         std::thread::sleep(Duration::from_millis(50));
-        let mut new = Sender::start(&context, "kept", login(&kept), &endpoint, None);
+        let mut new = Sender::start(&context, &new_name, login(&kept), &endpoint, None);
         let (old_fd, new_fd) = match old_fd {
-            Some(old_fd) => (old_fd, descriptor_of(&mut server, "kept")),
+            Some(old_fd) => (old_fd, descriptor_of(&mut server, &new_name)),
             None => {
                 // Both first read now, after the new connection was accepted.
                 let (mut old_fd, mut new_fd) = (None, None);
                 while old_fd.is_none() || new_fd.is_none() {
                     let (from, fd) = next_from(&mut server);
-                    match from.as_str() {
-                        "revoked" => old_fd = old_fd.or(Some(fd)),
-                        _ => new_fd = new_fd.or(Some(fd)),
+                    if from == old_name {
+                        old_fd = old_fd.or(Some(fd));
+                    } else if from == new_name {
+                        new_fd = new_fd.or(Some(fd));
                     }
                 }
                 (old_fd.unwrap(), new_fd.unwrap())
@@ -398,8 +402,11 @@ fn reuse_run(read_old_first: bool) {
         let mut more = 0;
         while more < 100 {
             let (from, _) = next_from(&mut server);
-            assert_ne!(from, "revoked", "a revoked session's message after the Ok");
-            more += 1;
+            assert!(
+                !from.starts_with("revoked"),
+                "a revoked session's message after the Ok"
+            );
+            more += usize::from(from == new_name);
         }
         let disconnected = std::iter::from_fn(|| new.events.try_recv().ok())
             .any(|(event, _)| event == zmq::SocketEvent::DISCONNECTED as u16);

@@ -5,6 +5,10 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use super::policy_actor::PolicyActor;
+
+/// How often the open sessions of expired CURVE keys are looked for: a session outlives its
+/// key's expiry by at most this (its handshakes are refused from the expiry on).
+pub(crate) const EXPIRY_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
 use crate::policy::{admission_of, Grant, Narrowing};
 use crate::sessions::next_serial;
 use crate::zap::mark::SessionMark;
@@ -62,6 +66,24 @@ impl PolicyActor {
                 ended.mark.address,
                 ended.reason,
                 if ended.shut_down { ", connection shut down" } else { "" }
+            );
+            self.observers.session_ended(&ended);
+        }
+    }
+
+    /// Ends the open sessions of CURVE keys that expired (run every [`EXPIRY_SWEEP`]).
+    pub(super) fn end_expired_sessions(&mut self) {
+        let Some(board) = &self.board else {
+            return;
+        };
+        for ended in board.expire(&self.policy, SystemTime::now()) {
+            log::info!(
+                target: "actix_zap::sessions",
+                "session {} of domain {:?} from {} ended: {}",
+                ended.mark.serial,
+                ended.mark.domain,
+                ended.mark.address,
+                ended.reason
             );
             self.observers.session_ended(&ended);
         }

@@ -430,3 +430,40 @@ fn revoking_a_session_read_before_its_descriptor_was_reused_spares_the_new_conne
 fn revoking_a_session_first_read_after_its_descriptor_was_reused_spares_the_new_connection() {
     reuse_run(false);
 }
+
+#[test]
+fn an_expired_key_ends_its_open_session() {
+    use actix_zap::messages::AddCurveKeys;
+    use actix_zap::policy::CurveEntry;
+    let (context, auth) = started();
+    let (server, kept, expiring) = (Keys::generate(), Keys::generate(), Keys::generate());
+    let expires = std::time::SystemTime::now() + Duration::from_secs(2);
+    let entries = [
+        CurveEntry::new(kept.public),
+        CurveEntry {
+            expires: Some(expires),
+            ..CurveEntry::new(expiring.public)
+        },
+    ];
+    auth.send(AddCurveKeys::new("global", entries)).unwrap();
+    let socket = ServerSocket::curve("global", server.secret.clone())
+        .build_sessions(&context, zmq::PULL)
+        .unwrap();
+    let logins = (
+        Login::Curve(server.public, kept),
+        Login::Curve(server.public, expiring),
+    );
+    revocation_run(&context, socket, logins, None, || {
+        // The expiry is the narrowing: its sweep (every second) has ended the session once
+        // it is counted (the count follows the publication to the sockets).
+        let deadline = Instant::now() + PATIENCE;
+        while auth.stats().unwrap().sessions_ended == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the expired key's session never ended"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(std::time::SystemTime::now() >= expires);
+    });
+}

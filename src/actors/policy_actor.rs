@@ -353,11 +353,7 @@ impl Actor for PolicyActor {
         let (least, most) = SWEEP_EVERY;
         let sweep = self.settings.throttle_decay().clamp(least, most);
         ctx.run_interval(sweep, |act, _| act.throttle.sweep(Instant::now()));
-        if self.board.is_some() {
-            ctx.run_interval(super::sessions::EXPIRY_SWEEP, |act, _| {
-                act.end_expired_sessions()
-            });
-        }
+        self.sweep_expired_sessions(ctx);
         // Requests arrive in bursts of up to `max_in_flight` (the ZapSocket's bound); room for
         // all of them plus configuration messages means nobody waits for mailbox space.
         ctx.set_mailbox_capacity(self.settings.max_in_flight.saturating_add(64));

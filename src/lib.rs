@@ -85,6 +85,14 @@
 //!
 //! [`zmq`] and [`actix`] are re-exported, so an application can use exactly the versions
 //! this crate was built with.
+//!
+//! # Features
+//! - `cli` (default): the `zapctl` command.
+//! - `postgres`: the fleet-wide credential store (module `postgres`, the README's "Many
+//!   servers").
+//! - `serde`: `Serialize` for stats, decision events, `inspect()`, source states, reload and
+//!   handshake reports in one JSON form, and `Deserialize` for keys and address patterns (the
+//!   README's "Observing it").
 
 // Every public item is documented, and the only `unsafe` code is in `ffi` (three libzmq
 // calls and one reactor registration). `deny`, not `forbid`, for unsafe code: `forbid` cannot
@@ -102,6 +110,8 @@ pub mod messages;
 pub mod monitor;
 pub mod policy;
 pub mod provider;
+#[cfg(feature = "serde")]
+mod serialize;
 mod server;
 pub mod sessions;
 mod settings;

@@ -93,6 +93,9 @@
 //! - `serde`: `Serialize` for stats, decision events, `inspect()`, source states, reload and
 //!   handshake reports in one JSON form, and `Deserialize` for keys and address patterns (the
 //!   README's "Observing it").
+//! - `metrics`: decisions, latency, requests in flight, queue depths, sessions ended and each
+//!   credential source's position and last proof, through the `metrics` facade (see
+//!   `actix_zap::metrics` for the names and labels; the application installs the recorder).
 
 // Every public item is documented, and the only `unsafe` code is in `ffi` (three libzmq
 // calls and one reactor registration). `deny`, not `forbid`, for unsafe code: `forbid` cannot
@@ -107,6 +110,8 @@ mod ffi;
 mod handle;
 pub mod keys;
 pub mod messages;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod monitor;
 pub mod policy;
 pub mod provider;

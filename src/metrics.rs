@@ -4,7 +4,8 @@
 //!
 //! The crate never installs a recorder: the application does (for Prometheus,
 //! `metrics-exporter-prometheus`), **before** starting the authenticator, so that the
-//! descriptions given at its start reach it. Without one, recording costs next to nothing.
+//! descriptions given at its start reach it. Without one, each record still builds its labels
+//! (the domain's text is copied) and calls the no-op recorder.
 //!
 //! | name | kind | labels | what |
 //! |---|---|---|---|

@@ -212,6 +212,9 @@ impl Board {
         if let Some(reason) = tracker.judge(mark, self.generation()) {
             let shut_down = descriptor.is_some_and(|d| crate::ffi::shut_down_if(d.fd, d.cookie));
             self.ended_at_first_message.fetch_add(1, Ordering::Relaxed);
+            // Counted here, on the receiving thread, as in `Stats::sessions_ended`.
+            #[cfg(feature = "metrics")]
+            crate::metrics::session_ended(&mark.domain);
             return Err(Box::new(EndedSession {
                 mark: mark.clone(),
                 reason,

@@ -31,7 +31,7 @@
 //!   keys (which are counted as failures).
 //! - `instructions`: a callgrind driver for the sans-IO comparison: N decisions of a scenario
 //!   (`decide`, `check-decide`, `check-decide-others`, `check-decide-this`, `refuse`,
-//!   `refuse-record`: see `instructions`). `valgrind --tool=callgrind
+//!   `refuse-record`, `refuse-record-reparse`: see `instructions`). `valgrind --tool=callgrind
 //!   --callgrind-out-file=/dev/null target/release/examples/guessing instructions
 //!   check-decide 20000`; per decision: (I(20000) - I(10000)) / 10000.
 
@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 
 use actix_zap::messages::{AddPlainUsers, DecisionEvent, StatusCode, Subscriber};
 use actix_zap::policy::{
-    Decision, HashedPassword, Now, PasswordTable, Policy, Throttle, ThrottleLimits,
+    Attempt, Decision, HashedPassword, Now, PasswordTable, Policy, Throttle, ThrottleLimits,
 };
 use actix_zap::zap::{Request, RequestBuilder};
 use actix_zap::{Settings, ThreadAuthenticator};
@@ -518,26 +518,46 @@ fn others(now: Instant) -> Throttle {
     others
 }
 
-/// A wrong password: the refusal as the actor takes it, then (`record`) what it does after
-/// the reply with the throttle: `Throttle::counts`, parse again, `Throttle::record`.
+/// How a refusal is counted after the reply: not at all, from the request's facts (as the
+/// policy actor does since the username travels with them), or by parsing the frames again
+/// (as it did before).
+#[derive(Clone, Copy, PartialEq)]
+enum Counting {
+    Off,
+    Facts,
+    Reparse,
+}
+
+/// A wrong password: the refusal as the actor takes it, then what it does after the reply
+/// with the throttle: `Throttle::counts`, then `Throttle::record_attempt` with the attempt
+/// read when the request arrived, or (`Reparse`) parse again and `Throttle::record`.
 #[inline(never)]
-fn refuse(policy: &Policy, throttle: Option<&mut Throttle>, frames: &[Vec<u8>], now: &Now) {
+fn refuse(
+    policy: &Policy,
+    throttle: &mut Throttle,
+    counting: Counting,
+    frames: &[Vec<u8>],
+    now: &Now,
+) {
     let request = Request::parse(black_box(frames)).expect("parses");
     let Decision::Reply(reply) = policy.decide(&request, now) else {
         panic!("a reply")
     };
-    if let Some(throttle) = throttle {
-        if Throttle::counts(&reply) {
+    if counting != Counting::Off && Throttle::counts(&reply) {
+        if counting == Counting::Reparse {
             let again = Request::parse(frames).expect("parses");
             throttle.record(&again, &reply, now.instant());
+        } else {
+            throttle.record_attempt(Attempt::of(&request), &reply, now.instant());
         }
     }
     black_box(reply);
 }
 
 /// `decide`, `check-decide` (empty table), `check-decide-others` (10,000 other addresses),
-/// `check-decide-this` (this address, another username); `refuse` and `refuse-record` (a
-/// wrong password, without and with the throttle's counting).
+/// `check-decide-this` (this address, another username); `refuse`, `refuse-record` and
+/// `refuse-record-reparse` (a wrong password: without the throttle's counting, with it as the
+/// actor counts now, and with it as the actor counted before, parsing the frames again).
 fn instructions(which: &str, n: usize) {
     let (policy, frames) = plain_policy();
     let now = Now::at(Instant::now());
@@ -552,9 +572,13 @@ fn instructions(which: &str, n: usize) {
         let wrong = RequestBuilder::plain("admin", "wrong")
             .domain("global")
             .frames();
-        let mut throttle = (which == "refuse-record").then_some(&mut throttle);
+        let counting = match which {
+            "refuse-record" => Counting::Facts,
+            "refuse-record-reparse" => Counting::Reparse,
+            _ => Counting::Off,
+        };
         for _ in 0..n {
-            refuse(&policy, throttle.as_deref_mut(), &wrong, &now);
+            refuse(&policy, &mut throttle, counting, &wrong, &now);
         }
         return;
     }

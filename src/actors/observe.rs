@@ -8,7 +8,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::messages::{DecisionEvent, EventMechanism, Stats, Subscriber, SubscriptionId};
-use crate::zap::{Reply, Request};
+use crate::policy::Attempt;
+use crate::zap::{Mechanism, Reply, Request};
 
 #[derive(Debug, Clone)]
 pub(crate) struct RequestFacts<'a> {
@@ -17,15 +18,37 @@ pub(crate) struct RequestFacts<'a> {
     /// The peer address; empty when the frames did not parse.
     pub(crate) address: Cow<'a, str>,
     pub(crate) mechanism: EventMechanism,
+    /// A PLAIN request's username (empty for other mechanisms): with the address, what the
+    /// throttle counts a reply by, without parsing the frames again.
+    pub(crate) username: Cow<'a, [u8]>,
 }
 
 impl<'a> RequestFacts<'a> {
     /// The facts of a parsed request (still borrowing its frames).
     pub(crate) fn of(request: Request<'a>) -> Self {
+        let username = match request.mechanism {
+            Mechanism::Plain { username, .. } => username,
+            _ => &[],
+        };
         RequestFacts {
             mechanism: EventMechanism::from(&request.mechanism),
             domain: request.domain,
             address: request.address,
+            username: Cow::Borrowed(username),
+        }
+    }
+
+    /// What the throttle counts a reply to this request by.
+    pub(crate) fn attempt(&self) -> Attempt<'_> {
+        match self.mechanism {
+            EventMechanism::Plain => Attempt::Plain {
+                address: &self.address,
+                username: &self.username,
+            },
+            EventMechanism::Curve => Attempt::Curve {
+                address: &self.address,
+            },
+            _ => Attempt::Other,
         }
     }
 
@@ -35,6 +58,7 @@ impl<'a> RequestFacts<'a> {
             domain: Cow::Borrowed(""),
             address: Cow::Borrowed(""),
             mechanism: EventMechanism::of_frames(frames),
+            username: Cow::Borrowed(&[]),
         }
     }
 
@@ -44,6 +68,7 @@ impl<'a> RequestFacts<'a> {
             domain: Cow::Owned(self.domain.into_owned()),
             address: Cow::Owned(self.address.into_owned()),
             mechanism: self.mechanism,
+            username: Cow::Owned(self.username.into_owned()),
         }
     }
 }

@@ -218,16 +218,14 @@ impl PolicyActor {
     }
 
     /// Counts a reply that the throttle counts: a failure, or a PLAIN admission while the
-    /// table holds failures (the frames are parsed again only then).
+    /// table holds failures, by the request's facts (its frames are not parsed again).
     fn count(&mut self, carried: &Carried<'_>, reply: &Reply, now: &Now) {
+        let facts = carried.facts().0;
         let admitted = reply.status == crate::zap::StatusCode::Ok
-            && carried.facts().0.mechanism == crate::messages::EventMechanism::Plain
+            && facts.mechanism == crate::messages::EventMechanism::Plain
             && !self.throttle.is_empty();
-        if !admitted && !Throttle::counts(reply) {
-            return;
-        }
-        if let Ok(request) = Request::parse(carried.frames()) {
-            self.throttle.record(&request, reply, now.instant());
+        if admitted || Throttle::counts(reply) {
+            (self.throttle).record_attempt(facts.attempt(), reply, now.instant());
         }
     }
 

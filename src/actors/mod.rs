@@ -13,6 +13,7 @@ pub(crate) mod observe;
 mod policy_actor;
 mod pool;
 mod served;
+mod turns;
 mod verify;
 mod watch;
 mod watchdog;

@@ -11,8 +11,8 @@ use super::watchdog::Watchdog;
 use crate::messages::error::ConfigError;
 use crate::messages::*;
 use crate::policy::{
-    Answer, Consultation, Decision, Now, Policy, Throttle, ThrottleLimits, Ticket, Verification,
-    Work,
+    Answer, Consultation, Decision, Now, Policy, Start, Throttle, ThrottleLimits, Ticket,
+    Verification, Work,
 };
 use crate::settings::Settings;
 use crate::zap::{Reply, Request};
@@ -49,7 +49,9 @@ pub struct PolicyActor {
     pub(crate) verifier: super::verify::Verifier,
     /// Failures per peer address and (address, username), and the work each address has
     /// in flight.
-    throttle: Throttle,
+    pub(super) throttle: Throttle,
+    /// Requests over their address's cap, waiting their turn.
+    pub(super) turns: super::turns::Turns,
 }
 
 impl PolicyActor {
@@ -61,6 +63,7 @@ impl PolicyActor {
             policy: Policy::default(),
             verifier: super::verify::Verifier::new(&settings),
             throttle: Throttle::new(throttle_limits(&settings)),
+            turns: Default::default(),
             observers: Observers::new(settings.subscriber_queue),
             settings,
             pool,
@@ -96,6 +99,7 @@ fn throttle_limits(settings: &Settings) -> ThrottleLimits {
         capacity: settings.throttle_capacity(),
         verifications_per_address: settings.verifications_per_address(),
         lookups_per_address: settings.lookups_per_address(),
+        address_queue: settings.address_queue(),
     }
 }
 
@@ -170,7 +174,7 @@ impl Routed {
         }
     }
 
-    fn into_future(self) -> ResponseActFuture<PolicyActor, Reply> {
+    pub(super) fn into_future(self) -> ResponseActFuture<PolicyActor, Reply> {
         match self {
             Routed::Now(reply) => Box::pin(fut::ready(reply)),
             Routed::Later(future) => future,
@@ -194,7 +198,7 @@ impl PolicyActor {
                     ..
                 }) = carried
                 {
-                    self.throttle.end(ticket);
+                    self.release(ticket);
                 }
                 Routed::Now(reply)
             }
@@ -251,12 +255,16 @@ impl PolicyActor {
             return run(self, pending);
         }
         match self.throttle.start(&carried.facts().0.address, work) {
-            Ok(ticket) => {
+            Start::Now(ticket) => {
                 let mut pending = self.pending(carried);
                 pending.ticket = Some(ticket);
                 run(self, pending)
             }
-            Err(refusal) => {
+            Start::Queued(waiter) => {
+                let pending = self.pending(carried);
+                self.wait_turn(waiter, pending)
+            }
+            Start::Refused(refusal) => {
                 let id = carried.frames().get(1).map_or(&[][..], Vec::as_slice);
                 let reply = refusal.reply(id);
                 self.route(Decision::Reply(reply), carried, now)
@@ -453,6 +461,7 @@ impl Handler<GetStats> for PolicyActor {
         let mut stats = self.observers.stats();
         stats.sources = self.served.stats(&self.policy, Instant::now());
         stats.throttle_entries = self.throttle.len();
+        stats.address_queued = self.throttle.queued();
         MessageResult(stats)
     }
 }

@@ -167,6 +167,10 @@ pub struct Stats {
     /// Entries (peer addresses and (address, username) pairs) in the failure throttle's
     /// table right now (see [`Throttle`](crate::policy::Throttle)).
     pub throttle_entries: usize,
+    /// Requests waiting right now for their peer address's verifications or provider lookups
+    /// in flight to finish, over the address's cap
+    /// ([`Settings::address_queue`](crate::Settings::address_queue)).
+    pub address_queued: usize,
 }
 
 impl Stats {

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example guessing -- flood [--mode one-user|spray] [--throttle on|off]
 //!                                              [--attackers 4] [--seconds 6]
+//!                                              [--attacker process|threads] [--nice 0]
 //! cargo run --release --example guessing -- timing [--attempts 100]
 //! cargo run --release --example guessing -- cost [--rounds 9] [--decisions 1000000]
 //!                                             [--handshakes 2000] [--e2e-rounds 5]
@@ -19,6 +20,17 @@
 //!   server receiving the client's message (p50, p99, max; before the flood too), the
 //!   logins that did not get in within 1 s, and what the attacker got (replies by reason,
 //!   argon2 runs, `300`s). `--throttle off`: failure throttle and per-address caps off.
+//!   `--attacker process` (the default) runs the attacker's clients in a child process of
+//!   this tool (`guessing attack ENDPOINT MODE ATTACKERS`, stopped when its stdin closes), so
+//!   that the legitimate logins are not timed in the process whose threads flood; `threads`
+//!   runs them here, as the first measurements did. `--nice N` runs the child at that
+//!   niceness, so that its clients take the cores only when the server does not want them
+//!   (as an attacker's own machine would); `--attackers 0` is a control (the logins alone,
+//!   at the same time of day). The 1-minute load average (other people's work on a shared
+//!   machine included) is printed before and after. Besides each login's total, it prints
+//!   the authenticator's own time for each admission (from its decision events) and each
+//!   login split where its argon2 verification started on a worker (from a hidden hook,
+//!   `BeforeVerificationForTests`).
 //! - `timing`: a wrong password for a known username and an unknown username, in turn, one
 //!   at a time over raw ZMTP (throttle off, so that every attempt is verified): median times
 //!   to the refusal.
@@ -31,7 +43,7 @@
 //!   keys (which are counted as failures).
 //! - `instructions`: a callgrind driver for the sans-IO comparison: N decisions of a scenario
 //!   (`decide`, `check-decide`, `check-decide-others`, `check-decide-this`, `refuse`,
-//!   `refuse-record`: see `instructions`). `valgrind --tool=callgrind
+//!   `refuse-record`, `refuse-record-reparse`: see `instructions`). `valgrind --tool=callgrind
 //!   --callgrind-out-file=/dev/null target/release/examples/guessing instructions
 //!   check-decide 20000`; per decision: (I(20000) - I(10000)) / 10000.
 
@@ -46,9 +58,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_zap::messages::{AddPlainUsers, DecisionEvent, StatusCode, Subscriber};
+use actix_zap::messages::{
+    AddPlainUsers, BeforeVerificationForTests, DecisionEvent, StatusCode, Subscriber,
+};
 use actix_zap::policy::{
-    Decision, HashedPassword, Now, PasswordTable, Policy, Throttle, ThrottleLimits,
+    Attempt, Decision, HashedPassword, Now, PasswordTable, Policy, Throttle, ThrottleLimits,
 };
 use actix_zap::zap::{Request, RequestBuilder};
 use actix_zap::{Settings, ThreadAuthenticator};
@@ -63,7 +77,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let option = |name: &str, default: &str| -> String {
         args.iter()
-            .position(|a| a == name)
+            .rposition(|a| a == name)
             .and_then(|i| args.get(i + 1))
             .cloned()
             .unwrap_or_else(|| default.to_owned())
@@ -79,6 +93,13 @@ fn main() {
             option("--throttle", "on") == "on",
             number("--attackers", 4),
             Duration::from_secs(number("--seconds", 6) as u64),
+            option("--attacker", "process") == "process",
+            number("--nice", 0),
+        ),
+        Some("attack") => attack(
+            args.get(1).expect("attack ENDPOINT MODE ATTACKERS"),
+            args.get(2).map_or("one-user", String::as_str),
+            args.get(3).map_or(4, |n| n.parse().expect("ATTACKERS")),
         ),
         Some("timing") => timing(number("--attempts", 100)),
         Some("cost") => cost(
@@ -92,7 +113,9 @@ fn main() {
             args.get(2).map_or(10_000, |n| n.parse().expect("N")),
         ),
         _ => {
-            eprintln!("usage: guessing flood|timing|cost|instructions (see the source's header)");
+            eprintln!(
+                "usage: guessing flood|attack|timing|cost|instructions (see the source's header)"
+            );
             std::process::exit(2);
         }
     }
@@ -118,6 +141,10 @@ struct Setup {
     endpoint: String,
     reasons: Arc<Mutex<BTreeMap<String, u64>>>,
     first_throttled: Arc<Mutex<Option<Instant>>>,
+    /// The authenticator's own time (request read to reply) of each admission, by address.
+    decided: Arc<Mutex<BTreeMap<String, Vec<Duration>>>>,
+    /// When each argon2 verification started on a worker (the hidden test hook).
+    argon2_starts: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl Setup {
@@ -159,8 +186,16 @@ impl Setup {
         block_on(auth.handle().send(AddPlainUsers::new(DOMAIN, users))).expect("users");
         let reasons = Arc::new(Mutex::new(BTreeMap::new()));
         let first_throttled = Arc::new(Mutex::new(None));
+        let decided = Arc::new(Mutex::new(BTreeMap::new()));
         let (sink, first) = (Arc::clone(&reasons), Arc::clone(&first_throttled));
+        let admissions = Arc::clone(&decided);
         let callback = move |event: &DecisionEvent| {
+            if event.status == StatusCode::Ok {
+                let mut admissions = admissions.lock().unwrap();
+                let by_address: &mut Vec<Duration> =
+                    admissions.entry(event.address.clone()).or_default();
+                by_address.push(event.latency);
+            }
             let reason = format!("{} {}", event.status, event.reason);
             if event.reason == "Too many failures" {
                 first.lock().unwrap().get_or_insert_with(Instant::now);
@@ -169,6 +204,12 @@ impl Setup {
         };
         auth.subscribe(Subscriber::Callback(Arc::new(callback)))
             .expect("subscribe");
+        let argon2_starts = Arc::new(Mutex::new(Vec::new()));
+        let starts = Arc::clone(&argon2_starts);
+        let hook = BeforeVerificationForTests(Arc::new(move || {
+            starts.lock().unwrap().push(Instant::now());
+        }));
+        block_on(auth.handle().send(hook)).expect("the argon2 hook");
         let server = server_context.socket(zmq::PULL).unwrap();
         server.set_linger(0).unwrap();
         server.set_plain_server(true).unwrap();
@@ -184,6 +225,8 @@ impl Setup {
             endpoint,
             reasons,
             first_throttled,
+            decided,
+            argon2_starts,
         }
     }
 
@@ -246,7 +289,166 @@ fn percentiles(mut times: Vec<Duration>) -> String {
     )
 }
 
-fn flood(mode: &str, throttle: bool, attackers: usize, seconds: Duration) {
+/// Each login's time (from `at`, taking `took`) split where its argon2 verification started:
+/// the first start within it. Meaningful only while the attacker runs no argon2 (`one-user`
+/// once throttled; not `spray`): the logins run one at a time.
+fn split_at_argon2(
+    logins: &[(Instant, Duration)],
+    starts: &[Instant],
+) -> (Vec<Duration>, Vec<Duration>) {
+    let mut starts = starts.to_vec();
+    starts.sort();
+    let (mut before, mut on) = (Vec::new(), Vec::new());
+    for (at, took) in logins {
+        let first = starts.partition_point(|start| start < at);
+        if let Some(start) = starts.get(first).filter(|s| **s <= *at + *took) {
+            before.push(start.duration_since(*at));
+            on.push(*took - start.duration_since(*at));
+        }
+    }
+    (before, on)
+}
+
+/// CPU time (user + system) of this process's threads by name (`/proc/self/task/*/stat`;
+/// empty where there is none).
+fn thread_cpu() -> BTreeMap<String, Duration> {
+    let mut by_name = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return by_name;
+    };
+    // Clock ticks are 100 a second on Linux.
+    let tick = Duration::from_millis(10);
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_owned();
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u32>().ok())
+                .unwrap_or(0)
+        };
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        *by_name.entry(name).or_default() += tick * (ticks(11) + ticks(12));
+    }
+    by_name
+}
+
+/// The 1-minute load average (`/proc/loadavg`), or `None` where there is none.
+fn load_average() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// The attacker's clients: `attackers` threads sending PLAIN HELLOs to `endpoint` as fast as
+/// the server answers, until `stop`. Answers (guesses, closed without an `ERROR`).
+fn guess(endpoint: &str, spray: bool, attackers: usize, stop: &AtomicBool) -> (usize, usize) {
+    let guesses = AtomicUsize::new(0);
+    let closed = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for n in 0..attackers {
+            let (guesses, closed) = (&guesses, &closed);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let g = guesses.fetch_add(1, Ordering::Relaxed);
+                    let user = if spray {
+                        format!("user-{n}-{g}")
+                    } else {
+                        "alice".to_owned()
+                    };
+                    let guess = format!("guess-{n}-{g}");
+                    if plain_hello(endpoint, user.as_bytes(), guess.as_bytes()) == Hello::Closed {
+                        closed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    (guesses.into_inner(), closed.into_inner())
+}
+
+/// `guessing attack ENDPOINT MODE ATTACKERS`: the attacker as a child process. Floods until
+/// its stdin closes, then prints `guesses=N closed=M`.
+fn attack(endpoint: &str, mode: &str, attackers: usize) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = Arc::clone(&stop);
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+        watcher.store(true, Ordering::Relaxed);
+    });
+    let (guesses, closed) = guess(endpoint, mode == "spray", attackers, &stop);
+    println!("guesses={guesses} closed={closed}");
+}
+
+/// The attacker, running until `stop` is called: a child process, or threads of this one.
+enum Attacker {
+    Process(std::process::Child),
+    Threads(Arc<AtomicBool>, std::thread::JoinHandle<(usize, usize)>),
+}
+
+impl Attacker {
+    fn start(
+        endpoint: &str,
+        mode: &str,
+        attackers: usize,
+        in_process: bool,
+        nice: usize,
+    ) -> Attacker {
+        if in_process {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (endpoint, spray, flag) = (endpoint.to_owned(), mode == "spray", stop.clone());
+            let thread = std::thread::spawn(move || guess(&endpoint, spray, attackers, &flag));
+            return Attacker::Threads(stop, thread);
+        }
+        let this = std::env::current_exe().expect("this tool");
+        let child = std::process::Command::new("nice")
+            .arg(format!("-n{nice}"))
+            .arg(this)
+            .args(["attack", endpoint, mode, &attackers.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the attacker's process");
+        Attacker::Process(child)
+    }
+
+    /// Stops the flood: (guesses, closed without an `ERROR`).
+    fn stop(self) -> (usize, usize) {
+        match self {
+            Attacker::Threads(stop, thread) => {
+                stop.store(true, Ordering::Relaxed);
+                thread.join().unwrap()
+            }
+            Attacker::Process(mut child) => {
+                drop(child.stdin.take());
+                let out = child.wait_with_output().expect("the attacker's report");
+                let text = String::from_utf8_lossy(&out.stdout);
+                let field = |name: &str| -> usize {
+                    text.split_whitespace()
+                        .find_map(|f| f.strip_prefix(name))
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or_else(|| panic!("the attacker said {text:?}"))
+                };
+                (field("guesses="), field("closed="))
+            }
+        }
+    }
+}
+
+fn flood(
+    mode: &str,
+    throttle: bool,
+    attackers: usize,
+    seconds: Duration,
+    child: bool,
+    nice: usize,
+) {
     let legitimate = 11 + seconds.as_secs() as usize * LOGINS_PER_S;
     let setup = Setup::new(settings(throttle), legitimate);
     let patience = Duration::from_secs(1);
@@ -260,42 +462,28 @@ fn flood(mode: &str, throttle: bool, attackers: usize, seconds: Duration) {
         })
         .collect();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let guesses = Arc::new(AtomicUsize::new(0));
-    let closed = Arc::new(AtomicUsize::new(0));
-    let spray = mode == "spray";
+    let load_before = load_average();
+    setup.decided.lock().unwrap().clear();
+    let cpu_before = thread_cpu();
     let started = Instant::now();
-    let threads: Vec<_> = (0..attackers)
-        .map(|n| {
-            let (stop, guesses, closed) = (stop.clone(), guesses.clone(), closed.clone());
-            let endpoint = setup.endpoint.clone();
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let g = guesses.fetch_add(1, Ordering::Relaxed);
-                    let user = if spray {
-                        format!("user-{n}-{g}")
-                    } else {
-                        "alice".to_owned()
-                    };
-                    let guess = format!("guess-{n}-{g}");
-                    if plain_hello(&endpoint, user.as_bytes(), guess.as_bytes()) == Hello::Closed {
-                        closed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-        })
-        .collect();
+    let attacker = Attacker::start(&setup.endpoint, mode, attackers, !child, nice);
     // Let the flood build up, then log in every 50 ms.
     std::thread::sleep(Duration::from_millis(300));
     let (mut other_address, mut attacker_address) = (Vec::new(), Vec::new());
     let (mut missed_other, mut missed_attacker) = (0, 0);
+    let mut logins = Vec::new();
     let mut turn = 0;
     while started.elapsed() < seconds {
         let source = ["127.0.0.2", "127.0.0.1"][turn % 2];
         let Some(user) = users.next() else {
             break;
         };
-        match (setup.login(source, &user, patience), turn % 2 == 0) {
+        let at = Instant::now();
+        let took = setup.login(source, &user, patience);
+        if let Some(took) = took {
+            logins.push((at, took));
+        }
+        match (took, turn % 2 == 0) {
             (Some(took), true) => other_address.push(took),
             (Some(took), false) => attacker_address.push(took),
             (None, true) => missed_other += 1,
@@ -304,21 +492,25 @@ fn flood(mode: &str, throttle: bool, attackers: usize, seconds: Duration) {
         turn += 1;
         std::thread::sleep(Duration::from_millis(1000 / LOGINS_PER_S as u64));
     }
-    stop.store(true, Ordering::Relaxed);
-    for thread in threads {
-        thread.join().unwrap();
-    }
+    let load_after = load_average();
+    let cpu_after = thread_cpu();
+    let (guesses, closed) = attacker.stop();
     let elapsed = started.elapsed();
     let stats = setup.auth.stats().expect("stats");
-    let guesses = guesses.load(Ordering::Relaxed);
     let first_throttled = setup
         .first_throttled
         .lock()
         .unwrap()
         .map(|at| at.saturating_duration_since(started));
     println!(
-        "flood mode={mode} throttle={} attackers={attackers} seconds={:.1}",
+        "flood mode={mode} throttle={} attackers={attackers} attacker={} seconds={:.1} \
+         load_average={load_before:?}..{load_after:?}",
         if throttle { "on" } else { "off" },
+        if child {
+            format!("process(nice {nice})")
+        } else {
+            "threads".to_owned()
+        },
         elapsed.as_secs_f64()
     );
     println!("  quiet server:          {}", percentiles(quiet));
@@ -330,11 +522,37 @@ fn flood(mode: &str, throttle: bool, attackers: usize, seconds: Duration) {
         "  from 127.0.0.1:        {}  not admitted within 1 s: {missed_attacker}",
         percentiles(attacker_address)
     );
+    for (address, times) in setup.decided.lock().unwrap().iter() {
+        let times = times.clone();
+        println!(
+            "    decided (read to reply), {address}: {}",
+            percentiles(times)
+        );
+    }
+    let (before, on) = split_at_argon2(&logins, &setup.argon2_starts.lock().unwrap());
+    println!("    connect to argon2 start:   {}", percentiles(before));
+    println!("    argon2 start to admitted:  {}", percentiles(on));
     println!(
-        "  attacker: {guesses} guesses ({:.0}/s), {} closed without an ERROR (300), \
+        "  attacker: {guesses} guesses ({:.0}/s), {closed} closed without an ERROR (300), \
          throttle engaged after {first_throttled:?}",
         guesses as f64 / elapsed.as_secs_f64(),
-        closed.load(Ordering::Relaxed)
+    );
+    let flood_time = cpu_after.keys().map(String::as_str);
+    let busy: Vec<String> = flood_time
+        .map(|name| {
+            let spent =
+                cpu_after[name].saturating_sub(*cpu_before.get(name).unwrap_or(&Duration::ZERO));
+            (name, spent)
+        })
+        .filter(|(_, spent)| !spent.is_zero())
+        .map(|(name, spent)| {
+            let share = spent.as_secs_f64() / seconds.as_secs_f64() * 100.0;
+            format!("{name} {share:.0}%")
+        })
+        .collect();
+    println!(
+        "  server threads' CPU (of one core, during the logins): {}",
+        busy.join(", ")
     );
     println!(
         "  argon2 runs: {} ({:.1}/s), 300s sent: {}, throttle entries: {}",
@@ -518,26 +736,46 @@ fn others(now: Instant) -> Throttle {
     others
 }
 
-/// A wrong password: the refusal as the actor takes it, then (`record`) what it does after
-/// the reply with the throttle: `Throttle::counts`, parse again, `Throttle::record`.
+/// How a refusal is counted after the reply: not at all, from the request's facts (as the
+/// policy actor does since the username travels with them), or by parsing the frames again
+/// (as it did before).
+#[derive(Clone, Copy, PartialEq)]
+enum Counting {
+    Off,
+    Facts,
+    Reparse,
+}
+
+/// A wrong password: the refusal as the actor takes it, then what it does after the reply
+/// with the throttle: `Throttle::counts`, then `Throttle::record_attempt` with the attempt
+/// read when the request arrived, or (`Reparse`) parse again and `Throttle::record`.
 #[inline(never)]
-fn refuse(policy: &Policy, throttle: Option<&mut Throttle>, frames: &[Vec<u8>], now: &Now) {
+fn refuse(
+    policy: &Policy,
+    throttle: &mut Throttle,
+    counting: Counting,
+    frames: &[Vec<u8>],
+    now: &Now,
+) {
     let request = Request::parse(black_box(frames)).expect("parses");
     let Decision::Reply(reply) = policy.decide(&request, now) else {
         panic!("a reply")
     };
-    if let Some(throttle) = throttle {
-        if Throttle::counts(&reply) {
+    if counting != Counting::Off && Throttle::counts(&reply) {
+        if counting == Counting::Reparse {
             let again = Request::parse(frames).expect("parses");
             throttle.record(&again, &reply, now.instant());
+        } else {
+            throttle.record_attempt(Attempt::of(&request), &reply, now.instant());
         }
     }
     black_box(reply);
 }
 
 /// `decide`, `check-decide` (empty table), `check-decide-others` (10,000 other addresses),
-/// `check-decide-this` (this address, another username); `refuse` and `refuse-record` (a
-/// wrong password, without and with the throttle's counting).
+/// `check-decide-this` (this address, another username); `refuse`, `refuse-record` and
+/// `refuse-record-reparse` (a wrong password: without the throttle's counting, with it as the
+/// actor counts now, and with it as the actor counted before, parsing the frames again).
 fn instructions(which: &str, n: usize) {
     let (policy, frames) = plain_policy();
     let now = Now::at(Instant::now());
@@ -552,9 +790,13 @@ fn instructions(which: &str, n: usize) {
         let wrong = RequestBuilder::plain("admin", "wrong")
             .domain("global")
             .frames();
-        let mut throttle = (which == "refuse-record").then_some(&mut throttle);
+        let counting = match which {
+            "refuse-record" => Counting::Facts,
+            "refuse-record-reparse" => Counting::Reparse,
+            _ => Counting::Off,
+        };
         for _ in 0..n {
-            refuse(&policy, throttle.as_deref_mut(), &wrong, &now);
+            refuse(&policy, &mut throttle, counting, &wrong, &now);
         }
         return;
     }

@@ -5,6 +5,7 @@
 //! cargo run --release --example reconnect_storm -- --clients 5000 --addresses 50 \
 //!     --delay-ms 20 --provider async
 //! cargo run --release --example reconnect_storm -- --provider sync --provider-threads 64
+//! cargo run --release --example reconnect_storm -- --addresses 1 --address-queue 0   # one NAT
 //! ```
 //!
 //! How it runs:
@@ -66,6 +67,8 @@ struct Options {
     provider_queue: Option<usize>,
     max_in_flight: Option<usize>,
     deadline: Option<Duration>,
+    lookups_per_address: Option<usize>,
+    address_queue: Option<usize>,
     backlog: i32,
     per_context: usize,
     wait: Duration,
@@ -76,7 +79,7 @@ struct Options {
 fn usage() -> String {
     "usage: reconnect_storm [--clients 5000] [--addresses 50] [--delay-ms 20] \
      [--provider async|sync] [--provider-threads N] [--provider-queue N] [--max-in-flight N] \
-     [--deadline-ms N] [--backlog 8192] [--per-context 1000] [--wait-s 75] [--down-ms 500] \
+     [--deadline-ms N] [--lookups-per-address N] [--address-queue N] [--backlog 8192] [--per-context 1000] [--wait-s 75] [--down-ms 500] \
      [--verbose]"
         .into()
 }
@@ -91,6 +94,8 @@ fn options() -> Result<Options, String> {
         provider_queue: None,
         max_in_flight: None,
         deadline: None,
+        lookups_per_address: None,
+        address_queue: None,
         backlog: 8192,
         per_context: 1000,
         wait: Duration::from_secs(75),
@@ -118,6 +123,8 @@ fn options() -> Result<Options, String> {
             "--deadline-ms" => {
                 options.deadline = Some(Duration::from_millis(number(value()?)? as u64))
             }
+            "--lookups-per-address" => options.lookups_per_address = Some(number(value()?)?),
+            "--address-queue" => options.address_queue = Some(number(value()?)?),
             "--backlog" => {
                 options.backlog = value()?.parse().map_err(|e| format!("--backlog: {e}"))?
             }
@@ -193,6 +200,12 @@ fn settings(options: &Options) -> Settings {
     }
     if let Some(deadline) = options.deadline {
         settings = settings.with_provider_deadline(deadline);
+    }
+    if let Some(lookups) = options.lookups_per_address {
+        settings = settings.with_lookups_per_address(lookups);
+    }
+    if let Some(queue) = options.address_queue {
+        settings = settings.with_address_queue(queue);
     }
     settings
 }
@@ -433,7 +446,8 @@ fn main() {
     };
     println!(
         "clients={} addresses={} per_address={} provider={kind} delay_ms={} \
-         max_in_flight={} provider_threads={} provider_queue={} deadline_ms={} backlog={} \
+         max_in_flight={} provider_threads={} provider_queue={} deadline_ms={} \
+         lookups_per_address={} address_queue={} backlog={} \
          contexts={} nofile={nofile} admitted={} first_s={} all_admitted_s={all_admitted_s} p50_s={} \
          p90_s={} p99_s={} status_300={status_300} status_500={status_500} \
          status_other={status_other} other_failures={other_failures} replies_200={} \
@@ -448,6 +462,8 @@ fn main() {
         settings.provider_threads(),
         settings.provider_queue(),
         settings.provider_deadline().as_millis(),
+        settings.lookups_per_address(),
+        settings.address_queue(),
         options.backlog,
         contexts.len(),
         admitted.len(),

@@ -14,6 +14,7 @@ mod policy_actor;
 mod pool;
 mod served;
 mod sessions;
+mod turns;
 mod verify;
 mod watch;
 mod watchdog;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::keys::CurvePublicKey;
 use crate::messages::{DecisionEvent, EventMechanism, Stats, Subscriber, SubscriptionId};
+use crate::policy::Attempt;
 use crate::zap::{Mechanism, Reply, Request};
 
 /// What the decision log and the observers say about a request, read from it once when it
@@ -22,6 +23,9 @@ pub(crate) struct RequestFacts<'a> {
     pub(crate) mechanism: EventMechanism,
     /// What the client presented to be known by (never a password).
     pub(crate) client: Presented<'a>,
+    /// A PLAIN request's username (empty for other mechanisms): with the address, what the
+    /// throttle counts a reply by, without parsing the frames again.
+    pub(crate) username: Cow<'a, [u8]>,
 }
 
 /// What a client presented to be known by: the key or username an operator trusts or looks
@@ -72,11 +76,30 @@ impl std::fmt::Display for Presented<'_> {
 impl<'a> RequestFacts<'a> {
     /// The facts of a parsed request (still borrowing its frames).
     pub(crate) fn of(request: Request<'a>) -> Self {
+        let username = match request.mechanism {
+            Mechanism::Plain { username, .. } => username,
+            _ => &[],
+        };
         RequestFacts {
             mechanism: EventMechanism::from(&request.mechanism),
             client: Presented::of(&request.mechanism),
             domain: request.domain,
             address: request.address,
+            username: Cow::Borrowed(username),
+        }
+    }
+
+    /// What the throttle counts a reply to this request by.
+    pub(crate) fn attempt(&self) -> Attempt<'_> {
+        match self.mechanism {
+            EventMechanism::Plain => Attempt::Plain {
+                address: &self.address,
+                username: &self.username,
+            },
+            EventMechanism::Curve => Attempt::Curve {
+                address: &self.address,
+            },
+            _ => Attempt::Other,
         }
     }
 
@@ -87,6 +110,7 @@ impl<'a> RequestFacts<'a> {
             address: Cow::Borrowed(""),
             mechanism: EventMechanism::of_frames(frames),
             client: Presented::Nothing,
+            username: Cow::Borrowed(&[]),
         }
     }
 
@@ -97,6 +121,7 @@ impl<'a> RequestFacts<'a> {
             address: Cow::Owned(self.address.into_owned()),
             mechanism: self.mechanism,
             client: self.client.into_owned(),
+            username: Cow::Owned(self.username.into_owned()),
         }
     }
 }

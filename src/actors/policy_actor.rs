@@ -11,8 +11,8 @@ use super::watchdog::Watchdog;
 use crate::messages::error::ConfigError;
 use crate::messages::*;
 use crate::policy::{
-    Answer, Consultation, Decision, Now, Policy, Throttle, ThrottleLimits, Ticket, Verification,
-    Work,
+    Answer, Consultation, Decision, Now, Policy, Start, Throttle, ThrottleLimits, Ticket,
+    Verification, Work,
 };
 use crate::settings::Settings;
 use crate::zap::{Reply, Request};
@@ -49,7 +49,9 @@ pub struct PolicyActor {
     pub(crate) verifier: super::verify::Verifier,
     /// Failures per peer address and (address, username), and the work each address has
     /// in flight.
-    throttle: Throttle,
+    pub(super) throttle: Throttle,
+    /// Requests over their address's cap, waiting their turn.
+    pub(super) turns: super::turns::Turns,
     /// The context's session board: admissions are marked, narrowings end sessions. `None`
     /// for an actor started without an authenticator's builder (no marks).
     pub(super) board: Option<std::sync::Arc<crate::sessions::Board>>,
@@ -68,6 +70,7 @@ impl PolicyActor {
             policy: Policy::default(),
             verifier: super::verify::Verifier::new(&settings),
             throttle: Throttle::new(throttle_limits(&settings)),
+            turns: Default::default(),
             observers: Observers::new(settings.subscriber_queue),
             settings,
             pool,
@@ -111,6 +114,7 @@ fn throttle_limits(settings: &Settings) -> ThrottleLimits {
         capacity: settings.throttle_capacity(),
         verifications_per_address: settings.verifications_per_address(),
         lookups_per_address: settings.lookups_per_address(),
+        address_queue: settings.address_queue(),
     }
 }
 
@@ -185,7 +189,7 @@ impl Routed {
         }
     }
 
-    fn into_future(self) -> ResponseActFuture<PolicyActor, Reply> {
+    pub(super) fn into_future(self) -> ResponseActFuture<PolicyActor, Reply> {
         match self {
             Routed::Now(reply) => Box::pin(fut::ready(reply)),
             Routed::Later(future) => future,
@@ -210,7 +214,7 @@ impl PolicyActor {
                     ..
                 }) = carried
                 {
-                    self.throttle.end(ticket);
+                    self.release(ticket);
                 }
                 Routed::Now(reply)
             }
@@ -234,16 +238,14 @@ impl PolicyActor {
     }
 
     /// Counts a reply that the throttle counts: a failure, or a PLAIN admission while the
-    /// table holds failures (the frames are parsed again only then).
+    /// table holds failures, by the request's facts (its frames are not parsed again).
     fn count(&mut self, carried: &Carried<'_>, reply: &Reply, now: &Now) {
+        let facts = carried.facts().0;
         let admitted = reply.status == crate::zap::StatusCode::Ok
-            && carried.facts().0.mechanism == crate::messages::EventMechanism::Plain
+            && facts.mechanism == crate::messages::EventMechanism::Plain
             && !self.throttle.is_empty();
-        if !admitted && !Throttle::counts(reply) {
-            return;
-        }
-        if let Ok(request) = Request::parse(carried.frames()) {
-            self.throttle.record(&request, reply, now.instant());
+        if admitted || Throttle::counts(reply) {
+            (self.throttle).record_attempt(facts.attempt(), reply, now.instant());
         }
     }
 
@@ -269,12 +271,16 @@ impl PolicyActor {
             return run(self, pending);
         }
         match self.throttle.start(&carried.facts().0.address, work) {
-            Ok(ticket) => {
+            Start::Now(ticket) => {
                 let mut pending = self.pending(carried);
                 pending.ticket = Some(ticket);
                 run(self, pending)
             }
-            Err(refusal) => {
+            Start::Queued(waiter) => {
+                let pending = self.pending(carried);
+                self.wait_turn(waiter, pending)
+            }
+            Start::Refused(refusal) => {
                 let id = carried.frames().get(1).map_or(&[][..], Vec::as_slice);
                 let reply = refusal.reply(id);
                 self.route(Decision::Reply(reply), carried, now)
@@ -481,6 +487,7 @@ impl Handler<GetStats> for PolicyActor {
         }
         stats.sources = self.served.stats(&self.policy, Instant::now());
         stats.throttle_entries = self.throttle.len();
+        stats.address_queued = self.throttle.queued();
         MessageResult(stats)
     }
 }

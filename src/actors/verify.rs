@@ -5,11 +5,17 @@
 //! [`VerificationCache`](crate::policy::VerificationCache), keyed with OS randomness read
 //! here, and forgotten as soon as the user changes.
 
+use std::sync::Arc;
+
+use actix::prelude::*;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use futures::future::{ready, LocalBoxFuture};
 use log::warn;
 
 use super::pool::{BlockingPool, OnPool};
+use super::PolicyActor;
+use crate::messages::error::ConfigError;
+use crate::messages::BeforeVerificationForTests;
 use crate::policy::{
     BlockingCall, BlockingRunner, ProviderFailure, Verification, VerificationCache,
 };
@@ -22,6 +28,8 @@ pub(crate) struct Verifier {
     workers: usize,
     queue: usize,
     pub(crate) cache: VerificationCache,
+    /// Run on the worker before each verification ([`BeforeVerificationForTests`]).
+    before: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl Verifier {
@@ -34,6 +42,7 @@ impl Verifier {
             workers: settings.hash_threads(),
             queue: settings.hash_queue(),
             cache: VerificationCache::new(key),
+            before: None,
         }
     }
 
@@ -69,11 +78,24 @@ impl Verifier {
         };
         let hash = verification.hash.clone();
         let mut password = verification.password().to_vec();
+        let before = self.before.clone();
         let job: BlockingCall<bool> = Box::new(move || {
+            if let Some(before) = before {
+                before();
+            }
             let matched = hash.verify(&password);
             password.iter_mut().for_each(|b| *b = 0);
             Ok(matched)
         });
         OnPool(pool).run(job)
+    }
+}
+
+impl Handler<BeforeVerificationForTests> for PolicyActor {
+    type Result = Result<(), ConfigError>;
+
+    fn handle(&mut self, msg: BeforeVerificationForTests, _: &mut Self::Context) -> Self::Result {
+        self.verifier.before = Some(msg.0);
+        Ok(())
     }
 }

@@ -201,6 +201,10 @@ pub struct Stats {
     pub sessions_ended: u64,
     /// Sessions bound right now (seen by a session socket of this context, not ended).
     pub sessions_bound: usize,
+    /// Requests waiting right now for their peer address's verifications or provider lookups
+    /// in flight to finish, over the address's cap
+    /// ([`Settings::address_queue`](crate::Settings::address_queue)).
+    pub address_queued: usize,
 }
 
 impl Stats {

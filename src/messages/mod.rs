@@ -615,6 +615,14 @@ pub struct Unsubscribe(pub SubscriptionId);
 #[rtype(result = "Stats")]
 pub struct GetStats;
 
+/// Runs the function on the argon2 worker before each verification of a hashed PLAIN
+/// password, so that a test can hold a verification under way while it acts: a gate the test
+/// controls, never timing. Not a stable API; never needed.
+#[doc(hidden)]
+#[derive(Clone, Message)]
+#[rtype(result = "Result<(), ConfigError>")]
+pub struct BeforeVerificationForTests(pub Arc<dyn Fn() + Send + Sync>);
+
 /// One ZAP request, as frames after the routing envelope (at least 2: the
 /// [`ZapSocket`](crate::actors::ZapSocket) drops anything without a request id). Answered
 /// with the reply to send. Only the `ZapSocket` sends it.

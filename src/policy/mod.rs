@@ -66,7 +66,9 @@ pub use peer::{IpcPeer, Peer, Zone};
 pub use plain::{PasswordCheck, PasswordTable, PlainTable};
 pub use refusal::Refusal;
 pub use sessions::{admission_of, covers, Grant};
-pub use throttle::{Source, Throttle, ThrottleLimits, Ticket, Work, PAIRS_PER_ADDRESS};
+pub use throttle::{
+    Attempt, Source, Start, Throttle, ThrottleLimits, Ticket, Waiter, Work, PAIRS_PER_ADDRESS,
+};
 pub use verified::{VerificationCache, VERIFIED_FOR};
 
 use crate::certs::CertStore;

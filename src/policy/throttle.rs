@@ -6,7 +6,7 @@
 
 use std::collections::hash_map::{Entry, HashMap};
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -34,11 +34,15 @@ pub struct ThrottleLimits {
     /// Most entries (addresses plus pairs) in the table. Default 65,536. Zero keeps nothing
     /// (the failure throttle is off; the caps below still hold).
     pub capacity: usize,
-    /// Password verifications (argon2 runs) one address may have in flight. Default 2 here;
-    /// the authenticator's default is half its hash threads, at least 1.
+    /// Password verifications (argon2 runs) one address may have in flight (0 is taken as
+    /// 1). Default 2 here; the authenticator's default is half its hash threads, at least 1.
     pub verifications_per_address: usize,
-    /// Provider lookups (and user-id mappings) one address may have in flight. Default 16.
+    /// Provider lookups (and user-id mappings) one address may have in flight (0 is taken as
+    /// 1). Default 16.
     pub lookups_per_address: usize,
+    /// Requests of one address that may wait, for each kind of work, while the address has
+    /// its cap of that work in flight; beyond, [`Throttle::start`] refuses. Default 32.
+    pub address_queue: usize,
 }
 
 impl Default for ThrottleLimits {
@@ -50,12 +54,13 @@ impl Default for ThrottleLimits {
             capacity: 65_536,
             verifications_per_address: 2,
             lookups_per_address: 16,
+            address_queue: 32,
         }
     }
 }
 
 /// A peer address as the throttle groups addresses (see [`Throttle`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     /// An IPv4 peer, or an IPv4-mapped IPv6 one.
     V4([u8; 4]),
@@ -65,6 +70,21 @@ pub enum Source {
     Uid(Option<u32>),
     /// An address frame this crate cannot read (empty, or another transport's).
     Unknown,
+}
+
+impl Hash for Source {
+    /// One write of 16 bytes: the derived hash makes four (discriminant, length, bytes), and
+    /// SipHash's cost is mostly per write (~300 instructions saved per table lookup).
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let (kind, value): (u64, u64) = match *self {
+            Source::V4(ip) => (0, u32::from_be_bytes(ip).into()),
+            Source::V6(network) => (1, u64::from_be_bytes(network)),
+            Source::Uid(Some(uid)) => (2, uid.into()),
+            Source::Uid(None) => (3, 0),
+            Source::Unknown => (4, 0),
+        };
+        state.write_u128(u128::from(kind) << 64 | u128::from(value));
+    }
 }
 
 impl Source {
@@ -95,6 +115,43 @@ impl Source {
             },
             Peer::Ipc(peer) => Source::Uid(peer.uid),
             Peer::Unknown => Source::Unknown,
+        }
+    }
+}
+
+/// What the throttle needs of a request to count its reply: the peer address and, for PLAIN,
+/// the username. The policy actor carries these with the request from the time it arrives,
+/// so that counting a reply parses nothing again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt<'a> {
+    /// A PLAIN attempt of `username` from `address`.
+    Plain {
+        /// The peer address frame.
+        address: &'a str,
+        /// The username frame.
+        username: &'a [u8],
+    },
+    /// A CURVE attempt from `address`.
+    Curve {
+        /// The peer address frame.
+        address: &'a str,
+    },
+    /// Any other mechanism: nothing is counted.
+    Other,
+}
+
+impl<'a> Attempt<'a> {
+    /// The attempt a parsed request makes.
+    pub fn of(request: &'a Request<'_>) -> Attempt<'a> {
+        match request.mechanism {
+            Mechanism::Plain { username, .. } => Attempt::Plain {
+                address: &request.address,
+                username,
+            },
+            Mechanism::Curve { .. } => Attempt::Curve {
+                address: &request.address,
+            },
+            _ => Attempt::Other,
         }
     }
 }
@@ -166,7 +223,7 @@ impl Tally {
 }
 
 /// What a request's work is, for the per-address caps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Work {
     /// An argon2 verification of a hashed PLAIN password (a dummy one included).
     Verification,
@@ -183,11 +240,54 @@ pub struct Ticket {
     work: Work,
 }
 
+/// A request waiting for its address's work in flight to finish: [`Throttle::end`] hands it
+/// a [`Ticket`] when its turn comes, or [`Throttle::cancel`] takes it out of the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Waiter {
+    source: Source,
+    work: Work,
+    id: u64,
+}
+
+/// What [`Throttle::start`] makes of a request's work.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a ticket must be handed back, a waiter given its turn or cancelled"]
+pub enum Start {
+    /// Run it now, holding this ticket.
+    Now(Ticket),
+    /// Its address has its cap of this work in flight: the request waits its turn.
+    Queued(Waiter),
+    /// The cap and the queue are full: refuse the request ([`Refusal::AddressBusy`]).
+    Refused(Refusal),
+}
+
+/// One kind of work of one address: how many run, and who waits (first come, first served).
+#[derive(Debug, Default)]
+struct Lane {
+    running: usize,
+    waiting: VecDeque<u64>,
+}
+
 /// Work in flight for one address.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 struct Busy {
-    verifications: usize,
-    lookups: usize,
+    verifications: Lane,
+    lookups: Lane,
+}
+
+impl Busy {
+    fn lane(&mut self, work: Work) -> &mut Lane {
+        match work {
+            Work::Verification => &mut self.verifications,
+            Work::Lookup => &mut self.lookups,
+        }
+    }
+
+    fn idle(&self) -> bool {
+        [&self.verifications, &self.lookups]
+            .iter()
+            .all(|lane| lane.running == 0 && lane.waiting.is_empty())
+    }
 }
 
 /// Guessing is throttled where it comes from: failures are counted per peer address and per
@@ -244,8 +344,14 @@ struct Busy {
 /// # Work in flight
 ///
 /// [`start`](Throttle::start) caps the verifications and the provider lookups each address
-/// has in flight; over the cap the request is refused at once
-/// ([`Refusal::AddressBusy`], `400`), before any work.
+/// has in flight. Over the cap a request waits in a short queue of its address and kind of
+/// work ([`address_queue`](ThrottleLimits::address_queue) places), and [`end`](Throttle::end)
+/// hands each finished request's ticket to the first in line: one address never has more than
+/// its cap running, so a flood from it cannot take the argon2 workers or the provider pool
+/// from others, while many clients behind one address (a NAT reconnecting after a restart)
+/// are served in turn instead of refused. Beyond the queue the request is refused at once
+/// ([`Refusal::AddressBusy`], `400`), before any work. The caller bounds the wait (the
+/// authenticator: by the request's provider deadline, then [`cancel`](Throttle::cancel)).
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -275,6 +381,10 @@ pub struct Throttle {
     /// Keys the username hashes (random per throttle).
     tags: RandomState,
     busy: HashMap<Source, Busy>,
+    /// Requests waiting in all the queues of `busy`.
+    queued: usize,
+    /// The next waiter's id.
+    next_waiter: u64,
 }
 
 impl std::fmt::Debug for Throttle {
@@ -284,6 +394,7 @@ impl std::fmt::Debug for Throttle {
             .field("addresses", &self.tallies.len())
             .field("entries", &self.entries)
             .field("busy", &self.busy.len())
+            .field("queued", &self.queued)
             .finish()
     }
 }
@@ -305,6 +416,8 @@ impl Throttle {
             entries: 0,
             tags: RandomState::new(),
             busy: HashMap::new(),
+            queued: 0,
+            next_waiter: 0,
         }
     }
 
@@ -324,8 +437,11 @@ impl Throttle {
         self.tallies.is_empty()
     }
 
+    /// The username's keyed hash, in one write (its only input needs no length prefix).
     fn tag(&self, username: &[u8]) -> u64 {
-        self.tags.hash_one(username)
+        let mut hasher = self.tags.build_hasher();
+        hasher.write(username);
+        hasher.finish()
     }
 
     /// Before a request is decided: the refusal for a PLAIN attempt that its failures
@@ -373,15 +489,20 @@ impl Throttle {
     /// After a request is answered: counts a failure (see [`counts`](Self::counts)), or
     /// forgets the pair of a PLAIN admission. Other replies change nothing.
     pub fn record(&mut self, request: &Request<'_>, reply: &Reply, now: Instant) {
-        match request.mechanism {
-            Mechanism::Plain { username, .. } if reply.status == StatusCode::Ok => {
-                self.admitted(&request.address, username)
+        self.record_attempt(Attempt::of(request), reply, now);
+    }
+
+    /// [`record`](Self::record) for an attempt whose request is no longer at hand.
+    pub fn record_attempt(&mut self, attempt: Attempt<'_>, reply: &Reply, now: Instant) {
+        match attempt {
+            Attempt::Plain { address, username } if reply.status == StatusCode::Ok => {
+                self.admitted(address, username)
             }
-            Mechanism::Plain { username, .. } if Throttle::counts(reply) => {
-                self.failed(Source::of(&request.address), Some(username), now)
+            Attempt::Plain { address, username } if Throttle::counts(reply) => {
+                self.failed(Source::of(address), Some(username), now)
             }
-            Mechanism::Curve { .. } if Throttle::counts(reply) => {
-                self.failed(Source::of(&request.address), None, now)
+            Attempt::Curve { address } if Throttle::counts(reply) => {
+                self.failed(Source::of(address), None, now)
             }
             _ => {}
         }
@@ -505,48 +626,88 @@ impl Throttle {
             .retain(|(seq, source)| tallies.get(source).is_some_and(|t| t.updated == *seq));
     }
 
-    /// Before work starts for a request from `address`: a ticket, or the refusal when the
-    /// address already has its cap of this work in flight.
-    pub fn start(&mut self, address: &str, work: Work) -> Result<Ticket, Refusal> {
+    /// Before work starts for a request from `address`: a ticket to run it now; else, while
+    /// the address has its cap of this work in flight, a place in its queue for that work
+    /// (at most [`address_queue`](ThrottleLimits::address_queue) wait); else the refusal.
+    pub fn start(&mut self, address: &str, work: Work) -> Start {
         let source = Source::of(address);
-        let busy = self.busy.entry(source).or_default();
-        let (running, cap) = match work {
-            Work::Verification => (
-                &mut busy.verifications,
-                self.limits.verifications_per_address,
-            ),
-            Work::Lookup => (&mut busy.lookups, self.limits.lookups_per_address),
-        };
-        if *running >= cap {
-            if busy.verifications == 0 && busy.lookups == 0 {
-                self.busy.remove(&source);
-            }
-            return Err(Refusal::AddressBusy);
+        // A cap of 0 would leave a queue that nothing ever serves.
+        let cap = match work {
+            Work::Verification => self.limits.verifications_per_address,
+            Work::Lookup => self.limits.lookups_per_address,
         }
-        *running += 1;
-        Ok(Ticket { source, work })
+        .max(1);
+        let busy = self.busy.entry(source).or_default();
+        let lane = busy.lane(work);
+        if lane.running < cap {
+            lane.running += 1;
+            return Start::Now(Ticket { source, work });
+        }
+        if lane.waiting.len() < self.limits.address_queue {
+            let id = self.next_waiter;
+            self.next_waiter += 1;
+            lane.waiting.push_back(id);
+            self.queued += 1;
+            return Start::Queued(Waiter { source, work, id });
+        }
+        Start::Refused(Refusal::AddressBusy)
     }
 
-    /// The work of `ticket` is done (the request was answered).
-    pub fn end(&mut self, ticket: Ticket) {
-        if let Entry::Occupied(mut entry) = self.busy.entry(ticket.source) {
-            let busy = entry.get_mut();
-            let running = match ticket.work {
-                Work::Verification => &mut busy.verifications,
-                Work::Lookup => &mut busy.lookups,
-            };
-            *running = running.saturating_sub(1);
-            if busy.verifications == 0 && busy.lookups == 0 {
-                entry.remove();
-            }
+    /// The work of `ticket` is done (the request was answered). If a request of the same
+    /// address waits for this kind of work, the first in line is returned with the ticket,
+    /// to run now; hand it on to that waiter, or back here if the waiter is gone.
+    pub fn end(&mut self, ticket: Ticket) -> Option<(Waiter, Ticket)> {
+        let Entry::Occupied(mut entry) = self.busy.entry(ticket.source) else {
+            return None;
+        };
+        let lane = entry.get_mut().lane(ticket.work);
+        if let Some(id) = lane.waiting.pop_front() {
+            self.queued -= 1;
+            let Ticket { source, work } = ticket;
+            return Some((Waiter { source, work, id }, ticket));
         }
+        lane.running = lane.running.saturating_sub(1);
+        if entry.get().idle() {
+            entry.remove();
+        }
+        None
+    }
+
+    /// Takes `waiter` out of its queue (its request is answered without waiting any longer,
+    /// at its deadline); false if it is not in it (its turn came already).
+    pub fn cancel(&mut self, waiter: Waiter) -> bool {
+        let Entry::Occupied(mut entry) = self.busy.entry(waiter.source) else {
+            return false;
+        };
+        let lane = entry.get_mut().lane(waiter.work);
+        let Some(at) = lane.waiting.iter().position(|id| *id == waiter.id) else {
+            return false;
+        };
+        lane.waiting.remove(at);
+        self.queued -= 1;
+        if entry.get().idle() {
+            entry.remove();
+        }
+        true
     }
 
     /// Work in flight for the source of `address`: (verifications, lookups).
     pub fn in_flight(&self, address: &str) -> (usize, usize) {
         self.busy
             .get(&Source::of(address))
-            .map_or((0, 0), |b| (b.verifications, b.lookups))
+            .map_or((0, 0), |b| (b.verifications.running, b.lookups.running))
+    }
+
+    /// Requests of the source of `address` waiting their turn: (verifications, lookups).
+    pub fn waiting(&self, address: &str) -> (usize, usize) {
+        self.busy.get(&Source::of(address)).map_or((0, 0), |b| {
+            (b.verifications.waiting.len(), b.lookups.waiting.len())
+        })
+    }
+
+    /// Requests waiting their turn, over all addresses.
+    pub fn queued(&self) -> usize {
+        self.queued
     }
 }
 
@@ -565,6 +726,7 @@ mod tests {
             capacity: 100,
             verifications_per_address: 2,
             lookups_per_address: 1,
+            address_queue: 0,
         }
     }
 
@@ -821,26 +983,94 @@ mod tests {
     #[test]
     fn work_in_flight_is_capped_per_address() {
         let mut throttle = Throttle::new(limits());
-        let first = throttle.start("10.0.0.1", Work::Verification).unwrap();
-        let second = throttle.start("10.0.0.1", Work::Verification).unwrap();
+        let ticket = |start: Start| match start {
+            Start::Now(ticket) => ticket,
+            other => panic!("{other:?}"),
+        };
+        let first = ticket(throttle.start("10.0.0.1", Work::Verification));
+        let second = ticket(throttle.start("10.0.0.1", Work::Verification));
         assert_eq!(
             throttle.start("10.0.0.1", Work::Verification),
-            Err(Refusal::AddressBusy)
+            Start::Refused(Refusal::AddressBusy)
         );
         assert_eq!(Refusal::AddressBusy.status(), StatusCode::Denied);
         // Another address, another kind of work: their own caps.
-        let other = throttle.start("10.0.0.2", Work::Verification).unwrap();
-        let lookup = throttle.start("10.0.0.1", Work::Lookup).unwrap();
+        let other = ticket(throttle.start("10.0.0.2", Work::Verification));
+        let lookup = ticket(throttle.start("10.0.0.1", Work::Lookup));
         assert_eq!(
             throttle.start("::ffff:10.0.0.1", Work::Lookup),
-            Err(Refusal::AddressBusy)
+            Start::Refused(Refusal::AddressBusy)
         );
         assert_eq!(throttle.in_flight("10.0.0.1"), (2, 1));
-        throttle.end(first);
-        let third = throttle.start("10.0.0.1", Work::Verification).unwrap();
+        assert_eq!(throttle.end(first), None);
+        let third = ticket(throttle.start("10.0.0.1", Work::Verification));
         for ticket in [second, third, other, lookup] {
-            throttle.end(ticket);
+            assert_eq!(throttle.end(ticket), None);
         }
         assert!(throttle.busy.is_empty());
+    }
+
+    #[test]
+    fn over_the_cap_requests_wait_in_order_and_take_over_the_tickets() {
+        let mut throttle = Throttle::new(ThrottleLimits {
+            address_queue: 2,
+            ..limits()
+        });
+        let Start::Now(running) = throttle.start("10.0.0.1", Work::Lookup) else {
+            panic!("the first runs")
+        };
+        let waiter = |start: Start| match start {
+            Start::Queued(waiter) => waiter,
+            other => panic!("{other:?}"),
+        };
+        let first = waiter(throttle.start("10.0.0.1", Work::Lookup));
+        let second = waiter(throttle.start("10.0.0.1", Work::Lookup));
+        // Beyond cap + queue: refused at once.
+        assert_eq!(
+            throttle.start("10.0.0.1", Work::Lookup),
+            Start::Refused(Refusal::AddressBusy)
+        );
+        assert_eq!(
+            (throttle.waiting("10.0.0.1"), throttle.queued()),
+            ((0, 2), 2)
+        );
+        // Other addresses and other work are not held by this queue.
+        assert!(matches!(
+            throttle.start("10.0.0.2", Work::Lookup),
+            Start::Now(_)
+        ));
+        // The running request ends: the first in line takes its ticket; one still runs.
+        let (turn, ticket) = throttle.end(running).expect("a waiter's turn");
+        assert_eq!(turn, first);
+        assert_eq!(throttle.in_flight("10.0.0.1"), (0, 1));
+        assert_eq!(throttle.queued(), 1);
+        // A place frees in the queue.
+        let third = waiter(throttle.start("10.0.0.1", Work::Lookup));
+        // The second gives up (its deadline): it is taken out, and the third is next.
+        assert!(throttle.cancel(second));
+        assert!(!throttle.cancel(second));
+        assert!(!throttle.cancel(first), "its turn came already");
+        let (turn, ticket) = throttle.end(ticket).expect("a waiter's turn");
+        assert_eq!(turn, third);
+        assert_eq!(throttle.end(ticket), None);
+        assert_eq!(throttle.in_flight("10.0.0.1"), (0, 0));
+        assert_eq!(throttle.queued(), 0);
+        assert!(!throttle.busy.contains_key(&Source::of("10.0.0.1")));
+    }
+
+    #[test]
+    fn a_cap_of_zero_runs_one_so_that_a_queue_is_served() {
+        let mut throttle = Throttle::new(ThrottleLimits {
+            lookups_per_address: 0,
+            address_queue: 1,
+            ..limits()
+        });
+        let Start::Now(ticket) = throttle.start("10.0.0.1", Work::Lookup) else {
+            panic!("one runs")
+        };
+        let Start::Queued(waiter) = throttle.start("10.0.0.1", Work::Lookup) else {
+            panic!("one waits")
+        };
+        assert_eq!(throttle.end(ticket).map(|(w, _)| w), Some(waiter));
     }
 }

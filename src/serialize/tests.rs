@@ -427,7 +427,8 @@ const EXPECTED: &str = r##"{
     "verifications": 0,
     "throttle_entries": 0,
     "sessions_ended": 0,
-    "sessions_bound": 0
+    "sessions_bound": 0,
+    "address_queued": 0
   },
   "event": {
     "time": "2024-02-29T00:00:00.000042Z",

@@ -460,9 +460,11 @@ fn the_work_one_address_has_in_flight_is_capped() {
     use std::time::{Duration, Instant};
     init_logging();
     let context = zmq::Context::new();
+    // No queue: over the cap, refused at once (the queue has a test of its own below).
     let settings = actix_zap::Settings::default()
         .with_lookups_per_address(2)
         .with_verifications_per_address(1)
+        .with_address_queue(0)
         .with_provider_deadline(PATIENCE);
     let auth = actix_zap::ThreadAuthenticator::builder()
         .settings(settings)
@@ -539,5 +541,200 @@ fn unknown_curve_keys_count_as_failures_of_their_address() {
         )
         .assert_refused(400);
     assert_eq!(auth.stats().unwrap().throttle_entries, 1, "the address");
+    auth.stop();
+}
+
+/// A CURVE client of `server` connecting from `source` (an address of the loopback network),
+/// sending one message once connected.
+fn curve_from(
+    context: &zmq::Context,
+    server: &Listening,
+    source: &str,
+    server_keys: &Keys,
+    keys: &Keys,
+) -> zmq::Socket {
+    let port = server.endpoint.rsplit(':').next().unwrap();
+    let client = client_socket(context, &Client::Curve(server_keys.public, keys.clone()));
+    client
+        .connect(&format!("tcp://{source}:0;127.0.0.1:{port}"))
+        .unwrap();
+    send_after_connect(&client, "hello");
+    client
+}
+
+/// Waits until `n` requests wait their turn behind their addresses' caps.
+fn wait_queued(auth: &actix_zap::ThreadAuthenticator, n: usize) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while auth.stats().unwrap().address_queued != n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never {n} waiting: {:?}",
+            auth.stats().unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// A provider that holds the calls for `held` keys at `gate` and admits every key.
+fn gated_provider(gate: &std::sync::Arc<Gate>, held: &[Keys]) -> actix_zap::provider::Provider {
+    use actix_zap::keys::CurvePublicKey;
+    use actix_zap::provider::{CurveVerdict, Provider};
+    let held: std::collections::HashSet<String> = held.iter().map(|k| k.public.to_z85()).collect();
+    let gate = std::sync::Arc::clone(gate);
+    Provider::from_fn(move |_: &str, key: &CurvePublicKey| {
+        if held.contains(&key.to_z85()) {
+            gate.pass();
+        }
+        Ok(CurveVerdict::admit())
+    })
+}
+
+#[test]
+fn clients_behind_one_address_wait_their_turn_and_a_flood_beyond_the_queue_is_refused() {
+    use actix_zap::messages::StatusCode;
+    use std::sync::Arc;
+    const CAP: usize = 2;
+    const QUEUE: usize = 3;
+    init_logging();
+    let context = zmq::Context::new();
+    let settings = actix_zap::Settings::default()
+        .with_lookups_per_address(CAP)
+        .with_address_queue(QUEUE)
+        .with_provider_deadline(PATIENCE);
+    let auth = actix_zap::ThreadAuthenticator::builder()
+        .settings(settings)
+        .start_thread(&context)
+        .unwrap();
+    let seen = watch_decisions(&auth);
+    // The provider holds the NAT's clients until the test opens the gate (a slow provider);
+    // any other key it admits at once.
+    let nat: Vec<Keys> = (0..CAP + QUEUE).map(|_| Keys::generate()).collect();
+    let gate = Arc::new(Gate::default());
+    auth.configure_curve_callback("nat", gated_provider(&gate, &nat))
+        .unwrap();
+    let server_keys = Keys::generate();
+    let server = Listening::new(&context, &Server::Curve(server_keys.clone()), Some("nat"));
+    let client = |keys: &Keys| Client::Curve(server_keys.public, keys.clone());
+
+    // After a restart, more clients of one address than its cap connect at once: the cap's
+    // worth of lookups run, the others wait their turn.
+    let _nat: Vec<zmq::Socket> = nat
+        .iter()
+        .map(|keys| server.connect(&context, &client(keys)))
+        .collect();
+    gate.wait_entered(CAP);
+    wait_queued(&auth, QUEUE);
+    assert_eq!(gate.entered(), CAP, "no more than the cap runs");
+    // A flood from the same address beyond cap + queue: refused at once, with its text, and
+    // never asked (the provider would admit these keys at once).
+    for _ in 0..3 {
+        let _flood = server.connect(&context, &client(&Keys::generate()));
+        server.outcome().assert_refused(400);
+    }
+    let busy = reasons(&seen)
+        .iter()
+        .filter(|r| *r == "Too many attempts in flight")
+        .count();
+    assert_eq!(busy, 3);
+    // Another address does not wait behind them: admitted while they are all still held.
+    let other = Keys::generate();
+    let _other = curve_from(&context, &server, "127.0.0.2", &server_keys, &other);
+    let mut admitted = server.outcome();
+    assert_eq!(
+        admitted.property("Peer-Address").as_deref(),
+        Some("127.0.0.2")
+    );
+    assert!(!gate.is_open());
+    assert_eq!(auth.stats().unwrap().address_queued, QUEUE);
+
+    // The slow lookups end: every client that waited runs in turn and is admitted.
+    gate.open();
+    for _ in 0..CAP + QUEUE {
+        assert!(server.outcome().is_admitted());
+    }
+    assert_eq!(gate.entered(), CAP + QUEUE);
+    let stats = auth.stats().unwrap();
+    assert_eq!(stats.address_queued, 0);
+    assert_eq!(stats.count(StatusCode::TryLater), 0);
+    assert_eq!(stats.count(StatusCode::InternalError), 0);
+    auth.stop();
+}
+
+#[test]
+fn requests_waiting_behind_work_that_hangs_are_answered_by_their_deadline() {
+    use std::sync::Arc;
+    init_logging();
+    let context = zmq::Context::new();
+    let settings = actix_zap::Settings::default()
+        .with_lookups_per_address(1)
+        .with_address_queue(2)
+        .with_provider_deadline(std::time::Duration::from_millis(300));
+    let auth = actix_zap::ThreadAuthenticator::builder()
+        .settings(settings)
+        .start_thread(&context)
+        .unwrap();
+    let held: Vec<Keys> = (0..3).map(|_| Keys::generate()).collect();
+    let gate = Arc::new(Gate::default());
+    auth.configure_curve_callback("hung", gated_provider(&gate, &held))
+        .unwrap();
+    let server_keys = Keys::generate();
+    let server = Listening::new(&context, &Server::Curve(server_keys.clone()), Some("hung"));
+    let client = |keys: &Keys| Client::Curve(server_keys.public, keys.clone());
+    let _held: Vec<zmq::Socket> = held
+        .iter()
+        .map(|keys| server.connect(&context, &client(keys)))
+        .collect();
+    // The provider never answers while the gate is shut: each is answered `500` by its
+    // deadline, whether it was running or still waiting its turn.
+    for _ in 0..3 {
+        server.outcome().assert_refused(500);
+    }
+    assert_eq!(auth.stats().unwrap().address_queued, 0);
+    // Every ticket came back: with the gate open, the address's one lookup runs again.
+    gate.open();
+    let fresh = Keys::generate();
+    assert!(server.attempt(&context, &client(&fresh)).is_admitted());
+    auth.stop();
+}
+
+#[test]
+fn a_guess_queued_behind_the_ones_that_reach_the_threshold_is_throttled_not_verified() {
+    use actix_zap::messages::BeforeVerificationForTests;
+    use std::sync::Arc;
+    init_logging();
+    let context = zmq::Context::new();
+    let settings = actix_zap::Settings::default()
+        .with_verifications_per_address(1)
+        .with_address_queue(4)
+        .with_throttle_pair_threshold(2);
+    let auth = actix_zap::ThreadAuthenticator::builder()
+        .settings(settings)
+        .start_thread(&context)
+        .unwrap();
+    let users = vec![("alice".to_owned(), hash_with("right", 64, 1))];
+    block_on(auth.handle().send(AddPlainUsers::new("hashed", users))).unwrap();
+    let seen = watch_decisions(&auth);
+    let gate = Arc::new(Gate::default());
+    let hold = Arc::clone(&gate);
+    auth.send(BeforeVerificationForTests(Arc::new(move || hold.pass())))
+        .unwrap();
+    let server = Listening::new(&context, &Server::Plain, Some("hashed"));
+    // Three guesses at once: one is verified (held), two wait their turn.
+    let _guesses: Vec<zmq::Socket> = (0..3)
+        .map(|_| server.connect(&context, &Client::Plain("alice", "wrong")))
+        .collect();
+    gate.wait_entered(1);
+    wait_queued(&auth, 2);
+    gate.open();
+    for _ in 0..3 {
+        server.outcome().assert_refused(400);
+    }
+    // The first two failures reach the pair's threshold: the third, decided again when its
+    // turn came, is throttled without argon2.
+    let events = reasons(&seen);
+    let count = |reason: &str| events.iter().filter(|r| *r == reason).count();
+    assert_eq!(count("Invalid password"), 2, "{events:?}");
+    assert_eq!(count("Too many failures"), 1, "{events:?}");
+    assert_eq!(auth.stats().unwrap().verifications, 2);
     auth.stop();
 }

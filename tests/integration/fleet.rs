@@ -13,6 +13,8 @@ use actix_zap::postgres::{PostgresSource, SourceHandle, Store};
 use actix_zap::{ConfigError, ThreadAuthenticator};
 use futures::executor::block_on;
 
+/// The store's revocations win over argon2 and user code under way.
+mod held;
 mod startup;
 mod tls;
 /// Writes through the library and zapctl, `synced`, roles and pruning (uses the helpers here).
@@ -292,6 +294,28 @@ impl Member {
     pub(crate) fn plain(&self, user: &'static str, password: &'static str) -> Outcome {
         self.plain
             .attempt(&self.context, &Client::Plain(user, password))
+    }
+
+    /// Connects a PLAIN client that sends one message, without waiting: its outcome is the
+    /// next [`plain_outcome`](Self::plain_outcome). Keep the socket to keep it up.
+    pub(crate) fn connect_plain(&self, user: &'static str, password: &'static str) -> zmq::Socket {
+        self.plain
+            .connect(&self.context, &Client::Plain(user, password))
+    }
+
+    pub(crate) fn plain_outcome(&self) -> Outcome {
+        self.plain.outcome()
+    }
+
+    /// Connects a CURVE client that sends one message, without waiting: its outcome is the
+    /// next [`curve_outcome`](Self::curve_outcome). Keep the socket to keep it up.
+    pub(crate) fn connect_curve(&self, client: &Keys) -> zmq::Socket {
+        let client = Client::Curve(self.server.public, client.clone());
+        self.curve.connect(&self.context, &client)
+    }
+
+    pub(crate) fn curve_outcome(&self) -> Outcome {
+        self.curve.outcome()
     }
 
     pub(crate) fn stats(&self) -> actix_zap::messages::SourceStats {

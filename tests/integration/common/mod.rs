@@ -14,7 +14,7 @@ pub mod zmtp;
 mod monitor;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -333,4 +333,51 @@ pub fn wait_for(counter: &AtomicUsize) {
 
 pub fn init_logging() {
     let _ = env_logger::builder().is_test(true).try_init();
+}
+
+/// A gate for work the test holds (a provider, an argon2 verification): work that passes it
+/// waits there until the test opens it (or, should the test fail first, until `PATIENCE` has
+/// passed: nothing hangs). Once open, it stays open.
+#[derive(Default)]
+pub struct Gate {
+    entered: AtomicUsize,
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    pub fn pass(&self) {
+        self.entered.fetch_add(1, Ordering::SeqCst);
+        let open = self.open.lock().unwrap();
+        let _unused = self
+            .opened
+            .wait_timeout_while(open, PATIENCE, |open| !*open)
+            .unwrap();
+    }
+
+    pub fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    pub fn is_open(&self) -> bool {
+        *self.open.lock().unwrap()
+    }
+
+    /// Calls that reached the gate so far.
+    pub fn entered(&self) -> usize {
+        self.entered.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `n` calls are held at (or went through) the gate.
+    pub fn wait_entered(&self, n: usize) {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while self.entered.load(Ordering::SeqCst) < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the work never reached the gate"
+            );
+            std::thread::yield_now();
+        }
+    }
 }

@@ -31,6 +31,7 @@ mod load;
 mod properties;
 mod revocation;
 mod secrets;
+mod session_sockets;
 mod sessions;
 mod stalls;
 #[cfg(feature = "postgres")]

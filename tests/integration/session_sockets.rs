@@ -1,0 +1,640 @@
+//! The `SessionSocket` on every socket type it covers, end to end with real sockets: ROUTER
+//! (with sends refused to a revoked peer), REP (its state machine reset after a dropped
+//! request), DEALER, PAIR, PULL, XPUB (subscriptions carry the session's properties), inproc
+//! peers (delivered or dropped, as asked), peers admitted by another ZAP handler (never
+//! delivered, their connections ended), the async receive inside an actix System, and what a
+//! revocation shows to an observer.
+//!
+//! Every run is judged by what the sockets delivered and what the clients' own monitors saw;
+//! every wait is bounded by `PATIENCE`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use actix_zap::messages::{RemoveCurveKeys, RemovePlainUsers};
+use actix_zap::monitor::Events;
+use actix_zap::sessions::{InprocPeers, SessionError, SessionSocket};
+use actix_zap::zap::mark::MARK_PROPERTY;
+use actix_zap::ServerSocket;
+
+use crate::common::{init_logging, started, Keys, PATIENCE};
+use crate::sessions::{
+    curve_setup, revocation_run_as, wait_count, Login, Sender, UNREAD_AT_REVOCATION,
+};
+
+/// A client socket's own monitor: disconnects and handshake outcomes.
+fn watch(context: &zmq::Context, socket: &zmq::Socket) -> Events {
+    let endpoint = actix_zap::monitor::unique_endpoint("session-sockets-client");
+    let mask = zmq::SocketEvent::DISCONNECTED as i32
+        | zmq::SocketEvent::HANDSHAKE_SUCCEEDED as i32
+        | zmq::SocketEvent::HANDSHAKE_FAILED_AUTH as i32;
+    actix_zap::monitor::spawn(context, socket, &endpoint, mask)
+        .unwrap()
+        .0
+}
+
+/// Waits (bounded) for `event` among `events`; its value.
+fn saw(events: &Events, event: zmq::SocketEvent) -> Option<u32> {
+    let deadline = Instant::now() + PATIENCE;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match events.recv_timeout(left) {
+            Ok((e, value)) if e == event as u16 => return Some(value),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Waits (bounded) until the raw socket has a message to read, without reading it.
+fn readable(server: &SessionSocket) -> bool {
+    let mut items = [server.raw().as_poll_item(zmq::POLLIN)];
+    zmq::poll(&mut items, PATIENCE.as_millis() as i64).unwrap() == 1
+}
+
+/// `"<name> <n>"`.
+fn parse(body: &[u8]) -> (String, u64) {
+    let text = std::str::from_utf8(body).unwrap();
+    let (name, n) = text.split_once(' ').unwrap();
+    (name.to_owned(), n.parse().unwrap())
+}
+
+/// A bound server socket's tcp endpoint.
+fn bind_tcp(server: &SessionSocket) -> String {
+    server.raw().set_linger(0).unwrap();
+    server
+        .raw()
+        .set_rcvtimeo(PATIENCE.as_millis() as i32)
+        .unwrap();
+    server.bind("tcp://127.0.0.1:*").unwrap();
+    server.raw().get_last_endpoint().unwrap().unwrap()
+}
+
+/// What a client on its own thread does every millisecond.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Act {
+    /// DEALER: sends `"<name> <n>"` and reads the replies `"re <n>"`.
+    Request,
+    /// SUB: operation `n` subscribes to `"<name> <n>"` (even `n`) or unsubscribes from
+    /// `"<name> <n - 1>"` (odd `n`).
+    Subscribe,
+}
+
+/// What a client did.
+#[derive(Debug, Default)]
+struct Tally {
+    sent: u64,
+    replies: Vec<u64>,
+}
+
+/// A client that acts every millisecond until told to stop, with a monitor of its own socket.
+struct Peer {
+    stop: Arc<AtomicBool>,
+    /// Messages sent (operations done) so far.
+    sent: Arc<AtomicU64>,
+    thread: Option<JoinHandle<Tally>>,
+    events: Events,
+}
+
+impl Peer {
+    /// Connects to `endpoint` and acts; a requester with `await_replies`, once stopped, waits
+    /// (bounded) for the replies to everything it sent.
+    fn start(
+        context: &zmq::Context,
+        act: Act,
+        name: &'static str,
+        login: Login,
+        endpoint: &str,
+        await_replies: bool,
+    ) -> Peer {
+        let socket_type = match act {
+            Act::Request => zmq::DEALER,
+            Act::Subscribe => zmq::SUB,
+        };
+        let socket = context.socket(socket_type).unwrap();
+        socket.set_linger(0).unwrap();
+        login.apply(&socket);
+        let events = watch(context, &socket);
+        socket.connect(endpoint).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let sent = Arc::new(AtomicU64::new(0));
+        let counting = Arc::clone(&sent);
+        let thread = std::thread::spawn(move || {
+            let mut tally = Tally::default();
+            // One reply, waiting as `flags` says; whether there was one.
+            let read_reply = |tally: &mut Tally, flags| match socket.recv_bytes(flags) {
+                Ok(reply) => {
+                    let (re, n) = parse(&reply);
+                    assert_eq!(re, "re");
+                    tally.replies.push(n);
+                    true
+                }
+                Err(zmq::Error::EAGAIN) => false,
+                Err(error) => panic!("{name}: {error}"),
+            };
+            while !stopping.load(Ordering::Relaxed) {
+                let n = tally.sent;
+                match act {
+                    Act::Request => {
+                        match socket.send(format!("{name} {n}").as_bytes(), zmq::DONTWAIT) {
+                            Ok(()) => tally.sent += 1,
+                            Err(zmq::Error::EAGAIN) => {}
+                            Err(error) => panic!("{name}: {error}"),
+                        }
+                        while read_reply(&mut tally, zmq::DONTWAIT) {}
+                    }
+                    Act::Subscribe => {
+                        if n % 2 == 0 {
+                            socket.set_subscribe(format!("{name} {n}").as_bytes())
+                        } else {
+                            socket.set_unsubscribe(format!("{name} {}", n - 1).as_bytes())
+                        }
+                        .unwrap();
+                        tally.sent += 1;
+                    }
+                }
+                counting.store(tally.sent, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if await_replies {
+                socket.set_rcvtimeo(PATIENCE.as_millis() as i32).unwrap();
+                // A timeout ends it: the caller sees the replies missing.
+                while (tally.replies.len() as u64) < tally.sent && read_reply(&mut tally, 0) {}
+            }
+            tally
+        });
+        Peer {
+            stop,
+            sent,
+            thread: Some(thread),
+            events,
+        }
+    }
+
+    fn request_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn is_finished(&self) -> bool {
+        self.thread.as_ref().map_or(true, JoinHandle::is_finished)
+    }
+
+    fn join(&mut self) -> Tally {
+        self.request_stop();
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if self.thread.is_some() && !std::thread::panicking() {
+            self.join();
+        } else {
+            self.request_stop();
+        }
+    }
+}
+
+/// What the server made of one receive.
+enum Served {
+    /// A message of client `name`, its `n`.
+    Got(String, u64),
+    /// A message that belongs to no client's count (checked by the serving closure).
+    Skipped,
+    /// Nothing within the receive timeout.
+    Nothing,
+}
+
+/// Per client name: the numbers delivered, in order.
+#[derive(Default)]
+struct Delivered(HashMap<String, Vec<u64>>);
+
+impl Delivered {
+    fn count(&self, name: &str) -> usize {
+        self.0.get(name).map_or(0, Vec::len)
+    }
+
+    fn serve(
+        &mut self,
+        server: &mut SessionSocket,
+        serve: &mut impl FnMut(&mut SessionSocket) -> Served,
+    ) -> bool {
+        match serve(server) {
+            Served::Got(name, n) => {
+                assert!(name == "kept" || name == "revoked", "a message from {name}");
+                self.0.entry(name).or_default().push(n);
+                true
+            }
+            Served::Skipped => true,
+            Served::Nothing => false,
+        }
+    }
+}
+
+/// One revocation with two [`Peer`]s, `"kept"` and `"revoked"`, acting as `act` on `server`:
+/// once each has 20 messages delivered, `revoke` narrows the policy (returning once it
+/// answered `Ok`); the run goes on until the kept client has 200 more delivered. None of the
+/// revoked client's is delivered after the `Ok`, its connection is closed and its
+/// reconnection refused; every message of the kept client is delivered, in order (and, for
+/// requesters, every reply reaches it).
+fn peer_run(
+    context: &zmq::Context,
+    mut server: SessionSocket,
+    act: Act,
+    logins: (Login, Login),
+    mut serve: impl FnMut(&mut SessionSocket) -> Served,
+    revoke: impl FnOnce(&mut SessionSocket),
+) {
+    let endpoint = bind_tcp(&server);
+    let replies = act == Act::Request;
+    let mut kept = Peer::start(context, act, "kept", logins.0, &endpoint, replies);
+    let mut revoked = Peer::start(context, act, "revoked", logins.1, &endpoint, false);
+    let mut delivered = Delivered::default();
+    let deadline = Instant::now() + PATIENCE;
+    while delivered.count("kept") < 20 || delivered.count("revoked") < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "both clients never got 20 through"
+        );
+        assert!(
+            delivered.serve(&mut server, &mut serve),
+            "nothing received in time"
+        );
+    }
+    // The server stops reading while the revoked client sends on.
+    let last = *delivered.0["revoked"].last().unwrap();
+    wait_count(&revoked.sent, last + 1 + UNREAD_AT_REVOCATION);
+    revoke(&mut server);
+    let before = delivered.count("revoked");
+    let target = delivered.count("kept") + 200;
+    while delivered.count("kept") < target {
+        assert!(
+            delivered.serve(&mut server, &mut serve),
+            "the kept client stalled"
+        );
+    }
+    assert_eq!(
+        delivered.count("revoked"),
+        before,
+        "messages of the revoked session were delivered after the revocation's Ok"
+    );
+    assert!(
+        saw(&revoked.events, zmq::SocketEvent::DISCONNECTED).is_some(),
+        "the revoked client's connection was not closed"
+    );
+    assert_eq!(
+        saw(&revoked.events, zmq::SocketEvent::HANDSHAKE_FAILED_AUTH),
+        Some(400),
+        "the revoked client's reconnection was not refused"
+    );
+    revoked.join();
+    // The kept client stops; a requester finishes once it has every reply, served here.
+    kept.request_stop();
+    server.raw().set_rcvtimeo(100).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while !kept.is_finished() {
+        assert!(Instant::now() < deadline, "the kept client never finished");
+        delivered.serve(&mut server, &mut serve);
+    }
+    let tally = kept.join();
+    server.raw().set_rcvtimeo(2_000).unwrap();
+    while (delivered.count("kept") as u64) < tally.sent {
+        assert!(
+            delivered.serve(&mut server, &mut serve),
+            "the kept client lost messages: {} of {} delivered",
+            delivered.count("kept"),
+            tally.sent
+        );
+    }
+    let all: Vec<u64> = (0..tally.sent).collect();
+    assert_eq!(delivered.0["kept"], all, "the kept client's messages");
+    if replies {
+        assert_eq!(tally.replies, all, "the kept client's replies");
+    }
+    assert_eq!(delivered.count("revoked"), before);
+}
+
+fn curve_logins(server: &Keys, kept: Keys, revoked: &Keys) -> (Login, Login) {
+    (
+        Login::Curve(server.public, kept),
+        Login::Curve(server.public, revoked.clone()),
+    )
+}
+
+#[test]
+fn router_delivers_no_revoked_message_and_refuses_sends_to_the_revoked_peer() {
+    let (context, auth, server_keys, kept, revoked) = curve_setup();
+    let server = ServerSocket::curve("global", server_keys.secret.clone())
+        .build_sessions(&context, zmq::ROUTER)
+        .unwrap();
+    let routes: Arc<Mutex<HashMap<String, Vec<u8>>>> = Arc::default();
+    let seen = Arc::clone(&routes);
+    let serve = move |server: &mut SessionSocket| match server.recv_multipart(0) {
+        Ok(parts) => {
+            assert_eq!(parts.len(), 2, "routing id and body");
+            let (name, n) = parse(&parts[1]);
+            let id = parts[0].clone();
+            seen.lock()
+                .unwrap()
+                .entry(name.clone())
+                .or_insert(id.clone());
+            server
+                .send_multipart([id, format!("re {n}").into_bytes()], 0)
+                .expect("a reply to an admitted peer");
+            Served::Got(name, n)
+        }
+        Err(SessionError::Zmq(zmq::Error::EAGAIN)) => Served::Nothing,
+        Err(error) => panic!("receive: {error}"),
+    };
+    let logins = curve_logins(&server_keys, kept, &revoked);
+    peer_run(&context, server, Act::Request, logins, serve, |server| {
+        auth.send(RemoveCurveKeys::new("global", [revoked.public]))
+            .unwrap();
+        let id = routes.lock().unwrap()["revoked"].clone();
+        let sent = server.send_multipart([id, b"late".to_vec()], 0);
+        assert!(
+            matches!(sent, Err(SessionError::Revoked)),
+            "a send to the revoked peer after the Ok: {sent:?}"
+        );
+    });
+    assert_eq!(auth.stats().unwrap().sessions_ended, 1);
+}
+
+#[test]
+fn rep_drops_a_revoked_request_and_goes_on_serving_the_other_client() {
+    let (context, auth, server_keys, kept, revoked) = curve_setup();
+    let mut server = ServerSocket::curve("global", server_keys.secret.clone())
+        .build_sessions(&context, zmq::REP)
+        .unwrap();
+    let endpoint = bind_tcp(&server);
+    let (kept_login, revoked_login) = curve_logins(&server_keys, kept, &revoked);
+    let client = |login: &Login| {
+        let socket = context.socket(zmq::REQ).unwrap();
+        socket.set_linger(0).unwrap();
+        socket.set_rcvtimeo(PATIENCE.as_millis() as i32).unwrap();
+        login.apply(&socket);
+        let events = watch(&context, &socket);
+        socket.connect(&endpoint).unwrap();
+        (socket, events)
+    };
+    let (kept_client, _kept_events) = client(&kept_login);
+    let (revoked_client, revoked_events) = client(&revoked_login);
+    let round_trip = |server: &mut SessionSocket, client: &zmq::Socket, text: &str| {
+        client.send(text, 0).unwrap();
+        let request = server.recv_multipart(0).expect("a request in time");
+        assert_eq!(request, [text.as_bytes()], "the request served");
+        server.send(format!("re {text}").as_str(), 0).unwrap();
+        let reply = client.recv_bytes(0).expect("a reply in time");
+        assert_eq!(reply, format!("re {text}").as_bytes());
+    };
+    // Both sessions are seen (bound) by the socket.
+    round_trip(&mut server, &kept_client, "kept 0");
+    round_trip(&mut server, &revoked_client, "revoked 0");
+    // The revoked client's next request waits in the socket (the kept client is idle)...
+    revoked_client.send("revoked 1", 0).unwrap();
+    assert!(readable(&server), "the revoked request never arrived");
+    // ...when its key is removed.
+    auth.send(RemoveCurveKeys::new("global", [revoked.public]))
+        .unwrap();
+    // Its request is dropped, and the REP socket serves the kept client as before.
+    for n in 1..=20 {
+        round_trip(&mut server, &kept_client, &format!("kept {n}"));
+    }
+    let events = server.raw().get_events().unwrap();
+    assert!(
+        !events.contains(zmq::POLLIN),
+        "the revoked request is still waiting: it was never read (and dropped)"
+    );
+    assert!(
+        saw(&revoked_events, zmq::SocketEvent::DISCONNECTED).is_some(),
+        "the revoked client's connection was not closed"
+    );
+    assert_eq!(
+        saw(&revoked_events, zmq::SocketEvent::HANDSHAKE_FAILED_AUTH),
+        Some(400),
+        "the revoked client's reconnection was not refused"
+    );
+    assert_eq!(auth.stats().unwrap().sessions_ended, 1);
+}
+
+#[test]
+fn dealer_delivers_no_message_of_a_removed_plain_user() {
+    let (context, auth) = started();
+    auth.configure_plain("global", [("kept", "pw"), ("revoked", "pw")])
+        .unwrap();
+    let server = ServerSocket::plain("global")
+        .build_sessions(&context, zmq::DEALER)
+        .unwrap();
+    let logins = (Login::Plain("kept", "pw"), Login::Plain("revoked", "pw"));
+    revocation_run_as(&context, server, zmq::DEALER, logins, None, || {
+        let removal = RemovePlainUsers {
+            domain: "global".into(),
+            users: vec!["revoked".into()],
+        };
+        auth.send(removal).unwrap();
+    });
+}
+
+#[test]
+fn pull_delivers_no_message_of_a_null_session_from_a_denied_address() {
+    let (context, auth) = started();
+    let server = ServerSocket::null("global")
+        .build_sessions(&context, zmq::PULL)
+        .unwrap();
+    let logins = (Login::Null, Login::Null);
+    revocation_run_as(
+        &context,
+        server,
+        zmq::PUSH,
+        logins,
+        Some("127.0.0.2"),
+        || {
+            auth.deny(["127.0.0.2"]).unwrap();
+        },
+    );
+}
+
+/// PAIR has one peer: once the revoked one's session ended, nothing more of it is delivered,
+/// its connection ends, and the next peer (admitted) takes its place — which it can only do
+/// once the socket has read through every message left of the revoked one.
+#[test]
+fn pair_delivers_nothing_more_of_its_revoked_peer_and_ends_its_connection() {
+    let (context, auth, server_keys, kept, revoked) = curve_setup();
+    let mut server = ServerSocket::curve("global", server_keys.secret.clone())
+        .build_sessions(&context, zmq::PAIR)
+        .unwrap();
+    let endpoint = bind_tcp(&server);
+    let (kept_login, revoked_login) = curve_logins(&server_keys, kept, &revoked);
+    let mut revoked_peer = Sender::start_as(
+        &context,
+        zmq::PAIR,
+        "revoked",
+        revoked_login,
+        &endpoint,
+        None,
+    );
+    let next = |server: &mut SessionSocket| {
+        let message = server.recv_msg(0).expect("a message in time");
+        parse(&message)
+    };
+    let mut last = 0;
+    for _ in 0..20 {
+        let (name, n) = next(&mut server);
+        assert_eq!(name, "revoked");
+        last = n;
+    }
+    // The server stops reading while the revoked peer sends on.
+    revoked_peer.wait_sent(last + 1 + UNREAD_AT_REVOCATION);
+    auth.send(RemoveCurveKeys::new("global", [revoked.public]))
+        .unwrap();
+    assert!(
+        revoked_peer.saw(zmq::SocketEvent::DISCONNECTED).is_some(),
+        "the revoked peer's connection was not closed"
+    );
+    assert_eq!(
+        revoked_peer.saw(zmq::SocketEvent::HANDSHAKE_FAILED_AUTH),
+        Some(400),
+        "the revoked peer's reconnection was not refused"
+    );
+    // Another peer may take the pair's one place only once the socket has read through what
+    // is left of the revoked one's connection (libzmq ignores a second peer meanwhile: it
+    // stays connected without a pipe). Each attempt's wait reads on; a peer that came too
+    // early is replaced.
+    server.raw().set_rcvtimeo(1_000).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let mut kept_peer = loop {
+        assert!(Instant::now() < deadline, "no other peer was ever served");
+        let mut peer = Sender::start_as(
+            &context,
+            zmq::PAIR,
+            "kept",
+            kept_login.clone(),
+            &endpoint,
+            None,
+        );
+        match server.recv_msg(0) {
+            Ok(message) => {
+                assert_eq!(
+                    parse(&message).0,
+                    "kept",
+                    "a message of the revoked peer was delivered after the revocation's Ok"
+                );
+                break peer;
+            }
+            Err(SessionError::Zmq(zmq::Error::EAGAIN)) => {
+                peer.finish();
+            }
+            Err(error) => panic!("receive: {error}"),
+        }
+    };
+    for _ in 0..50 {
+        assert_eq!(next(&mut server).0, "kept");
+    }
+    revoked_peer.finish();
+    kept_peer.finish();
+}
+
+/// Whether the tcp stream `stream` was shut down (a read returns end of file at once; an
+/// intact stream with nothing to read would block).
+fn shut_down(stream: &std::net::TcpStream) -> bool {
+    use std::io::Read;
+    stream.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    match (&*stream).read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => false,
+        Err(error) => panic!("reading the bystander stream: {error}"),
+    }
+}
+
+/// A revoked client's messages left unread when its connection closed; its descriptor number
+/// is then reused by a connection that is no socket of this context (here a plain tcp stream
+/// of the process). Reading the leftovers — bound before (`read_before`) or first seen only
+/// now — drops them all and must leave the stream alone: a number read from a message is a
+/// connection of this socket only while its monitor says so.
+fn reuse_outside_run(read_before: bool) {
+    let (context, auth, server_keys, _kept, revoked) = curve_setup();
+    let mut server = ServerSocket::curve("global", server_keys.secret.clone())
+        .build_sessions(&context, zmq::PULL)
+        .unwrap();
+    let endpoint = bind_tcp(&server);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let login = Login::Curve(server_keys.public, revoked.clone());
+    for _attempt in 0..20 {
+        let mut client = Sender::start(&context, "revoked", login.clone(), &endpoint, None);
+        let revoked_fd: i32 = if read_before {
+            let mut message = server.recv_msg(0).expect("a message in time");
+            message.gets("__fd").unwrap().parse().unwrap()
+        } else {
+            assert!(client.saw(zmq::SocketEvent::HANDSHAKE_SUCCEEDED).is_some());
+            // Its number, read from its first message (through the raw socket: the session
+            // socket must first see this session after the revocation).
+            let mut message = server.raw().recv_msg(0).expect("a message in time");
+            message.gets("__fd").unwrap().parse().unwrap()
+        };
+        client.wait_sent(UNREAD_AT_REVOCATION);
+        client.finish();
+        drop(client);
+        // The server closes its end of the connection; a stream of the process may then get
+        // its number (asserted, else another attempt). Streams on lower free numbers are held
+        // meanwhile, so that the number is the lowest free one.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut held = Vec::new();
+        let bystander = loop {
+            let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (accepted, _) = listener.accept().unwrap();
+            let fd = |s: &std::net::TcpStream| std::os::unix::io::AsRawFd::as_raw_fd(s);
+            if fd(&stream) == revoked_fd {
+                break Some((stream, accepted));
+            }
+            if fd(&accepted) == revoked_fd {
+                break Some((accepted, stream));
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            if fd(&stream) < revoked_fd || fd(&accepted) < revoked_fd {
+                held.push((stream, accepted));
+            } else {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        drop(held);
+        let Some((bystander, _its_peer)) = bystander else {
+            continue;
+        };
+        assert!(
+            readable(&server),
+            "no message of the revoked client was left"
+        );
+        auth.send(RemoveCurveKeys::new("global", [revoked.public]))
+            .unwrap();
+        match server.recv_msg(zmq::DONTWAIT) {
+            Err(SessionError::Zmq(zmq::Error::EAGAIN)) => {}
+            Ok(_) => panic!("a revoked session's message was delivered after the Ok"),
+            Err(error) => panic!("receive: {error}"),
+        }
+        assert!(
+            !shut_down(&bystander),
+            "a stream that reused the revoked connection's number was shut down"
+        );
+        return;
+    }
+    panic!("the descriptor number was never reused in 20 attempts");
+}
+
+#[test]
+fn leftovers_of_a_bound_session_whose_connection_went_are_dropped_after_a_revocation_and_its_reused_number_is_left_alone(
+) {
+    reuse_outside_run(true);
+}
+
+#[test]
+fn leftovers_first_seen_after_a_revocation_leave_their_reused_number_alone() {
+    reuse_outside_run(false);
+}

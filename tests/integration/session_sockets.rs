@@ -638,3 +638,376 @@ fn leftovers_of_a_bound_session_whose_connection_went_are_dropped_after_a_revoca
 fn leftovers_first_seen_after_a_revocation_leave_their_reused_number_alone() {
     reuse_outside_run(false);
 }
+
+/// XPUB: subscriptions carry the session's properties, so a revoked subscriber's later
+/// subscribe and unsubscribe messages are never delivered. (When a subscriber's connection
+/// ends, libzmq itself queues the unsubscriptions of the topics it still had: those carry no
+/// properties — they are libzmq's, not the peer's — and pass as in-process messages do.)
+#[test]
+fn xpub_delivers_no_subscription_of_a_revoked_subscriber() {
+    let (context, auth, server_keys, kept, revoked) = curve_setup();
+    let server = ServerSocket::curve("global", server_keys.secret.clone())
+        .build_sessions(&context, zmq::XPUB)
+        .unwrap();
+    let unmarked = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&unmarked);
+    let serve = move |server: &mut SessionSocket| match server.recv_msg(0) {
+        Ok(mut message) => {
+            let marked = message.gets(MARK_PROPERTY).is_some();
+            let (&op, topic) = message.split_first().expect("a subscription has a byte");
+            let (name, k) = parse(topic);
+            if !marked {
+                assert_eq!(op, 0, "an unmarked subscription to {name} {k}");
+                counted.fetch_add(1, Ordering::Relaxed);
+                return Served::Skipped;
+            }
+            assert!(op == 0 || op == 1, "not a subscription: {op}");
+            // Operation k subscribed to "<name> k", operation k + 1 unsubscribed from it.
+            Served::Got(name, if op == 1 { k } else { k + 1 })
+        }
+        Err(SessionError::Zmq(zmq::Error::EAGAIN)) => Served::Nothing,
+        Err(error) => panic!("receive: {error}"),
+    };
+    let logins = curve_logins(&server_keys, kept, &revoked);
+    peer_run(&context, server, Act::Subscribe, logins, serve, |_| {
+        auth.send(RemoveCurveKeys::new("global", [revoked.public]))
+            .unwrap();
+    });
+    assert!(
+        unmarked.load(Ordering::Relaxed) <= 2,
+        "more unsubscriptions of libzmq's own than the two clients' last topics"
+    );
+}
+
+/// A PULL `SessionSocket` bound on inproc and tcp: an in-process PUSH's messages are delivered
+/// by default and dropped with `InprocPeers::Drop`; a tcp peer is decided by its mark either
+/// way.
+#[test]
+fn inproc_peers_are_delivered_by_default_and_dropped_when_asked() {
+    let (context, _auth) = started();
+    for (inproc, delivered) in [(InprocPeers::Deliver, true), (InprocPeers::Drop, false)] {
+        let mut server = ServerSocket::null("global")
+            .build_sessions_with(&context, zmq::PULL, inproc)
+            .unwrap();
+        let inproc_endpoint = format!("inproc://session-sockets-{inproc:?}");
+        server.bind(&inproc_endpoint).unwrap();
+        let tcp_endpoint = bind_tcp(&server);
+        let local = context.socket(zmq::PUSH).unwrap();
+        local.set_linger(0).unwrap();
+        local.connect(&inproc_endpoint).unwrap();
+        local.send("inproc 0", 0).unwrap();
+        assert!(readable(&server), "the in-process message never arrived");
+        match server.recv_msg(zmq::DONTWAIT) {
+            Ok(message) if delivered => assert_eq!(&message[..], b"inproc 0"),
+            Err(SessionError::Zmq(zmq::Error::EAGAIN)) if !delivered => {}
+            other => panic!("{inproc:?}: {other:?}"),
+        }
+        // A tcp peer (NULL, admitted by the authenticator) is delivered either way, and with
+        // `Drop` never an in-process message sent meanwhile.
+        local.send("inproc 1", 0).unwrap();
+        let remote = context.socket(zmq::PUSH).unwrap();
+        remote.set_linger(0).unwrap();
+        remote.connect(&tcp_endpoint).unwrap();
+        remote.send("tcp 0", 0).unwrap();
+        let mut seen = Vec::new();
+        while !seen.contains(&"tcp 0".to_owned()) {
+            let message = server.recv_msg(0).expect("the tcp peer's message in time");
+            seen.push(String::from_utf8(message.to_vec()).unwrap());
+        }
+        if !delivered {
+            assert_eq!(seen, ["tcp 0"], "{inproc:?}");
+        }
+    }
+}
+
+/// A ZAP handler of the test's own on a context: admits every request with `200` and
+/// `metadata`, which carries no mark of this process's authenticator ("a handler swapped
+/// out").
+struct SwappedHandler {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<usize>>,
+}
+
+impl SwappedHandler {
+    fn start(context: &zmq::Context, metadata: Vec<u8>) -> SwappedHandler {
+        let socket = context.socket(zmq::ROUTER).unwrap();
+        socket.set_linger(0).unwrap();
+        socket.bind(actix_zap::zap::ZAP_ENDPOINT).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut answered = 0;
+            while !stopping.load(Ordering::Relaxed) {
+                if socket.poll(zmq::POLLIN, 20).unwrap() == 0 {
+                    continue;
+                }
+                // routing id, delimiter, version, request id, domain, address, identity, ...
+                let request = socket.recv_multipart(0).unwrap();
+                let reply: [&[u8]; 8] = [
+                    &request[0],
+                    b"",
+                    b"1.0",
+                    &request[3],
+                    b"200",
+                    b"OK",
+                    b"swapped",
+                    &metadata,
+                ];
+                socket.send_multipart(reply, 0).unwrap();
+                answered += 1;
+            }
+            answered
+        });
+        SwappedHandler {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops; how many requests it admitted.
+    fn finish(&mut self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().map_or(0, |t| t.join().unwrap())
+    }
+}
+
+impl Drop for SwappedHandler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// ZMTP metadata: one property.
+fn property(name: &str, value: &str) -> Vec<u8> {
+    let mut bytes = vec![name.len() as u8];
+    bytes.extend_from_slice(name.as_bytes());
+    bytes.extend_from_slice(&(value.len() as u32).to_be_bytes());
+    bytes.extend_from_slice(value.as_bytes());
+    bytes
+}
+
+/// A NULL tcp client admitted by a swapped-in handler that answers with `metadata`: none of
+/// its messages is delivered, and its connection is ended (its own monitor sees it).
+fn swapped_handler_run(metadata: Vec<u8>) {
+    init_logging();
+    let context = zmq::Context::new();
+    let mut handler = SwappedHandler::start(&context, metadata);
+    let mut server = ServerSocket::null("global")
+        .build_sessions(&context, zmq::PULL)
+        .unwrap();
+    let endpoint = bind_tcp(&server);
+    let mut client = Sender::start(&context, "unmarked", Login::Null, &endpoint, None);
+    assert!(
+        client.saw(zmq::SocketEvent::HANDSHAKE_SUCCEEDED).is_some(),
+        "the swapped-in handler did not admit the client"
+    );
+    assert!(readable(&server), "no message of the client arrived");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the unmarked client's connection was never ended"
+        );
+        match server.recv_msg(zmq::DONTWAIT) {
+            Err(SessionError::Zmq(zmq::Error::EAGAIN)) => {}
+            Ok(message) => panic!("an unmarked message was delivered: {message:?}"),
+            Err(error) => panic!("receive: {error}"),
+        }
+        let event = client.events.recv_timeout(Duration::from_millis(10));
+        if matches!(event, Ok((e, _)) if e == zmq::SocketEvent::DISCONNECTED as u16) {
+            break;
+        }
+    }
+    client.finish();
+    assert!(handler.finish() >= 1);
+}
+
+#[test]
+fn a_session_admitted_by_another_handler_is_never_delivered_and_its_connection_ends() {
+    swapped_handler_run(Vec::new());
+}
+
+#[test]
+fn a_forged_mark_is_never_delivered_and_its_connection_ends() {
+    let forged = "1;s=1;d=global;m=NULL;n=;a=127.0.0.1;t=0;g=0;x=0;\
+                  f=00000000000000000000000000000000;mac=00000000000000000000000000000000";
+    swapped_handler_run(property(MARK_PROPERTY, forged));
+}
+
+/// One message through an async receive (`recv_multipart_async` or `recv_msg_async`),
+/// bounded.
+async fn next_async(server: &mut SessionSocket, multipart: bool) -> (String, u64) {
+    let body = if multipart {
+        let receive = tokio::time::timeout(PATIENCE, server.recv_multipart_async());
+        let mut parts = receive.await.expect("a message in time").unwrap();
+        assert_eq!(parts.len(), 1);
+        parts.remove(0)
+    } else {
+        let receive = tokio::time::timeout(PATIENCE, server.recv_msg_async());
+        receive.await.expect("a message in time").unwrap().to_vec()
+    };
+    parse(&body)
+}
+
+/// Inside an actix System, with the actix `Authenticator` on the same thread: the async
+/// receives deliver both clients' messages, and after a revocation none of the revoked one's.
+#[actix::test]
+async fn async_receives_deliver_no_message_of_a_revoked_session() {
+    init_logging();
+    let context = zmq::Context::new();
+    let auth = actix_zap::Authenticator::start(&context).unwrap();
+    let (server_keys, kept, revoked) = (Keys::generate(), Keys::generate(), Keys::generate());
+    let keys = [kept.public, revoked.public].into_iter().collect();
+    auth.configure_curve_keys("global", keys).await.unwrap();
+    let mut server = ServerSocket::curve("global", server_keys.secret.clone())
+        .build_sessions(&context, zmq::PULL)
+        .unwrap();
+    let endpoint = bind_tcp(&server);
+    let (kept_login, revoked_login) = curve_logins(&server_keys, kept, &revoked);
+    let mut kept_client = Sender::start(&context, "kept", kept_login, &endpoint, None);
+    let revoked_client = Sender::start(&context, "revoked", revoked_login, &endpoint, None);
+    let mut delivered: HashMap<String, Vec<u64>> = HashMap::new();
+    // Receives alternate between the multipart and the single-frame one.
+    let mut turn = 0u64;
+    let mut multipart = move || {
+        turn += 1;
+        turn % 2 == 0
+    };
+    let count = |d: &HashMap<String, Vec<u64>>, name: &str| d.get(name).map_or(0, Vec::len);
+    while count(&delivered, "kept") < 20 || count(&delivered, "revoked") < 20 {
+        let (name, n) = next_async(&mut server, multipart()).await;
+        delivered.entry(name).or_default().push(n);
+    }
+    // The socket stops reading while the revoked client sends on.
+    let last = *delivered["revoked"].last().unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while revoked_client.sent() < last + 1 + UNREAD_AT_REVOCATION {
+        assert!(
+            Instant::now() < deadline,
+            "the revoked client stopped sending"
+        );
+        actix::clock::sleep(Duration::from_millis(1)).await;
+    }
+    auth.send(RemoveCurveKeys::new("global", [revoked.public]))
+        .await
+        .unwrap();
+    let before = count(&delivered, "revoked");
+    let target = count(&delivered, "kept") + 200;
+    while count(&delivered, "kept") < target {
+        let (name, n) = next_async(&mut server, multipart()).await;
+        delivered.entry(name).or_default().push(n);
+    }
+    assert_eq!(
+        count(&delivered, "revoked"),
+        before,
+        "messages of the revoked session were delivered after the revocation's Ok"
+    );
+    // The client's own monitor, waited for off the actix thread (the authenticator refuses
+    // the reconnection on it).
+    let (disconnected, refused) = tokio::task::spawn_blocking(move || {
+        let mut client = revoked_client;
+        let seen = (
+            client.saw(zmq::SocketEvent::DISCONNECTED),
+            client.saw(zmq::SocketEvent::HANDSHAKE_FAILED_AUTH),
+        );
+        client.finish();
+        seen
+    })
+    .await
+    .unwrap();
+    assert!(
+        disconnected.is_some(),
+        "the revoked client's connection was not closed"
+    );
+    assert_eq!(
+        refused,
+        Some(400),
+        "the revoked client's reconnection was not refused"
+    );
+    let sent = kept_client.finish();
+    while (count(&delivered, "kept") as u64) < sent {
+        let (name, n) = next_async(&mut server, multipart()).await;
+        delivered.entry(name).or_default().push(n);
+    }
+    assert_eq!(delivered["kept"], (0..sent).collect::<Vec<_>>());
+    assert_eq!(count(&delivered, "revoked"), before);
+    auth.stop().await;
+}
+
+/// What a revocation shows: a decision event for the ended session (who, why, how long it
+/// lived), `Stats::sessions_ended` and `sessions_bound`, and `inspect().sessions` per domain.
+#[test]
+fn a_revocation_is_observable_as_an_event_counters_and_bound_sessions_per_domain() {
+    let started_at = Instant::now();
+    let (context, auth, server_keys, kept, revoked) = curve_setup();
+    let bystander = Keys::generate();
+    let other_keys = [bystander.public].into_iter().collect();
+    auth.configure_curve_keys("other", other_keys).unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&events);
+    auth.on_decision(move |event| sink.lock().unwrap().push(event.clone()))
+        .unwrap();
+    let mut global = ServerSocket::curve("global", server_keys.secret.clone())
+        .build_sessions(&context, zmq::PULL)
+        .unwrap();
+    let mut other = ServerSocket::curve("other", server_keys.secret.clone())
+        .build_sessions(&context, zmq::PULL)
+        .unwrap();
+    let (global_endpoint, other_endpoint) = (bind_tcp(&global), bind_tcp(&other));
+    let login = |keys: &Keys| Login::Curve(server_keys.public, keys.clone());
+    let _kept = Sender::start(&context, "kept", login(&kept), &global_endpoint, None);
+    let _revoked = Sender::start(&context, "revoked", login(&revoked), &global_endpoint, None);
+    let _bystander = Sender::start(&context, "other", login(&bystander), &other_endpoint, None);
+    // Each session is bound at its first message on its socket.
+    let mut names = std::collections::BTreeSet::new();
+    while names.len() < 2 {
+        let message = global.recv_msg(0).expect("a message in time");
+        names.insert(parse(&message).0);
+    }
+    let message = other.recv_msg(0).expect("a message in time");
+    assert_eq!(parse(&message).0, "other");
+    let per_domain = |pairs: &[(&str, usize)]| {
+        (pairs.iter())
+            .map(|(domain, n)| (domain.to_string(), *n))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(
+        auth.inspect().unwrap().sessions,
+        per_domain(&[("global", 2), ("other", 1)])
+    );
+    let stats = auth.stats().unwrap();
+    assert_eq!((stats.sessions_bound, stats.sessions_ended), (3, 0));
+
+    auth.send(RemoveCurveKeys::new("global", [revoked.public]))
+        .unwrap();
+    // All of it is there once the removal answered.
+    assert_eq!(
+        auth.inspect().unwrap().sessions,
+        per_domain(&[("global", 1), ("other", 1)])
+    );
+    let stats = auth.stats().unwrap();
+    assert_eq!((stats.sessions_bound, stats.sessions_ended), (2, 1));
+    let ended: Vec<_> = (events.lock().unwrap().iter())
+        .filter(|event| event.reason.starts_with("Session ended:"))
+        .cloned()
+        .collect();
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    let event = &ended[0];
+    assert_eq!(event.client_key, Some(revoked.public));
+    assert_eq!(event.user_id, revoked.public.to_z85());
+    assert_eq!(event.domain, "global");
+    assert_eq!(event.mechanism, actix_zap::messages::EventMechanism::Curve);
+    assert_eq!(event.status, actix_zap::zap::StatusCode::Denied);
+    let lived = event
+        .lived
+        .expect("an ended session says how long it lived");
+    assert!(
+        lived <= started_at.elapsed(),
+        "lived {lived:?}, longer than the test has run"
+    );
+    assert!(
+        event.reason.contains("revoked"),
+        "the reason names the revocation: {}",
+        event.reason
+    );
+}

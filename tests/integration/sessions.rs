@@ -120,6 +120,11 @@ impl Sender {
         self.thread.take().unwrap().join().unwrap()
     }
 
+    /// Messages sent so far.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
     /// Waits (bounded) until the client has sent `n` messages.
     pub(crate) fn wait_sent(&self, n: u64) {
         wait_count(&self.sent, n);

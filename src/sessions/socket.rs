@@ -85,7 +85,9 @@ struct Connections {
 /// (a dropped request ends its connection and the socket answers it with an empty message,
 /// which cannot reach the peer: its connection is shut down first, so the REP state machine
 /// stays usable). PUB and SUB servers receive nothing from their peers to check and are not
-/// covered. In-process peers are decided by [`InprocPeers`].
+/// covered. In-process peers are decided by [`InprocPeers`] — and so are the unsubscriptions
+/// an XPUB queues itself when a subscriber's connection ends, which carry no properties
+/// (dropped with [`InprocPeers::Drop`]).
 ///
 /// [`raw`](Self::raw) gives the socket itself for what this type does not wrap (options,
 /// polling): receiving from it directly bypasses the check.

@@ -1011,3 +1011,69 @@ fn a_revocation_is_observable_as_an_event_counters_and_bound_sessions_per_domain
         event.reason
     );
 }
+
+/// A ROUTER peer with a fixed routing id is revoked, then admitted again: sends to its id are
+/// refused while its session is ended, and reach its new session once it reconnected.
+#[test]
+fn router_serves_a_readmitted_peer_under_the_same_routing_id() {
+    let (context, auth, server_keys, kept, revoked) = curve_setup();
+    let mut server = ServerSocket::curve("global", server_keys.secret.clone())
+        .build_sessions(&context, zmq::ROUTER)
+        .unwrap();
+    server.raw().set_router_mandatory(true).unwrap();
+    let endpoint = bind_tcp(&server);
+    let client = context.socket(zmq::DEALER).unwrap();
+    client.set_linger(0).unwrap();
+    client.set_rcvtimeo(PATIENCE.as_millis() as i32).unwrap();
+    client.set_identity(b"client-a").unwrap();
+    Login::Curve(server_keys.public, revoked.clone()).apply(&client);
+    let events = watch(&context, &client);
+    client.connect(&endpoint).unwrap();
+    let round_trip = |server: &mut SessionSocket, text: &str| {
+        client.send(text, 0).unwrap();
+        let request = server.recv_multipart(0).expect("a request in time");
+        assert_eq!(request, [&b"client-a"[..], text.as_bytes()]);
+        let reply = [b"client-a".to_vec(), format!("re {text}").into_bytes()];
+        server
+            .send_multipart(reply, 0)
+            .expect("a reply to an admitted peer");
+        let reply = client.recv_bytes(0).expect("the reply in time");
+        assert_eq!(reply, format!("re {text}").as_bytes());
+    };
+    round_trip(&mut server, "first 0");
+    auth.send(RemoveCurveKeys::new("global", [revoked.public]))
+        .unwrap();
+    let refused = server.send_multipart([&b"client-a"[..], b"late"], 0);
+    assert!(matches!(refused, Err(SessionError::Revoked)), "{refused:?}");
+    assert!(saw(&events, zmq::SocketEvent::DISCONNECTED).is_some());
+    assert_eq!(
+        saw(&events, zmq::SocketEvent::HANDSHAKE_FAILED_AUTH),
+        Some(400)
+    );
+    // libzmq ignores a new peer whose routing id is still held by an old pipe (one the
+    // application has not read through). The old one's end is read, and the raw socket (with
+    // ROUTER_MANDATORY) shows when the id is free.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match server.recv_multipart(zmq::DONTWAIT) {
+            Err(SessionError::Zmq(zmq::Error::EAGAIN)) => {}
+            other => panic!("the revoked peer's leftovers: {other:?}"),
+        }
+        match server.raw().send_multipart([&b"client-a"[..], b"probe"], 0) {
+            Err(zmq::Error::EHOSTUNREACH) => break,
+            Err(zmq::Error::EAGAIN) => {}
+            other => panic!("probing the old pipe: {other:?}"),
+        }
+        assert!(Instant::now() < deadline, "the old pipe never went");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Admitted again. (libzmq gives up an endpoint whose handshake was refused, and a DEALER
+    // connects once per endpoint: the client disconnects it and connects anew.) The same id
+    // routes to its new session.
+    let keys = [kept.public, revoked.public].into_iter().collect();
+    auth.configure_curve_keys("global", keys).unwrap();
+    client.disconnect(&endpoint).unwrap();
+    client.connect(&endpoint).unwrap();
+    assert!(saw(&events, zmq::SocketEvent::HANDSHAKE_SUCCEEDED).is_some());
+    round_trip(&mut server, "again 1");
+}

@@ -180,7 +180,7 @@ impl Peer {
     }
 
     fn is_finished(&self) -> bool {
-        self.thread.as_ref().map_or(true, JoinHandle::is_finished)
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
     fn join(&mut self) -> Tally {
@@ -871,7 +871,7 @@ async fn async_receives_deliver_no_message_of_a_revoked_session() {
     let mut turn = 0u64;
     let mut multipart = move || {
         turn += 1;
-        turn % 2 == 0
+        turn.is_multiple_of(2)
     };
     let count = |d: &HashMap<String, Vec<u64>>, name: &str| d.get(name).map_or(0, Vec::len);
     while count(&delivered, "kept") < 20 || count(&delivered, "revoked") < 20 {

@@ -85,6 +85,17 @@
 //!
 //! [`zmq`] and [`actix`] are re-exported, so an application can use exactly the versions
 //! this crate was built with.
+//!
+//! # Features
+//! - `cli` (default): the `zapctl` command.
+//! - `postgres`: the fleet-wide credential store (module `postgres`, the README's "Many
+//!   servers").
+//! - `serde`: `Serialize` for stats, decision events, `inspect()`, source states, reload and
+//!   handshake reports in one JSON form, and `Deserialize` for keys and address patterns (the
+//!   README's "Observing it").
+//! - `metrics`: decisions, latency, requests in flight, queue depths, sessions ended and each
+//!   credential source's position and last proof, through the `metrics` facade (see
+//!   `actix_zap::metrics` for the names and labels; the application installs the recorder).
 
 // Every public item is documented, and the only `unsafe` code is in `ffi` (three libzmq
 // calls and one reactor registration). `deny`, not `forbid`, for unsafe code: `forbid` cannot
@@ -99,9 +110,13 @@ mod ffi;
 mod handle;
 pub mod keys;
 pub mod messages;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod monitor;
 pub mod policy;
 pub mod provider;
+#[cfg(feature = "serde")]
+mod serialize;
 mod server;
 pub mod sessions;
 mod settings;

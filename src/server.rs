@@ -277,9 +277,18 @@ pub struct HandshakeWatch {
     _reader: Option<JoinHandle<()>>,
 }
 
+impl crate::sessions::SessionSocket {
+    /// The handshakes of this socket, reported as [`ServerSocket::watch_handshakes`] reports
+    /// them, from the same monitor the session check uses (a socket has one monitor). `None`
+    /// after the first call.
+    pub fn watch_handshakes(&mut self) -> Option<HandshakeWatch> {
+        self.take_handshake_events().map(HandshakeWatch::shared)
+    }
+}
+
 impl HandshakeWatch {
     /// A watch over events another monitor reader forwards.
-    pub(crate) fn shared(events: monitor::Events) -> Self {
+    fn shared(events: monitor::Events) -> Self {
         HandshakeWatch {
             events,
             _reader: None,

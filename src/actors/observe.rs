@@ -169,6 +169,11 @@ impl Observers {
     /// Counts the reply and tells the subscribers.
     pub(crate) fn record(&mut self, facts: &RequestFacts<'_>, reply: &Reply, latency: Duration) {
         self.stats.count_reply(facts.mechanism, reply.status);
+        #[cfg(feature = "metrics")]
+        {
+            crate::metrics::decision(&facts.domain, facts.mechanism, reply.status);
+            crate::metrics::latency(facts.mechanism, latency);
+        }
         if self.subscriptions.is_empty() {
             return;
         }
@@ -198,6 +203,8 @@ impl Observers {
     /// the user id: key Z85, username or principal), why, and how long it lived.
     pub(crate) fn session_ended(&mut self, ended: &crate::sessions::EndedSession) {
         self.stats.sessions_ended += 1;
+        #[cfg(feature = "metrics")]
+        crate::metrics::session_ended(&ended.mark.domain);
         if self.subscriptions.is_empty() {
             return;
         }

@@ -58,7 +58,11 @@ pub struct PolicyActor {
 impl PolicyActor {
     /// A policy actor with an empty policy (everything that needs a policy is refused).
     pub fn new(settings: Settings) -> std::io::Result<Self> {
-        let pool = BlockingPool::new(settings.provider_threads, settings.provider_queue)?;
+        let pool = BlockingPool::new(
+            "provider",
+            settings.provider_threads,
+            settings.provider_queue,
+        )?;
         let watchdog = settings_watchdog(&settings);
         Ok(PolicyActor {
             policy: Policy::default(),
@@ -350,9 +354,12 @@ impl Actor for PolicyActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        #[cfg(feature = "metrics")]
+        crate::metrics::describe();
         let (least, most) = SWEEP_EVERY;
         let sweep = self.settings.throttle_decay().clamp(least, most);
         ctx.run_interval(sweep, |act, _| act.throttle.sweep(Instant::now()));
+        self.sweep_expired_sessions(ctx);
         // Requests arrive in bursts of up to `max_in_flight` (the ZapSocket's bound); room for
         // all of them plus configuration messages means nobody waits for mailbox space.
         ctx.set_mailbox_capacity(self.settings.max_in_flight.saturating_add(64));

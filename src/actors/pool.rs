@@ -45,19 +45,31 @@ pub(crate) struct BlockingPool {
     /// Bounded to `capacity` waiting jobs: the channel's count of queued jobs is the one that
     /// decides the `300` (`try_send` reports `Full`), so no second counter can drift from it.
     queue: Sender<Job>,
+    /// The `queue` label of its depth (`actix_zap_queue_depth`).
+    #[cfg(feature = "metrics")]
+    name: &'static str,
 }
 
 impl BlockingPool {
-    /// Starts `workers` threads sharing a queue of `capacity` waiting jobs.
-    pub(crate) fn new(workers: usize, capacity: usize) -> std::io::Result<Self> {
+    /// Starts `workers` threads sharing a queue of `capacity` waiting jobs; `name` is the
+    /// queue's in metrics and thread names.
+    pub(crate) fn new(
+        name: &'static str,
+        workers: usize,
+        capacity: usize,
+    ) -> std::io::Result<Self> {
         let (queue, jobs) = bounded::<Job>(capacity);
         for n in 0..workers.max(1) {
             let jobs = jobs.clone();
             thread::Builder::new()
-                .name(format!("zap-provider-{n}"))
-                .spawn(move || work(jobs))?;
+                .name(format!("zap-{name}-{n}"))
+                .spawn(move || work(name, jobs))?;
         }
-        Ok(BlockingPool { queue })
+        Ok(BlockingPool {
+            queue,
+            #[cfg(feature = "metrics")]
+            name,
+        })
     }
 
     /// Queues `job`; the returned future resolves with its value.
@@ -78,19 +90,28 @@ impl BlockingPool {
             let result = call_guarded(job).map_err(|_| JobError::Panicked);
             let _ = tx.send(result);
         });
+        // Counted before it can be taken (and taken back if refused): the depth never dips
+        // below what waits.
+        #[cfg(feature = "metrics")]
+        crate::metrics::queue_moved(self.name, 1.0);
         match self.queue.try_send(wrapped) {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                #[cfg(feature = "metrics")]
+                crate::metrics::queue_moved(self.name, -1.0);
                 Err(JobError::Overloaded)
             }
         }
     }
 }
 
-/// A worker: runs jobs until every sender (every clone of the pool) is gone.
-fn work(jobs: Receiver<Job>) {
+/// A worker of queue `name`: runs jobs until every sender (every clone of the pool) is gone.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+fn work(name: &'static str, jobs: Receiver<Job>) {
     // A job never unwinds: `run` wraps the user code in `call_guarded`.
     for job in jobs {
+        #[cfg(feature = "metrics")]
+        crate::metrics::queue_moved(name, -1.0);
         job();
     }
 }
@@ -102,7 +123,7 @@ mod tests {
 
     #[test]
     fn runs_jobs_and_catches_panics() {
-        let pool = BlockingPool::new(2, 4).unwrap();
+        let pool = BlockingPool::new("test", 2, 4).unwrap();
         assert_eq!(block_on(pool.run(|| 41 + 1).unwrap()).unwrap(), Ok(42));
         let panicked = block_on(pool.run(|| -> u8 { panic!("provider bug") }).unwrap()).unwrap();
         assert_eq!(panicked, Err(JobError::Panicked));
@@ -111,7 +132,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_refuses_at_once() {
-        let pool = BlockingPool::new(1, 1).unwrap();
+        let pool = BlockingPool::new("test", 1, 1).unwrap();
         let (release, blocked) = std::sync::mpsc::channel::<()>();
         let (started_tx, started) = std::sync::mpsc::channel::<()>();
         let first = pool

@@ -173,11 +173,20 @@ impl Handler<Apply> for PolicyActor {
         if let Some(seq) = msg.seq {
             // The position in force, even lower than before (a renumbered log's snapshot).
             state.stats.applied_seq = seq;
+            #[cfg(feature = "metrics")]
+            crate::metrics::source_position(&state.name, seq);
         }
         // A proof counts only if everything it covers is in force.
         if let (Some(sent), None) = (msg.proof, &first_error) {
             let until = crate::policy::deadline(sent, state.max_staleness);
             state.proved = state.proved.max(Some(sent));
+            // The wall-clock time of the proof in force (the latest), for the timestamp gauge.
+            #[cfg(feature = "metrics")]
+            if let Some(proved) = state.proved {
+                let ago = Instant::now().saturating_duration_since(proved);
+                let at = std::time::SystemTime::now().checked_sub(ago);
+                crate::metrics::source_proved(&state.name, at.unwrap_or(std::time::UNIX_EPOCH));
+            }
             let trust = Change::Trust { until };
             match self.change(Origin::Owner(msg.source), trust) {
                 Ok(_) | Err(ConfigError::Superseded) => {}

@@ -2,9 +2,15 @@
 //! the sessions it took away (see [`sessions`](crate::sessions)).
 
 use std::collections::BTreeMap;
+
+use actix::AsyncContext as _;
 use std::time::SystemTime;
 
 use super::policy_actor::PolicyActor;
+
+/// How often the open sessions of expired CURVE keys are looked for: a session outlives its
+/// key's expiry by at most this (its handshakes are refused from the expiry on).
+const EXPIRY_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
 use crate::policy::{admission_of, Grant, Narrowing};
 use crate::sessions::next_serial;
 use crate::zap::mark::SessionMark;
@@ -62,6 +68,32 @@ impl PolicyActor {
                 ended.mark.address,
                 ended.reason,
                 if ended.shut_down { ", connection shut down" } else { "" }
+            );
+            self.observers.session_ended(&ended);
+        }
+    }
+
+    /// Looks for the open sessions of expired CURVE keys every [`EXPIRY_SWEEP`] (when this
+    /// actor marks admissions).
+    pub(super) fn sweep_expired_sessions(&self, ctx: &mut actix::Context<Self>) {
+        if self.board.is_some() {
+            ctx.run_interval(EXPIRY_SWEEP, |act, _| act.end_expired_sessions());
+        }
+    }
+
+    /// Ends the open sessions of CURVE keys that expired.
+    fn end_expired_sessions(&mut self) {
+        let Some(board) = &self.board else {
+            return;
+        };
+        for ended in board.expire(&self.policy, SystemTime::now()) {
+            log::info!(
+                target: "actix_zap::sessions",
+                "session {} of domain {:?} from {} ended: {}",
+                ended.mark.serial,
+                ended.mark.domain,
+                ended.mark.address,
+                ended.reason
             );
             self.observers.session_ended(&ended);
         }

@@ -54,7 +54,7 @@ impl Verifier {
     ) -> LocalBoxFuture<'static, Result<bool, ProviderFailure>> {
         let pool = match &self.pool {
             Some(pool) => pool.clone(),
-            None => match BlockingPool::new(self.workers, self.queue) {
+            None => match BlockingPool::new("argon2", self.workers, self.queue) {
                 Ok(pool) => {
                     self.pool = Some(pool.clone());
                     pool

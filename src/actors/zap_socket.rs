@@ -200,6 +200,8 @@ impl ZapSocket {
         if self.in_flight >= self.max_in_flight {
             let reply = Refusal::TooManyRequests.reply(&request_id);
             self.own_replies.count_reply(mechanism, reply.status);
+            #[cfg(feature = "metrics")]
+            crate::metrics::decision("", mechanism, reply.status);
             // Answered at once, yet it still supersedes an older request of its session.
             if let Some(newest) = self.newest.get_mut(&envelope) {
                 *newest = Newest {
@@ -210,6 +212,8 @@ impl ZapSocket {
             return self.write(&envelope, &reply);
         }
         self.in_flight += 1;
+        #[cfg(feature = "metrics")]
+        crate::metrics::in_flight(self.in_flight);
         let newest = Newest {
             sequence,
             answered: false,
@@ -223,6 +227,8 @@ impl ZapSocket {
         let decision = self.policy.send(Authenticate(request));
         ctx.spawn(decision.into_actor(self).map(move |answer, act, ctx| {
             act.in_flight -= 1;
+            #[cfg(feature = "metrics")]
+            crate::metrics::in_flight(act.in_flight);
             let newest = act.newest.get(&envelope).copied();
             if newest.map(|n| n.sequence) != Some(sequence) {
                 warn!(
@@ -245,6 +251,8 @@ impl ZapSocket {
                 Err(_) => {
                     let reply = Refusal::PolicyUnavailable.reply(&request_id);
                     act.own_replies.count_reply(mechanism, reply.status);
+                    #[cfg(feature = "metrics")]
+                    crate::metrics::decision("", mechanism, reply.status);
                     reply
                 }
             };

@@ -55,8 +55,10 @@ pub struct RejectedFile {
 /// left out, and why. Hidden entries (names starting with `.`) are skipped by both layouts
 /// and not listed.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SkippedFile {
     /// The file, subdirectory or link.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serialize::path"))]
     pub path: PathBuf,
     /// Why the layout does not read it.
     pub reason: SkipReason,
@@ -64,6 +66,11 @@ pub struct SkippedFile {
 
 /// Why a directory's [`Layout`] passed an entry over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum SkipReason {
     /// A secret file (a name ending in `_secret`: pyzmq's `NAME.key_secret`, CZMQ's

@@ -17,7 +17,7 @@ mod error;
 mod file;
 mod reading;
 mod store;
-mod time;
+pub(crate) mod time;
 pub mod zpl;
 
 pub use certificate::{Certificate, Flavour};

@@ -59,6 +59,16 @@ impl UtcTime {
         )
     }
 
+    /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`: RFC 3339 in UTC, to the microsecond (the JSON form of
+    /// feature `serde`).
+    #[cfg(feature = "serde")]
+    pub fn rfc3339(&self) -> String {
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            self.year, self.month, self.day, self.hour, self.minute, self.second, self.micros
+        )
+    }
+
     /// `YYYY-MM-DD HH:MM:SS.ffffff`, as Python's `str(datetime)` formats it (which leaves the
     /// fraction out when it is zero).
     pub fn pyzmq(&self) -> String {
@@ -96,6 +106,16 @@ mod tests {
     fn pyzmq_shows_microseconds_like_python() {
         assert_eq!(at(1_709_164_800, 42).pyzmq(), "2024-02-29 00:00:00.000042");
         assert_eq!(at(1_709_164_800, 0).pyzmq(), "2024-02-29 00:00:00");
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn rfc3339_is_utc_to_the_microsecond() {
+        assert_eq!(
+            at(1_709_164_800, 42).rfc3339(),
+            "2024-02-29T00:00:00.000042Z"
+        );
+        assert_eq!(at(0, 0).rfc3339(), "1970-01-01T00:00:00.000000Z");
     }
 
     #[test]

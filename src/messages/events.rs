@@ -83,9 +83,11 @@ impl std::fmt::Display for EventMechanism {
 
 /// One decision, as subscribers see it.
 #[derive(Debug, Clone, PartialEq, Eq, Message)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[rtype(result = "()")]
 pub struct DecisionEvent {
     /// When the reply was ready.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serialize::time"))]
     pub time: SystemTime,
     /// The request's ZAP domain (empty for a malformed request).
     pub domain: String,
@@ -108,10 +110,18 @@ pub struct DecisionEvent {
     /// The status text sent (why).
     pub reason: String,
     /// From the request reaching the policy to the reply being ready.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "latency_ms", serialize_with = "crate::serialize::millis")
+    )]
     pub latency: Duration,
     /// `Some` for a session the authenticator ended (the reason starts with `Session ended:`,
     /// the user id names the key, username or principal): how long it lived since its
     /// admission. `None` for a handshake's decision.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "lived_ms", serialize_with = "crate::serialize::opt_millis")
+    )]
     pub lived: Option<Duration>,
 }
 
@@ -143,8 +153,10 @@ pub struct SubscriptionId(pub(crate) u64);
 
 /// Counters since the authenticator started.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Stats {
     /// Replies sent, by mechanism (as in [`DecisionEvent::mechanism`]) and status.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serialize::replies"))]
     pub replies: BTreeMap<(EventMechanism, StatusCode), u64>,
     /// Messages on the ZAP endpoint dropped without a reply: no routing envelope, or no
     /// request id to echo (libzmq never sends such; something else wrote to the endpoint).
@@ -170,6 +182,10 @@ pub struct Stats {
     /// Decision events dropped per actor subscriber because
     /// [`Settings::subscriber_queue`](crate::Settings::subscriber_queue) of them were waiting
     /// for it already (a subscriber slower than the decisions).
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serialize::events_dropped")
+    )]
     pub events_dropped: BTreeMap<SubscriptionId, u64>,
     /// argon2 verifications of hashed PLAIN passwords handed to the workers (a full queue
     /// refuses some: [`Settings::hash_queue`](crate::Settings::hash_queue)): one per attempt
@@ -205,6 +221,7 @@ impl Stats {
 
 /// The state of one external source, in [`Stats::sources`](crate::messages::Stats::sources).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SourceStats {
     /// Connected to its database (or whatever it follows) now.
     pub connected: bool,
@@ -213,6 +230,13 @@ pub struct SourceStats {
     pub applied_seq: i64,
     /// Time since the last proof that the source was up to date: since the sending of the
     /// last read that found nothing committed beyond what it had applied (`None`: none yet).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "staleness_ms",
+            serialize_with = "crate::serialize::opt_millis"
+        )
+    )]
     pub staleness: Option<Duration>,
     /// Its domains refuse everyone: no read proved them up to date within the source's
     /// `max_staleness` (true before the first read too).
@@ -222,6 +246,10 @@ pub struct SourceStats {
     /// once the source has connected and read the store again without one.
     pub last_error: Option<String>,
     /// When the last error happened (kept when [`last_error`](Self::last_error) clears).
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serialize::opt_time")
+    )]
     pub last_error_at: Option<SystemTime>,
     /// Rows refused as malformed (bad key, bad metadata, bad or too costly hash) so far,
     /// counted at each read that brought them.
@@ -238,6 +266,10 @@ pub struct SourceStats {
     /// Why the latest snapshot was read (`"first read"` for the first one).
     pub last_snapshot_reason: Option<String>,
     /// When the latest snapshot was read (its reason reported).
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serialize::opt_time")
+    )]
     pub last_snapshot_at: Option<SystemTime>,
     /// Anti-entropy comparisons of the store's digest with the source's so far.
     pub digest_checks: u64,

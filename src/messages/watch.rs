@@ -286,17 +286,24 @@ pub struct Watches;
 
 /// The outcome of one (re)load of a watched source.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Reloaded {
     /// The domain.
     pub domain: String,
     /// The file or directory.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serialize::path"))]
     pub path: PathBuf,
     /// Keys or users now in force (0 after a failure: everyone is refused).
     pub entries: usize,
     /// Why the domain now refuses everyone of that mechanism, if it does.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serialize::opt_text")
+    )]
     pub error: Option<ReloadError>,
     /// Files that were skipped, each with its cause (the rest was installed).
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serialize::texts"))]
     pub rejected: Vec<ReloadError>,
     /// For a certificate directory, every entry its layout passed over, with the reason, in
     /// path order, as in [`CurveReport::skipped`](crate::messages::CurveReport::skipped).

@@ -81,6 +81,11 @@ impl OwnerId {
 
 /// Who is in charge of one domain's setting of one mechanism.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(tag = "kind", rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum Owner {
     /// Handle methods and messages (the default).
@@ -90,6 +95,7 @@ pub enum Owner {
         /// Its id.
         id: OwnerId,
         /// The directory.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serialize::path"))]
         path: PathBuf,
     },
     /// A file watch.
@@ -97,6 +103,7 @@ pub enum Owner {
         /// Its id.
         id: OwnerId,
         /// The watched directory or file.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::serialize::path"))]
         path: PathBuf,
     },
     /// A credential store (e.g. PostgreSQL).

@@ -20,6 +20,7 @@ pub enum CurveSummary {
 
 /// The policy in force. Passwords never appear: PLAIN domains list usernames only.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct PolicySnapshot {
     /// The global IP address list.
     pub addresses: AddressRules,
@@ -52,6 +53,7 @@ pub struct PolicySnapshot {
 
 /// A domain's mechanism and who owns it (or owned it, for a take-over), as inspected.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct OwnerSummary {
     /// The domain.
     pub domain: String,
@@ -63,6 +65,7 @@ pub struct OwnerSummary {
 
 /// The local revocations of a domain's mechanism, as inspected.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RevocationSummary {
     /// The domain.
     pub domain: String,

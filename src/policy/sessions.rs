@@ -122,6 +122,15 @@ impl Policy {
         }
     }
 
+    /// When the CURVE key `name` of `domain`'s key set expires, if it carries an expiry.
+    pub fn key_expiry(&self, domain: &str, name: &[u8]) -> Option<std::time::SystemTime> {
+        let key = CurvePublicKey::from_bytes(name.try_into().ok()?);
+        match for_domain(&self.curve, domain)? {
+            (_, CurvePolicy::Keys(store)) => store.lookup(&key)?.1?.expires(),
+            _ => None,
+        }
+    }
+
     /// Whether the peer's address passes the global rules and `domain`'s rules.
     pub fn admits_address(&self, domain: &str, address: &str) -> bool {
         if let AddressVerdict::Refused(_) = self.addresses.check(address) {

@@ -77,7 +77,7 @@ impl VerificationCache {
 
     /// The keyed hash of `password` checked against `phc`; `None` if the hash cannot be
     /// keyed (never with a 32-byte key: then nothing is remembered, and nothing matches).
-    fn tag(&self, phc: &str, password: &[u8]) -> Option<[u8; 32]> {
+    pub(crate) fn tag(&self, phc: &str, password: &[u8]) -> Option<[u8; 32]> {
         let mut mac = <KeyedHash as Mac>::new_from_slice(&self.key).ok()?;
         mac.update(phc.as_bytes());
         mac.update(&[0]);

@@ -44,6 +44,8 @@ pub(crate) struct Descriptor {
 pub enum EndReason {
     /// A narrowing took away what it was admitted on.
     Revoked(Narrowing),
+    /// Its key's expiry came (CURVE key sets).
+    Expired,
     /// It showed its first message after a narrowing of its scope that the board no longer
     /// remembers, or that it could not judge: ended to be safe (its client is decided again).
     Unjudged,
@@ -53,6 +55,7 @@ impl std::fmt::Display for EndReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             EndReason::Revoked(narrowing) => write!(f, "revoked by {narrowing:?}"),
+            EndReason::Expired => f.write_str("its key expired"),
             EndReason::Unjudged => {
                 f.write_str("admitted before a narrowing it cannot be judged by")
             }
@@ -213,6 +216,9 @@ impl Board {
         if let Some(reason) = tracker.judge(mark, self.generation()) {
             let shut_down = descriptor.is_some_and(|d| crate::ffi::shut_down_if(d.fd, d.cookie));
             self.ended_at_first_message.fetch_add(1, Ordering::Relaxed);
+            // Counted here, on the receiving thread, as in `Stats::sessions_ended`.
+            #[cfg(feature = "metrics")]
+            crate::metrics::session_ended(&mark.domain);
             return Err(Box::new(EndedSession {
                 mark: mark.clone(),
                 reason,
@@ -308,34 +314,58 @@ impl Board {
                 .iter()
                 .find(|n| covers(n, &bound.mark) && !policy.still_admits(&bound.mark, n));
             if let Some(narrowing) = revoked {
-                ended.push((*serial, narrowing.clone()));
+                ended.push((*serial, EndReason::Revoked(narrowing.clone())));
             }
         }
-        let mut sessions = Vec::with_capacity(ended.len());
-        for (serial, _) in &ended {
-            for outbox in tracker.outboxes.values() {
+        tracker.end(ended)
+    }
+
+    /// Ends the bound CURVE sessions whose key expired by `now` in the policy in force (a
+    /// key's expiry refuses its handshakes from then on; this ends its open sessions too).
+    pub(crate) fn expire(&self, policy: &Policy, now: SystemTime) -> Vec<EndedSession> {
+        let mut tracker = self.tracker();
+        let ended: Vec<_> = (tracker.bound.iter())
+            .filter(|(_, bound)| {
+                let mark = &bound.mark;
+                mark.mechanism == crate::zap::mark::MarkMechanism::Curve
+                    && policy
+                        .key_expiry(&mark.domain, &mark.name)
+                        .is_some_and(|expiry| expiry <= now)
+            })
+            .map(|(serial, _)| (*serial, EndReason::Expired))
+            .collect();
+        tracker.end(ended)
+    }
+}
+
+impl Tracker {
+    /// Publishes `ended` to every socket (before any of their connections is shut down, so
+    /// that no receive from now on delivers their messages), then shuts their connections
+    /// down and forgets them.
+    fn end(&mut self, ended: Vec<(u64, EndReason)>) -> Vec<EndedSession> {
+        if ended.is_empty() {
+            return Vec::new();
+        }
+        for outbox in self.outboxes.values() {
+            for (serial, _) in &ended {
                 // A socket that is gone has dropped its receiver; nothing to tell it.
                 let _ = outbox.sender.send(Ended { serial: *serial });
             }
+            outbox.generation.fetch_add(1, Ordering::AcqRel);
         }
-        for outbox in tracker.outboxes.values() {
-            if !ended.is_empty() {
-                outbox.generation.fetch_add(1, Ordering::AcqRel);
-            }
-        }
-        for (serial, narrowing) in ended {
-            let Some(bound) = tracker.bound.remove(&serial) else {
+        let mut sessions = Vec::with_capacity(ended.len());
+        for (serial, reason) in ended {
+            let Some(bound) = self.bound.remove(&serial) else {
                 continue;
             };
             let shut_down = bound
                 .descriptor
                 .is_some_and(|d| crate::ffi::shut_down_if(d.fd, d.cookie));
-            let session = EndedSession {
+            sessions.push(EndedSession {
                 mark: bound.mark,
-                reason: EndReason::Revoked(narrowing),
+                reason,
                 shut_down,
-            };
-            sessions.push(session);
+            });
         }
         sessions
     }

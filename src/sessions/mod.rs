@@ -12,7 +12,8 @@
 //!
 //! - **What ends a session**: what would refuse its handshake now — a removed or revoked key
 //!   or user, a changed password or PHC string, a changed user id or metadata of a kept key, a
-//!   denied address, a replaced or removed setting — judged without asking user code again: a
+//!   denied address, a replaced or removed setting, a CURVE key's expiry (looked for every
+//!   second) — judged without asking user code again: a
 //!   session a provider admitted ends when the provider is replaced or removed, when a removal
 //!   names its key, or by address rules.
 //! - **What does not**: fail-closed states are not revocations. A stale store, an unreadable

@@ -256,13 +256,9 @@ impl SessionSocket {
         self.socket.socket().bind(endpoint)
     }
 
-    /// The handshakes of this socket, reported as [`ServerSocket::watch_handshakes`] reports
-    /// them, from the same monitor the session check uses (a socket has one monitor). `None`
-    /// after the first call.
-    ///
-    /// [`ServerSocket::watch_handshakes`]: crate::ServerSocket::watch_handshakes
-    pub fn watch_handshakes(&mut self) -> Option<crate::HandshakeWatch> {
-        self.handshakes.take().map(crate::HandshakeWatch::shared)
+    /// The handshake events of this socket's monitor, once (for `watch_handshakes`).
+    pub(crate) fn take_handshake_events(&mut self) -> Option<monitor::Events> {
+        self.handshakes.take()
     }
 
     /// The next message of an admitted session (one frame), waiting as `flags` says;

@@ -875,3 +875,42 @@ fn zapctl_db_commands_reach_every_follower() {
     assert!(err.contains("ZAPCTL_PASSWORD"), "{err}");
     fleet.into_iter().for_each(Member::stop);
 }
+
+/// Feature `metrics`: a source's position and the time of its last proof are gauges, the
+/// proof's a Unix time (not an age, which would stand still between updates).
+#[cfg(feature = "metrics")]
+#[test]
+fn a_sources_position_and_last_proof_are_gauges() {
+    use actix_zap::metrics::{SOURCE_LAST_PROOF, SOURCE_POSITION};
+    use std::time::{SystemTime, UNIX_EPOCH};
+    child::isolated(
+        "fleet::a_sources_position_and_last_proof_are_gauges",
+        &[],
+        || {
+            let recorder = crate::common::recorder::TestRecorder::install();
+            let db = Db::new("metrics");
+            let unix = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+            let before = unix(SystemTime::now());
+            let member = Member::start(&db, 0, |source| source);
+            let labels = [("source", member.name.as_str())];
+            for seq in [db.add_key(&Keys::generate(), ""), db.add_user("dave", "pw")] {
+                member.at(seq);
+                let deadline = Instant::now() + PATIENCE;
+                while member.stats().staleness.is_none() {
+                    assert!(Instant::now() < deadline, "no proof: {:?}", member.stats());
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let stats = member.stats();
+                let position = recorder.gauge(SOURCE_POSITION, &labels);
+                assert_eq!(position, Some(stats.applied_seq as f64));
+                let proved = recorder.gauge(SOURCE_LAST_PROOF, &labels).unwrap();
+                let now = unix(SystemTime::now());
+                assert!(
+                    before <= proved && proved <= now,
+                    "{before} <= {proved} <= {now}"
+                );
+            }
+            member.stop();
+        },
+    );
+}

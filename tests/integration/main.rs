@@ -28,6 +28,8 @@ mod isolation;
 mod lifecycle;
 mod live_reload;
 mod load;
+#[cfg(feature = "metrics")]
+mod observing;
 mod properties;
 mod revocation;
 mod secrets;

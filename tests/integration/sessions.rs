@@ -509,3 +509,96 @@ fn revoking_a_session_read_before_its_descriptor_was_reused_spares_the_new_conne
 fn revoking_a_session_first_read_after_its_descriptor_was_reused_spares_the_new_connection() {
     reuse_run(false);
 }
+
+#[test]
+fn an_expired_key_ends_its_open_session() {
+    use actix_zap::messages::AddCurveKeys;
+    use actix_zap::policy::CurveEntry;
+    let (context, auth) = started();
+    let (server, kept, expiring) = (Keys::generate(), Keys::generate(), Keys::generate());
+    let expires = std::time::SystemTime::now() + Duration::from_secs(2);
+    let entries = [
+        CurveEntry::new(kept.public),
+        CurveEntry {
+            expires: Some(expires),
+            ..CurveEntry::new(expiring.public)
+        },
+    ];
+    auth.send(AddCurveKeys::new("global", entries)).unwrap();
+    let socket = ServerSocket::curve("global", server.secret.clone())
+        .build_sessions(&context, zmq::PULL)
+        .unwrap();
+    let logins = (
+        Login::Curve(server.public, kept),
+        Login::Curve(server.public, expiring),
+    );
+    revocation_run(&context, socket, logins, None, || {
+        // The expiry is the narrowing: its sweep (every second) has ended the session once
+        // it is counted (the count follows the publication to the sockets).
+        let deadline = Instant::now() + PATIENCE;
+        while auth.stats().unwrap().sessions_ended == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the expired key's session never ended"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(std::time::SystemTime::now() >= expires);
+    });
+}
+
+/// Marks outlive a restart of the authenticator on the same context: an open session keeps
+/// being delivered across `stop()` and `start()`, and the new authenticator can end it.
+#[test]
+fn sessions_survive_a_restart_and_the_new_authenticator_ends_them() {
+    let (context, auth, server, kept, revoked) = curve_setup();
+    let mut socket = ServerSocket::curve("global", server.secret.clone())
+        .build_sessions(&context, zmq::PULL)
+        .unwrap();
+    socket
+        .raw()
+        .set_rcvtimeo(PATIENCE.as_millis() as i32)
+        .unwrap();
+    socket.raw().set_linger(0).unwrap();
+    socket.bind("tcp://127.0.0.1:*").unwrap();
+    let endpoint = socket.raw().get_last_endpoint().unwrap().unwrap();
+    let login = |keys: &Keys| Login::Curve(server.public, keys.clone());
+    let _kept = Sender::start(&context, "kept", login(&kept), &endpoint, None);
+    let revoked_sender = Sender::start(&context, "revoked", login(&revoked), &endpoint, None);
+    let mut received = Received::default();
+    while received.kept.len() < 10 || received.revoked.len() < 10 {
+        assert!(
+            receive_one(&mut socket, &mut received),
+            "nothing received in time"
+        );
+    }
+    auth.stop();
+    let auth = ThreadAuthenticator::start(&context).unwrap();
+    let keys = [kept.public, revoked.public].into_iter().collect();
+    auth.configure_curve_keys("global", keys).unwrap();
+    // Both sessions go on under the new authenticator.
+    let (kept_before, revoked_before) = (received.kept.len(), received.revoked.len());
+    while received.kept.len() < kept_before + 50 || received.revoked.len() < revoked_before + 50 {
+        assert!(
+            receive_one(&mut socket, &mut received),
+            "a session was dropped by the restart"
+        );
+    }
+    auth.send(RemoveCurveKeys::new("global", [revoked.public]))
+        .unwrap();
+    let revoked_at_ok = received.revoked.len();
+    let target = received.kept.len() + 100;
+    while received.kept.len() < target {
+        assert!(
+            receive_one(&mut socket, &mut received),
+            "the kept client stalled"
+        );
+    }
+    assert_eq!(
+        received.revoked.len(),
+        revoked_at_ok,
+        "delivered after the revocation"
+    );
+    assert!(revoked_sender.saw(zmq::SocketEvent::DISCONNECTED).is_some());
+    auth.stop();
+}

@@ -5,6 +5,8 @@
 
 pub mod child;
 pub mod kerberos;
+#[cfg(feature = "metrics")]
+pub mod recorder;
 #[path = "../../../examples/support/zmtp.rs"]
 pub mod zmtp;
 

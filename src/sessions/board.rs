@@ -4,7 +4,8 @@
 //! to every socket, and their connections are shut down — all before the change answers `Ok`.
 //! The sockets write: a session is bound here at its first message (so the authenticator
 //! holds only sessions that are live and bound: memory grows with connections, not with
-//! admissions), and unbound when its connection goes.
+//! admissions); when its connection goes it is still judged, for the messages of it the socket
+//! may hold, until the socket forgets it.
 //!
 //! The board's mutex is never taken on a socket's delivery path: a socket learns of ended
 //! sessions from its inbox (a channel plus an atomic generation it compares before every
@@ -109,6 +110,9 @@ struct Bound {
     mark: SessionMark,
     socket: u64,
     descriptor: Option<Descriptor>,
+    /// Its connection went, but its socket may still hold messages of it: narrowings judge it
+    /// until the socket forgets it; it is no longer counted as bound.
+    gone: bool,
 }
 
 #[derive(Default)]
@@ -239,22 +243,43 @@ impl Board {
             mark: mark.clone(),
             socket,
             descriptor,
+            gone: false,
         };
         tracker.bound.insert(mark.serial, bound);
         Ok(())
     }
 
-    /// A connection of `socket` went: the sessions bound to it are forgotten.
+    /// A connection of `socket` went: the sessions bound to it are gone. They are still
+    /// judged by narrowings — messages of theirs may wait in the socket, to be read after a
+    /// narrowing's `Ok` — until the socket [forgets](Self::forget) them.
     pub(crate) fn unbind(&self, socket: u64, descriptor: Descriptor) {
-        self.tracker()
-            .bound
-            .retain(|_, b| !(b.socket == socket && b.descriptor == Some(descriptor)));
+        for bound in self.tracker().bound.values_mut() {
+            if bound.socket == socket && bound.descriptor == Some(descriptor) {
+                bound.descriptor = None;
+                bound.gone = true;
+            }
+        }
+    }
+
+    /// `socket` forgot these sessions (their connections went): messages of theirs it still
+    /// reads are judged at a first sight again.
+    pub(crate) fn forget(&self, socket: u64, serials: &[u64]) {
+        let mut tracker = self.tracker();
+        for serial in serials {
+            if tracker
+                .bound
+                .get(serial)
+                .is_some_and(|b| b.socket == socket)
+            {
+                tracker.bound.remove(serial);
+            }
+        }
     }
 
     /// Sessions bound, per domain (for inspection).
     pub(crate) fn bound_per_domain(&self) -> Vec<(String, usize)> {
         let mut counts: HashMap<String, usize> = HashMap::new();
-        for bound in self.tracker().bound.values() {
+        for bound in self.tracker().bound.values().filter(|b| !b.gone) {
             *counts.entry(bound.mark.domain.clone()).or_default() += 1;
         }
         let mut counts: Vec<_> = counts.into_iter().collect();

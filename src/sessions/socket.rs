@@ -85,7 +85,9 @@ struct Connections {
 /// (a dropped request ends its connection and the socket answers it with an empty message,
 /// which cannot reach the peer: its connection is shut down first, so the REP state machine
 /// stays usable). PUB and SUB servers receive nothing from their peers to check and are not
-/// covered. In-process peers are decided by [`InprocPeers`].
+/// covered. In-process peers are decided by [`InprocPeers`] — and so are the unsubscriptions
+/// an XPUB queues itself when a subscriber's connection ends, which carry no properties
+/// (dropped with [`InprocPeers::Drop`]).
 ///
 /// [`raw`](Self::raw) gives the socket itself for what this type does not wrap (options,
 /// polling): receiving from it directly bypasses the check.
@@ -453,9 +455,7 @@ impl SessionSocket {
             None if self.inproc == InprocPeers::Deliver => Verdict::Deliver,
             None => Verdict::Drop,
             Some(fd) => {
-                if let Some(cookie) = crate::ffi::socket_cookie(fd) {
-                    crate::ffi::shut_down_if(fd, cookie);
-                }
+                self.end_descriptor(Some(fd));
                 log::warn!(
                     target: "actix_zap::sessions",
                     "dropped a message without a session mark of this process's authenticator \
@@ -486,11 +486,7 @@ impl SessionSocket {
                     target: "actix_zap::sessions",
                     "dropped a message with an invalid session mark ({error})"
                 );
-                if let Some((fd, cookie)) =
-                    fd.and_then(|fd| Some((fd, crate::ffi::socket_cookie(fd)?)))
-                {
-                    crate::ffi::shut_down_if(fd, cookie);
-                }
+                self.end_descriptor(fd);
                 return Verdict::Drop;
             }
         };
@@ -528,16 +524,27 @@ impl SessionSocket {
     }
 
     /// Ends the connection behind `fd` as it is now (a message that no session of ours
-    /// could have sent came over it).
+    /// could have sent came over it) — if the monitor noted it accepted by this socket: the
+    /// number may have been closed and reused since by any socket of the process, another
+    /// context's or none of libzmq's. (Not waited for: a connection not noted yet is ended at
+    /// a later message.)
     fn end_descriptor(&self, fd: Option<RawFd>) {
-        if let Some((fd, cookie)) = fd.and_then(|fd| Some((fd, crate::ffi::socket_cookie(fd)?))) {
+        let Some((fd, cookie)) = fd.and_then(|fd| Some((fd, crate::ffi::socket_cookie(fd)?)))
+        else {
+            return;
+        };
+        let noted = (lock(&self.connections).accepted.get(&fd))
+            .is_some_and(|accepted| accepted.cookie == Some(cookie));
+        if noted {
             crate::ffi::shut_down_if(fd, cookie);
         }
     }
 
     /// The connection `fd` names for the session of `mark`, if it is that session's: not when
     /// the descriptor already carries a later admission, nor when the connection on it now was
-    /// accepted after `mark`'s admission (the number was reused; `mark`'s connection is gone).
+    /// accepted after `mark`'s admission (the number was reused; `mark`'s connection is gone),
+    /// nor when the monitor never noted it accepted by this socket (the number was reused by
+    /// another socket of the process, which a narrowing must never shut down).
     fn descriptor_for(&self, fd: RawFd, mark: &SessionMark) -> Option<Descriptor> {
         let cookie = crate::ffi::socket_cookie(fd)?;
         let descriptor = Descriptor { fd, cookie };
@@ -548,11 +555,8 @@ impl SessionSocket {
         if later_on_it {
             return None;
         }
-        let accepted = self.accepted(fd, cookie);
-        match accepted {
-            Some(accepted) if accepted.at > mark.admitted_at + MONITOR_LAG => None,
-            _ => Some(descriptor),
-        }
+        let accepted = self.accepted(fd, cookie)?;
+        (accepted.at <= mark.admitted_at + MONITOR_LAG).then_some(descriptor)
     }
 
     /// What the monitor noted when it saw the connection `cookie` accepted on `fd`. The
@@ -571,20 +575,24 @@ impl SessionSocket {
         }
     }
 
-    /// Forgets the sessions whose connection went.
+    /// Forgets the sessions whose connection went (the board judged them until now: their
+    /// messages still queued are judged again at their first sight).
     fn forget_gone(&mut self) {
         let gone = std::mem::take(&mut lock(&self.connections).gone);
         if gone.is_empty() {
             return;
         }
         let by_serial = &mut self.by_serial;
+        let mut forgotten = Vec::new();
         self.sessions.retain(|_, local| {
             let keep = !local.descriptor.is_some_and(|d| gone.contains(&d));
             if !keep {
                 by_serial.remove(&local.serial);
+                forgotten.push(local.serial);
             }
             keep
         });
+        self.board.forget(self.inbox.id, &forgotten);
         let sessions = &self.sessions;
         self.routes.retain(|_, key| sessions.contains_key(key));
     }

@@ -33,6 +33,7 @@ mod observing;
 mod properties;
 mod revocation;
 mod secrets;
+mod session_sockets;
 mod sessions;
 mod stalls;
 #[cfg(feature = "postgres")]

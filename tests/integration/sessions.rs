@@ -3,7 +3,7 @@
 //! its connection is closed (its own monitor sees the disconnect), its reconnection is refused,
 //! and another client, not revoked, has every message of the run delivered.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -16,10 +16,12 @@ use crate::common::{started, Keys, PATIENCE};
 
 /// A client that sends `"<name> <n>"` every millisecond until told to stop, with a monitor of
 /// its own socket.
-struct Sender {
+pub(crate) struct Sender {
     stop: Arc<AtomicBool>,
+    /// Messages sent so far.
+    sent: Arc<AtomicU64>,
     thread: Option<JoinHandle<u64>>,
-    events: actix_zap::monitor::Events,
+    pub(crate) events: actix_zap::monitor::Events,
 }
 
 /// How a client logs in.
@@ -27,20 +29,14 @@ struct Sender {
 pub(crate) enum Login {
     Curve(actix_zap::keys::CurvePublicKey, Keys),
     Plain(&'static str, &'static str),
+    /// NULL: decided by address alone.
+    Null,
 }
 
-impl Sender {
-    /// Connects to `endpoint` (optionally from `source`, an address of 127/8) and sends.
-    fn start(
-        context: &zmq::Context,
-        name: &str,
-        login: Login,
-        endpoint: &str,
-        source: Option<&str>,
-    ) -> Sender {
-        let socket = context.socket(zmq::PUSH).unwrap();
-        socket.set_linger(0).unwrap();
-        match &login {
+impl Login {
+    /// Sets the client side's security options on `socket`.
+    pub(crate) fn apply(&self, socket: &zmq::Socket) {
+        match self {
             Login::Curve(server, keys) => {
                 socket.set_curve_serverkey(server.as_bytes()).unwrap();
                 socket.set_curve_publickey(keys.public.as_bytes()).unwrap();
@@ -50,7 +46,35 @@ impl Sender {
                 socket.set_plain_username(Some(user)).unwrap();
                 socket.set_plain_password(Some(password)).unwrap();
             }
+            Login::Null => {}
         }
+    }
+}
+
+impl Sender {
+    /// Connects to `endpoint` (optionally from `source`, an address of 127/8) and sends.
+    pub(crate) fn start(
+        context: &zmq::Context,
+        name: &str,
+        login: Login,
+        endpoint: &str,
+        source: Option<&str>,
+    ) -> Sender {
+        Sender::start_as(context, zmq::PUSH, name, login, endpoint, source)
+    }
+
+    /// [`start`](Self::start) with another sending socket type (DEALER, PAIR).
+    pub(crate) fn start_as(
+        context: &zmq::Context,
+        socket_type: zmq::SocketType,
+        name: &str,
+        login: Login,
+        endpoint: &str,
+        source: Option<&str>,
+    ) -> Sender {
+        let socket = context.socket(socket_type).unwrap();
+        socket.set_linger(0).unwrap();
+        login.apply(&socket);
         let endpoint_name = actix_zap::monitor::unique_endpoint("sessions-test-client");
         let mask = zmq::SocketEvent::DISCONNECTED as i32
             | zmq::SocketEvent::HANDSHAKE_SUCCEEDED as i32
@@ -65,11 +89,16 @@ impl Sender {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
         let name = name.to_owned();
+        let count = Arc::new(AtomicU64::new(0));
+        let counting = Arc::clone(&count);
         let thread = std::thread::spawn(move || {
             let mut sent = 0u64;
             while !stopping.load(Ordering::Relaxed) {
                 match socket.send(format!("{name} {sent}").as_bytes(), zmq::DONTWAIT) {
-                    Ok(()) => sent += 1,
+                    Ok(()) => {
+                        sent += 1;
+                        counting.store(sent, Ordering::Relaxed);
+                    }
                     Err(zmq::Error::EAGAIN) => {}
                     Err(error) => panic!("{name}: {error}"),
                 }
@@ -79,19 +108,30 @@ impl Sender {
         });
         Sender {
             stop,
+            sent: count,
             thread: Some(thread),
             events,
         }
     }
 
     /// Stops sending; how many messages were sent.
-    fn finish(&mut self) -> u64 {
+    pub(crate) fn finish(&mut self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.take().unwrap().join().unwrap()
     }
 
+    /// Messages sent so far.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Waits (bounded) until the client has sent `n` messages.
+    pub(crate) fn wait_sent(&self, n: u64) {
+        wait_count(&self.sent, n);
+    }
+
     /// Waits for `event` on the client's own socket.
-    fn saw(&self, event: zmq::SocketEvent) -> Option<u32> {
+    pub(crate) fn saw(&self, event: zmq::SocketEvent) -> Option<u32> {
         let deadline = Instant::now() + PATIENCE;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.events.recv_timeout(left) {
@@ -111,6 +151,23 @@ impl Drop for Sender {
         }
     }
 }
+
+/// Waits (bounded) until `count` reaches `n` (on another thread).
+pub(crate) fn wait_count(count: &AtomicU64, n: u64) {
+    let deadline = Instant::now() + PATIENCE;
+    while count.load(Ordering::Relaxed) < n {
+        assert!(
+            Instant::now() < deadline,
+            "the client never sent {n} messages"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Messages a revoked client sends, unread, before its revocation: the socket must drop
+/// them after the `Ok` (most are in its queue by then; without them a run would only show
+/// that the connection was shut down, not that the socket checks what it already holds).
+pub(crate) const UNREAD_AT_REVOCATION: u64 = 50;
 
 /// Per client: the numbers received, in order.
 #[derive(Default)]
@@ -142,7 +199,19 @@ fn receive_one(server: &mut SessionSocket, received: &mut Received) -> bool {
 /// client has 200 more messages delivered.
 pub(crate) fn revocation_run(
     context: &zmq::Context,
+    server: SessionSocket,
+    logins: (Login, Login),
+    revoked_from: Option<&str>,
+    revoke: impl FnOnce(),
+) {
+    revocation_run_as(context, server, zmq::PUSH, logins, revoked_from, revoke);
+}
+
+/// [`revocation_run`] with clients of `client_type` (one the server's type accepts).
+pub(crate) fn revocation_run_as(
+    context: &zmq::Context,
     mut server: SessionSocket,
+    client_type: zmq::SocketType,
     logins: (Login, Login),
     revoked_from: Option<&str>,
     revoke: impl FnOnce(),
@@ -154,8 +223,15 @@ pub(crate) fn revocation_run(
     server.raw().set_linger(0).unwrap();
     server.bind("tcp://127.0.0.1:*").unwrap();
     let endpoint = server.raw().get_last_endpoint().unwrap().unwrap();
-    let mut kept = Sender::start(context, "kept", logins.0, &endpoint, None);
-    let mut revoked = Sender::start(context, "revoked", logins.1, &endpoint, revoked_from);
+    let mut kept = Sender::start_as(context, client_type, "kept", logins.0, &endpoint, None);
+    let mut revoked = Sender::start_as(
+        context,
+        client_type,
+        "revoked",
+        logins.1,
+        &endpoint,
+        revoked_from,
+    );
     let mut received = Received::default();
     let deadline = Instant::now() + PATIENCE;
     while received.kept.len() < 20 || received.revoked.len() < 20 {
@@ -168,6 +244,9 @@ pub(crate) fn revocation_run(
             "nothing received in time"
         );
     }
+    // The server stops reading while the revoked client sends on.
+    let last = *received.revoked.last().unwrap();
+    revoked.wait_sent(last + 1 + UNREAD_AT_REVOCATION);
     revoke();
     let before = received.revoked.len();
     let target = received.kept.len() + 200;
@@ -209,7 +288,7 @@ pub(crate) fn revocation_run(
     assert_eq!(received.revoked.len(), before);
 }
 
-fn curve_setup() -> (zmq::Context, ThreadAuthenticator, Keys, Keys, Keys) {
+pub(crate) fn curve_setup() -> (zmq::Context, ThreadAuthenticator, Keys, Keys, Keys) {
     let (context, auth) = started();
     let (server, kept, revoked) = (Keys::generate(), Keys::generate(), Keys::generate());
     let keys = [kept.public, revoked.public].into_iter().collect();

@@ -11,7 +11,9 @@ use crate::certs::CertStore;
 use crate::keys::CurvePublicKey;
 use crate::messages::error::{ConfigError, StartError, Unavailable};
 use crate::messages::*;
-use crate::policy::{GssapiPolicy, IpcRule, PolicySnapshot, Scope};
+use crate::policy::{
+    CurveEntry, GssapiPolicy, HashedPassword, IpcRule, PolicySnapshot, Removed, Scope,
+};
 use crate::provider::Provider;
 
 /// pyzmq's `CURVE_ALLOW_ANY`: pass it as the location to admit any CURVE key.
@@ -305,6 +307,93 @@ impl Authenticator {
         keys: CertStore,
     ) -> Result<CurveReport, ConfigError> {
         self.send(ConfigureCurve::keys(domain, keys)).await
+    }
+
+    /// Trusts these CURVE keys in `domain` from now on, leaving its other keys as they are;
+    /// answers how many entries were added or replaced. Sends [`AddCurveKeys`].
+    ///
+    /// Each item is a [`CurvePublicKey`](crate::keys::CurvePublicKey) (the `User-Id` is then
+    /// the key's Z85 text, or the mapping's) or a [`CurveEntry`](crate::policy::CurveEntry)
+    /// with metadata, a `User-Id` or an expiry of its own. A domain that admitted any key, or
+    /// asked a provider, or had no CURVE setting, then admits exactly these keys: adding a key
+    /// never widens such a domain to more than it names. Refused, with
+    /// [`PolicyError::OwnedBy`](crate::policy::PolicyError::OwnedBy), on a domain a watch or
+    /// a store owns (send [`AddCurveKeys`] with [`take_over`](crate::messages::TakeOver) to
+    /// take it over). Trusting a key the hand revoked in this domain lifts that revocation.
+    ///
+    /// ```no_run
+    /// # async fn demo(auth: actix_zap::Authenticator) -> Result<(), Box<dyn std::error::Error>> {
+    /// use actix_zap::keys::CurvePublicKey;
+    /// let key = CurvePublicKey::from_z85("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7")?;
+    /// auth.add_curve_keys("global", [key]).await?;
+    /// // ... and later, in force for every handshake decided after it returns:
+    /// auth.remove_curve_keys("global", [key]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn add_curve_keys<K: Into<CurveEntry>>(
+        &self,
+        domain: &str,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<usize, ConfigError> {
+        let keys = keys.into_iter().map(Into::into);
+        self.send(AddCurveKeys::new(domain, keys)).await
+    }
+
+    /// Stops trusting these CURVE keys in `domain`, whoever owns it (a removal is never
+    /// refused); answers what it did ([`Removed`](crate::policy::Removed)). Sends
+    /// [`RemoveCurveKeys`].
+    ///
+    /// Fail-closed: once it has returned `Ok`, no handshake is admitted under these keys in
+    /// that domain, including one whose decision was under way, and sessions a
+    /// [`SessionSocket`](crate::sessions::SessionSocket) serves under them have ended. A key
+    /// the domain would still admit without an entry (allow-any, a provider, the `"*"`
+    /// fallback), or that its watch or store could bring back, stays revoked there until
+    /// [`LiftRevocations`](crate::messages::LiftRevocations) or
+    /// [`add_curve_keys`](Self::add_curve_keys) by hand.
+    pub async fn remove_curve_keys(
+        &self,
+        domain: &str,
+        keys: impl IntoIterator<Item = CurvePublicKey>,
+    ) -> Result<Removed, ConfigError> {
+        self.send(RemoveCurveKeys::new(domain, keys)).await
+    }
+
+    /// Adds PLAIN users to `domain` with argon2id hashes, or replaces their hashes; answers
+    /// how many. Sends [`AddPlainUsers`].
+    ///
+    /// Hash a password with [`HashedPassword::hash`](crate::policy::HashedPassword::hash), or
+    /// take a PHC string kept elsewhere with
+    /// [`HashedPassword::parse`](crate::policy::HashedPassword::parse). A domain whose users
+    /// were set in clear text ([`configure_plain`](Self::configure_plain)), or that had none,
+    /// then holds exactly these users. Refused on a domain a watch or a store owns, as
+    /// [`add_curve_keys`](Self::add_curve_keys) is.
+    ///
+    /// ```no_run
+    /// # async fn demo(auth: actix_zap::Authenticator) -> Result<(), Box<dyn std::error::Error>> {
+    /// use actix_zap::policy::HashedPassword;
+    /// let hash = HashedPassword::hash(b"correct horse")?; // argon2id: keep it off the actix thread
+    /// auth.add_plain_users("global", [("alice", hash)]).await?;
+    /// auth.remove_plain_users("global", ["alice"]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn add_plain_users<U: Into<String>>(
+        &self,
+        domain: &str,
+        users: impl IntoIterator<Item = (U, HashedPassword)>,
+    ) -> Result<usize, ConfigError> {
+        self.send(AddPlainUsers::new(domain, users)).await
+    }
+
+    /// Removes PLAIN users from `domain` (its table clear-text or hashed), whoever owns it;
+    /// answers what it did ([`Removed`](crate::policy::Removed)). Sends
+    /// [`RemovePlainUsers`]. Fail-closed and kept as a revocation where needed, as
+    /// [`remove_curve_keys`](Self::remove_curve_keys) is.
+    pub async fn remove_plain_users<U: Into<String>>(
+        &self,
+        domain: &str,
+        users: impl IntoIterator<Item = U>,
+    ) -> Result<Removed, ConfigError> {
+        self.send(RemovePlainUsers::new(domain, users)).await
     }
 
     /// Lets `provider` decide a domain's CURVE keys (pyzmq's `configure_curve_callback`).

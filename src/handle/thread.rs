@@ -17,7 +17,7 @@ use crate::certs::CertStore;
 use crate::keys::CurvePublicKey;
 use crate::messages::error::{ConfigError, StartError, Unavailable};
 use crate::messages::*;
-use crate::policy::{GssapiPolicy, IpcRule, PolicySnapshot};
+use crate::policy::{CurveEntry, GssapiPolicy, HashedPassword, IpcRule, PolicySnapshot, Removed};
 use crate::provider::Provider;
 
 /// Emits, for each entry, the blocking form of the [`Authenticator`] method of the same name:
@@ -215,6 +215,10 @@ impl ThreadAuthenticator {
         fn configure_curve(&self, domain: &str, location: impl AsRef<Path>) -> Result<CurveReport, ConfigError>;
         fn configure_curve_czmq(&self, domain: &str, directory: impl AsRef<Path>) -> Result<CurveReport, ConfigError>;
         fn configure_curve_keys(&self, domain: &str, keys: CertStore) -> Result<CurveReport, ConfigError>;
+        fn add_curve_keys<K: Into<CurveEntry>>(&self, domain: &str, keys: impl IntoIterator<Item = K>) -> Result<usize, ConfigError>;
+        fn remove_curve_keys(&self, domain: &str, keys: impl IntoIterator<Item = CurvePublicKey>) -> Result<Removed, ConfigError>;
+        fn add_plain_users<U: Into<String>>(&self, domain: &str, users: impl IntoIterator<Item = (U, HashedPassword)>) -> Result<usize, ConfigError>;
+        fn remove_plain_users<U: Into<String>>(&self, domain: &str, users: impl IntoIterator<Item = U>) -> Result<Removed, ConfigError>;
         fn configure_curve_callback(&self, domain: &str, provider: Provider) -> Result<(), ConfigError>;
         fn configure_gssapi(&self, domain: &str, policy: GssapiPolicy) -> Result<(), ConfigError>;
         fn unconfigure(&self, domain: &str, mechanism: MechanismKind) -> Result<bool, ConfigError>;

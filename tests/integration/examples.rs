@@ -145,6 +145,7 @@ fn reconfigure_admits_refuses_and_revokes_at_runtime() {
         out.contains("still up and gets \"World, newcomer\""),
         "{out}"
     );
+    assert!(out.contains("removed 1 installed entry"), "{out}");
 }
 
 #[cfg(feature = "postgres")]

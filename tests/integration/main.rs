@@ -36,5 +36,6 @@ mod stalls;
 #[cfg(feature = "postgres")]
 mod store_attacks;
 mod surface;
+mod trust;
 #[cfg(feature = "cli")]
 mod zapctl;

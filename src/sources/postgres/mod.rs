@@ -189,7 +189,7 @@ pub fn error_text(error: &tokio_postgres::Error) -> String {
 }
 
 /// The statement of one anti-entropy comparison's digest (`$1`: the served domains), for
-/// `examples/fleet_bench`; not a stable interface.
+/// `benches/fleet_bench`; not a stable interface.
 #[doc(hidden)]
 pub const DIGEST_SQL: &str = digest::DIGEST;
 

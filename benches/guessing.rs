@@ -1,12 +1,12 @@
 //! Guessing and floods (issue 18 items 1 and 2), measured with real sockets on 127.0.0.x.
 //!
 //! ```text
-//! cargo run --release --example guessing -- flood [--mode one-user|spray] [--throttle on|off]
+//! cargo bench --bench guessing -- flood [--mode one-user|spray] [--throttle on|off]
 //!                                              [--attackers 4] [--seconds 6]
-//! cargo run --release --example guessing -- timing [--attempts 100]
-//! cargo run --release --example guessing -- cost [--rounds 9] [--decisions 1000000]
+//! cargo bench --bench guessing -- timing [--attempts 100]
+//! cargo bench --bench guessing -- cost [--rounds 9] [--decisions 1000000]
 //!                                             [--handshakes 2000] [--e2e-rounds 5]
-//! cargo run --release --example guessing -- instructions <decide|check-decide> N
+//! cargo bench --bench guessing -- instructions <decide|check-decide> N
 //! ```
 //!
 //! - `flood`: argon2id users (default parameters, as `zapctl db user add` hashes) behind a
@@ -32,8 +32,8 @@
 //! - `instructions`: a callgrind driver for the sans-IO comparison: N decisions of a scenario
 //!   (`decide`, `check-decide`, `check-decide-others`, `check-decide-this`, `refuse`,
 //!   `refuse-record`: see `instructions`). `valgrind --tool=callgrind
-//!   --callgrind-out-file=/dev/null target/release/examples/guessing instructions
-//!   check-decide 20000`; per decision: (I(20000) - I(10000)) / 10000.
+//!   --callgrind-out-file=/dev/null target/release/deps/guessing-HASH instructions
+//!   check-decide 20000` (`cargo bench --no-run --bench guessing` prints the path); per decision: (I(20000) - I(10000)) / 10000.
 
 #[path = "support/rate.rs"]
 mod rate;
@@ -60,7 +60,11 @@ const DOMAIN: &str = "hashed";
 const LOGINS_PER_S: usize = 20;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench --bench guessing -- FLAGS` passes `--bench` too.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let option = |name: &str, default: &str| -> String {
         args.iter()
             .position(|a| a == name)

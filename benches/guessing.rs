@@ -46,10 +46,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_zap::messages::{AddPlainUsers, DecisionEvent, StatusCode, Subscriber};
+use actix_zap::messages::{AddPlainUsers, DecisionEvent, Subscriber};
 use actix_zap::policy::{
     Decision, HashedPassword, Now, PasswordTable, Policy, Throttle, ThrottleLimits,
 };
+use actix_zap::zap::StatusCode;
 use actix_zap::zap::{Request, RequestBuilder};
 use actix_zap::{Settings, ThreadAuthenticator};
 use futures::executor::block_on;
@@ -129,7 +130,7 @@ impl Setup {
         let server_context = zmq::Context::new();
         let auth = ThreadAuthenticator::builder()
             .settings(settings)
-            .start_thread(&server_context)
+            .start(&server_context)
             .expect("authenticator");
         // alice, and the legitimate users (hashed on both cores).
         let names: Vec<String> = std::iter::once("alice".to_owned())

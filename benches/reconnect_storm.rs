@@ -308,7 +308,7 @@ fn main() {
     let settings = settings(&options);
     let auth = ThreadAuthenticator::builder()
         .settings(settings.clone())
-        .start_thread(&server_context)
+        .start(&server_context)
         .expect("authenticator");
     let calls = Arc::new(Calls::new(&client_keys, options.addresses));
     auth.configure_curve_callback(

@@ -253,7 +253,7 @@ fn start_handler(
                 .with_lookups_per_address(usize::MAX);
             ThreadAuthenticator::builder()
                 .settings(settings)
-                .start_thread(context)
+                .start(context)
                 .expect("authenticator")
         }
     };

@@ -12,7 +12,8 @@ use crate::keys::CurvePublicKey;
 use crate::messages::error::{ConfigError, StartError, Unavailable};
 use crate::messages::*;
 use crate::policy::{
-    CurveEntry, GssapiPolicy, HashedPassword, IpcRule, PolicySnapshot, Removed, Scope,
+    CurveEntry, GssapiPolicy, HashedPassword, IpcRule, MechanismKind, PolicySnapshot, Removed,
+    Scope,
 };
 use crate::provider::Provider;
 
@@ -83,20 +84,21 @@ impl Authenticator {
         AuthenticatorBuilder::default()
     }
 
-    /// The policy actor, for sending the typed messages directly:
+    /// The [`PolicyActor`](crate::actors::PolicyActor), for sending the typed messages directly:
     /// `auth.policy().send(message).await??` (the outer error is the mailbox's, which
     /// converts into [`ConfigError::Stopped`]).
     pub fn policy(&self) -> &Addr<PolicyActor> {
         &self.policy
     }
 
-    /// The socket actor: [`GetStats`] sent here includes the requests in flight.
+    /// The socket actor, [`ZapSocket`](crate::actors::ZapSocket): [`GetStats`] sent here
+    /// includes the requests in flight.
     pub fn zap_socket(&self) -> &Addr<ZapSocket> {
         &self.zap
     }
 
-    /// Sends any configuration message of [`messages`](crate::messages) to the policy actor
-    /// and waits for its answer, with one error type for both a stopped authenticator and a
+    /// Sends any configuration message of [`messages`](crate::messages) to the
+    /// [`PolicyActor`](crate::actors::PolicyActor) and waits for its answer, with one error type for both a stopped authenticator and a
     /// refused message.
     ///
     /// ```no_run
@@ -200,7 +202,8 @@ impl Authenticator {
         self.send(ClearAddressRules::in_domain(domain)).await
     }
 
-    /// Admits `ipc://` peers matching one of these rules (see [`AllowIpc`]).
+    /// Admits `ipc://` peers matching one of these rules
+    /// ([`IpcRule`](crate::policy::IpcRule)s; see [`AllowIpc`]).
     ///
     /// ```no_run
     /// # async fn demo(auth: actix_zap::Authenticator) -> Result<(), actix_zap::ConfigError> {
@@ -216,7 +219,8 @@ impl Authenticator {
         self.send(AllowIpc::new(rules)).await
     }
 
-    /// Admits `ipc://` peers of `domain` matching one of these rules.
+    /// Admits `ipc://` peers of `domain` matching one of these
+    /// [`IpcRule`](crate::policy::IpcRule)s.
     pub async fn allow_ipc_in(
         &self,
         domain: &str,
@@ -225,7 +229,8 @@ impl Authenticator {
         self.send(AllowIpc::new(rules).in_domain(domain)).await
     }
 
-    /// Removes global IPC rules; returns how many were there. An emptied IPC list refuses
+    /// Removes global [`IpcRule`](crate::policy::IpcRule)s; returns how many were there. An
+    /// emptied IPC list refuses
     /// every IPC peer until [`clear_ipc`](Self::clear_ipc).
     pub async fn remove_ipc(
         &self,
@@ -234,7 +239,7 @@ impl Authenticator {
         self.send(RemoveIpc::new(rules)).await
     }
 
-    /// Removes IPC rules of `domain`; returns how many were there.
+    /// Removes [`IpcRule`](crate::policy::IpcRule)s of `domain`; returns how many were there.
     pub async fn remove_ipc_in(
         &self,
         domain: &str,
@@ -272,7 +277,8 @@ impl Authenticator {
     /// admits any key when `location` is [`CURVE_ALLOW_ANY`]. The directory is read off the
     /// actix thread, by the same reader as a [`Watch`](crate::messages::Watch) and within
     /// [`ConfigureCurve::READ_DEADLINE`]; the domain then admits exactly the keys of its valid
-    /// files, and the report names every file skipped (see [`ConfigureCurve`]).
+    /// files, and the report ([`CurveReport`]) names every file skipped (see
+    /// [`ConfigureCurve`]).
     pub async fn configure_curve(
         &self,
         domain: &str,
@@ -289,7 +295,8 @@ impl Authenticator {
 
     /// Sets a domain's CURVE keys from a CZMQ certificate store (`zcertstore`): every file
     /// in `directory` and its subdirectories, whatever its name, except `*_secret` files.
-    /// Read off the actix thread, like [`configure_curve`](Self::configure_curve).
+    /// Read off the actix thread, like [`configure_curve`](Self::configure_curve), and
+    /// reported the same way ([`CurveReport`]).
     pub async fn configure_curve_czmq(
         &self,
         domain: &str,
@@ -300,7 +307,9 @@ impl Authenticator {
             .await
     }
 
-    /// Sets a domain's CURVE keys from a key set loaded by the caller.
+    /// Sets a domain's CURVE keys from a key set loaded by the caller (a
+    /// [`CertStore`](crate::certs::CertStore), e.g. from
+    /// [`load_directory`](crate::certs::load_directory)); answers a [`CurveReport`].
     pub async fn configure_curve_keys(
         &self,
         domain: &str,
@@ -339,7 +348,8 @@ impl Authenticator {
         self.send(AddCurveKeys::new(domain, keys)).await
     }
 
-    /// Stops trusting these CURVE keys in `domain`, whoever owns it (a removal is never
+    /// Stops trusting these CURVE keys ([`CurvePublicKey`](crate::keys::CurvePublicKey)s) in
+    /// `domain`, whoever owns it (a removal is never
     /// refused); answers what it did ([`Removed`](crate::policy::Removed)). Sends
     /// [`RemoveCurveKeys`].
     ///
@@ -361,7 +371,8 @@ impl Authenticator {
     /// Adds PLAIN users to `domain` with argon2id hashes, or replaces their hashes; answers
     /// how many. Sends [`AddPlainUsers`].
     ///
-    /// Hash a password with [`HashedPassword::hash`](crate::policy::HashedPassword::hash), or
+    /// Each user comes with a [`HashedPassword`](crate::policy::HashedPassword): hash a
+    /// password with [`HashedPassword::hash`](crate::policy::HashedPassword::hash), or
     /// take a PHC string kept elsewhere with
     /// [`HashedPassword::parse`](crate::policy::HashedPassword::parse). A domain whose users
     /// were set in clear text ([`configure_plain`](Self::configure_plain)), or that had none,
@@ -396,7 +407,8 @@ impl Authenticator {
         self.send(RemovePlainUsers::new(domain, users)).await
     }
 
-    /// Lets `provider` decide a domain's CURVE keys (pyzmq's `configure_curve_callback`).
+    /// Lets `provider` decide a domain's CURVE keys (pyzmq's `configure_curve_callback`): see
+    /// [`Provider`](crate::provider::Provider).
     pub async fn configure_curve_callback(
         &self,
         domain: &str,
@@ -411,7 +423,8 @@ impl Authenticator {
         .await
     }
 
-    /// Sets a domain's GSSAPI policy. libzmq 4.3.x lets GSSAPI peers in even when refused.
+    /// Sets a domain's [`GssapiPolicy`](crate::policy::GssapiPolicy). libzmq 4.3.x lets GSSAPI
+    /// peers in even when refused (see [`sessions`](crate::sessions) for a socket that does not).
     pub async fn configure_gssapi(
         &self,
         domain: &str,
@@ -421,7 +434,8 @@ impl Authenticator {
         self.send(ConfigureGssapi { domain, policy }).await
     }
 
-    /// Removes one mechanism's configuration from a domain; returns whether there was one.
+    /// Removes one mechanism's ([`MechanismKind`](crate::policy::MechanismKind)) configuration
+    /// from a domain; returns whether there was one.
     pub async fn unconfigure(
         &self,
         domain: &str,
@@ -436,8 +450,9 @@ impl Authenticator {
         .await
     }
 
-    /// Replaces pyzmq's `curve_user_id`: the `User-Id` of admitted CURVE clients. The
-    /// mapping runs on the provider pool under the provider deadline.
+    /// Replaces pyzmq's `curve_user_id`: the `User-Id` of admitted CURVE clients, from their
+    /// [`CurvePublicKey`](crate::keys::CurvePublicKey). The mapping runs on the provider pool
+    /// under the provider deadline.
     pub async fn set_curve_user_id<F>(&self, mapper: F) -> Result<(), ConfigError>
     where
         F: Fn(&CurvePublicKey) -> String + Send + Sync + 'static,
@@ -450,14 +465,15 @@ impl Authenticator {
         self.send(SetCurveUserId(None)).await
     }
 
-    /// Starts a credential store source (feature `postgres`): it becomes the owner of its
+    /// Starts a credential store source (feature `postgres`), a
+    /// [`PostgresSource`](crate::postgres::PostgresSource): it becomes the owner of its
     /// domains (refused, with [`PolicyError::OwnedBy`](crate::policy::PolicyError::OwnedBy),
     /// for a domain a watch or another store owns), each refusing everyone until the source
     /// has proved itself up to date, and follows the store on this authenticator's actix
     /// runtime. Works from any thread (with a [`ThreadAuthenticator`](crate::ThreadAuthenticator)
-    /// too). Answers once the domains are registered; use
-    /// [`SourceHandle::synced`](crate::postgres::SourceHandle::synced) to know the snapshot is
-    /// in force.
+    /// too). Answers once the domains are registered, with a
+    /// [`SourceHandle`](crate::postgres::SourceHandle): its
+    /// [`synced`](crate::postgres::SourceHandle::synced) says when the snapshot is in force.
     ///
     /// Before registering, it connects once (on the authenticator's runtime, within twice the
     /// source's heartbeat, at least 1 s) and refuses, with [`ConfigError::Store`], a store
@@ -500,7 +516,7 @@ impl Authenticator {
     /// Follows a certificate directory or password file from now on (see [`Watch`]):
     /// deletions apply at once, other changes per file once settled, atomically; a source
     /// that cannot be read (or whose read hangs past its deadline) leaves its domain refusing
-    /// that mechanism. Answers with the first load.
+    /// that mechanism. Answers with the first load ([`Reloaded`]).
     ///
     /// ```no_run
     /// # async fn demo(auth: actix_zap::Authenticator) -> Result<(), actix_zap::ConfigError> {
@@ -513,7 +529,8 @@ impl Authenticator {
         self.send(watch).await
     }
 
-    /// Stops following a domain's source; returns whether there was a watch.
+    /// Stops following a domain's source for one
+    /// [`MechanismKind`](crate::policy::MechanismKind); returns whether there was a watch.
     pub async fn unwatch(
         &self,
         domain: &str,
@@ -523,18 +540,19 @@ impl Authenticator {
         self.send(Unwatch { domain, mechanism }).await
     }
 
-    /// The latest reload of every watch.
+    /// The latest reload of every watch ([`Reloaded`]).
     pub async fn watches(&self) -> Result<Vec<Reloaded>, Unavailable> {
         self.ask(Watches).await
     }
 
     /// The policy in force, passwords redacted (pyzmq's `allow_any`, `certs`, `passwords`,
-    /// `credentials_providers`, in one consistent picture).
+    /// `credentials_providers`, in one consistent picture): a
+    /// [`PolicySnapshot`](crate::policy::PolicySnapshot).
     pub async fn inspect(&self) -> Result<PolicySnapshot, Unavailable> {
         self.ask(Inspect).await
     }
 
-    /// Counters per mechanism and status, and the requests in flight now. Asks the
+    /// Counters per mechanism and status, and the requests in flight now ([`Stats`]). Asks the
     /// [`ZapSocket`], which adds its own counts to the policy actor's.
     pub async fn stats(&self) -> Result<Stats, Unavailable> {
         self.zap
@@ -544,7 +562,8 @@ impl Authenticator {
     }
 
     /// Sends every decision to `subscriber` until [`unsubscribe`](Self::unsubscribe): an
-    /// actor's `Recipient<DecisionEvent>` (pass it as it is) or a [`Subscriber`].
+    /// actor's `Recipient<`[`DecisionEvent`]`>` (pass it as it is) or a [`Subscriber`]; answers
+    /// the [`SubscriptionId`].
     pub async fn subscribe(
         &self,
         subscriber: impl Into<Subscriber>,
@@ -552,7 +571,9 @@ impl Authenticator {
         self.ask(Subscribe(subscriber.into())).await
     }
 
-    /// Calls `callback` for every decision, on the authenticator's thread (keep it quick).
+    /// Calls `callback` for every decision ([`DecisionEvent`]), on the authenticator's thread
+    /// (keep it quick); answers the [`SubscriptionId`] to [`unsubscribe`](Self::unsubscribe)
+    /// with.
     pub async fn on_decision<F>(&self, callback: F) -> Result<SubscriptionId, Unavailable>
     where
         F: Fn(&DecisionEvent) + Send + Sync + 'static,
@@ -561,7 +582,7 @@ impl Authenticator {
             .await
     }
 
-    /// Ends a subscription; returns whether it existed.
+    /// Ends a subscription ([`SubscriptionId`]); returns whether it existed.
     pub async fn unsubscribe(&self, id: SubscriptionId) -> Result<bool, Unavailable> {
         self.ask(Unsubscribe(id)).await
     }
@@ -579,7 +600,9 @@ impl Authenticator {
     }
 
     /// Stops the policy actor alone, leaving the socket actor serving: for tests of what
-    /// clients get when the policy is gone (a `500`). Not a stable API; never needed.
+    /// clients get when the policy is gone (a `500`). Not a stable API (feature `test-hooks`);
+    /// never needed.
+    #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub async fn stop_policy_actor_for_tests(&self) {
         let _ = self.policy.send(Stop).await;

@@ -11,13 +11,15 @@ use actix::prelude::*;
 use futures::executor::block_on;
 use tokio::sync::watch;
 
-use super::{Authenticator, AuthenticatorBuilder};
+use super::{Authenticator, AuthenticatorBuilder, ThreadAuthenticatorBuilder};
 use crate::actors::{PolicyActor, ZapSocket};
 use crate::certs::CertStore;
 use crate::keys::CurvePublicKey;
 use crate::messages::error::{ConfigError, StartError, Unavailable};
 use crate::messages::*;
-use crate::policy::{CurveEntry, GssapiPolicy, HashedPassword, IpcRule, PolicySnapshot, Removed};
+use crate::policy::{
+    CurveEntry, GssapiPolicy, HashedPassword, IpcRule, MechanismKind, PolicySnapshot, Removed,
+};
 use crate::provider::Provider;
 
 /// Emits, for each entry, the blocking form of the [`Authenticator`] method of the same name:
@@ -41,7 +43,7 @@ macro_rules! blocking_methods {
             $(#[$attr])*
             #[doc = concat!(
                 "Blocking [`Authenticator::", stringify!($name), "`]: the same call, waiting for ",
-                "its answer.\n\n",
+                "its answer (the types it takes and answers are linked there).\n\n",
                 "On the authenticator's own thread (in a callback) it does nothing and returns [`",
                 stringify!($err), "::OwnThread`] at once; see ",
                 "[Calling it from its own thread](Self#calling-it-from-its-own-thread).",
@@ -102,14 +104,15 @@ impl std::fmt::Debug for ThreadAuthenticator {
 
 impl ThreadAuthenticator {
     /// Starts with default settings; the endpoint is bound when this returns. See
-    /// [`AuthenticatorBuilder::start_thread`] for options.
+    /// [`builder`](Self::builder) for options.
     pub fn start(context: &zmq::Context) -> Result<Self, StartError> {
-        AuthenticatorBuilder::default().start_thread(context)
+        ThreadAuthenticatorBuilder::default().start(context)
     }
 
-    /// Options for starting.
-    pub fn builder() -> AuthenticatorBuilder {
-        AuthenticatorBuilder::default()
+    /// Options for starting; its [`start`](ThreadAuthenticatorBuilder::start) gives a
+    /// `ThreadAuthenticator`, from any thread.
+    pub fn builder() -> ThreadAuthenticatorBuilder {
+        ThreadAuthenticatorBuilder::default()
     }
 
     /// Starts the thread and the authenticator on it.
@@ -175,12 +178,12 @@ impl ThreadAuthenticator {
         block_on(future)
     }
 
-    /// See [`Authenticator::policy`].
+    /// The [`PolicyActor`](crate::actors::PolicyActor); see [`Authenticator::policy`].
     pub fn policy(&self) -> &Addr<PolicyActor> {
         self.handle.policy()
     }
 
-    /// See [`Authenticator::zap_socket`].
+    /// The [`ZapSocket`](crate::actors::ZapSocket); see [`Authenticator::zap_socket`].
     pub fn zap_socket(&self) -> &Addr<ZapSocket> {
         self.handle.zap_socket()
     }

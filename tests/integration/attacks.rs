@@ -377,7 +377,7 @@ fn an_unknown_username_is_refused_in_about_the_time_of_a_known_one() {
     let settings = actix_zap::Settings::default().with_throttle_capacity(0);
     let auth = actix_zap::ThreadAuthenticator::builder()
         .settings(settings)
-        .start_thread(&context)
+        .start(&context)
         .unwrap();
     let users = vec![("alice".to_owned(), hash_with("right", 1024, 2))];
     block_on(auth.handle().send(AddPlainUsers::new("hashed", users))).unwrap();
@@ -455,7 +455,7 @@ fn one_wrong_password_is_verified_once_while_another_domain_changes_every_5_ms()
 
 #[test]
 fn the_work_one_address_has_in_flight_is_capped() {
-    use actix_zap::messages::StatusCode;
+    use actix_zap::zap::StatusCode;
     use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
     init_logging();
@@ -466,7 +466,7 @@ fn the_work_one_address_has_in_flight_is_capped() {
         .with_provider_deadline(PATIENCE);
     let auth = actix_zap::ThreadAuthenticator::builder()
         .settings(settings)
-        .start_thread(&context)
+        .start(&context)
         .unwrap();
     let seen = watch_decisions(&auth);
     // CURVE: a provider that holds every lookup until released.

@@ -14,7 +14,7 @@
 //!
 //! Run: `cargo bench --bench actors -- --warm-up-time 1 --measurement-time 3`
 
-#[path = "../examples/support/xorshift.rs"]
+#[path = "support/xorshift.rs"]
 mod xorshift;
 
 use std::cell::RefCell;

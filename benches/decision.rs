@@ -8,7 +8,7 @@
 //!
 //! Run: `cargo bench --bench decision -- --warm-up-time 1 --measurement-time 3`
 
-#[path = "../examples/support/xorshift.rs"]
+#[path = "support/xorshift.rs"]
 mod xorshift;
 
 use std::hint::black_box;

@@ -3,13 +3,13 @@
 //! everything) and with no handler bound where libzmq then admits clients (NULL, CURVE).
 //!
 //! Each iteration is a batch of 200 handshakes with 64 pending at a time, on fresh contexts;
-//! only the handshakes are timed. The harness is `examples/support/rate.rs`;
-//! `examples/handshake_rate.rs` measures the ratios in alternating rounds (use it for the
+//! only the handshakes are timed. The harness is `benches/support/rate.rs`;
+//! `benches/handshake_rate.rs` measures the ratios in alternating rounds (use it for the
 //! ratio targets).
 //!
 //! Run: `cargo bench --bench handshakes -- --warm-up-time 1 --measurement-time 3`
 
-#[path = "../examples/support/rate.rs"]
+#[path = "support/rate.rs"]
 mod rate;
 
 use std::time::Duration;

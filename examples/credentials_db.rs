@@ -17,17 +17,17 @@
 //! many servers and applied as they change (with revocation fan-out and fail-closed staleness),
 //! the crate's store does the work: see the `fleet` example.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::sync::Arc;
 
 use actix_zap::certs::Certificate;
+use actix_zap::client::{HandshakeCheck, HandshakeOutcome};
+use actix_zap::keys::CurvePublicKey;
 use actix_zap::provider::{Admission, CurveVerdict, Provider, ProviderError};
 use actix_zap::zap::Metadata;
 use actix_zap::{Authenticator, ServerSocket};
-use support::{curve_client, fail, off_thread, Outcome, Server};
 use tokio_postgres::{Client, NoTls, Statement};
+
+type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
 
 /// Temporary: the session's own, dropped when its connection closes.
 const SCHEMA: &str = "CREATE TEMPORARY TABLE credentials (
@@ -81,19 +81,70 @@ fn database_provider(client: Arc<Client>, lookup: Statement) -> Provider {
     })
 }
 
+/// Connects a CURVE client with `me`'s keys to the server whose public key is `server`, and
+/// says how its handshake ended (the check runs on a thread of its own).
+async fn connect(
+    context: &zmq::Context,
+    endpoint: &str,
+    server: &CurvePublicKey,
+    me: &Certificate,
+) -> Result<(HandshakeOutcome, zmq::Socket)> {
+    let secret = me.secret_key.as_ref().ok_or("no client secret key")?;
+    let socket = context.socket(zmq::REQ)?;
+    socket.set_linger(0)?;
+    socket.set_rcvtimeo(10_000)?;
+    socket.set_curve_serverkey(server.as_bytes())?;
+    socket.set_curve_publickey(me.public_key.as_bytes())?;
+    socket.set_curve_secretkey(secret.as_bytes())?;
+    let check = HandshakeCheck::new(endpoint);
+    let (socket, report) = check.run_async(context.clone(), socket).await;
+    Ok((report?.outcome, socket.ok_or("the check lost the socket")?))
+}
+
+/// Answers every request with what the server application sees of its client: the
+/// provider's `User-Id` and `Role` metadata. On a thread of its own.
+fn serve(socket: zmq::Socket) {
+    std::thread::spawn(move || loop {
+        let Ok(mut request) = socket.recv_msg(0) else {
+            return;
+        };
+        let user = request.gets("User-Id").unwrap_or("?").to_owned();
+        let role = request.gets("Role").unwrap_or("none").to_owned();
+        if socket
+            .send(format!("User-Id={user} Role={role}").as_str(), 0)
+            .is_err()
+        {
+            return;
+        }
+    });
+}
+
+/// Says "Hello" on an admitted client and returns the answer, on the blocking pool.
+async fn ask(socket: zmq::Socket) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        socket.send("Hello", 0)?;
+        Ok(socket
+            .recv_string(0)?
+            .map_err(|_| "a reply that is not UTF-8")?)
+    })
+    .await?
+}
+
 #[actix::main]
-async fn main() -> support::Result<()> {
+async fn main() -> Result<()> {
     env_logger::init();
     let conninfo = std::env::var("CREDENTIALS_DATABASE")
         .unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".into());
-    let (client, connection) = tokio_postgres::connect(&conninfo, NoTls)
-        .await
-        .unwrap_or_else(|e| {
-            fail(format!(
+    let (client, connection) = match tokio_postgres::connect(&conninfo, NoTls).await {
+        Ok(connected) => connected,
+        Err(e) => {
+            return Err(format!(
                 "cannot reach PostgreSQL with {conninfo:?} ({e}): start PostgreSQL on \
                  127.0.0.1:5432 with trust authentication, or set CREDENTIALS_DATABASE"
-            ))
-        });
+            )
+            .into())
+        }
+    };
     // The connection does the I/O; it runs on this thread, beside the authenticator.
     actix::spawn(async move {
         if let Err(e) = connection.await {
@@ -126,48 +177,41 @@ async fn main() -> support::Result<()> {
         .clone()
         .ok_or("no server secret key")?;
     let socket = ServerSocket::curve("global", secret).build(&context, zmq::REP)?;
-    let server = Arc::new(Server::start(&context, socket, |request| {
-        // What the server application sees: the provider's User-Id and metadata.
-        let user = request.gets("User-Id").unwrap_or("?").to_owned();
-        let role = request.gets("Role").unwrap_or("none").to_owned();
-        format!("User-Id={user} Role={role}")
-    })?);
-    let attempt = |me: &Certificate| -> support::Result<_> {
-        let socket = curve_client(&context, &server_cert.public_key, me)?;
-        let server = server.clone();
-        Ok(off_thread(move || server.attempt(socket)))
-    };
+    socket.bind("tcp://127.0.0.1:0")?;
+    let endpoint = socket
+        .get_last_endpoint()?
+        .map_err(|_| "endpoint not UTF-8")?;
+    serve(socket);
+    let server_key = &server_cert.public_key;
     println!("Credentials database: CURVE keys looked up in PostgreSQL at each handshake.");
     println!("  database: {conninfo}, table pg_temp.credentials");
 
-    match attempt(&alice)?.await {
-        Outcome::Admitted { reply, .. } => {
-            println!("  admitted: alice's key is enabled; the server application sees {reply}")
-        }
-        other => fail(format!("alice should be admitted, got {other:?}")),
+    match connect(&context, &endpoint, server_key, &alice).await? {
+        (HandshakeOutcome::Admitted, socket) => println!(
+            "  admitted: alice's key is enabled; the server application sees {}",
+            ask(socket).await?
+        ),
+        (other, _) => return Err(format!("alice should be admitted: {other}").into()),
     }
 
-    match attempt(&mallory)?.await {
-        Outcome::Refused(status) => {
+    match connect(&context, &endpoint, server_key, &mallory).await?.0 {
+        HandshakeOutcome::Refused { status } => {
             println!("  refused: a key not in the table (ZAP status {status})")
         }
-        other => fail(format!("an unknown key should be refused, got {other:?}")),
+        other => return Err(format!("an unknown key should be refused: {other}").into()),
     }
 
     let disable = "UPDATE credentials SET enabled = false WHERE public_key = $1";
     let changed = client.execute(disable, &[&alice_key]).await?;
     println!("  UPDATE credentials SET enabled = false for alice ({changed} row)");
-    match attempt(&alice)?.await {
-        Outcome::Refused(status) => println!(
+    match connect(&context, &endpoint, server_key, &alice).await?.0 {
+        HandshakeOutcome::Refused { status } => println!(
             "  refused: alice's next connection, now that her row is disabled (ZAP status {status})"
         ),
-        other => fail(format!("disabled alice should be refused, got {other:?}")),
+        other => return Err(format!("disabled alice should be refused: {other}").into()),
     }
 
-    // Stop order: sockets, then the authenticator, then the context.
-    drop(server);
     auth.stop().await;
-    drop(context);
     println!("Credentials database OK: the table decided every time, no restart needed.");
     Ok(())
 }

@@ -10,16 +10,15 @@
 //! changes are written as `zapctl db` writes them (`Store::add_key`, `Store::disable_key`),
 //! and each answers its position in the store, which `SourceHandle::synced` waits for.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::time::{Duration, Instant};
 
 use actix_zap::certs::Certificate;
+use actix_zap::client::{HandshakeCheck, HandshakeOutcome};
 use actix_zap::postgres::{NewKey, Position, PostgresSource, SourceHandle, Store};
 use actix_zap::{ServerSocket, ThreadAuthenticator};
 use futures::executor::block_on;
-use support::{curve_client, fail, Outcome, Server};
+
+type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
 
 /// The example's own connection, to write to the store as `zapctl db` does.
 struct Admin {
@@ -39,22 +38,50 @@ struct Member {
     name: String,
     auth: ThreadAuthenticator,
     source: SourceHandle,
-    server: Server,
+    server: zmq::Socket,
+    endpoint: String,
     context: zmq::Context,
 }
 
 impl Member {
     /// Waits until the change at `position` is in force on this server.
-    fn at(&self, position: Position) -> support::Result<()> {
+    fn at(&self, position: Position) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(20);
-        if let Err(error) = block_on(self.source.synced(position, deadline)) {
-            fail(format!("{}: {position} not in force: {error}", self.name));
+        match block_on(self.source.synced(position, deadline)) {
+            Ok(_) => Ok(()),
+            Err(error) => Err(format!("{}: {position} not in force: {error}", self.name).into()),
         }
-        Ok(())
+    }
+
+    /// Connects a CURVE client with `me`'s keys and says how its handshake ended; an
+    /// admitted client says "Hello" and the answer is returned too.
+    fn attempt(
+        &self,
+        server_cert: &Certificate,
+        me: &Certificate,
+    ) -> Result<(HandshakeOutcome, Option<String>)> {
+        let mut client = self.context.socket(zmq::REQ)?;
+        client.set_linger(0)?;
+        client.set_rcvtimeo(10_000)?;
+        client.set_curve_serverkey(server_cert.public_key.as_bytes())?;
+        client.set_curve_publickey(me.public_key.as_bytes())?;
+        client.set_curve_secretkey(me.secret_key.as_ref().ok_or("no secret key")?.as_bytes())?;
+        let outcome = HandshakeCheck::new(&self.endpoint)
+            .run(&self.context, &mut client)?
+            .outcome;
+        if outcome != HandshakeOutcome::Admitted {
+            return Ok((outcome, None));
+        }
+        client.send("Hello", 0)?;
+        let mut request = self.server.recv_msg(0)?;
+        let answer = format!("Hello, {}", request.gets("User-Id").unwrap_or("?"));
+        self.server.send(answer.as_str(), 0)?;
+        let reply = client.recv_string(0)?.map_err(|_| "reply not UTF-8")?;
+        Ok((outcome, Some(reply)))
     }
 }
 
-fn main() -> support::Result<()> {
+fn main() -> Result<()> {
     env_logger::init();
     let conninfo = std::env::var("FLEET_DATABASE")
         .unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".into());
@@ -69,12 +96,12 @@ fn main() -> support::Result<()> {
             tokio::spawn(connection);
             Ok::<_, tokio_postgres::Error>(client)
         })
-        .unwrap_or_else(|e| {
-            fail(format!(
+        .map_err(|e| {
+            format!(
                 "cannot reach PostgreSQL with {conninfo:?} ({e}): start PostgreSQL on \
                  127.0.0.1:5432 with trust authentication, or set FLEET_DATABASE"
-            ))
-        });
+            )
+        })?;
     runtime.block_on(store.migrate(&mut client))?;
     let mut admin = Admin {
         runtime,
@@ -101,32 +128,33 @@ fn main() -> support::Result<()> {
         let source = PostgresSource::new(&conninfo, ["fleet"])?
             .store(store.clone())
             .named(name.clone());
-        let source = block_on(auth.handle().serve(source))?;
+        let source = auth.serve(source)?;
         let secret = server_cert.secret_key.clone().ok_or("no secret key")?;
-        let socket = ServerSocket::curve("fleet", secret).build(&context, zmq::REP)?;
-        let server = Server::start(&context, socket, |request| {
-            format!("Hello, {}", request.gets("User-Id").unwrap_or("?"))
-        })?;
+        let server = ServerSocket::curve("fleet", secret).build(&context, zmq::REP)?;
+        server.set_rcvtimeo(10_000)?;
+        server.bind("tcp://127.0.0.1:0")?;
+        let endpoint = server
+            .get_last_endpoint()?
+            .map_err(|_| "endpoint not UTF-8")?;
         fleet.push(Member {
             name,
             auth,
             source,
             server,
+            endpoint,
             context,
         });
     }
 
     for member in &fleet {
         member.at(added)?;
-        let socket = curve_client(&member.context, &server_cert.public_key, &client_cert)?;
-        match member.server.attempt(socket) {
-            Outcome::Admitted { reply, .. } => {
+        match member.attempt(&server_cert, &client_cert)? {
+            (HandshakeOutcome::Admitted, Some(reply)) => {
                 println!("  {}: admitted, the server answered {reply:?}", member.name)
             }
-            other => fail(format!(
-                "{}: expected admission, got {other:?}",
-                member.name
-            )),
+            (other, _) => {
+                return Err(format!("{}: expected admission: {other}", member.name).into())
+            }
         }
     }
 
@@ -139,20 +167,15 @@ fn main() -> support::Result<()> {
     println!("  ({disabled})");
     for member in &fleet {
         member.at(disabled)?;
-        let socket = curve_client(&member.context, &server_cert.public_key, &client_cert)?;
-        match member.server.attempt(socket) {
-            Outcome::Refused(status) => {
+        match member.attempt(&server_cert, &client_cert)?.0 {
+            HandshakeOutcome::Refused { status } => {
                 println!("  {}: refused (ZAP status {status})", member.name)
             }
-            other => fail(format!(
-                "{}: expected a refusal, got {other:?}",
-                member.name
-            )),
+            other => return Err(format!("{}: expected a refusal: {other}", member.name).into()),
         }
     }
 
     for member in fleet {
-        member.server.stop();
         member.auth.stop();
     }
     println!("Fleet OK: admitted by all three, then refused by all three after one change.");

@@ -6,23 +6,59 @@
 //! `generate_certificates` does: one for the server, one for a trusted client and one for a
 //! stranger. Only the trusted client's public certificate goes into `trusted/`, the
 //! directory the authenticator loads. The trusted client gets an answer; the stranger is
-//! refused by the authenticator before its message reaches the server.
+//! refused by the authenticator before any message of it can reach the server.
 //!
 //! This is an actix application: the authenticator runs on the actix thread, so the
-//! blocking socket work runs elsewhere (the server on its own thread, the clients on
-//! tokio's blocking pool). See `reconfigure` for changing the trusted keys at runtime.
+//! blocking socket work runs elsewhere (the server on a thread of its own, the clients'
+//! handshake checks on theirs, the client's request on tokio's blocking pool). See
+//! `reconfigure` for trusting and revoking keys at runtime.
 
-#[path = "support/mod.rs"]
-mod support;
-
-use std::sync::Arc;
-
-use actix_zap::certs::{create_certificates, load_certificate, Flavour};
+use actix_zap::certs::{create_certificates, load_certificate, Certificate, Flavour};
+use actix_zap::client::{HandshakeCheck, HandshakeOutcome};
+use actix_zap::keys::CurvePublicKey;
 use actix_zap::{Authenticator, ServerSocket};
-use support::{curve_client, fail, off_thread, Outcome, Server};
+
+type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
+
+/// Connects a CURVE client with `me`'s keys to the server whose public key is `server`, and
+/// says how its handshake ended (the check runs on a thread of its own).
+async fn connect(
+    context: &zmq::Context,
+    endpoint: &str,
+    server: &CurvePublicKey,
+    me: &Certificate,
+) -> Result<(HandshakeOutcome, zmq::Socket)> {
+    let secret = me.secret_key.as_ref().ok_or("no client secret key")?;
+    let socket = context.socket(zmq::REQ)?;
+    socket.set_linger(0)?;
+    socket.set_rcvtimeo(10_000)?;
+    socket.set_curve_serverkey(server.as_bytes())?;
+    socket.set_curve_publickey(me.public_key.as_bytes())?;
+    socket.set_curve_secretkey(secret.as_bytes())?;
+    let check = HandshakeCheck::new(endpoint);
+    let (socket, report) = check.run_async(context.clone(), socket).await;
+    Ok((report?.outcome, socket.ok_or("the check lost the socket")?))
+}
+
+/// Answers every request with "World", on a thread of its own.
+fn serve(socket: zmq::Socket) {
+    std::thread::spawn(move || loop {
+        let Ok(mut request) = socket.recv_msg(0) else {
+            return;
+        };
+        // For CURVE clients, User-Id is the client's public key (Z85 text).
+        println!(
+            "    [server] got \"Hello\" from User-Id {}",
+            request.gets("User-Id").unwrap_or("?")
+        );
+        if socket.send("World", 0).is_err() {
+            return;
+        }
+    });
+}
 
 #[actix::main]
-async fn main() -> support::Result<()> {
+async fn main() -> Result<()> {
     env_logger::init();
 
     // Certificates: NAME.key (public) and NAME.key_secret (owner-only) for each party.
@@ -57,47 +93,44 @@ async fn main() -> support::Result<()> {
     // A hardened CURVE server: domain, keys and ZAP enforcement set before bind.
     let server_secret = server.secret_key.clone().ok_or("no server secret key")?;
     let socket = ServerSocket::curve("global", server_secret).build(&context, zmq::REP)?;
-    let server_socket = Arc::new(Server::start(&context, socket, |request| {
-        // For CURVE clients, User-Id is the client's public key (Z85 text).
-        let user = request.gets("User-Id").unwrap_or("?").to_owned();
-        println!("    [server] got \"Hello\" from User-Id {user}");
-        "World".into()
-    })?);
+    socket.bind("tcp://127.0.0.1:0")?;
+    let endpoint = socket
+        .get_last_endpoint()?
+        .map_err(|_| "endpoint not UTF-8")?;
+    serve(socket);
 
-    // Making sockets does not block; connecting and waiting for answers runs off_thread.
     println!(
         "  the trusted client (key {}) says \"Hello\":",
         client.public_key.to_z85()
     );
-    let socket = curve_client(&context, &server.public_key, &client)?;
-    let srv = server_socket.clone();
-    match off_thread(move || srv.attempt(socket)).await {
-        Outcome::Admitted { reply, .. } => {
-            println!("    admitted: the server answered {reply:?}")
+    match connect(&context, &endpoint, &server.public_key, &client).await? {
+        (HandshakeOutcome::Admitted, socket) => {
+            let reply = tokio::task::spawn_blocking(move || -> Result<String> {
+                socket.send("Hello", 0)?;
+                Ok(socket.recv_string(0)?.map_err(|_| "reply not UTF-8")?)
+            })
+            .await??;
+            println!("    admitted: the server answered {reply:?}");
         }
-        other => fail(format!(
-            "the trusted client should be admitted, got {other:?}"
-        )),
+        (other, _) => return Err(format!("the trusted client should be admitted: {other}").into()),
     }
 
     println!(
         "  a stranger (key {}) says \"Hello\":",
         stranger.public_key.to_z85()
     );
-    let socket = curve_client(&context, &server.public_key, &stranger)?;
-    let srv = server_socket.clone();
-    match off_thread(move || srv.attempt(socket)).await {
-        Outcome::Refused(status) => println!(
+    match connect(&context, &endpoint, &server.public_key, &stranger)
+        .await?
+        .0
+    {
+        HandshakeOutcome::Refused { status } => println!(
             "    refused: its key is not trusted, so the authenticator said no (ZAP status \
-             {status}); the server never saw its message"
+             {status}); the server never sees a message of it"
         ),
-        other => fail(format!("the stranger should be refused, got {other:?}")),
+        other => return Err(format!("the stranger should be refused: {other}").into()),
     }
 
-    // Stop order: server socket, then the authenticator, then the context.
-    drop(server_socket);
     auth.stop().await;
-    drop(context);
     println!("Ironhouse OK: the trusted client got in, the stranger did not.");
     Ok(())
 }

@@ -1,74 +1,120 @@
-//! Reconfigure: an actix application changes, at runtime, which CURVE keys its running
-//! server admits — by sending typed messages to the authenticator's policy actor. Nothing
-//! is restarted, and a steady client is served between every step.
+//! Reconfigure: an actix application trusts and revokes CURVE keys of its running server, one
+//! key at a time, through the authenticator's handle. Nothing is restarted, and a steady
+//! client is served between every step.
 //!
 //! Run it with `cargo run --example reconfigure`.
 //!
 //! 1. Only `steady` is trusted: the `newcomer` is refused.
-//! 2. `ConfigureCurve` adds the newcomer's key: a fresh connection is admitted.
-//! 3. `ConfigureCurve` without that key revokes it: the next fresh connection is refused,
-//!    while the connection made in step 2 stays up. Revocation acts on new handshakes only.
+//! 2. `add_curve_keys` trusts the newcomer's key: a fresh connection is admitted.
+//! 3. `remove_curve_keys` revokes it: the next fresh connection is refused. The connection
+//!    made in step 2 stays up, because this server is a plain `REP` socket and revocation acts
+//!    on new handshakes; a server built with `ServerSocket::build_sessions` would end it too
+//!    (see `actix_zap::sessions`).
 //!
 //! Socket work that waits (connecting, asking) runs off the actix thread, which has to stay
 //! free to answer libzmq's authentication requests.
 
-#[path = "support/mod.rs"]
-mod support;
-
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use actix_zap::certs::{CertStore, Certificate};
+use actix_zap::certs::Certificate;
+use actix_zap::client::{HandshakeCheck, HandshakeOutcome};
 use actix_zap::keys::CurvePublicKey;
-use actix_zap::messages::{Allow, ConfigureCurve};
-use actix_zap::zap::Metadata;
+use actix_zap::policy::CurveEntry;
 use actix_zap::{Authenticator, ServerSocket};
-use support::{curve_client, fail, off_thread, Connection, Outcome, Server};
 
-/// The message that makes `global` admit exactly these keys.
-fn trust(certs: &[&Certificate]) -> ConfigureCurve {
-    let mut store = CertStore::new();
-    for cert in certs {
-        store.insert(cert.public_key, Metadata::empty());
+type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
+
+/// `me`'s key, named `name` in the `User-Id` the server sees (the default is its Z85 text).
+fn named(me: &Certificate, name: &str) -> CurveEntry {
+    CurveEntry {
+        user_id: Some(name.to_owned()),
+        ..CurveEntry::new(me.public_key)
     }
-    ConfigureCurve::keys("global", store)
 }
 
-/// Runs the fresh handshake of a new client connection, off the actix thread.
-async fn connect(server: &Arc<Server>, socket: zmq::Socket) -> Outcome {
-    let server = server.clone();
-    off_thread(move || server.attempt(socket)).await
+/// Connects a CURVE client with `me`'s keys to the server whose public key is `server`, and
+/// says how its handshake ended. The check runs on a thread of its own.
+async fn connect(
+    context: &zmq::Context,
+    endpoint: &str,
+    server: &CurvePublicKey,
+    me: &Certificate,
+) -> Result<(HandshakeOutcome, zmq::Socket)> {
+    let secret = me.secret_key.as_ref().ok_or("no client secret key")?;
+    let socket = context.socket(zmq::REQ)?;
+    socket.set_linger(0)?;
+    socket.set_rcvtimeo(10_000)?;
+    socket.set_curve_serverkey(server.as_bytes())?;
+    socket.set_curve_publickey(me.public_key.as_bytes())?;
+    socket.set_curve_secretkey(secret.as_bytes())?;
+    let check = HandshakeCheck::new(endpoint);
+    let (socket, report) = check.run_async(context.clone(), socket).await;
+    Ok((report?.outcome, socket.ok_or("the check lost the socket")?))
 }
 
-/// Asks on an established connection, off the actix thread.
-async fn ask(connection: &Connection) -> String {
-    let connection = connection.clone();
-    off_thread(move || connection.ask("Hello"))
-        .await
-        .unwrap_or_else(|| fail("no answer on an established connection"))
+/// Says "Hello" on an established connection and returns the answer, on the blocking pool.
+async fn ask(socket: zmq::Socket) -> Result<(String, zmq::Socket)> {
+    tokio::task::spawn_blocking(move || {
+        socket.send("Hello", 0)?;
+        let reply = socket
+            .recv_string(0)?
+            .map_err(|_| "a reply that is not UTF-8")?;
+        Ok((reply, socket))
+    })
+    .await?
 }
 
-fn expect_admitted(who: &str, outcome: Outcome) -> Connection {
-    match outcome {
-        Outcome::Admitted { reply, connection } => {
-            println!("   admitted: {who} connects, says \"Hello\", gets {reply:?}");
-            connection
+/// Connects `who`, who must get in, and asks once; returns the connection.
+async fn admitted(
+    context: &zmq::Context,
+    endpoint: &str,
+    server: &CurvePublicKey,
+    who: (&str, &Certificate),
+) -> Result<zmq::Socket> {
+    let (outcome, socket) = connect(context, endpoint, server, who.1).await?;
+    if outcome != HandshakeOutcome::Admitted {
+        return Err(format!("{} should be admitted: {outcome}", who.0).into());
+    }
+    let (reply, socket) = ask(socket).await?;
+    println!(
+        "   admitted: {} connects, says \"Hello\", gets {reply:?}",
+        who.0
+    );
+    Ok(socket)
+}
+
+/// Connects `who`, who must be refused by the authenticator.
+async fn refused(
+    context: &zmq::Context,
+    endpoint: &str,
+    server: &CurvePublicKey,
+    who: (&str, &Certificate),
+) -> Result<()> {
+    match connect(context, endpoint, server, who.1).await?.0 {
+        HandshakeOutcome::Refused { status } => {
+            println!(
+                "   refused: {} connects and is refused (ZAP status {status})",
+                who.0
+            );
+            Ok(())
         }
-        other => fail(format!("{who} should be admitted, got {other:?}")),
+        other => Err(format!("{} should be refused: {other}", who.0).into()),
     }
 }
 
-fn expect_refused(who: &str, outcome: Outcome) {
-    match outcome {
-        Outcome::Refused(status) => {
-            println!("   refused: {who} connects and is refused (ZAP status {status})")
+/// Answers every request with "World, " and the client's `User-Id`, on a thread of its own.
+fn serve(socket: zmq::Socket) {
+    std::thread::spawn(move || loop {
+        let Ok(mut request) = socket.recv_msg(0) else {
+            return;
+        };
+        let reply = format!("World, {}", request.gets("User-Id").unwrap_or("?"));
+        if socket.send(reply.as_str(), 0).is_err() {
+            return;
         }
-        other => fail(format!("{who} should be refused, got {other:?}")),
-    }
+    });
 }
 
 #[actix::main]
-async fn main() -> support::Result<()> {
+async fn main() -> Result<()> {
     env_logger::init();
     let server_cert = Certificate::generate()?;
     let steady = Certificate::generate()?;
@@ -76,65 +122,51 @@ async fn main() -> support::Result<()> {
 
     let context = zmq::Context::new();
     let auth = Authenticator::start(&context)?;
-    let policy = auth.policy();
-    policy.send(Allow::new(["127.0.0.1"])?).await??;
-    policy.send(trust(&[&steady])).await??;
-    // Name the clients in User-Id (the default is the key's Z85 text).
-    let names = HashMap::from([
-        (steady.public_key, "steady"),
-        (newcomer.public_key, "newcomer"),
-    ]);
-    let name = move |key: &CurvePublicKey| names.get(key).map_or("?", |n| n).to_owned();
-    auth.set_curve_user_id(name).await?;
+    auth.allow(["127.0.0.1"]).await?;
+    auth.add_curve_keys("global", [named(&steady, "steady")])
+        .await?;
 
     let secret = server_cert
         .secret_key
         .clone()
         .ok_or("no server secret key")?;
     let socket = ServerSocket::curve("global", secret).build(&context, zmq::REP)?;
-    let server = Arc::new(Server::start(&context, socket, |request| {
-        format!("World, {}", request.gets("User-Id").unwrap_or("?"))
-    })?);
-    let client = |me: &Certificate| curve_client(&context, &server_cert.public_key, me);
+    socket.bind("tcp://127.0.0.1:0")?;
+    let endpoint = socket
+        .get_last_endpoint()?
+        .map_err(|_| "endpoint not UTF-8")?;
+    serve(socket);
+    let (ctx, at, key) = (&context, endpoint.as_str(), &server_cert.public_key);
     println!("Reconfigure: one running CURVE server; the application changes who may connect.");
 
     println!("1. Only steady's key is trusted.");
-    let steady_link = expect_admitted("steady", connect(&server, client(&steady)?).await);
-    expect_refused("newcomer", connect(&server, client(&newcomer)?).await);
-    println!(
-        "   steady, still connected, gets {:?}",
-        ask(&steady_link).await
-    );
+    let steady_link = admitted(ctx, at, key, ("steady", &steady)).await?;
+    refused(ctx, at, key, ("newcomer", &newcomer)).await?;
 
-    println!("2. The application sends ConfigureCurve {{ global: steady + newcomer }}.");
-    let report = policy.send(trust(&[&steady, &newcomer])).await??;
-    println!("   the policy now trusts {} keys", report.keys);
-    let newcomer_link = expect_admitted("newcomer", connect(&server, client(&newcomer)?).await);
-    println!(
-        "   steady, still connected, gets {:?}",
-        ask(&steady_link).await
-    );
+    println!("2. The application trusts newcomer's key: auth.add_curve_keys(\"global\", [..]).");
+    let added = auth
+        .add_curve_keys("global", [named(&newcomer, "newcomer")])
+        .await?;
+    println!("   {added} key added; steady's entry is untouched");
+    let newcomer_link = admitted(ctx, at, key, ("newcomer", &newcomer)).await?;
+    let (reply, steady_link) = ask(steady_link).await?;
+    println!("   steady, still connected, gets {reply:?}");
 
-    println!("3. The application revokes newcomer: ConfigureCurve {{ global: steady }}.");
-    policy.send(trust(&[&steady])).await??;
-    expect_refused(
-        "newcomer (a fresh connection)",
-        connect(&server, client(&newcomer)?).await,
-    );
+    println!("3. The application revokes it: auth.remove_curve_keys(\"global\", [..]).");
+    let removed = auth
+        .remove_curve_keys("global", [newcomer.public_key])
+        .await?;
+    println!("   {removed}");
+    refused(ctx, at, key, ("newcomer (a fresh connection)", &newcomer)).await?;
+    let (reply, _newcomer_link) = ask(newcomer_link).await?;
     println!(
-        "   newcomer's connection from step 2 is still up and gets {:?}:\n   \
-         revocation acts on new handshakes only (close such connections yourself)",
-        ask(&newcomer_link).await
+        "   newcomer's connection from step 2 is still up and gets {reply:?}:\n   \
+         revocation acts on new handshakes only (a session socket would end it)"
     );
-    println!(
-        "   steady, still connected, gets {:?}",
-        ask(&steady_link).await
-    );
+    let (reply, _steady_link) = ask(steady_link).await?;
+    println!("   steady, still connected, gets {reply:?}");
 
-    // Stop order: client and server sockets, then the authenticator, then the context.
-    drop((steady_link, newcomer_link, server));
     auth.stop().await;
-    drop(context);
     println!("Reconfigure OK: no restart; admitted, refused and revoked as told.");
     Ok(())
 }

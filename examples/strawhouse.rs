@@ -8,50 +8,64 @@
 //! NULL server can check. Without a ZAP domain libzmq never asks the authenticator about NULL
 //! clients; `ServerSocket::null("global")` sets one.
 
-#[path = "support/mod.rs"]
-mod support;
-
+use actix_zap::client::{HandshakeCheck, HandshakeOutcome};
 use actix_zap::messages::SetAddressRules;
 use actix_zap::policy::{AddressRules, AddressSet};
 use actix_zap::{ServerSocket, ThreadAuthenticator};
-use support::{fail, null_client, Outcome, Server};
 
-fn main() -> support::Result<()> {
+type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
+
+/// Connects a NULL client to `endpoint` and says how its handshake ended.
+fn connect(context: &zmq::Context, endpoint: &str) -> Result<(HandshakeOutcome, zmq::Socket)> {
+    let mut client = context.socket(zmq::REQ)?;
+    client.set_linger(0)?;
+    client.set_rcvtimeo(10_000)?;
+    let report = HandshakeCheck::new(endpoint).run(context, &mut client)?;
+    Ok((report.outcome, client))
+}
+
+fn main() -> Result<()> {
     env_logger::init();
     let context = zmq::Context::new();
     // The authenticator must use the same context as the server sockets.
     let auth = ThreadAuthenticator::start(&context)?;
     auth.allow(["127.0.0.1"])?;
 
-    let socket = ServerSocket::null("global").build(&context, zmq::REP)?;
-    let server = Server::start(&context, socket, |_| "World".into())?;
+    let server = ServerSocket::null("global").build(&context, zmq::REP)?;
+    server.set_rcvtimeo(10_000)?;
+    server.bind("tcp://127.0.0.1:0")?;
+    let endpoint = server
+        .get_last_endpoint()?
+        .map_err(|_| "endpoint not UTF-8")?;
     println!("Strawhouse: NULL mechanism, clients checked by IP address.");
 
-    match server.attempt(null_client(&context)?) {
-        Outcome::Admitted { reply, .. } => println!(
-            "  admitted: with 127.0.0.1 on the allow-list, the client said \"Hello\" and got {reply:?}"
-        ),
-        other => fail(format!("127.0.0.1 is allowed, got {other:?}")),
+    match connect(&context, &endpoint)? {
+        (HandshakeOutcome::Admitted, client) => {
+            client.send("Hello", 0)?;
+            server.recv_msg(0)?;
+            server.send("World", 0)?;
+            let reply = client.recv_string(0)?.map_err(|_| "reply not UTF-8")?;
+            println!(
+                "  admitted: with 127.0.0.1 on the allow-list, the client said \"Hello\" and got {reply:?}"
+            );
+        }
+        (other, _) => return Err(format!("127.0.0.1 is allowed, got: {other}").into()),
     }
 
-    // Allow and deny lists are exclusive: replace the rules as a whole with a typed message.
+    // Allow and deny lists are exclusive: replace the rules as a whole, in one message, so
+    // that no handshake is ever decided with neither list in force.
     let mut denied = AddressSet::default();
     denied.insert("127.0.0.1".parse()?);
-    futures::executor::block_on(
-        auth.handle()
-            .send(SetAddressRules(AddressRules::Deny(denied))),
-    )?;
+    auth.send(SetAddressRules(AddressRules::Deny(denied)))?;
 
-    match server.attempt(null_client(&context)?) {
-        Outcome::Refused(status) => println!(
+    match connect(&context, &endpoint)?.0 {
+        HandshakeOutcome::Refused { status } => println!(
             "  refused: with 127.0.0.1 on the deny-list, the authenticator refused the client \
              (ZAP status {status})"
         ),
-        other => fail(format!("127.0.0.1 is denied, got {other:?}")),
+        other => return Err(format!("127.0.0.1 is denied, got: {other}").into()),
     }
 
-    // Stop order: sockets first, then the authenticator, then the context.
-    drop(server);
     auth.stop();
     println!("Strawhouse OK: the address rules decided both times.");
     Ok(())

@@ -60,8 +60,8 @@
 //! of its own, with blocking methods of the same names.
 //!
 //! # Where things are
-//! At the root: the handles ([`Authenticator`], [`ThreadAuthenticator`]), their
-//! [`AuthenticatorBuilder`] and [`Settings`], [`ServerSocket`] with its companions, the
+//! At the root: the handles ([`Authenticator`], [`ThreadAuthenticator`]), their builders
+//! ([`AuthenticatorBuilder`], [`ThreadAuthenticatorBuilder`]) and [`Settings`], [`ServerSocket`] with its companions, the
 //! error types, and [`CURVE_ALLOW_ANY`]. Everything else lives in one module each:
 //!
 //! - [`messages`]: the typed messages every handle method sends, for applications that
@@ -102,6 +102,7 @@
 // be lifted for that one module.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
+#![warn(unreachable_pub)]
 
 pub mod actors;
 pub mod certs;
@@ -126,7 +127,10 @@ pub mod zap;
 pub use actix;
 pub use zmq;
 
-pub use handle::{Authenticator, AuthenticatorBuilder, ThreadAuthenticator, CURVE_ALLOW_ANY};
+pub use handle::{
+    Authenticator, AuthenticatorBuilder, ThreadAuthenticator, ThreadAuthenticatorBuilder,
+    CURVE_ALLOW_ANY,
+};
 pub use messages::error::{ConfigError, NoCurveSupport, StartError, Unavailable};
 pub use server::{
     HandshakeTally, HandshakeWatch, ServerHandshake, ServerMechanism, ServerSocket,

@@ -15,6 +15,7 @@ use log::warn;
 use super::pool::{BlockingPool, OnPool};
 use super::PolicyActor;
 use crate::messages::error::ConfigError;
+#[cfg(feature = "test-hooks")]
 use crate::messages::BeforeVerificationForTests;
 use crate::policy::{
     BlockingCall, BlockingRunner, ProviderFailure, Verification, VerificationCache,
@@ -28,7 +29,7 @@ pub(crate) struct Verifier {
     workers: usize,
     queue: usize,
     pub(crate) cache: VerificationCache,
-    /// Run on the worker before each verification ([`BeforeVerificationForTests`]).
+    /// Run on the worker before each verification (a test hook, feature `test-hooks`).
     before: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
@@ -91,6 +92,7 @@ impl Verifier {
     }
 }
 
+#[cfg(feature = "test-hooks")]
 impl Handler<BeforeVerificationForTests> for PolicyActor {
     type Result = Result<(), ConfigError>;
 

@@ -297,12 +297,12 @@ pub(crate) mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     // Test vectors from libzmq's zmq_curve documentation.
-    pub const CLIENT_PUBLIC: &str = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID";
-    pub const CLIENT_SECRET: &str = "D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs";
-    pub const SERVER_PUBLIC: &str = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
-    pub const SERVER_SECRET: &str = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6";
+    pub(crate) const CLIENT_PUBLIC: &str = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID";
+    pub(crate) const CLIENT_SECRET: &str = "D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs";
+    pub(crate) const SERVER_PUBLIC: &str = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+    pub(crate) const SERVER_SECRET: &str = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6";
 
-    pub fn client() -> Certificate {
+    pub(crate) fn client() -> Certificate {
         Certificate {
             public_key: CurvePublicKey::from_z85(CLIENT_PUBLIC).unwrap(),
             secret_key: Some(CurveSecretKey::from_z85(CLIENT_SECRET).unwrap()),
@@ -318,7 +318,7 @@ pub(crate) mod tests {
         UNIX_EPOCH + Duration::from_secs(1_709_210_096) + Duration::from_micros(789)
     }
 
-    pub fn pyzmq_public_text(public: &str) -> String {
+    pub(crate) fn pyzmq_public_text(public: &str) -> String {
         format!(
             "#   ****  Generated on 2024-02-29 12:34:56.000789 by pyzmq  ****\n\
              #   ZeroMQ CURVE Public Certificate\n\

@@ -34,7 +34,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 impl UtcTime {
     /// The UTC time of `when`; times before 1970 (a broken clock) are shown as 1970-01-01.
-    pub fn from_system_time(when: SystemTime) -> Self {
+    pub(crate) fn from_system_time(when: SystemTime) -> Self {
         let since = when.duration_since(UNIX_EPOCH).unwrap_or_default();
         let secs = since.as_secs();
         let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
@@ -52,7 +52,7 @@ impl UtcTime {
     }
 
     /// `YYYY-MM-DD HH:MM:SS`, as CZMQ's `zclock_timestr` formats it.
-    pub fn czmq(&self) -> String {
+    pub(crate) fn czmq(&self) -> String {
         format!(
             "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
             self.year, self.month, self.day, self.hour, self.minute, self.second
@@ -62,7 +62,7 @@ impl UtcTime {
     /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`: RFC 3339 in UTC, to the microsecond (the JSON form of
     /// feature `serde`).
     #[cfg(feature = "serde")]
-    pub fn rfc3339(&self) -> String {
+    pub(crate) fn rfc3339(&self) -> String {
         format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
             self.year, self.month, self.day, self.hour, self.minute, self.second, self.micros
@@ -71,7 +71,7 @@ impl UtcTime {
 
     /// `YYYY-MM-DD HH:MM:SS.ffffff`, as Python's `str(datetime)` formats it (which leaves the
     /// fraction out when it is zero).
-    pub fn pyzmq(&self) -> String {
+    pub(crate) fn pyzmq(&self) -> String {
         if self.micros == 0 {
             self.czmq()
         } else {

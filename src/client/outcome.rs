@@ -230,13 +230,13 @@ pub const STALL_THRESHOLD: Duration = Duration::from_millis(250);
 /// libzmq's event ids as `u16`.
 pub(crate) mod event {
     use zmq::SocketEvent as E;
-    pub const CONNECTED: u16 = E::CONNECTED as u16;
-    pub const CONNECT_RETRIED: u16 = E::CONNECT_RETRIED as u16;
-    pub const DISCONNECTED: u16 = E::DISCONNECTED as u16;
-    pub const HANDSHAKE_FAILED_NO_DETAIL: u16 = E::HANDSHAKE_FAILED_NO_DETAIL as u16;
-    pub const HANDSHAKE_SUCCEEDED: u16 = E::HANDSHAKE_SUCCEEDED as u16;
-    pub const HANDSHAKE_FAILED_PROTOCOL: u16 = E::HANDSHAKE_FAILED_PROTOCOL as u16;
-    pub const HANDSHAKE_FAILED_AUTH: u16 = E::HANDSHAKE_FAILED_AUTH as u16;
+    pub(crate) const CONNECTED: u16 = E::CONNECTED as u16;
+    pub(crate) const CONNECT_RETRIED: u16 = E::CONNECT_RETRIED as u16;
+    pub(crate) const DISCONNECTED: u16 = E::DISCONNECTED as u16;
+    pub(crate) const HANDSHAKE_FAILED_NO_DETAIL: u16 = E::HANDSHAKE_FAILED_NO_DETAIL as u16;
+    pub(crate) const HANDSHAKE_SUCCEEDED: u16 = E::HANDSHAKE_SUCCEEDED as u16;
+    pub(crate) const HANDSHAKE_FAILED_PROTOCOL: u16 = E::HANDSHAKE_FAILED_PROTOCOL as u16;
+    pub(crate) const HANDSHAKE_FAILED_AUTH: u16 = E::HANDSHAKE_FAILED_AUTH as u16;
 }
 
 /// The outcome a single handshake-failure-or-success event states outright, on either side.

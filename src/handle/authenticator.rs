@@ -11,7 +11,10 @@ use crate::certs::CertStore;
 use crate::keys::CurvePublicKey;
 use crate::messages::error::{ConfigError, StartError, Unavailable};
 use crate::messages::*;
-use crate::policy::{GssapiPolicy, IpcRule, PolicySnapshot, Scope};
+use crate::policy::{
+    CurveEntry, GssapiPolicy, HashedPassword, IpcRule, MechanismKind, PolicySnapshot, Removed,
+    Scope,
+};
 use crate::provider::Provider;
 
 /// pyzmq's `CURVE_ALLOW_ANY`: pass it as the location to admit any CURVE key.
@@ -81,20 +84,21 @@ impl Authenticator {
         AuthenticatorBuilder::default()
     }
 
-    /// The policy actor, for sending the typed messages directly:
+    /// The [`PolicyActor`](crate::actors::PolicyActor), for sending the typed messages directly:
     /// `auth.policy().send(message).await??` (the outer error is the mailbox's, which
     /// converts into [`ConfigError::Stopped`]).
     pub fn policy(&self) -> &Addr<PolicyActor> {
         &self.policy
     }
 
-    /// The socket actor: [`GetStats`] sent here includes the requests in flight.
+    /// The socket actor, [`ZapSocket`](crate::actors::ZapSocket): [`GetStats`] sent here
+    /// includes the requests in flight.
     pub fn zap_socket(&self) -> &Addr<ZapSocket> {
         &self.zap
     }
 
-    /// Sends any configuration message of [`messages`](crate::messages) to the policy actor
-    /// and waits for its answer, with one error type for both a stopped authenticator and a
+    /// Sends any configuration message of [`messages`](crate::messages) to the
+    /// [`PolicyActor`](crate::actors::PolicyActor) and waits for its answer, with one error type for both a stopped authenticator and a
     /// refused message.
     ///
     /// ```no_run
@@ -198,7 +202,8 @@ impl Authenticator {
         self.send(ClearAddressRules::in_domain(domain)).await
     }
 
-    /// Admits `ipc://` peers matching one of these rules (see [`AllowIpc`]).
+    /// Admits `ipc://` peers matching one of these rules
+    /// ([`IpcRule`](crate::policy::IpcRule)s; see [`AllowIpc`]).
     ///
     /// ```no_run
     /// # async fn demo(auth: actix_zap::Authenticator) -> Result<(), actix_zap::ConfigError> {
@@ -214,7 +219,8 @@ impl Authenticator {
         self.send(AllowIpc::new(rules)).await
     }
 
-    /// Admits `ipc://` peers of `domain` matching one of these rules.
+    /// Admits `ipc://` peers of `domain` matching one of these
+    /// [`IpcRule`](crate::policy::IpcRule)s.
     pub async fn allow_ipc_in(
         &self,
         domain: &str,
@@ -223,7 +229,8 @@ impl Authenticator {
         self.send(AllowIpc::new(rules).in_domain(domain)).await
     }
 
-    /// Removes global IPC rules; returns how many were there. An emptied IPC list refuses
+    /// Removes global [`IpcRule`](crate::policy::IpcRule)s; returns how many were there. An
+    /// emptied IPC list refuses
     /// every IPC peer until [`clear_ipc`](Self::clear_ipc).
     pub async fn remove_ipc(
         &self,
@@ -232,7 +239,7 @@ impl Authenticator {
         self.send(RemoveIpc::new(rules)).await
     }
 
-    /// Removes IPC rules of `domain`; returns how many were there.
+    /// Removes [`IpcRule`](crate::policy::IpcRule)s of `domain`; returns how many were there.
     pub async fn remove_ipc_in(
         &self,
         domain: &str,
@@ -270,7 +277,8 @@ impl Authenticator {
     /// admits any key when `location` is [`CURVE_ALLOW_ANY`]. The directory is read off the
     /// actix thread, by the same reader as a [`Watch`](crate::messages::Watch) and within
     /// [`ConfigureCurve::READ_DEADLINE`]; the domain then admits exactly the keys of its valid
-    /// files, and the report names every file skipped (see [`ConfigureCurve`]).
+    /// files, and the report ([`CurveReport`]) names every file skipped (see
+    /// [`ConfigureCurve`]).
     pub async fn configure_curve(
         &self,
         domain: &str,
@@ -287,7 +295,8 @@ impl Authenticator {
 
     /// Sets a domain's CURVE keys from a CZMQ certificate store (`zcertstore`): every file
     /// in `directory` and its subdirectories, whatever its name, except `*_secret` files.
-    /// Read off the actix thread, like [`configure_curve`](Self::configure_curve).
+    /// Read off the actix thread, like [`configure_curve`](Self::configure_curve), and
+    /// reported the same way ([`CurveReport`]).
     pub async fn configure_curve_czmq(
         &self,
         domain: &str,
@@ -298,7 +307,9 @@ impl Authenticator {
             .await
     }
 
-    /// Sets a domain's CURVE keys from a key set loaded by the caller.
+    /// Sets a domain's CURVE keys from a key set loaded by the caller (a
+    /// [`CertStore`](crate::certs::CertStore), e.g. from
+    /// [`load_directory`](crate::certs::load_directory)); answers a [`CurveReport`].
     pub async fn configure_curve_keys(
         &self,
         domain: &str,
@@ -307,7 +318,97 @@ impl Authenticator {
         self.send(ConfigureCurve::keys(domain, keys)).await
     }
 
-    /// Lets `provider` decide a domain's CURVE keys (pyzmq's `configure_curve_callback`).
+    /// Trusts these CURVE keys in `domain` from now on, leaving its other keys as they are;
+    /// answers how many entries were added or replaced. Sends [`AddCurveKeys`].
+    ///
+    /// Each item is a [`CurvePublicKey`](crate::keys::CurvePublicKey) (the `User-Id` is then
+    /// the key's Z85 text, or the mapping's) or a [`CurveEntry`](crate::policy::CurveEntry)
+    /// with metadata, a `User-Id` or an expiry of its own. A domain that admitted any key, or
+    /// asked a provider, or had no CURVE setting, then admits exactly these keys: adding a key
+    /// never widens such a domain to more than it names. Refused, with
+    /// [`PolicyError::OwnedBy`](crate::policy::PolicyError::OwnedBy), on a domain a watch or
+    /// a store owns (send [`AddCurveKeys`] with [`take_over`](crate::messages::TakeOver) to
+    /// take it over). Trusting a key the hand revoked in this domain lifts that revocation.
+    ///
+    /// ```no_run
+    /// # async fn demo(auth: actix_zap::Authenticator) -> Result<(), Box<dyn std::error::Error>> {
+    /// use actix_zap::keys::CurvePublicKey;
+    /// let key = CurvePublicKey::from_z85("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7")?;
+    /// auth.add_curve_keys("global", [key]).await?;
+    /// // ... and later, in force for every handshake decided after it returns:
+    /// auth.remove_curve_keys("global", [key]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn add_curve_keys<K: Into<CurveEntry>>(
+        &self,
+        domain: &str,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<usize, ConfigError> {
+        let keys = keys.into_iter().map(Into::into);
+        self.send(AddCurveKeys::new(domain, keys)).await
+    }
+
+    /// Stops trusting these CURVE keys ([`CurvePublicKey`](crate::keys::CurvePublicKey)s) in
+    /// `domain`, whoever owns it (a removal is never
+    /// refused); answers what it did ([`Removed`](crate::policy::Removed)). Sends
+    /// [`RemoveCurveKeys`].
+    ///
+    /// Fail-closed: once it has returned `Ok`, no handshake is admitted under these keys in
+    /// that domain, including one whose decision was under way, and sessions a
+    /// [`SessionSocket`](crate::sessions::SessionSocket) serves under them have ended. A key
+    /// the domain would still admit without an entry (allow-any, a provider, the `"*"`
+    /// fallback), or that its watch or store could bring back, stays revoked there until
+    /// [`LiftRevocations`](crate::messages::LiftRevocations) or
+    /// [`add_curve_keys`](Self::add_curve_keys) by hand.
+    pub async fn remove_curve_keys(
+        &self,
+        domain: &str,
+        keys: impl IntoIterator<Item = CurvePublicKey>,
+    ) -> Result<Removed, ConfigError> {
+        self.send(RemoveCurveKeys::new(domain, keys)).await
+    }
+
+    /// Adds PLAIN users to `domain` with argon2id hashes, or replaces their hashes; answers
+    /// how many. Sends [`AddPlainUsers`].
+    ///
+    /// Each user comes with a [`HashedPassword`](crate::policy::HashedPassword): hash a
+    /// password with [`HashedPassword::hash`](crate::policy::HashedPassword::hash), or
+    /// take a PHC string kept elsewhere with
+    /// [`HashedPassword::parse`](crate::policy::HashedPassword::parse). A domain whose users
+    /// were set in clear text ([`configure_plain`](Self::configure_plain)), or that had none,
+    /// then holds exactly these users. Refused on a domain a watch or a store owns, as
+    /// [`add_curve_keys`](Self::add_curve_keys) is.
+    ///
+    /// ```no_run
+    /// # async fn demo(auth: actix_zap::Authenticator) -> Result<(), Box<dyn std::error::Error>> {
+    /// use actix_zap::policy::HashedPassword;
+    /// let hash = HashedPassword::hash(b"correct horse")?; // argon2id: keep it off the actix thread
+    /// auth.add_plain_users("global", [("alice", hash)]).await?;
+    /// auth.remove_plain_users("global", ["alice"]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn add_plain_users<U: Into<String>>(
+        &self,
+        domain: &str,
+        users: impl IntoIterator<Item = (U, HashedPassword)>,
+    ) -> Result<usize, ConfigError> {
+        self.send(AddPlainUsers::new(domain, users)).await
+    }
+
+    /// Removes PLAIN users from `domain` (its table clear-text or hashed), whoever owns it;
+    /// answers what it did ([`Removed`](crate::policy::Removed)). Sends
+    /// [`RemovePlainUsers`]. Fail-closed and kept as a revocation where needed, as
+    /// [`remove_curve_keys`](Self::remove_curve_keys) is.
+    pub async fn remove_plain_users<U: Into<String>>(
+        &self,
+        domain: &str,
+        users: impl IntoIterator<Item = U>,
+    ) -> Result<Removed, ConfigError> {
+        self.send(RemovePlainUsers::new(domain, users)).await
+    }
+
+    /// Lets `provider` decide a domain's CURVE keys (pyzmq's `configure_curve_callback`): see
+    /// [`Provider`](crate::provider::Provider).
     pub async fn configure_curve_callback(
         &self,
         domain: &str,
@@ -322,7 +423,8 @@ impl Authenticator {
         .await
     }
 
-    /// Sets a domain's GSSAPI policy. libzmq 4.3.x lets GSSAPI peers in even when refused.
+    /// Sets a domain's [`GssapiPolicy`](crate::policy::GssapiPolicy). libzmq 4.3.x lets GSSAPI
+    /// peers in even when refused (see [`sessions`](crate::sessions) for a socket that does not).
     pub async fn configure_gssapi(
         &self,
         domain: &str,
@@ -332,7 +434,8 @@ impl Authenticator {
         self.send(ConfigureGssapi { domain, policy }).await
     }
 
-    /// Removes one mechanism's configuration from a domain; returns whether there was one.
+    /// Removes one mechanism's ([`MechanismKind`](crate::policy::MechanismKind)) configuration
+    /// from a domain; returns whether there was one.
     pub async fn unconfigure(
         &self,
         domain: &str,
@@ -347,8 +450,9 @@ impl Authenticator {
         .await
     }
 
-    /// Replaces pyzmq's `curve_user_id`: the `User-Id` of admitted CURVE clients. The
-    /// mapping runs on the provider pool under the provider deadline.
+    /// Replaces pyzmq's `curve_user_id`: the `User-Id` of admitted CURVE clients, from their
+    /// [`CurvePublicKey`](crate::keys::CurvePublicKey). The mapping runs on the provider pool
+    /// under the provider deadline.
     pub async fn set_curve_user_id<F>(&self, mapper: F) -> Result<(), ConfigError>
     where
         F: Fn(&CurvePublicKey) -> String + Send + Sync + 'static,
@@ -361,14 +465,15 @@ impl Authenticator {
         self.send(SetCurveUserId(None)).await
     }
 
-    /// Starts a credential store source (feature `postgres`): it becomes the owner of its
+    /// Starts a credential store source (feature `postgres`), a
+    /// [`PostgresSource`](crate::postgres::PostgresSource): it becomes the owner of its
     /// domains (refused, with [`PolicyError::OwnedBy`](crate::policy::PolicyError::OwnedBy),
     /// for a domain a watch or another store owns), each refusing everyone until the source
     /// has proved itself up to date, and follows the store on this authenticator's actix
     /// runtime. Works from any thread (with a [`ThreadAuthenticator`](crate::ThreadAuthenticator)
-    /// too). Answers once the domains are registered; use
-    /// [`SourceHandle::synced`](crate::postgres::SourceHandle::synced) to know the snapshot is
-    /// in force.
+    /// too). Answers once the domains are registered, with a
+    /// [`SourceHandle`](crate::postgres::SourceHandle): its
+    /// [`synced`](crate::postgres::SourceHandle::synced) says when the snapshot is in force.
     ///
     /// Before registering, it connects once (on the authenticator's runtime, within twice the
     /// source's heartbeat, at least 1 s) and refuses, with [`ConfigError::Store`], a store
@@ -411,7 +516,7 @@ impl Authenticator {
     /// Follows a certificate directory or password file from now on (see [`Watch`]):
     /// deletions apply at once, other changes per file once settled, atomically; a source
     /// that cannot be read (or whose read hangs past its deadline) leaves its domain refusing
-    /// that mechanism. Answers with the first load.
+    /// that mechanism. Answers with the first load ([`Reloaded`]).
     ///
     /// ```no_run
     /// # async fn demo(auth: actix_zap::Authenticator) -> Result<(), actix_zap::ConfigError> {
@@ -424,7 +529,8 @@ impl Authenticator {
         self.send(watch).await
     }
 
-    /// Stops following a domain's source; returns whether there was a watch.
+    /// Stops following a domain's source for one
+    /// [`MechanismKind`](crate::policy::MechanismKind); returns whether there was a watch.
     pub async fn unwatch(
         &self,
         domain: &str,
@@ -434,18 +540,19 @@ impl Authenticator {
         self.send(Unwatch { domain, mechanism }).await
     }
 
-    /// The latest reload of every watch.
+    /// The latest reload of every watch ([`Reloaded`]).
     pub async fn watches(&self) -> Result<Vec<Reloaded>, Unavailable> {
         self.ask(Watches).await
     }
 
     /// The policy in force, passwords redacted (pyzmq's `allow_any`, `certs`, `passwords`,
-    /// `credentials_providers`, in one consistent picture).
+    /// `credentials_providers`, in one consistent picture): a
+    /// [`PolicySnapshot`](crate::policy::PolicySnapshot).
     pub async fn inspect(&self) -> Result<PolicySnapshot, Unavailable> {
         self.ask(Inspect).await
     }
 
-    /// Counters per mechanism and status, and the requests in flight now. Asks the
+    /// Counters per mechanism and status, and the requests in flight now ([`Stats`]). Asks the
     /// [`ZapSocket`], which adds its own counts to the policy actor's.
     pub async fn stats(&self) -> Result<Stats, Unavailable> {
         self.zap
@@ -455,7 +562,8 @@ impl Authenticator {
     }
 
     /// Sends every decision to `subscriber` until [`unsubscribe`](Self::unsubscribe): an
-    /// actor's `Recipient<DecisionEvent>` (pass it as it is) or a [`Subscriber`].
+    /// actor's `Recipient<`[`DecisionEvent`]`>` (pass it as it is) or a [`Subscriber`]; answers
+    /// the [`SubscriptionId`].
     pub async fn subscribe(
         &self,
         subscriber: impl Into<Subscriber>,
@@ -463,7 +571,9 @@ impl Authenticator {
         self.ask(Subscribe(subscriber.into())).await
     }
 
-    /// Calls `callback` for every decision, on the authenticator's thread (keep it quick).
+    /// Calls `callback` for every decision ([`DecisionEvent`]), on the authenticator's thread
+    /// (keep it quick); answers the [`SubscriptionId`] to [`unsubscribe`](Self::unsubscribe)
+    /// with.
     pub async fn on_decision<F>(&self, callback: F) -> Result<SubscriptionId, Unavailable>
     where
         F: Fn(&DecisionEvent) + Send + Sync + 'static,
@@ -472,7 +582,7 @@ impl Authenticator {
             .await
     }
 
-    /// Ends a subscription; returns whether it existed.
+    /// Ends a subscription ([`SubscriptionId`]); returns whether it existed.
     pub async fn unsubscribe(&self, id: SubscriptionId) -> Result<bool, Unavailable> {
         self.ask(Unsubscribe(id)).await
     }
@@ -490,7 +600,9 @@ impl Authenticator {
     }
 
     /// Stops the policy actor alone, leaving the socket actor serving: for tests of what
-    /// clients get when the policy is gone (a `500`). Not a stable API; never needed.
+    /// clients get when the policy is gone (a `500`). Not a stable API (feature `test-hooks`);
+    /// never needed.
+    #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub async fn stop_policy_actor_for_tests(&self) {
         let _ = self.policy.send(Stop).await;

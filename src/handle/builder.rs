@@ -1,5 +1,6 @@
-//! [`AuthenticatorBuilder`]: the options an authenticator starts with, and its two ways to
-//! start (in the current actix System, or on a thread of its own).
+//! [`AuthenticatorBuilder`] and [`ThreadAuthenticatorBuilder`]: the options an authenticator
+//! starts with, in the current actix System or on a thread of its own. Each builder's `start`
+//! gives its own handle, so neither can start the other by accident.
 
 use actix::prelude::*;
 
@@ -79,9 +80,51 @@ impl AuthenticatorBuilder {
 
     /// Starts the authenticator on an actix System of its own thread, for applications that
     /// are not actix applications (or must not share their actix thread with it). The
-    /// endpoint is bound when this returns.
+    /// endpoint is bound when this returns. The same as
+    /// [`ThreadAuthenticatorBuilder::start`].
     pub fn start_thread(self, context: &zmq::Context) -> Result<ThreadAuthenticator, StartError> {
         ThreadAuthenticator::spawn(self, context)
+    }
+}
+
+/// Options for starting a [`ThreadAuthenticator`], then [`start`](Self::start): the
+/// authenticator on an actix System of its own thread, from any thread (no actix needed).
+///
+/// [`ThreadAuthenticator::builder`] gives it; the options are [`AuthenticatorBuilder`]'s.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use actix_zap::{Settings, ThreadAuthenticator};
+///
+/// let context = zmq::Context::new();
+/// let settings = Settings::default().with_provider_deadline(Duration::from_secs(2));
+/// let auth = ThreadAuthenticator::builder().settings(settings).start(&context)?;
+/// auth.stop();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ThreadAuthenticatorBuilder {
+    options: AuthenticatorBuilder,
+}
+
+impl ThreadAuthenticatorBuilder {
+    /// Replaces the [`Settings`] (deadlines and bounds).
+    pub fn settings(self, settings: Settings) -> Self {
+        let options = self.options.settings(settings);
+        ThreadAuthenticatorBuilder { options }
+    }
+
+    /// Starts even on a libzmq older than 4.3.2, for distributions that backported the fix
+    /// for CVE-2019-13132.
+    pub fn accept_vulnerable_libzmq(self) -> Self {
+        let options = self.options.accept_vulnerable_libzmq();
+        ThreadAuthenticatorBuilder { options }
+    }
+
+    /// Starts the thread and the authenticator on it; the endpoint is bound when this
+    /// returns. Works on any thread, inside an actix System or not.
+    pub fn start(self, context: &zmq::Context) -> Result<ThreadAuthenticator, StartError> {
+        ThreadAuthenticator::spawn(self.options, context)
     }
 }
 

@@ -11,13 +11,15 @@ use actix::prelude::*;
 use futures::executor::block_on;
 use tokio::sync::watch;
 
-use super::{Authenticator, AuthenticatorBuilder};
+use super::{Authenticator, AuthenticatorBuilder, ThreadAuthenticatorBuilder};
 use crate::actors::{PolicyActor, ZapSocket};
 use crate::certs::CertStore;
 use crate::keys::CurvePublicKey;
 use crate::messages::error::{ConfigError, StartError, Unavailable};
 use crate::messages::*;
-use crate::policy::{GssapiPolicy, IpcRule, PolicySnapshot};
+use crate::policy::{
+    CurveEntry, GssapiPolicy, HashedPassword, IpcRule, MechanismKind, PolicySnapshot, Removed,
+};
 use crate::provider::Provider;
 
 /// Emits, for each entry, the blocking form of the [`Authenticator`] method of the same name:
@@ -41,7 +43,7 @@ macro_rules! blocking_methods {
             $(#[$attr])*
             #[doc = concat!(
                 "Blocking [`Authenticator::", stringify!($name), "`]: the same call, waiting for ",
-                "its answer.\n\n",
+                "its answer (the types it takes and answers are linked there).\n\n",
                 "On the authenticator's own thread (in a callback) it does nothing and returns [`",
                 stringify!($err), "::OwnThread`] at once; see ",
                 "[Calling it from its own thread](Self#calling-it-from-its-own-thread).",
@@ -102,14 +104,15 @@ impl std::fmt::Debug for ThreadAuthenticator {
 
 impl ThreadAuthenticator {
     /// Starts with default settings; the endpoint is bound when this returns. See
-    /// [`AuthenticatorBuilder::start_thread`] for options.
+    /// [`builder`](Self::builder) for options.
     pub fn start(context: &zmq::Context) -> Result<Self, StartError> {
-        AuthenticatorBuilder::default().start_thread(context)
+        ThreadAuthenticatorBuilder::default().start(context)
     }
 
-    /// Options for starting.
-    pub fn builder() -> AuthenticatorBuilder {
-        AuthenticatorBuilder::default()
+    /// Options for starting; its [`start`](ThreadAuthenticatorBuilder::start) gives a
+    /// `ThreadAuthenticator`, from any thread.
+    pub fn builder() -> ThreadAuthenticatorBuilder {
+        ThreadAuthenticatorBuilder::default()
     }
 
     /// Starts the thread and the authenticator on it.
@@ -175,12 +178,12 @@ impl ThreadAuthenticator {
         block_on(future)
     }
 
-    /// See [`Authenticator::policy`].
+    /// The [`PolicyActor`](crate::actors::PolicyActor); see [`Authenticator::policy`].
     pub fn policy(&self) -> &Addr<PolicyActor> {
         self.handle.policy()
     }
 
-    /// See [`Authenticator::zap_socket`].
+    /// The [`ZapSocket`](crate::actors::ZapSocket); see [`Authenticator::zap_socket`].
     pub fn zap_socket(&self) -> &Addr<ZapSocket> {
         self.handle.zap_socket()
     }
@@ -215,6 +218,10 @@ impl ThreadAuthenticator {
         fn configure_curve(&self, domain: &str, location: impl AsRef<Path>) -> Result<CurveReport, ConfigError>;
         fn configure_curve_czmq(&self, domain: &str, directory: impl AsRef<Path>) -> Result<CurveReport, ConfigError>;
         fn configure_curve_keys(&self, domain: &str, keys: CertStore) -> Result<CurveReport, ConfigError>;
+        fn add_curve_keys<K: Into<CurveEntry>>(&self, domain: &str, keys: impl IntoIterator<Item = K>) -> Result<usize, ConfigError>;
+        fn remove_curve_keys(&self, domain: &str, keys: impl IntoIterator<Item = CurvePublicKey>) -> Result<Removed, ConfigError>;
+        fn add_plain_users<U: Into<String>>(&self, domain: &str, users: impl IntoIterator<Item = (U, HashedPassword)>) -> Result<usize, ConfigError>;
+        fn remove_plain_users<U: Into<String>>(&self, domain: &str, users: impl IntoIterator<Item = U>) -> Result<Removed, ConfigError>;
         fn configure_curve_callback(&self, domain: &str, provider: Provider) -> Result<(), ConfigError>;
         fn configure_gssapi(&self, domain: &str, policy: GssapiPolicy) -> Result<(), ConfigError>;
         fn unconfigure(&self, domain: &str, mechanism: MechanismKind) -> Result<bool, ConfigError>;

@@ -1,6 +1,11 @@
-//! Delta messages: add or remove single CURVE keys and hashed PLAIN users, each in O(1)
-//! however large the domain, for callers that keep credentials elsewhere (a credential
-//! store's source sends the same changes internally).
+//! Delta messages: trust or revoke single CURVE keys and hashed PLAIN users, each in O(1)
+//! however large the domain. They are meant for applications: the handle's
+//! [`add_curve_keys`](crate::Authenticator::add_curve_keys),
+//! [`remove_curve_keys`](crate::Authenticator::remove_curve_keys),
+//! [`add_plain_users`](crate::Authenticator::add_plain_users) and
+//! [`remove_plain_users`](crate::Authenticator::remove_plain_users) send them; send them
+//! yourself to set [`take_over`](crate::messages::TakeOver) or to talk to the actor directly.
+//! (A credential store's source makes the same changes internally.)
 //!
 //! Sent by hand to a domain a watch or a store owns, an addition or replacement is refused
 //! unless it takes over ([`TakeOver`](crate::messages::TakeOver)); a removal is never refused
@@ -13,7 +18,8 @@
 //! use actix_zap::messages::{AddCurveKeys, RemoveCurveKeys};
 //! use actix_zap::{keys::CurvePublicKey, policy::CurveEntry};
 //! let key = CurvePublicKey::from_z85("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7")?;
-//! policy.send(AddCurveKeys::new("fleet", [CurveEntry::new(key)])).await??;
+//! let entry = CurveEntry { user_id: Some("alice".into()), ..CurveEntry::new(key) };
+//! policy.send(AddCurveKeys::new("fleet", [entry])).await??;
 //! policy.send(RemoveCurveKeys::new("fleet", [key])).await??;
 //! # Ok(()) }
 //! ```
@@ -26,6 +32,8 @@ use crate::policy::{CurveEntry, HashedPassword, HashedTable, Removed};
 
 /// Adds keys to a domain's CURVE key set, or replaces their entries; answers how many. A
 /// domain with allow-any, a provider or nothing gets a key set holding just these keys.
+///
+/// [`Authenticator::add_curve_keys`](crate::Authenticator::add_curve_keys) sends it.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<usize, ConfigError>")]
 pub struct AddCurveKeys {
@@ -53,6 +61,8 @@ impl AddCurveKeys {
 /// domain would still admit without an installed entry (allow-any, a provider, the `"*"`
 /// fallback) or that its watch, store or a load in progress could bring back (see
 /// [`LiftRevocations`](crate::messages::LiftRevocations)).
+///
+/// [`Authenticator::remove_curve_keys`](crate::Authenticator::remove_curve_keys) sends it.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<Removed, ConfigError>")]
 pub struct RemoveCurveKeys {
@@ -86,6 +96,9 @@ pub struct ConfigureHashedPlain {
 }
 
 /// Adds users with argon2id hashes to a domain (or replaces their hashes); answers how many.
+/// A domain with a clear-text table, or none, gets a hashed table holding just these users.
+///
+/// [`Authenticator::add_plain_users`](crate::Authenticator::add_plain_users) sends it.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<usize, ConfigError>")]
 pub struct AddPlainUsers {
@@ -99,6 +112,8 @@ pub struct AddPlainUsers {
 
 /// Removes users from a domain's PLAIN table (clear-text or hashed), whoever owns it; answers
 /// what it did ([`Removed`]), as [`RemoveCurveKeys`] does for keys.
+///
+/// [`Authenticator::remove_plain_users`](crate::Authenticator::remove_plain_users) sends it.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<Removed, ConfigError>")]
 pub struct RemovePlainUsers {

@@ -20,11 +20,12 @@
 //! # let _ = snapshot; Ok(()) }
 //! ```
 //!
-//! Subscribers receive [`DecisionEvent`]s; their [`StatusCode`] is re-exported here so an
-//! event handler needs no other import.
+//! Subscribers receive [`DecisionEvent`]s, whose status is a
+//! [`zap::StatusCode`](crate::zap::StatusCode). Each item has one path: what these messages
+//! carry from other modules (e.g. [`policy::MechanismKind`](crate::policy::MechanismKind),
+//! [`policy::Removed`](crate::policy::Removed)) is linked where it is used.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use actix::Message;
@@ -46,8 +47,9 @@ mod events;
 pub(crate) mod store;
 pub(crate) mod watch;
 
-pub use crate::policy::{MechanismKind, Removed};
-pub use crate::zap::StatusCode;
+// Its public path is `policy::MechanismKind` (one path per item); this one serves the
+// crate's own paths and links.
+pub(crate) use crate::policy::MechanismKind;
 pub use deltas::{
     AddCurveKeys, AddPlainUsers, ConfigureHashedPlain, RemoveCurveKeys, RemovePlainUsers,
 };
@@ -424,14 +426,15 @@ impl ConfigureCurve {
     /// Reads a directory's files through `read` instead of the filesystem (their metadata
     /// still comes from the filesystem), holding the load to `deadline` instead of
     /// [`READ_DEADLINE`](Self::READ_DEADLINE): for tests of reads that hang or panic. Not a
-    /// stable API.
+    /// stable API (feature `test-hooks`).
+    #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub fn read_through(
         self,
         deadline: Duration,
-        read: impl Fn(&Path) -> std::io::Result<Vec<u8>> + Send + Sync + 'static,
+        read: impl Fn(&std::path::Path) -> std::io::Result<Vec<u8>> + Send + Sync + 'static,
     ) -> Self {
-        let read = Arc::new(read);
+        let read = std::sync::Arc::new(read);
         ConfigureCurve {
             reader: Some(ReadThrough { read, deadline }),
             ..self
@@ -617,11 +620,12 @@ pub struct GetStats;
 
 /// Runs the function on the argon2 worker before each verification of a hashed PLAIN
 /// password, so that a test can hold a verification under way while it acts: a gate the test
-/// controls, never timing. Not a stable API; never needed.
+/// controls, never timing. Not a stable API (feature `test-hooks`); never needed.
+#[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 #[derive(Clone, Message)]
 #[rtype(result = "Result<(), ConfigError>")]
-pub struct BeforeVerificationForTests(pub Arc<dyn Fn() + Send + Sync>);
+pub struct BeforeVerificationForTests(pub std::sync::Arc<dyn Fn() + Send + Sync>);
 
 /// One ZAP request, as frames after the routing envelope (at least 2: the
 /// [`ZapSocket`](crate::actors::ZapSocket) drops anything without a request id). Answered

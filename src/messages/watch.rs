@@ -230,7 +230,9 @@ impl Watch {
     }
 
     /// Reads every file through `read` instead of the filesystem (its metadata still comes
-    /// from the filesystem): for tests of reads that hang or panic. Not a stable API.
+    /// from the filesystem): for tests of reads that hang or panic. Not a stable API (feature
+    /// `test-hooks`).
+    #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub fn read_through(
         self,

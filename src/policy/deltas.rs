@@ -33,6 +33,13 @@ impl CurveEntry {
     }
 }
 
+impl From<CurvePublicKey> for CurveEntry {
+    /// The key alone: no metadata, user id or expiry.
+    fn from(key: CurvePublicKey) -> Self {
+        CurveEntry::new(key)
+    }
+}
+
 impl Policy {
     /// Adds keys to a domain's key set by hand, replacing the entries of keys already there.
     pub fn upsert_curve_keys(

@@ -377,7 +377,7 @@ fn an_unknown_username_is_refused_in_about_the_time_of_a_known_one() {
     let settings = actix_zap::Settings::default().with_throttle_capacity(0);
     let auth = actix_zap::ThreadAuthenticator::builder()
         .settings(settings)
-        .start_thread(&context)
+        .start(&context)
         .unwrap();
     let users = vec![("alice".to_owned(), hash_with("right", 1024, 2))];
     block_on(auth.handle().send(AddPlainUsers::new("hashed", users))).unwrap();
@@ -455,7 +455,7 @@ fn one_wrong_password_is_verified_once_while_another_domain_changes_every_5_ms()
 
 #[test]
 fn the_work_one_address_has_in_flight_is_capped() {
-    use actix_zap::messages::StatusCode;
+    use actix_zap::zap::StatusCode;
     use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
     init_logging();
@@ -468,7 +468,7 @@ fn the_work_one_address_has_in_flight_is_capped() {
         .with_provider_deadline(PATIENCE);
     let auth = actix_zap::ThreadAuthenticator::builder()
         .settings(settings)
-        .start_thread(&context)
+        .start(&context)
         .unwrap();
     let seen = watch_decisions(&auth);
     // CURVE: a provider that holds every lookup until released.
@@ -591,7 +591,7 @@ fn gated_provider(gate: &std::sync::Arc<Gate>, held: &[Keys]) -> actix_zap::prov
 
 #[test]
 fn clients_behind_one_address_wait_their_turn_and_a_flood_beyond_the_queue_is_refused() {
-    use actix_zap::messages::StatusCode;
+    use actix_zap::zap::StatusCode;
     use std::sync::Arc;
     const CAP: usize = 2;
     const QUEUE: usize = 3;
@@ -603,7 +603,7 @@ fn clients_behind_one_address_wait_their_turn_and_a_flood_beyond_the_queue_is_re
         .with_provider_deadline(PATIENCE);
     let auth = actix_zap::ThreadAuthenticator::builder()
         .settings(settings)
-        .start_thread(&context)
+        .start(&context)
         .unwrap();
     let seen = watch_decisions(&auth);
     // The provider holds the NAT's clients until the test opens the gate (a slow provider);
@@ -671,7 +671,7 @@ fn requests_waiting_behind_work_that_hangs_are_answered_by_their_deadline() {
         .with_provider_deadline(std::time::Duration::from_millis(300));
     let auth = actix_zap::ThreadAuthenticator::builder()
         .settings(settings)
-        .start_thread(&context)
+        .start(&context)
         .unwrap();
     let held: Vec<Keys> = (0..3).map(|_| Keys::generate()).collect();
     let gate = Arc::new(Gate::default());
@@ -709,7 +709,7 @@ fn a_guess_queued_behind_the_ones_that_reach_the_threshold_is_throttled_not_veri
         .with_throttle_pair_threshold(2);
     let auth = actix_zap::ThreadAuthenticator::builder()
         .settings(settings)
-        .start_thread(&context)
+        .start(&context)
         .unwrap();
     let users = vec![("alice".to_owned(), hash_with("right", 64, 1))];
     block_on(auth.handle().send(AddPlainUsers::new("hashed", users))).unwrap();

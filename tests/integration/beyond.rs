@@ -5,7 +5,8 @@
 use std::sync::{Arc, Mutex};
 
 use crate::common::*;
-use actix_zap::messages::{DecisionEvent, EventMechanism, MechanismKind};
+use actix_zap::messages::{DecisionEvent, EventMechanism};
+use actix_zap::policy::MechanismKind;
 use actix_zap::policy::{AddressRules, CurveSummary};
 use actix_zap::zap::StatusCode;
 use actix_zap::CURVE_ALLOW_ANY;

@@ -1,4 +1,5 @@
-//! Runs every example and checks its exit status and what it reports.
+//! Runs every example and checks its exit status and what it reports; and that each stands
+//! alone, so it can be copied as it is. (The measurement tools are in `benches/`: `tools.rs`.)
 //!
 //! The examples are brought up to date once with `cargo build --examples` (a no-op after a
 //! plain `cargo test`, which builds them; `cargo test --test integration` alone does not),
@@ -145,6 +146,7 @@ fn reconfigure_admits_refuses_and_revokes_at_runtime() {
         out.contains("still up and gets \"World, newcomer\""),
         "{out}"
     );
+    assert!(out.contains("removed 1 installed entry"), "{out}");
 }
 
 #[cfg(feature = "postgres")]
@@ -202,114 +204,6 @@ fn generate_certificates_without_a_directory_is_a_usage_error() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("usage:"));
 }
 
-/// The measurement tools must keep working too: a tiny run of each, judged by its one line.
-fn measurement_line(name: &str, args: &[&str]) -> String {
-    let output = run_example(name, args);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{name} failed: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-#[test]
-fn handshake_rate_measures_ours_the_minimal_responder_and_no_handler() {
-    let line = measurement_line(
-        "handshake_rate",
-        &[
-            "--scenario",
-            "null-domain",
-            "--clients",
-            "8",
-            "--handshakes",
-            "100",
-            "--rounds",
-            "1",
-        ],
-    );
-    for field in [
-        "scenario=null-domain",
-        "handshakes_per_s=",
-        "minimal_per_s=",
-        "ratio=",
-        "unexpected=0",
-    ] {
-        assert!(line.contains(field), "{field} missing from: {line}");
-    }
-}
-
-/// A small storm against a tiny in-flight bound: the bound holds requests back, and every
-/// client is still admitted with no `300`.
-#[test]
-fn reconnect_storm_admits_every_client_with_no_300() {
-    let line = measurement_line(
-        "reconnect_storm",
-        &[
-            "--clients",
-            "60",
-            "--addresses",
-            "3",
-            "--per-context",
-            "25",
-            "--max-in-flight",
-            "4",
-            "--delay-ms",
-            "200",
-            "--down-ms",
-            "200",
-            "--wait-s",
-            "20",
-        ],
-    );
-    for field in [
-        "clients=60 ",
-        "per_address=20 ",
-        "contexts=3 ",
-        "admitted=60 ",
-        "status_300=0 ",
-        "replies_300=0 ",
-        "replies_200=60 ",
-        "peak_in_flight=",
-    ] {
-        assert!(line.contains(field), "{field} missing from: {line}");
-    }
-    assert!(
-        !line.contains("held_back=0 "),
-        "the bound never held back: {line}"
-    );
-}
-
-#[test]
-fn load_certs_reports_time_and_memory_per_key() {
-    let line = measurement_line("load_certs", &["--count", "200", "--loads", "1"]);
-    for field in ["count=200", "load_s=", "bytes_per_key="] {
-        assert!(line.contains(field), "{field} missing from: {line}");
-    }
-}
-
-#[test]
-fn revocation_latency_reports_every_case_and_nothing_admitted_after_a_message() {
-    let text = measurement_line(
-        "revocation_latency",
-        &["--trials", "3", "--files", "20", "--case", "all"],
-    );
-    for case in ["message", "unlink", "unlink-polling", "rewrite"] {
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(&format!("case={case} ")))
-            .unwrap_or_else(|| panic!("no line for {case}: {text}"));
-        assert!(
-            line.contains("trials=3") && line.contains("p99_ms="),
-            "{line}"
-        );
-        if case == "message" {
-            assert!(line.ends_with("admitted_after=0"), "{line}");
-        }
-    }
-}
-
 #[cfg(feature = "postgres")]
 #[test]
 fn fleet_admits_on_three_servers_then_one_change_refuses_on_all() {
@@ -320,72 +214,33 @@ fn fleet_admits_on_three_servers_then_one_change_refuses_on_all() {
     assert_eq!(out.matches("refused (ZAP status 400)").count(), 3, "{out}");
 }
 
-#[cfg(feature = "postgres")]
+/// An example is what a user copies: no module shared with other examples, nothing included
+/// by path, no measurement tool among them.
 #[test]
-fn fleet_bench_measures_load_fanout_rate_and_plain() {
-    let out = measurement_line(
-        "fleet_bench",
-        &[
-            "--keys",
-            "2000",
-            "--trials",
-            "5",
-            "--handshakes",
-            "20",
-            "--rounds",
-            "1",
-            "--plain-users",
-            "2",
-            "--hash-memory-kib",
-            "64",
-        ],
-    );
-    for field in [
-        "load keys=2000",
-        "bytes_per_key=",
-        "fanout trials=5 samples=15",
-        "p99_ms=",
-        "store_per_s=",
-        "directory_per_s=",
-        "cold_per_s=",
-        "cached_per_s=",
-        "entropy keys=2001",
-        "entropy_ms=",
-        "forced keys=2001 forced_s=",
-    ] {
-        assert!(out.contains(field), "{field} missing from: {out}");
-    }
-}
-
-#[cfg(feature = "postgres")]
-#[test]
-fn staleness_measures_every_case_and_never_refuses_before_the_deadline() {
-    let out = measurement_line(
-        "staleness",
-        &[
-            "--trials",
-            "1",
-            "--max-staleness-ms",
-            "1000",
-            "--heartbeat-ms",
-            "200",
-        ],
-    );
-    for case in ["partition", "locked", "partition-hung"] {
-        let line = out
-            .lines()
-            .find(|l| l.starts_with(&format!("case={case} ")))
-            .unwrap_or_else(|| panic!("no line for {case}: {out}"));
+fn every_example_stands_alone() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut examples = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
         assert!(
-            line.contains("trials=1") && line.contains("p50_probe_ms="),
-            "{line}"
+            path.is_file(),
+            "{} is not a single-file example",
+            path.display()
         );
-        // The refusal comes at the deadline or after it, never before (a fact, not a timing).
-        let min_over: f64 = line
-            .split_whitespace()
-            .find_map(|field| field.strip_prefix("min_over_ms="))
-            .and_then(|value| value.parse().ok())
-            .unwrap_or_else(|| panic!("no min_over_ms in {line}"));
-        assert!(min_over >= 0.0, "refused before the deadline: {line}");
+        let source = std::fs::read_to_string(&path).unwrap();
+        let name = path.display();
+        assert!(!source.contains("#[path"), "{name} includes a file by path");
+        assert!(
+            !source.contains("mod support"),
+            "{name} uses a shared support module"
+        );
+        examples += 1;
+    }
+    assert!(examples >= 9, "{examples} examples in {}", dir.display());
+    for tool in crate::tools::TOOLS {
+        assert!(
+            !dir.join(format!("{tool}.rs")).exists(),
+            "{tool} is a measurement tool"
+        );
     }
 }

@@ -4,8 +4,9 @@
 use std::time::Instant;
 
 use crate::common::*;
-use actix_zap::messages::{AddPlainUsers, RemovePlainUsers, StatusCode};
+use actix_zap::messages::{AddPlainUsers, RemovePlainUsers};
 use actix_zap::policy::HashedPassword;
+use actix_zap::zap::StatusCode;
 use actix_zap::{Settings, ThreadAuthenticator};
 use futures::executor::block_on;
 
@@ -80,7 +81,7 @@ fn the_argon2_workers_and_their_queue_are_the_settings_ones() {
         .with_provider_deadline(PATIENCE);
     let auth = ThreadAuthenticator::builder()
         .settings(settings)
-        .start_thread(&context)
+        .start(&context)
         .unwrap();
     let users = vec![("alice".to_owned(), hash("pw", 64 * 1024, 8))];
     block_on(auth.handle().send(AddPlainUsers::new("hashed", users))).unwrap();

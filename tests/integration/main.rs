@@ -39,5 +39,7 @@ mod stalls;
 #[cfg(feature = "postgres")]
 mod store_attacks;
 mod surface;
+mod tools;
+mod trust;
 #[cfg(feature = "cli")]
 mod zapctl;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::common::*;
 use actix_zap::certs::CertStore;
 use actix_zap::keys::CurvePublicKey;
-use actix_zap::messages::MechanismKind;
+use actix_zap::policy::MechanismKind;
 use actix_zap::provider::{CurveVerdict, Provider};
 use actix_zap::zap::Metadata;
 use actix_zap::ServerSocket;

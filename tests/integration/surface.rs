@@ -10,9 +10,10 @@ use crate::common::*;
 use actix::prelude::*;
 use actix_zap::certs::{CertStore, Certificate, Flavour};
 use actix_zap::messages::{
-    Allow, ConfigureCurve, ConfigurePlain, DecisionEvent, Inspect, MechanismKind, StatusCode,
-    TakeOver, Watch,
+    Allow, ConfigureCurve, ConfigurePlain, DecisionEvent, Inspect, TakeOver, Watch,
 };
+use actix_zap::policy::MechanismKind;
+use actix_zap::zap::StatusCode;
 use actix_zap::{ConfigError, ReloadError, ThreadAuthenticator, Unavailable};
 
 fn null_server(context: &zmq::Context) -> Listening {
@@ -362,4 +363,93 @@ fn the_build_script_without_the_system_libzmq_says_what_to_add_and_fails_without
         "{stderr}"
     );
     assert_eq!(run(Some("1")).status.code(), Some(0));
+}
+
+/// `ThreadAuthenticator::builder()` gives a builder whose `start` gives the thread handle, on
+/// a thread with no actix System, and its settings apply: with a pair threshold of 1, one
+/// wrong password is enough to refuse the right one from the same address.
+#[test]
+fn the_thread_builder_starts_a_thread_handle_outside_actix_with_its_settings() {
+    init_logging();
+    assert!(
+        actix::System::try_current().is_none(),
+        "a test thread has no System"
+    );
+    let context = zmq::Context::new();
+    let settings = actix_zap::Settings::default().with_throttle_pair_threshold(1);
+    let auth: ThreadAuthenticator = ThreadAuthenticator::builder()
+        .settings(settings)
+        .start(&context)
+        .unwrap();
+    auth.configure_plain("global", [("alice", "right")])
+        .unwrap();
+    let server = Listening::new(&context, &Server::Plain, Some("global"));
+    server
+        .attempt(&context, &Client::Plain("alice", "wrong"))
+        .assert_refused(400);
+    server
+        .attempt(&context, &Client::Plain("alice", "right"))
+        .assert_refused(400);
+    assert_eq!(auth.stats().unwrap().count(StatusCode::Ok), 0);
+    auth.stop();
+
+    // The default settings admit the right password after one wrong one.
+    let auth = ThreadAuthenticator::builder().start(&context).unwrap();
+    auth.configure_plain("global", [("alice", "right")])
+        .unwrap();
+    server
+        .attempt(&context, &Client::Plain("alice", "wrong"))
+        .assert_refused(400);
+    server
+        .attempt(&context, &Client::Plain("alice", "right"))
+        .assert_admitted("alice");
+    auth.stop();
+}
+
+/// No item has two public paths: a `pub use` of an item that sits directly in a public module
+/// of the root (`crate::policy::Item`) would give it a second one.
+#[test]
+fn no_item_is_re_exported_from_another_public_module() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+    let public: Vec<&str> = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod "))
+        .map(|m| m.trim_end_matches(';'))
+        .collect();
+    assert!(
+        public.contains(&"policy") && public.contains(&"messages"),
+        "{public:?}"
+    );
+    let mut second_paths = Vec::new();
+    for entry in walkdir::WalkDir::new(&src) {
+        let path = entry.unwrap().into_path();
+        if path.extension().is_none_or(|e| e != "rs") || path.starts_with(src.join("bin")) {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).unwrap();
+        for statement in source.split(';') {
+            let Some(at) = statement.find("pub use ") else {
+                continue;
+            };
+            let used = statement[at + "pub use ".len()..].trim();
+            // Outside lib.rs a relative path names a submodule of that file's own module.
+            let used = match used.strip_prefix("crate::") {
+                Some(absolute) => absolute,
+                None if path.ends_with("src/lib.rs") => used,
+                None => continue,
+            };
+            for module in &public {
+                let Some(rest) = used.strip_prefix(&format!("{module}::")) else {
+                    continue;
+                };
+                // A private submodule's item has its one public path here; an item of the
+                // public module itself (or a group of them) already has one there.
+                if rest.starts_with(|c: char| c == '{' || c.is_ascii_uppercase()) {
+                    second_paths.push(format!("{}: pub use {used}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(second_paths.is_empty(), "{second_paths:#?}");
 }

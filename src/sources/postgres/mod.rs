@@ -189,7 +189,8 @@ pub fn error_text(error: &tokio_postgres::Error) -> String {
 }
 
 /// The statement of one anti-entropy comparison's digest (`$1`: the served domains), for
-/// `examples/fleet_bench`; not a stable interface.
+/// the store's tests and `benches/fleet_bench`; not a stable interface (feature `test-hooks`).
+#[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub const DIGEST_SQL: &str = digest::DIGEST;
 

@@ -7,11 +7,8 @@ pub mod child;
 pub mod kerberos;
 #[cfg(feature = "metrics")]
 pub mod recorder;
-#[path = "../../../examples/support/zmtp.rs"]
+#[path = "../../../benches/support/zmtp.rs"]
 pub mod zmtp;
-
-#[path = "../../../examples/support/monitor.rs"]
-mod monitor;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -20,6 +17,7 @@ use std::time::Duration;
 
 use actix_zap::certs::Certificate;
 use actix_zap::keys::{CurvePublicKey, CurveSecretKey};
+use actix_zap::monitor;
 
 /// How long any single observation may take before the test fails (not a sleep: the wait
 /// ends as soon as the event arrives).

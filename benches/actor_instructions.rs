@@ -5,9 +5,9 @@
 //! does not (much): it is what the throttle's counting costs per reply on the actor path.
 //!
 //! ```text
-//! cargo build --profile bench --example actor_instructions
+//! cargo bench --no-run --bench actor_instructions   # prints the binary's path
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-//!     target/release/examples/actor_instructions refused_curve_unknown_key 10000
+//!     target/release/deps/actor_instructions-HASH refused_curve_unknown_key 10000
 //! ```
 //!
 //! Per request: (I(20000) − I(10000)) / 10000, over all threads (this one, the
@@ -36,7 +36,10 @@ const SCENARIOS: [&str; 4] = [
 ];
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let scenario = args.first().map_or("list", String::as_str);
     if !SCENARIOS.contains(&scenario) {
         println!("{}", SCENARIOS.join("\n"));
@@ -51,7 +54,7 @@ fn main() {
         .with_throttle_address_threshold(u32::MAX);
     let auth = ThreadAuthenticator::builder()
         .settings(settings)
-        .start_thread(&context)
+        .start(&context)
         .expect("authenticator");
     auth.configure_plain("*", [("admin", "secret"), ("other", "pw")])
         .unwrap();

@@ -2,7 +2,7 @@
 //! memory each loaded key costs.
 //!
 //! ```text
-//! cargo run --release --example load_certs -- [--count 100000] [--dir PATH] [--loads 3]
+//! cargo bench --bench load_certs -- [--count 100000] [--dir PATH] [--loads 3]
 //! ```
 //!
 //! Writes `--count` pyzmq-style public certificates (`clientNNNNNN.key`, random keys, no
@@ -75,7 +75,8 @@ fn main() {
     let mut count = 100_000usize;
     let mut dir: Option<PathBuf> = None;
     let mut loads = 3usize;
-    let mut args = std::env::args().skip(1);
+    // `cargo bench --bench load_certs -- FLAGS` passes `--bench` too.
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     while let Some(arg) = args.next() {
         let mut value = || {
             args.next().unwrap_or_else(|| {
@@ -87,7 +88,6 @@ fn main() {
             "--count" => count = value().parse().expect("--count: a number"),
             "--dir" => dir = Some(PathBuf::from(value())),
             "--loads" => loads = value().parse().expect("--loads: a number"),
-            "--bench" => {}
             other => {
                 eprintln!("usage: load_certs [--count N] [--dir PATH] [--loads K] ({other}?)");
                 std::process::exit(2);

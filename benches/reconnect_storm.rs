@@ -2,10 +2,10 @@
 //! and every handshake asks a credentials provider that takes its time (issue 18, item 8).
 //!
 //! ```text
-//! cargo run --release --example reconnect_storm -- --clients 5000 --addresses 50 \
+//! cargo bench --bench reconnect_storm -- --clients 5000 --addresses 50 \
 //!     --delay-ms 20 --provider async
-//! cargo run --release --example reconnect_storm -- --provider sync --provider-threads 64
-//! cargo run --release --example reconnect_storm -- --addresses 1 --address-queue 0   # one NAT
+//! cargo bench --bench reconnect_storm -- --provider sync --provider-threads 64
+//! cargo bench --bench reconnect_storm -- --addresses 1 --address-queue 0   # one NAT
 //! ```
 //!
 //! How it runs:
@@ -36,9 +36,6 @@
 //! `Stats::held_back` (times the in-flight bound held requests back in libzmq), and the load
 //! average before and after.
 
-#[path = "support/monitor.rs"]
-mod monitor;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -46,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use actix_zap::certs::Certificate;
 use actix_zap::keys::{CurvePublicKey, CurveSecretKey};
+use actix_zap::monitor;
 use actix_zap::provider::{CurveVerdict, Provider};
 use actix_zap::zap::StatusCode;
 use actix_zap::{Settings, ThreadAuthenticator};
@@ -102,7 +100,8 @@ fn options() -> Result<Options, String> {
         down: Duration::from_millis(500),
         verbose: false,
     };
-    let mut args = std::env::args().skip(1);
+    // `cargo bench --bench reconnect_storm -- FLAGS` passes `--bench` too.
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         let number = |text: String| text.parse::<usize>().map_err(|e| format!("{text}: {e}"));
@@ -322,7 +321,7 @@ fn main() {
     let settings = settings(&options);
     let auth = ThreadAuthenticator::builder()
         .settings(settings.clone())
-        .start_thread(&server_context)
+        .start(&server_context)
         .expect("authenticator");
     let calls = Arc::new(Calls::new(&client_keys, options.addresses));
     auth.configure_curve_callback(

@@ -15,7 +15,7 @@
 //!   the first member's snapshot in force (it includes the random wait before a forced
 //!   snapshot, at most 1 s; all three members read theirs at about the same time).
 //!
-//! `cargo run --release --features postgres --example fleet_bench -- --keys 1000000`
+//! `cargo bench --features postgres --bench fleet_bench -- --keys 1000000`
 //! (PostgreSQL at 127.0.0.1:5432, or FLEET_DATABASE). Works in a schema of its own, dropped at
 //! the end. Rows are bulk-loaded with the change-log triggers off (a fixture, not a change).
 
@@ -73,7 +73,11 @@ fn args() -> Args {
         hash_memory_kib: 19_456,
         parts: "load,fanout,rate,plain,entropy,forced".into(),
     };
-    let given: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench --bench fleet_bench -- FLAGS` passes `--bench` too.
+    let given: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     for pair in given.chunks(2) {
         if pair[0] == "--parts" {
             args.parts = pair.get(1).cloned().unwrap_or_default();

@@ -1,4 +1,4 @@
-//! The handshake-rate harness, shared by `examples/handshake_rate.rs` (the tool) and
+//! The handshake-rate harness, shared by `benches/handshake_rate.rs` (the tool) and
 //! `benches/handshakes.rs` (criterion): end-to-end handshakes over tcp on 127.0.0.1 with this
 //! authenticator and with the references it is judged against.
 //!
@@ -12,8 +12,6 @@
 //! 0) and handler; only the handshakes are timed.
 #![allow(dead_code)]
 
-#[path = "monitor.rs"]
-mod monitor;
 #[path = "xorshift.rs"]
 mod xorshift;
 
@@ -25,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use actix_zap::certs::{CertStore, Certificate};
 use actix_zap::keys::{CurvePublicKey, CurveSecretKey};
+use actix_zap::monitor;
 use actix_zap::provider::{CurveVerdict, Provider};
 use actix_zap::{ThreadAuthenticator, CURVE_ALLOW_ANY};
 
@@ -125,7 +124,7 @@ pub enum Handler {
     /// Nothing bound.
     Unbound,
     /// This crate's authenticator with the failure throttle off and no cap per address
-    /// (`examples/guessing.rs` measures the throttle's cost against it).
+    /// (`benches/guessing.rs` measures the throttle's cost against it).
     Unthrottled,
 }
 
@@ -254,7 +253,7 @@ fn start_handler(
                 .with_lookups_per_address(usize::MAX);
             ThreadAuthenticator::builder()
                 .settings(settings)
-                .start_thread(context)
+                .start(context)
                 .expect("authenticator")
         }
     };

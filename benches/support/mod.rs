@@ -1,4 +1,5 @@
-//! Helpers shared by the examples (included with `#[path = "support/mod.rs"] mod support;`).
+//! Helpers shared by the measurement tools that serve REP clients (`fleet_bench`,
+//! `revocation_latency`, `staleness`; included with `#[path = "support/mod.rs"] mod support;`).
 //!
 //! - [`Server`] runs a REP server socket on a thread of its own and watches its handshakes
 //!   with a socket monitor, so every outcome is a positive signal: libzmq says the handshake
@@ -11,8 +12,6 @@
 //! wait is bounded by [`PATIENCE`] (a failure guard, never a way to synchronise).
 #![allow(dead_code)]
 
-mod monitor;
-
 use std::error::Error;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +20,7 @@ use std::time::Duration;
 
 use actix_zap::certs::Certificate;
 use actix_zap::keys::CurvePublicKey;
+use actix_zap::monitor;
 
 /// The longest any single step may take before the example gives up.
 pub const PATIENCE: Duration = Duration::from_secs(10);

@@ -4,12 +4,13 @@
 //! instruction counts do not. This builds the same policies as benches/decision.rs through
 //! the public API that has existed since e91a798 (`Policy::default`, `allow`,
 //! `configure_plain`, `configure_curve`, `Policy::handle` on hand-built frame arrays), so an
-//! identical copy can be built in an older checkout, and runs one scenario N times:
+//! identical copy can be built in an older checkout (as `examples/decision_instructions.rs`
+//! there), and runs one scenario N times:
 //!
 //! ```text
-//! cargo build --release --example decision_instructions
+//! cargo bench --no-run --bench decision_instructions   # prints the executable's path
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-//!     target/release/examples/decision_instructions plain 10000
+//!     target/release/deps/decision_instructions-HASH plain 10000
 //! ```
 //!
 //! Run it for N = 10,000 and N = 20,000: instructions per decision =
@@ -202,7 +203,8 @@ fn scenario(name: &str) -> (Policy, Vec<Vec<Vec<u8>>>, &'static [u8]) {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    // `cargo bench --bench decision_instructions -- FLAGS` passes `--bench` too.
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let name = args.next().unwrap_or_else(|| "list".into());
     if name == "list" {
         for s in SCENARIOS {

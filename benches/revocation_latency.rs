@@ -2,7 +2,7 @@
 //! admitted after it.
 //!
 //! ```text
-//! cargo run --release --example revocation_latency -- [--trials 200] [--files 1000] [--case all]
+//! cargo bench --bench revocation_latency -- [--trials 200] [--files 1000] [--case all]
 //! ```
 //!
 //! Cases (each trial first proves the client is admitted, then narrows, then starts the clock
@@ -46,7 +46,8 @@ fn options() -> Options {
         files: 1000,
         case: "all".into(),
     };
-    let mut args = std::env::args().skip(1);
+    // `cargo bench --bench revocation_latency -- FLAGS` passes `--bench` too.
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     while let Some(flag) = args.next() {
         let value = args
             .next()

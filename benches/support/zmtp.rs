@@ -1,6 +1,6 @@
 //! A raw ZMTP 3.0 PLAIN client: sends what libzmq clients will not (an empty password), and
 //! tells what the server answered to its HELLO. Shared by the integration tests
-//! (`tests/integration/common`) and the guessing tool (`examples/guessing.rs`).
+//! (`tests/integration/common`) and the guessing tool (`benches/guessing.rs`).
 #![allow(dead_code)]
 
 use std::io::{Read, Write};

@@ -1,13 +1,13 @@
 //! Guessing and floods (issue 18 items 1 and 2), measured with real sockets on 127.0.0.x.
 //!
 //! ```text
-//! cargo run --release --example guessing -- flood [--mode one-user|spray] [--throttle on|off]
+//! cargo bench --bench guessing -- flood [--mode one-user|spray] [--throttle on|off]
 //!                                              [--attackers 4] [--seconds 6]
 //!                                              [--attacker process|threads] [--nice 0]
-//! cargo run --release --example guessing -- timing [--attempts 100]
-//! cargo run --release --example guessing -- cost [--rounds 9] [--decisions 1000000]
+//! cargo bench --bench guessing -- timing [--attempts 100]
+//! cargo bench --bench guessing -- cost [--rounds 9] [--decisions 1000000]
 //!                                             [--handshakes 2000] [--e2e-rounds 5]
-//! cargo run --release --example guessing -- instructions <decide|check-decide> N
+//! cargo bench --bench guessing -- instructions <decide|check-decide> N
 //! ```
 //!
 //! - `flood`: argon2id users (default parameters, as `zapctl db user add` hashes) behind a
@@ -44,8 +44,9 @@
 //! - `instructions`: a callgrind driver for the sans-IO comparison: N decisions of a scenario
 //!   (`decide`, `check-decide`, `check-decide-others`, `check-decide-this`, `refuse`,
 //!   `refuse-record`, `refuse-record-reparse`: see `instructions`). `valgrind --tool=callgrind
-//!   --callgrind-out-file=/dev/null target/release/examples/guessing instructions
-//!   check-decide 20000`; per decision: (I(20000) - I(10000)) / 10000.
+//!   --callgrind-out-file=/dev/null target/release/deps/guessing-HASH instructions
+//!   check-decide 20000` (`cargo bench --no-run --bench guessing` prints the path); per
+//!   decision: (I(20000) - I(10000)) / 10000.
 
 #[path = "support/rate.rs"]
 mod rate;
@@ -58,12 +59,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_zap::messages::{
-    AddPlainUsers, BeforeVerificationForTests, DecisionEvent, StatusCode, Subscriber,
-};
+use actix_zap::messages::{AddPlainUsers, BeforeVerificationForTests, DecisionEvent, Subscriber};
 use actix_zap::policy::{
     Attempt, Decision, HashedPassword, Now, PasswordTable, Policy, Throttle, ThrottleLimits,
 };
+use actix_zap::zap::StatusCode;
 use actix_zap::zap::{Request, RequestBuilder};
 use actix_zap::{Settings, ThreadAuthenticator};
 use futures::executor::block_on;
@@ -74,7 +74,11 @@ const DOMAIN: &str = "hashed";
 const LOGINS_PER_S: usize = 20;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench --bench guessing -- FLAGS` passes `--bench` too.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let option = |name: &str, default: &str| -> String {
         args.iter()
             .rposition(|a| a == name)
@@ -152,7 +156,7 @@ impl Setup {
         let server_context = zmq::Context::new();
         let auth = ThreadAuthenticator::builder()
             .settings(settings)
-            .start_thread(&server_context)
+            .start(&server_context)
             .expect("authenticator");
         // alice, and the legitimate users (hashed on both cores).
         let names: Vec<String> = std::iter::once("alice".to_owned())

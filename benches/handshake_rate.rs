@@ -2,7 +2,7 @@
 //! references it is judged against, measured in the same run in alternating rounds.
 //!
 //! ```text
-//! cargo run --release --example handshake_rate -- --scenario curve-certs --clients 64 \
+//! cargo bench --bench handshake_rate -- --scenario curve-certs --clients 64 \
 //!     --handshakes 2000 --rounds 5
 //! ```
 //!
@@ -53,7 +53,8 @@ fn options() -> Result<Options, String> {
         rounds: 5,
         verbose: false,
     };
-    let mut args = std::env::args().skip(1);
+    // `cargo bench --bench handshake_rate -- FLAGS` passes `--bench` too.
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         let number = |text: String| text.parse::<usize>().map_err(|e| format!("{text}: {e}"));
@@ -69,7 +70,6 @@ fn options() -> Result<Options, String> {
             "--verbose" | "-v" => options.verbose = true,
             "--help" | "-h" => return Err(usage()),
             // `cargo bench` passes --bench to every target; ignore it.
-            "--bench" => {}
             other => return Err(format!("unknown argument {other}\n{}", usage())),
         }
     }

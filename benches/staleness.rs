@@ -20,7 +20,7 @@
 //! `case=partition trials=10 max_staleness_ms=2000 heartbeat_ms=500 p50_over_ms=… max_over_ms=… min_over_ms=… p50_probe_ms=… p50_recover_ms=…`
 //! (`p50_probe_ms`: one handshake, the resolution of the measurement)
 //!
-//! `cargo run --release --features postgres --example staleness -- --trials 20` (`--verbose`:
+//! `cargo bench --features postgres --bench staleness -- --trials 20` (`--verbose`:
 //! each trial on stderr)
 //! (PostgreSQL at 127.0.0.1:5432, or FLEET_DATABASE with FLEET_PG_ADDRESS for the proxy's
 //! upstream). Works in a schema of its own, dropped at the end.
@@ -58,7 +58,11 @@ fn args() -> Args {
             .to_vec(),
         verbose: false,
     };
-    let mut given: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench --bench staleness -- FLAGS` passes `--bench` too.
+    let mut given: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if let Some(at) = given.iter().position(|a| a == "--verbose") {
         given.remove(at);
         args.verbose = true;

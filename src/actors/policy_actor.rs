@@ -1,9 +1,11 @@
 //! `PolicyActor`: owns the [`Policy`], applies configuration messages, decides requests.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use log::{debug, warn};
+use tokio::sync::oneshot;
 
 use super::observe::{Observers, RequestFacts};
 use super::pool::{within, BlockingPool, OnPool};
@@ -51,7 +53,8 @@ pub struct PolicyActor {
     /// in flight.
     pub(super) throttle: Throttle,
     /// Requests over their address's cap, waiting their turn.
-    pub(super) turns: super::turns::Turns,
+    /// (Where each waiting request is told that its turn came, with the ticket it runs under.)
+    pub(super) turns: HashMap<crate::policy::Waiter, oneshot::Sender<crate::policy::Ticket>>,
     /// The context's session board: admissions are marked, narrowings end sessions. `None`
     /// for an actor started without an authenticator's builder (no marks).
     pub(super) board: Option<std::sync::Arc<crate::sessions::Board>>,

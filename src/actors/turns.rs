@@ -3,7 +3,6 @@
 //! says who is next; this hands the finished request's ticket to that request's future, or
 //! answers a request whose deadline came first.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -13,9 +12,6 @@ use super::policy_actor::{Carried, Pending, Routed};
 use super::PolicyActor;
 use crate::policy::{Decision, Now, Policy, ProviderFailure, Ticket, Waiter};
 use crate::zap::{Reply, Request};
-
-/// Where each waiting request is told that its turn came (with the ticket it runs under).
-pub(crate) type Turns = HashMap<Waiter, oneshot::Sender<Ticket>>;
 
 /// The ticket `waiter` is handed when its turn comes, or `None` at `deadline`. A ticket sent
 /// as the deadline passes is still taken, so that it is handed on rather than lost.

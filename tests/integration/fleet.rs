@@ -572,6 +572,61 @@ fn a_store_out_of_reach_is_refused_after_max_staleness_and_admitted_again_once_i
     member.stop();
 }
 
+/// Fail-closed states are not revocations: a store out of reach past its `max_staleness`
+/// refuses new handshakes of its domains (500), and ends no session already open.
+#[test]
+fn a_stale_store_refuses_new_handshakes_but_ends_no_open_session() {
+    use crate::sessions::{receive_one, Login, Received, Sender};
+    let mut db = Db::new("stale_sessions");
+    let role = db.role();
+    let (alice, bob) = (Keys::generate(), Keys::generate());
+    db.add_key(&alice, "");
+    let first = db.add_key(&bob, "");
+    let conninfo = format!("{} user={role}", conninfo());
+    let member = Member::start_as(&db, 0, &conninfo, |s| s.max_staleness(MAX_STALENESS));
+    member.at(first);
+    let mut socket = actix_zap::ServerSocket::curve("fleet", member.server.secret.clone())
+        .build_sessions(&member.context, zmq::PULL)
+        .unwrap();
+    socket
+        .raw()
+        .set_rcvtimeo(PATIENCE.as_millis() as i32)
+        .unwrap();
+    socket.raw().set_linger(0).unwrap();
+    socket.bind("tcp://127.0.0.1:*").unwrap();
+    let endpoint = socket.raw().get_last_endpoint().unwrap().unwrap();
+    let login = Login::Curve(member.server.public, alice.clone());
+    let alice_sends = Sender::start(&member.context, "kept", login, &endpoint, None);
+    let mut received = Received::default();
+    while received.kept.len() < 10 {
+        assert!(
+            receive_one(&mut socket, &mut received),
+            "nothing received in time"
+        );
+    }
+    db.execute(&format!("ALTER ROLE {role} NOLOGIN"));
+    let cut = Instant::now();
+    db.terminate_sources();
+    // New handshakes of the domain are refused as stale...
+    refused_as_stale_by(&member, &bob, cut + MAX_STALENESS + MARGIN);
+    assert!(member.stats().failed_closed);
+    // ... while alice's open session goes on: 100 more of her messages, no disconnect.
+    let target = received.kept.len() + 100;
+    while received.kept.len() < target {
+        assert!(
+            receive_one(&mut socket, &mut received),
+            "the open session stalled"
+        );
+    }
+    let ended = member.auth.stats().unwrap().sessions_ended;
+    assert_eq!(ended, 0, "a fail-closed state ended a session");
+    let disconnected = std::iter::from_fn(|| alice_sends.events.try_recv().ok())
+        .any(|(event, _)| event == zmq::SocketEvent::DISCONNECTED as u16);
+    assert!(!disconnected, "alice's connection was ended");
+    db.execute(&format!("ALTER ROLE {role} LOGIN"));
+    member.stop();
+}
+
 #[test]
 fn a_locked_change_log_proves_nothing_so_its_domains_are_refused_after_max_staleness() {
     let db = Db::new("locked");

@@ -171,12 +171,12 @@ pub(crate) const UNREAD_AT_REVOCATION: u64 = 50;
 
 /// Per client: the numbers received, in order.
 #[derive(Default)]
-struct Received {
-    kept: Vec<u64>,
-    revoked: Vec<u64>,
+pub(crate) struct Received {
+    pub(crate) kept: Vec<u64>,
+    pub(crate) revoked: Vec<u64>,
 }
 
-fn receive_one(server: &mut SessionSocket, received: &mut Received) -> bool {
+pub(crate) fn receive_one(server: &mut SessionSocket, received: &mut Received) -> bool {
     match server.recv_msg(0) {
         Ok(message) => {
             let text = std::str::from_utf8(&message).unwrap().to_owned();
@@ -601,4 +601,42 @@ fn sessions_survive_a_restart_and_the_new_authenticator_ends_them() {
     );
     assert!(revoked_sender.saw(zmq::SocketEvent::DISCONNECTED).is_some());
     auth.stop();
+}
+
+/// An argon2id PHC string with tiny parameters, so debug builds verify it quickly.
+fn cheap_hash(password: &str) -> actix_zap::policy::HashedPassword {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let params = argon2::Params::new(64, 1, 1, None).unwrap();
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let phc = argon
+        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+        .unwrap()
+        .to_string();
+    actix_zap::policy::HashedPassword::parse(&phc, &Default::default()).unwrap()
+}
+
+/// Hashed PLAIN: a user whose PHC string changes (a new password) has her open session ended;
+/// a user whose entry is written again with the same PHC string keeps hers.
+#[test]
+fn a_changed_phc_string_ends_the_hashed_users_session() {
+    let (context, auth) = started();
+    let kept_hash = cheap_hash("pw");
+    auth.add_plain_users(
+        "global",
+        [("kept", kept_hash.clone()), ("revoked", cheap_hash("old"))],
+    )
+    .unwrap();
+    let socket = ServerSocket::plain("global")
+        .build_sessions(&context, zmq::PULL)
+        .unwrap();
+    let logins = (Login::Plain("kept", "pw"), Login::Plain("revoked", "old"));
+    revocation_run(&context, socket, logins, None, || {
+        // The kept user's entry is written again, unchanged: a narrowing of her name too.
+        auth.add_plain_users(
+            "global",
+            [("kept", kept_hash), ("revoked", cheap_hash("new"))],
+        )
+        .unwrap();
+    });
+    assert_eq!(auth.stats().unwrap().sessions_ended, 1);
 }

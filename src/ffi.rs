@@ -248,3 +248,40 @@ impl Drop for HeldMessage {
         }
     }
 }
+
+/// The first word of a message's `zmq_msg_t`: in libzmq 4.x every kind of message (short,
+/// long, constant, delimiter, …) starts with its `metadata_t *` (the union in libzmq's
+/// `msg.hpp`), so two received messages with the same non-zero first word share their
+/// metadata — while that metadata is kept alive (see [`HeldMessage`]), nothing else can be at
+/// its address. Not public API: [`metadata_word_is_reliable`] checks the layout first.
+pub(crate) fn metadata_word(message: &zmq::Message) -> usize {
+    let raw = (message as *const zmq::Message).cast::<usize>();
+    // SAFETY: the message is a live 64-byte `zmq_msg_t` (see `message_property`) whose bytes
+    // libzmq initialised; the first 8 are read as a word, aligned or not.
+    unsafe { raw.read_unaligned() }
+}
+
+/// Whether [`metadata_word`] is the metadata pointer in the linked libzmq: major version 4,
+/// and messages made here, which carry no metadata — an empty one, a short one whose data is
+/// not zero, a long one — read 0 there (were the data, size or content pointer first, the
+/// short or the long one would not).
+pub(crate) fn metadata_word_is_reliable() -> bool {
+    static RELIABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *RELIABLE.get_or_init(|| {
+        let short = zmq::Message::from(&[0xA5u8; 16][..]);
+        let long = zmq::Message::from(&[0xA5u8; 256][..]);
+        let empty = zmq::Message::new();
+        zmq::version().0 == 4
+            && [&short, &long, &empty]
+                .iter()
+                .all(|m| metadata_word(m) == 0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_linked_libzmq_starts_its_messages_with_their_metadata() {
+        assert!(super::metadata_word_is_reliable());
+    }
+}

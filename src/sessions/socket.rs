@@ -42,6 +42,8 @@ pub enum SessionError {
 /// The last session seen: where its mark's text is (in its metadata, kept alive by `held`,
 /// so no other session's mark can be at that address meanwhile), and whether it ended.
 struct Last {
+    /// The messages' metadata pointer ([`crate::ffi::metadata_word`]); 0 when unreliable.
+    metadata: usize,
     at: usize,
     ended: bool,
     _held: crate::ffi::HeldMessage,
@@ -410,14 +412,27 @@ impl SessionSocket {
         }
     }
 
-    /// Whether `message` may be delivered: one property read, then the address of the last
-    /// session's mark compared (its metadata is held alive, so the address cannot have been
-    /// reused), else a lookup; a mark not seen yet is checked and bound ([`first_sight`]).
+    /// Whether `message` may be delivered. A message of the last session seen shares its
+    /// metadata, which a held copy keeps alive (so no other session's can be at that address):
+    /// one word compared (where the linked libzmq's layout was checked,
+    /// [`metadata_word_is_reliable`](crate::ffi::metadata_word_is_reliable)). Else one property
+    /// read, the address of the last session's mark compared, else a lookup; a mark not seen
+    /// yet is checked and bound ([`first_sight`]).
     ///
     /// [`first_sight`]: Self::first_sight
     #[inline]
     fn check(&mut self, message: &mut zmq::Message) -> Verdict {
         self.catch_up();
+        // The same metadata as the last session's (held alive): the same session, no lookup.
+        if let Some(last) = &self.last {
+            if last.metadata != 0 && crate::ffi::metadata_word(message) == last.metadata {
+                return if last.ended {
+                    Verdict::Drop
+                } else {
+                    Verdict::Deliver
+                };
+            }
+        }
         let Some(token) = crate::ffi::message_property(message, MARK_NAME) else {
             return self.unmarked(message);
         };
@@ -436,7 +451,13 @@ impl SessionSocket {
                 return self.first_sight(&token, message);
             }
         };
+        let metadata = if crate::ffi::metadata_word_is_reliable() {
+            crate::ffi::metadata_word(message)
+        } else {
+            0
+        };
         self.last = crate::ffi::HeldMessage::of(message).map(|held| Last {
+            metadata,
             at,
             ended,
             _held: held,

@@ -230,6 +230,12 @@ impl Observers {
         self.stats.sessions_ended += 1;
         #[cfg(feature = "metrics")]
         crate::metrics::session_ended(&ended.mark.domain);
+        self.tell_session_ended(ended);
+    }
+
+    /// Tells the subscribers of a session ended (counted already: one ended at its first
+    /// message, on the receiving thread).
+    pub(crate) fn tell_session_ended(&mut self, ended: &crate::sessions::EndedSession) {
         if self.subscriptions.is_empty() {
             return;
         }

@@ -81,11 +81,17 @@ impl PolicyActor {
         }
     }
 
-    /// Ends the open sessions of CURVE keys that expired.
+    /// Ends the open sessions of CURVE keys that expired, and tells the sessions ended at their
+    /// first message.
     fn end_expired_sessions(&mut self) {
         let Some(board) = &self.board else {
             return;
         };
+        // Sessions a socket ended at their first message are counted; their events are told
+        // here (at most one sweep late).
+        for ended in board.take_late() {
+            self.observers.tell_session_ended(&ended);
+        }
         for ended in board.expire(&self.policy, SystemTime::now()) {
             log::info!(
                 target: "actix_zap::sessions",

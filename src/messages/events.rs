@@ -196,8 +196,8 @@ pub struct Stats {
     /// table right now (see [`Throttle`](crate::policy::Throttle)).
     pub throttle_entries: usize,
     /// Established sessions ended by narrowings since the authenticator started (see
-    /// [`sessions`](crate::sessions)); each is also a decision event, but for those ended at
-    /// their first message (judged on the receiving thread, counted on the context's board).
+    /// [`sessions`](crate::sessions)); each is also a decision event (for a session ended at
+    /// its first message, judged on the receiving thread, up to a second later).
     pub sessions_ended: u64,
     /// Sessions bound right now (seen by a session socket of this context, not ended).
     pub sessions_bound: usize,

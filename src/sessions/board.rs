@@ -31,6 +31,9 @@ use crate::zap::mark::SessionMark;
 /// (fail closed: its client reconnects and is decided again).
 pub const LOGGED_NARROWINGS: usize = 4096;
 
+/// The most sessions ended at their first message that wait to be told as decision events.
+const LATE_EVENTS: usize = 1024;
+
 /// A connection: its descriptor number and the kernel's cookie of the socket behind it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Descriptor {
@@ -124,6 +127,8 @@ struct Tracker {
     /// The policy after the latest narrowing, to judge sessions first seen after it; kept only
     /// while some socket is registered.
     policy: Option<Arc<Policy>>,
+    /// Sessions ended at their first message, not yet told as decision events.
+    late: Vec<EndedSession>,
 }
 
 /// What one context's authenticator and sockets share.
@@ -166,7 +171,13 @@ impl Board {
         self.tracker.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sessions ended at their first message, on a socket's thread (counted, not evented).
+    /// Sessions ended at their first message since the last call, for their decision events
+    /// (at most [`LATE_EVENTS`] between two calls).
+    pub(crate) fn take_late(&self) -> Vec<EndedSession> {
+        std::mem::take(&mut self.tracker().late)
+    }
+
+    /// Sessions ended at their first message, on a socket's thread.
     pub(crate) fn ended_at_first_message(&self) -> u64 {
         self.ended_at_first_message.load(Ordering::Relaxed)
     }
@@ -219,11 +230,17 @@ impl Board {
             // Counted here, on the receiving thread, as in `Stats::sessions_ended`.
             #[cfg(feature = "metrics")]
             crate::metrics::session_ended(&mark.domain);
-            return Err(Box::new(EndedSession {
+            let ended = EndedSession {
                 mark: mark.clone(),
                 reason,
                 shut_down,
-            }));
+            };
+            // Told as a decision event by the authenticator at its next sweep (bounded: a
+            // flood of them is counted, and only the first are told).
+            if tracker.late.len() < LATE_EVENTS {
+                tracker.late.push(ended.clone());
+            }
+            return Err(Box::new(ended));
         }
         // A later admission on the same descriptor means this one's connection is gone.
         let descriptor = descriptor.filter(|d| {

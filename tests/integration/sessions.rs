@@ -640,3 +640,54 @@ fn a_changed_phc_string_ends_the_hashed_users_session() {
     });
     assert_eq!(auth.stats().unwrap().sessions_ended, 1);
 }
+
+/// A session that shows its first message only after a narrowing that took its key away is
+/// ended then, on the receiving thread: nothing of it is delivered, its connection ends, and
+/// the authenticator tells it as a decision event too.
+#[test]
+fn a_session_first_seen_after_its_revocation_is_ended_and_told() {
+    let (context, auth, server, _kept, revoked) = curve_setup();
+    let (events, reasons) = std::sync::mpsc::channel();
+    let events = std::sync::Mutex::new(events);
+    auth.on_decision(move |event| {
+        if event.reason.starts_with("Session ended") {
+            let _ = events.lock().unwrap().send(event.clone());
+        }
+    })
+    .unwrap();
+    let mut socket = ServerSocket::curve("global", server.secret.clone())
+        .build_sessions(&context, zmq::PULL)
+        .unwrap();
+    socket.raw().set_linger(0).unwrap();
+    socket.bind("tcp://127.0.0.1:*").unwrap();
+    let endpoint = socket.raw().get_last_endpoint().unwrap().unwrap();
+    let client = context.socket(zmq::PUSH).unwrap();
+    client.set_linger(0).unwrap();
+    Login::Curve(server.public, revoked.clone()).apply(&client);
+    let name = actix_zap::monitor::unique_endpoint("sessions-test-silent");
+    let mask = zmq::SocketEvent::HANDSHAKE_SUCCEEDED as i32 | zmq::SocketEvent::DISCONNECTED as i32;
+    let (client_events, _reader) =
+        actix_zap::monitor::spawn(&context, &client, &name, mask).unwrap();
+    client.connect(&endpoint).unwrap();
+    let (event, _) = client_events.recv_timeout(PATIENCE).expect("the handshake");
+    assert_eq!(event, zmq::SocketEvent::HANDSHAKE_SUCCEEDED as u16);
+    // Admitted, silent: not bound. The key is removed; then the client speaks.
+    auth.send(RemoveCurveKeys::new("global", [revoked.public]))
+        .unwrap();
+    client.send("too late", 0).unwrap();
+    socket.raw().set_rcvtimeo(500).unwrap();
+    match socket.recv_msg(0) {
+        Err(actix_zap::sessions::SessionError::Zmq(zmq::Error::EAGAIN)) => {}
+        other => panic!("a revoked session's first message was delivered: {other:?}"),
+    }
+    let ended = reasons
+        .recv_timeout(PATIENCE)
+        .expect("a Session ended event");
+    assert_eq!(ended.client_key, Some(revoked.public));
+    assert!(ended.lived.is_some());
+    let (event, _) = client_events
+        .recv_timeout(PATIENCE)
+        .expect("the disconnect");
+    assert_eq!(event, zmq::SocketEvent::DISCONNECTED as u16);
+    assert_eq!(auth.stats().unwrap().sessions_ended, 1);
+}

@@ -738,3 +738,46 @@ fn a_guess_queued_behind_the_ones_that_reach_the_threshold_is_throttled_not_veri
     assert_eq!(auth.stats().unwrap().verifications, 2);
     auth.stop();
 }
+
+/// A request waiting its turn behind its address's cap is decided by the policy in force when
+/// its turn comes: a key removed (by a message answered `Ok`) while it waits is refused.
+#[test]
+fn a_key_removed_while_its_request_waits_its_turn_is_refused() {
+    use actix_zap::messages::RemoveCurveKeys;
+    use std::sync::Arc;
+    init_logging();
+    let context = zmq::Context::new();
+    let settings = actix_zap::Settings::default()
+        .with_lookups_per_address(1)
+        .with_address_queue(1)
+        .with_provider_deadline(PATIENCE);
+    let auth = actix_zap::ThreadAuthenticator::builder()
+        .settings(settings)
+        .start(&context)
+        .unwrap();
+    let (running, waiting) = (Keys::generate(), Keys::generate());
+    let gate = Arc::new(Gate::default());
+    auth.configure_curve_callback("queue", gated_provider(&gate, &[running.clone()]))
+        .unwrap();
+    let server_keys = Keys::generate();
+    let server = Listening::new(&context, &Server::Curve(server_keys.clone()), Some("queue"));
+    let client = |keys: &Keys| Client::Curve(server_keys.public, keys.clone());
+    let _running = server.connect(&context, &client(&running));
+    gate.wait_entered(1);
+    let _waiting = server.connect(&context, &client(&waiting));
+    wait_queued(&auth, 1);
+    let removed = auth.send(RemoveCurveKeys::new("queue", [waiting.public]));
+    assert!(removed.is_ok(), "{removed:?}");
+    gate.open();
+    let mut outcomes = [server.outcome(), server.outcome()];
+    let admitted = outcomes.iter().filter(|o| o.is_admitted()).count();
+    assert_eq!(admitted, 1, "only the key still trusted");
+    let refused = outcomes.iter_mut().find(|o| !o.is_admitted()).unwrap();
+    refused.assert_refused(400);
+    assert_eq!(
+        gate.entered(),
+        1,
+        "the removed key's provider was never asked"
+    );
+    auth.stop();
+}

@@ -757,8 +757,11 @@ fn a_key_removed_while_its_request_waits_its_turn_is_refused() {
         .unwrap();
     let (running, waiting) = (Keys::generate(), Keys::generate());
     let gate = Arc::new(Gate::default());
-    auth.configure_curve_callback("queue", gated_provider(&gate, &[running.clone()]))
-        .unwrap();
+    auth.configure_curve_callback(
+        "queue",
+        gated_provider(&gate, std::slice::from_ref(&running)),
+    )
+    .unwrap();
     let server_keys = Keys::generate();
     let server = Listening::new(&context, &Server::Curve(server_keys.clone()), Some("queue"));
     let client = |keys: &Keys| Client::Curve(server_keys.public, keys.clone());

@@ -588,13 +588,7 @@ fn a_stale_store_refuses_new_handshakes_but_ends_no_open_session() {
     let mut socket = actix_zap::ServerSocket::curve("fleet", member.server.secret.clone())
         .build_sessions(&member.context, zmq::PULL)
         .unwrap();
-    socket
-        .raw()
-        .set_rcvtimeo(PATIENCE.as_millis() as i32)
-        .unwrap();
-    socket.raw().set_linger(0).unwrap();
-    socket.bind("tcp://127.0.0.1:*").unwrap();
-    let endpoint = socket.raw().get_last_endpoint().unwrap().unwrap();
+    let endpoint = crate::sessions::bind_tcp(&socket);
     let login = Login::Curve(member.server.public, alice.clone());
     let alice_sends = Sender::start(&member.context, "kept", login, &endpoint, None);
     let mut received = Received::default();

@@ -22,7 +22,7 @@ use actix_zap::ServerSocket;
 
 use crate::common::{init_logging, started, Keys, PATIENCE};
 use crate::sessions::{
-    curve_setup, revocation_run_as, wait_count, Login, Sender, UNREAD_AT_REVOCATION,
+    bind_tcp, curve_setup, revocation_run_as, wait_count, Login, Sender, UNREAD_AT_REVOCATION,
 };
 
 /// A client socket's own monitor: disconnects and handshake outcomes.
@@ -60,17 +60,6 @@ fn parse(body: &[u8]) -> (String, u64) {
     let text = std::str::from_utf8(body).unwrap();
     let (name, n) = text.split_once(' ').unwrap();
     (name.to_owned(), n.parse().unwrap())
-}
-
-/// A bound server socket's tcp endpoint.
-fn bind_tcp(server: &SessionSocket) -> String {
-    server.raw().set_linger(0).unwrap();
-    server
-        .raw()
-        .set_rcvtimeo(PATIENCE.as_millis() as i32)
-        .unwrap();
-    server.bind("tcp://127.0.0.1:*").unwrap();
-    server.raw().get_last_endpoint().unwrap().unwrap()
 }
 
 /// What a client on its own thread does every millisecond.

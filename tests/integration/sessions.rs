@@ -216,13 +216,7 @@ pub(crate) fn revocation_run_as(
     revoked_from: Option<&str>,
     revoke: impl FnOnce(),
 ) {
-    server
-        .raw()
-        .set_rcvtimeo(PATIENCE.as_millis() as i32)
-        .unwrap();
-    server.raw().set_linger(0).unwrap();
-    server.bind("tcp://127.0.0.1:*").unwrap();
-    let endpoint = server.raw().get_last_endpoint().unwrap().unwrap();
+    let endpoint = bind_tcp(&server);
     let mut kept = Sender::start_as(context, client_type, "kept", logins.0, &endpoint, None);
     let mut revoked = Sender::start_as(
         context,
@@ -427,13 +421,7 @@ fn reuse_run(read_old_first: bool) {
     let mut server = ServerSocket::curve("global", server_keys.secret.clone())
         .build_sessions(&context, zmq::PULL)
         .unwrap();
-    server
-        .raw()
-        .set_rcvtimeo(PATIENCE.as_millis() as i32)
-        .unwrap();
-    server.raw().set_linger(0).unwrap();
-    server.bind("tcp://127.0.0.1:*").unwrap();
-    let endpoint = server.raw().get_last_endpoint().unwrap().unwrap();
+    let endpoint = bind_tcp(&server);
     let login = |keys: &Keys| Login::Curve(server_keys.public, keys.clone());
     for attempt in 0..20 {
         // Names per attempt: messages an earlier attempt left queued are told apart.
@@ -555,13 +543,7 @@ fn sessions_survive_a_restart_and_the_new_authenticator_ends_them() {
     let mut socket = ServerSocket::curve("global", server.secret.clone())
         .build_sessions(&context, zmq::PULL)
         .unwrap();
-    socket
-        .raw()
-        .set_rcvtimeo(PATIENCE.as_millis() as i32)
-        .unwrap();
-    socket.raw().set_linger(0).unwrap();
-    socket.bind("tcp://127.0.0.1:*").unwrap();
-    let endpoint = socket.raw().get_last_endpoint().unwrap().unwrap();
+    let endpoint = bind_tcp(&socket);
     let login = |keys: &Keys| Login::Curve(server.public, keys.clone());
     let _kept = Sender::start(&context, "kept", login(&kept), &endpoint, None);
     let revoked_sender = Sender::start(&context, "revoked", login(&revoked), &endpoint, None);
@@ -601,6 +583,17 @@ fn sessions_survive_a_restart_and_the_new_authenticator_ends_them() {
     );
     assert!(revoked_sender.saw(zmq::SocketEvent::DISCONNECTED).is_some());
     auth.stop();
+}
+
+/// A bound server socket's tcp endpoint.
+pub(crate) fn bind_tcp(server: &SessionSocket) -> String {
+    server.raw().set_linger(0).unwrap();
+    server
+        .raw()
+        .set_rcvtimeo(PATIENCE.as_millis() as i32)
+        .unwrap();
+    server.bind("tcp://127.0.0.1:*").unwrap();
+    server.raw().get_last_endpoint().unwrap().unwrap()
 }
 
 /// An argon2id PHC string with tiny parameters, so debug builds verify it quickly.

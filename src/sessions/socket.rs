@@ -313,29 +313,29 @@ impl SessionSocket {
     /// socket's `ZMQ_FD` instead of blocking the thread. Must be awaited inside a tokio runtime
     /// (an actix System).
     pub async fn recv_multipart_async(&mut self) -> Result<Vec<Vec<u8>>, SessionError> {
-        loop {
-            match self.recv_multipart(zmq::DONTWAIT) {
-                Err(SessionError::Zmq(zmq::Error::EAGAIN)) => {}
-                other => return other,
-            }
-            // ZMQ_FD signals edges: after one, ZMQ_EVENTS is checked again (by the receive).
-            let readable = self.raw().get_events()?.contains(zmq::POLLIN);
-            if !readable {
-                self.socket.edge().await?;
-            }
-        }
+        self.when_ready(|socket| socket.recv_multipart(zmq::DONTWAIT))
+            .await
     }
 
     /// [`recv_msg`](Self::recv_msg) for actix (and other tokio) code; see
     /// [`recv_multipart_async`](Self::recv_multipart_async).
     pub async fn recv_msg_async(&mut self) -> Result<zmq::Message, SessionError> {
+        self.when_ready(|socket| socket.recv_msg(zmq::DONTWAIT))
+            .await
+    }
+
+    /// Runs the non-blocking `receive` until it has something, waiting on `ZMQ_FD` between
+    /// tries. The descriptor signals edges: after one, `ZMQ_EVENTS` is checked again.
+    async fn when_ready<T>(
+        &mut self,
+        mut receive: impl FnMut(&mut Self) -> Result<T, SessionError>,
+    ) -> Result<T, SessionError> {
         loop {
-            match self.recv_msg(zmq::DONTWAIT) {
+            match receive(self) {
                 Err(SessionError::Zmq(zmq::Error::EAGAIN)) => {}
                 other => return other,
             }
-            let readable = self.raw().get_events()?.contains(zmq::POLLIN);
-            if !readable {
+            if !self.raw().get_events()?.contains(zmq::POLLIN) {
                 self.socket.edge().await?;
             }
         }

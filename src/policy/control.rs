@@ -340,6 +340,7 @@ impl std::fmt::Debug for Change {
 
 /// What an accepted removal did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Removed {
     /// Installed entries removed (keys from a key set, users from a table).
     pub installed: usize,

@@ -13,16 +13,38 @@ use std::sync::OnceLock;
 
 use actix_zap::certs::load_certificate;
 
+#[cfg(all(feature = "serde", feature = "metrics"))]
+mod admin_api;
+
 /// A cargo command run from the manifest directory, so that .cargo/config.toml (the system
-/// libzmq with CURVE) applies.
-fn cargo(args: &[&str]) -> Command {
+/// libzmq with CURVE) applies, and without the variables `cargo test` gave this process about
+/// the crate (`CARGO_PKG_NAME`, `OUT_DIR`, ...): ring's build script watches some
+/// of them, and a nested build that saw them would rebuild ring and all that depends on it,
+/// twice per run (here, and again in the next `cargo` command run from a shell). The user's
+/// own settings (`CARGO_HOME`, `CARGO_TARGET_DIR`, ...) stay.
+pub(crate) fn cargo(args: &[&str]) -> Command {
+    const SET_BY_CARGO_TEST: &[&str] = &[
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "OUT_DIR",
+    ];
     let mut command = Command::new(env!("CARGO"));
     command.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if SET_BY_CARGO_TEST.iter().any(|p| text.starts_with(p)) {
+            command.env_remove(&name);
+        }
+    }
     command
 }
 
 /// `target/<profile>/examples`, after building the examples once.
-fn examples_dir() -> &'static Path {
+pub(crate) fn examples_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         // This test runs as target/<profile>/deps/integration-<hash>.

@@ -40,13 +40,8 @@ fn tools() -> &'static HashMap<String, PathBuf> {
         // This test runs as target/<profile>/deps/integration-<hash>.
         let exe = std::env::current_exe().expect("test executable path");
         let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
-        let mut build = Command::new(env!("CARGO"));
-        // From the manifest directory, so that .cargo/config.toml (the system libzmq) applies.
-        build.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "--all-features",
-            "--message-format=json",
-        ]);
+        let mut build =
+            crate::examples::cargo(&["build", "--all-features", "--message-format=json"]);
         for tool in TOOLS {
             build.args(["--bench", tool]);
         }

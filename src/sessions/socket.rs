@@ -1,11 +1,11 @@
 //! [`SessionSocket`]: a server socket that delivers only messages of sessions the
 //! authenticator still admits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::os::unix::io::RawFd;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use super::board::{Board, Descriptor, Inbox};
 use crate::monitor;
@@ -105,6 +105,9 @@ pub struct SessionSocket {
     by_serial: HashMap<u64, u128>,
     /// ROUTER: the session of each routing id seen, for sends.
     routes: HashMap<Vec<u8>, u128>,
+    /// Sessions bound to no descriptor, oldest first, with when they were bound or lost it:
+    /// forgotten after [`UNBOUND_KEPT`] (see [`forget_unbound`](Self::forget_unbound)).
+    unbound: VecDeque<(Instant, u64)>,
     is_router: bool,
     is_rep: bool,
     inproc: InprocPeers,
@@ -175,6 +178,13 @@ const MONITOR_LAG: std::time::Duration = std::time::Duration::from_millis(250);
 /// How long a first message waits, at most, for the monitor to note its connection.
 const MONITOR_CATCH_UP: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// How long a session bound to no descriptor is kept. No disconnect will ever name it (its
+/// first message was read after its connection went, or on a number reused since), so it is
+/// forgotten after this, locally and then on the board; a message of it read later is judged
+/// at a first sight again (by the narrowings since its admission, as every first sight is).
+/// Ended ones are kept: their messages are dropped and, on a ROUTER, sends to them refused.
+const UNBOUND_KEPT: Duration = Duration::from_secs(1);
+
 const ACCEPTED: u16 = zmq::SocketEvent::ACCEPTED as u16;
 const DISCONNECTED: u16 = zmq::SocketEvent::DISCONNECTED as u16;
 const CLOSED: u16 = zmq::SocketEvent::CLOSED as u16;
@@ -238,6 +248,7 @@ impl SessionSocket {
             last: None,
             by_serial: HashMap::new(),
             routes: HashMap::new(),
+            unbound: VecDeque::new(),
             is_router: socket_type == zmq::ROUTER,
             is_rep: socket_type == zmq::REP,
             inproc,
@@ -512,6 +523,8 @@ impl SessionSocket {
             }
         };
         self.forget_gone();
+        let now = Instant::now();
+        self.forget_unbound(now);
         let descriptor = fd.and_then(|fd| self.descriptor_for(fd, &mark));
         let ended = self.board.bind(self.inbox.id, &mark, descriptor).is_err();
         if let Some(descriptor) = descriptor {
@@ -520,8 +533,11 @@ impl SessionSocket {
             for local in self.sessions.values_mut() {
                 if local.descriptor == Some(descriptor) && local.serial < mark.serial {
                     local.descriptor = None;
+                    self.unbound.push_back((now, local.serial));
                 }
             }
+        } else if !ended {
+            self.unbound.push_back((now, mark.serial));
         }
         let key = tail_key(token.as_bytes());
         if let Some(old) = self.sessions.insert(
@@ -547,16 +563,20 @@ impl SessionSocket {
     /// Ends the connection behind `fd` as it is now (a message that no session of ours
     /// could have sent came over it) — if the monitor noted it accepted by this socket: the
     /// number may have been closed and reused since by any socket of the process, another
-    /// context's or none of libzmq's. (Not waited for: a connection not noted yet is ended at
-    /// a later message.)
+    /// context's or none of libzmq's. The monitor is waited for as at a first sight (at most
+    /// [`MONITOR_CATCH_UP`]), so that a REP socket's empty answer to the dropped request finds
+    /// the connection already shut down.
+    ///
+    /// A message read after its connection went, whose number a later connection of this
+    /// socket got, ends that later connection: a message without a mark tells no admission
+    /// time to tell the two apart. Its client reconnects and is decided again; nothing of the
+    /// unmarked one is delivered either way.
     fn end_descriptor(&self, fd: Option<RawFd>) {
         let Some((fd, cookie)) = fd.and_then(|fd| Some((fd, crate::ffi::socket_cookie(fd)?)))
         else {
             return;
         };
-        let noted = (lock(&self.connections).accepted.get(&fd))
-            .is_some_and(|accepted| accepted.cookie == Some(cookie));
-        if noted {
+        if self.accepted(fd, cookie).is_some() {
             crate::ffi::shut_down_if(fd, cookie);
         }
     }
@@ -594,6 +614,39 @@ impl SessionSocket {
             }
             std::thread::sleep(std::time::Duration::from_micros(200));
         }
+    }
+
+    /// Forgets the sessions bound to no descriptor for [`UNBOUND_KEPT`] and not ended: first
+    /// here, so that no message of theirs is delivered on what this socket knew, then on the
+    /// board (a narrowing in between publishes a serial this socket no longer holds; the
+    /// session's next message is judged at its first sight, by that narrowing too). Run at
+    /// each first sight, the only way such sessions come: they never outnumber those bound
+    /// since the previous one by more than the last [`UNBOUND_KEPT`]'s.
+    fn forget_unbound(&mut self, now: Instant) {
+        let mut forgotten = Vec::new();
+        while let Some(&(since, serial)) = self.unbound.front() {
+            if now.duration_since(since) < UNBOUND_KEPT {
+                break;
+            }
+            self.unbound.pop_front();
+            let Some(&key) = self.by_serial.get(&serial) else {
+                continue;
+            };
+            let unbound = (self.sessions.get(&key))
+                .is_some_and(|local| local.serial == serial && local.descriptor.is_none());
+            if unbound && !self.sessions[&key].ended {
+                self.sessions.remove(&key);
+                self.by_serial.remove(&serial);
+                forgotten.push(serial);
+            }
+        }
+        if forgotten.is_empty() {
+            return;
+        }
+        self.last = None;
+        let sessions = &self.sessions;
+        self.routes.retain(|_, key| sessions.contains_key(key));
+        self.board.forget(self.inbox.id, &forgotten);
     }
 
     /// Forgets the sessions whose connection went (the board judged them until now: their

@@ -84,9 +84,10 @@ struct Connections {
 /// disconnect, reconnects, and is decided again).
 ///
 /// Socket types: ROUTER, DEALER, PULL, PAIR, XPUB (subscriptions carry properties) and REP
-/// (a dropped request ends its connection and the socket answers it with an empty message,
-/// which cannot reach the peer: its connection is shut down first, so the REP state machine
-/// stays usable). PUB and SUB servers receive nothing from their peers to check and are not
+/// (a dropped request ends its connection and the socket answers it with an empty message, so
+/// the REP state machine stays usable; the connection is shut down first, so the answer does
+/// not reach the peer — unless the monitor thread has not noted that connection within
+/// 100 ms, when an empty message is all the peer gets). PUB and SUB servers receive nothing from their peers to check and are not
 /// covered. In-process peers are decided by [`InprocPeers`] — and so are the unsubscriptions
 /// an XPUB queues itself when a subscriber's connection ends, which carry no properties
 /// (dropped with [`InprocPeers::Drop`]).
@@ -108,6 +109,12 @@ pub struct SessionSocket {
     /// Sessions bound to no descriptor, oldest first, with when they were bound or lost it:
     /// forgotten after [`UNBOUND_KEPT`] (see [`forget_unbound`](Self::forget_unbound)).
     unbound: VecDeque<(Instant, u64)>,
+    /// The connections ended for a message without a mark, newest last (at most
+    /// [`UNMARKED_KEPT`]): each one's metadata pointer, held alive by a copy of that message,
+    /// so that more of its messages are told from those of a later connection on its number.
+    ended_unmarked: VecDeque<(usize, crate::ffi::HeldMessage)>,
+    /// Messages received and not delivered (see [`messages_dropped`](Self::messages_dropped)).
+    messages_dropped: u64,
     is_router: bool,
     is_rep: bool,
     inproc: InprocPeers,
@@ -185,6 +192,10 @@ const MONITOR_CATCH_UP: std::time::Duration = std::time::Duration::from_millis(1
 /// Ended ones are kept: their messages are dropped and, on a ROUTER, sends to them refused.
 const UNBOUND_KEPT: Duration = Duration::from_secs(1);
 
+/// How many connections ended for an unmarked message are remembered (see
+/// [`SessionSocket::unmarked`]); beyond it, the oldest is forgotten.
+const UNMARKED_KEPT: usize = 64;
+
 const ACCEPTED: u16 = zmq::SocketEvent::ACCEPTED as u16;
 const DISCONNECTED: u16 = zmq::SocketEvent::DISCONNECTED as u16;
 const CLOSED: u16 = zmq::SocketEvent::CLOSED as u16;
@@ -249,6 +260,8 @@ impl SessionSocket {
             by_serial: HashMap::new(),
             routes: HashMap::new(),
             unbound: VecDeque::new(),
+            ended_unmarked: VecDeque::new(),
+            messages_dropped: 0,
             is_router: socket_type == zmq::ROUTER,
             is_rep: socket_type == zmq::REP,
             inproc,
@@ -382,9 +395,17 @@ impl SessionSocket {
         self.send_multipart([data.into()], flags)
     }
 
+    /// How many messages this socket received and did not deliver: messages of ended
+    /// sessions, and messages without a valid mark of this process's authenticator (a
+    /// multipart message counts once).
+    pub fn messages_dropped(&self) -> u64 {
+        self.messages_dropped
+    }
+
     /// Drops the rest of a refused message; a REP socket answers it (to nobody: its connection
     /// is shut down) so that it can receive again.
     fn dropped(&mut self, more: bool) -> Result<(), SessionError> {
+        self.messages_dropped += 1;
         if more {
             self.socket.socket().recv_multipart(0)?;
         }
@@ -481,21 +502,39 @@ impl SessionSocket {
     }
 
     /// A message without a mark: an in-process peer's (no descriptor), or a connection that no
-    /// authenticator of this process admitted — that one is ended.
-    fn unmarked(&mut self, message: &zmq::Message) -> Verdict {
-        match descriptor_of(message) {
-            None if self.inproc == InprocPeers::Deliver => Verdict::Deliver,
-            None => Verdict::Drop,
-            Some(fd) => {
-                self.end_descriptor(Some(fd));
-                log::warn!(
-                    target: "actix_zap::sessions",
-                    "dropped a message without a session mark of this process's authenticator \
-                     and ended its connection (descriptor {fd})"
-                );
-                Verdict::Drop
-            }
+    /// authenticator of this process admitted — that one is ended. More messages of a
+    /// connection already ended are only dropped: they may be read after its number went to a
+    /// later connection of this socket, which must not be ended for them. They are told by
+    /// their metadata (one object per connection in libzmq, its address held by a copy of the
+    /// message that ended it), where the linked libzmq's layout lets the pointer be read.
+    fn unmarked(&mut self, message: &mut zmq::Message) -> Verdict {
+        let fd = match descriptor_of(message) {
+            None if self.inproc == InprocPeers::Deliver => return Verdict::Deliver,
+            None => return Verdict::Drop,
+            Some(fd) => fd,
+        };
+        let metadata = if crate::ffi::metadata_word_is_reliable() {
+            crate::ffi::metadata_word(message)
+        } else {
+            0
+        };
+        if metadata != 0 && self.ended_unmarked.iter().any(|(m, _)| *m == metadata) {
+            return Verdict::Drop;
         }
+        self.end_descriptor(Some(fd));
+        log::warn!(
+            target: "actix_zap::sessions",
+            "dropped a message without a session mark of this process's authenticator \
+             and ended its connection (descriptor {fd})"
+        );
+        if let Some(held) = (metadata != 0).then(|| crate::ffi::HeldMessage::of(message)) {
+            if self.ended_unmarked.len() == UNMARKED_KEPT {
+                self.ended_unmarked.pop_front();
+            }
+            self.ended_unmarked
+                .extend(held.map(|held| (metadata, held)));
+        }
+        Verdict::Drop
     }
 
     /// A session's first message on this socket: its mark is checked and bound.
@@ -567,10 +606,10 @@ impl SessionSocket {
     /// [`MONITOR_CATCH_UP`]), so that a REP socket's empty answer to the dropped request finds
     /// the connection already shut down.
     ///
-    /// A message read after its connection went, whose number a later connection of this
-    /// socket got, ends that later connection: a message without a mark tells no admission
-    /// time to tell the two apart. Its client reconnects and is decided again; nothing of the
-    /// unmarked one is delivered either way.
+    /// The first unmarked message of a connection, read only after that connection went and
+    /// its number went to a later connection of this socket, ends that later connection: a
+    /// message without a mark tells no admission time to tell the two apart. Its client
+    /// reconnects and is decided again; nothing of the unmarked one is delivered either way.
     fn end_descriptor(&self, fd: Option<RawFd>) {
         let Some((fd, cookie)) = fd.and_then(|fd| Some((fd, crate::ffi::socket_cookie(fd)?)))
         else {

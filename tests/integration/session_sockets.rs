@@ -1208,7 +1208,8 @@ fn a_forgotten_session_is_judged_again_at_its_next_message() {
 }
 
 /// A NULL client of the test's own that sends `count` messages `"<name> <n>"` at once, with
-/// its own monitor; its socket is made now and connected by [`connect`](Self::connect).
+/// its own monitor, and never reconnects (a reconnection would take descriptor numbers); its
+/// socket is made now and connected by [`connect`](Self::connect).
 struct Burst {
     socket: zmq::Socket,
     events: Events,
@@ -1218,6 +1219,8 @@ impl Burst {
     fn new(context: &zmq::Context) -> Burst {
         let socket = context.socket(zmq::PUSH).unwrap();
         socket.set_linger(0).unwrap();
+        socket.set_sndhwm(0).unwrap();
+        socket.set_reconnect_ivl(-1).unwrap();
         let events = watch(context, &socket);
         Burst { socket, events }
     }
@@ -1261,21 +1264,21 @@ fn disconnected_now(events: &Events) -> bool {
     false
 }
 
-/// One attempt of the test below; `false` if the number was not reused.
-fn unmarked_leftovers_run() -> bool {
+/// One attempt of the test below: `Err` says why it proved nothing (the number was not
+/// reused, or nothing was left to read after the reuse).
+fn unmarked_leftovers_run() -> Result<(), String> {
     let context = zmq::Context::new();
     let mut handler = SwappedHandler::start(&context, Vec::new());
     let mut server = ServerSocket::null("global")
         .build_sessions(&context, zmq::PULL)
         .unwrap();
     let endpoint = bind_tcp(&server);
-    let mut unmarked = Sender::start(&context, "unmarked", Login::Null, &endpoint, None);
-    assert!(unmarked
-        .saw(zmq::SocketEvent::HANDSHAKE_SUCCEEDED)
-        .is_some());
-    // More than libzmq reads before it looks at new connections (every 100 messages), so
-    // that some are left when the admitted clients' connections are attached.
-    unmarked.wait_sent(400);
+    // Many more than libzmq reads before it looks at new connections (every 100 messages), so
+    // that some are left when the admitted clients' connections are attached; fewer than the
+    // socket's receive bound (1,000), past which libzmq would stop reading the connection and
+    // so not see it end.
+    let unmarked = Burst::new(&context);
+    unmarked.connect(&endpoint, "unmarked", 600);
     // Its number, from a message read past the check.
     let target: i32 = (server.raw().recv_msg(0).unwrap().gets("__fd").unwrap())
         .parse()
@@ -1295,20 +1298,22 @@ fn unmarked_leftovers_run() -> bool {
     // ends it: what is left of it stays queued.
     let admitted = Burst::new(&context);
     admitted.connect(&endpoint, "admitted", 3);
+    std::thread::sleep(Duration::from_millis(50));
     let mut delivered = Vec::new();
     while !disconnected_now(&unmarked.events) {
         assert!(delivered.len() < 3, "the unmarked connection was not ended");
         delivered.push(parse(&server.recv_msg(0).unwrap()));
         std::thread::sleep(Duration::from_millis(20));
     }
-    unmarked.finish();
+    drop(unmarked);
     let dropped_before = server.messages_dropped();
 
     // A later admitted connection gets the unmarked one's number, if it can be arranged.
     let reuser = Burst::new(&context);
     std::thread::sleep(Duration::from_millis(50));
     let Some(held) = make_next_accepted(target) else {
-        return false;
+        let what = std::fs::read_link(format!("/proc/self/fd/{target}"));
+        return Err(format!("number {target} taken ({what:?}) or none free below it"));
     };
     reuser.connect(&endpoint, "reuser", 2);
     drop(held);
@@ -1323,8 +1328,15 @@ fn unmarked_leftovers_run() -> bool {
         }
     }
     // Another attempt unless the number was reused and leftovers were read after it.
-    if reuser_fd != Some(target) || server.messages_dropped() == dropped_before {
-        return false;
+    if reuser_fd != Some(target) {
+        return Err(format!(
+            "the later connection got {reuser_fd:?}, not {target}"
+        ));
+    }
+    if server.messages_dropped() == dropped_before {
+        return Err(format!(
+            "no leftover was left after the reuse ({dropped_before} dropped before)"
+        ));
     }
     assert!(
         delivered.iter().all(|(name, _)| name == "admitted"),
@@ -1337,21 +1349,30 @@ fn unmarked_leftovers_run() -> bool {
         !disconnected_now(&reuser.events),
         "the connection that reused the unmarked one's number was ended"
     );
-    true
+    Ok(())
 }
 
 /// A connection admitted by another handler is ended at its first message; what is left of it
 /// and read after a later admitted connection of the socket got its number is dropped, and
 /// that later connection stays up (the leftovers are told by their metadata, not their
 /// number). Retries until the number is reused and leftovers are read after it (never passes
-/// vacuously).
+/// vacuously). In a child process: it arranges descriptor numbers, which other tests of the
+/// process would take meanwhile.
 #[test]
 fn leftovers_of_an_ended_unmarked_connection_leave_its_reused_number_alone() {
-    init_logging();
-    for _attempt in 0..20 {
-        if unmarked_leftovers_run() {
-            return;
-        }
-    }
-    panic!("in 20 attempts, the number was never reused with leftovers still to read");
+    crate::common::child::isolated(
+        "session_sockets::leftovers_of_an_ended_unmarked_connection_leave_its_reused_number_alone",
+        &[],
+        || {
+            init_logging();
+            let mut why = Vec::new();
+            for _attempt in 0..20 {
+                match unmarked_leftovers_run() {
+                    Ok(()) => return,
+                    Err(reason) => why.push(reason),
+                }
+            }
+            panic!("20 attempts proved nothing: {why:#?}");
+        },
+    );
 }

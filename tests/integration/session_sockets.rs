@@ -1313,7 +1313,9 @@ fn unmarked_leftovers_run() -> Result<(), String> {
     std::thread::sleep(Duration::from_millis(50));
     let Some(held) = make_next_accepted(target) else {
         let what = std::fs::read_link(format!("/proc/self/fd/{target}"));
-        return Err(format!("number {target} taken ({what:?}) or none free below it"));
+        return Err(format!(
+            "number {target} taken ({what:?}) or none free below it"
+        ));
     };
     reuser.connect(&endpoint, "reuser", 2);
     drop(held);

@@ -24,7 +24,8 @@
 //!   narrowings since its admission ([`LOGGED_NARROWINGS`]), it is ended, to be safe. One
 //!   whose first message is read after its connection went is bound to no descriptor and is
 //!   forgotten a second later (at the next first sight), then judged again if more of it is
-//!   read: clients that send and leave do not pile up.
+//!   read: clients that send and leave do not pile up (a ROUTER socket keeps them, so that
+//!   its sends to them stay checked).
 //! - **Descriptors**: a connection is shut down (`shutdown(2)`, never `close`: the descriptor
 //!   is libzmq's) only while the kernel's `SO_COOKIE` of its descriptor is the one recorded
 //!   when the session was bound, so a descriptor number reused by another connection is never

@@ -87,8 +87,8 @@ struct Connections {
 /// (a dropped request ends its connection and the socket answers it with an empty message, so
 /// the REP state machine stays usable; the connection is shut down first, so the answer does
 /// not reach the peer — unless the monitor thread has not noted that connection within
-/// 100 ms, when an empty message is all the peer gets). PUB and SUB servers receive nothing from their peers to check and are not
-/// covered. In-process peers are decided by [`InprocPeers`] — and so are the unsubscriptions
+/// 100 ms, when an empty message is all the peer gets). PUB and SUB servers receive nothing
+/// from their peers to check and are not covered. In-process peers are decided by [`InprocPeers`] — and so are the unsubscriptions
 /// an XPUB queues itself when a subscriber's connection ends, which carry no properties
 /// (dropped with [`InprocPeers::Drop`]).
 ///
@@ -190,6 +190,8 @@ const MONITOR_CATCH_UP: std::time::Duration = std::time::Duration::from_millis(1
 /// forgotten after this, locally and then on the board; a message of it read later is judged
 /// at a first sight again (by the narrowings since its admission, as every first sight is).
 /// Ended ones are kept: their messages are dropped and, on a ROUTER, sends to them refused.
+/// A ROUTER socket keeps them all: the application may still send to such a peer, and once
+/// the peer is revoked that send must be refused, which only a session kept can tell.
 const UNBOUND_KEPT: Duration = Duration::from_secs(1);
 
 /// How many connections ended for an unmarked message are remembered (see
@@ -572,10 +574,12 @@ impl SessionSocket {
             for local in self.sessions.values_mut() {
                 if local.descriptor == Some(descriptor) && local.serial < mark.serial {
                     local.descriptor = None;
-                    self.unbound.push_back((now, local.serial));
+                    if !self.is_router {
+                        self.unbound.push_back((now, local.serial));
+                    }
                 }
             }
-        } else if !ended {
+        } else if !ended && !self.is_router {
             self.unbound.push_back((now, mark.serial));
         }
         let key = tail_key(token.as_bytes());
@@ -660,7 +664,8 @@ impl SessionSocket {
     /// board (a narrowing in between publishes a serial this socket no longer holds; the
     /// session's next message is judged at its first sight, by that narrowing too). Run at
     /// each first sight, the only way such sessions come: they never outnumber those bound
-    /// since the previous one by more than the last [`UNBOUND_KEPT`]'s.
+    /// since the previous one by more than the last [`UNBOUND_KEPT`]'s. Never on a ROUTER
+    /// socket (see [`UNBOUND_KEPT`]).
     fn forget_unbound(&mut self, now: Instant) {
         let mut forgotten = Vec::new();
         while let Some(&(since, serial)) = self.unbound.front() {

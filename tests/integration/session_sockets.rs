@@ -1378,3 +1378,61 @@ fn leftovers_of_an_ended_unmarked_connection_leave_its_reused_number_alone() {
         },
     );
 }
+
+/// A ROUTER socket forgets no session: its application may still send to a peer it read from,
+/// and once that peer is revoked the send must be refused — also when the peer's first message
+/// was read after its connection went (bound to no descriptor, which other socket types
+/// forget a second later).
+#[test]
+fn a_router_still_refuses_sends_to_a_peer_revoked_after_its_connection_went() {
+    let (context, auth, server_keys, kept, revoked) = curve_setup();
+    let mut server = ServerSocket::curve("global", server_keys.secret.clone())
+        .build_sessions(&context, zmq::ROUTER)
+        .unwrap();
+    let endpoint = bind_tcp(&server);
+    let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let (staying_login, leaving_login) = curve_logins(&server_keys, kept, &revoked);
+    {
+        let leaving = context.socket(zmq::DEALER).unwrap();
+        leaving.set_linger(PATIENCE.as_millis() as i32).unwrap();
+        leaving.set_identity(b"leaving").unwrap();
+        leaving_login.apply(&leaving);
+        let events = watch(&context, &leaving);
+        leaving.connect(&endpoint).unwrap();
+        assert!(saw(&events, zmq::SocketEvent::HANDSHAKE_SUCCEEDED).is_some());
+        leaving.send("leaving 0", 0).unwrap();
+    }
+    let deadline = Instant::now() + PATIENCE;
+    while established_on(port) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        established_on(port),
+        0,
+        "the leaving client stays connected"
+    );
+    let frames = server.recv_multipart(0).unwrap();
+    assert_eq!(frames, [b"leaving".to_vec(), b"leaving 0".to_vec()]);
+
+    // Another session's first sight, past the time a PULL socket would forget the first.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let staying = context.socket(zmq::DEALER).unwrap();
+    staying.set_linger(0).unwrap();
+    staying_login.apply(&staying);
+    staying.connect(&endpoint).unwrap();
+    staying.send("staying 0", 0).unwrap();
+    let frames = server.recv_multipart(0).unwrap();
+    assert_eq!(frames[1], b"staying 0");
+    assert_eq!(auth.stats().unwrap().sessions_bound, 2);
+
+    auth.send(RemoveCurveKeys::new("global", [revoked.public]))
+        .unwrap();
+    assert!(matches!(
+        server.send_multipart([&b"leaving"[..], b"re 0"], 0),
+        Err(SessionError::Revoked)
+    ));
+    server
+        .send_multipart([frames[0].as_slice(), b"re 0"], 0)
+        .unwrap();
+    assert_eq!(staying.recv_bytes(0).unwrap(), b"re 0");
+}

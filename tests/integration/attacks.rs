@@ -191,18 +191,6 @@ fn a_watched_password_file_over_its_cap_fails_closed_and_names_its_size() {
     auth.stop();
 }
 
-/// An argon2id hash of `password` with these parameters (cheap ones keep a debug build quick).
-fn hash_with(password: &str, memory_kib: u32, passes: u32) -> HashedPassword {
-    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-    let params = argon2::Params::new(memory_kib, passes, 1, None).unwrap();
-    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let phc = argon
-        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
-        .unwrap()
-        .to_string();
-    HashedPassword::parse(&phc, &Default::default()).unwrap()
-}
-
 /// Every decision event, as (address, status, reason), in order.
 type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, u16, String)>>>;
 
@@ -371,14 +359,9 @@ fn a_flood_of_guesses_is_throttled_and_legitimate_users_still_get_in() {
 #[test]
 fn an_unknown_username_is_refused_in_about_the_time_of_a_known_one() {
     use std::time::{Duration, Instant};
-    init_logging();
-    let context = zmq::Context::new();
     // No throttle in the way: every attempt is verified.
     let settings = actix_zap::Settings::default().with_throttle_capacity(0);
-    let auth = actix_zap::ThreadAuthenticator::builder()
-        .settings(settings)
-        .start(&context)
-        .unwrap();
+    let (context, auth) = started_with(settings);
     let users = vec![("alice".to_owned(), hash_with("right", 1024, 2))];
     block_on(auth.handle().send(AddPlainUsers::new("hashed", users))).unwrap();
     let seen = watch_decisions(&auth);
@@ -458,18 +441,13 @@ fn the_work_one_address_has_in_flight_is_capped() {
     use actix_zap::zap::StatusCode;
     use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
-    init_logging();
-    let context = zmq::Context::new();
     // No queue: over the cap, refused at once (the queue has a test of its own below).
     let settings = actix_zap::Settings::default()
         .with_lookups_per_address(2)
         .with_verifications_per_address(1)
         .with_address_queue(0)
         .with_provider_deadline(PATIENCE);
-    let auth = actix_zap::ThreadAuthenticator::builder()
-        .settings(settings)
-        .start(&context)
-        .unwrap();
+    let (context, auth) = started_with(settings);
     let seen = watch_decisions(&auth);
     // CURVE: a provider that holds every lookup until released.
     let (provider, release, asked) = held_provider();
@@ -595,16 +573,11 @@ fn clients_behind_one_address_wait_their_turn_and_a_flood_beyond_the_queue_is_re
     use std::sync::Arc;
     const CAP: usize = 2;
     const QUEUE: usize = 3;
-    init_logging();
-    let context = zmq::Context::new();
     let settings = actix_zap::Settings::default()
         .with_lookups_per_address(CAP)
         .with_address_queue(QUEUE)
         .with_provider_deadline(PATIENCE);
-    let auth = actix_zap::ThreadAuthenticator::builder()
-        .settings(settings)
-        .start(&context)
-        .unwrap();
+    let (context, auth) = started_with(settings);
     let seen = watch_decisions(&auth);
     // The provider holds the NAT's clients until the test opens the gate (a slow provider);
     // any other key it admits at once.
@@ -663,16 +636,11 @@ fn clients_behind_one_address_wait_their_turn_and_a_flood_beyond_the_queue_is_re
 #[test]
 fn requests_waiting_behind_work_that_hangs_are_answered_by_their_deadline() {
     use std::sync::Arc;
-    init_logging();
-    let context = zmq::Context::new();
     let settings = actix_zap::Settings::default()
         .with_lookups_per_address(1)
         .with_address_queue(2)
         .with_provider_deadline(std::time::Duration::from_millis(300));
-    let auth = actix_zap::ThreadAuthenticator::builder()
-        .settings(settings)
-        .start(&context)
-        .unwrap();
+    let (context, auth) = started_with(settings);
     let held: Vec<Keys> = (0..3).map(|_| Keys::generate()).collect();
     let gate = Arc::new(Gate::default());
     auth.configure_curve_callback("hung", gated_provider(&gate, &held))
@@ -701,16 +669,11 @@ fn requests_waiting_behind_work_that_hangs_are_answered_by_their_deadline() {
 fn a_guess_queued_behind_the_ones_that_reach_the_threshold_is_throttled_not_verified() {
     use actix_zap::messages::BeforeVerificationForTests;
     use std::sync::Arc;
-    init_logging();
-    let context = zmq::Context::new();
     let settings = actix_zap::Settings::default()
         .with_verifications_per_address(1)
         .with_address_queue(4)
         .with_throttle_pair_threshold(2);
-    let auth = actix_zap::ThreadAuthenticator::builder()
-        .settings(settings)
-        .start(&context)
-        .unwrap();
+    let (context, auth) = started_with(settings);
     let users = vec![("alice".to_owned(), hash_with("right", 64, 1))];
     block_on(auth.handle().send(AddPlainUsers::new("hashed", users))).unwrap();
     let seen = watch_decisions(&auth);
@@ -745,16 +708,11 @@ fn a_guess_queued_behind_the_ones_that_reach_the_threshold_is_throttled_not_veri
 fn a_key_removed_while_its_request_waits_its_turn_is_refused() {
     use actix_zap::messages::RemoveCurveKeys;
     use std::sync::Arc;
-    init_logging();
-    let context = zmq::Context::new();
     let settings = actix_zap::Settings::default()
         .with_lookups_per_address(1)
         .with_address_queue(1)
         .with_provider_deadline(PATIENCE);
-    let auth = actix_zap::ThreadAuthenticator::builder()
-        .settings(settings)
-        .start(&context)
-        .unwrap();
+    let (context, auth) = started_with(settings);
     let (running, waiting) = (Keys::generate(), Keys::generate());
     let gate = Arc::new(Gate::default());
     auth.configure_curve_callback(

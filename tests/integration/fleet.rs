@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use actix_zap::messages::{ConfigureCurve, RemoveCurveKeys, RemovePlainUsers, TakeOver};
-use actix_zap::policy::{HashedPassword, PolicyError};
+use actix_zap::policy::PolicyError;
 use actix_zap::postgres::{PostgresSource, SourceHandle, Store};
 use actix_zap::{ConfigError, ThreadAuthenticator};
 use futures::executor::block_on;
@@ -112,7 +112,7 @@ impl Db {
         self.execute(&format!(
             "INSERT INTO {{schema}}.plain_users (domain, username, password_hash)
              VALUES ('fleet', '{name}', '{}')",
-            cheap_hash(password)
+            cheap_phc(password)
         ))
     }
 
@@ -199,19 +199,6 @@ impl Drop for Db {
             let _ = self.runtime.block_on(self.client.batch_execute(&sql));
         }
     }
-}
-
-/// An argon2id hash with tiny parameters, so debug builds verify it quickly.
-pub(crate) fn cheap_hash(password: &str) -> String {
-    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-    let params = argon2::Params::new(64, 1, 1, None).unwrap();
-    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let hash = argon
-        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
-        .unwrap()
-        .to_string();
-    HashedPassword::parse(&hash, &Default::default()).unwrap();
-    hash
 }
 
 /// One server of the fleet: its context, authenticator, source, and a CURVE and a PLAIN
@@ -706,7 +693,7 @@ fn a_changed_password_is_refused_at_once_though_the_old_one_was_cached() {
     member.plain("dave", "old").assert_admitted("dave"); // now from the cache
     let changed = db.execute(&format!(
         "UPDATE {{schema}}.plain_users SET password_hash = '{}' WHERE username = 'dave'",
-        cheap_hash("new")
+        cheap_phc("new")
     ));
     member.at(changed).plain("dave", "old").assert_refused(400);
     member.plain("dave", "new").assert_admitted("dave");

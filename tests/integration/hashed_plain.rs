@@ -5,28 +5,14 @@ use std::time::Instant;
 
 use crate::common::*;
 use actix_zap::messages::{AddPlainUsers, RemovePlainUsers};
-use actix_zap::policy::HashedPassword;
 use actix_zap::zap::StatusCode;
 use actix_zap::{Settings, ThreadAuthenticator};
 use futures::executor::block_on;
 
-/// An argon2id hash costly enough (in a debug build) that a handshake is still being verified
-/// when the test acts.
-fn hash(password: &str, memory_kib: u32, passes: u32) -> HashedPassword {
-    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-    let params = argon2::Params::new(memory_kib, passes, 1, None).unwrap();
-    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let phc = argon
-        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
-        .unwrap()
-        .to_string();
-    HashedPassword::parse(&phc, &Default::default()).unwrap()
-}
-
 #[test]
 fn hashed_users_are_admitted_with_their_password_only() {
     let (context, auth) = started();
-    let users = vec![("alice".to_owned(), hash("pw", 64, 1))];
+    let users = vec![("alice".to_owned(), hash_with("pw", 64, 1))];
     let added = block_on(auth.handle().send(AddPlainUsers::new("hashed", users)));
     assert_eq!(added.unwrap(), 1);
     let server = Listening::new(&context, &Server::Plain, Some("hashed"));
@@ -48,7 +34,7 @@ fn hashed_users_are_admitted_with_their_password_only() {
 #[test]
 fn a_user_removed_while_its_password_is_being_verified_is_refused() {
     let (context, auth) = started();
-    let users = vec![("alice".to_owned(), hash("pw", 16 * 1024, 4))];
+    let users = vec![("alice".to_owned(), hash_with("pw", 16 * 1024, 4))];
     block_on(auth.handle().send(AddPlainUsers::new("hashed", users))).unwrap();
     let server = Listening::new(&context, &Server::Plain, Some("hashed"));
     let _client = server.connect(&context, &Client::Plain("alice", "pw"));
@@ -83,7 +69,7 @@ fn the_argon2_workers_and_their_queue_are_the_settings_ones() {
         .settings(settings)
         .start(&context)
         .unwrap();
-    let users = vec![("alice".to_owned(), hash("pw", 64 * 1024, 8))];
+    let users = vec![("alice".to_owned(), hash_with("pw", 64 * 1024, 8))];
     block_on(auth.handle().send(AddPlainUsers::new("hashed", users))).unwrap();
     let server = Listening::new(&context, &Server::Plain, Some("hashed"));
     let _first = server.connect(&context, &Client::Plain("alice", "pw"));

@@ -8,24 +8,11 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use actix_zap::messages::{AddPlainUsers, RemovePlainUsers};
 use actix_zap::metrics::{DECISIONS, DECISION_SECONDS, IN_FLIGHT, QUEUE_DEPTH, SESSIONS_ENDED};
-use actix_zap::policy::HashedPassword;
 use actix_zap::provider::{CurveVerdict, Provider};
 use actix_zap::{ServerSocket, Settings};
 
 use crate::common::recorder::TestRecorder;
 use crate::common::*;
-
-/// A cheap argon2id hash (the policy checks its shape; the cost floor is the operator's).
-fn cheap_hash(password: &str) -> HashedPassword {
-    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-    let params = argon2::Params::new(64, 1, 1, None).unwrap();
-    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let phc = argon
-        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
-        .unwrap()
-        .to_string();
-    HashedPassword::parse(&phc, &Default::default()).unwrap()
-}
 
 fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut labels: Vec<(String, String)> = (pairs.iter())

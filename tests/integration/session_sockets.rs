@@ -1084,6 +1084,42 @@ fn established_on(port: u16) -> usize {
         .count()
 }
 
+/// Waits (bounded) until no connection to the tcp `endpoint` is established any more.
+fn wait_all_closed(endpoint: &str) {
+    let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while established_on(port) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(established_on(port), 0, "a client's connection stays up");
+}
+
+/// A client of `socket_type` that connects as `login` says (and, given one, with `identity`
+/// as its routing id), is admitted, sends `"<name> <n>"` for `n` in `0..count` and leaves:
+/// its socket closes with a linger, so the messages are sent and then the connection ends.
+fn send_and_leave(
+    context: &zmq::Context,
+    endpoint: &str,
+    socket_type: zmq::SocketType,
+    login: &Login,
+    identity: Option<&[u8]>,
+    (name, count): (&str, u64),
+) {
+    let client = context.socket(socket_type).unwrap();
+    client.set_linger(PATIENCE.as_millis() as i32).unwrap();
+    client.set_sndhwm(0).unwrap();
+    if let Some(identity) = identity {
+        client.set_identity(identity).unwrap();
+    }
+    login.apply(&client);
+    let events = watch(context, &client);
+    client.connect(endpoint).unwrap();
+    assert!(saw(&events, zmq::SocketEvent::HANDSHAKE_SUCCEEDED).is_some());
+    for n in 0..count {
+        client.send(format!("{name} {n}").as_str(), 0).unwrap();
+    }
+}
+
 /// A client that sends and leaves before the server reads: its session is bound to no
 /// descriptor at its first message (the connection is gone), and no disconnect will ever name
 /// it. Such sessions are delivered, held a second, and then forgotten (at the next first
@@ -1096,27 +1132,26 @@ fn sessions_of_clients_gone_before_their_first_message_are_forgotten() {
         .build_sessions(&context, zmq::PULL)
         .unwrap();
     let endpoint = bind_tcp(&server);
-    let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
     for n in 0..CLIENTS {
-        let client = context.socket(zmq::PUSH).unwrap();
-        client.set_linger(PATIENCE.as_millis() as i32).unwrap();
-        let events = watch(&context, &client);
-        client.connect(&endpoint).unwrap();
-        assert!(saw(&events, zmq::SocketEvent::HANDSHAKE_SUCCEEDED).is_some());
-        client.send(format!("gone {n}").as_str(), 0).unwrap();
-        // Closed with a linger: the message is sent, then the connection ends.
+        let name = format!("gone{n}");
+        send_and_leave(
+            &context,
+            &endpoint,
+            zmq::PUSH,
+            &Login::Null,
+            None,
+            (&name, 1),
+        );
     }
-    let deadline = Instant::now() + PATIENCE;
-    while established_on(port) > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert_eq!(established_on(port), 0, "the clients' connections stay up");
+    wait_all_closed(&endpoint);
 
-    let mut delivered: Vec<u64> = (0..CLIENTS)
-        .map(|_| parse(&server.recv_msg(0).unwrap()).1)
+    let mut delivered: Vec<String> = (0..CLIENTS)
+        .map(|_| parse(&server.recv_msg(0).unwrap()).0)
         .collect();
     delivered.sort_unstable();
-    assert_eq!(delivered, (0..CLIENTS as u64).collect::<Vec<_>>());
+    let mut sent: Vec<String> = (0..CLIENTS).map(|n| format!("gone{n}")).collect();
+    sent.sort_unstable();
+    assert_eq!(delivered, sent);
     // Bound to no descriptor (a session bound to one whose connection went is not counted):
     // before, these stayed on the board until the socket closed.
     assert_eq!(auth.stats().unwrap().sessions_bound, CLIENTS);
@@ -1146,29 +1181,17 @@ fn a_forgotten_session_is_judged_again_at_its_next_message() {
         .unwrap();
     server.raw().set_rcvhwm(0).unwrap();
     let endpoint = bind_tcp(&server);
-    let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
     let (staying_login, leaving_login) = curve_logins(&server_keys, kept, &revoked);
-    {
-        let leaving = context.socket(zmq::PUSH).unwrap();
-        leaving.set_linger(PATIENCE.as_millis() as i32).unwrap();
-        leaving.set_sndhwm(0).unwrap();
-        leaving_login.apply(&leaving);
-        let events = watch(&context, &leaving);
-        leaving.connect(&endpoint).unwrap();
-        assert!(saw(&events, zmq::SocketEvent::HANDSHAKE_SUCCEEDED).is_some());
-        for n in 0..LEFT {
-            leaving.send(format!("leaving {n}").as_str(), 0).unwrap();
-        }
-    }
-    let deadline = Instant::now() + PATIENCE;
-    while established_on(port) > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert_eq!(
-        established_on(port),
-        0,
-        "the leaving client stays connected"
+    let leaving = ("leaving", LEFT);
+    send_and_leave(
+        &context,
+        &endpoint,
+        zmq::PUSH,
+        &leaving_login,
+        None,
+        leaving,
     );
+    wait_all_closed(&endpoint);
     assert_eq!(parse(&server.recv_msg(0).unwrap()), ("leaving".into(), 0));
 
     std::thread::sleep(Duration::from_millis(1_100));
@@ -1256,12 +1279,20 @@ fn make_next_accepted(fd: i32) -> Option<Vec<std::fs::File>> {
 
 /// Whether `events` told a disconnect among those waiting now.
 fn disconnected_now(events: &Events) -> bool {
-    while let Ok((event, _)) = events.try_recv() {
-        if event == zmq::SocketEvent::DISCONNECTED as u16 {
-            return true;
+    disconnected_within(events, Duration::ZERO)
+}
+
+/// Whether `events` tells a disconnect within `wait`.
+fn disconnected_within(events: &Events, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok((event, _)) if event == zmq::SocketEvent::DISCONNECTED as u16 => return true,
+            Ok(_) => {}
+            Err(_) => return false,
         }
     }
-    false
 }
 
 /// One attempt of the test below: `Err` says why it proved nothing (the number was not
@@ -1300,17 +1331,24 @@ fn unmarked_leftovers_run() -> Result<(), String> {
     admitted.connect(&endpoint, "admitted", 3);
     std::thread::sleep(Duration::from_millis(50));
     let mut delivered = Vec::new();
-    while !disconnected_now(&unmarked.events) {
-        assert!(delivered.len() < 3, "the unmarked connection was not ended");
+    loop {
         delivered.push(parse(&server.recv_msg(0).unwrap()));
-        std::thread::sleep(Duration::from_millis(20));
+        if disconnected_within(&unmarked.events, Duration::from_millis(200)) {
+            break;
+        }
+        assert!(delivered.len() < 3, "the unmarked connection was not ended");
     }
     drop(unmarked);
     let dropped_before = server.messages_dropped();
 
-    // A later admitted connection gets the unmarked one's number, if it can be arranged.
+    // A later admitted connection gets the unmarked one's number, if it can be arranged: once
+    // libzmq has closed the server's end (bounded; else the attempt says the number is taken).
     let reuser = Burst::new(&context);
-    std::thread::sleep(Duration::from_millis(50));
+    let closed_by = Instant::now() + Duration::from_secs(1);
+    let open = || std::fs::read_link(format!("/proc/self/fd/{target}")).is_ok();
+    while open() && Instant::now() < closed_by {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let Some(held) = make_next_accepted(target) else {
         let what = std::fs::read_link(format!("/proc/self/fd/{target}"));
         return Err(format!(
@@ -1344,9 +1382,12 @@ fn unmarked_leftovers_run() -> Result<(), String> {
         delivered.iter().all(|(name, _)| name == "admitted"),
         "{delivered:?}"
     );
-    // The reuser's connection stays up: its second message comes, and no disconnect.
+    // The reuser's connection stays up: a message it sends now, after the leftovers were
+    // read, still comes (it does not reconnect), and it saw no disconnect.
     assert_eq!(parse(&server.recv_msg(0).unwrap()), ("reuser".into(), 1));
-    std::thread::sleep(Duration::from_millis(200));
+    let sent = reuser.socket.send("reuser 2", zmq::DONTWAIT);
+    assert!(sent.is_ok(), "the reuser has no connection: {sent:?}");
+    assert_eq!(parse(&server.recv_msg(0).unwrap()), ("reuser".into(), 2));
     assert!(
         !disconnected_now(&reuser.events),
         "the connection that reused the unmarked one's number was ended"
@@ -1390,27 +1431,17 @@ fn a_router_still_refuses_sends_to_a_peer_revoked_after_its_connection_went() {
         .build_sessions(&context, zmq::ROUTER)
         .unwrap();
     let endpoint = bind_tcp(&server);
-    let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
     let (staying_login, leaving_login) = curve_logins(&server_keys, kept, &revoked);
-    {
-        let leaving = context.socket(zmq::DEALER).unwrap();
-        leaving.set_linger(PATIENCE.as_millis() as i32).unwrap();
-        leaving.set_identity(b"leaving").unwrap();
-        leaving_login.apply(&leaving);
-        let events = watch(&context, &leaving);
-        leaving.connect(&endpoint).unwrap();
-        assert!(saw(&events, zmq::SocketEvent::HANDSHAKE_SUCCEEDED).is_some());
-        leaving.send("leaving 0", 0).unwrap();
-    }
-    let deadline = Instant::now() + PATIENCE;
-    while established_on(port) > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert_eq!(
-        established_on(port),
-        0,
-        "the leaving client stays connected"
+    let (leaving, identity) = (("leaving", 1), Some(&b"leaving"[..]));
+    send_and_leave(
+        &context,
+        &endpoint,
+        zmq::DEALER,
+        &leaving_login,
+        identity,
+        leaving,
     );
+    wait_all_closed(&endpoint);
     let frames = server.recv_multipart(0).unwrap();
     assert_eq!(frames, [b"leaving".to_vec(), b"leaving 0".to_vec()]);
 

@@ -12,7 +12,7 @@ use actix_zap::messages::{RemoveCurveKeys, RemovePlainUsers};
 use actix_zap::sessions::SessionSocket;
 use actix_zap::{ServerSocket, ThreadAuthenticator};
 
-use crate::common::{started, Keys, PATIENCE};
+use crate::common::{cheap_hash, started, Keys, PATIENCE};
 
 /// A client that sends `"<name> <n>"` every millisecond until told to stop, with a monitor of
 /// its own socket.
@@ -176,6 +176,27 @@ pub(crate) struct Received {
     pub(crate) revoked: Vec<u64>,
 }
 
+/// Right after a revocation's `Ok`: receives until `more` further messages of the kept client
+/// came (each receive bounded), and asserts that none of the revoked session came meanwhile;
+/// the revoked session's count at the `Ok`.
+fn nothing_revoked_while_kept_sends(
+    server: &mut SessionSocket,
+    received: &mut Received,
+    more: usize,
+) -> usize {
+    let revoked_at_ok = received.revoked.len();
+    let target = received.kept.len() + more;
+    while received.kept.len() < target {
+        assert!(receive_one(server, received), "the kept client stalled");
+    }
+    assert_eq!(
+        received.revoked.len(),
+        revoked_at_ok,
+        "messages of the revoked session were delivered after the revocation's Ok"
+    );
+    revoked_at_ok
+}
+
 pub(crate) fn receive_one(server: &mut SessionSocket, received: &mut Received) -> bool {
     match server.recv_msg(0) {
         Ok(message) => {
@@ -242,19 +263,7 @@ pub(crate) fn revocation_run_as(
     let last = *received.revoked.last().unwrap();
     revoked.wait_sent(last + 1 + UNREAD_AT_REVOCATION);
     revoke();
-    let before = received.revoked.len();
-    let target = received.kept.len() + 200;
-    while received.kept.len() < target {
-        assert!(
-            receive_one(&mut server, &mut received),
-            "the kept client stalled"
-        );
-    }
-    assert_eq!(
-        received.revoked.len(),
-        before,
-        "messages of the revoked session were delivered after the revocation's Ok"
-    );
+    let before = nothing_revoked_while_kept_sends(&mut server, &mut received, 200);
     assert!(
         revoked.saw(zmq::SocketEvent::DISCONNECTED).is_some(),
         "the revoked client's connection was not closed"
@@ -568,19 +577,7 @@ fn sessions_survive_a_restart_and_the_new_authenticator_ends_them() {
     }
     auth.send(RemoveCurveKeys::new("global", [revoked.public]))
         .unwrap();
-    let revoked_at_ok = received.revoked.len();
-    let target = received.kept.len() + 100;
-    while received.kept.len() < target {
-        assert!(
-            receive_one(&mut socket, &mut received),
-            "the kept client stalled"
-        );
-    }
-    assert_eq!(
-        received.revoked.len(),
-        revoked_at_ok,
-        "delivered after the revocation"
-    );
+    nothing_revoked_while_kept_sends(&mut socket, &mut received, 100);
     assert!(revoked_sender.saw(zmq::SocketEvent::DISCONNECTED).is_some());
     auth.stop();
 }
@@ -594,18 +591,6 @@ pub(crate) fn bind_tcp(server: &SessionSocket) -> String {
         .unwrap();
     server.bind("tcp://127.0.0.1:*").unwrap();
     server.raw().get_last_endpoint().unwrap().unwrap()
-}
-
-/// An argon2id PHC string with tiny parameters, so debug builds verify it quickly.
-fn cheap_hash(password: &str) -> actix_zap::policy::HashedPassword {
-    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-    let params = argon2::Params::new(64, 1, 1, None).unwrap();
-    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let phc = argon
-        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
-        .unwrap()
-        .to_string();
-    actix_zap::policy::HashedPassword::parse(&phc, &Default::default()).unwrap()
 }
 
 /// Hashed PLAIN: a user whose PHC string changes (a new password) has her open session ended;

@@ -561,7 +561,7 @@ fn the_digest_agrees_through_ordinary_changes() {
          VALUES ('mirror', 'erin', '{}')",
         z85(&Keys::generate()),
         z85(&Keys::generate()),
-        crate::fleet::cheap_hash("pw")
+        cheap_phc("pw")
     ));
     let ours = db.store.sql(actix_zap::postgres::DIGEST_SQL);
     let theirs = db.store.sql(

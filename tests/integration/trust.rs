@@ -5,21 +5,9 @@
 
 use crate::common::*;
 use actix_zap::keys::CurvePublicKey;
-use actix_zap::policy::{CurveEntry, CurveSummary, HashedPassword, PolicyError, Removed};
+use actix_zap::policy::{CurveEntry, CurveSummary, PolicyError, Removed};
 use actix_zap::zap::Metadata;
 use actix_zap::{ConfigError, CURVE_ALLOW_ANY};
-
-/// A cheap argon2id hash (64 KiB, one pass): the tests judge who is admitted, not the cost.
-fn hash(password: &str) -> HashedPassword {
-    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-    let params = argon2::Params::new(64, 1, 1, None).unwrap();
-    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let phc = argon
-        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
-        .unwrap()
-        .to_string();
-    HashedPassword::parse(&phc, &Default::default()).unwrap()
-}
 
 fn removed(installed: usize, revoked: usize) -> Removed {
     Removed { installed, revoked }
@@ -164,7 +152,10 @@ fn a_plain_user_added_by_the_handle_logs_in_with_its_password_until_removed() {
     assert_eq!(
         auth.add_plain_users(
             "global",
-            [("alice", hash("alice-pw")), ("bob", hash("bob-pw"))]
+            [
+                ("alice", cheap_hash("alice-pw")),
+                ("bob", cheap_hash("bob-pw"))
+            ]
         )
         .unwrap(),
         2

@@ -285,6 +285,51 @@ pub fn started() -> (zmq::Context, actix_zap::ThreadAuthenticator) {
     (context, auth)
 }
 
+/// An argon2id PHC string of `password` at this cost (KiB, passes).
+pub fn phc_with(password: &str, memory_kib: u32, passes: u32) -> String {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let params = argon2::Params::new(memory_kib, passes, 1, None).unwrap();
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    argon
+        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+        .unwrap()
+        .to_string()
+}
+
+/// [`phc_with`] as a [`HashedPassword`](actix_zap::policy::HashedPassword).
+pub fn hash_with(
+    password: &str,
+    memory_kib: u32,
+    passes: u32,
+) -> actix_zap::policy::HashedPassword {
+    let phc = phc_with(password, memory_kib, passes);
+    actix_zap::policy::HashedPassword::parse(&phc, &Default::default()).unwrap()
+}
+
+/// A PHC string of the least cost the policy takes (64 KiB, one pass), so that debug builds
+/// verify it quickly: most tests judge who is admitted, not the cost.
+pub fn cheap_phc(password: &str) -> String {
+    phc_with(password, 64, 1)
+}
+
+/// [`cheap_phc`] as a [`HashedPassword`](actix_zap::policy::HashedPassword).
+pub fn cheap_hash(password: &str) -> actix_zap::policy::HashedPassword {
+    hash_with(password, 64, 1)
+}
+
+/// [`started`] with `settings`.
+pub fn started_with(
+    settings: actix_zap::Settings,
+) -> (zmq::Context, actix_zap::ThreadAuthenticator) {
+    init_logging();
+    let context = zmq::Context::new();
+    let auth = actix_zap::ThreadAuthenticator::builder()
+        .settings(settings)
+        .start(&context)
+        .expect("authenticator starts");
+    (context, auth)
+}
+
 /// Writes `keys`' public certificate (pyzmq layout) as `dir/name`.
 pub fn write_public(dir: &std::path::Path, name: &str, keys: &Keys) {
     let cert = Certificate {

@@ -230,8 +230,7 @@ fn a_key_written_through_the_library_is_in_force_once_synced_answers() {
     // PLAIN users: a cheap hash (debug builds verify quickly), then a password hashed by the
     // library; empty passwords and usernames are refused.
     let hash =
-        actix_zap::policy::HashedPassword::parse(&super::cheap_hash("pw"), &Default::default())
-            .unwrap();
+        actix_zap::policy::HashedPassword::parse(&cheap_phc("pw"), &Default::default()).unwrap();
     let store = writer.store.clone();
     let user = (writer.runtime)
         .block_on(store.add_user_hash(&mut writer.client, "fleet", "carol", &hash))

@@ -19,6 +19,8 @@
 //! (PostgreSQL at 127.0.0.1:5432, or FLEET_DATABASE). Works in a schema of its own, dropped at
 //! the end. Rows are bulk-loaded with the change-log triggers off (a fixture, not a change).
 
+#[path = "support/store.rs"]
+mod store_support;
 #[path = "support/mod.rs"]
 mod support;
 #[path = "support/xorshift.rs"]
@@ -242,23 +244,9 @@ fn main() {
     let args = args();
     let conninfo = std::env::var("FLEET_DATABASE")
         .unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".into());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| fail(e));
     let store =
         Store::new(&format!("fleet_bench_{}", std::process::id())).unwrap_or_else(|e| fail(e));
-    let mut client = runtime
-        .block_on(async {
-            let (client, connection) =
-                tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await?;
-            tokio::spawn(connection);
-            Ok::<_, tokio_postgres::Error>(client)
-        })
-        .unwrap_or_else(|e| fail(format!("cannot reach PostgreSQL ({e}); set FLEET_DATABASE")));
-    runtime
-        .block_on(store.migrate(&mut client))
-        .unwrap_or_else(|e| fail(e));
+    let (runtime, client) = store_support::connect_migrated(&conninfo, &store);
     let admin = Admin {
         runtime,
         client,

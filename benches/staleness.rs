@@ -25,6 +25,8 @@
 //! (PostgreSQL at 127.0.0.1:5432, or FLEET_DATABASE with FLEET_PG_ADDRESS for the proxy's
 //! upstream). Works in a schema of its own, dropped at the end.
 
+#[path = "support/store.rs"]
+mod store_support;
 #[path = "support/mod.rs"]
 mod support;
 
@@ -182,21 +184,7 @@ struct Admin {
 
 impl Admin {
     fn connect(conninfo: &str, store: Store) -> Admin {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| fail(e));
-        let mut client = runtime
-            .block_on(async {
-                let (client, connection) =
-                    tokio_postgres::connect(conninfo, tokio_postgres::NoTls).await?;
-                tokio::spawn(connection);
-                Ok::<_, tokio_postgres::Error>(client)
-            })
-            .unwrap_or_else(|e| fail(format!("cannot reach PostgreSQL ({e}); set FLEET_DATABASE")));
-        runtime
-            .block_on(store.migrate(&mut client))
-            .unwrap_or_else(|e| fail(e));
+        let (runtime, client) = store_support::connect_migrated(conninfo, &store);
         Admin {
             runtime,
             client,

@@ -130,13 +130,9 @@ pub(crate) struct WatchedSocket {
 impl WatchedSocket {
     /// Registers `socket`'s `ZMQ_FD`. Must run inside a tokio runtime (an actix System).
     pub(crate) fn new(socket: zmq::Socket) -> std::io::Result<Self> {
-        let fd = socket.get_fd().map_err(std::io::Error::from)?;
-        // SAFETY: AsyncFd requires the descriptor to stay open and refer to the same file
-        // for as long as the registration lives. It belongs to `socket`, which is moved into
-        // the same struct, is never handed out mutably or replaced, and is dropped after
-        // `readiness` (field order).
-        let readiness = unsafe { AsyncFd::register_with_interest(ZmqFd(fd), Interest::READABLE) }
-            .map_err(std::io::Error::from)?;
+        // SAFETY: `socket` is moved into the same struct, is never handed out mutably or
+        // replaced, and is dropped after `readiness` (field order).
+        let readiness = unsafe { register(&socket) }?;
         Ok(WatchedSocket { readiness, socket })
     }
 
@@ -152,6 +148,18 @@ impl WatchedSocket {
     ) -> Poll<std::io::Result<AsyncFdReadyGuard<'a, impl AsRawFd>>> {
         self.readiness.poll_read_ready(task)
     }
+}
+
+/// Registers `socket`'s `ZMQ_FD` with the current tokio runtime's reactor, for readability.
+///
+/// # Safety
+/// AsyncFd requires the descriptor to stay open and refer to the same file for as long as the
+/// registration lives: the caller keeps `socket` open, and never replaces it, until the
+/// returned registration is dropped.
+unsafe fn register(socket: &zmq::Socket) -> std::io::Result<AsyncFd<ZmqFd>> {
+    let fd = socket.get_fd().map_err(std::io::Error::from)?;
+    // SAFETY: the caller's promise above.
+    unsafe { AsyncFd::register_with_interest(ZmqFd(fd), Interest::READABLE) }.map_err(Into::into)
 }
 
 /// A zmq socket whose `ZMQ_FD` is registered with the tokio reactor the first time someone
@@ -181,13 +189,9 @@ impl LazyWatched {
     /// something changed.
     pub(crate) async fn edge(&mut self) -> std::io::Result<()> {
         if self.readiness.is_none() {
-            let fd = self.socket.get_fd().map_err(std::io::Error::from)?;
-            // SAFETY: as in `WatchedSocket::new`: the descriptor belongs to `self.socket`,
-            // which lives in the same struct, is never replaced, and is dropped after the
-            // registration (field order).
-            let readiness =
-                unsafe { AsyncFd::register_with_interest(ZmqFd(fd), Interest::READABLE) }?;
-            self.readiness = Some(readiness);
+            // SAFETY: as in `WatchedSocket::new`: `self.socket` lives in the same struct, is
+            // never replaced, and is dropped after the registration (field order).
+            self.readiness = Some(unsafe { register(&self.socket) }?);
         }
         let Some(readiness) = &self.readiness else {
             unreachable!("registered just above");

@@ -414,6 +414,18 @@ impl PolicyActor {
     }
 }
 
+impl PolicyActor {
+    /// The decision for a parsed request, when it arrives and when its turn comes: a
+    /// throttled PLAIN attempt is refused before anything is decided or run (one comparison
+    /// while the throttle's table is empty), else the policy decides.
+    pub(super) fn decide_request(&self, request: &Request<'_>, now: &Now) -> Decision {
+        match self.throttle.check(request, now.instant()) {
+            Some(refusal) => Decision::Reply(refusal.reply(request.request_id)),
+            None => self.policy.decide(request, now),
+        }
+    }
+}
+
 impl Handler<Authenticate> for PolicyActor {
     type Result = ActorResponse<Self, Reply>;
 
@@ -430,15 +442,10 @@ impl Handler<Authenticate> for PolicyActor {
         }
         // Parsed once: the decision, the log and the observers all read this.
         let (decision, facts) = match Request::parse(&frames) {
-            Ok(request) => {
-                // A throttled PLAIN attempt is refused before anything is decided or run
-                // (one comparison while the throttle's table is empty).
-                let decision = match self.throttle.check(&request, now.instant()) {
-                    Some(refusal) => Decision::Reply(refusal.reply(request.request_id)),
-                    None => self.policy.decide(&request, &now),
-                };
-                (decision, RequestFacts::of(request))
-            }
+            Ok(request) => (
+                self.decide_request(&request, &now),
+                RequestFacts::of(request),
+            ),
             Err(error) => (
                 Decision::Reply(Policy::refuse_malformed(&frames, &error)),
                 RequestFacts::unparsed(&frames),

@@ -60,17 +60,22 @@ impl PolicyActor {
             return;
         };
         for ended in board.narrow(narrowed, &self.policy) {
-            log::info!(
-                target: "actix_zap::sessions",
-                "session {} of domain {:?} from {} ended: {}{}",
-                ended.mark.serial,
-                ended.mark.domain,
-                ended.mark.address,
-                ended.reason,
-                if ended.shut_down { ", connection shut down" } else { "" }
-            );
-            self.observers.session_ended(&ended);
+            self.session_ended(&ended);
         }
+    }
+
+    /// Logs a session the board ended and tells the observers.
+    fn session_ended(&mut self, ended: &crate::sessions::EndedSession) {
+        log::info!(
+            target: "actix_zap::sessions",
+            "session {} of domain {:?} from {} ended: {}{}",
+            ended.mark.serial,
+            ended.mark.domain,
+            ended.mark.address,
+            ended.reason,
+            if ended.shut_down { ", connection shut down" } else { "" }
+        );
+        self.observers.session_ended(ended);
     }
 
     /// Looks for the open sessions of expired CURVE keys every [`EXPIRY_SWEEP`] (when this
@@ -93,15 +98,7 @@ impl PolicyActor {
             self.observers.tell_session_ended(&ended);
         }
         for ended in board.expire(&self.policy, SystemTime::now()) {
-            log::info!(
-                target: "actix_zap::sessions",
-                "session {} of domain {:?} from {} ended: {}",
-                ended.mark.serial,
-                ended.mark.domain,
-                ended.mark.address,
-                ended.reason
-            );
-            self.observers.session_ended(&ended);
+            self.session_ended(&ended);
         }
     }
 

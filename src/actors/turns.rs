@@ -80,10 +80,7 @@ impl PolicyActor {
     /// A request decided again from its frames, the throttle first, as when it arrived.
     fn decide_again(&self, frames: &[Vec<u8>], now: &Now) -> Decision {
         match Request::parse(frames) {
-            Ok(request) => match self.throttle.check(&request, now.instant()) {
-                Some(refusal) => Decision::Reply(refusal.reply(request.request_id)),
-                None => self.policy.decide(&request, now),
-            },
+            Ok(request) => self.decide_request(&request, now),
             Err(error) => Decision::Reply(Policy::refuse_malformed(frames, &error)),
         }
     }

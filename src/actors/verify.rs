@@ -7,13 +7,16 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "test-hooks")]
 use actix::prelude::*;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use futures::future::{ready, LocalBoxFuture};
 use log::warn;
 
 use super::pool::{BlockingPool, OnPool};
+#[cfg(feature = "test-hooks")]
 use super::PolicyActor;
+#[cfg(feature = "test-hooks")]
 use crate::messages::error::ConfigError;
 #[cfg(feature = "test-hooks")]
 use crate::messages::BeforeVerificationForTests;

@@ -118,6 +118,14 @@ pub(crate) fn bind(context: &zmq::Context) -> Result<zmq::Socket, StartError> {
 }
 
 impl ZapSocket {
+    /// Counts a reply the socket gives itself (the policy actor counts its own), in `Stats`
+    /// and, with feature `metrics`, as a decision of no domain.
+    fn own_reply(&mut self, mechanism: EventMechanism, status: crate::zap::StatusCode) {
+        self.own_replies.count_reply(mechanism, status);
+        #[cfg(feature = "metrics")]
+        crate::metrics::decision("", mechanism, status);
+    }
+
     /// Wraps a bound socket. Must run inside the actix System that will run the actor.
     pub(crate) fn new(
         socket: zmq::Socket,
@@ -199,9 +207,7 @@ impl ZapSocket {
         // Only while stopping: serving, `drain` reads no request beyond the bound.
         if self.in_flight >= self.max_in_flight {
             let reply = Refusal::TooManyRequests.reply(&request_id);
-            self.own_replies.count_reply(mechanism, reply.status);
-            #[cfg(feature = "metrics")]
-            crate::metrics::decision("", mechanism, reply.status);
+            self.own_reply(mechanism, reply.status);
             // Answered at once, yet it still supersedes an older request of its session.
             if let Some(newest) = self.newest.get_mut(&envelope) {
                 *newest = Newest {
@@ -250,9 +256,7 @@ impl ZapSocket {
                 // Fail closed: no policy, no admission.
                 Err(_) => {
                     let reply = Refusal::PolicyUnavailable.reply(&request_id);
-                    act.own_replies.count_reply(mechanism, reply.status);
-                    #[cfg(feature = "metrics")]
-                    crate::metrics::decision("", mechanism, reply.status);
+                    act.own_reply(mechanism, reply.status);
                     reply
                 }
             };

@@ -298,12 +298,20 @@ impl HandshakeWatch {
     /// The next handshake's end, waiting at most `wait`; `None` when `wait` passes or the
     /// socket closed.
     pub fn next(&self, wait: Duration) -> Option<ServerHandshake> {
-        let deadline = std::time::Instant::now() + wait;
+        self.next_until(std::time::Instant::now() + wait).ok()
+    }
+
+    /// The next handshake's end before `deadline` (events that end none are passed over);
+    /// the error says whether the deadline passed or the socket closed.
+    fn next_until(
+        &self,
+        deadline: std::time::Instant,
+    ) -> Result<ServerHandshake, std::sync::mpsc::RecvTimeoutError> {
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let (event, value) = self.events.recv_timeout(left).ok()?;
+            let (event, value) = self.events.recv_timeout(left)?;
             if let Some(outcome) = server_outcome(event, value) {
-                return Some(ServerHandshake {
+                return Ok(ServerHandshake {
                     outcome,
                     event,
                     value,

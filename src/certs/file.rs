@@ -42,13 +42,6 @@ fn read_certificate(path: &Path) -> Result<Certificate, CertError> {
         .map_err(|e| CertError::file(path, FileError::Certificate(e)))
 }
 
-/// `path` with `_secret` appended, CZMQ's name for the secret half of a certificate.
-fn secret_path_of(path: &Path) -> PathBuf {
-    let mut name = OsString::from(path.as_os_str());
-    name.push("_secret");
-    PathBuf::from(name)
-}
-
 /// Loads a certificate the way CZMQ's `zcert_load` does: `<path>_secret` when it exists (it
 /// holds both keys), else `<path>`.
 ///
@@ -59,7 +52,7 @@ fn secret_path_of(path: &Path) -> PathBuf {
 /// To read exactly one file, never the secret file beside it, use [`load_certificate_file`].
 pub fn load_certificate(path: impl AsRef<Path>) -> Result<Certificate, CertError> {
     let path = path.as_ref();
-    let secret = secret_path_of(path);
+    let secret = secret_file_of(path);
     match read_certificate(&secret) {
         Err(CertError::File {
             cause: FileError::Read(e),
@@ -85,9 +78,20 @@ pub fn load_certificate_file(path: impl AsRef<Path>) -> Result<Certificate, Cert
     read_certificate(path.as_ref())
 }
 
-/// The secret file [`load_certificate`] reads for `path` when it exists: `<path>_secret`.
+/// The secret file [`load_certificate`] reads for `path` when it exists: `<path>_secret`,
+/// CZMQ's name for the secret half of a certificate.
 pub fn secret_file_of(path: impl AsRef<Path>) -> PathBuf {
-    secret_path_of(path.as_ref())
+    let mut name = OsString::from(path.as_ref().as_os_str());
+    name.push("_secret");
+    PathBuf::from(name)
+}
+
+/// Where [`create_certificates`] writes the certificate `name` in `dir`: the public file
+/// `<name>.key` and the secret one `<name>.key_secret` (pyzmq's names).
+pub fn certificate_paths(dir: impl AsRef<Path>, name: &str) -> (PathBuf, PathBuf) {
+    let public = dir.as_ref().join(format!("{name}.key"));
+    let secret = secret_file_of(&public);
+    (public, secret)
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -211,8 +215,7 @@ pub fn create_certificates(
             .create(dir)
             .map_err(|e| CertError::file(dir, FileError::Write(e)))?;
     }
-    let public = dir.join(format!("{name}.key"));
-    let secret = dir.join(format!("{name}.key_secret"));
+    let (public, secret) = certificate_paths(dir, name);
     cert.save(&public, &secret, flavour)?;
     Ok((public, secret))
 }

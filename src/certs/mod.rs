@@ -30,8 +30,8 @@ pub use directory::{
 };
 pub use error::{CertError, CertificateError, FileError};
 pub use file::{
-    create_certificates, load_certificate, load_certificate_file, secret_file_of,
-    MAX_CERTIFICATE_BYTES,
+    certificate_paths, create_certificates, load_certificate, load_certificate_file,
+    secret_file_of, MAX_CERTIFICATE_BYTES,
 };
 pub(crate) use reading::{in_parallel, read_certificate, read_regular, ReadHook, Stamp, Steady};
 pub use store::{CertStore, KeyEntry};

@@ -7,7 +7,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{server_outcome, HandshakeWatch, ServerHandshake};
+use super::{HandshakeWatch, ServerHandshake};
 use crate::client::{protocol_error_name, HandshakeOutcome};
 
 /// The handshakes a server socket ended within one interval, counted per outcome (libzmq's
@@ -139,17 +139,8 @@ impl HandshakeWatch {
         let mut tally = HandshakeTally::default();
         let dropped_before = self.events.dropped();
         let open = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok((event, value)) => {
-                    if let Some(outcome) = server_outcome(event, value) {
-                        tally.record(ServerHandshake {
-                            outcome,
-                            event,
-                            value,
-                        });
-                    }
-                }
+            match self.next_until(deadline) {
+                Ok(handshake) => tally.record(handshake),
                 Err(RecvTimeoutError::Timeout) => break true,
                 Err(RecvTimeoutError::Disconnected) => break false,
             }
@@ -179,6 +170,7 @@ fn log_tally(tally: &HandshakeTally, interval: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::server_outcome;
     use zmq::SocketEvent as E;
 
     fn ended(event: E, value: u32) -> ServerHandshake {

@@ -7,8 +7,8 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use actix_zap::certs::{
-    create_certificates, load_certificate_file, load_directory, secret_file_of, FileError, Flavour,
-    Layout, SkipReason,
+    certificate_paths, create_certificates, load_certificate_file, load_directory, secret_file_of,
+    FileError, Flavour, Layout, SkipReason,
 };
 use clap::Subcommand;
 use walkdir::WalkDir;
@@ -111,9 +111,9 @@ fn new(
     flavour: Flavour,
     force: bool,
 ) -> Result<u8, String> {
-    let existing: Vec<String> = [format!("{name}.key"), format!("{name}.key_secret")]
-        .iter()
-        .map(|file| dir.join(file))
+    let (public, secret) = certificate_paths(dir, name);
+    let existing: Vec<String> = [public, secret]
+        .into_iter()
         .filter(|path| fs::symlink_metadata(path).is_ok())
         .map(|path| path.display().to_string())
         .collect();

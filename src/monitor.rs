@@ -73,11 +73,14 @@ pub fn spawn_queued(
     events: i32,
     queue: usize,
 ) -> zmq::Result<(Events, JoinHandle<()>)> {
-    spawn_with(context, socket, endpoint, events, queue, |reader| {
-        std::thread::Builder::new()
-            .name("zmq-monitor".into())
-            .spawn(reader)
-    })
+    spawn_with(context, socket, endpoint, events, queue, start_reader)
+}
+
+/// Starts a monitor's reading thread.
+fn start_reader(reader: Box<dyn FnOnce() + Send>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("zmq-monitor".into())
+        .spawn(reader)
 }
 
 /// [`spawn`], with the reader's thread started by `start` (tests make it fail).
@@ -90,19 +93,12 @@ fn spawn_with(
     start: impl FnOnce(Box<dyn FnOnce() + Send>) -> std::io::Result<JoinHandle<()>>,
 ) -> zmq::Result<(Events, JoinHandle<()>)> {
     let (queued, events_out) = queue_of(queue);
-    let thread = handle_with(
-        context,
-        socket,
-        endpoint,
-        events,
-        queued.into_handler(),
-        start,
-    )?;
+    let handle = move |event, value| queued.push(event, value);
+    let thread = handle_with(context, socket, endpoint, events, handle, start)?;
     Ok((events_out, thread))
 }
 
 /// The writing side of an [`Events`] queue: never blocks, counts what it drops.
-#[derive(Clone)]
 pub(crate) struct Queued {
     sender: std::sync::mpsc::SyncSender<(u16, u32)>,
     dropped: Arc<AtomicU64>,
@@ -114,10 +110,6 @@ impl Queued {
         if let Err(std::sync::mpsc::TrySendError::Full(_)) = self.sender.try_send((event, value)) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
-    }
-
-    fn into_handler(self) -> impl FnMut(u16, u32) + Send + 'static {
-        move |event, value| self.push(event, value)
     }
 }
 
@@ -142,11 +134,7 @@ pub(crate) fn spawn_handling(
     events: i32,
     handle: impl FnMut(u16, u32) + Send + 'static,
 ) -> zmq::Result<JoinHandle<()>> {
-    handle_with(context, socket, endpoint, events, handle, |reader| {
-        std::thread::Builder::new()
-            .name("zmq-monitor".into())
-            .spawn(reader)
-    })
+    handle_with(context, socket, endpoint, events, handle, start_reader)
 }
 
 fn handle_with(

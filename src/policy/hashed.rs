@@ -470,6 +470,18 @@ impl Policy {
     }
 }
 
+/// A hash of the least cost the limits take (64 KiB, one pass) with a fixed salt, for tests:
+/// they judge who is admitted, not the cost.
+#[cfg(test)]
+pub(crate) fn cheap(password: &str) -> HashedPassword {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let params = Params::new(64, 1, 1, None).unwrap();
+    let argon = Argon2::new(Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let salt = SaltString::from_b64("c2FsdHNhbHRzYWx0").unwrap();
+    let phc = argon.hash_password(password.as_bytes(), &salt).unwrap();
+    HashedPassword::parse(&phc.to_string(), &Argon2Limits::default()).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,15 +499,6 @@ mod tests {
             Decision::Verify(verification) => verification.resolve_blocking(),
             other => panic!("unexpected {other:?}"),
         }
-    }
-
-    fn cheap(password: &str) -> HashedPassword {
-        use argon2::password_hash::{PasswordHasher, SaltString};
-        let params = Params::new(64, 1, 1, None).unwrap();
-        let argon = Argon2::new(Algorithm::Argon2id, argon2::Version::V0x13, params);
-        let salt = SaltString::from_b64("c2FsdHNhbHRzYWx0").unwrap();
-        let phc = argon.hash_password(password.as_bytes(), &salt).unwrap();
-        HashedPassword::parse(&phc.to_string(), &Argon2Limits::default()).unwrap()
     }
 
     fn shaped(password: &str, memory_kib: u32, passes: u32) -> HashedPassword {

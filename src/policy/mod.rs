@@ -58,6 +58,8 @@ pub use decision::{
 };
 pub use deltas::CurveEntry;
 pub use filter::AddressFilter;
+#[cfg(test)]
+pub(crate) use hashed::cheap as cheap_hash;
 pub use hashed::{Argon2Limits, HashError, HashedPassword, HashedTable, Verification};
 pub use inspect::{CurveSummary, OwnerSummary, PolicySnapshot, RevocationSummary};
 pub use ipc::{IpcRule, IpcRules};

@@ -682,15 +682,7 @@ mod time {
 
     const SECOND: Duration = Duration::from_secs(1);
 
-    fn cheap(password: &str) -> HashedPassword {
-        use argon2::password_hash::{PasswordHasher, SaltString};
-        let params = argon2::Params::new(64, 1, 1, None).unwrap();
-        let argon =
-            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-        let salt = SaltString::from_b64("c2FsdHNhbHRzYWx0").unwrap();
-        let phc = argon.hash_password(password.as_bytes(), &salt).unwrap();
-        HashedPassword::parse(&phc.to_string(), &Argon2Limits::default()).unwrap()
-    }
+    use crate::policy::cheap_hash as cheap;
 
     fn reply_at(policy: &Policy, frames: &[Vec<u8>], now: &Now) -> Reply {
         match policy.handle_at(frames, now) {

@@ -135,17 +135,9 @@ impl VerificationCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{Argon2Limits, Decision, HashedPassword, Policy};
+    use crate::policy::{Decision, Policy};
 
-    fn cheap(password: &str) -> HashedPassword {
-        use argon2::password_hash::{PasswordHasher, SaltString};
-        let params = argon2::Params::new(64, 1, 1, None).unwrap();
-        let argon =
-            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-        let salt = SaltString::from_b64("c2FsdHNhbHRzYWx0").unwrap();
-        let phc = argon.hash_password(password.as_bytes(), &salt).unwrap();
-        HashedPassword::parse(&phc.to_string(), &Argon2Limits::default()).unwrap()
-    }
+    use crate::policy::cheap_hash as cheap;
 
     fn verification(policy: &Policy, user: &str, password: &str) -> Verification {
         let frames: [&[u8]; 8] = [

@@ -8,9 +8,11 @@ use super::*;
 use crate::certs::{SkipReason, SkippedFile};
 use crate::client::{Greeting, GreetingUnread};
 use crate::messages::{DecisionEvent, Reloaded, SourceStats, Stats};
+use crate::policy::cheap_hash;
 use crate::policy::{
     Change, CurvePolicy, ListKind, Origin, Owner, PasswordTable, Policy, PolicySnapshot, Scope,
 };
+use crate::zap::RequestBuilder;
 use crate::ReloadError;
 
 /// The libzmq documentation's client public key.
@@ -194,31 +196,8 @@ fn keys_and_address_patterns_deserialize_from_their_text_and_bad_text_is_an_erro
     assert!(serde_json::from_str::<AddressPattern>("7").is_err());
 }
 
-/// A cheap argon2id PHC string (the policy checks its shape, not its cost floor).
-fn cheap_hash(password: &str) -> crate::policy::HashedPassword {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let params = argon2::Params::new(64, 1, 1, None).unwrap();
-    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let salt = SaltString::from_b64("c2FsdHNhbHRzYWx0").unwrap();
-    let phc = argon.hash_password(password.as_bytes(), &salt).unwrap();
-    let limits = crate::policy::Argon2Limits::default();
-    crate::policy::HashedPassword::parse(&phc.to_string(), &limits).unwrap()
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn frames(domain: &str, mechanism: &str, credentials: &[&[u8]]) -> Vec<Vec<u8>> {
-    let head: [&[u8]; 6] = [
-        b"1.0",
-        b"1",
-        domain.as_bytes(),
-        b"127.0.0.1",
-        b"",
-        mechanism.as_bytes(),
-    ];
-    head.iter().chain(credentials).map(|f| f.to_vec()).collect()
 }
 
 /// A policy holding every kind of secret — clear and hashed passwords (so PHC strings),
@@ -287,10 +266,18 @@ fn nothing_secret_is_serialized_from_a_policy_that_holds_every_kind_of_secret() 
     };
     let token = mark.encode();
     let requests = [
-        frames("clear", "PLAIN", &[b"alice", clear.as_bytes()]),
-        frames("clear", "PLAIN", &[b"alice", guess.as_bytes()]),
-        frames("hashed", "PLAIN", &[b"bob", hashed.as_bytes()]),
-        frames("curve", "CURVE", &[client.public_key.as_bytes()]),
+        RequestBuilder::plain("alice", clear)
+            .domain("clear")
+            .frames(),
+        RequestBuilder::plain("alice", guess)
+            .domain("clear")
+            .frames(),
+        RequestBuilder::plain("bob", hashed)
+            .domain("hashed")
+            .frames(),
+        RequestBuilder::curve(client.public_key)
+            .domain("curve")
+            .frames(),
     ];
     let mut tag = None;
     for request in &requests {

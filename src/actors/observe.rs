@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::keys::CurvePublicKey;
 use crate::messages::{DecisionEvent, EventMechanism, Stats, Subscriber, SubscriptionId};
 use crate::policy::Attempt;
+use crate::zap::mark::MarkMechanism;
 use crate::zap::{Mechanism, Reply, Request};
 
 /// What the decision log and the observers say about a request, read from it once when it
@@ -21,11 +22,10 @@ pub(crate) struct RequestFacts<'a> {
     /// The peer address; empty when the frames did not parse.
     pub(crate) address: Cow<'a, str>,
     pub(crate) mechanism: EventMechanism,
-    /// What the client presented to be known by (never a password).
+    /// What the client presented to be known by (never a password): what the log and the
+    /// events name, what the throttle counts a PLAIN reply by (with the address), and the
+    /// name an admission's session mark carries — without parsing the frames again.
     pub(crate) client: Presented<'a>,
-    /// A PLAIN request's username (empty for other mechanisms): with the address, what the
-    /// throttle counts a reply by, without parsing the frames again.
-    pub(crate) username: Cow<'a, [u8]>,
 }
 
 /// What a client presented to be known by: the key or username an operator trusts or looks
@@ -34,9 +34,11 @@ pub(crate) struct RequestFacts<'a> {
 pub(crate) enum Presented<'a> {
     /// A CURVE client's long-term public key.
     Key(CurvePublicKey),
-    /// A PLAIN client's username (bytes that are not UTF-8 replaced).
-    Username(Cow<'a, str>),
-    /// Nothing to name (NULL, GSSAPI, other mechanisms, requests that did not parse).
+    /// A PLAIN client's username, as sent (shown with bytes that are not UTF-8 replaced).
+    Username(Cow<'a, [u8]>),
+    /// A GSSAPI client's principal, as sent (not shown: as before, the log names none).
+    Principal(Cow<'a, [u8]>),
+    /// Nothing to name (NULL, other mechanisms, requests that did not parse).
     Nothing,
 }
 
@@ -44,9 +46,8 @@ impl<'a> Presented<'a> {
     fn of(mechanism: &Mechanism<'a>) -> Self {
         match mechanism {
             Mechanism::Curve { public_key } => Presented::Key(*public_key),
-            Mechanism::Plain { username, .. } => {
-                Presented::Username(String::from_utf8_lossy(username))
-            }
+            Mechanism::Plain { username, .. } => Presented::Username(Cow::Borrowed(username)),
+            Mechanism::Gssapi { principal } => Presented::Principal(Cow::Borrowed(principal)),
             _ => Presented::Nothing,
         }
     }
@@ -55,6 +56,7 @@ impl<'a> Presented<'a> {
         match self {
             Presented::Key(key) => Presented::Key(key),
             Presented::Username(name) => Presented::Username(Cow::Owned(name.into_owned())),
+            Presented::Principal(name) => Presented::Principal(Cow::Owned(name.into_owned())),
             Presented::Nothing => Presented::Nothing,
         }
     }
@@ -67,8 +69,8 @@ impl std::fmt::Display for Presented<'_> {
         match self {
             // Z85 has no quote, backslash or blank: nothing to escape.
             Presented::Key(key) => write!(f, " client_key={key}"),
-            Presented::Username(name) => write!(f, " username={name:?}"),
-            Presented::Nothing => Ok(()),
+            Presented::Username(name) => write!(f, " username={:?}", String::from_utf8_lossy(name)),
+            Presented::Principal(_) | Presented::Nothing => Ok(()),
         }
     }
 }
@@ -76,17 +78,30 @@ impl std::fmt::Display for Presented<'_> {
 impl<'a> RequestFacts<'a> {
     /// The facts of a parsed request (still borrowing its frames).
     pub(crate) fn of(request: Request<'a>) -> Self {
-        let username = match request.mechanism {
-            Mechanism::Plain { username, .. } => username,
-            _ => &[],
-        };
         RequestFacts {
             mechanism: EventMechanism::from(&request.mechanism),
             client: Presented::of(&request.mechanism),
             domain: request.domain,
             address: request.address,
-            username: Cow::Borrowed(username),
         }
+    }
+
+    /// The mechanism and name a session mark records for an admission of this request:
+    /// NULL with no name, or the key, username or principal the client presented.
+    pub(crate) fn admission(&self) -> Option<(MarkMechanism, Vec<u8>)> {
+        Some(match (self.mechanism, &self.client) {
+            (EventMechanism::Null, _) => (MarkMechanism::Null, Vec::new()),
+            (EventMechanism::Plain, Presented::Username(name)) => {
+                (MarkMechanism::Plain, name.to_vec())
+            }
+            (EventMechanism::Curve, Presented::Key(key)) => {
+                (MarkMechanism::Curve, key.as_bytes().to_vec())
+            }
+            (EventMechanism::Gssapi, Presented::Principal(name)) => {
+                (MarkMechanism::Gssapi, name.to_vec())
+            }
+            _ => return None,
+        })
     }
 
     /// What the throttle counts a reply to this request by.
@@ -94,7 +109,10 @@ impl<'a> RequestFacts<'a> {
         match self.mechanism {
             EventMechanism::Plain => Attempt::Plain {
                 address: &self.address,
-                username: &self.username,
+                username: match &self.client {
+                    Presented::Username(name) => name,
+                    _ => &[],
+                },
             },
             EventMechanism::Curve => Attempt::Curve {
                 address: &self.address,
@@ -110,7 +128,6 @@ impl<'a> RequestFacts<'a> {
             address: Cow::Borrowed(""),
             mechanism: EventMechanism::of_frames(frames),
             client: Presented::Nothing,
-            username: Cow::Borrowed(&[]),
         }
     }
 
@@ -121,7 +138,6 @@ impl<'a> RequestFacts<'a> {
             address: Cow::Owned(self.address.into_owned()),
             mechanism: self.mechanism,
             client: self.client.into_owned(),
-            username: Cow::Owned(self.username.into_owned()),
         }
     }
 }
@@ -213,7 +229,7 @@ impl Observers {
                 _ => None,
             },
             username: match &facts.client {
-                Presented::Username(name) => Some(name.clone().into_owned()),
+                Presented::Username(name) => Some(String::from_utf8_lossy(name).into_owned()),
                 _ => None,
             },
             status: reply.status,

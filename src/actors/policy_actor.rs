@@ -208,8 +208,8 @@ impl PolicyActor {
     pub(super) fn route(&mut self, decision: Decision, carried: Carried<'_>, now: &Now) -> Routed {
         match decision {
             Decision::Reply(mut reply) => {
-                self.mark(carried.frames(), &mut reply);
                 let (facts, received) = carried.facts();
+                self.mark(facts, &mut reply);
                 self.decided(facts, &reply, received);
                 self.count(&carried, &reply, now);
                 if let Carried::Waiting(Pending {

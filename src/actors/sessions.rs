@@ -11,40 +11,39 @@ use super::policy_actor::PolicyActor;
 /// How often the open sessions of expired CURVE keys are looked for: a session outlives its
 /// key's expiry by at most this (its handshakes are refused from the expiry on).
 const EXPIRY_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
-use crate::policy::{admission_of, Grant, Narrowing};
+use super::observe::RequestFacts;
+use crate::policy::{Grant, Narrowing};
 use crate::sessions::next_serial;
 use crate::zap::mark::SessionMark;
-use crate::zap::{Reply, Request, StatusCode};
+use crate::zap::{Reply, StatusCode};
 
 impl PolicyActor {
-    /// Puts the session mark into an admission's reply (a refusal is left as it is).
-    pub(super) fn mark(&self, frames: &[Vec<u8>], reply: &mut Reply) {
+    /// Puts the session mark into an admission's reply (a refusal is left as it is), from the
+    /// facts read when the request arrived.
+    pub(super) fn mark(&self, facts: &RequestFacts<'_>, reply: &mut Reply) {
         let Some(board) = &self.board else {
             return;
         };
         if reply.status != StatusCode::Ok {
             return;
         }
-        let Ok(request) = Request::parse(frames) else {
-            return;
-        };
-        let Some((mechanism, name)) = admission_of(&request) else {
+        let Some((mechanism, name)) = facts.admission() else {
             return;
         };
         // A 200 of this policy always has a grant; were there none, a fingerprint that matches
         // nothing makes the session end at the first narrowing of its scope.
         let grant = (self.policy)
-            .grant(&request.domain, mechanism, &name)
+            .grant(&facts.domain, mechanism, &name)
             .unwrap_or(Grant {
                 fingerprint: [0; 16],
                 flags: 0,
             });
         let mark = SessionMark {
             serial: next_serial(),
-            domain: request.domain.into_owned(),
+            domain: facts.domain.clone().into_owned(),
             mechanism,
             name,
-            address: request.address.into_owned(),
+            address: facts.address.clone().into_owned(),
             admitted_at: SystemTime::now(),
             generation: board.generation(),
             flags: grant.flags,

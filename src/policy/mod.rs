@@ -67,7 +67,7 @@ pub use now::{deadline, Now};
 pub use peer::{IpcPeer, Peer, Zone};
 pub use plain::{PasswordCheck, PasswordTable, PlainTable};
 pub use refusal::Refusal;
-pub use sessions::{admission_of, covers, Grant};
+pub use sessions::{covers, Grant};
 pub use throttle::{
     Attempt, Source, Start, Throttle, ThrottleLimits, Ticket, Waiter, Work, PAIRS_PER_ADDRESS,
 };

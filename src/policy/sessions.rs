@@ -18,7 +18,6 @@ use super::{for_domain, CurvePolicy, GssapiPolicy, MechanismKind, Narrowing, Pla
 use super::{AddressVerdict, Policy, Scope};
 use crate::keys::CurvePublicKey;
 use crate::zap::mark::{keyed_tag, MarkMechanism, SessionMark, FROM_PROVIDER, MAPPED_USER_ID};
-use crate::zap::{Mechanism, Request};
 
 /// What an admission rests on: its fingerprint and flags, as a mark carries them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,17 +33,6 @@ fn grant(credential: &[u8], user_id: &[u8], metadata: &[u8], flags: u8) -> Grant
         fingerprint: keyed_tag("grant", [credential, user_id, metadata]),
         flags,
     }
-}
-
-/// The mechanism and name (key, username, principal) a request asked to be admitted with.
-pub fn admission_of(request: &Request<'_>) -> Option<(MarkMechanism, Vec<u8>)> {
-    Some(match &request.mechanism {
-        Mechanism::Null => (MarkMechanism::Null, Vec::new()),
-        Mechanism::Plain { username, .. } => (MarkMechanism::Plain, username.to_vec()),
-        Mechanism::Curve { public_key } => (MarkMechanism::Curve, public_key.as_bytes().to_vec()),
-        Mechanism::Gssapi { principal } => (MarkMechanism::Gssapi, principal.to_vec()),
-        Mechanism::Unknown { .. } => return None,
-    })
 }
 
 fn kind(mechanism: MarkMechanism) -> Option<MechanismKind> {

@@ -333,17 +333,24 @@ impl Policy {
         Refusal::from(error).reply(request_id)
     }
 
+    /// Why the global rules, then `domain`'s rules, refuse the peer's `address`, if they do:
+    /// what a decision answers first, and what a session is judged by again.
+    pub(super) fn address_refusal(&self, domain: &str, address: &str) -> Option<Refusal> {
+        if let AddressVerdict::Refused(refusal) = self.addresses.check(address) {
+            return Some(refusal);
+        }
+        match self.domain_addresses.get(domain)?.check(address) {
+            AddressVerdict::Refused(refusal) => Some(refusal),
+            _ => None,
+        }
+    }
+
     /// Decides on a parsed request at `now`.
     pub fn decide(&self, request: &Request<'_>, now: &Now) -> Decision {
         let id = request.request_id;
         let domain: &str = &request.domain;
-        if let AddressVerdict::Refused(refusal) = self.addresses.check(&request.address) {
+        if let Some(refusal) = self.address_refusal(domain, &request.address) {
             return Decision::Reply(refusal.reply(id));
-        }
-        if let Some(rules) = self.domain_addresses.get(domain) {
-            if let AddressVerdict::Refused(refusal) = rules.check(&request.address) {
-                return Decision::Reply(refusal.reply(id));
-            }
         }
         let reply = match &request.mechanism {
             Mechanism::Null => Reply::ok(id, ANONYMOUS, Metadata::empty()),

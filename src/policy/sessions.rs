@@ -15,7 +15,7 @@
 //! [`Trust`]: super::Trust
 
 use super::{for_domain, CurvePolicy, GssapiPolicy, MechanismKind, Narrowing, PlainTable};
-use super::{AddressVerdict, Policy, Scope};
+use super::{Policy, Scope};
 use crate::keys::CurvePublicKey;
 use crate::zap::mark::{keyed_tag, MarkMechanism, SessionMark, FROM_PROVIDER, MAPPED_USER_ID};
 
@@ -121,13 +121,7 @@ impl Policy {
 
     /// Whether the peer's address passes the global rules and `domain`'s rules.
     pub fn admits_address(&self, domain: &str, address: &str) -> bool {
-        if let AddressVerdict::Refused(_) = self.addresses.check(address) {
-            return false;
-        }
-        match self.domain_addresses.get(domain) {
-            Some(rules) => !matches!(rules.check(address), AddressVerdict::Refused(_)),
-            None => true,
-        }
+        self.address_refusal(domain, address).is_none()
     }
 
     /// Whether the session `mark` describes is still admitted after `narrowing` (which must

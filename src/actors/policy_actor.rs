@@ -491,7 +491,7 @@ impl Handler<GetStats> for PolicyActor {
 
     fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
         let mut stats = self.observers.stats();
-        stats.sessions_bound = self.sessions_bound().values().sum();
+        stats.sessions_bound = self.board.as_ref().map_or(0, |board| board.bound_count());
         if let Some(board) = &self.board {
             stats.sessions_ended += board.ended_at_first_message();
         }

@@ -105,7 +105,7 @@ impl PolicyActor {
     pub(super) fn sessions_bound(&self) -> BTreeMap<String, usize> {
         self.board
             .as_ref()
-            .map(|board| board.bound_per_domain().into_iter().collect())
+            .map(|board| board.bound_per_domain())
             .unwrap_or_default()
     }
 }

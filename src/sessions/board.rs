@@ -15,7 +15,7 @@
 //! A board belongs to a context, not to an authenticator: it outlives a `stop()`/`start()`, so
 //! a restarted authenticator keeps judging the sessions bound before.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::os::unix::io::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -294,14 +294,17 @@ impl Board {
     }
 
     /// Sessions bound, per domain (for inspection).
-    pub(crate) fn bound_per_domain(&self) -> Vec<(String, usize)> {
-        let mut counts: HashMap<String, usize> = HashMap::new();
+    pub(crate) fn bound_per_domain(&self) -> BTreeMap<String, usize> {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for bound in self.tracker().bound.values().filter(|b| !b.gone) {
             *counts.entry(bound.mark.domain.clone()).or_default() += 1;
         }
-        let mut counts: Vec<_> = counts.into_iter().collect();
-        counts.sort();
         counts
+    }
+
+    /// Sessions bound, over all domains (for the stats).
+    pub(crate) fn bound_count(&self) -> usize {
+        self.tracker().bound.values().filter(|b| !b.gone).count()
     }
 
     /// The policy narrowed (`narrowed`, now `policy`): the bound sessions it covers are judged

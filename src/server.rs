@@ -171,8 +171,7 @@ impl ServerSocket {
     /// Sets the options on an existing socket that is not bound yet.
     pub fn apply(&self, socket: &mut zmq::Socket) -> Result<(), ServerSocketError> {
         check_server_domain(&self.domain)?;
-        check_mechanism(&self.mechanism, zmq::has("curve"))?;
-        check_gssapi(&self.mechanism, zmq::has("gssapi"))?;
+        check_mechanism(&self.mechanism, zmq::has)?;
         socket.set_zap_domain(&self.domain)?;
         match &self.mechanism {
             ServerMechanism::Null => {}
@@ -357,27 +356,15 @@ fn check_server_domain(domain: &str) -> Result<(), ServerSocketError> {
     check_domain(domain).map_err(|_| ServerSocketError::DomainTooLong(domain.len()))
 }
 
-/// A CURVE server needs a libzmq that can do CURVE (`has_curve` is `zmq::has("curve")`).
+/// A CURVE or GSSAPI server needs a libzmq built with that mechanism: `has` answers
+/// `zmq::has(name)` ("curve", "gssapi").
 fn check_mechanism(
     mechanism: &ServerMechanism,
-    has_curve: Option<bool>,
-) -> Result<(), ServerSocketError> {
-    match (mechanism, has_curve) {
-        (ServerMechanism::Curve(_), Some(true))
-        | (ServerMechanism::Null | ServerMechanism::Plain | ServerMechanism::Gssapi { .. }, _) => {
-            Ok(())
-        }
-        (ServerMechanism::Curve(_), _) => Err(NoCurveSupport.into()),
-    }
-}
-
-/// A GSSAPI server needs a libzmq built with GSSAPI (`has_gssapi` is `zmq::has("gssapi")`).
-fn check_gssapi(
-    mechanism: &ServerMechanism,
-    has_gssapi: Option<bool>,
+    has: impl Fn(&str) -> Option<bool>,
 ) -> Result<(), ServerSocketError> {
     match mechanism {
-        ServerMechanism::Gssapi { .. } if has_gssapi != Some(true) => {
+        ServerMechanism::Curve(_) if has("curve") != Some(true) => Err(NoCurveSupport.into()),
+        ServerMechanism::Gssapi { .. } if has("gssapi") != Some(true) => {
             Err(ServerSocketError::NoGssapiSupport)
         }
         _ => Ok(()),
@@ -431,26 +418,26 @@ mod tests {
     #[test]
     fn a_curve_server_needs_curve_support_and_says_how_to_fix_it() {
         let curve = ServerMechanism::Curve(CurveSecretKey::from_bytes([1; 32]));
-        assert!(check_mechanism(&curve, Some(true)).is_ok());
+        assert!(check_mechanism(&curve, |_| Some(true)).is_ok());
         for missing in [Some(false), None] {
-            let error = check_mechanism(&curve, missing).unwrap_err();
+            let error = check_mechanism(&curve, |_| missing).unwrap_err();
             assert!(error.to_string().contains("libzmq3-dev"), "{error}");
         }
-        assert!(check_mechanism(&ServerMechanism::Plain, Some(false)).is_ok());
+        assert!(check_mechanism(&ServerMechanism::Plain, |_| Some(false)).is_ok());
     }
 
     #[test]
     fn a_gssapi_server_needs_gssapi_support() {
         let gssapi = ServerMechanism::Gssapi { principal: None };
-        assert!(check_gssapi(&gssapi, Some(true)).is_ok());
+        assert!(check_mechanism(&gssapi, |_| Some(true)).is_ok());
         for missing in [Some(false), None] {
-            let error = check_gssapi(&gssapi, missing).unwrap_err();
+            let error = check_mechanism(&gssapi, |_| missing).unwrap_err();
             assert!(
                 matches!(error, ServerSocketError::NoGssapiSupport),
                 "{error}"
             );
         }
-        assert!(check_gssapi(&ServerMechanism::Plain, None).is_ok());
+        assert!(check_mechanism(&ServerMechanism::Plain, |_| None).is_ok());
     }
 
     #[test]

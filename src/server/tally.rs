@@ -48,22 +48,27 @@ impl HandshakeTally {
     /// One line per outcome, for a log: `34 handshake(s) in 5s: protocol error 0x11000001
     /// (ZMTP_CRYPTOGRAPHIC): …`, and one for the events dropped, if any.
     pub fn lines(&self, interval: Duration) -> Vec<String> {
-        let mut lines: Vec<String> = self
-            .outcomes()
-            .map(|(handshake, count)| {
-                format!(
-                    "{count} handshake(s) in {interval:?}: {}",
-                    in_words(handshake)
-                )
-            })
-            .collect();
-        if self.dropped > 0 {
-            lines.push(format!(
+        self.entries(interval).map(|(_, line)| line).collect()
+    }
+
+    /// [`lines`](Self::lines), each with whether it tells admissions (logged as information;
+    /// every other line, dropped events included, as a warning).
+    fn entries(&self, interval: Duration) -> impl Iterator<Item = (bool, String)> + '_ {
+        let outcomes = self.outcomes().map(move |(handshake, count)| {
+            let line = format!(
+                "{count} handshake(s) in {interval:?}: {}",
+                in_words(handshake)
+            );
+            (handshake.outcome == HandshakeOutcome::Admitted, line)
+        });
+        let dropped = (self.dropped > 0).then(|| {
+            let line = format!(
                 "{} handshake event(s) in {interval:?} dropped unread (the watch's queue was full)",
                 self.dropped
-            ));
-        }
-        lines
+            );
+            (false, line)
+        });
+        outcomes.chain(dropped)
     }
 }
 
@@ -153,12 +158,7 @@ impl HandshakeWatch {
 /// Logs one interval's tally, one line per outcome.
 fn log_tally(tally: &HandshakeTally, interval: Duration) {
     const TARGET: &str = "actix_zap::HandshakeWatch";
-    let admitted = tally
-        .counts
-        .iter()
-        .map(|(handshake, _)| handshake.outcome == HandshakeOutcome::Admitted);
-    // The line for dropped events, last, has no outcome: a warning.
-    for (line, admitted) in tally.lines(interval).iter().zip(admitted.chain([false])) {
+    for (admitted, line) in tally.entries(interval) {
         if admitted {
             log::info!(target: TARGET, "{line}");
         } else {
